@@ -1,0 +1,326 @@
+/*  trove_cfg - cluster configuration. */
+#include "trove_cfg.h"
+#include "trove_hash.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SHARDS 256
+#define MAX_INGESTORS 64
+#define MAX_SOURCES 256
+
+typedef struct {
+    char *name;                //  section name, e.g. "s0"
+    char *events;              //  endpoint the shard binds for ingestor batches
+    char *query;               //  endpoint the shard binds for queries
+    char *data;                //  LMDB directory
+} s_shard_t;
+
+struct _trove_cfg_t {
+    zconfig_t *root;           //  parsed file
+    trove_limits_t limits;     //  event limits
+    uint32_t partitions;       //  fixed partition count
+    uint16_t *owner;           //  shard index of each partition
+    s_shard_t shards [MAX_SHARDS];
+    size_t nshards;            //  number of shards
+    char *ingestor_names [MAX_INGESTORS];
+    char *ingestor_eps [MAX_INGESTORS];
+    size_t ningestors;         //  number of ingestors
+    char *sources [MAX_SOURCES];
+    size_t nsources;           //  number of declared sources
+    size_t map_size;           //  LMDB map size in bytes
+    bool sync;                 //  fsync every commit
+};
+
+static char *
+s_errorf (const char *fmt, ...)
+{
+    char buf [512];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (buf, sizeof buf, fmt, args);
+    va_end (args);
+    return strdup (buf);
+}
+
+static int
+s_parse_u64 (const char *text, uint64_t min, uint64_t max, uint64_t *out)
+{
+    if (!text || !*text)
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull (text, &end, 10);
+    if (errno || *end || v < min || v > max || *text == '-')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+//  "0-127,200,300-301" -> marks owner[p] = shard. Returns -1 on syntax error,
+//  out-of-range or double assignment (message in err).
+static int
+s_assign_partitions (trove_cfg_t *self, const char *spec, size_t shard, char **err)
+{
+    const char *p = spec;
+    while (*p) {
+        char *end;
+        errno = 0;
+        unsigned long lo = strtoul (p, &end, 10), hi = lo;
+        if (end == p || errno)
+            goto bad;
+        p = end;
+        if (*p == '-') {
+            p++;
+            hi = strtoul (p, &end, 10);
+            if (end == p || errno)
+                goto bad;
+            p = end;
+        }
+        if (hi < lo || hi >= self->partitions) {
+            *err = s_errorf ("scorer %s: partitions '%s' outside 0-%u", self->shards [shard].name,
+                             spec, self->partitions - 1);
+            return -1;
+        }
+        for (unsigned long i = lo; i <= hi; i++) {
+            if (self->owner [i] != UINT16_MAX) {
+                *err = s_errorf ("partition %lu is given to both scorer %s and scorer %s", i,
+                                 self->shards [self->owner [i]].name, self->shards [shard].name);
+                return -1;
+            }
+            self->owner [i] = (uint16_t) shard;
+        }
+        if (*p == ',')
+            p++;
+        else
+        if (*p)
+            goto bad;
+    }
+    return 0;
+bad:
+    *err = s_errorf ("scorer %s: bad partitions '%s' (want e.g. 0-127,200)", self->shards [shard].name, spec);
+    return -1;
+}
+
+static const char *
+s_need (zconfig_t *node, const char *key, const char *section, char **err)
+{
+    char *value = zconfig_get (node, key, NULL);
+    if (!value || !*value) {
+        if (!*err)
+            *err = s_errorf ("%s: missing '%s'", section, key);
+        return NULL;
+    }
+    return value;
+}
+
+trove_cfg_t *
+trove_cfg_load (const char *path, char **err_p)
+{
+    char *err = NULL;
+    trove_cfg_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        err = s_errorf ("out of memory");
+        goto fail;
+    }
+    FILE *probe = fopen (path, "r");
+    if (!probe) {
+        err = s_errorf ("cannot read config %s: %s", path, strerror (errno));
+        goto fail;
+    }
+    fclose (probe);
+    self->root = zconfig_load (path);
+    if (!self->root) {
+        err = s_errorf ("config %s is not valid ZPL (see etc/trove.cfg)", path);
+        goto fail;
+    }
+    self->limits = (trove_limits_t) {
+        .max_source = 64, .max_id = 128, .max_user = 128, .max_type = 64,
+        .max_attrs = 32, .max_attr_key = 64, .max_attr_value = 256,
+        .max_batch = 1000, .max_frame = 1024 * 1024,
+        .max_past_ms = 366LL * 86400 * 1000, .max_future_ms = 5 * 60 * 1000,
+    };
+    struct { const char *key; uint64_t min, max; void *field; bool is_ms; } knobs [] = {
+        {"limits/max_batch", 1, 100000, &self->limits.max_batch, false},
+        {"limits/max_frame", 4096, 64 * 1024 * 1024, &self->limits.max_frame, false},
+        {"limits/max_attrs", 0, 1024, &self->limits.max_attrs, false},
+        {"limits/max_past_s", 0, 100ULL * 366 * 86400, &self->limits.max_past_ms, true},
+        {"limits/max_future_s", 0, 366ULL * 86400, &self->limits.max_future_ms, true},
+    };
+    for (size_t i = 0; i < sizeof knobs / sizeof knobs [0]; i++) {
+        char *text = zconfig_get (self->root, knobs [i].key, NULL);
+        if (!text)
+            continue;
+        uint64_t v;
+        if (s_parse_u64 (text, knobs [i].min, knobs [i].max, &v)) {
+            err = s_errorf ("%s = '%s': want an integer in %llu..%llu", knobs [i].key, text,
+                            (unsigned long long) knobs [i].min, (unsigned long long) knobs [i].max);
+            goto fail;
+        }
+        if (knobs [i].is_ms)
+            *(int64_t *) knobs [i].field = (int64_t) v * 1000;
+        else
+            *(size_t *) knobs [i].field = (size_t) v;
+    }
+    uint64_t v;
+    if (s_parse_u64 (zconfig_get (self->root, "trove/partitions", "256"), 1, 65535, &v)) {
+        err = s_errorf ("trove/partitions: want an integer in 1..65535");
+        goto fail;
+    }
+    self->partitions = (uint32_t) v;
+    if (s_parse_u64 (zconfig_get (self->root, "trove/map_size_mb", "4096"), 1, 1 << 24, &v)) {
+        err = s_errorf ("trove/map_size_mb: want an integer in 1..16777216");
+        goto fail;
+    }
+    self->map_size = (size_t) v * 1024 * 1024;
+    const char *sync = zconfig_get (self->root, "trove/sync", "full");
+    if (strcmp (sync, "full") && strcmp (sync, "none")) {
+        err = s_errorf ("trove/sync = '%s': want full or none", sync);
+        goto fail;
+    }
+    self->sync = strcmp (sync, "full") == 0;
+
+    self->owner = malloc (self->partitions * sizeof *self->owner);
+    if (!self->owner) {
+        err = s_errorf ("out of memory");
+        goto fail;
+    }
+    memset (self->owner, 0xff, self->partitions * sizeof *self->owner);
+    zconfig_t *scorers = zconfig_locate (self->root, "scorer");
+    for (zconfig_t *s = scorers ? zconfig_child (scorers) : NULL; s; s = zconfig_next (s)) {
+        if (self->nshards == MAX_SHARDS) {
+            err = s_errorf ("more than %d scorers", MAX_SHARDS);
+            goto fail;
+        }
+        s_shard_t *shard = &self->shards [self->nshards];
+        char section [128];
+        snprintf (section, sizeof section, "scorer/%s", zconfig_name (s));
+        shard->name = zconfig_name (s);
+        shard->events = (char *) s_need (s, "events", section, &err);
+        shard->query = (char *) s_need (s, "query", section, &err);
+        shard->data = (char *) s_need (s, "data", section, &err);
+        const char *parts = s_need (s, "partitions", section, &err);
+        if (err)
+            goto fail;
+        if (s_assign_partitions (self, parts, self->nshards, &err))
+            goto fail;
+        self->nshards++;
+    }
+    if (self->nshards == 0) {
+        err = s_errorf ("no scorer shards configured (section 'scorer')");
+        goto fail;
+    }
+    for (uint32_t p = 0; p < self->partitions; p++)
+        if (self->owner [p] == UINT16_MAX) {
+            err = s_errorf ("partition %u belongs to no scorer: the shard map must cover 0-%u",
+                            p, self->partitions - 1);
+            goto fail;
+        }
+    zconfig_t *ingestors = zconfig_locate (self->root, "ingestor");
+    for (zconfig_t *s = ingestors ? zconfig_child (ingestors) : NULL; s; s = zconfig_next (s)) {
+        if (self->ningestors == MAX_INGESTORS) {
+            err = s_errorf ("more than %d ingestors", MAX_INGESTORS);
+            goto fail;
+        }
+        char section [128];
+        snprintf (section, sizeof section, "ingestor/%s", zconfig_name (s));
+        self->ingestor_names [self->ningestors] = zconfig_name (s);
+        self->ingestor_eps [self->ningestors] = (char *) s_need (s, "endpoint", section, &err);
+        if (err)
+            goto fail;
+        self->ningestors++;
+    }
+    zconfig_t *sources = zconfig_locate (self->root, "sources");
+    for (zconfig_t *s = sources ? zconfig_child (sources) : NULL; s; s = zconfig_next (s)) {
+        if (self->nsources == MAX_SOURCES) {
+            err = s_errorf ("more than %d sources", MAX_SOURCES);
+            goto fail;
+        }
+        self->sources [self->nsources++] = zconfig_name (s);
+    }
+    if (!s_need (self->root, "broker/pub", "broker", &err) || !s_need (self->root, "broker/sub", "broker", &err)
+    ||  !s_need (self->root, "broker/control", "broker", &err))
+        goto fail;
+    return self;
+fail:
+    trove_cfg_destroy (&self);
+    if (err_p)
+        *err_p = err;
+    else
+        free (err);
+    return NULL;
+}
+
+void
+trove_cfg_destroy (trove_cfg_t **self_p)
+{
+    assert (self_p);
+    trove_cfg_t *self = *self_p;
+    if (self) {
+        zconfig_destroy (&self->root);
+        free (self->owner);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+const trove_limits_t *trove_cfg_limits (const trove_cfg_t *self) { return &self->limits; }
+uint32_t trove_cfg_partitions (const trove_cfg_t *self) { return self->partitions; }
+size_t trove_cfg_shards (const trove_cfg_t *self) { return self->nshards; }
+size_t trove_cfg_map_size (const trove_cfg_t *self) { return self->map_size; }
+bool trove_cfg_sync (const trove_cfg_t *self) { return self->sync; }
+
+size_t
+trove_cfg_shard_of (const trove_cfg_t *self, uint32_t partition)
+{
+    assert (partition < self->partitions);
+    return self->owner [partition];
+}
+
+size_t
+trove_cfg_shard_of_user (const trove_cfg_t *self, const char *user)
+{
+    return self->owner [trove_hash_partition (user, strlen (user), self->partitions)];
+}
+
+const char *trove_cfg_shard_name (const trove_cfg_t *self, size_t i) { assert (i < self->nshards); return self->shards [i].name; }
+const char *trove_cfg_shard_events (const trove_cfg_t *self, size_t i) { assert (i < self->nshards); return self->shards [i].events; }
+const char *trove_cfg_shard_query (const trove_cfg_t *self, size_t i) { assert (i < self->nshards); return self->shards [i].query; }
+const char *trove_cfg_shard_data (const trove_cfg_t *self, size_t i) { assert (i < self->nshards); return self->shards [i].data; }
+size_t trove_cfg_ingestors (const trove_cfg_t *self) { return self->ningestors; }
+const char *trove_cfg_ingestor_name (const trove_cfg_t *self, size_t i) { assert (i < self->ningestors); return self->ingestor_names [i]; }
+const char *trove_cfg_ingestor_endpoint (const trove_cfg_t *self, size_t i) { assert (i < self->ningestors); return self->ingestor_eps [i]; }
+
+int
+trove_cfg_ingestor_find (const trove_cfg_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->ningestors; i++)
+        if (strcmp (self->ingestor_names [i], name) == 0)
+            return (int) i;
+    return -1;
+}
+
+const char *trove_cfg_broker_pub (const trove_cfg_t *self) { return zconfig_get (self->root, "broker/pub", NULL); }
+const char *trove_cfg_broker_sub (const trove_cfg_t *self) { return zconfig_get (self->root, "broker/sub", NULL); }
+const char *trove_cfg_broker_control (const trove_cfg_t *self) { return zconfig_get (self->root, "broker/control", NULL); }
+const char *trove_cfg_rules_dir (const trove_cfg_t *self) { return zconfig_get (self->root, "trove/rules", NULL); }
+
+bool
+trove_cfg_source_known (const trove_cfg_t *self, const char *source)
+{
+    for (size_t i = 0; i < self->nsources; i++)
+        if (strcmp (self->sources [i], source) == 0)
+            return true;
+    return false;
+}
+
+const char *
+trove_cfg_get (const trove_cfg_t *self, const char *path, const char *def)
+{
+    return zconfig_get (self->root, path, def);
+}

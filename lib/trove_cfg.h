@@ -1,0 +1,86 @@
+/*  trove_cfg - the cluster configuration: endpoints, the shard map, sources
+    and limits. One file describes the whole cluster (every process reads the
+    same file), so the shard map and the endpoints always agree.
+
+    Format: ZPL (ZeroMQ Property Language, czmq zconfig); see etc/trove.cfg
+    for a commented example. Partitions are fixed when a cluster is created:
+    the user hash maps a user to a partition, the shard map maps partitions to
+    scorer shards. Every partition must belong to exactly one shard.
+
+    Caveats: the file is read once at start; a changed shard map needs every
+    process restarted (and partition moves, which do not exist yet). */
+#ifndef TROVE_CFG_H_INCLUDED
+#define TROVE_CFG_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _trove_cfg_t trove_cfg_t;
+
+//  Limits every event must respect (docs/events.md).
+typedef struct {
+    size_t max_source;        //  bytes
+    size_t max_id;
+    size_t max_user;
+    size_t max_type;
+    size_t max_attrs;         //  attributes per event
+    size_t max_attr_key;
+    size_t max_attr_value;    //  bytes of a string value
+    size_t max_batch;         //  events per submit request
+    size_t max_frame;         //  bytes of one ZeroMQ frame (ZMQ_MAXMSGSIZE)
+    int64_t max_past_ms;      //  how far before now ts may be
+    int64_t max_future_ms;    //  how far after now ts may be
+} trove_limits_t;
+
+//  Load and validate a config file. On error returns NULL and, if err_p is
+//  given, a message the caller frees.
+trove_cfg_t *trove_cfg_load (const char *path, char **err_p);
+
+//  Destroy; safe on NULL.
+void trove_cfg_destroy (trove_cfg_t **self_p);
+
+const trove_limits_t *trove_cfg_limits (const trove_cfg_t *self);
+uint32_t trove_cfg_partitions (const trove_cfg_t *self);
+size_t trove_cfg_shards (const trove_cfg_t *self);
+//  Shard index owning a partition.
+size_t trove_cfg_shard_of (const trove_cfg_t *self, uint32_t partition);
+//  Shard index of a user (hash, then shard map).
+size_t trove_cfg_shard_of_user (const trove_cfg_t *self, const char *user);
+const char *trove_cfg_shard_name (const trove_cfg_t *self, size_t shard);
+const char *trove_cfg_shard_events (const trove_cfg_t *self, size_t shard);
+const char *trove_cfg_shard_query (const trove_cfg_t *self, size_t shard);
+const char *trove_cfg_shard_data (const trove_cfg_t *self, size_t shard);
+
+size_t trove_cfg_ingestors (const trove_cfg_t *self);
+const char *trove_cfg_ingestor_name (const trove_cfg_t *self, size_t index);
+const char *trove_cfg_ingestor_endpoint (const trove_cfg_t *self, size_t index);
+//  Index of the ingestor with this name, or -1.
+int trove_cfg_ingestor_find (const trove_cfg_t *self, const char *name);
+
+//  Broker: publishers connect to pub (XSUB), subscribers to sub (XPUB);
+//  control answers status queries.
+const char *trove_cfg_broker_pub (const trove_cfg_t *self);
+const char *trove_cfg_broker_sub (const trove_cfg_t *self);
+const char *trove_cfg_broker_control (const trove_cfg_t *self);
+
+const char *trove_cfg_rules_dir (const trove_cfg_t *self);
+//  LMDB map size for scorers, bytes.
+size_t trove_cfg_map_size (const trove_cfg_t *self);
+//  "full" (fsync every commit, the default) or "none" (survives a process
+//  kill but not an OS crash); see etc/trove.cfg.
+bool trove_cfg_sync (const trove_cfg_t *self);
+
+bool trove_cfg_source_known (const trove_cfg_t *self, const char *source);
+
+//  Any value by path ("trove/partitions"), or def when absent.
+const char *trove_cfg_get (const trove_cfg_t *self, const char *path, const char *def);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1 @@
+#include "trove_client.h"

@@ -1,0 +1,89 @@
+/*  trove_client - the client side of Trove's sockets, shared by trovectl and
+    trove-load:
+
+    - trove_client_call: one request/reply (Msg.query -> Msg.query_reply) to a
+      scorer query endpoint, an ingestor or the broker control endpoint, with a
+      timeout and retries on a fresh DEALER (lazy pirate).
+    - trove_submitter: a pipelined producer. It submits events to the
+      ingestors (DEALER connected to all of them), keeps every event until it
+      has a final answer (accepted / duplicate / rejected), resubmits on
+      timeout or RETRY with the same req_id (so a retried event that was in
+      fact committed is answered "accepted", not "duplicate"), and bounds the
+      number of events in flight (credit window).
+    - trove_awardsub: the award stream. SUB to the broker, per-shard sequence
+      tracking; on a gap, a late join or a heartbeat showing a higher aseq it
+      fetches the missing awards from the scorer ("awards" query), so the
+      caller sees every award of every shard exactly once, in aseq order per
+      shard. */
+#ifndef TROVE_CLIENT_H_INCLUDED
+#define TROVE_CLIENT_H_INCLUDED
+
+#include "trove.pb-c.h"
+#include "trove_cfg.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  Send query to endpoint and wait up to timeout_ms for the reply, retrying
+//  `retries` more times on a new socket. Returns the reply (free with
+//  trove__query_reply__free_unpacked... use trove_client_reply_free), or NULL
+//  with *err_p (caller frees) on timeout or a malformed answer. A reply whose
+//  `error` is set is still returned: the caller decides.
+Trove__QueryReply *trove_client_call (const char *endpoint, const Trove__Query *query,
+                                      int timeout_ms, int retries, char **err_p);
+void trove_client_reply_free (Trove__QueryReply **reply_p);
+
+//  ---------------------------------------------------------------------------
+typedef struct _trove_submitter_t trove_submitter_t;
+
+//  Called once per event when its answer is final. tag is what the caller gave
+//  trove_submitter_add. latency_us is from the first submission to the final
+//  answer. result is borrowed for the duration of the call.
+typedef void (trove_submitter_fn) (void *arg, uint64_t tag, const Trove__Result *result,
+                                   int64_t latency_us);
+
+//  Create a submitter for the ingestors of cfg. batch: events per request
+//  (<= limits max_batch); window: max events in flight. NULL on failure.
+trove_submitter_t *trove_submitter_new (const trove_cfg_t *cfg, size_t batch, size_t window,
+                                        trove_submitter_fn *fn, void *arg);
+void trove_submitter_destroy (trove_submitter_t **self_p);
+
+//  Queue one event (copied) with a caller tag. Returns 0, or -1 when the
+//  window is full (call trove_submitter_poll first).
+int trove_submitter_add (trove_submitter_t *self, const Trove__Event *event, uint64_t tag);
+//  Send what is queued now, even if a batch is not full.
+void trove_submitter_flush (trove_submitter_t *self);
+//  Wait up to timeout_ms for answers, deliver final ones through fn, resend
+//  what timed out. Returns the number of events still unanswered.
+size_t trove_submitter_poll (trove_submitter_t *self, int timeout_ms);
+//  Events added but not yet final.
+size_t trove_submitter_pending (trove_submitter_t *self);
+//  The socket to include in a caller's zpoller, if it wants to multiplex.
+void *trove_submitter_socket (trove_submitter_t *self);
+
+//  ---------------------------------------------------------------------------
+typedef struct _trove_awardsub_t trove_awardsub_t;
+
+//  Called for each award, in aseq order per shard, exactly once.
+typedef void (trove_awardsub_fn) (void *arg, const Trove__Coin *coin);
+
+//  Subscribe to the award stream of cfg's cluster. from_now: start after each
+//  shard's current last aseq (asked at start); otherwise from aseq 1.
+trove_awardsub_t *trove_awardsub_new (const trove_cfg_t *cfg, bool from_now,
+                                      trove_awardsub_fn *fn, void *arg);
+void trove_awardsub_destroy (trove_awardsub_t **self_p);
+//  Process what arrived within timeout_ms (and catch up gaps). Returns 0 or -1.
+int trove_awardsub_poll (trove_awardsub_t *self, int timeout_ms);
+//  Last aseq delivered for a shard.
+uint64_t trove_awardsub_last (trove_awardsub_t *self, size_t shard);
+void *trove_awardsub_socket (trove_awardsub_t *self);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

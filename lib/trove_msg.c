@@ -1,0 +1,113 @@
+/*  trove_msg - frame decoding and sending. */
+#include "trove_msg.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <errno.h>
+#include <stdlib.h>
+
+//  True when msg or any message nested in it carries fields that this build
+//  does not know. protobuf-c keeps them instead of failing, so we must look.
+static bool
+s_has_unknown (const ProtobufCMessage *msg)
+{
+    if (msg->n_unknown_fields)
+        return true;
+    const ProtobufCMessageDescriptor *desc = msg->descriptor;
+    for (unsigned i = 0; i < desc->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &desc->fields [i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        const char *base = (const char *) msg;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *) (base + f->quantifier_offset);
+            ProtobufCMessage *const *items = *(ProtobufCMessage *const *const *) (base + f->offset);
+            for (size_t k = 0; k < n; k++)
+                if (items [k] && s_has_unknown (items [k]))
+                    return true;
+        }
+        else {
+            if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+            &&  *(const uint32_t *) (base + f->quantifier_offset) != f->id)
+                continue;
+            const ProtobufCMessage *sub = *(const ProtobufCMessage *const *) (base + f->offset);
+            if (sub && s_has_unknown (sub))
+                return true;
+        }
+    }
+    return false;
+}
+
+Trove__Msg *
+trove_msg_decode (const void *data, size_t size, size_t max_size, const char **reason_p)
+{
+    const char *reason = "malformed";
+    if (size > max_size) {
+        reason = "frame_too_large";
+        goto fail;
+    }
+    Trove__Msg *msg = trove__msg__unpack (NULL, size, data);
+    if (!msg)
+        goto fail;
+    if (msg->body_case == TROVE__MSG__BODY__NOT_SET) {
+        trove__msg__free_unpacked (msg, NULL);
+        goto fail;
+    }
+    if (s_has_unknown (&msg->base)) {
+        trove__msg__free_unpacked (msg, NULL);
+        reason = "unknown_field";
+        goto fail;
+    }
+    return msg;
+fail:
+    if (reason_p)
+        *reason_p = reason;
+    return NULL;
+}
+
+void
+trove_msg_free (Trove__Msg **msg_p)
+{
+    assert (msg_p);
+    if (*msg_p) {
+        trove__msg__free_unpacked (*msg_p, NULL);
+        *msg_p = NULL;
+    }
+}
+
+void *
+trove_msg_pack (const Trove__Msg *msg, size_t *size_p)
+{
+    size_t size = trove__msg__get_packed_size (msg);
+    uint8_t *buf = malloc (size ? size : 1);
+    if (!buf)
+        return NULL;
+    trove__msg__pack (msg, buf);
+    *size_p = size;
+    return buf;
+}
+
+int
+trove_msg_send (void *socket, const void *routing_id, size_t routing_id_size,
+                const Trove__Msg *msg, int flags)
+{
+    void *handle = zsock_is (socket) ? zsock_resolve (socket) : socket;
+    size_t size;
+    void *buf = trove_msg_pack (msg, &size);
+    if (!buf) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int rc = 0;
+    if (routing_id && zmq_send (handle, routing_id, routing_id_size, ZMQ_SNDMORE | flags) == -1)
+        rc = -1;
+    //  After the routing frame is queued the body always follows: libzmq
+    //  accepts the rest of a multipart message once its first part was taken.
+    else
+    if (zmq_send (handle, buf, size, flags) == -1)
+        rc = -1;
+    int saved = errno;
+    free (buf);
+    errno = saved;
+    return rc;
+}

@@ -1,0 +1,39 @@
+/*  trove_msg - one frame, one trove.Msg: decoding with every check a frame from
+    the network needs (size, well-formedness, unknown fields), and sending.
+
+    A receiver never trusts a frame: trove_msg_decode either returns a fully
+    valid message or NULL with a reason, and nothing else happens. */
+#ifndef TROVE_MSG_H_INCLUDED
+#define TROVE_MSG_H_INCLUDED
+
+#include "trove.pb-c.h"
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  Decode a frame. Returns NULL when the frame is larger than max_size
+//  (reason "frame_too_large"), is not a valid trove.Msg ("malformed"), carries
+//  fields this version does not know ("unknown_field"), or has no body
+//  ("malformed"). Free with trove_msg_free.
+Trove__Msg *trove_msg_decode (const void *data, size_t size, size_t max_size, const char **reason_p);
+
+//  Free a decoded message. Safe on NULL.
+void trove_msg_free (Trove__Msg **msg_p);
+
+//  Serialize and send msg on a ZeroMQ socket (void * from zsock_resolve or a
+//  zsock_t *). If routing_id is not NULL it is sent first (ROUTER). flags are
+//  zmq_send flags (ZMQ_DONTWAIT). Returns 0, or -1 with errno set; on -1
+//  nothing was queued.
+int trove_msg_send (void *socket, const void *routing_id, size_t routing_id_size,
+                    const Trove__Msg *msg, int flags);
+
+//  Serialize into a fresh buffer the caller frees. NULL on OOM.
+void *trove_msg_pack (const Trove__Msg *msg, size_t *size_p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
