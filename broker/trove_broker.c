@@ -1,1 +1,164 @@
-int main (void) { return 0; }
+/*  trove-broker - the rendezvous of the award stream. Scorers connect their
+    PUB sockets to `pub` (XSUB), subscribers connect SUB sockets to `sub`
+    (XPUB); subscriptions flow up, awards and heartbeats flow down.
+
+    The broker stores nothing and never needs to: every award carries its
+    shard and per-shard sequence number and lives in the scorer's ledger, so
+    a subscriber that sees a gap (broker killed, slow subscriber dropped at
+    the high-water mark) fetches the missing awards from the scorer. Killing
+    the broker loses nothing; it only delays awards until it is back.
+
+    Usage: trove-broker --config FILE */
+#include "trove_cfg.h"
+#include "trove_msg.h"
+#include "trove_sock.h"
+#include "trove_util.h"
+
+#include <czmq.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    trove_cfg_t *cfg;
+    zsock_t *xsub;              //  publishers connect here
+    zsock_t *xpub;              //  subscribers connect here
+    zsock_t *control;           //  ROUTER: status
+    int64_t started_ms;
+    uint64_t forwarded;         //  messages passed downstream
+} s_broker_t;
+
+//  Move everything queued on one side to the other (multipart kept whole).
+static void
+s_forward (zsock_t *from, zsock_t *to, uint64_t *count)
+{
+    void *src = zsock_resolve (from), *dst = zsock_resolve (to);
+    for (int i = 0; i < 10000 && (zsock_events (from) & ZMQ_POLLIN); i++) {
+        zmq_msg_t part;
+        int more;
+        do {
+            zmq_msg_init (&part);
+            if (zmq_msg_recv (&part, src, 0) == -1) {
+                zmq_msg_close (&part);
+                return;
+            }
+            more = zmq_msg_more (&part);
+            //  XPUB drops at its high-water mark instead of blocking us: the
+            //  subscriber notices the gap by sequence number and catches up.
+            if (zmq_msg_send (&part, dst, more ? ZMQ_SNDMORE : 0) == -1)
+                zmq_msg_close (&part);
+        } while (more);
+        if (count)
+            (*count)++;
+    }
+}
+
+static void
+s_control (s_broker_t *self)
+{
+    zmsg_t *zmsg = zmsg_recv (self->control);
+    if (!zmsg)
+        return;
+    zframe_t *routing_id = zmsg_pop (zmsg);
+    zframe_t *body = zmsg_pop (zmsg);
+    const char *reason = NULL;
+    Trove__Msg *msg = body ? trove_msg_decode (zframe_data (body), zframe_size (body),
+                                               trove_cfg_limits (self->cfg)->max_frame, &reason) : NULL;
+    if (routing_id && msg && msg->body_case == TROVE__MSG__BODY_QUERY) {
+        Trove__StatusInfo status = TROVE__STATUS_INFO__INIT;
+        status.role = "broker";
+        status.shard = -1;
+        status.name = "broker";
+        status.pid = getpid ();
+        status.started_ms = self->started_ms;
+        status.events = self->forwarded;
+        status.version = TROVE_VERSION;
+        Trove__QueryReply reply = TROVE__QUERY_REPLY__INIT;
+        reply.req_id = msg->query->req_id;
+        if (strcmp (msg->query->kind, "status") == 0)
+            reply.status = &status;
+        else
+            reply.error = "unknown query kind";
+        Trove__Msg out = TROVE__MSG__INIT;
+        out.body_case = TROVE__MSG__BODY_QUERY_REPLY;
+        out.query_reply = &reply;
+        trove_msg_send (self->control, zframe_data (routing_id), zframe_size (routing_id), &out, ZMQ_DONTWAIT);
+    }
+    else
+        trove_log ('W', "dropped a bad message on the control socket: %s", msg ? "not a query" : reason);
+    trove_msg_free (&msg);
+    zframe_destroy (&routing_id);
+    zframe_destroy (&body);
+    zmsg_destroy (&zmsg);
+}
+
+int
+main (int argc, char *argv [])
+{
+    const char *config = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp (argv [i], "--config") == 0 && i + 1 < argc)
+            config = argv [++i];
+        else {
+            config = NULL;
+            break;
+        }
+    }
+    if (!config) {
+        fprintf (stderr, "usage: trove-broker --config FILE\n");
+        return 2;
+    }
+    trove_log_init ("trove-broker");
+    zsys_init ();
+    zsys_set_logstream (NULL);
+    int rc = 1;
+    char *err = NULL;
+    s_broker_t self_ = {0}, *self = &self_;
+    self->started_ms = trove_now_ms ();
+    self->cfg = trove_cfg_load (config, &err);
+    if (!self->cfg) {
+        trove_log ('E', "%s", err);
+        goto done;
+    }
+    size_t max_frame = trove_cfg_limits (self->cfg)->max_frame;
+    self->xsub = zsock_new (ZMQ_XSUB);
+    self->xpub = zsock_new (ZMQ_XPUB);
+    if (!self->xsub || !self->xpub)
+        goto done;
+    trove_sock_tune (self->xsub, max_frame);
+    trove_sock_tune (self->xpub, max_frame);
+    if (zsock_bind (self->xsub, "%s", trove_cfg_broker_pub (self->cfg)) == -1
+    ||  zsock_bind (self->xpub, "%s", trove_cfg_broker_sub (self->cfg)) == -1) {
+        trove_log ('E', "cannot bind %s / %s: %s", trove_cfg_broker_pub (self->cfg), trove_cfg_broker_sub (self->cfg),
+                   zmq_strerror (zmq_errno ()));
+        goto done;
+    }
+    self->control = trove_sock_router (trove_cfg_broker_control (self->cfg), max_frame);
+    if (!self->control)
+        goto done;
+    trove_log ('I', "broker ready: pub %s, sub %s", trove_cfg_broker_pub (self->cfg), trove_cfg_broker_sub (self->cfg));
+    zmq_pollitem_t items [] = {
+        {zsock_resolve (self->xsub), 0, ZMQ_POLLIN, 0},
+        {zsock_resolve (self->xpub), 0, ZMQ_POLLIN, 0},
+        {zsock_resolve (self->control), 0, ZMQ_POLLIN, 0},
+    };
+    while (!zsys_interrupted) {
+        if (zmq_poll (items, 3, 1000) == -1 && zmq_errno () != EINTR)
+            break;
+        if (items [0].revents & ZMQ_POLLIN)
+            s_forward (self->xsub, self->xpub, &self->forwarded);
+        if (items [1].revents & ZMQ_POLLIN)
+            s_forward (self->xpub, self->xsub, NULL);
+        if (items [2].revents & ZMQ_POLLIN)
+            s_control (self);
+    }
+    trove_log ('I', "broker stopping");
+    rc = 0;
+done:
+    free (err);
+    zsock_destroy (&self->xsub);
+    zsock_destroy (&self->xpub);
+    zsock_destroy (&self->control);
+    trove_cfg_destroy (&self->cfg);
+    return rc;
+}

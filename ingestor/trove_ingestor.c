@@ -1,1 +1,541 @@
-int main (void) { return 0; }
+/*  trove-ingestor - the front door. Producers submit batches of events
+    (ROUTER); the ingestor validates each event, maps its user to a partition
+    and the partition to a scorer shard, forwards one sub-batch per shard
+    (DEALER per shard), and answers the producer once every shard has
+    answered: an event is "accepted" only after its shard committed it.
+
+    The ingestor keeps no durable state: everything it holds is in flight,
+    owned by a producer that has not had its answer and will resubmit (with
+    the same req_id) if the ingestor dies. Any ingestor can take over any
+    producer. See docs/protocol.md, "producer -> ingestor".
+
+    Usage: trove-ingestor --config FILE --name NAME */
+#include "trove_cfg.h"
+#include "trove_event.h"
+#include "trove_hash.h"
+#include "trove_msg.h"
+#include "trove_sock.h"
+#include "trove_util.h"
+
+#include <czmq.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RING_SIZE 65536             //  max sub-batches in flight (power of two)
+#define SHARD_WINDOW 65536          //  max events in flight per shard (credit)
+#define MAX_PENDING_EVENTS 400000   //  stop reading producers above this
+#define RESEND_US 1000000           //  resend a sub-batch unanswered this long
+#define GIVEUP_US 5000000           //  then answer RETRY (shard_unavailable)
+#define TIMER_MS 100
+
+typedef struct _s_request_t s_request_t;
+
+struct _s_request_t {
+    zframe_t *routing_id;           //  the producer
+    uint64_t req_id;                //  the producer's submission id
+    Trove__Result *results;         //  one per event
+    Trove__Result **result_ptrs;
+    size_t nresults;
+    size_t remaining;               //  sub-batches not yet answered
+};
+
+typedef struct _s_sub_t s_sub_t;
+struct _s_sub_t {
+    uint64_t batch_id;              //  our id, echoed by the scorer
+    s_request_t *request;           //  the request it belongs to
+    size_t shard;
+    uint32_t *index;                //  event positions in the request
+    size_t n;
+    void *frame;                    //  packed Msg{batch}, kept for resends
+    size_t size;
+    int64_t queued_us;              //  when it was created
+    int64_t sent_us;                //  last send, 0 = never sent
+    s_sub_t *next;                  //  shard queue / in-flight list link
+};
+
+typedef struct {
+    s_sub_t *head, *tail;           //  waiting for credit or a connection
+    size_t inflight;                //  events sent and unanswered
+    zsock_t *dealer;                //  to the scorer's events ROUTER
+} s_shard_t;
+
+typedef struct {
+    trove_cfg_t *cfg;
+    const char *name;
+    zsock_t *front;                 //  ROUTER for producers
+    s_shard_t *shards;
+    size_t nshards;
+    s_sub_t *ring [RING_SIZE];      //  live sub-batches by batch_id
+    size_t live;                    //  sub-batches alive
+    uint64_t next_batch_id;
+    size_t pending_events;          //  events received and unanswered
+    int64_t started_ms;
+    uint64_t received, answered;    //  counters for status
+} s_ingestor_t;
+
+static void
+s_request_reply (s_ingestor_t *self, s_request_t *req, const char *error)
+{
+    Trove__SubmitReply body = TROVE__SUBMIT_REPLY__INIT;
+    body.req_id = req->req_id;
+    body.n_results = req->nresults;
+    body.results = req->result_ptrs;
+    body.error = (char *) (error ? error : "");
+    Trove__Msg msg = TROVE__MSG__INIT;
+    msg.body_case = TROVE__MSG__BODY_SUBMIT_REPLY;
+    msg.submit_reply = &body;
+    //  A producer that went away will resubmit; nothing to keep.
+    trove_msg_send (self->front, zframe_data (req->routing_id), zframe_size (req->routing_id), &msg, ZMQ_DONTWAIT);
+    self->answered += req->nresults;
+    self->pending_events -= req->nresults;
+}
+
+static void
+s_request_destroy (s_request_t **req_p)
+{
+    s_request_t *req = *req_p;
+    if (!req)
+        return;
+    zframe_destroy (&req->routing_id);
+    for (size_t i = 0; i < req->nresults; i++) {
+        free (req->results [i].reason);
+        free (req->results [i].detail);
+    }
+    free (req->results);
+    free (req->result_ptrs);
+    free (req);
+    *req_p = NULL;
+}
+
+static void
+s_set_result (Trove__Result *r, Trove__Status status, const char *reason, const char *detail)
+{
+    free (r->reason);
+    free (r->detail);
+    r->status = status;
+    r->reason = strdup (reason ? reason : "");
+    r->detail = strdup (detail ? detail : "");
+}
+
+//  A sub-batch is answered (by its shard or by giving up): fill in the
+//  request, and answer the producer when it was the last one.
+static void
+s_sub_complete (s_ingestor_t *self, s_sub_t *sub, Trove__Result **results)
+{
+    s_request_t *req = sub->request;
+    for (size_t i = 0; i < sub->n; i++) {
+        Trove__Result *r = &req->results [sub->index [i]];
+        if (results)
+            s_set_result (r, results [i]->status, results [i]->reason, results [i]->detail);
+        else
+            s_set_result (r, TROVE__STATUS__RETRY, "shard_unavailable",
+                          "the owning scorer shard did not answer in time; resubmit with the same req_id");
+    }
+    self->ring [sub->batch_id & (RING_SIZE - 1)] = NULL;
+    self->live--;
+    if (sub->sent_us)
+        self->shards [sub->shard].inflight -= sub->n;
+    free (sub->index);
+    free (sub->frame);
+    free (sub);
+    if (--req->remaining == 0) {
+        s_request_reply (self, req, NULL);
+        s_request_destroy (&req);
+    }
+}
+
+static int
+s_sub_send (s_ingestor_t *self, s_sub_t *sub)
+{
+    void *dealer = zsock_resolve (self->shards [sub->shard].dealer);
+    if (zmq_send (dealer, sub->frame, sub->size, ZMQ_DONTWAIT) == -1)
+        return -1;      //  no connection (IMMEDIATE) or HWM: try again on the timer
+    sub->sent_us = trove_mono_us ();
+    return 0;
+}
+
+//  Send what the shard's credit allows, oldest first.
+static void
+s_shard_pump (s_ingestor_t *self, size_t shard)
+{
+    s_shard_t *s = &self->shards [shard];
+    while (s->head && s->inflight + s->head->n <= SHARD_WINDOW) {
+        s_sub_t *sub = s->head;
+        if (s_sub_send (self, sub))
+            break;
+        s->inflight += sub->n;
+        s->head = sub->next;
+        if (!s->head)
+            s->tail = NULL;
+        sub->next = NULL;
+    }
+}
+
+static void
+s_answer_status (s_ingestor_t *self, zframe_t *routing_id, uint64_t req_id)
+{
+    Trove__StatusInfo status = TROVE__STATUS_INFO__INIT;
+    status.role = "ingestor";
+    status.shard = -1;
+    status.name = (char *) self->name;
+    status.pid = getpid ();
+    status.started_ms = self->started_ms;
+    status.events = self->received;
+    status.inflight = self->pending_events;
+    status.version = TROVE_VERSION;
+    Trove__QueryReply reply = TROVE__QUERY_REPLY__INIT;
+    reply.req_id = req_id;
+    reply.status = &status;
+    Trove__Msg msg = TROVE__MSG__INIT;
+    msg.body_case = TROVE__MSG__BODY_QUERY_REPLY;
+    msg.query_reply = &reply;
+    trove_msg_send (self->front, zframe_data (routing_id), zframe_size (routing_id), &msg, ZMQ_DONTWAIT);
+}
+
+//  Answer a request that cannot even be split (malformed, too large).
+static void
+s_refuse (s_ingestor_t *self, zframe_t *routing_id, uint64_t req_id, const char *error)
+{
+    Trove__SubmitReply body = TROVE__SUBMIT_REPLY__INIT;
+    body.req_id = req_id;
+    body.error = (char *) error;
+    Trove__Msg msg = TROVE__MSG__INIT;
+    msg.body_case = TROVE__MSG__BODY_SUBMIT_REPLY;
+    msg.submit_reply = &body;
+    trove_msg_send (self->front, zframe_data (routing_id), zframe_size (routing_id), &msg, ZMQ_DONTWAIT);
+}
+
+static void
+s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__SubmitRequest *submit, int64_t received_us)
+{
+    const trove_limits_t *lim = trove_cfg_limits (self->cfg);
+    if (submit->n_events > lim->max_batch) {
+        char error [120];
+        snprintf (error, sizeof error, "batch_too_large: %zu events, limit %zu", submit->n_events, lim->max_batch);
+        s_refuse (self, *routing_id_p, submit->req_id, error);
+        return;
+    }
+    s_request_t *req = calloc (1, sizeof *req);
+    size_t n = submit->n_events;
+    if (req) {
+        req->results = calloc (n ? n : 1, sizeof *req->results);
+        req->result_ptrs = calloc (n ? n : 1, sizeof *req->result_ptrs);
+    }
+    uint32_t *partition = calloc (n ? n : 1, sizeof *partition);
+    size_t *shard_of = calloc (n ? n : 1, sizeof *shard_of);
+    size_t *count = calloc (self->nshards, sizeof *count);
+    if (!req || !req->results || !req->result_ptrs || !partition || !shard_of || !count) {
+        if (req) {
+            free (req->results);
+            free (req->result_ptrs);
+            free (req);
+        }
+        free (partition);
+        free (shard_of);
+        free (count);
+        s_refuse (self, *routing_id_p, submit->req_id, "overloaded: out of memory, retry later");
+        return;
+    }
+    req->routing_id = *routing_id_p;
+    *routing_id_p = NULL;
+    req->req_id = submit->req_id;
+    req->nresults = n;
+    self->received += n;
+    self->pending_events += n;
+    int64_t now_ms = received_us / 1000;
+    for (size_t i = 0; i < n; i++) {
+        trove__result__init (&req->results [i]);
+        req->result_ptrs [i] = &req->results [i];
+        char detail [256];
+        const char *reason = trove_event_check (submit->events [i], self->cfg, now_ms, detail, sizeof detail);
+        if (reason) {
+            s_set_result (&req->results [i], TROVE__STATUS__REJECTED, reason, detail);
+            shard_of [i] = SIZE_MAX;
+            continue;
+        }
+        const char *user = submit->events [i]->user;
+        partition [i] = trove_hash_partition (user, strlen (user), trove_cfg_partitions (self->cfg));
+        shard_of [i] = trove_cfg_shard_of (self->cfg, partition [i]);
+        count [shard_of [i]]++;
+    }
+    req->remaining = 1;     //  held until every sub-batch is queued
+    for (size_t s = 0; s < self->nshards; s++) {
+        if (!count [s])
+            continue;
+        s_sub_t *sub = calloc (1, sizeof *sub);
+        Trove__Event **events = calloc (count [s], sizeof *events);
+        uint32_t *parts = calloc (count [s], sizeof *parts);
+        if (sub)
+            sub->index = calloc (count [s], sizeof *sub->index);
+        if (!sub || !sub->index || !events || !parts) {
+            for (size_t i = 0; i < n; i++)
+                if (shard_of [i] == s)
+                    s_set_result (&req->results [i], TROVE__STATUS__RETRY, "overloaded", "out of memory");
+            if (sub)
+                free (sub->index);
+            free (sub);
+            free (events);
+            free (parts);
+            continue;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (shard_of [i] == s) {
+                events [sub->n] = submit->events [i];
+                parts [sub->n] = partition [i];
+                sub->index [sub->n++] = (uint32_t) i;
+            }
+        Trove__ShardBatch batch = TROVE__SHARD_BATCH__INIT;
+        //  Skip ids whose ring slot is still taken by an old, slow sub-batch.
+        do
+            sub->batch_id = ++self->next_batch_id;
+        while (self->ring [sub->batch_id & (RING_SIZE - 1)]);
+        batch.batch_id = sub->batch_id;
+        batch.req_id = submit->req_id;
+        batch.n_events = sub->n;
+        batch.events = events;
+        batch.n_partitions = sub->n;
+        batch.partitions = parts;
+        batch.received_us = trove_now_us ();
+        Trove__Msg msg = TROVE__MSG__INIT;
+        msg.body_case = TROVE__MSG__BODY_BATCH;
+        msg.batch = &batch;
+        sub->frame = trove_msg_pack (&msg, &sub->size);
+        free (events);
+        free (parts);
+        if (!sub->frame) {
+            for (size_t i = 0; i < sub->n; i++)
+                s_set_result (&req->results [sub->index [i]], TROVE__STATUS__RETRY, "overloaded", "out of memory");
+            free (sub->index);
+            free (sub);
+            continue;
+        }
+        sub->request = req;
+        sub->shard = s;
+        sub->queued_us = trove_mono_us ();
+        //  The ring slot is free: s_front_ready keeps live sub-batches below RING_SIZE.
+        self->ring [sub->batch_id & (RING_SIZE - 1)] = sub;
+        self->live++;
+        req->remaining++;
+        s_shard_t *shard = &self->shards [s];
+        if (shard->tail)
+            shard->tail->next = sub;
+        else
+            shard->head = sub;
+        shard->tail = sub;
+    }
+    free (partition);
+    free (shard_of);
+    free (count);
+    if (--req->remaining == 0) {
+        s_request_reply (self, req, NULL);
+        s_request_destroy (&req);
+        return;
+    }
+    for (size_t s = 0; s < self->nshards; s++)
+        s_shard_pump (self, s);
+}
+
+static void
+s_front_message (s_ingestor_t *self)
+{
+    int64_t received_us = trove_now_us ();
+    zmsg_t *zmsg = zmsg_recv (self->front);
+    if (!zmsg)
+        return;
+    zframe_t *routing_id = zmsg_pop (zmsg);
+    zframe_t *body = zmsg_pop (zmsg);
+    const char *reason = NULL;
+    Trove__Msg *msg = NULL;
+    if (!body || zmsg_size (zmsg) != 0)
+        reason = "malformed: want exactly one frame per message";
+    else
+        msg = trove_msg_decode (zframe_data (body), zframe_size (body), trove_cfg_limits (self->cfg)->max_frame,
+                                &reason);
+    if (msg && msg->body_case == TROVE__MSG__BODY_SUBMIT)
+        s_submit (self, &routing_id, msg->submit, received_us);
+    else
+    if (msg && msg->body_case == TROVE__MSG__BODY_QUERY && strcmp (msg->query->kind, "status") == 0)
+        s_answer_status (self, routing_id, msg->query->req_id);
+    else
+    if (routing_id) {
+        //  Malformed input is answered and changes nothing.
+        s_refuse (self, routing_id, 0, msg ? "malformed: unexpected message type" : reason);
+        trove_log ('D', "refused a bad frame: %s", msg ? "unexpected message type" : reason);
+    }
+    trove_msg_free (&msg);
+    zframe_destroy (&routing_id);
+    zframe_destroy (&body);
+    zmsg_destroy (&zmsg);
+}
+
+static void
+s_shard_message (s_ingestor_t *self, size_t shard)
+{
+    zframe_t *frame = zframe_recv (self->shards [shard].dealer);
+    if (!frame)
+        return;
+    const char *reason = NULL;
+    Trove__Msg *msg = trove_msg_decode (zframe_data (frame), zframe_size (frame),
+                                        trove_cfg_limits (self->cfg)->max_frame, &reason);
+    if (msg && msg->body_case == TROVE__MSG__BODY_BATCH_REPLY) {
+        Trove__ShardBatchReply *reply = msg->batch_reply;
+        s_sub_t *sub = self->ring [reply->batch_id & (RING_SIZE - 1)];
+        //  A late answer for a sub-batch we already gave up on is ignored:
+        //  the producer resubmits and the scorer's dedup answers.
+        if (sub && sub->batch_id == reply->batch_id && sub->shard == shard && reply->n_results == sub->n)
+            s_sub_complete (self, sub, reply->results);
+    }
+    else
+        trove_log ('W', "bad message from shard %s: %s", trove_cfg_shard_name (self->cfg, shard),
+                   msg ? "unexpected type" : reason);
+    trove_msg_free (&msg);
+    zframe_destroy (&frame);
+    s_shard_pump (self, shard);
+}
+
+//  Resend what waited too long for an answer; give up on what waited much too
+//  long. Idempotent at the scorer, so a resend is always safe.
+static void
+s_timer (s_ingestor_t *self)
+{
+    int64_t now = trove_mono_us ();
+    for (size_t i = 0; i < RING_SIZE && self->live; i++) {
+        s_sub_t *sub = self->ring [i];
+        if (!sub)
+            continue;
+        if (now - sub->queued_us > GIVEUP_US) {
+            //  Unlink from its shard queue if it was never sent.
+            s_shard_t *s = &self->shards [sub->shard];
+            if (!sub->sent_us) {
+                s_sub_t **link = &s->head, *prev = NULL;
+                while (*link && *link != sub) {
+                    prev = *link;
+                    link = &(*link)->next;
+                }
+                if (*link) {
+                    *link = sub->next;
+                    if (s->tail == sub)
+                        s->tail = prev;
+                }
+            }
+            s_sub_complete (self, sub, NULL);
+        }
+        else
+        if (sub->sent_us && now - sub->sent_us > RESEND_US)
+            s_sub_send (self, sub);
+    }
+    for (size_t s = 0; s < self->nshards; s++)
+        s_shard_pump (self, s);
+}
+
+static int
+s_usage (void)
+{
+    fprintf (stderr, "usage: trove-ingestor --config FILE --name NAME\n");
+    return 2;
+}
+
+int
+main (int argc, char *argv [])
+{
+    const char *config = NULL, *name = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp (argv [i], "--config") == 0 && i + 1 < argc)
+            config = argv [++i];
+        else
+        if (strcmp (argv [i], "--name") == 0 && i + 1 < argc)
+            name = argv [++i];
+        else
+            return s_usage ();
+    }
+    if (!config || !name)
+        return s_usage ();
+    char logname [80];
+    snprintf (logname, sizeof logname, "trove-ingestor/%s", name);
+    trove_log_init (logname);
+    zsys_init ();
+    zsys_set_logstream (NULL);
+    int rc = 1;
+    char *err = NULL;
+    zmq_pollitem_t *items = NULL;
+    s_ingestor_t *self = calloc (1, sizeof *self);
+    if (!self)
+        goto done;
+    self->started_ms = trove_now_ms ();
+    self->name = name;
+    self->cfg = trove_cfg_load (config, &err);
+    if (!self->cfg) {
+        trove_log ('E', "%s", err);
+        goto done;
+    }
+    int index = trove_cfg_ingestor_find (self->cfg, name);
+    if (index < 0) {
+        trove_log ('E', "ingestor '%s' is not in %s", name, config);
+        goto done;
+    }
+    size_t max_frame = trove_cfg_limits (self->cfg)->max_frame;
+    self->front = trove_sock_router (trove_cfg_ingestor_endpoint (self->cfg, (size_t) index), max_frame);
+    self->nshards = trove_cfg_shards (self->cfg);
+    self->shards = calloc (self->nshards, sizeof *self->shards);
+    items = calloc (self->nshards + 1, sizeof *items);
+    if (!self->front || !self->shards || !items)
+        goto done;
+    for (size_t s = 0; s < self->nshards; s++) {
+        self->shards [s].dealer = trove_sock_dealer (trove_cfg_shard_events (self->cfg, s), NULL, max_frame);
+        if (!self->shards [s].dealer)
+            goto done;
+        items [s + 1] = (zmq_pollitem_t) {zsock_resolve (self->shards [s].dealer), 0, ZMQ_POLLIN, 0};
+    }
+    items [0] = (zmq_pollitem_t) {zsock_resolve (self->front), 0, ZMQ_POLLIN, 0};
+    trove_log ('I', "ingestor %s ready on %s, %zu shard(s)", name,
+               trove_cfg_ingestor_endpoint (self->cfg, (size_t) index), self->nshards);
+    int64_t next_timer = trove_mono_us () + TIMER_MS * 1000;
+    while (!zsys_interrupted) {
+        //  Back-pressure: stop reading producers while too much is in flight;
+        //  their own windows and TCP hold the rest.
+        bool room = self->pending_events < MAX_PENDING_EVENTS
+                 && self->live + self->nshards < RING_SIZE - 1;
+        items [0].events = room ? ZMQ_POLLIN : 0;
+        int64_t wait_ms = (next_timer - trove_mono_us ()) / 1000;
+        if (zmq_poll (items, (int) self->nshards + 1, wait_ms < 0 ? 0 : wait_ms) == -1 && zmq_errno () != EINTR)
+            break;
+        for (size_t s = 0; s < self->nshards; s++)
+            for (int k = 0; k < 1000 && (zsock_events (self->shards [s].dealer) & ZMQ_POLLIN); k++)
+                s_shard_message (self, s);
+        for (int k = 0; room && k < 256 && (zsock_events (self->front) & ZMQ_POLLIN); k++) {
+            s_front_message (self);
+            room = self->pending_events < MAX_PENDING_EVENTS && self->live + self->nshards < RING_SIZE - 1;
+        }
+        if (trove_mono_us () >= next_timer) {
+            s_timer (self);
+            next_timer = trove_mono_us () + TIMER_MS * 1000;
+        }
+    }
+    trove_log ('I', "ingestor %s stopping", name);
+    rc = 0;
+done:
+    free (err);
+    free (items);
+    if (self) {
+        for (size_t i = 0; i < RING_SIZE; i++)
+            if (self->ring [i]) {
+                s_sub_t *sub = self->ring [i];
+                s_request_t *req = sub->request;
+                //  Free each request once, when its last sub-batch goes.
+                if (--req->remaining == 0)
+                    s_request_destroy (&req);
+                free (sub->index);
+                free (sub->frame);
+                free (sub);
+            }
+        for (size_t s = 0; s < self->nshards && self->shards; s++)
+            zsock_destroy (&self->shards [s].dealer);
+        free (self->shards);
+        zsock_destroy (&self->front);
+        trove_cfg_destroy (&self->cfg);
+        free (self);
+    }
+    return rc;
+}

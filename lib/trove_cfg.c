@@ -35,7 +35,22 @@ struct _trove_cfg_t {
     size_t nsources;           //  number of declared sources
     size_t map_size;           //  LMDB map size in bytes
     bool sync;                 //  fsync every commit
+    char *rules_dir;           //  resolved rules directory
+    char *base;                //  folder of the config file
 };
+
+//  path as written in the file, resolved against the config file's folder.
+static char *
+s_resolve (const trove_cfg_t *self, const char *path)
+{
+    char *out = NULL;
+    if (path [0] == '/' || strcmp (self->base, ".") == 0)
+        out = strdup (path);
+    else
+    if (asprintf (&out, "%s/%s", self->base, path) < 0)
+        out = NULL;
+    return out;
+}
 
 static char *
 s_errorf (const char *fmt, ...)
@@ -134,6 +149,12 @@ trove_cfg_load (const char *path, char **err_p)
         goto fail;
     }
     fclose (probe);
+    const char *slash = strrchr (path, '/');
+    self->base = slash ? strndup (path, slash == path ? 1 : (size_t) (slash - path)) : strdup (".");
+    if (!self->base) {
+        err = s_errorf ("out of memory");
+        goto fail;
+    }
     self->root = zconfig_load (path);
     if (!self->root) {
         err = s_errorf ("config %s is not valid ZPL (see etc/trove.cfg)", path);
@@ -197,19 +218,19 @@ trove_cfg_load (const char *path, char **err_p)
             err = s_errorf ("more than %d scorers", MAX_SHARDS);
             goto fail;
         }
-        s_shard_t *shard = &self->shards [self->nshards];
+        s_shard_t *shard = &self->shards [self->nshards++];
         char section [128];
         snprintf (section, sizeof section, "scorer/%s", zconfig_name (s));
         shard->name = zconfig_name (s);
         shard->events = (char *) s_need (s, "events", section, &err);
         shard->query = (char *) s_need (s, "query", section, &err);
-        shard->data = (char *) s_need (s, "data", section, &err);
+        const char *data = s_need (s, "data", section, &err);
+        shard->data = data ? s_resolve (self, data) : NULL;
         const char *parts = s_need (s, "partitions", section, &err);
         if (err)
             goto fail;
-        if (s_assign_partitions (self, parts, self->nshards, &err))
+        if (s_assign_partitions (self, parts, self->nshards - 1, &err))
             goto fail;
-        self->nshards++;
     }
     if (self->nshards == 0) {
         err = s_errorf ("no scorer shards configured (section 'scorer')");
@@ -243,6 +264,11 @@ trove_cfg_load (const char *path, char **err_p)
         }
         self->sources [self->nsources++] = zconfig_name (s);
     }
+    self->rules_dir = s_resolve (self, zconfig_get (self->root, "trove/rules", "rules"));
+    if (!self->rules_dir) {
+        err = s_errorf ("out of memory");
+        goto fail;
+    }
     if (!s_need (self->root, "broker/pub", "broker", &err) || !s_need (self->root, "broker/sub", "broker", &err)
     ||  !s_need (self->root, "broker/control", "broker", &err))
         goto fail;
@@ -263,6 +289,10 @@ trove_cfg_destroy (trove_cfg_t **self_p)
     trove_cfg_t *self = *self_p;
     if (self) {
         zconfig_destroy (&self->root);
+        for (size_t i = 0; i < self->nshards; i++)
+            free (self->shards [i].data);
+        free (self->rules_dir);
+        free (self->base);
         free (self->owner);
         free (self);
         *self_p = NULL;
@@ -308,7 +338,7 @@ trove_cfg_ingestor_find (const trove_cfg_t *self, const char *name)
 const char *trove_cfg_broker_pub (const trove_cfg_t *self) { return zconfig_get (self->root, "broker/pub", NULL); }
 const char *trove_cfg_broker_sub (const trove_cfg_t *self) { return zconfig_get (self->root, "broker/sub", NULL); }
 const char *trove_cfg_broker_control (const trove_cfg_t *self) { return zconfig_get (self->root, "broker/control", NULL); }
-const char *trove_cfg_rules_dir (const trove_cfg_t *self) { return zconfig_get (self->root, "trove/rules", NULL); }
+const char *trove_cfg_rules_dir (const trove_cfg_t *self) { return self->rules_dir; }
 
 bool
 trove_cfg_source_known (const trove_cfg_t *self, const char *source)

@@ -68,6 +68,8 @@ const char *trove_cfg_broker_pub (const trove_cfg_t *self);
 const char *trove_cfg_broker_sub (const trove_cfg_t *self);
 const char *trove_cfg_broker_control (const trove_cfg_t *self);
 
+//  Paths in the file (rules, data) are relative to the config file's folder;
+//  these return them resolved.
 const char *trove_cfg_rules_dir (const trove_cfg_t *self);
 //  LMDB map size for scorers, bytes.
 size_t trove_cfg_map_size (const trove_cfg_t *self);

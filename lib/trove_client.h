@@ -37,6 +37,15 @@ extern "C" {
 Trove__QueryReply *trove_client_call (const char *endpoint, const Trove__Query *query,
                                       int timeout_ms, int retries, char **err_p);
 void trove_client_reply_free (Trove__QueryReply **reply_p);
+//  Same as trove_client_call, with the receive limit (ZMQ_MAXMSGSIZE) set to
+//  max_frame (trove_client_call uses 64 MiB, the ceiling of limits/max_frame).
+//  A query with req_id 0 gets a random one. Returns NULL with *err_p
+//  "interrupted" when a signal interrupts the wait.
+Trove__QueryReply *trove_client_call_max (const char *endpoint, const Trove__Query *query,
+                                          int timeout_ms, int retries, size_t max_frame,
+                                          char **err_p);
+//  A random, non-zero 64-bit request id (libsodium). Can't fail.
+uint64_t trove_client_req_id (void);
 
 //  ---------------------------------------------------------------------------
 typedef struct _trove_submitter_t trove_submitter_t;
@@ -52,6 +61,8 @@ typedef void (trove_submitter_fn) (void *arg, uint64_t tag, const Trove__Result 
 trove_submitter_t *trove_submitter_new (const trove_cfg_t *cfg, size_t batch, size_t window,
                                         trove_submitter_fn *fn, void *arg);
 void trove_submitter_destroy (trove_submitter_t **self_p);
+//  Resend a request when its reply takes longer than timeout_ms (default 2000).
+void trove_submitter_set_timeout (trove_submitter_t *self, int timeout_ms);
 
 //  Queue one event (copied) with a caller tag. Returns 0, or -1 when the
 //  window is full (call trove_submitter_poll first).

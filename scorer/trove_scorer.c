@@ -1,1 +1,468 @@
-int main (void) { return 0; }
+/*  trove-scorer - one shard of the ledger. The only writer of its LMDB
+    environment.
+
+    Loop: wait on the events ROUTER (ingestor batches) and the query ROUTER.
+    When batches arrive, take every batch that is already queued (up to a
+    bound) into ONE write transaction: dedup, event log, rules, coins,
+    balances, award log. Commit; only then answer each ingestor and publish
+    the awards. A crash before the commit leaves nothing; a crash after it
+    loses only answers, and the ingestor's resend is answered from the dedup
+    index. See docs/protocol.md, "ingestor -> scorer".
+
+    Usage: trove-scorer --config FILE --shard NAME */
+#include "trove_cfg.h"
+#include "trove_event.h"
+#include "trove_hash.h"
+#include "trove_ledger.h"
+#include "trove_msg.h"
+#include "trove_rules.h"
+#include "trove_sock.h"
+#include "trove_util.h"
+
+#include <czmq.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+//  Group-commit bounds: how much one transaction may take.
+#define BATCH_MAX_MSGS 1024
+#define BATCH_MAX_EVENTS 32768
+#define QUERY_MAX_LIMIT 1000
+#define HEARTBEAT_MS 1000
+
+typedef struct {
+    zframe_t *routing_id;       //  the ingestor's DEALER
+    uint64_t batch_id;          //  echoed in the reply
+    Trove__Result *results;     //  one per event
+    Trove__Result **result_ptrs;
+    size_t nresults;
+} s_reply_t;
+
+typedef struct {
+    trove_cfg_t *cfg;           //  cluster config
+    size_t shard;               //  our shard index
+    const char *name;           //  our shard name
+    trove_rules_t *rules;       //  hunt rules
+    trove_ledger_t *ledger;     //  our LMDB state
+    zsock_t *events;            //  ROUTER: ingestor batches
+    zsock_t *query;             //  ROUTER: queries
+    zsock_t *pub;               //  PUB -> broker: awards, heartbeats
+    uint64_t incarnation;       //  random per start: lets peers see a restart
+    int64_t started_ms;
+    int64_t next_heartbeat_us;
+    s_reply_t *replies;         //  replies of the current batch
+    size_t nreplies;
+    char last_error [256];      //  shown by status
+} s_scorer_t;
+
+static void
+s_set_error (s_scorer_t *self, const char *text)
+{
+    snprintf (self->last_error, sizeof self->last_error, "%s", text);
+}
+
+static void
+s_publish_heartbeat (s_scorer_t *self)
+{
+    Trove__Heartbeat hb = TROVE__HEARTBEAT__INIT;
+    hb.role = "scorer";
+    hb.shard = (uint32_t) self->shard;
+    hb.last_aseq = trove_ledger_last_aseq (self->ledger);
+    hb.incarnation = self->incarnation;
+    Trove__Msg msg = TROVE__MSG__INIT;
+    msg.body_case = TROVE__MSG__BODY_HEARTBEAT;
+    msg.heartbeat = &hb;
+    //  PUB never blocks; a lost heartbeat is replaced by the next one.
+    trove_msg_send (self->pub, NULL, 0, &msg, ZMQ_DONTWAIT);
+    self->next_heartbeat_us = trove_mono_us () + HEARTBEAT_MS * 1000;
+}
+
+//  Validate one event the way the ingestor did, plus what only we can check:
+//  that it belongs to this shard. Never trust the network.
+static const char *
+s_check (s_scorer_t *self, const Trove__Event *ev, uint32_t partition, char *detail, size_t size)
+{
+    //  The time window was checked by the ingestor against its clock at
+    //  receipt; re-checking here against ours would turn a resend into a
+    //  different answer.
+    const char *reason = trove_event_check (ev, self->cfg, ev->ts_ms ? ev->ts_ms : 1, detail, size);
+    if (reason)
+        return reason;
+    uint32_t expect = trove_hash_partition (ev->user, strlen (ev->user), trove_cfg_partitions (self->cfg));
+    if (partition != expect || trove_cfg_shard_of (self->cfg, partition) != self->shard) {
+        snprintf (detail, size, "user '%s' is partition %u, not owned by shard %s", ev->user, expect, self->name);
+        return "wrong_shard";
+    }
+    return NULL;
+}
+
+static void
+s_replies_free (s_scorer_t *self)
+{
+    for (size_t i = 0; i < self->nreplies; i++) {
+        zframe_destroy (&self->replies [i].routing_id);
+        for (size_t k = 0; k < self->replies [i].nresults; k++)
+            free (self->replies [i].results [k].detail);
+        free (self->replies [i].results);
+        free (self->replies [i].result_ptrs);
+    }
+    self->nreplies = 0;
+}
+
+//  Turn every answer of this batch into RETRY: nothing of it was committed.
+static void
+s_replies_retry (s_scorer_t *self, const char *reason)
+{
+    for (size_t i = 0; i < self->nreplies; i++)
+        for (size_t k = 0; k < self->replies [i].nresults; k++) {
+            Trove__Result *r = &self->replies [i].results [k];
+            if (r->status != TROVE__STATUS__REJECTED) {
+                r->status = TROVE__STATUS__RETRY;
+                r->reason = (char *) reason;
+            }
+        }
+}
+
+//  Take one queued ingestor message into the open transaction. Returns the
+//  number of events it carried, 0 when nothing was queued, -1 after a storage
+//  error (the transaction is then doomed).
+static int
+s_take_one (s_scorer_t *self, bool *storage_failed)
+{
+    zmsg_t *zmsg = NULL;
+    if (zsock_events (self->events) & ZMQ_POLLIN)
+        zmsg = zmsg_recv (self->events);
+    if (!zmsg)
+        return 0;
+    zframe_t *routing_id = zmsg_pop (zmsg);
+    zframe_t *body = zmsg_pop (zmsg);
+    int taken = 1;      //  count a bad message as progress so the loop moves on
+    const char *reason = NULL;
+    Trove__Msg *msg = body ? trove_msg_decode (zframe_data (body), zframe_size (body),
+                                               trove_cfg_limits (self->cfg)->max_frame, &reason) : NULL;
+    if (!msg || msg->body_case != TROVE__MSG__BODY_BATCH || zmsg_size (zmsg) != 0
+    ||  msg->batch->n_partitions != msg->batch->n_events) {
+        trove_log ('W', "dropped a bad message on the events socket: %s", msg ? "not a well-formed batch" : reason);
+        s_set_error (self, "bad message on events socket");
+        goto done;
+    }
+    Trove__ShardBatch *batch = msg->batch;
+    s_reply_t *reply = &self->replies [self->nreplies];
+    memset (reply, 0, sizeof *reply);
+    reply->batch_id = batch->batch_id;
+    reply->results = calloc (batch->n_events ? batch->n_events : 1, sizeof *reply->results);
+    reply->result_ptrs = calloc (batch->n_events ? batch->n_events : 1, sizeof *reply->result_ptrs);
+    if (!reply->results || !reply->result_ptrs) {
+        free (reply->results);
+        free (reply->result_ptrs);
+        trove_log ('E', "out of memory; batch dropped (the ingestor will resend)");
+        goto done;
+    }
+    reply->routing_id = routing_id;
+    routing_id = NULL;
+    reply->nresults = batch->n_events;
+    self->nreplies++;
+    for (size_t i = 0; i < batch->n_events; i++) {
+        Trove__Result *r = &reply->results [i];
+        trove__result__init (r);
+        reply->result_ptrs [i] = r;
+        r->reason = "";
+        if (*storage_failed) {
+            r->status = TROVE__STATUS__RETRY;
+            continue;
+        }
+        char detail [256];
+        const char *bad = s_check (self, batch->events [i], batch->partitions [i], detail, sizeof detail);
+        if (bad) {
+            r->status = TROVE__STATUS__REJECTED;
+            r->reason = (char *) bad;
+            r->detail = strdup (detail);
+            continue;
+        }
+        Trove__Status status;
+        if (trove_ledger_apply (self->ledger, batch->events [i], batch->partitions [i], batch->req_id,
+                                batch->received_us, self->rules, &status)) {
+            *storage_failed = true;
+            r->status = TROVE__STATUS__RETRY;
+            continue;
+        }
+        r->status = status;
+    }
+    taken = (int) (batch->n_events ? batch->n_events : 1);
+done:
+    trove_msg_free (&msg);
+    zframe_destroy (&routing_id);
+    zframe_destroy (&body);
+    zmsg_destroy (&zmsg);
+    return taken;
+}
+
+static void
+s_send_replies (s_scorer_t *self)
+{
+    for (size_t i = 0; i < self->nreplies; i++) {
+        s_reply_t *reply = &self->replies [i];
+        Trove__ShardBatchReply body = TROVE__SHARD_BATCH_REPLY__INIT;
+        body.batch_id = reply->batch_id;
+        body.n_results = reply->nresults;
+        body.results = reply->result_ptrs;
+        body.incarnation = self->incarnation;
+        Trove__Msg msg = TROVE__MSG__INIT;
+        msg.body_case = TROVE__MSG__BODY_BATCH_REPLY;
+        msg.batch_reply = &body;
+        //  If the ingestor is gone the reply is lost; it (or the producer)
+        //  resends and the dedup index answers.
+        if (trove_msg_send (self->events, zframe_data (reply->routing_id), zframe_size (reply->routing_id),
+                            &msg, ZMQ_DONTWAIT))
+            trove_log ('D', "reply to ingestor not sent: %s", zmq_strerror (zmq_errno ()));
+    }
+    s_replies_free (self);
+}
+
+static void
+s_process_batches (s_scorer_t *self)
+{
+    bool storage_failed = false;
+    if (trove_ledger_begin (self->ledger)) {
+        trove_log ('E', "cannot begin a transaction: %s", trove_ledger_error (self->ledger));
+        s_set_error (self, trove_ledger_error (self->ledger));
+        storage_failed = true;
+    }
+    size_t events = 0;
+    while (self->nreplies < BATCH_MAX_MSGS && events < BATCH_MAX_EVENTS) {
+        int n = s_take_one (self, &storage_failed);
+        if (n <= 0)
+            break;
+        events += (size_t) n;
+    }
+    if (storage_failed) {
+        const char *why = trove_ledger_full (self->ledger) ? "storage_full" : "storage_error";
+        trove_log ('E', "batch of %zu events not committed (%s): %s", events, why, trove_ledger_error (self->ledger));
+        s_set_error (self, trove_ledger_error (self->ledger));
+        trove_ledger_abort (self->ledger);
+        s_replies_retry (self, why);
+    }
+    else
+    if (trove_ledger_commit (self->ledger)) {
+        const char *why = trove_ledger_full (self->ledger) ? "storage_full" : "storage_error";
+        trove_log ('E', "commit failed (%s): %s", why, trove_ledger_error (self->ledger));
+        s_set_error (self, trove_ledger_error (self->ledger));
+        s_replies_retry (self, why);
+    }
+    //  Commit, then acknowledge: the answers go out only now.
+    s_send_replies (self);
+    if (!storage_failed) {
+        void **frames;
+        size_t *sizes;
+        size_t n = trove_ledger_awards_ready (self->ledger, &frames, &sizes);
+        for (size_t i = 0; i < n; i++)
+            zmq_send (zsock_resolve (self->pub), frames [i], sizes [i], ZMQ_DONTWAIT);
+        if (n)
+            self->next_heartbeat_us = trove_mono_us () + HEARTBEAT_MS * 1000;
+    }
+}
+
+static void
+s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
+{
+    Trove__QueryReply reply = TROVE__QUERY_REPLY__INIT;
+    Trove__StatusInfo status = TROVE__STATUS_INFO__INIT;
+    Trove__Coin **coins = NULL, *one = NULL;
+    Trove__EventRecord **events = NULL;
+    size_t ncoins = 0, nevents = 0;
+    char *next = NULL;
+    reply.req_id = q->req_id;
+    reply.last_aseq = trove_ledger_last_aseq (self->ledger);
+    size_t limit = q->limit == 0 ? 50 : q->limit > QUERY_MAX_LIMIT ? QUERY_MAX_LIMIT : q->limit;
+    if (strcmp (q->kind, "status") == 0) {
+        status.role = "scorer";
+        status.shard = (int32_t) self->shard;
+        status.name = (char *) self->name;
+        status.pid = getpid ();
+        status.started_ms = self->started_ms;
+        status.last_aseq = reply.last_aseq;
+        status.events = trove_ledger_event_count (self->ledger);
+        status.version = TROVE_VERSION;
+        status.last_error = self->last_error;
+        reply.status = &status;
+    }
+    else
+    if (strcmp (q->kind, "balance") == 0) {
+        if (!*q->user || trove_ledger_balance (self->ledger, q->user, &reply.balance))
+            reply.error = *q->user ? "storage_error" : "missing user";
+    }
+    else
+    if (strcmp (q->kind, "coins") == 0) {
+        if (!*q->user || trove_ledger_coins (self->ledger, q->user, q->cursor, limit, &coins, &ncoins, &next))
+            reply.error = *q->user ? "storage_error" : "missing user";
+        reply.coins = coins;
+        reply.n_coins = ncoins;
+        reply.next_cursor = next ? next : "";
+    }
+    else
+    if (strcmp (q->kind, "coin") == 0) {
+        int rc = trove_ledger_coin (self->ledger, q->coin_id, &one, &events, &nevents);
+        if (rc == 1)
+            reply.error = "not_found";
+        else
+        if (rc)
+            reply.error = "storage_error";
+        else {
+            reply.coins = &one;
+            reply.n_coins = 1;
+            reply.events = events;
+            reply.n_events = nevents;
+        }
+    }
+    else
+    if (strcmp (q->kind, "awards") == 0) {
+        if (trove_ledger_awards (self->ledger, q->from_aseq, limit, &coins, &ncoins))
+            reply.error = "storage_error";
+        reply.coins = coins;
+        reply.n_coins = ncoins;
+    }
+    else
+        reply.error = "unknown query kind";
+    Trove__Msg msg = TROVE__MSG__INIT;
+    msg.body_case = TROVE__MSG__BODY_QUERY_REPLY;
+    msg.query_reply = &reply;
+    trove_msg_send (self->query, zframe_data (routing_id), zframe_size (routing_id), &msg, ZMQ_DONTWAIT);
+    trove_ledger_free_coins (coins, ncoins);
+    if (one)
+        trove__coin__free_unpacked (one, NULL);
+    trove_ledger_free_events (events, nevents);
+    free (next);
+}
+
+static void
+s_process_queries (s_scorer_t *self)
+{
+    for (int i = 0; i < 100 && (zsock_events (self->query) & ZMQ_POLLIN); i++) {
+        zmsg_t *zmsg = zmsg_recv (self->query);
+        if (!zmsg)
+            break;
+        zframe_t *routing_id = zmsg_pop (zmsg);
+        zframe_t *body = zmsg_pop (zmsg);
+        const char *reason = NULL;
+        Trove__Msg *msg = body ? trove_msg_decode (zframe_data (body), zframe_size (body),
+                                                   trove_cfg_limits (self->cfg)->max_frame, &reason) : NULL;
+        if (msg && msg->body_case == TROVE__MSG__BODY_QUERY)
+            s_answer_query (self, routing_id, msg->query);
+        else
+            trove_log ('W', "dropped a bad message on the query socket: %s", msg ? "not a query" : reason);
+        trove_msg_free (&msg);
+        zframe_destroy (&routing_id);
+        zframe_destroy (&body);
+        zmsg_destroy (&zmsg);
+    }
+}
+
+static int
+s_usage (void)
+{
+    fprintf (stderr, "usage: trove-scorer --config FILE --shard NAME\n");
+    return 2;
+}
+
+int
+main (int argc, char *argv [])
+{
+    const char *config = NULL, *name = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp (argv [i], "--config") == 0 && i + 1 < argc)
+            config = argv [++i];
+        else
+        if (strcmp (argv [i], "--shard") == 0 && i + 1 < argc)
+            name = argv [++i];
+        else
+            return s_usage ();
+    }
+    if (!config || !name)
+        return s_usage ();
+    char logname [80];
+    snprintf (logname, sizeof logname, "trove-scorer/%s", name);
+    trove_log_init (logname);
+    zsys_init ();
+    zsys_set_logstream (NULL);
+    if (sodium_init () < 0) {
+        trove_log ('E', "libsodium failed to initialise");
+        return 1;
+    }
+    int rc = 1;
+    char *err = NULL;
+    s_scorer_t self_ = {0}, *self = &self_;
+    self->started_ms = trove_now_ms ();
+    randombytes_buf (&self->incarnation, sizeof self->incarnation);
+    self->cfg = trove_cfg_load (config, &err);
+    if (!self->cfg) {
+        trove_log ('E', "%s", err);
+        goto done;
+    }
+    size_t n = trove_cfg_shards (self->cfg);
+    for (self->shard = 0; self->shard < n; self->shard++)
+        if (strcmp (trove_cfg_shard_name (self->cfg, self->shard), name) == 0)
+            break;
+    if (self->shard == n) {
+        trove_log ('E', "shard '%s' is not in %s", name, config);
+        goto done;
+    }
+    self->name = name;
+    self->rules = trove_rules_load_dir (trove_cfg_rules_dir (self->cfg), &err);
+    if (!self->rules) {
+        trove_log ('E', "rules: %s", err);
+        goto done;
+    }
+    self->ledger = trove_ledger_new (trove_cfg_shard_data (self->cfg, self->shard), (uint32_t) self->shard,
+                                     trove_cfg_map_size (self->cfg), trove_cfg_sync (self->cfg), &err);
+    if (!self->ledger) {
+        trove_log ('E', "%s", err);
+        goto done;
+    }
+    self->replies = calloc (BATCH_MAX_MSGS, sizeof *self->replies);
+    size_t max_frame = trove_cfg_limits (self->cfg)->max_frame;
+    self->events = trove_sock_router (trove_cfg_shard_events (self->cfg, self->shard), max_frame);
+    self->query = trove_sock_router (trove_cfg_shard_query (self->cfg, self->shard), max_frame);
+    self->pub = zsock_new (ZMQ_PUB);
+    if (!self->replies || !self->events || !self->query || !self->pub)
+        goto done;
+    trove_sock_tune (self->pub, max_frame);
+    if (zsock_connect (self->pub, "%s", trove_cfg_broker_pub (self->cfg))) {
+        trove_log ('E', "cannot connect to broker %s", trove_cfg_broker_pub (self->cfg));
+        goto done;
+    }
+    trove_log ('I', "shard %s (%zu) ready: %zu hunt version(s), %llu events, last aseq %llu", name, self->shard,
+               trove_rules_count (self->rules), (unsigned long long) trove_ledger_event_count (self->ledger),
+               (unsigned long long) trove_ledger_last_aseq (self->ledger));
+    s_publish_heartbeat (self);
+    zmq_pollitem_t items [] = {
+        {zsock_resolve (self->events), 0, ZMQ_POLLIN, 0},
+        {zsock_resolve (self->query), 0, ZMQ_POLLIN, 0},
+    };
+    while (!zsys_interrupted) {
+        int64_t wait_ms = (self->next_heartbeat_us - trove_mono_us ()) / 1000;
+        if (zmq_poll (items, 2, wait_ms < 0 ? 0 : wait_ms) == -1 && zmq_errno () != EINTR) {
+            trove_log ('E', "poll failed: %s", zmq_strerror (zmq_errno ()));
+            break;
+        }
+        if (items [0].revents & ZMQ_POLLIN)
+            s_process_batches (self);
+        if (items [1].revents & ZMQ_POLLIN)
+            s_process_queries (self);
+        if (trove_mono_us () >= self->next_heartbeat_us)
+            s_publish_heartbeat (self);
+    }
+    trove_log ('I', "shard %s stopping", name);
+    rc = 0;
+done:
+    free (err);
+    zsock_destroy (&self->events);
+    zsock_destroy (&self->query);
+    zsock_destroy (&self->pub);
+    free (self->replies);
+    trove_ledger_destroy (&self->ledger);
+    trove_rules_destroy (&self->rules);
+    trove_cfg_destroy (&self->cfg);
+    return rc;
+}
