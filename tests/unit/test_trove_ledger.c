@@ -1,0 +1,353 @@
+/*  Tests for trove_ledger against a real LMDB environment in a temp dir. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "trove_event.h"
+#include "trove_hash.h"
+#include "trove_ledger.h"
+#include "trove_msg.h"
+#include "trove_rules.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    char *dir;                  //  temp dir: rules/ and data/
+    char data [600];
+    trove_rules_t *rules;
+    trove_ledger_t *ledger;
+} s_fixture_t;
+
+static int
+s_setup (void **state)
+{
+    s_fixture_t *f = calloc (1, sizeof *f);
+    f->dir = strdup ("/tmp/trove-test-ledger-XXXXXX");
+    assert_non_null (mkdtemp (f->dir));
+    char path [600];
+    snprintf (path, sizeof path, "%s/demo.yaml", f->dir);
+    FILE *file = fopen (path, "w");
+    assert_non_null (file);
+    fputs ("hunt: demo\nversion: 1\nrules:\n"
+           "  - {id: checkin, kind: each, match: {type: checkin}, coins: 1}\n"
+           "  - {id: visit, kind: each, match: {type: visit}, coins: 2}\n"
+           "  - {id: visit-bonus, kind: each, match: {type: visit}, coins: 10}\n", file);
+    fclose (file);
+    char *err = NULL;
+    f->rules = trove_rules_load_file (path, &err);
+    assert_non_null (f->rules);
+    snprintf (f->data, sizeof f->data, "%s/data", f->dir);
+    f->ledger = trove_ledger_new (f->data, 3, 64 * 1024 * 1024, true, &err);
+    if (!f->ledger)
+        fail_msg ("ledger: %s", err);
+    *state = f;
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    s_fixture_t *f = *state;
+    trove_ledger_destroy (&f->ledger);
+    trove_rules_destroy (&f->rules);
+    char cmd [700];
+    snprintf (cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    assert_int_equal (system (cmd), 0);
+    free (f->dir);
+    free (f);
+    return 0;
+}
+
+static Trove__Event *
+s_event (const char *source, const char *id, const char *user, const char *type)
+{
+    char json [512];
+    snprintf (json, sizeof json, "{\"source\":\"%s\",\"id\":\"%s\",\"user\":\"%s\",\"type\":\"%s\",\"ts\":1700000000000}",
+              source, id, user, type);
+    const char *reason;
+    Trove__Event *ev = trove_event_from_json (json, strlen (json), &reason, NULL);
+    assert_non_null (ev);
+    return ev;
+}
+
+//  Apply one event in its own batch and commit; returns the status.
+static Trove__Status
+s_apply1 (s_fixture_t *f, const char *source, const char *id, const char *user, const char *type, uint64_t req)
+{
+    Trove__Event *ev = s_event (source, id, user, type);
+    Trove__Status status = 0;
+    assert_int_equal (trove_ledger_begin (f->ledger), 0);
+    assert_int_equal (trove_ledger_apply (f->ledger, ev, 7, req, 123, f->rules, &status), 0);
+    assert_int_equal (trove_ledger_commit (f->ledger), 0);
+    trove_event_destroy (&ev);
+    return status;
+}
+
+static int64_t
+s_balance (s_fixture_t *f, const char *user)
+{
+    int64_t balance = -1;
+    assert_int_equal (trove_ledger_balance (f->ledger, user, &balance), 0);
+    return balance;
+}
+
+static void
+test_apply_mints_coins_and_balance (void **state)
+{
+    s_fixture_t *f = *state;
+    assert_int_equal (s_balance (f, "alice"), 0);
+    assert_int_equal (s_apply1 (f, "web", "e1", "alice", "checkin", 1), TROVE__STATUS__ACCEPTED);
+    assert_int_equal (s_apply1 (f, "web", "e2", "alice", "visit", 1), TROVE__STATUS__ACCEPTED);
+    assert_int_equal (s_apply1 (f, "web", "e3", "alice", "nothing", 1), TROVE__STATUS__ACCEPTED);
+    assert_int_equal (s_balance (f, "alice"), 13);
+    assert_int_equal (trove_ledger_last_aseq (f->ledger), 3);
+    assert_int_equal (trove_ledger_event_count (f->ledger), 3);
+
+    //  The awards of the last batch are published as Msg{award}.
+    void **frames;
+    size_t *sizes;
+    size_t n = trove_ledger_awards_ready (f->ledger, &frames, &sizes);
+    assert_int_equal (n, 0);   //  last batch (e3) minted nothing
+
+    Trove__Coin **coins;
+    size_t ncoins;
+    char *next;
+    assert_int_equal (trove_ledger_coins (f->ledger, "alice", "", 10, &coins, &ncoins, &next), 0);
+    assert_int_equal (ncoins, 3);
+    assert_string_equal (next, "");
+    //  newest first: visit-bonus (aseq 3), visit (2), checkin (1)
+    assert_int_equal (coins [0]->aseq, 3);
+    assert_string_equal (coins [0]->rule, "visit-bonus");
+    assert_int_equal (coins [2]->aseq, 1);
+    assert_string_equal (coins [2]->rule, "checkin");
+    assert_int_equal (coins [2]->shard, 3);
+    assert_int_equal (coins [2]->accepted_us, 123);
+    assert_string_equal (coins [2]->reason, "scored");
+    char expect [TROVE_COIN_ID_LEN + 1];
+    trove_hash_coin_id ("demo", "checkin", "alice", "web\0e1", 6, expect);
+    assert_string_equal (coins [2]->id, expect);
+    assert_int_equal (coins [2]->n_events, 1);
+    assert_string_equal (coins [2]->events [0]->source, "web");
+    assert_string_equal (coins [2]->events [0]->id, "e1");
+    trove_ledger_free_coins (coins, ncoins);
+    free (next);
+
+    //  provenance of one coin
+    Trove__Coin *coin;
+    Trove__EventRecord **events;
+    size_t nevents;
+    assert_int_equal (trove_ledger_coin (f->ledger, expect, &coin, &events, &nevents), 0);
+    assert_int_equal (nevents, 1);
+    assert_string_equal (events [0]->event->type, "checkin");
+    assert_int_equal (events [0]->partition, 7);
+    assert_int_equal (events [0]->pseq, 1);
+    trove__coin__free_unpacked (coin, NULL);
+    trove_ledger_free_events (events, nevents);
+    assert_int_equal (trove_ledger_coin (f->ledger, "00000000000000000000000000000000", &coin, &events, &nevents), 1);
+    assert_int_equal (trove_ledger_coin (f->ledger, "short", &coin, &events, &nevents), 1);
+
+    //  award log in aseq order
+    assert_int_equal (trove_ledger_awards (f->ledger, 2, 10, &coins, &ncoins), 0);
+    assert_int_equal (ncoins, 2);
+    assert_int_equal (coins [0]->aseq, 2);
+    assert_int_equal (coins [1]->aseq, 3);
+    trove_ledger_free_coins (coins, ncoins);
+}
+
+static void
+test_dedup_and_retried_submission (void **state)
+{
+    s_fixture_t *f = *state;
+    assert_int_equal (s_apply1 (f, "web", "e1", "bob", "checkin", 42), TROVE__STATUS__ACCEPTED);
+    //  the same submission retried (answer lost): still accepted, nothing added
+    assert_int_equal (s_apply1 (f, "web", "e1", "bob", "checkin", 42), TROVE__STATUS__ACCEPTED);
+    //  another submission of the same (source, id): duplicate
+    assert_int_equal (s_apply1 (f, "web", "e1", "bob", "checkin", 43), TROVE__STATUS__DUPLICATE);
+    //  the same id from another source is another event
+    assert_int_equal (s_apply1 (f, "mobile", "e1", "bob", "checkin", 43), TROVE__STATUS__ACCEPTED);
+    assert_int_equal (s_balance (f, "bob"), 2);
+    assert_int_equal (trove_ledger_event_count (f->ledger), 2);
+
+    //  twice inside one batch: the second sees the first
+    Trove__Event *ev = s_event ("web", "e9", "bob", "checkin");
+    Trove__Status a, b;
+    assert_int_equal (trove_ledger_begin (f->ledger), 0);
+    assert_int_equal (trove_ledger_apply (f->ledger, ev, 7, 50, 0, f->rules, &a), 0);
+    assert_int_equal (trove_ledger_apply (f->ledger, ev, 7, 51, 0, f->rules, &b), 0);
+    assert_int_equal (trove_ledger_commit (f->ledger), 0);
+    assert_int_equal (a, TROVE__STATUS__ACCEPTED);
+    assert_int_equal (b, TROVE__STATUS__DUPLICATE);
+    trove_event_destroy (&ev);
+    assert_int_equal (s_balance (f, "bob"), 3);
+}
+
+static void
+test_abort_leaves_nothing_and_reopen_keeps_all (void **state)
+{
+    s_fixture_t *f = *state;
+    assert_int_equal (s_apply1 (f, "web", "e1", "carol", "checkin", 1), TROVE__STATUS__ACCEPTED);
+    Trove__Event *ev = s_event ("web", "e2", "carol", "visit");
+    Trove__Status status;
+    assert_int_equal (trove_ledger_begin (f->ledger), 0);
+    assert_int_equal (trove_ledger_apply (f->ledger, ev, 7, 1, 0, f->rules, &status), 0);
+    trove_ledger_abort (f->ledger);
+    trove_ledger_abort (f->ledger);     //  safe twice
+    trove_event_destroy (&ev);
+    assert_int_equal (s_balance (f, "carol"), 1);
+    assert_int_equal (trove_ledger_last_aseq (f->ledger), 1);
+    assert_int_equal (trove_ledger_event_count (f->ledger), 1);
+    void **frames;
+    size_t *sizes;
+    assert_int_equal (trove_ledger_awards_ready (f->ledger, &frames, &sizes), 0);
+
+    //  sequence numbers were rolled back with the batch: the next event gets pseq 2
+    assert_int_equal (s_apply1 (f, "web", "e3", "carol", "checkin", 1), TROVE__STATUS__ACCEPTED);
+    assert_int_equal (trove_ledger_awards_ready (f->ledger, &frames, &sizes), 1);
+    const char *reason;
+    Trove__Msg *msg = trove_msg_decode (frames [0], sizes [0], 1 << 20, &reason);
+    assert_non_null (msg);
+    assert_int_equal (msg->body_case, TROVE__MSG__BODY_AWARD);
+    assert_int_equal (msg->award->aseq, 2);
+    char id [TROVE_COIN_ID_LEN + 1];
+    snprintf (id, sizeof id, "%s", msg->award->id);
+    trove_msg_free (&msg);
+    Trove__Coin *coin;
+    Trove__EventRecord **events;
+    size_t nevents;
+    assert_int_equal (trove_ledger_coin (f->ledger, id, &coin, &events, &nevents), 0);
+    assert_int_equal (events [0]->pseq, 2);
+    trove__coin__free_unpacked (coin, NULL);
+    trove_ledger_free_events (events, nevents);
+
+    //  close and reopen: everything is still there, counters continue
+    trove_ledger_destroy (&f->ledger);
+    assert_null (f->ledger);
+    char *err = NULL;
+    f->ledger = trove_ledger_new (f->data, 3, 64 * 1024 * 1024, true, &err);
+    assert_non_null (f->ledger);
+    assert_int_equal (s_balance (f, "carol"), 2);
+    assert_int_equal (trove_ledger_last_aseq (f->ledger), 2);
+    assert_int_equal (trove_ledger_event_count (f->ledger), 2);
+    assert_int_equal (s_apply1 (f, "web", "e3", "carol", "checkin", 9), TROVE__STATUS__DUPLICATE);
+    assert_int_equal (s_apply1 (f, "web", "e4", "carol", "checkin", 9), TROVE__STATUS__ACCEPTED);
+    assert_int_equal (trove_ledger_last_aseq (f->ledger), 3);
+}
+
+static void
+test_coins_paging_newest_first (void **state)
+{
+    s_fixture_t *f = *state;
+    for (int i = 0; i < 5; i++) {
+        char id [16];
+        snprintf (id, sizeof id, "p%d", i);
+        s_apply1 (f, "web", id, "dave", "checkin", 1);
+        s_apply1 (f, "web", id, "dave2", "checkin", 1);     //  a neighbour key must not leak in
+    }
+    Trove__Coin **coins;
+    size_t n;
+    char *next;
+    uint64_t seen [5];
+    size_t total = 0;
+    char cursor [32] = "";
+    do {
+        assert_int_equal (trove_ledger_coins (f->ledger, "dave", cursor, 2, &coins, &n, &next), 0);
+        for (size_t i = 0; i < n; i++) {
+            assert_string_equal (coins [i]->user, "dave");
+            assert_true (total < 5);
+            seen [total++] = coins [i]->aseq;
+        }
+        snprintf (cursor, sizeof cursor, "%s", next);
+        trove_ledger_free_coins (coins, n);
+        free (next);
+    } while (*cursor);
+    assert_int_equal (total, 5);
+    for (size_t i = 1; i < total; i++)
+        assert_true (seen [i] < seen [i - 1]);
+    assert_int_equal (trove_ledger_coins (f->ledger, "dave", "notanumber", 2, &coins, &n, &next), -1);
+    assert_int_equal (trove_ledger_coins (f->ledger, "nobody", "", 2, &coins, &n, &next), 0);
+    assert_int_equal (n, 0);
+    trove_ledger_free_coins (coins, n);
+    free (next);
+}
+
+static void
+test_full_map_discards_batch_and_recovers (void **state)
+{
+    s_fixture_t *f = *state;
+    trove_ledger_destroy (&f->ledger);
+    char path [700];
+    snprintf (path, sizeof path, "%s/small", f->dir);
+    char *err = NULL;
+    //  a 1 MiB map fills after a few thousand events
+    f->ledger = trove_ledger_new (path, 0, 1024 * 1024, false, &err);
+    assert_non_null (f->ledger);
+    assert_int_equal (s_apply1 (f, "web", "first", "erin", "checkin", 1), TROVE__STATUS__ACCEPTED);
+    bool failed = false;
+    for (int batch = 0; batch < 1000 && !failed; batch++) {
+        assert_int_equal (trove_ledger_begin (f->ledger), 0);
+        for (int i = 0; i < 100; i++) {
+            char id [32];
+            snprintf (id, sizeof id, "b%d-%d", batch, i);
+            Trove__Event *ev = s_event ("web", id, "erin", "checkin");
+            Trove__Status status;
+            int rc = trove_ledger_apply (f->ledger, ev, 1, 1, 0, f->rules, &status);
+            trove_event_destroy (&ev);
+            if (rc) {
+                failed = true;
+                break;
+            }
+        }
+        if (failed) {
+            assert_true (trove_ledger_full (f->ledger));
+            assert_non_null (strstr (trove_ledger_error (f->ledger), "MDB_MAP_FULL"));
+            trove_ledger_abort (f->ledger);
+        }
+        else
+        if (trove_ledger_commit (f->ledger)) {
+            failed = true;
+            assert_true (trove_ledger_full (f->ledger));
+        }
+    }
+    assert_true (failed);
+    //  committed state is intact and consistent: balance == events accepted
+    uint64_t events = trove_ledger_event_count (f->ledger);
+    assert_int_equal (s_balance (f, "erin"), (int64_t) events);
+    assert_int_equal (trove_ledger_last_aseq (f->ledger), events);
+    //  and the ledger still serves reads and refuses writes cleanly
+    Trove__Coin **coins;
+    size_t n;
+    char *next;
+    assert_int_equal (trove_ledger_coins (f->ledger, "erin", "", 1, &coins, &n, &next), 0);
+    assert_int_equal (n, 1);
+    assert_int_equal (coins [0]->aseq, events);
+    trove_ledger_free_coins (coins, n);
+    free (next);
+}
+
+static void
+test_open_errors (void **state)
+{
+    (void) state;
+    char *err = NULL;
+    assert_null (trove_ledger_new ("/proc/trove-cannot-exist", 0, 1 << 20, true, &err));
+    assert_non_null (err);
+    free (err);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test_setup_teardown (test_apply_mints_coins_and_balance, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_dedup_and_retried_submission, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_abort_leaves_nothing_and_reopen_keeps_all, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_coins_paging_newest_first, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_full_map_discards_batch_and_recovers, s_setup, s_teardown),
+        cmocka_unit_test (test_open_errors),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
