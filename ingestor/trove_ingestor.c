@@ -207,6 +207,41 @@ s_refuse (s_ingestor_t *self, zframe_t *routing_id, uint64_t req_id, const char 
     trove_msg_send (self->front, zframe_data (routing_id), zframe_size (routing_id), &msg, ZMQ_DONTWAIT);
 }
 
+//  The same (source, id) twice in one request: the later copies are answered
+//  `duplicate` here. The scorer cannot tell them apart from a retry of the
+//  first (same req_id), so they must not reach it.
+static void
+s_mark_repeats (Trove__SubmitRequest *submit, s_request_t *req, size_t *shard_of, size_t *count)
+{
+    size_t n = submit->n_events, cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    uint32_t *table = calloc (cap, sizeof *table);   //  event index + 1, 0 = empty
+    if (!table)
+        return;     //  the scorer then answers the copies `accepted`: still counted once
+    for (size_t i = 0; i < n; i++) {
+        if (shard_of [i] == SIZE_MAX)
+            continue;
+        const Trove__Event *ev = submit->events [i];
+        uint64_t h = trove_hash_fnv1a64 (ev->source, strlen (ev->source)) * 31
+                   ^ trove_hash_fnv1a64 (ev->id, strlen (ev->id));
+        for (size_t slot = h & (cap - 1);; slot = (slot + 1) & (cap - 1)) {
+            if (table [slot] == 0) {
+                table [slot] = (uint32_t) i + 1;
+                break;
+            }
+            const Trove__Event *other = submit->events [table [slot] - 1];
+            if (strcmp (other->source, ev->source) == 0 && strcmp (other->id, ev->id) == 0) {
+                s_set_result (&req->results [i], TROVE__STATUS__DUPLICATE, "", "repeated within the request");
+                count [shard_of [i]]--;
+                shard_of [i] = SIZE_MAX;
+                break;
+            }
+        }
+    }
+    free (table);
+}
+
 static void
 s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__SubmitRequest *submit, int64_t received_us)
 {
@@ -247,6 +282,8 @@ s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__SubmitRequest *sub
     int64_t now_ms = received_us / 1000;
     for (size_t i = 0; i < n; i++) {
         trove__result__init (&req->results [i]);
+        //  Every result gets heap strings from s_set_result before it is sent.
+        req->results [i].reason = req->results [i].detail = NULL;
         req->result_ptrs [i] = &req->results [i];
         char detail [256];
         const char *reason = trove_event_check (submit->events [i], self->cfg, now_ms, detail, sizeof detail);
@@ -260,6 +297,7 @@ s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__SubmitRequest *sub
         shard_of [i] = trove_cfg_shard_of (self->cfg, partition [i]);
         count [shard_of [i]]++;
     }
+    s_mark_repeats (submit, req, shard_of, count);
     req->remaining = 1;     //  held until every sub-batch is queued
     for (size_t s = 0; s < self->nshards; s++) {
         if (!count [s])

@@ -103,8 +103,10 @@ s_replies_free (s_scorer_t *self)
 {
     for (size_t i = 0; i < self->nreplies; i++) {
         zframe_destroy (&self->replies [i].routing_id);
+        //  Only rejections carry a detail of their own (strdup'ed).
         for (size_t k = 0; k < self->replies [i].nresults; k++)
-            free (self->replies [i].results [k].detail);
+            if (self->replies [i].results [k].status == TROVE__STATUS__REJECTED)
+                free (self->replies [i].results [k].detail);
         free (self->replies [i].results);
         free (self->replies [i].result_ptrs);
     }
