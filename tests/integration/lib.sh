@@ -1,0 +1,78 @@
+# Shared helpers for the integration tests (sourced). Each test runs a real
+# cluster on loopback under `trovectl up` supervision in a temp dir.
+set -euo pipefail
+
+BUILD=${1:?usage: $0 BUILD_DIR}
+BUILD=$(cd "$BUILD" && pwd)
+TROVECTL="$BUILD/trovectl"
+TROVE_LOAD="$BUILD/trove-load"
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+WORK=$(mktemp -d /tmp/trove-it-XXXXXX)
+DIR="$WORK/cluster"
+# A port base per test run keeps concurrent runs (plain and ASan) apart.
+PORT_BASE=${TROVE_TEST_PORT_BASE:-$((20000 + ($$ % 400) * 100))}
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+cleanup() {
+    local rc=$?
+    "$TROVECTL" down --dir "$DIR" >/dev/null 2>&1 || true
+    if [ $rc -ne 0 ]; then
+        echo "--- logs of the failed run ($DIR/logs) ---" >&2
+        tail -n 30 "$DIR"/logs/*.log >&2 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cluster_up() {
+    "$TROVECTL" up --dir "$DIR" --port-base "$PORT_BASE" --detach "$@" >/dev/null \
+        || fail "trovectl up failed"
+}
+
+# Wait (bounded) until every process of the cluster answers status.
+wait_healthy() {
+    local deadline=$((SECONDS + ${1:-60}))
+    until "$TROVECTL" status --dir "$DIR" >/dev/null 2>&1; do
+        [ $SECONDS -lt $deadline ] || fail "cluster not healthy after ${1:-60}s"
+        sleep 0.2
+    done
+}
+
+# Wait (bounded) until the pid file of a process names a live process other than $2.
+wait_restarted() {
+    local name=$1 old=$2 deadline=$((SECONDS + 60)) pid
+    while :; do
+        pid=$(cat "$DIR/pids/$name.pid" 2>/dev/null || echo)
+        if [ -n "$pid" ] && [ "$pid" != "$old" ] && kill -0 "$pid" 2>/dev/null; then
+            return 0
+        fi
+        [ $SECONDS -lt $deadline ] || fail "$name was not restarted"
+        sleep 0.1
+    done
+}
+
+kill9() {
+    local name=$1 pid
+    pid=$(cat "$DIR/pids/$name.pid") || fail "no pid file for $name"
+    kill -9 "$pid" || fail "could not kill $name ($pid)"
+    log "SIGKILL $name (pid $pid)"
+    wait_restarted "$name" "$pid"
+}
+
+# Expected balances from NDJSON events: first occurrence of each (source,id)
+# counts; demo hunt: checkin 1, visit 2, purchase 5. Prints "user balance" sorted.
+expected_balances() {
+    jq -r '[.source, .id, .user, .type] | @tsv' "$@" | awk -F'\t' '
+        !seen[$1 "\t" $2]++ {
+            v = ($4 == "checkin") ? 1 : ($4 == "visit") ? 2 : ($4 == "purchase") ? 5 : 0
+            bal[$3] += v; users[$3] = 1
+        }
+        END { for (u in users) print u, bal[u] }' | sort
+}
+
+# Actual balances of the given users: "user balance" sorted.
+actual_balances() {
+    "$TROVECTL" balance --dir "$DIR" --json "$@" | jq -r '"\(.user) \(.balance)"' | sort
+}
