@@ -203,6 +203,76 @@ trove_client_call (const char *endpoint, const Trove__Query *query, int timeout_
     return trove_client_call_max (endpoint, query, timeout_ms, retries, S_MAX_FRAME_CEILING, err_p);
 }
 
+int
+trove_client_call_all (const char *const *endpoints, size_t n, const Trove__Query *query,
+                       int timeout_ms, int retries, size_t max_frame,
+                       Trove__QueryReply **replies)
+{
+    assert (query);
+    assert (n == 0 || (endpoints && replies));
+    int rc = -1;
+    zsock_t **socks = calloc (n ? n : 1, sizeof *socks);
+    uint64_t *ids = calloc (n ? n : 1, sizeof *ids);
+    zmq_pollitem_t *items = calloc (n ? n : 1, sizeof *items);
+    size_t *which = calloc (n ? n : 1, sizeof *which);
+    if (!socks || !ids || !items || !which)
+        goto fail;
+    size_t answered = 0;
+    for (size_t i = 0; i < n; i++)
+        replies [i] = NULL;
+    for (int attempt = 0; attempt <= retries && answered < n; attempt++) {
+        size_t nitems = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (replies [i])
+                continue;
+            Trove__Query q = *query;
+            q.req_id = ids [i] = trove_client_req_id ();
+            Trove__Msg msg = TROVE__MSG__INIT;
+            msg.body_case = TROVE__MSG__BODY_QUERY;
+            msg.query = &q;
+            socks [i] = s_socket (ZMQ_DEALER, endpoints [i], max_frame, false);
+            if (!socks [i] || trove_msg_send (socks [i], NULL, 0, &msg, ZMQ_DONTWAIT))
+                continue;
+            items [nitems] = (zmq_pollitem_t) { zsock_resolve (socks [i]), 0, ZMQ_POLLIN, 0 };
+            which [nitems++] = i;
+        }
+        int64_t deadline = trove_mono_us () + (int64_t) timeout_ms * 1000;
+        bool interrupted = false;
+        while (answered < n && !interrupted) {
+            int64_t left_ms = (deadline - trove_mono_us () + 999) / 1000;
+            if (left_ms <= 0 || nitems == 0)
+                break;
+            if (zmq_poll (items, (int) nitems, (long) left_ms) == -1
+            &&  (errno == EINTR || errno == ETERM))
+                interrupted = true;
+            for (size_t k = 0; k < nitems; k++) {
+                size_t i = which [k];
+                Trove__Msg *in;
+                while (!replies [i] && s_recv (items [k].socket, max_frame, ZMQ_DONTWAIT, &in) == 0) {
+                    Trove__QueryReply *candidate = s_take_query_reply (&in);
+                    if (candidate && candidate->req_id == ids [i]) {
+                        replies [i] = candidate;
+                        answered++;
+                    }
+                    else
+                        trove_client_reply_free (&candidate);
+                }
+            }
+        }
+        for (size_t i = 0; i < n; i++)
+            zsock_destroy (&socks [i]);
+        if (interrupted)
+            goto fail;
+    }
+    rc = (int) answered;
+fail:
+    free (socks);
+    free (ids);
+    free (items);
+    free (which);
+    return rc;
+}
+
 void
 trove_client_reply_free (Trove__QueryReply **reply_p)
 {
@@ -810,15 +880,41 @@ trove_awardsub_new (const trove_cfg_t *cfg, bool from_now, trove_awardsub_fn *fn
     zsock_set_subscribe (self->sub, "");
     if (zsock_connect (self->sub, "%s", trove_cfg_broker_sub (cfg)))
         goto fail;
-    for (size_t i = 0; i < self->nshards; i++) {
-        s_stream_t *stream = &self->streams [i];
-        if (from_now)
-            s_stream_status (self, stream);     //  on failure: retried by poll
-        else {
-            stream->known = true;
-            stream->probe = true;
+    if (from_now) {
+        //  Every shard at once; a shard that does not answer is asked again
+        //  by poll until it does (or its first award or heartbeat arrives).
+        const char **endpoints = calloc (self->nshards, sizeof *endpoints);
+        Trove__QueryReply **replies = calloc (self->nshards, sizeof *replies);
+        if (!endpoints || !replies) {
+            free (endpoints);
+            free (replies);
+            goto fail;
         }
+        for (size_t i = 0; i < self->nshards; i++)
+            endpoints [i] = self->streams [i].query;
+        Trove__Query query = TROVE__QUERY__INIT;
+        query.kind = "status";
+        trove_client_call_all (endpoints, self->nshards, &query, 500, 1, self->max_frame, replies);
+        for (size_t i = 0; i < self->nshards; i++) {
+            Trove__QueryReply *reply = replies [i];
+            if (reply && !(reply->error && *reply->error)) {
+                s_stream_t *stream = &self->streams [i];
+                uint64_t last = reply->last_aseq;
+                if (reply->status && reply->status->last_aseq > last)
+                    last = reply->status->last_aseq;
+                stream->known = true;
+                stream->last = stream->target = last;
+            }
+            trove_client_reply_free (&replies [i]);
+        }
+        free (endpoints);
+        free (replies);
     }
+    else
+        for (size_t i = 0; i < self->nshards; i++) {
+            self->streams [i].known = true;
+            self->streams [i].probe = true;
+        }
     return self;
 fail:
     trove_awardsub_destroy (&self);

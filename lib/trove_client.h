@@ -14,7 +14,15 @@
       tracking; on a gap, a late join or a heartbeat showing a higher aseq it
       fetches the missing awards from the scorer ("awards" query), so the
       caller sees every award of every shard exactly once, in aseq order per
-      shard. */
+      shard.
+
+    Caveats: every socket is a client (connect, linger 0, ZMQ_MAXMSGSIZE =
+    the cluster's max_frame), so a reply larger than max_frame is dropped by
+    libzmq and looks like a timeout. Nothing is persisted: events a
+    submitter holds are lost if the process dies before their answer (the
+    caller resubmits them; an event committed meanwhile is then answered
+    "duplicate"). Callbacks run inside add/poll and must not call poll or
+    destroy. Not thread-safe: one object per thread. */
 #ifndef TROVE_CLIENT_H_INCLUDED
 #define TROVE_CLIENT_H_INCLUDED
 
@@ -44,6 +52,13 @@ void trove_client_reply_free (Trove__QueryReply **reply_p);
 Trove__QueryReply *trove_client_call_max (const char *endpoint, const Trove__Query *query,
                                           int timeout_ms, int retries, size_t max_frame,
                                           char **err_p);
+//  The same query to n endpoints at once (each attempt waits timeout_ms for
+//  every endpoint still silent, then retries those on fresh sockets).
+//  replies [i] gets endpoint i's reply or NULL. Returns the number of
+//  replies; -1 if interrupted by a signal (replies received so far are kept).
+int trove_client_call_all (const char *const *endpoints, size_t n, const Trove__Query *query,
+                           int timeout_ms, int retries, size_t max_frame,
+                           Trove__QueryReply **replies);
 //  A random, non-zero 64-bit request id (libsodium). Can't fail.
 uint64_t trove_client_req_id (void);
 
@@ -56,21 +71,32 @@ typedef struct _trove_submitter_t trove_submitter_t;
 typedef void (trove_submitter_fn) (void *arg, uint64_t tag, const Trove__Result *result,
                                    int64_t latency_us);
 
-//  Create a submitter for the ingestors of cfg. batch: events per request
-//  (<= limits max_batch); window: max events in flight. NULL on failure.
+//  Create a submitter for the ingestors of cfg (one DEALER connected to all,
+//  ZMQ_IMMEDIATE: requests round-robin over the connected ones). batch:
+//  events per request (0 or more than limits/max_batch means max_batch; a
+//  request is also closed before it would exceed max_frame); window: max
+//  events in flight (0 = 4 batches). cfg is only read here. NULL on failure
+//  (no ingestor in cfg, a bad endpoint, OOM).
 trove_submitter_t *trove_submitter_new (const trove_cfg_t *cfg, size_t batch, size_t window,
                                         trove_submitter_fn *fn, void *arg);
 void trove_submitter_destroy (trove_submitter_t **self_p);
 //  Resend a request when its reply takes longer than timeout_ms (default 2000).
 void trove_submitter_set_timeout (trove_submitter_t *self, int timeout_ms);
 
-//  Queue one event (copied) with a caller tag. Returns 0, or -1 when the
-//  window is full (call trove_submitter_poll first).
+//  Queue one event (copied) with a caller tag. A full batch is sent at once;
+//  a partial one by flush, or by poll once it is 5 ms old. Returns 0, or -1
+//  when the window is full (call trove_submitter_poll first) or on OOM. An
+//  event that alone exceeds max_frame is answered REJECTED "frame_too_large"
+//  through fn before add returns.
 int trove_submitter_add (trove_submitter_t *self, const Trove__Event *event, uint64_t tag);
 //  Send what is queued now, even if a batch is not full.
 void trove_submitter_flush (trove_submitter_t *self);
 //  Wait up to timeout_ms for answers, deliver final ones through fn, resend
-//  what timed out. Returns the number of events still unanswered.
+//  what timed out (same req_id) or got RETRY (after a backoff of 50 ms
+//  doubling to 1 s). Returns early once some answer arrived, when nothing
+//  is pending, or when a signal interrupts the wait. Returns the number of
+//  events still unanswered. A refused request (SubmitReply.error) rejects
+//  its events with reason = error, unless the error mentions "retry".
 size_t trove_submitter_poll (trove_submitter_t *self, int timeout_ms);
 //  Events added but not yet final.
 size_t trove_submitter_pending (trove_submitter_t *self);
@@ -84,11 +110,18 @@ typedef struct _trove_awardsub_t trove_awardsub_t;
 typedef void (trove_awardsub_fn) (void *arg, const Trove__Coin *coin);
 
 //  Subscribe to the award stream of cfg's cluster. from_now: start after each
-//  shard's current last aseq (asked at start); otherwise from aseq 1.
+//  shard's current last aseq (asked at start, every shard at once, 500 ms, one
+//  retry; a shard that does not answer is asked again by poll, or starts at
+//  its first award or heartbeat seen); otherwise from aseq 1. cfg is only
+//  read here. NULL on failure (bad endpoint, OOM).
 trove_awardsub_t *trove_awardsub_new (const trove_cfg_t *cfg, bool from_now,
                                       trove_awardsub_fn *fn, void *arg);
 void trove_awardsub_destroy (trove_awardsub_t **self_p);
-//  Process what arrived within timeout_ms (and catch up gaps). Returns 0 or -1.
+//  Process what arrived within timeout_ms (and catch up gaps: "awards"
+//  queries of 1000, 1 s timeout; an unreachable scorer is retried with a
+//  backoff up to 2 s, later awards of that shard wait, nothing is skipped).
+//  Returns early once something arrived. Returns 0, or -1 when a signal
+//  interrupted the wait.
 int trove_awardsub_poll (trove_awardsub_t *self, int timeout_ms);
 //  Last aseq delivered for a shard.
 uint64_t trove_awardsub_last (trove_awardsub_t *self, size_t shard);

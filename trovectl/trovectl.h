@@ -1,0 +1,66 @@
+/*  trovectl - internal interface between the command files of trovectl. */
+#ifndef TROVECTL_H_INCLUDED
+#define TROVECTL_H_INCLUDED
+
+#include "trove_cfg.h"
+#include "trove_client.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+//  Print "trovectl: <message>" on stderr (one line). Returns 1, the exit code
+//  of a failed command.
+int trovectl_fail (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+
+//  Options of every command; each command accepts a subset.
+typedef struct {
+    const char *dir;           //  --dir
+    const char *config;        //  --config
+    bool json;                 //  --json
+    bool help;                 //  --help
+    bool quiet;                //  --quiet (send)
+    bool strict;               //  --strict (send)
+    bool from_start;           //  --from-start (tail)
+    bool detach;               //  --detach (up)
+    long limit;                //  --limit (coins), -1 when absent
+    long count;                //  --count (tail), -1 when absent
+    long timeout;              //  --timeout seconds (send), -1 when absent
+    long port_base;            //  --port-base (up), -1 when absent
+    long shards;               //  --shards (up), -1 when absent
+    long ingestors;            //  --ingestors (up), -1 when absent
+    const char *sync;          //  --sync (up)
+    char **args;               //  positional arguments (into argv)
+    int nargs;                 //  number of positional arguments
+} trovectl_opts_t;
+
+//  Parse argv (argv [0] is the command) accepting only the options named in
+//  allowed (space separated, e.g. "dir config json"); --help is always
+//  accepted. Returns 0, or -1 after printing a one-line error.
+int trovectl_parse (int argc, char **argv, const char *allowed, trovectl_opts_t *opts);
+
+//  The cluster directory: dir if given, else $TROVE_DIR, else "./trove-data".
+const char *trovectl_dir (const char *dir);
+
+//  One process of a cluster as status sees it.
+typedef struct {
+    const char *role;          //  "broker", "ingestor", "scorer"
+    const char *name;          //  "broker", "i0", "s0", ...
+    int shard;                 //  scorer shard index, -1 otherwise
+    const char *endpoint;      //  where it answers "status"
+    Trove__QueryReply *reply;  //  its answer, NULL when down
+} trovectl_proc_t;
+
+//  Every process of cfg: broker, ingestors, scorers. Caller frees the array
+//  with trovectl_procs_free. NULL on OOM.
+trovectl_proc_t *trovectl_procs (const trove_cfg_t *cfg, size_t *count_p);
+void trovectl_procs_free (trovectl_proc_t **procs_p, size_t count);
+//  Ask every process for "status" at once; fills reply. Returns how many
+//  answered, -1 if interrupted.
+int trovectl_probe (const trove_cfg_t *cfg, trovectl_proc_t *procs, size_t count,
+                    int timeout_ms, int retries);
+
+//  Commands in trovectl_up.c; argv [0] is the command name.
+int trovectl_up (int argc, char **argv);
+int trovectl_down (int argc, char **argv);
+
+#endif
