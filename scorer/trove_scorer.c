@@ -266,6 +266,33 @@ s_process_batches (s_scorer_t *self)
     }
 }
 
+//  A page is bounded by count and also by size: cut it so the reply fits in
+//  one frame (the client asks again from where it stopped).
+static void
+s_fit_frame (s_scorer_t *self, Trove__QueryReply *reply, char **next_p)
+{
+    size_t budget = trove_cfg_limits (self->cfg)->max_frame - 4096, used = 0, keep = 0;
+    for (size_t i = 0; i < reply->n_events; i++)
+        used += trove__event_record__get_packed_size (reply->events [i]) + 8;
+    while (keep < reply->n_coins) {
+        size_t size = trove__coin__get_packed_size (reply->coins [keep]) + 8;
+        if (used + size > budget && keep > 0)
+            break;
+        used += size;
+        keep++;
+    }
+    if (keep == reply->n_coins)
+        return;
+    reply->n_coins = keep;
+    if (next_p && *next_p) {
+        //  coins pages are "aseq below the cursor": continue after the last kept coin
+        free (*next_p);
+        if (asprintf (next_p, "%llu", (unsigned long long) reply->coins [keep - 1]->aseq) < 0)
+            *next_p = NULL;
+        reply->next_cursor = *next_p ? *next_p : "";
+    }
+}
+
 static void
 s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
 {
@@ -327,6 +354,7 @@ s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
     }
     else
         reply.error = "unknown query kind";
+    s_fit_frame (self, &reply, &next);
     Trove__Msg msg = TROVE__MSG__INIT;
     msg.body_case = TROVE__MSG__BODY_QUERY_REPLY;
     msg.query_reply = &reply;

@@ -12,7 +12,7 @@ now=$(date +%s%3N)
 awk -v now="$now" 'BEGIN {
     srand(42); split("web mobile game", src, " "); split("checkin visit purchase noop", typ, " ")
     for (i = 0; i < 9000; i++) {
-        line[i] = sprintf("{\"source\":\"%s\",\"id\":\"ev-%d\",\"user\":\"user-%d\",\"type\":\"%s\",\"ts\":%d,\"attrs\":{\"n\":%d}}",
+        line[i] = sprintf("{\"source\":\"%s\",\"id\":\"ev-%d\",\"user\":\"user-%d\",\"type\":\"%s\",\"ts\":%.0f,\"attrs\":{\"n\":%d}}",
                           src[i % 3 + 1], i, int(rand() * 300), typ[int(rand() * 4) + 1], now - int(rand() * 60000), i)
     }
     n = 9000

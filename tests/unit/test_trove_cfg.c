@@ -15,12 +15,12 @@
 #include <unistd.h>
 
 #ifndef TROVE_SOURCE_DIR
-#   error "TROVE_SOURCE_DIR must name the source tree (tests/CMakeLists.txt)"
+#    error "TROVE_SOURCE_DIR must name the source tree (tests/CMakeLists.txt)"
 #endif
 #define SAMPLE_CFG TROVE_SOURCE_DIR "/etc/trove.cfg"
 
-static char s_dir [256];         //  temp dir for generated configs
-static int s_seq;                //  file counter
+static char s_dir [256];  //  temp dir for generated configs
+static int s_seq;         //  file counter
 
 static int
 s_group_setup (void **state)
@@ -52,17 +52,17 @@ s_write (const char *text)
     return path;
 }
 
-#define BROKER                                  \
-    "broker\n"                                  \
-    "    pub = \"tcp://127.0.0.1:9401\"\n"      \
-    "    sub = \"tcp://127.0.0.1:9402\"\n"      \
+#define BROKER                             \
+    "broker\n"                             \
+    "    pub = \"tcp://127.0.0.1:9401\"\n" \
+    "    sub = \"tcp://127.0.0.1:9402\"\n" \
     "    control = \"tcp://127.0.0.1:9403\"\n"
 #define SOURCES "sources\n    web\n    app\n"
-#define SCORER(name, parts)                                 \
-    "    " name "\n"                                        \
-    "        events = \"inproc://" name "-events\"\n"       \
-    "        query = \"inproc://" name "-query\"\n"         \
-    "        partitions = \"" parts "\"\n"                  \
+#define SCORER(name, parts)                           \
+    "    " name "\n"                                  \
+    "        events = \"inproc://" name "-events\"\n" \
+    "        query = \"inproc://" name "-query\"\n"   \
+    "        partitions = \"" parts "\"\n"            \
     "        data = \"data/" name "\"\n"
 
 //  Loads text that must fail, and checks the message contains want.
@@ -164,7 +164,7 @@ test_sample_config_loads (void **state)
 
     trove_cfg_destroy (&cfg);
     assert_null (cfg);
-    trove_cfg_destroy (&cfg);     //  safe twice
+    trove_cfg_destroy (&cfg);  //  safe twice
     assert_null (cfg);
 }
 
@@ -177,10 +177,10 @@ test_sample_shard_map (void **state)
     for (uint32_t p = 0; p < 256; p++)
         assert_int_equal (trove_cfg_shard_of (cfg, p), p < 128 ? 0 : 1);
     //  Users: partition from the golden vectors (test_trove_hash.c), then the map.
-    assert_int_equal (trove_cfg_shard_of_user (cfg, "u1"), 1);        //  partition 243
-    assert_int_equal (trove_cfg_shard_of_user (cfg, "alice"), 0);     //  partition 7
-    assert_int_equal (trove_cfg_shard_of_user (cfg, "u42"), 0);       //  partition 90
-    assert_int_equal (trove_cfg_shard_of_user (cfg, "foobar"), 1);    //  partition 232
+    assert_int_equal (trove_cfg_shard_of_user (cfg, "u1"), 1);      //  partition 243
+    assert_int_equal (trove_cfg_shard_of_user (cfg, "alice"), 0);   //  partition 7
+    assert_int_equal (trove_cfg_shard_of_user (cfg, "u42"), 0);     //  partition 90
+    assert_int_equal (trove_cfg_shard_of_user (cfg, "foobar"), 1);  //  partition 232
     char user [32];
     for (int i = 0; i < 1000; i++) {
         snprintf (user, sizeof user, "user-%d", i);
@@ -221,8 +221,7 @@ test_defaults_and_custom_map (void **state)
     cfg = s_load_ok ("trove\n    partitions = 6\n    sync = none\n    map_size_mb = 16\n"
                      "    rules = \"/srv/rules\"\n"
                      "limits\n    max_batch = 7\n    max_frame = 4096\n    max_attrs = 0\n"
-                     "    max_past_s = 60\n    max_future_s = 0\n"
-                     BROKER SOURCES
+                     "    max_past_s = 60\n    max_future_s = 0\n" BROKER SOURCES
                      "ingestor\n    a\n        endpoint = \"inproc://a\"\n"
                      "    b\n        endpoint = \"inproc://b\"\n"
                      "scorer\n" SCORER ("x", "0,2,4") SCORER ("y", "5,1-1,3"));
@@ -256,7 +255,7 @@ test_relative_config_path (void **state)
 {
     (void) state;
     const char *path = s_write (BROKER SOURCES "trove\n    rules = \"hunts\"\n"
-                                "scorer\n" SCORER ("s0", "0-255"));
+                                               "scorer\n" SCORER ("s0", "0-255"));
     char cwd [512];
     assert_non_null (getcwd (cwd, sizeof cwd));
     assert_int_equal (chdir (s_dir), 0);
@@ -271,8 +270,8 @@ test_relative_config_path (void **state)
 
     //  Absolute paths are kept as written.
     cfg = s_load_ok (BROKER SOURCES "trove\n    rules = \"/abs/hunts\"\n"
-                     "scorer\n    s0\n        events = \"e\"\n        query = \"q\"\n"
-                     "        partitions = \"0-255\"\n        data = \"/abs/data\"\n");
+                                    "scorer\n    s0\n        events = \"e\"\n        query = \"q\"\n"
+                                    "        partitions = \"0-255\"\n        data = \"/abs/data\"\n");
     assert_string_equal (trove_cfg_rules_dir (cfg), "/abs/hunts");
     assert_string_equal (trove_cfg_shard_data (cfg, 0), "/abs/data");
     trove_cfg_destroy (&cfg);
@@ -302,13 +301,17 @@ test_missing_scorer (void **state)
     s_expect_error (BROKER SOURCES "scorer\n", "no scorer shards configured");
     //  A scorer without one of its keys.
     s_expect_error (BROKER SOURCES "scorer\n    s0\n        query = \"q\"\n        partitions = \"0-255\"\n"
-                    "        data = \"d\"\n", "scorer/s0: missing 'events'");
+                                   "        data = \"d\"\n",
+                    "scorer/s0: missing 'events'");
     s_expect_error (BROKER SOURCES "scorer\n    s0\n        events = \"e\"\n        partitions = \"0-255\"\n"
-                    "        data = \"d\"\n", "scorer/s0: missing 'query'");
+                                   "        data = \"d\"\n",
+                    "scorer/s0: missing 'query'");
     s_expect_error (BROKER SOURCES "scorer\n    s0\n        events = \"e\"\n        query = \"q\"\n"
-                    "        partitions = \"0-255\"\n", "scorer/s0: missing 'data'");
+                                   "        partitions = \"0-255\"\n",
+                    "scorer/s0: missing 'data'");
     s_expect_error (BROKER SOURCES "scorer\n    s0\n        events = \"e\"\n        query = \"q\"\n"
-                    "        data = \"d\"\n", "scorer/s0: missing 'partitions'");
+                                   "        data = \"d\"\n",
+                    "scorer/s0: missing 'partitions'");
     s_expect_error (BROKER SOURCES "scorer\n" SCORER ("s0", ""), "scorer/s0: missing 'partitions'");
 }
 
@@ -331,8 +334,7 @@ test_uncovered_partition (void **state)
     (void) state;
     s_expect_error (BROKER SOURCES "scorer\n" SCORER ("s0", "0-127") SCORER ("s1", "129-255"),
                     "partition 128 belongs to no scorer: the shard map must cover 0-255");
-    s_expect_error (BROKER SOURCES "scorer\n" SCORER ("s0", "0-254"),
-                    "partition 255 belongs to no scorer");
+    s_expect_error (BROKER SOURCES "scorer\n" SCORER ("s0", "0-254"), "partition 255 belongs to no scorer");
     s_expect_error ("trove\n    partitions = 4\n" BROKER SOURCES "scorer\n" SCORER ("s0", "1-3"),
                     "partition 0 belongs to no scorer: the shard map must cover 0-3");
 }
@@ -341,13 +343,13 @@ static void
 test_bad_partitions_syntax (void **state)
 {
     (void) state;
-    const char *bad [] = {"abc", "0-", "-", "0-12x", "0-127;128-255", "0-127,,128-255",
-                          "0 - 255", "0-255 x"};
+    const char *bad [] = {"abc", "0-", "-", "0-12x", "0-127;128-255", "0-127,,128-255", "0 - 255", "0-255 x"};
     char text [1024];
     for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
         snprintf (text, sizeof text,
                   BROKER SOURCES "scorer\n    s0\n        events = \"e\"\n        query = \"q\"\n"
-                  "        partitions = \"%s\"\n        data = \"d\"\n", bad [i]);
+                                 "        partitions = \"%s\"\n        data = \"d\"\n",
+                  bad [i]);
         char want [128];
         snprintf (want, sizeof want, "scorer s0: bad partitions '%s'", bad [i]);
         s_expect_error (text, want);
@@ -401,7 +403,8 @@ test_missing_broker_and_ingestor_endpoint (void **state)
     s_expect_error ("broker\n    pub = \"p\"\n    sub = \"s\"\n" SOURCES "scorer\n" SCORER ("s0", "0-255"),
                     "broker: missing 'broker/control'");
     s_expect_error (BROKER SOURCES "ingestor\n    i0\n        bind = \"x\"\n"
-                    "scorer\n" SCORER ("s0", "0-255"), "ingestor/i0: missing 'endpoint'");
+                                   "scorer\n" SCORER ("s0", "0-255"),
+                    "ingestor/i0: missing 'endpoint'");
 }
 
 static void

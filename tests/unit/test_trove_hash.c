@@ -76,8 +76,7 @@ test_partition_other_counts (void **state)
     assert_int_equal (trove_hash_partition ("alice", 5, 7), 1);
     assert_int_equal (trove_hash_partition ("u42", 3, 7), 0);
     assert_int_equal (trove_hash_partition ("foobar", 6, 7), 6);
-    assert_int_equal (trove_hash_partition ("alice", 5, 65535),
-                      6638);
+    assert_int_equal (trove_hash_partition ("alice", 5, 65535), 6638);
     assert_int_equal (trove_hash_partition ("u1", 2, 1), 0);
     assert_int_equal (trove_hash_partition ("alice-and-more", 5, 256), 7);
 }
@@ -117,7 +116,7 @@ test_coin_id_golden (void **state)
     memset (out, '?', sizeof out);
     trove_hash_coin_id ("spring", "first-checkin", "u1", "web\0e-1", 7, out);
     assert_string_equal (out, "e9f10fe3f80741ac60545315cec8db2f");
-    assert_int_equal (out [TROVE_COIN_ID_LEN + 1], '?');     //  wrote exactly 33 bytes
+    assert_int_equal (out [TROVE_COIN_ID_LEN + 1], '?');  //  wrote exactly 33 bytes
 
     trove_hash_coin_id ("spring", "first-checkin", "u1", "", 0, out);
     assert_string_equal (out, "18e89a04e552d0a87fa0635c4d942c32");

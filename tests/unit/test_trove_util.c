@@ -227,17 +227,17 @@ test_utf8_valid_text (void **state)
     (void) state;
     VALID ("");
     VALID ("plain ascii ~!@#$%^&*()");
-    VALID ("caf\xc3\xa9");                  //  U+00E9, 2 bytes
-    VALID ("\xc2\x80");                     //  U+0080, smallest 2-byte
-    VALID ("\xdf\xbf");                     //  U+07FF, largest 2-byte
-    VALID ("\xe0\xa0\x80");                 //  U+0800, smallest 3-byte
-    VALID ("\xe2\x82\xac");                 //  U+20AC euro sign
-    VALID ("\xed\x9f\xbf");                 //  U+D7FF, just below surrogates
-    VALID ("\xee\x80\x80");                 //  U+E000, just above surrogates
-    VALID ("\xef\xbf\xbf");                 //  U+FFFF
-    VALID ("\xf0\x90\x80\x80");             //  U+10000, smallest 4-byte
-    VALID ("\xf0\x9f\x98\x80");             //  U+1F600 emoji
-    VALID ("\xf4\x8f\xbf\xbf");             //  U+10FFFF, the last code point
+    VALID ("caf\xc3\xa9");       //  U+00E9, 2 bytes
+    VALID ("\xc2\x80");          //  U+0080, smallest 2-byte
+    VALID ("\xdf\xbf");          //  U+07FF, largest 2-byte
+    VALID ("\xe0\xa0\x80");      //  U+0800, smallest 3-byte
+    VALID ("\xe2\x82\xac");      //  U+20AC euro sign
+    VALID ("\xed\x9f\xbf");      //  U+D7FF, just below surrogates
+    VALID ("\xee\x80\x80");      //  U+E000, just above surrogates
+    VALID ("\xef\xbf\xbf");      //  U+FFFF
+    VALID ("\xf0\x90\x80\x80");  //  U+10000, smallest 4-byte
+    VALID ("\xf0\x9f\x98\x80");  //  U+1F600 emoji
+    VALID ("\xf4\x8f\xbf\xbf");  //  U+10FFFF, the last code point
     VALID ("\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e ok");
 }
 
@@ -245,23 +245,23 @@ static void
 test_utf8_overlong (void **state)
 {
     (void) state;
-    INVALID ("\xc0\x80");                   //  NUL as 2 bytes
-    INVALID ("\xc1\xbf");                   //  U+007F as 2 bytes
-    INVALID ("\xe0\x80\x80");               //  NUL as 3 bytes
-    INVALID ("\xe0\x9f\xbf");               //  U+07FF as 3 bytes
-    INVALID ("\xf0\x80\x80\x80");           //  NUL as 4 bytes
-    INVALID ("\xf0\x8f\xbf\xbf");           //  U+FFFF as 4 bytes
+    INVALID ("\xc0\x80");          //  NUL as 2 bytes
+    INVALID ("\xc1\xbf");          //  U+007F as 2 bytes
+    INVALID ("\xe0\x80\x80");      //  NUL as 3 bytes
+    INVALID ("\xe0\x9f\xbf");      //  U+07FF as 3 bytes
+    INVALID ("\xf0\x80\x80\x80");  //  NUL as 4 bytes
+    INVALID ("\xf0\x8f\xbf\xbf");  //  U+FFFF as 4 bytes
 }
 
 static void
 test_utf8_surrogates (void **state)
 {
     (void) state;
-    INVALID ("\xed\xa0\x80");               //  U+D800
-    INVALID ("\xed\xaf\xbf");               //  U+DBFF
-    INVALID ("\xed\xb0\x80");               //  U+DC00
-    INVALID ("\xed\xbf\xbf");               //  U+DFFF
-    INVALID ("\xed\xa0\xbd\xed\xb8\x80");   //  CESU-8 pair for U+1F600
+    INVALID ("\xed\xa0\x80");              //  U+D800
+    INVALID ("\xed\xaf\xbf");              //  U+DBFF
+    INVALID ("\xed\xb0\x80");              //  U+DC00
+    INVALID ("\xed\xbf\xbf");              //  U+DFFF
+    INVALID ("\xed\xa0\xbd\xed\xb8\x80");  //  CESU-8 pair for U+1F600
 }
 
 static void
@@ -273,11 +273,13 @@ test_utf8_truncated_and_stray (void **state)
     INVALID ("\xe2\x82");
     INVALID ("\xf0\x9f\x98");
     INVALID ("\xf0\x9f");
-    INVALID ("\xc3" "a");                   //  lead byte followed by ASCII
-    INVALID ("\xe2\x28\xa1");               //  bad second byte
-    INVALID ("\xe2\x82\x28");               //  bad third byte
-    INVALID ("\x80");                       //  stray continuation
-    INVALID ("a\xbf" "b");
+    INVALID ("\xc3"
+             "a");             //  lead byte followed by ASCII
+    INVALID ("\xe2\x28\xa1");  //  bad second byte
+    INVALID ("\xe2\x82\x28");  //  bad third byte
+    INVALID ("\x80");          //  stray continuation
+    INVALID ("a\xbf"
+             "b");
     //  The length is honoured: a valid sequence cut by len is truncated...
     assert_false (trove_utf8_valid ("caf\xc3\xa9", 4));
     //  ...and bytes beyond len are not looked at.
@@ -289,12 +291,12 @@ static void
 test_utf8_above_max_and_bad_lead (void **state)
 {
     (void) state;
-    INVALID ("\xf4\x90\x80\x80");           //  U+110000
+    INVALID ("\xf4\x90\x80\x80");  //  U+110000
     INVALID ("\xf4\xbf\xbf\xbf");
     INVALID ("\xf5\x80\x80\x80");
-    INVALID ("\xf7\xbf\xbf\xbf");           //  U+1FFFFF
-    INVALID ("\xf8\x88\x80\x80\x80");       //  5-byte form
-    INVALID ("\xfc\x84\x80\x80\x80\x80");   //  6-byte form
+    INVALID ("\xf7\xbf\xbf\xbf");          //  U+1FFFFF
+    INVALID ("\xf8\x88\x80\x80\x80");      //  5-byte form
+    INVALID ("\xfc\x84\x80\x80\x80\x80");  //  6-byte form
     INVALID ("\xfe");
     INVALID ("\xff");
 }
@@ -303,16 +305,17 @@ static void
 test_utf8_control_characters (void **state)
 {
     (void) state;
-    INVALID ("a\x00" "b");                  //  embedded NUL
+    INVALID ("a\x00"
+             "b");  //  embedded NUL
     INVALID ("\x01");
     INVALID ("tab\there");
     INVALID ("line\n");
     INVALID ("cr\r");
-    INVALID ("\x1b[31m");                   //  ESC
+    INVALID ("\x1b[31m");  //  ESC
     INVALID ("\x1f");
     INVALID ("del\x7f");
-    VALID (" ");                            //  0x20 is the first allowed
-    VALID ("~");                            //  0x7e is the last ASCII allowed
+    VALID (" ");  //  0x20 is the first allowed
+    VALID ("~");  //  0x7e is the last ASCII allowed
 }
 
 //  ---------------------------------------------------------------------------
@@ -359,8 +362,8 @@ test_be64 (void **state)
     assert_memory_equal (buf, want, sizeof want);
     assert_true (trove_get_be64 (buf + 1) == 0x0102030405060708ULL);
 
-    const uint64_t values [] = {0, 1, 0xff, 0x100, 0x7fffffffffffffffULL, 0x8000000000000000ULL,
-                                0xfedcba9876543210ULL, UINT64_MAX};
+    const uint64_t values [] = {
+        0, 1, 0xff, 0x100, 0x7fffffffffffffffULL, 0x8000000000000000ULL, 0xfedcba9876543210ULL, UINT64_MAX};
     for (size_t i = 0; i < sizeof values / sizeof values [0]; i++) {
         trove_put_be64 (buf, values [i]);
         assert_true (trove_get_be64 (buf) == values [i]);
@@ -396,8 +399,18 @@ static void
 test_be_byte_order_is_numeric_order (void **state)
 {
     (void) state;
-    const uint64_t sorted [] = {0, 1, 255, 256, 65535, 65536, 1ULL << 32, (1ULL << 32) + 1,
-                                0x00ffffffffffffffULL, 1ULL << 56, UINT64_MAX - 1, UINT64_MAX};
+    const uint64_t sorted [] = {0,
+                                1,
+                                255,
+                                256,
+                                65535,
+                                65536,
+                                1ULL << 32,
+                                (1ULL << 32) + 1,
+                                0x00ffffffffffffffULL,
+                                1ULL << 56,
+                                UINT64_MAX - 1,
+                                UINT64_MAX};
     size_t n = sizeof sorted / sizeof sorted [0];
     for (size_t i = 0; i + 1 < n; i++) {
         uint8_t a [8], b [8];
@@ -545,7 +558,7 @@ test_read_file_binary_and_large (void **state)
         uint8_t *data = malloc (n);
         assert_non_null (data);
         for (size_t i = 0; i < n; i++)
-            data [i] = (uint8_t) (i * 7 + k);     //  includes NUL bytes
+            data [i] = (uint8_t) (i * 7 + k);  //  includes NUL bytes
         snprintf (path, sizeof path, "%s/f%zu", dir, n);
         s_write_file (path, data, n);
         size_t size = 0;
@@ -643,13 +656,13 @@ test_rfc3339_parse_invalid (void **state)
         "",
         "garbage",
         "2026",
-        "2026-03-10",                       //  date only
-        "2026-03-10T08:00:00",              //  no zone
-        "2026-03-10T08:00Z",                //  no seconds
-        "2026-03-10T08:00:00.Z",            //  fraction without digits
-        "2026-03-10T08:00:00ZZ",            //  trailing garbage
+        "2026-03-10",             //  date only
+        "2026-03-10T08:00:00",    //  no zone
+        "2026-03-10T08:00Z",      //  no seconds
+        "2026-03-10T08:00:00.Z",  //  fraction without digits
+        "2026-03-10T08:00:00ZZ",  //  trailing garbage
         "2026-03-10T08:00:00Z ",
-        "2026-03-10T08:00:00+02",           //  offset without minutes
+        "2026-03-10T08:00:00+02",  //  offset without minutes
         "2026-03-10T08:00:00+0200",
         "2026-03-10T08:00:00+24:00",
         "2026-03-10T08:00:00+02:60",
@@ -661,13 +674,13 @@ test_rfc3339_parse_invalid (void **state)
         "2026-03-10T8:00:00Z",
         "+2026-03-10T08:00:00Z",
         " 2026-03-10T08:00:00Z",
-        "2026-00-10T08:00:00Z",             //  month 0
-        "2026-13-10T08:00:00Z",             //  month 13
-        "2026-03-00T08:00:00Z",             //  day 0
+        "2026-00-10T08:00:00Z",  //  month 0
+        "2026-13-10T08:00:00Z",  //  month 13
+        "2026-03-00T08:00:00Z",  //  day 0
         "2026-03-32T08:00:00Z",
-        "2025-02-29T00:00:00Z",             //  2025 is not a leap year
-        "1900-02-29T00:00:00Z",             //  nor 1900
-        "2100-02-29T00:00:00Z",             //  nor 2100
+        "2025-02-29T00:00:00Z",  //  2025 is not a leap year
+        "1900-02-29T00:00:00Z",  //  nor 1900
+        "2100-02-29T00:00:00Z",  //  nor 2100
         "2024-02-30T00:00:00Z",
         "2026-04-31T00:00:00Z",
         "2026-06-31T00:00:00Z",
@@ -684,7 +697,7 @@ test_rfc3339_parse_invalid (void **state)
         int64_t ms = 12345;
         if (trove_parse_rfc3339 (bad [i], &ms) != -1)
             fail_msg ("'%s' should not parse", bad [i]);
-        assert_int_equal (ms, 12345);     //  untouched on error
+        assert_int_equal (ms, 12345);  //  untouched on error
     }
 }
 
@@ -721,12 +734,39 @@ test_rfc3339_format (void **state)
     assert_int_equal (small [11], '?');
 }
 
+//  ts_ms comes from the network (any int64): formatting it for an error
+//  message must be defined behaviour for every value, not only sane dates.
+static void
+test_rfc3339_format_extremes (void **state)
+{
+    (void) state;
+    char out [40];
+    memset (out, '?', sizeof out);
+    trove_format_rfc3339 (INT64_MAX, out, sizeof out);
+    assert_non_null (memchr (out, 0, sizeof out));
+    memset (out, '?', sizeof out);
+    trove_format_rfc3339 (INT64_MIN, out, sizeof out);
+    assert_non_null (memchr (out, 0, sizeof out));
+    memset (out, '?', sizeof out);
+    trove_format_rfc3339 (INT64_MIN + 1, out, sizeof out);
+    assert_non_null (memchr (out, 0, sizeof out));
+}
+
 static void
 test_rfc3339_round_trip (void **state)
 {
     (void) state;
-    const int64_t values [] = {0, 1, 999, 1000, -1, -999, -86400000, 951782400000LL,
-                               1709210096789LL, 1773129600123LL, 4102444799999LL,
+    const int64_t values [] = {0,
+                               1,
+                               999,
+                               1000,
+                               -1,
+                               -999,
+                               -86400000,
+                               951782400000LL,
+                               1709210096789LL,
+                               1773129600123LL,
+                               4102444799999LL,
                                253402300799999LL};
     char out [40];
     for (size_t i = 0; i < sizeof values / sizeof values [0]; i++) {
@@ -781,6 +821,7 @@ main (void)
         cmocka_unit_test (test_rfc3339_parse_fractions),
         cmocka_unit_test (test_rfc3339_parse_invalid),
         cmocka_unit_test (test_rfc3339_format),
+        cmocka_unit_test (test_rfc3339_format_extremes),
         cmocka_unit_test (test_rfc3339_round_trip),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
