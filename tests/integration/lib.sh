@@ -26,6 +26,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Stop the cluster cleanly and fail if any daemon reported a sanitizer error
+# or a leak on the way out (the ASan build of the suite runs these too).
+cluster_down_checked() {
+    "$TROVECTL" down --dir "$DIR" >/dev/null || fail "trovectl down failed"
+    if grep -l -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$DIR"/logs/*.log 2>/dev/null; then
+        grep -h -A20 -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$DIR"/logs/*.log | head -60 >&2
+        fail "a daemon reported a sanitizer error"
+    fi
+}
+
 cluster_up() {
     "$TROVECTL" up --dir "$DIR" --port-base "$PORT_BASE" --detach "$@" >/dev/null \
         || fail "trovectl up failed"

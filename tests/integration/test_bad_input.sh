@@ -6,3 +6,4 @@ cluster_up
 wait_healthy
 "$BUILD/tests/badinput" "$DIR/trove.cfg"
 wait_healthy 10
+cluster_down_checked

@@ -57,3 +57,4 @@ users=$(cut -d' ' -f1 "$WORK/expected.txt")
 actual_balances $users > "$WORK/actual.txt"
 diff "$WORK/expected.txt" "$WORK/actual.txt" > "$WORK/diff.txt" || { head "$WORK/diff.txt" >&2; fail "balances differ"; }
 log "exactly once: $accepted accepted events, $(wc -l < "$WORK/expected.txt") users, balances exact"
+cluster_down_checked

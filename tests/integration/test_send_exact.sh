@@ -50,3 +50,4 @@ if [ -n "$coin" ]; then
     "$TROVECTL" coin --dir "$DIR" --json "$coin" > "$WORK/coin.json"
     grep -q "\"$u\"" "$WORK/coin.json" || fail "coin $coin does not show user $u"
 fi
+cluster_down_checked
