@@ -14,6 +14,7 @@
 #include "trove_event.h"
 #include "trove_hash.h"
 #include "trove_msg.h"
+#include "trove_outbox.h"
 #include "trove_sock.h"
 #include "trove_util.h"
 
@@ -41,35 +42,13 @@ struct _s_request_t {
     size_t remaining;               //  sub-batches not yet answered
 };
 
-typedef struct _s_sub_t s_sub_t;
-struct _s_sub_t {
-    uint64_t batch_id;              //  our id, echoed by the scorer
-    s_request_t *request;           //  the request it belongs to
-    size_t shard;
-    uint32_t *index;                //  event positions in the request
-    size_t n;
-    void *frame;                    //  packed Msg{batch}, kept for resends
-    size_t size;
-    int64_t queued_us;              //  when it was created
-    int64_t sent_us;                //  last send, 0 = never sent
-    s_sub_t *next;                  //  shard queue / in-flight list link
-};
-
-typedef struct {
-    s_sub_t *head, *tail;           //  waiting for credit or a connection
-    size_t inflight;                //  events sent and unanswered
-    zsock_t *dealer;                //  to the scorer's events ROUTER
-} s_shard_t;
-
 typedef struct {
     trove_cfg_t *cfg;
     const char *name;
     zsock_t *front;                 //  ROUTER for producers
-    s_shard_t *shards;
+    zsock_t **dealers;              //  one per shard, to its events ROUTER
     size_t nshards;
-    s_sub_t *ring [RING_SIZE];      //  live sub-batches by batch_id
-    size_t live;                    //  sub-batches alive
-    uint64_t next_batch_id;
+    trove_outbox_t *outbox;         //  sub-batches not yet answered
     size_t pending_events;          //  events received and unanswered
     int64_t started_ms;
     uint64_t received, answered;    //  counters for status
@@ -122,10 +101,10 @@ s_set_result (Trove__Result *r, Trove__Status status, const char *reason, const 
 //  A sub-batch is answered (by its shard or by giving up): fill in the
 //  request, and answer the producer when it was the last one.
 static void
-s_sub_complete (s_ingestor_t *self, s_sub_t *sub, Trove__Result **results)
+s_sub_complete (s_ingestor_t *self, trove_outbox_item_t *sub, Trove__Result **results)
 {
-    s_request_t *req = sub->request;
-    for (size_t i = 0; i < sub->n; i++) {
+    s_request_t *req = sub->owner;
+    for (size_t i = 0; i < sub->events; i++) {
         Trove__Result *r = &req->results [sub->index [i]];
         if (results)
             s_set_result (r, results [i]->status, results [i]->reason, results [i]->detail);
@@ -133,13 +112,7 @@ s_sub_complete (s_ingestor_t *self, s_sub_t *sub, Trove__Result **results)
             s_set_result (r, TROVE__STATUS__RETRY, "shard_unavailable",
                           "the owning scorer shard did not answer in time; resubmit with the same req_id");
     }
-    self->ring [sub->batch_id & (RING_SIZE - 1)] = NULL;
-    self->live--;
-    if (sub->sent_us)
-        self->shards [sub->shard].inflight -= sub->n;
-    free (sub->index);
-    free (sub->frame);
-    free (sub);
+    trove_outbox_remove (self->outbox, &sub);
     if (--req->remaining == 0) {
         s_request_reply (self, req, NULL);
         s_request_destroy (&req);
@@ -147,12 +120,11 @@ s_sub_complete (s_ingestor_t *self, s_sub_t *sub, Trove__Result **results)
 }
 
 static int
-s_sub_send (s_ingestor_t *self, s_sub_t *sub)
+s_sub_send (s_ingestor_t *self, trove_outbox_item_t *sub)
 {
-    void *dealer = zsock_resolve (self->shards [sub->shard].dealer);
-    if (zmq_send (dealer, sub->frame, sub->size, ZMQ_DONTWAIT) == -1)
+    if (zmq_send (zsock_resolve (self->dealers [sub->shard]), sub->frame, sub->size, ZMQ_DONTWAIT) == -1)
         return -1;      //  no connection (IMMEDIATE) or HWM: try again on the timer
-    sub->sent_us = trove_mono_us ();
+    trove_outbox_sent (self->outbox, sub, trove_mono_us ());
     return 0;
 }
 
@@ -160,17 +132,9 @@ s_sub_send (s_ingestor_t *self, s_sub_t *sub)
 static void
 s_shard_pump (s_ingestor_t *self, size_t shard)
 {
-    s_shard_t *s = &self->shards [shard];
-    while (s->head && s->inflight + s->head->n <= SHARD_WINDOW) {
-        s_sub_t *sub = s->head;
-        if (s_sub_send (self, sub))
-            break;
-        s->inflight += sub->n;
-        s->head = sub->next;
-        if (!s->head)
-            s->tail = NULL;
-        sub->next = NULL;
-    }
+    trove_outbox_item_t *sub;
+    while ((sub = trove_outbox_next (self->outbox, shard)) && s_sub_send (self, sub) == 0)
+        ;
 }
 
 static void
@@ -302,66 +266,45 @@ s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__SubmitRequest *sub
     for (size_t s = 0; s < self->nshards; s++) {
         if (!count [s])
             continue;
-        s_sub_t *sub = calloc (1, sizeof *sub);
+        uint32_t *index = calloc (count [s], sizeof *index);
         Trove__Event **events = calloc (count [s], sizeof *events);
         uint32_t *parts = calloc (count [s], sizeof *parts);
+        size_t k = 0;
+        for (size_t i = 0; index && events && parts && i < n; i++)
+            if (shard_of [i] == s) {
+                events [k] = submit->events [i];
+                parts [k] = partition [i];
+                index [k++] = (uint32_t) i;
+            }
+        Trove__ShardBatch batch = TROVE__SHARD_BATCH__INIT;
+        batch.req_id = submit->req_id;
+        batch.n_events = batch.n_partitions = k;
+        batch.events = events;
+        batch.partitions = parts;
+        batch.received_us = received_us;
+        //  batch_id is known only once the outbox takes the item: add it
+        //  first, then pack into it.
+        trove_outbox_item_t *sub = k == count [s]
+            ? trove_outbox_add (self->outbox, s, k, NULL, 0, req, index, trove_mono_us ()) : NULL;
+        if (sub) {
+            index = NULL;   //  owned by the outbox now
+            batch.batch_id = sub->batch_id;
+            Trove__Msg msg = TROVE__MSG__INIT;
+            msg.body_case = TROVE__MSG__BODY_BATCH;
+            msg.batch = &batch;
+            sub->frame = trove_msg_pack (&msg, &sub->size);
+            if (!sub->frame)
+                trove_outbox_remove (self->outbox, &sub);
+        }
         if (sub)
-            sub->index = calloc (count [s], sizeof *sub->index);
-        if (!sub || !sub->index || !events || !parts) {
+            req->remaining++;
+        else
             for (size_t i = 0; i < n; i++)
                 if (shard_of [i] == s)
                     s_set_result (&req->results [i], TROVE__STATUS__RETRY, "overloaded", "out of memory");
-            if (sub)
-                free (sub->index);
-            free (sub);
-            free (events);
-            free (parts);
-            continue;
-        }
-        for (size_t i = 0; i < n; i++)
-            if (shard_of [i] == s) {
-                events [sub->n] = submit->events [i];
-                parts [sub->n] = partition [i];
-                sub->index [sub->n++] = (uint32_t) i;
-            }
-        Trove__ShardBatch batch = TROVE__SHARD_BATCH__INIT;
-        //  Skip ids whose ring slot is still taken by an old, slow sub-batch.
-        do
-            sub->batch_id = ++self->next_batch_id;
-        while (self->ring [sub->batch_id & (RING_SIZE - 1)]);
-        batch.batch_id = sub->batch_id;
-        batch.req_id = submit->req_id;
-        batch.n_events = sub->n;
-        batch.events = events;
-        batch.n_partitions = sub->n;
-        batch.partitions = parts;
-        batch.received_us = trove_now_us ();
-        Trove__Msg msg = TROVE__MSG__INIT;
-        msg.body_case = TROVE__MSG__BODY_BATCH;
-        msg.batch = &batch;
-        sub->frame = trove_msg_pack (&msg, &sub->size);
+        free (index);
         free (events);
         free (parts);
-        if (!sub->frame) {
-            for (size_t i = 0; i < sub->n; i++)
-                s_set_result (&req->results [sub->index [i]], TROVE__STATUS__RETRY, "overloaded", "out of memory");
-            free (sub->index);
-            free (sub);
-            continue;
-        }
-        sub->request = req;
-        sub->shard = s;
-        sub->queued_us = trove_mono_us ();
-        //  The ring slot is free: s_front_ready keeps live sub-batches below RING_SIZE.
-        self->ring [sub->batch_id & (RING_SIZE - 1)] = sub;
-        self->live++;
-        req->remaining++;
-        s_shard_t *shard = &self->shards [s];
-        if (shard->tail)
-            shard->tail->next = sub;
-        else
-            shard->head = sub;
-        shard->tail = sub;
     }
     free (partition);
     free (shard_of);
@@ -411,7 +354,7 @@ s_front_message (s_ingestor_t *self)
 static void
 s_shard_message (s_ingestor_t *self, size_t shard)
 {
-    zframe_t *frame = zframe_recv (self->shards [shard].dealer);
+    zframe_t *frame = zframe_recv (self->dealers [shard]);
     if (!frame)
         return;
     const char *reason = NULL;
@@ -419,10 +362,10 @@ s_shard_message (s_ingestor_t *self, size_t shard)
                                         trove_cfg_limits (self->cfg)->max_frame, &reason);
     if (msg && msg->body_case == TROVE__MSG__BODY_BATCH_REPLY) {
         Trove__ShardBatchReply *reply = msg->batch_reply;
-        s_sub_t *sub = self->ring [reply->batch_id & (RING_SIZE - 1)];
+        trove_outbox_item_t *sub = trove_outbox_find (self->outbox, reply->batch_id);
         //  A late answer for a sub-batch we already gave up on is ignored:
         //  the producer resubmits and the scorer's dedup answers.
-        if (sub && sub->batch_id == reply->batch_id && sub->shard == shard && reply->n_results == sub->n)
+        if (sub && sub->shard == shard && sub->sent_us && reply->n_results == sub->events)
             s_sub_complete (self, sub, reply->results);
     }
     else
@@ -433,39 +376,37 @@ s_shard_message (s_ingestor_t *self, size_t shard)
     s_shard_pump (self, shard);
 }
 
+static void
+s_resend (void *arg, trove_outbox_item_t *sub)
+{
+    s_sub_send (arg, sub);
+}
+
+static void
+s_giveup (void *arg, trove_outbox_item_t *sub)
+{
+    s_sub_complete (arg, sub, NULL);
+}
+
 //  Resend what waited too long for an answer; give up on what waited much too
 //  long. Idempotent at the scorer, so a resend is always safe.
 static void
 s_timer (s_ingestor_t *self)
 {
-    int64_t now = trove_mono_us ();
-    for (size_t i = 0; i < RING_SIZE && self->live; i++) {
-        s_sub_t *sub = self->ring [i];
-        if (!sub)
-            continue;
-        if (now - sub->queued_us > GIVEUP_US) {
-            //  Unlink from its shard queue if it was never sent.
-            s_shard_t *s = &self->shards [sub->shard];
-            if (!sub->sent_us) {
-                s_sub_t **link = &s->head, *prev = NULL;
-                while (*link && *link != sub) {
-                    prev = *link;
-                    link = &(*link)->next;
-                }
-                if (*link) {
-                    *link = sub->next;
-                    if (s->tail == sub)
-                        s->tail = prev;
-                }
-            }
-            s_sub_complete (self, sub, NULL);
-        }
-        else
-        if (sub->sent_us && now - sub->sent_us > RESEND_US)
-            s_sub_send (self, sub);
-    }
+    trove_outbox_expire (self->outbox, trove_mono_us (), RESEND_US, GIVEUP_US, s_resend, s_giveup, self);
     for (size_t s = 0; s < self->nshards; s++)
         s_shard_pump (self, s);
+}
+
+//  At shutdown: forget an item, and its request with its last item.
+static void
+s_drop (void *arg, trove_outbox_item_t *sub)
+{
+    s_ingestor_t *self = arg;
+    s_request_t *req = sub->owner;
+    trove_outbox_remove (self->outbox, &sub);
+    if (--req->remaining == 0)
+        s_request_destroy (&req);
 }
 
 static int
@@ -516,15 +457,16 @@ main (int argc, char *argv [])
     size_t max_frame = trove_cfg_limits (self->cfg)->max_frame;
     self->front = trove_sock_router (trove_cfg_ingestor_endpoint (self->cfg, (size_t) index), max_frame);
     self->nshards = trove_cfg_shards (self->cfg);
-    self->shards = calloc (self->nshards, sizeof *self->shards);
+    self->dealers = calloc (self->nshards, sizeof *self->dealers);
+    self->outbox = trove_outbox_new (self->nshards, SHARD_WINDOW, RING_SIZE);
     items = calloc (self->nshards + 1, sizeof *items);
-    if (!self->front || !self->shards || !items)
+    if (!self->front || !self->dealers || !self->outbox || !items)
         goto done;
     for (size_t s = 0; s < self->nshards; s++) {
-        self->shards [s].dealer = trove_sock_dealer (trove_cfg_shard_events (self->cfg, s), NULL, max_frame);
-        if (!self->shards [s].dealer)
+        self->dealers [s] = trove_sock_dealer (trove_cfg_shard_events (self->cfg, s), NULL, max_frame);
+        if (!self->dealers [s])
             goto done;
-        items [s + 1] = (zmq_pollitem_t) {zsock_resolve (self->shards [s].dealer), 0, ZMQ_POLLIN, 0};
+        items [s + 1] = (zmq_pollitem_t) {zsock_resolve (self->dealers [s]), 0, ZMQ_POLLIN, 0};
     }
     items [0] = (zmq_pollitem_t) {zsock_resolve (self->front), 0, ZMQ_POLLIN, 0};
     trove_log ('I', "ingestor %s ready on %s, %zu shard(s)", name,
@@ -534,17 +476,18 @@ main (int argc, char *argv [])
         //  Back-pressure: stop reading producers while too much is in flight;
         //  their own windows and TCP hold the rest.
         bool room = self->pending_events < MAX_PENDING_EVENTS
-                 && self->live + self->nshards < RING_SIZE - 1;
+                 && trove_outbox_live (self->outbox) + self->nshards < RING_SIZE - 1;
         items [0].events = room ? ZMQ_POLLIN : 0;
         int64_t wait_ms = (next_timer - trove_mono_us ()) / 1000;
         if (zmq_poll (items, (int) self->nshards + 1, wait_ms < 0 ? 0 : wait_ms) == -1 && zmq_errno () != EINTR)
             break;
         for (size_t s = 0; s < self->nshards; s++)
-            for (int k = 0; k < 1000 && (zsock_events (self->shards [s].dealer) & ZMQ_POLLIN); k++)
+            for (int k = 0; k < 1000 && (zsock_events (self->dealers [s]) & ZMQ_POLLIN); k++)
                 s_shard_message (self, s);
         for (int k = 0; room && k < 256 && (zsock_events (self->front) & ZMQ_POLLIN); k++) {
             s_front_message (self);
-            room = self->pending_events < MAX_PENDING_EVENTS && self->live + self->nshards < RING_SIZE - 1;
+            room = self->pending_events < MAX_PENDING_EVENTS
+                && trove_outbox_live (self->outbox) + self->nshards < RING_SIZE - 1;
         }
         if (trove_mono_us () >= next_timer) {
             s_timer (self);
@@ -557,20 +500,12 @@ done:
     free (err);
     free (items);
     if (self) {
-        for (size_t i = 0; i < RING_SIZE; i++)
-            if (self->ring [i]) {
-                s_sub_t *sub = self->ring [i];
-                s_request_t *req = sub->request;
-                //  Free each request once, when its last sub-batch goes.
-                if (--req->remaining == 0)
-                    s_request_destroy (&req);
-                free (sub->index);
-                free (sub->frame);
-                free (sub);
-            }
-        for (size_t s = 0; s < self->nshards && self->shards; s++)
-            zsock_destroy (&self->shards [s].dealer);
-        free (self->shards);
+        if (self->outbox)
+            trove_outbox_each (self->outbox, s_drop, self);
+        trove_outbox_destroy (&self->outbox);
+        for (size_t s = 0; s < self->nshards && self->dealers; s++)
+            zsock_destroy (&self->dealers [s]);
+        free (self->dealers);
         zsock_destroy (&self->front);
         trove_cfg_destroy (&self->cfg);
         free (self);

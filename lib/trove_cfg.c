@@ -1,6 +1,7 @@
 /*  trove_cfg - cluster configuration. */
 #include "trove_cfg.h"
 #include "trove_hash.h"
+#include "trove_util.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -143,19 +144,22 @@ trove_cfg_load (const char *path, char **err_p)
         err = s_errorf ("out of memory");
         goto fail;
     }
-    FILE *probe = fopen (path, "r");
-    if (!probe) {
+    //  zconfig_load leaks its file when the text is not valid ZPL: read the
+    //  file ourselves and parse the text.
+    char *text = trove_read_file (path, NULL);
+    if (!text) {
         err = s_errorf ("cannot read config %s: %s", path, strerror (errno));
         goto fail;
     }
-    fclose (probe);
     const char *slash = strrchr (path, '/');
     self->base = slash ? strndup (path, slash == path ? 1 : (size_t) (slash - path)) : strdup (".");
     if (!self->base) {
+        free (text);
         err = s_errorf ("out of memory");
         goto fail;
     }
-    self->root = zconfig_load (path);
+    self->root = zconfig_str_load (text);
+    free (text);
     if (!self->root) {
         err = s_errorf ("config %s is not valid ZPL (see etc/trove.cfg)", path);
         goto fail;

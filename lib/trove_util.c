@@ -139,6 +139,21 @@ trove_get_be32 (const uint8_t *p)
     return ((uint32_t) p [0] << 24) | ((uint32_t) p [1] << 16) | ((uint32_t) p [2] << 8) | p [3];
 }
 
+//  mkdir, where "already exists" is success only if it is a directory.
+static int
+s_mkdir_one (const char *path, unsigned mode)
+{
+    if (mkdir (path, mode) == 0)
+        return 0;
+    if (errno != EEXIST)
+        return -1;
+    struct stat st;
+    if (stat (path, &st) == 0 && S_ISDIR (st.st_mode))
+        return 0;
+    errno = ENOTDIR;
+    return -1;
+}
+
 int
 trove_mkdir_p (const char *path, unsigned mode)
 {
@@ -150,14 +165,12 @@ trove_mkdir_p (const char *path, unsigned mode)
     for (char *p = buf + 1; *p; p++) {
         if (*p == '/') {
             *p = 0;
-            if (mkdir (buf, mode) == -1 && errno != EEXIST)
+            if (s_mkdir_one (buf, mode))
                 return -1;
             *p = '/';
         }
     }
-    if (mkdir (buf, mode) == -1 && errno != EEXIST)
-        return -1;
-    return 0;
+    return s_mkdir_one (buf, mode);
 }
 
 char *
@@ -281,10 +294,19 @@ trove_parse_rfc3339 (const char *text, int64_t *ms_p)
 void
 trove_format_rfc3339 (int64_t ms, char *out, size_t size)
 {
-    time_t secs = (time_t) (ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-    int frac = (int) (ms - (int64_t) secs * 1000);
+    //  Floor division without overflow, even at INT64_MIN.
+    int64_t secs64 = ms / 1000;
+    int frac = (int) (ms % 1000);
+    if (frac < 0) {
+        frac += 1000;
+        secs64--;
+    }
+    time_t secs = (time_t) secs64;
     struct tm tm;
-    gmtime_r (&secs, &tm);
+    if (!gmtime_r (&secs, &tm)) {
+        snprintf (out, size, "(out of range: %lld ms)", (long long) ms);
+        return;
+    }
     snprintf (out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
               tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }
