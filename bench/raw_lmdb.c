@@ -1,14 +1,17 @@
 /*  bench-raw-lmdb - the ceiling LMDB and the disk set for Trove's scorer on
     this machine: batched write transactions, each committed durably.
 
-    Each transaction puts --batch values of --value bytes under 16-byte
-    pseudo-random keys (like the hashed keys of a ledger, so inserts land all
-    over the B-tree) and commits. With the default flags every commit is
+    Each transaction puts --batch values of --value bytes under 16-byte keys
+    and commits. --keys seq (the default) uses increasing keys, like most of
+    a scorer's ledger (event log, award log, dedup keys of producers with
+    counters): appends touch few pages, this is LMDB's best case and the
+    ceiling. --keys random scatters inserts over the whole B-tree (like coin
+    ids, which are hashes): every put dirties its own leaf page. With the default flags every commit is
     fsync'ed (what `sync = full` means for a scorer); --nosync opens the
     environment with MDB_NOSYNC to show what the fsync costs.
 
     Usage: bench-raw-lmdb [--dir DIR] [--batches N] [--batch B] [--value BYTES]
-                          [--seconds S] [--nosync] [--json]
+                          [--keys seq|random] [--seconds S] [--nosync] [--json]
     Without --dir a fresh directory under $TMPDIR (default /tmp) is used and
     removed at the end. Stops after N batches or S seconds, whichever first. */
 #include <errno.h>
@@ -43,7 +46,7 @@ static void
 s_usage (void)
 {
     fprintf (stderr, "usage: bench-raw-lmdb [--dir DIR] [--batches N] [--batch B] "
-                     "[--value BYTES] [--seconds S] [--nosync] [--json]\n");
+                     "[--value BYTES] [--keys seq|random] [--seconds S] [--nosync] [--json]\n");
 }
 
 static void
@@ -67,26 +70,29 @@ main (int argc, char *argv [])
     double max_seconds = 10;
     bool nosync = false;
     bool json = false;
+    bool random_keys = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp (argv [i], "--dir") == 0 && i + 1 < argc)
             dir = argv [++i];
-        else
-        if (strcmp (argv [i], "--batches") == 0 && i + 1 < argc)
+        else if (strcmp (argv [i], "--batches") == 0 && i + 1 < argc)
             batches = strtoull (argv [++i], NULL, 10);
-        else
-        if (strcmp (argv [i], "--batch") == 0 && i + 1 < argc)
+        else if (strcmp (argv [i], "--batch") == 0 && i + 1 < argc)
             batch = strtoull (argv [++i], NULL, 10);
-        else
-        if (strcmp (argv [i], "--value") == 0 && i + 1 < argc)
+        else if (strcmp (argv [i], "--value") == 0 && i + 1 < argc)
             value_size = strtoull (argv [++i], NULL, 10);
-        else
-        if (strcmp (argv [i], "--seconds") == 0 && i + 1 < argc)
+        else if (strcmp (argv [i], "--seconds") == 0 && i + 1 < argc)
             max_seconds = atof (argv [++i]);
-        else
-        if (strcmp (argv [i], "--nosync") == 0)
+        else if (strcmp (argv [i], "--keys") == 0 && i + 1 < argc && strcmp (argv [i + 1], "seq") == 0) {
+            random_keys = false;
+            i++;
+        }
+        else if (strcmp (argv [i], "--keys") == 0 && i + 1 < argc && strcmp (argv [i + 1], "random") == 0) {
+            random_keys = true;
+            i++;
+        }
+        else if (strcmp (argv [i], "--nosync") == 0)
             nosync = true;
-        else
-        if (strcmp (argv [i], "--json") == 0)
+        else if (strcmp (argv [i], "--json") == 0)
             json = true;
         else {
             s_usage ();
@@ -116,20 +122,19 @@ main (int argc, char *argv [])
         dir = tmpdir;
     }
     int err;
-    if ((err = mdb_env_create (&env))
-    ||  (err = mdb_env_set_mapsize (env, (size_t) 4 << 30))
-    ||  (err = mdb_env_open (env, dir, nosync ? MDB_NOSYNC : 0, 0644))) {
+    if ((err = mdb_env_create (&env)) || (err = mdb_env_set_mapsize (env, (size_t) 4 << 30))
+        || (err = mdb_env_open (env, dir, nosync ? MDB_NOSYNC : 0, 0644))) {
         fprintf (stderr, "bench-raw-lmdb: open %s: %s\n", dir, mdb_strerror (err));
         goto cleanup;
     }
     MDB_txn *txn;
-    if ((err = mdb_txn_begin (env, NULL, 0, &txn))
-    ||  (err = mdb_dbi_open (txn, NULL, 0, &dbi))
-    ||  (err = mdb_txn_commit (txn))) {
+    if ((err = mdb_txn_begin (env, NULL, 0, &txn)) || (err = mdb_dbi_open (txn, NULL, 0, &dbi))
+        || (err = mdb_txn_commit (txn))) {
         fprintf (stderr, "bench-raw-lmdb: dbi: %s\n", mdb_strerror (err));
         goto cleanup;
     }
     uint64_t state = 42;
+    uint64_t counter = 0;
     size_t done = 0;
     int64_t start = s_mono_us ();
     int64_t worst_commit = 0;
@@ -140,10 +145,19 @@ main (int argc, char *argv [])
             goto cleanup;
         }
         for (size_t i = 0; i < batch; i++) {
-            uint64_t k [2] = { s_next (&state), s_next (&state) };
+            //  Big-endian counter first: byte order is numeric order.
+            uint64_t k [2];
+            if (random_keys) {
+                k [0] = s_next (&state);
+                k [1] = s_next (&state);
+            }
+            else {
+                k [0] = __builtin_bswap64 (++counter);
+                k [1] = 0;
+            }
             memcpy (value, k, sizeof k < value_size ? sizeof k : value_size);
-            MDB_val key = { sizeof k, k };
-            MDB_val data = { value_size, value };
+            MDB_val key = {sizeof k, k};
+            MDB_val data = {value_size, value};
             if ((err = mdb_put (txn, dbi, &key, &data, 0))) {
                 fprintf (stderr, "bench-raw-lmdb: put: %s\n", mdb_strerror (err));
                 mdb_txn_abort (txn);
@@ -164,16 +178,17 @@ main (int argc, char *argv [])
     double puts = (double) (done * batch) / seconds;
     double commits = (double) done / seconds;
     if (json)
-        printf ("{\"bench\":\"raw_lmdb\",\"sync\":%s,\"batches\":%zu,\"batch\":%zu,\"value\":%zu,"
-                "\"seconds\":%.3f,\"puts_per_s\":%.0f,\"commits_per_s\":%.1f,"
-                "\"max_commit_ms\":%.3f}\n",
-                nosync ? "false" : "true", done, batch, value_size, seconds, puts, commits,
-                worst_commit / 1e3);
+        printf (
+            "{\"bench\":\"raw_lmdb\",\"keys\":\"%s\",\"sync\":%s,\"batches\":%zu,\"batch\":%zu,\"value\":%zu,"
+            "\"seconds\":%.3f,\"puts_per_s\":%.0f,\"commits_per_s\":%.1f,"
+            "\"max_commit_ms\":%.3f}\n",
+            random_keys ? "random" : "seq", nosync ? "false" : "true", done, batch, value_size, seconds, puts,
+            commits, worst_commit / 1e3);
     else
-        printf ("raw lmdb (%s): %zu commits x %zu puts x %zu B in %.3f s = %.0f puts/s, "
+        printf ("raw lmdb (%s keys, %s): %zu commits x %zu puts x %zu B in %.3f s = %.0f puts/s, "
                 "%.1f commits/s, slowest commit %.3f ms\n",
-                nosync ? "MDB_NOSYNC" : "fsync per commit", done, batch, value_size, seconds,
-                puts, commits, worst_commit / 1e3);
+                random_keys ? "random" : "sequential", nosync ? "MDB_NOSYNC" : "fsync per commit", done,
+                batch, value_size, seconds, puts, commits, worst_commit / 1e3);
     rc = 0;
 cleanup:
     if (env)

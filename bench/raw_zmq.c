@@ -19,10 +19,10 @@
 #include <zmq.h>
 
 typedef struct {
-    char endpoint [256];       //  where the receiver is bound
-    size_t messages;           //  messages to send
-    size_t size;               //  bytes per message
-    int rc;                    //  0 when the sender finished
+    char endpoint [256];  //  where the receiver is bound
+    size_t messages;      //  messages to send
+    size_t size;          //  bytes per message
+    int rc;               //  0 when the sender finished
 } s_sender_args_t;
 
 static int64_t
@@ -79,11 +79,9 @@ main (int argc, char *argv [])
     for (int i = 1; i < argc; i++) {
         if (strcmp (argv [i], "--messages") == 0 && i + 1 < argc)
             messages = strtoull (argv [++i], NULL, 10);
-        else
-        if (strcmp (argv [i], "--size") == 0 && i + 1 < argc)
+        else if (strcmp (argv [i], "--size") == 0 && i + 1 < argc)
             size = strtoull (argv [++i], NULL, 10);
-        else
-        if (strcmp (argv [i], "--json") == 0)
+        else if (strcmp (argv [i], "--json") == 0)
             json = true;
         else {
             s_usage ();
@@ -104,7 +102,7 @@ main (int argc, char *argv [])
         fprintf (stderr, "bench-raw-zmq: bind: %s\n", zmq_strerror (zmq_errno ()));
         goto cleanup;
     }
-    s_sender_args_t args = { .messages = messages, .size = size };
+    s_sender_args_t args = {.messages = messages, .size = size};
     size_t eplen = sizeof args.endpoint;
     zmq_getsockopt (pull, ZMQ_LAST_ENDPOINT, args.endpoint, &eplen);
 
@@ -138,8 +136,8 @@ main (int argc, char *argv [])
                 "\"size\":%zu,\"seconds\":%.3f,\"msgs_per_s\":%.0f,\"mb_per_s\":%.1f}\n",
                 received, size, seconds, rate, mbps);
     else
-        printf ("raw zmq PUSH/PULL tcp loopback: %zu x %zu B in %.3f s = %.0f msg/s, %.1f MB/s\n",
-                received, size, seconds, rate, mbps);
+        printf ("raw zmq PUSH/PULL tcp loopback: %zu x %zu B in %.3f s = %.0f msg/s, %.1f MB/s\n", received,
+                size, seconds, rate, mbps);
     rc = 0;
 cleanup:
     free (buf);

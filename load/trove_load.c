@@ -42,21 +42,21 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_NAMES 32           //  sources or types given on the command line
-#define PREFIX_MAX 64          //  bytes of an id prefix
-#define AWARD_GRACE_US 5000000 //  wait for awards this long after the last answer
+#define MAX_NAMES 32            //  sources or types given on the command line
+#define PREFIX_MAX 64           //  bytes of an id prefix
+#define AWARD_GRACE_US 5000000  //  wait for awards this long after the last answer
 
 //  ---------------------------------------------------------------------------
 //  Options
 
 typedef struct {
-    char *config;              //  path of the cluster config
-    size_t events;             //  submissions in total (new events + re-sends)
-    double rate;               //  events/s, 0 = closed loop
-    uint32_t users;            //  distinct users u0..u{users-1}
-    char *sources [MAX_NAMES]; //  source names (owned)
+    char *config;               //  path of the cluster config
+    size_t events;              //  submissions in total (new events + re-sends)
+    double rate;                //  events/s, 0 = closed loop
+    uint32_t users;             //  distinct users u0..u{users-1}
+    char *sources [MAX_NAMES];  //  source names (owned)
     size_t nsources;
-    char *types [MAX_NAMES];   //  event types (owned)
+    char *types [MAX_NAMES];  //  event types (owned)
     size_t ntypes;
     double dup_ratio;          //  fraction of submissions that are re-sends
     double ooo_ratio;          //  fraction of new events with ts moved back
@@ -152,7 +152,7 @@ s_hist_percentile (const s_hist_t *self, double p)
 
 typedef struct {
     size_t n;
-    double p50, p90, p99, p999, max;   //  milliseconds
+    double p50, p90, p99, p999, max;  //  milliseconds
 } s_stats_t;
 
 static int
@@ -175,7 +175,7 @@ s_pick (const int64_t *sorted, size_t n, double p)
 static s_stats_t
 s_stats (int64_t *samples, size_t n)
 {
-    s_stats_t stats = { .n = n };
+    s_stats_t stats = {.n = n};
     if (n == 0)
         return stats;
     qsort (samples, n, sizeof *samples, s_cmp_i64);
@@ -190,9 +190,8 @@ s_stats (int64_t *samples, size_t n)
 static json_t *
 s_stats_json (const s_stats_t *stats)
 {
-    return json_pack ("{s:I, s:f, s:f, s:f, s:f, s:f}",
-                      "n", (json_int_t) stats->n, "p50", stats->p50, "p90", stats->p90,
-                      "p99", stats->p99, "p999", stats->p999, "max", stats->max);
+    return json_pack ("{s:I, s:f, s:f, s:f, s:f, s:f}", "n", (json_int_t) stats->n, "p50", stats->p50, "p90",
+                      stats->p90, "p99", stats->p99, "p999", stats->p999, "max", stats->max);
 }
 
 //  ---------------------------------------------------------------------------
@@ -201,17 +200,17 @@ s_stats_json (const s_stats_t *stats)
 //  the atomic counters (read any time).
 
 typedef struct {
-    const trove_cfg_t *cfg;    //  cluster config (borrowed)
-    const char *prefix;        //  this run's id prefix
+    const trove_cfg_t *cfg;  //  cluster config (borrowed)
+    const char *prefix;      //  this run's id prefix
     size_t prefix_len;
-    size_t capacity;           //  size of the per-event arrays
-    int64_t *seen_mono;        //  first award for event i seen at (mono µs), 0 = none
-    int64_t *accepted_lat;     //  seen (wall µs) - coin.accepted_us, first award
-    atomic_size_t coins;       //  awards matched to an event of this run
-    atomic_size_t events;      //  events of this run with at least one award
-    atomic_size_t extra;       //  awards beyond the first for the same event
-    atomic_size_t foreign;     //  awards for events of other runs
-    atomic_bool ready;         //  the subscription is set up
+    size_t capacity;        //  size of the per-event arrays
+    int64_t *seen_mono;     //  first award for event i seen at (mono µs), 0 = none
+    int64_t *accepted_lat;  //  seen (wall µs) - coin.accepted_us, first award
+    atomic_size_t coins;    //  awards matched to an event of this run
+    atomic_size_t events;   //  events of this run with at least one award
+    atomic_size_t extra;    //  awards beyond the first for the same event
+    atomic_size_t foreign;  //  awards for events of other runs
+    atomic_bool ready;      //  the subscription is set up
 } s_awards_t;
 
 static void
@@ -262,8 +261,7 @@ s_awards_actor (zsock_t *pipe, void *arg)
             if (term)
                 break;
         }
-        else
-        if (!which && zpoller_terminated (poller))
+        else if (!which && zpoller_terminated (poller))
             break;
         //  Also on a timeout: the subscriber has gap and heartbeat timers.
         if (ready && trove_awardsub_poll (sub, 0) != 0)
@@ -278,56 +276,63 @@ s_awards_actor (zsock_t *pipe, void *arg)
 
 //  One submission.
 typedef struct {
-    uint64_t event;            //  index of the event (its id counter)
-    int64_t sched_us;          //  scheduled send time, monotonic µs
-    int64_t latency_us;        //  scheduled time -> final answer
-    uint8_t status;            //  Trove__Status of the final answer, 0 = none yet
+    uint64_t event;      //  index of the event (its id counter)
+    int64_t sched_us;    //  scheduled send time, monotonic µs
+    int64_t latency_us;  //  scheduled time -> final answer
+    uint8_t status;      //  Trove__Status of the final answer, 0 = none yet
 } s_send_t;
 
 //  One distinct event (re-sends point back to it).
 typedef struct {
-    int64_t ts_ms;             //  event time
-    uint64_t first_send;       //  index of its first submission
-    uint32_t user;             //  user number
-    uint8_t source;            //  index into opts.sources
-    uint8_t type;              //  index into opts.types
-    uint8_t status;            //  answer to the first submission, 0 = none yet
+    int64_t ts_ms;        //  event time
+    uint64_t first_send;  //  index of its first submission
+    uint32_t user;        //  user number
+    uint8_t source;       //  index into opts.sources
+    uint8_t type;         //  index into opts.types
+    uint8_t status;       //  answer to the first submission, 0 = none yet
 } s_event_t;
 
 typedef struct {
-    const s_opts_t *opts;      //  options (borrowed)
+    const s_opts_t *opts;  //  options (borrowed)
     trove_submitter_t *submitter;
-    FILE *history;             //  per-event answers, or NULL
-    uint64_t rng;              //  random state
-    s_send_t *sends;           //  opts->events entries
-    size_t nsent;              //  submissions handed to the submitter
-    s_event_t *events;         //  opts->events entries at most
-    size_t nevents;            //  distinct events created
-    uint64_t *ready;           //  events answered, candidates for a re-send
+    FILE *history;      //  per-event answers, or NULL
+    uint64_t rng;       //  random state
+    s_send_t *sends;    //  opts->events entries
+    size_t nsent;       //  submissions handed to the submitter
+    s_event_t *events;  //  opts->events entries at most
+    size_t nevents;     //  distinct events created
+    uint64_t *ready;    //  events answered, candidates for a re-send
     size_t nready;
-    double dup_owed;           //  re-sends due but not yet made
-    size_t nresent;            //  re-sends made
+    size_t new_quota;  //  distinct events to make: events - re-sends
+    double dup_owed;   //  re-sends due but not yet made
+    size_t nresent;    //  re-sends made
     //  Answers
     size_t answered;
     size_t accepted, duplicate, rejected, other;
-    size_t resend_mismatch;    //  re-send answered neither duplicate nor as its original
-    size_t resend_accepted;    //  re-send answered "accepted": a second acceptance
-    size_t new_duplicate;      //  new event answered "duplicate"
-    int64_t start_us;          //  monotonic start
-    int64_t last_answer_us;    //  monotonic time of the last final answer
-    s_hist_t hist;             //  latencies so far (progress)
-    char errors [256];         //  first non-final answer seen, for the report
+    size_t resend_mismatch;  //  re-send answered neither duplicate nor as its original
+    size_t resend_accepted;  //  re-send answered "accepted": a second acceptance
+    size_t new_duplicate;    //  new event answered "duplicate"
+    int64_t start_us;        //  monotonic start
+    int64_t last_answer_us;  //  monotonic time of the last final answer
+    int64_t end_us;          //  when the sending loop ended
+    s_hist_t hist;           //  latencies so far (progress)
+    char errors [256];       //  first non-final answer seen, for the report
 } s_run_t;
 
 static const char *
 s_status_name (int status)
 {
     switch (status) {
-        case TROVE__STATUS__ACCEPTED: return "accepted";
-        case TROVE__STATUS__DUPLICATE: return "duplicate";
-        case TROVE__STATUS__REJECTED: return "rejected";
-        case TROVE__STATUS__RETRY: return "retry";
-        default: return "unspecified";
+        case TROVE__STATUS__ACCEPTED:
+            return "accepted";
+        case TROVE__STATUS__DUPLICATE:
+            return "duplicate";
+        case TROVE__STATUS__REJECTED:
+            return "rejected";
+        case TROVE__STATUS__RETRY:
+            return "retry";
+        default:
+            return "unspecified";
     }
 }
 
@@ -346,12 +351,12 @@ s_write_field (FILE *file, const char *text)
 static void
 s_on_result (void *arg, uint64_t tag, const Trove__Result *result, int64_t latency_us)
 {
-    (void) latency_us;             //  we measure from the scheduled time instead
+    (void) latency_us;  //  we measure from the scheduled time instead
     s_run_t *self = (s_run_t *) arg;
     assert (tag < self->nsent);
     s_send_t *send = &self->sends [tag];
     if (send->status)
-        return;                    //  the submitter promises one answer; be safe
+        return;  //  the submitter promises one answer; be safe
     int64_t now = trove_mono_us ();
     int status = result->status;
     send->status = (uint8_t) (status ? status : 0xff);
@@ -360,9 +365,15 @@ s_on_result (void *arg, uint64_t tag, const Trove__Result *result, int64_t laten
     self->answered++;
     self->last_answer_us = now;
     switch (status) {
-        case TROVE__STATUS__ACCEPTED: self->accepted++; break;
-        case TROVE__STATUS__DUPLICATE: self->duplicate++; break;
-        case TROVE__STATUS__REJECTED: self->rejected++; break;
+        case TROVE__STATUS__ACCEPTED:
+            self->accepted++;
+            break;
+        case TROVE__STATUS__DUPLICATE:
+            self->duplicate++;
+            break;
+        case TROVE__STATUS__REJECTED:
+            self->rejected++;
+            break;
         default:
             self->other++;
             if (!self->errors [0])
@@ -379,9 +390,9 @@ s_on_result (void *arg, uint64_t tag, const Trove__Result *result, int64_t laten
             self->ready [self->nready++] = send->event;
     }
     else {
-        int expected = event->status == TROVE__STATUS__ACCEPTED
-                    || event->status == TROVE__STATUS__DUPLICATE
-                     ? TROVE__STATUS__DUPLICATE : event->status;
+        int expected = event->status == TROVE__STATUS__ACCEPTED || event->status == TROVE__STATUS__DUPLICATE
+                         ? TROVE__STATUS__DUPLICATE
+                         : event->status;
         if (status != expected)
             self->resend_mismatch++;
         if (status == TROVE__STATUS__ACCEPTED)
@@ -389,16 +400,18 @@ s_on_result (void *arg, uint64_t tag, const Trove__Result *result, int64_t laten
     }
     if (self->history) {
         const s_opts_t *opts = self->opts;
-        fprintf (self->history, "%s %s%" PRIu64 " u%" PRIu32 " %s %s ",
-                 opts->sources [event->source], opts->prefix, send->event, event->user,
-                 opts->types [event->type], s_status_name (status));
+        fprintf (self->history, "%s %s%" PRIu64 " u%" PRIu32 " %s %s ", opts->sources [event->source],
+                 opts->prefix, send->event, event->user, opts->types [event->type], s_status_name (status));
         s_write_field (self->history, result->reason);
         fputc ('\n', self->history);
     }
 }
 
-//  Hand the next submission to the submitter. Returns 0, or -1 when the
-//  window is full (nothing changed then).
+//  Hand the next submission to the submitter. Re-sends are spread over the
+//  run (one each time a whole one is owed) and need an answered event to
+//  re-send; once every new event is made, only re-sends are left, and they
+//  wait for answers. Returns 0, or -1 when nothing can be sent now (window
+//  full, or re-sends waiting for answers); nothing changed then.
 static int
 s_send_next (s_run_t *self, int64_t sched_us)
 {
@@ -408,11 +421,14 @@ s_send_next (s_run_t *self, int64_t sched_us)
     size_t pick = 0;
     bool resend = false;
     double owed = self->dup_owed + opts->dup_ratio;
-    if (owed >= 1 && self->nready > 0) {
+    bool new_left = self->nevents < self->new_quota;
+    if ((owed >= 1 || !new_left) && self->nready > 0) {
         pick = (size_t) (s_rand (&self->rng) % self->nready);
         index = self->ready [pick];
         resend = true;
     }
+    else if (!new_left)
+        return -1;
     else {
         index = self->nevents;
         s_event_t *event = &self->events [index];
@@ -438,7 +454,7 @@ s_send_next (s_run_t *self, int64_t sched_us)
     ev.ts_ms = event->ts_ms;
     //  The send record must exist before add: a full batch goes out at once.
     size_t tag = self->nsent;
-    self->sends [tag] = (s_send_t) { .event = index, .sched_us = sched_us };
+    self->sends [tag] = (s_send_t){.event = index, .sched_us = sched_us};
     self->nsent++;
     if (trove_submitter_add (self->submitter, &ev, tag) != 0) {
         self->nsent--;
@@ -462,13 +478,13 @@ s_progress (s_run_t *self, s_awards_t *awards, size_t *last_answered, int64_t *l
     int64_t now = trove_mono_us ();
     double interval = (now - *last_us) / 1e6;
     double total = (now - self->start_us) / 1e6;
-    fprintf (stderr, "trove-load: %7.1f s  sent %zu  answered %zu  %.0f ev/s (avg %.0f)  "
+    fprintf (stderr,
+             "trove-load: %7.1f s  sent %zu  answered %zu  %.0f ev/s (avg %.0f)  "
              "accepted %zu  dup %zu  rej %zu  coins %zu  p50 %.3f ms  p99 %.3f ms\n",
              total, self->nsent, self->answered,
              interval > 0 ? (self->answered - *last_answered) / interval : 0,
-             total > 0 ? self->answered / total : 0, self->accepted, self->duplicate,
-             self->rejected, awards ? atomic_load (&awards->coins) : 0,
-             s_hist_percentile (&self->hist, 0.50) / 1000.0,
+             total > 0 ? self->answered / total : 0, self->accepted, self->duplicate, self->rejected,
+             awards ? atomic_load (&awards->coins) : 0, s_hist_percentile (&self->hist, 0.50) / 1000.0,
              s_hist_percentile (&self->hist, 0.99) / 1000.0);
     *last_answered = self->answered;
     *last_us = now;
@@ -490,23 +506,23 @@ static void
 s_usage (FILE *out)
 {
     fprintf (out,
-        "usage: trove-load (--dir DIR | --config FILE) [options]\n"
-        "  --events N         submissions in total, re-sends included (100000)\n"
-        "  --rate R           events/s, open loop; 0 = closed loop, as fast as the window allows (0)\n"
-        "  --users U          distinct users u0..u<U-1> (1000)\n"
-        "  --sources LIST     comma-separated, all declared in the config (web,mobile,game,partner)\n"
-        "  --types LIST       comma-separated event types (checkin,visit,purchase)\n"
-        "  --dup-ratio F      fraction of submissions re-sending an answered event (0)\n"
-        "  --ooo-ratio F      fraction of events with ts moved 1-5 s back (0)\n"
-        "  --batch B          events per request (100)\n"
-        "  --window W         max events in flight (20000)\n"
-        "  --seed S           random seed (from the clock)\n"
-        "  --id-prefix P      event ids are P<counter> (l<time><pid>-)\n"
-        "  --history FILE     one line per submission: source id user type status reason\n"
-        "  --awards           follow the award stream, report award latency\n"
-        "  --json             final report as one JSON object on stdout\n"
-        "  --report-every S   progress line on stderr every S seconds (0 = off)\n"
-        "  --stall-timeout S  give up after S s without any answer (60)\n");
+             "usage: trove-load (--dir DIR | --config FILE) [options]\n"
+             "  --events N         submissions in total, re-sends included (100000)\n"
+             "  --rate R           events/s, open loop; 0 = closed loop, as fast as the window allows (0)\n"
+             "  --users U          distinct users u0..u<U-1> (1000)\n"
+             "  --sources LIST     comma-separated, all declared in the config (web,mobile,game,partner)\n"
+             "  --types LIST       comma-separated event types (checkin,visit,purchase)\n"
+             "  --dup-ratio F      fraction of submissions re-sending an answered event (0)\n"
+             "  --ooo-ratio F      fraction of events with ts moved 1-5 s back (0)\n"
+             "  --batch B          events per request (100)\n"
+             "  --window W         max events in flight (20000)\n"
+             "  --seed S           random seed (from the clock)\n"
+             "  --id-prefix P      event ids are P<counter> (l<time><pid>-)\n"
+             "  --history FILE     one line per submission: source id user type status reason\n"
+             "  --awards           follow the award stream, report award latency\n"
+             "  --json             final report as one JSON object on stdout\n"
+             "  --report-every S   progress line on stderr every S seconds (0 = off)\n"
+             "  --stall-timeout S  give up after S s without any answer (60)\n");
 }
 
 //  Split a comma-separated list into owned strings. Returns 0 or -1.
@@ -571,35 +587,53 @@ s_opts_free (s_opts_t *opts)
 static int
 s_parse_args (int argc, char *argv [], s_opts_t *opts)
 {
-    enum { O_DIR = 256, O_CONFIG, O_EVENTS, O_RATE, O_USERS, O_SOURCES, O_TYPES, O_DUP, O_OOO,
-           O_BATCH, O_WINDOW, O_SEED, O_PREFIX, O_HISTORY, O_AWARDS, O_JSON, O_REPORT, O_STALL,
-           O_HELP };
-    static const struct option long_opts [] = {
-        {"dir", required_argument, NULL, O_DIR},
-        {"config", required_argument, NULL, O_CONFIG},
-        {"events", required_argument, NULL, O_EVENTS},
-        {"rate", required_argument, NULL, O_RATE},
-        {"users", required_argument, NULL, O_USERS},
-        {"sources", required_argument, NULL, O_SOURCES},
-        {"types", required_argument, NULL, O_TYPES},
-        {"dup-ratio", required_argument, NULL, O_DUP},
-        {"ooo-ratio", required_argument, NULL, O_OOO},
-        {"batch", required_argument, NULL, O_BATCH},
-        {"window", required_argument, NULL, O_WINDOW},
-        {"seed", required_argument, NULL, O_SEED},
-        {"id-prefix", required_argument, NULL, O_PREFIX},
-        {"history", required_argument, NULL, O_HISTORY},
-        {"awards", no_argument, NULL, O_AWARDS},
-        {"json", no_argument, NULL, O_JSON},
-        {"report-every", required_argument, NULL, O_REPORT},
-        {"stall-timeout", required_argument, NULL, O_STALL},
-        {"help", no_argument, NULL, O_HELP},
-        {NULL, 0, NULL, 0}
+    enum {
+        O_DIR = 256,
+        O_CONFIG,
+        O_EVENTS,
+        O_RATE,
+        O_USERS,
+        O_SOURCES,
+        O_TYPES,
+        O_DUP,
+        O_OOO,
+        O_BATCH,
+        O_WINDOW,
+        O_SEED,
+        O_PREFIX,
+        O_HISTORY,
+        O_AWARDS,
+        O_JSON,
+        O_REPORT,
+        O_STALL,
+        O_HELP
     };
-    *opts = (s_opts_t) {
-        .events = 100000, .users = 1000, .batch = 100, .window = 20000, .stall_s = 60,
-        .seed = (uint64_t) trove_now_us () ^ ((uint64_t) getpid () << 32)
-    };
+    static const struct option long_opts [] = {{"dir", required_argument, NULL, O_DIR},
+                                               {"config", required_argument, NULL, O_CONFIG},
+                                               {"events", required_argument, NULL, O_EVENTS},
+                                               {"rate", required_argument, NULL, O_RATE},
+                                               {"users", required_argument, NULL, O_USERS},
+                                               {"sources", required_argument, NULL, O_SOURCES},
+                                               {"types", required_argument, NULL, O_TYPES},
+                                               {"dup-ratio", required_argument, NULL, O_DUP},
+                                               {"ooo-ratio", required_argument, NULL, O_OOO},
+                                               {"batch", required_argument, NULL, O_BATCH},
+                                               {"window", required_argument, NULL, O_WINDOW},
+                                               {"seed", required_argument, NULL, O_SEED},
+                                               {"id-prefix", required_argument, NULL, O_PREFIX},
+                                               {"history", required_argument, NULL, O_HISTORY},
+                                               {"awards", no_argument, NULL, O_AWARDS},
+                                               {"json", no_argument, NULL, O_JSON},
+                                               {"report-every", required_argument, NULL, O_REPORT},
+                                               {"stall-timeout", required_argument, NULL, O_STALL},
+                                               {"help", no_argument, NULL, O_HELP},
+                                               {NULL, 0, NULL, 0}};
+    *opts = (s_opts_t){.events = 100000,
+                       .users = 1000,
+                       .batch = 100,
+                       .window = 20000,
+                       .stall_s = 60,
+                       .seed = (uint64_t) trove_now_us () ^ ((uint64_t) getpid () << 32)};
     snprintf (opts->prefix, sizeof opts->prefix, "l%" PRIx64 "%x-", (uint64_t) trove_now_ms (),
               (unsigned) getpid ());
     s_split ("web,mobile,game,partner", opts->sources, &opts->nsources);
@@ -612,42 +646,61 @@ s_parse_args (int argc, char *argv [], s_opts_t *opts)
     while ((c = getopt_long (argc, argv, "", long_opts, NULL)) != -1) {
         const char *bad = NULL;
         switch (c) {
-            case O_DIR: dir = optarg; break;
-            case O_CONFIG: config = optarg; break;
+            case O_DIR:
+                dir = optarg;
+                break;
+            case O_CONFIG:
+                config = optarg;
+                break;
             case O_EVENTS:
-                if (s_parse_u64 (optarg, 1, 100000000, &u)) bad = "--events";
-                else opts->events = u;
+                if (s_parse_u64 (optarg, 1, 100000000, &u))
+                    bad = "--events";
+                else
+                    opts->events = u;
                 break;
             case O_RATE:
-                if (s_parse_double (optarg, 0, 1e7, &opts->rate)) bad = "--rate";
+                if (s_parse_double (optarg, 0, 1e7, &opts->rate))
+                    bad = "--rate";
                 break;
             case O_USERS:
-                if (s_parse_u64 (optarg, 1, UINT32_MAX, &u)) bad = "--users";
-                else opts->users = (uint32_t) u;
+                if (s_parse_u64 (optarg, 1, UINT32_MAX, &u))
+                    bad = "--users";
+                else
+                    opts->users = (uint32_t) u;
                 break;
             case O_SOURCES:
-                if (s_split (optarg, opts->sources, &opts->nsources)) bad = "--sources";
+                if (s_split (optarg, opts->sources, &opts->nsources))
+                    bad = "--sources";
                 break;
             case O_TYPES:
-                if (s_split (optarg, opts->types, &opts->ntypes)) bad = "--types";
+                if (s_split (optarg, opts->types, &opts->ntypes))
+                    bad = "--types";
                 break;
             case O_DUP:
-                if (s_parse_double (optarg, 0, 0.99, &opts->dup_ratio)) bad = "--dup-ratio";
+                if (s_parse_double (optarg, 0, 0.99, &opts->dup_ratio))
+                    bad = "--dup-ratio";
                 break;
             case O_OOO:
-                if (s_parse_double (optarg, 0, 1, &opts->ooo_ratio)) bad = "--ooo-ratio";
+                if (s_parse_double (optarg, 0, 1, &opts->ooo_ratio))
+                    bad = "--ooo-ratio";
                 break;
             case O_BATCH:
-                if (s_parse_u64 (optarg, 1, 100000, &u)) bad = "--batch";
-                else opts->batch = u;
+                if (s_parse_u64 (optarg, 1, 100000, &u))
+                    bad = "--batch";
+                else
+                    opts->batch = u;
                 break;
             case O_WINDOW:
-                if (s_parse_u64 (optarg, 1, 10000000, &u)) bad = "--window";
-                else opts->window = u;
+                if (s_parse_u64 (optarg, 1, 10000000, &u))
+                    bad = "--window";
+                else
+                    opts->window = u;
                 break;
             case O_SEED:
-                if (s_parse_u64 (optarg, 0, UINT64_MAX, &u)) bad = "--seed";
-                else opts->seed = u;
+                if (s_parse_u64 (optarg, 0, UINT64_MAX, &u))
+                    bad = "--seed";
+                else
+                    opts->seed = u;
                 break;
             case O_PREFIX:
                 if (!*optarg || strlen (optarg) >= sizeof opts->prefix || strchr (optarg, ' '))
@@ -659,20 +712,25 @@ s_parse_args (int argc, char *argv [], s_opts_t *opts)
                 free (opts->history);
                 opts->history = strdup (optarg);
                 break;
-            case O_AWARDS: opts->awards = true; break;
-            case O_JSON: opts->json = true; break;
+            case O_AWARDS:
+                opts->awards = true;
+                break;
+            case O_JSON:
+                opts->json = true;
+                break;
             case O_REPORT:
-                if (s_parse_double (optarg, 0, 86400, &opts->report_every)) bad = "--report-every";
+                if (s_parse_double (optarg, 0, 86400, &opts->report_every))
+                    bad = "--report-every";
                 break;
             case O_STALL:
-                if (s_parse_double (optarg, 1, 86400, &opts->stall_s)) bad = "--stall-timeout";
+                if (s_parse_double (optarg, 1, 86400, &opts->stall_s))
+                    bad = "--stall-timeout";
                 break;
             case O_HELP:
                 s_usage (stdout);
                 return 1;
             default:
-                fprintf (stderr, "trove-load: unknown option or missing value: %s\n",
-                         argv [optind - 1]);
+                fprintf (stderr, "trove-load: unknown option or missing value: %s\n", argv [optind - 1]);
                 s_usage (stderr);
                 return 2;
         }
@@ -698,46 +756,46 @@ s_parse_args (int argc, char *argv [], s_opts_t *opts)
 //  Report
 
 typedef struct {
-    s_stats_t answer;          //  scheduled send -> final answer
-    s_stats_t accepted_award;  //  coin.accepted_us -> award seen
-    s_stats_t submit_award;    //  scheduled send -> award seen
-    size_t awarded_unaccepted; //  events with a coin whose first answer was not "accepted"
-    size_t accepted_events;    //  distinct events answered "accepted" on first submission
-    double elapsed_s;          //  start -> last answer
-    double throughput;         //  final answers / elapsed
+    s_stats_t answer;           //  scheduled send -> final answer
+    s_stats_t accepted_award;   //  coin.accepted_us -> award seen
+    s_stats_t submit_award;     //  scheduled send -> award seen
+    size_t awarded_unaccepted;  //  events with a coin whose first answer was not "accepted"
+    size_t accepted_events;     //  distinct events answered "accepted" on first submission
+    double elapsed_s;           //  start -> last answer
+    double throughput;          //  final answers / elapsed
 } s_report_t;
 
 static void
 s_report_print (const s_run_t *run, const s_awards_t *awards, const s_report_t *r)
 {
     const s_opts_t *opts = run->opts;
-    printf ("trove-load: %zu submissions (%zu events, %zu re-sends), %s, batch %zu, window %zu\n",
-            run->nsent, run->nevents, run->nresent,
-            opts->rate > 0 ? "open loop" : "closed loop", opts->batch, opts->window);
+    printf ("trove-load: %zu submissions (%zu events, %zu re-sends), %s, batch %zu, window %zu\n", run->nsent,
+            run->nevents, run->nresent, opts->rate > 0 ? "open loop" : "closed loop", opts->batch,
+            opts->window);
     if (opts->rate > 0)
         printf ("  target rate     %.0f events/s\n", opts->rate);
     printf ("  answers         accepted %zu  duplicate %zu  rejected %zu  other %zu  "
-            "unanswered %zu\n", run->accepted, run->duplicate, run->rejected, run->other,
-            opts->events - run->answered);
+            "unanswered %zu",
+            run->accepted, run->duplicate, run->rejected, run->other, run->nsent - run->answered);
+    if (run->nsent < opts->events)
+        printf ("  not sent %zu", opts->events - run->nsent);
+    printf ("\n");
     if (run->errors [0])
         printf ("  first non-final answer: %s\n", run->errors);
     printf ("  elapsed         %.3f s\n", r->elapsed_s);
     printf ("  throughput      %.0f answers/s\n", r->throughput);
-    printf ("  submit->answer  p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f ms\n",
-            r->answer.p50, r->answer.p90, r->answer.p99, r->answer.p999, r->answer.max);
+    printf ("  submit->answer  p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f ms\n", r->answer.p50,
+            r->answer.p90, r->answer.p99, r->answer.p999, r->answer.max);
     if (awards) {
         size_t events = atomic_load (&awards->events);
         printf ("  awards          %zu coins for %zu of %zu accepted events (%zu extra, "
                 "%zu from other runs, %zu on events not answered accepted)\n",
-                atomic_load (&awards->coins), events, r->accepted_events,
-                atomic_load (&awards->extra), atomic_load (&awards->foreign),
-                r->awarded_unaccepted);
-        printf ("  accepted->award p50 %.3f  p90 %.3f  p99 %.3f  max %.3f ms\n",
-                r->accepted_award.p50, r->accepted_award.p90, r->accepted_award.p99,
-                r->accepted_award.max);
-        printf ("  submit->award   p50 %.3f  p90 %.3f  p99 %.3f  max %.3f ms\n",
-                r->submit_award.p50, r->submit_award.p90, r->submit_award.p99,
-                r->submit_award.max);
+                atomic_load (&awards->coins), events, r->accepted_events, atomic_load (&awards->extra),
+                atomic_load (&awards->foreign), r->awarded_unaccepted);
+        printf ("  accepted->award p50 %.3f  p90 %.3f  p99 %.3f  max %.3f ms\n", r->accepted_award.p50,
+                r->accepted_award.p90, r->accepted_award.p99, r->accepted_award.max);
+        printf ("  submit->award   p50 %.3f  p90 %.3f  p99 %.3f  max %.3f ms\n", r->submit_award.p50,
+                r->submit_award.p90, r->submit_award.p99, r->submit_award.max);
     }
     printf ("  checks          re-sends not answered duplicate %zu (accepted again %zu), "
             "new events answered duplicate %zu\n",
@@ -750,31 +808,24 @@ s_report_json (const s_run_t *run, const s_awards_t *awards, const s_report_t *r
     const s_opts_t *opts = run->opts;
     json_t *root = json_pack (
         "{s:s, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:o, "
-        "s:{s:I, s:I, s:I}}",
-        "id_prefix", opts->prefix, "rate", opts->rate,
-        "batch", (json_int_t) opts->batch, "window", (json_int_t) opts->window,
-        "submitted", (json_int_t) run->nsent, "events", (json_int_t) run->nevents,
-        "resent", (json_int_t) run->nresent, "accepted", (json_int_t) run->accepted,
-        "duplicate", (json_int_t) run->duplicate, "rejected", (json_int_t) run->rejected,
-        "other", (json_int_t) run->other,
-        "unanswered", (json_int_t) (opts->events - run->answered),
-        "elapsed_s", r->elapsed_s, "throughput", r->throughput,
-        "latency_ms", s_stats_json (&r->answer),
-        "checks", "resend_not_duplicate", (json_int_t) run->resend_mismatch,
-        "resend_accepted", (json_int_t) run->resend_accepted,
-        "new_duplicate", (json_int_t) run->new_duplicate);
+        "s:{s:I, s:I, s:I}, s:I}",
+        "id_prefix", opts->prefix, "rate", opts->rate, "batch", (json_int_t) opts->batch, "window",
+        (json_int_t) opts->window, "submitted", (json_int_t) run->nsent, "events", (json_int_t) run->nevents,
+        "resent", (json_int_t) run->nresent, "accepted", (json_int_t) run->accepted, "duplicate",
+        (json_int_t) run->duplicate, "rejected", (json_int_t) run->rejected, "other", (json_int_t) run->other,
+        "unanswered", (json_int_t) (run->nsent - run->answered), "elapsed_s", r->elapsed_s, "throughput",
+        r->throughput, "latency_ms", s_stats_json (&r->answer), "checks", "resend_not_duplicate",
+        (json_int_t) run->resend_mismatch, "resend_accepted", (json_int_t) run->resend_accepted,
+        "new_duplicate", (json_int_t) run->new_duplicate, "unsent", (json_int_t) (opts->events - run->nsent));
     if (!root)
         return -1;
     if (awards) {
         json_t *aw = json_pack (
-            "{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
-            "coins", (json_int_t) atomic_load (&awards->coins),
-            "events", (json_int_t) atomic_load (&awards->events),
-            "accepted_events", (json_int_t) r->accepted_events,
-            "extra", (json_int_t) atomic_load (&awards->extra),
-            "foreign", (json_int_t) atomic_load (&awards->foreign),
-            "awarded_unaccepted", (json_int_t) r->awarded_unaccepted,
-            "accepted_to_award_ms", s_stats_json (&r->accepted_award),
+            "{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "coins", (json_int_t) atomic_load (&awards->coins),
+            "events", (json_int_t) atomic_load (&awards->events), "accepted_events",
+            (json_int_t) r->accepted_events, "extra", (json_int_t) atomic_load (&awards->extra), "foreign",
+            (json_int_t) atomic_load (&awards->foreign), "awarded_unaccepted",
+            (json_int_t) r->awarded_unaccepted, "accepted_to_award_ms", s_stats_json (&r->accepted_award),
             "submit_to_award_ms", s_stats_json (&r->submit_award));
         if (!aw || json_object_set_new (root, "awards", aw) != 0) {
             json_decref (root);
@@ -794,8 +845,8 @@ s_report_json (const s_run_t *run, const s_awards_t *awards, const s_report_t *r
 static int
 s_report_build (const s_run_t *run, const s_awards_t *awards, s_report_t *r)
 {
-    *r = (s_report_t) { 0 };
-    int64_t end = run->answered ? run->last_answer_us : trove_mono_us ();
+    *r = (s_report_t){0};
+    int64_t end = run->answered ? run->last_answer_us : run->end_us;
     r->elapsed_s = (end - run->start_us) / 1e6;
     r->throughput = r->elapsed_s > 0 ? run->answered / r->elapsed_s : 0;
     size_t cap = run->nsent ? run->nsent : 1;
@@ -850,13 +901,14 @@ main (int argc, char *argv [])
     //  Our own handler: the first Ctrl-C stops sending and reports what was
     //  answered so far; a second one kills the process.
     zsys_handler_set (NULL);
-    struct sigaction sa = { .sa_handler = s_on_signal, .sa_flags = SA_RESETHAND };
+    struct sigaction sa = {.sa_handler = s_on_signal, .sa_flags = SA_RESETHAND};
     sigemptyset (&sa.sa_mask);
     sigaction (SIGINT, &sa, NULL);
     sigaction (SIGTERM, &sa, NULL);
 
-    s_run_t run = { .opts = &opts, .rng = opts.seed };
-    s_awards_t awards = { 0 };
+    s_run_t run = {.opts = &opts, .rng = opts.seed};
+    run.new_quota = opts.events - (size_t) ((double) opts.events * opts.dup_ratio + 0.5);
+    s_awards_t awards = {0};
     zactor_t *actor = NULL;
     char *err = NULL;
     trove_cfg_t *cfg = trove_cfg_load (opts.config, &err);
@@ -911,27 +963,34 @@ main (int argc, char *argv [])
         goto cleanup;
     }
 
+    //  The submitter's DEALER refuses to send (ZMQ_IMMEDIATE) until an
+    //  ingestor connection is up, and then waits 100 ms before trying again:
+    //  wait for the connection (writable) so that start-up is not measured.
+    //  If no ingestor comes within 5 s, start anyway: the submitter retries.
+    zmq_pollitem_t item = {zsock_resolve (trove_submitter_socket (run.submitter)), 0, ZMQ_POLLOUT, 0};
+    for (int i = 0; i < 50 && !s_interrupted; i++)
+        if (zmq_poll (&item, 1, 100) == 1)
+            break;
+
     run.start_us = trove_mono_us ();
     run.last_answer_us = run.start_us;
-    int64_t next_report = opts.report_every > 0
-                        ? run.start_us + (int64_t) (opts.report_every * 1e6) : INT64_MAX;
+    int64_t next_report =
+        opts.report_every > 0 ? run.start_us + (int64_t) (opts.report_every * 1e6) : INT64_MAX;
     size_t report_answered = 0;
     int64_t report_us = run.start_us;
     bool stalled = false;
-    int64_t stop_at = 0;           //  after an interrupt: stop waiting at this time
+    int64_t stop_at = 0;  //  after an interrupt: stop waiting at this time
     while (run.answered < run.nsent || (run.nsent < opts.events && !s_interrupted)) {
         int64_t now = trove_mono_us ();
         if (s_interrupted) {
             if (!stop_at) {
-                trove_log ('W', "interrupted: waiting up to 5 s for %zu answers",
-                           run.nsent - run.answered);
+                trove_log ('W', "interrupted: waiting up to 5 s for %zu answers", run.nsent - run.answered);
                 stop_at = now + 5000000;
             }
             if (now >= stop_at)
                 break;
         }
-        else
-        if (run.nsent < opts.events) {
+        else if (run.nsent < opts.events) {
             if (opts.rate > 0) {
                 double since = (double) (now - run.start_us);
                 size_t due = (size_t) (since * opts.rate / 1e6) + 1;
@@ -951,18 +1010,22 @@ main (int argc, char *argv [])
         //  Open loop: wake every millisecond to keep to the schedule.
         int timeout = opts.rate > 0 && run.nsent < opts.events ? 1 : 10;
         trove_submitter_poll (run.submitter, timeout);
+        //  Watchers (the crash tests) follow the history file as it grows.
+        if (run.history)
+            fflush (run.history);
         now = trove_mono_us ();
         if (now >= next_report) {
             s_progress (&run, opts.awards ? &awards : NULL, &report_answered, &report_us);
             next_report += (int64_t) (opts.report_every * 1e6);
         }
         if (run.answered < run.nsent && now - run.last_answer_us > (int64_t) (opts.stall_s * 1e6)) {
-            trove_log ('E', "no answer for %.0f s, %zu events unanswered: giving up",
-                       opts.stall_s, run.nsent - run.answered);
+            trove_log ('E', "no answer for %.0f s, %zu events unanswered: giving up", opts.stall_s,
+                       run.nsent - run.answered);
             stalled = true;
             break;
         }
     }
+    run.end_us = trove_mono_us ();
     if (opts.awards) {
         //  Awards trail the answers; stop waiting 5 s after the last answer.
         size_t expected = 0;
@@ -970,10 +1033,9 @@ main (int argc, char *argv [])
             if (run.events [i].status == TROVE__STATUS__ACCEPTED)
                 expected++;
         int64_t deadline = run.last_answer_us + AWARD_GRACE_US;
-        while (atomic_load (&awards.events) < expected && trove_mono_us () < deadline
-           &&  !s_interrupted)
+        while (atomic_load (&awards.events) < expected && trove_mono_us () < deadline && !s_interrupted)
             zclock_sleep (10);
-        zactor_destroy (&actor);   //  joins the thread: its writes are visible now
+        zactor_destroy (&actor);  //  joins the thread: its writes are visible now
     }
     if (opts.report_every > 0)
         s_progress (&run, opts.awards ? &awards : NULL, &report_answered, &report_us);
