@@ -10,7 +10,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORK=$(mktemp -d /tmp/trove-it-XXXXXX)
 DIR="$WORK/cluster"
 # A port base per test run keeps concurrent runs (plain and ASan) apart.
-PORT_BASE=${TROVE_TEST_PORT_BASE:-$((20000 + ($$ % 400) * 100))}
+PORT_BASE=${TROVE_TEST_PORT_BASE:-$((10000 + ($$ % 200) * 100))}
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
@@ -37,8 +37,11 @@ cluster_down_checked() {
 }
 
 cluster_up() {
-    "$TROVECTL" up --dir "$DIR" --port-base "$PORT_BASE" --detach "$@" >/dev/null \
-        || fail "trovectl up failed"
+    if ! "$TROVECTL" up --dir "$DIR" --port-base "$PORT_BASE" --detach "$@" >/dev/null; then
+        ps -eo pid,ppid,stat,etimes,wchan:30,args | grep -E "[t]rove" >&2 || true
+        "$TROVECTL" status --dir "$DIR" >&2 || true
+        fail "trovectl up failed"
+    fi
 }
 
 # Wait (bounded) until every process of the cluster answers status.
