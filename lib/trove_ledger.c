@@ -1,45 +1,110 @@
-/*  trove_ledger - a scorer shard's LMDB state. */
+/*  trove_ledger - a scorer shard's write-ahead log and ledger tables. */
 #include "trove_ledger.h"
 #include "trove_hash.h"
 #include "trove_msg.h"
 #include "trove_util.h"
 
 #include <assert.h>
+#include <czmq.h>
 #include <errno.h>
 #include <lmdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #define MAX_PARTITIONS 65536
 #define KEY_MAX 512
+#define APPLY_MAX 20000         //  log records per apply transaction
+#define TRIM_MAX 4096           //  applied log entries deleted per batch
 
 typedef struct {
     uint32_t partition;         //  partition whose counter moved in this batch
     uint64_t before;            //  its value before the batch
 } s_undo_t;
 
+typedef struct {
+    uint64_t req_id;            //  submission that was accepted
+    uint64_t lseq;              //  its log record
+} s_pending_t;
+
+typedef struct {
+    Trove__Coin coin;
+    char id [TROVE_COIN_ID_LEN + 1];
+} s_coin_t;
+
+typedef struct _s_record_t s_record_t;
+struct _s_record_t {
+    uint64_t lseq;              //  log sequence number
+    void *data;                 //  packed LogRecord
+    size_t size;
+    s_record_t *next;
+};
+
 struct _trove_ledger_t {
-    MDB_env *env;               //  the environment (one per shard)
-    MDB_dbi dedup, events, coins, usercoins, balances, awards;
-    MDB_txn *txn;               //  open write transaction, or NULL
-    MDB_txn *rtxn;              //  reusable read transaction (reset when idle)
+    //  Tables (applied state)
+    MDB_env *env;
+    MDB_dbi dedup, events, coins, usercoins, balances, awards, meta;
+    MDB_txn *rtxn;              //  main thread's reusable read transaction
+    //  Write-ahead log
+    MDB_env *log_env;
+    MDB_dbi log;
+    MDB_txn *txn;               //  open log transaction, or NULL
+    uint64_t log_first;         //  lowest lseq still in the log (trim point)
+
     uint32_t shard;             //  shard index, stamped on coins
     uint64_t *pseq;             //  last pseq per partition (valid where loaded)
-    uint8_t *pseq_loaded;       //  1 when pseq[p] was read from the log
+    uint8_t *pseq_loaded;       //  1 when pseq[p] is known
     s_undo_t *undo;             //  counters to restore if the batch aborts
     size_t nundo, undo_cap;
-    uint64_t aseq;              //  last committed award sequence
-    uint64_t aseq_pending;      //  last award sequence inside the open batch
-    uint64_t nevents;           //  committed event count
-    uint64_t nevents_pending;
+    uint64_t lseq, lseq_pending;
+    uint64_t aseq, aseq_pending;
+    uint64_t nevents, nevents_pending;
+
+    //  Dedup entries committed (or staged) but not applied yet, by
+    //  "source \x1f id" (\x1f cannot occur in valid text).
+    zhashx_t *pending;
+    zlistx_t *pending_order;    //  keys in lseq order, for removal once applied
+    size_t staged_keys;         //  keys added by the open batch (at the tail)
+
+    s_record_t *batch_head, *batch_tail;    //  records of the open batch
     void **frames;              //  packed Msg{award} of the batch
     size_t *sizes;
     size_t nframes, frames_cap;
     size_t nready;              //  frames of the last committed batch
-    char error [256];           //  last storage error
+
+    //  Apply thread
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    s_record_t *queue_head, *queue_tail;   //  committed, not applied (mutex)
+    size_t queued;              //  records in the queue (mutex)
+    bool stop;                  //  (mutex)
+    _Atomic uint64_t applied;   //  last applied lseq
+    _Atomic bool apply_failing; //  the last apply attempt failed
+    char apply_error [256];     //  (mutex)
+    bool apply_full;            //  (mutex)
+    int efd;                    //  eventfd: apply progress
+    bool sync;
+
+    s_coin_t *mint;             //  coins of the event being scored (reused)
+    Trove__Coin **mint_ptrs;
+    size_t ncoins, coins_cap;
+    Trove__EventRef mint_ref;   //  the event, as every coin's provenance
+    Trove__EventRef *mint_refs [1];
+    bool batch_reading;         //  rtxn is held for the open batch
+
+    char error [256];           //  last storage error (main thread)
     bool full;                  //  last error was MAP_FULL / ENOSPC
 };
+
+static int s_read_begin (trove_ledger_t *self, MDB_txn **txn_p);
+static void s_read_end (trove_ledger_t *self);
 
 static int
 s_fail_rc (trove_ledger_t *self, const char *what, int rc)
@@ -58,6 +123,391 @@ s_frames_clear (trove_ledger_t *self)
     self->nready = 0;
 }
 
+static void
+s_records_free (s_record_t *head)
+{
+    while (head) {
+        s_record_t *next = head->next;
+        free (head->data);
+        free (head);
+        head = next;
+    }
+}
+
+static void
+s_dedup_key (const char *source, const char *id, char *out, size_t size)
+{
+    snprintf (out, size, "%s\x1f%s", source, id);
+}
+
+//  --------------------------------------------------------------------------
+//  Apply thread: log records -> tables.
+
+typedef struct {
+    const char *user;           //  borrowed from an unpacked record
+    int64_t delta;
+} s_delta_t;
+
+static int
+s_apply_record (trove_ledger_t *self, MDB_txn *txn, const Trove__LogRecord *rec, zhashx_t *deltas)
+{
+    const Trove__EventRecord *er = rec->record;
+    const Trove__Event *ev = er->event;
+    int rc;
+    size_t slen = strlen (ev->source), ilen = strlen (ev->id);
+    uint8_t dkey [KEY_MAX];
+    if (slen + 1 + ilen > sizeof dkey)
+        return EINVAL;
+    memcpy (dkey, ev->source, slen);
+    dkey [slen] = 0;
+    memcpy (dkey + slen + 1, ev->id, ilen);
+    uint8_t dval [20];
+    trove_put_be64 (dval, rec->req_id);
+    trove_put_be32 (dval + 8, er->partition);
+    trove_put_be64 (dval + 12, er->pseq);
+    MDB_val key = {slen + 1 + ilen, dkey}, val = {sizeof dval, dval};
+    if ((rc = mdb_put (txn, self->dedup, &key, &val, 0)))
+        return rc;
+    uint8_t ekey [12];
+    trove_put_be32 (ekey, er->partition);
+    trove_put_be64 (ekey + 4, er->pseq);
+    key = (MDB_val) {12, ekey};
+    val = (MDB_val) {trove__event_record__get_packed_size (er), NULL};
+    if ((rc = mdb_put (txn, self->events, &key, &val, MDB_RESERVE)))
+        return rc;
+    trove__event_record__pack (er, val.mv_data);
+    for (size_t i = 0; i < rec->n_coins; i++) {
+        Trove__Coin *coin = rec->coins [i];
+        Trove__Msg msg = TROVE__MSG__INIT;
+        msg.body_case = TROVE__MSG__BODY_AWARD;
+        msg.award = coin;
+        if (strlen (coin->id) != TROVE_COIN_ID_LEN)
+            return EINVAL;
+        key = (MDB_val) {TROVE_COIN_ID_LEN, coin->id};
+        val = (MDB_val) {trove__msg__get_packed_size (&msg), NULL};
+        rc = mdb_put (txn, self->coins, &key, &val, MDB_RESERVE | MDB_NOOVERWRITE);
+        if (rc == MDB_KEYEXIST)
+            continue;       //  applied before (replay after a crash): idempotent
+        if (rc)
+            return rc;
+        trove__msg__pack (&msg, val.mv_data);
+        uint8_t seq [8];
+        trove_put_be64 (seq, coin->aseq);
+        MDB_val akey = {8, seq}, idval = {TROVE_COIN_ID_LEN, coin->id};
+        if ((rc = mdb_put (txn, self->awards, &akey, &idval, 0)))
+            return rc;
+        size_t ulen = strlen (coin->user);
+        uint8_t ukey [KEY_MAX];
+        if (ulen + 9 > sizeof ukey)
+            return EINVAL;
+        memcpy (ukey, coin->user, ulen);
+        ukey [ulen] = 0;
+        memcpy (ukey + ulen + 1, seq, 8);
+        MDB_val uk = {ulen + 9, ukey};
+        if ((rc = mdb_put (txn, self->usercoins, &uk, &idval, 0)))
+            return rc;
+        s_delta_t *d = zhashx_lookup (deltas, coin->user);
+        if (!d) {
+            d = calloc (1, sizeof *d);
+            if (!d)
+                return ENOMEM;
+            d->user = coin->user;
+            zhashx_insert (deltas, coin->user, d);
+        }
+        d->delta += coin->value;
+    }
+    return 0;
+}
+
+//  Apply a list of records in one transaction. Returns 0 or an LMDB error.
+static int
+s_apply_batch (trove_ledger_t *self, s_record_t *head, uint64_t *last_p)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
+    if (rc)
+        return rc;
+    //  One balance write per user per transaction, not per coin.
+    zhashx_t *deltas = zhashx_new ();
+    zlistx_t *unpacked = zlistx_new ();
+    if (!deltas || !unpacked) {
+        rc = ENOMEM;
+        goto done;
+    }
+    zhashx_set_destructor (deltas, (zhashx_destructor_fn *) zstr_free);
+    uint64_t last = 0;
+    for (s_record_t *r = head; r && rc == 0; r = r->next) {
+        Trove__LogRecord *rec = trove__log_record__unpack (NULL, r->size, r->data);
+        if (!rec || !rec->record || !rec->record->event) {
+            if (rec)
+                trove__log_record__free_unpacked (rec, NULL);
+            rc = EINVAL;
+            break;
+        }
+        zlistx_add_end (unpacked, rec);
+        rc = s_apply_record (self, txn, rec, deltas);
+        last = r->lseq;
+    }
+    for (s_delta_t *d = zhashx_first (deltas); d && rc == 0; d = zhashx_next (deltas)) {
+        MDB_val key = {strlen (d->user), (void *) d->user}, val;
+        int64_t balance = 0;
+        int got = mdb_get (txn, self->balances, &key, &val);
+        if (got == 0 && val.mv_size == 8)
+            memcpy (&balance, val.mv_data, 8);
+        else
+        if (got != MDB_NOTFOUND) {
+            rc = got;
+            break;
+        }
+        balance += d->delta;
+        val = (MDB_val) {8, &balance};
+        rc = mdb_put (txn, self->balances, &key, &val, 0);
+    }
+    if (rc == 0) {
+        uint8_t v [8];
+        trove_put_be64 (v, last);
+        MDB_val key = {7, "applied"}, val = {8, v};
+        rc = mdb_put (txn, self->meta, &key, &val, 0);
+    }
+done:
+    if (rc)
+        mdb_txn_abort (txn);
+    else
+        rc = mdb_txn_commit (txn);
+    if (rc == 0)
+        *last_p = last;
+    zhashx_destroy (&deltas);
+    if (unpacked) {
+        for (Trove__LogRecord *rec = zlistx_first (unpacked); rec; rec = zlistx_next (unpacked))
+            trove__log_record__free_unpacked (rec, NULL);
+        zlistx_destroy (&unpacked);
+    }
+    return rc;
+}
+
+static void
+s_notify (trove_ledger_t *self)
+{
+    uint64_t one = 1;
+    if (write (self->efd, &one, sizeof one) < 0) {
+        //  the counter is saturated: a wake-up is already pending
+    }
+}
+
+static void *
+s_apply_thread (void *arg)
+{
+    trove_ledger_t *self = arg;
+    int backoff_ms = 10;
+    pthread_mutex_lock (&self->mutex);
+    while (true) {
+        while (!self->queue_head && !self->stop)
+            pthread_cond_wait (&self->cond, &self->mutex);
+        if (!self->queue_head)
+            break;      //  stopping and drained
+        //  Take up to APPLY_MAX records; new commits keep queueing meanwhile.
+        s_record_t *head = self->queue_head, *tail = head;
+        size_t n = 1;
+        while (tail->next && n < APPLY_MAX) {
+            tail = tail->next;
+            n++;
+        }
+        //  Detach them: commits that arrive meanwhile append to an empty or
+        //  shorter queue, never to our list.
+        self->queue_head = tail->next;
+        if (!self->queue_head)
+            self->queue_tail = NULL;
+        tail->next = NULL;
+        pthread_mutex_unlock (&self->mutex);
+
+        uint64_t last = 0;
+        int rc = s_apply_batch (self, head, &last);
+
+        pthread_mutex_lock (&self->mutex);
+        if (rc == 0) {
+            self->queued -= n;
+            atomic_store (&self->applied, last);
+            atomic_store (&self->apply_failing, false);
+            backoff_ms = 10;
+            pthread_mutex_unlock (&self->mutex);
+            s_records_free (head);
+            s_notify (self);
+            pthread_mutex_lock (&self->mutex);
+        }
+        else {
+            //  Put them back and retry later: they are durable in the log,
+            //  and nothing is lost while the tables cannot take them.
+            tail->next = self->queue_head;
+            self->queue_head = head;
+            if (!self->queue_tail)
+                self->queue_tail = tail;
+            snprintf (self->apply_error, sizeof self->apply_error, "applying the log: %s", mdb_strerror (rc));
+            self->apply_full = rc == MDB_MAP_FULL || rc == ENOSPC;
+            bool first = !atomic_exchange (&self->apply_failing, true);
+            pthread_mutex_unlock (&self->mutex);
+            if (first)
+                trove_log ('E', "%s (will retry)", self->apply_error);
+            s_notify (self);
+            usleep ((useconds_t) backoff_ms * 1000);
+            backoff_ms = backoff_ms < 2000 ? backoff_ms * 2 : 2000;
+            pthread_mutex_lock (&self->mutex);
+            if (self->stop)
+                break;      //  cannot drain: the log keeps them for the next start
+        }
+    }
+    pthread_mutex_unlock (&self->mutex);
+    return NULL;
+}
+
+static void
+s_enqueue (trove_ledger_t *self, s_record_t *head, s_record_t *tail, size_t n)
+{
+    if (!head)
+        return;
+    pthread_mutex_lock (&self->mutex);
+    if (self->queue_tail)
+        self->queue_tail->next = head;
+    else
+        self->queue_head = head;
+    self->queue_tail = tail;
+    self->queued += n;
+    pthread_cond_signal (&self->cond);
+    pthread_mutex_unlock (&self->mutex);
+}
+
+//  --------------------------------------------------------------------------
+
+static int
+s_open_env (MDB_env **env_p, const char *dir, size_t map_size, bool sync, int maxdbs, char *err, size_t size)
+{
+    int rc;
+    if (trove_mkdir_p (dir, 0700)) {
+        snprintf (err, size, "cannot create %s: %s", dir, strerror (errno));
+        return -1;
+    }
+    if ((rc = mdb_env_create (env_p))
+    ||  (rc = mdb_env_set_maxdbs (*env_p, maxdbs))
+    ||  (rc = mdb_env_set_mapsize (*env_p, map_size))
+    ||  (rc = mdb_env_open (*env_p, dir, sync ? 0 : MDB_NOSYNC, 0600))) {
+        snprintf (err, size, "cannot open LMDB environment %s: %s", dir, mdb_strerror (rc));
+        return -1;
+    }
+    //  A killed predecessor leaves its reader slot behind; clear it now.
+    int dead = 0;
+    mdb_reader_check (*env_p, &dead);
+    if (dead)
+        trove_log ('I', "cleared %d stale LMDB reader slot(s) in %s", dead, dir);
+    return 0;
+}
+
+static void
+s_pending_add (trove_ledger_t *self, const char *source, const char *id, uint64_t req_id, uint64_t lseq)
+{
+    char key [KEY_MAX];
+    s_dedup_key (source, id, key, sizeof key);
+    s_pending_t *p = malloc (sizeof *p);
+    if (!p)
+        return;     //  then the dedup check misses it until applied; see s_is_pending
+    p->req_id = req_id;
+    p->lseq = lseq;
+    if (zhashx_insert (self->pending, key, p) == 0) {
+        char *copy = strdup (key);
+        if (copy)
+            zlistx_add_end (self->pending_order, copy);
+        self->staged_keys++;
+    }
+    else
+        free (p);
+}
+
+//  Recovery: applied entries are trimmed, the rest re-staged for the thread.
+static int
+s_recover (trove_ledger_t *self, char *err, size_t size)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin (self->log_env, NULL, 0, &txn);
+    if (rc) {
+        snprintf (err, size, "cannot read the log: %s", mdb_strerror (rc));
+        return -1;
+    }
+    MDB_cursor *cursor;
+    if ((rc = mdb_cursor_open (txn, self->log, &cursor))) {
+        mdb_txn_abort (txn);
+        snprintf (err, size, "cannot read the log: %s", mdb_strerror (rc));
+        return -1;
+    }
+    uint64_t applied = atomic_load (&self->applied);
+    MDB_val key, val;
+    s_record_t *head = NULL, *tail = NULL;
+    size_t n = 0;
+    rc = mdb_cursor_get (cursor, &key, &val, MDB_FIRST);
+    while (rc == 0) {
+        uint64_t lseq = key.mv_size == 8 ? trove_get_be64 (key.mv_data) : 0;
+        if (lseq <= applied) {
+            if ((rc = mdb_cursor_del (cursor, 0)))
+                break;
+        }
+        else {
+            Trove__LogRecord *rec = trove__log_record__unpack (NULL, val.mv_size, val.mv_data);
+            s_record_t *r = calloc (1, sizeof *r);
+            void *copy = malloc (val.mv_size ? val.mv_size : 1);
+            if (!rec || !rec->record || !rec->record->event || !r || !copy) {
+                if (rec)
+                    trove__log_record__free_unpacked (rec, NULL);
+                free (r);
+                free (copy);
+                snprintf (err, size, "log record %llu is unreadable", (unsigned long long) lseq);
+                mdb_cursor_close (cursor);
+                mdb_txn_abort (txn);
+                s_records_free (head);
+                return -1;
+            }
+            memcpy (copy, val.mv_data, val.mv_size);
+            *r = (s_record_t) {lseq, copy, val.mv_size, NULL};
+            if (tail)
+                tail->next = r;
+            else
+                head = r;
+            tail = r;
+            n++;
+            const Trove__EventRecord *er = rec->record;
+            s_pending_add (self, er->event->source, er->event->id, rec->req_id, lseq);
+            if (er->partition < MAX_PARTITIONS && (!self->pseq_loaded [er->partition]
+                                                   || self->pseq [er->partition] < er->pseq)) {
+                self->pseq [er->partition] = er->pseq;
+                self->pseq_loaded [er->partition] = 1;
+            }
+            for (size_t i = 0; i < rec->n_coins; i++)
+                if (rec->coins [i]->aseq > self->aseq)
+                    self->aseq = rec->coins [i]->aseq;
+            self->nevents++;
+            self->lseq = lseq;
+            trove__log_record__free_unpacked (rec, NULL);
+        }
+        rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close (cursor);
+    if (rc != MDB_NOTFOUND) {
+        mdb_txn_abort (txn);
+        s_records_free (head);
+        snprintf (err, size, "cannot read the log: %s", mdb_strerror (rc));
+        return -1;
+    }
+    if ((rc = mdb_txn_commit (txn))) {
+        s_records_free (head);
+        snprintf (err, size, "cannot trim the log: %s", mdb_strerror (rc));
+        return -1;
+    }
+    if (self->lseq < applied)
+        self->lseq = applied;
+    self->log_first = applied + 1;
+    self->staged_keys = 0;
+    if (n)
+        trove_log ('I', "log: %zu committed event(s) to apply", n);
+    s_enqueue (self, head, tail, n);
+    return 0;
+}
+
 trove_ledger_t *
 trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, char **err_p)
 {
@@ -68,37 +518,36 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
         snprintf (err, sizeof err, "out of memory");
         goto fail;
     }
+    self->efd = -1;
+    pthread_mutex_init (&self->mutex, NULL);
+    pthread_cond_init (&self->cond, NULL);
     self->shard = shard;
+    self->sync = sync;
     self->pseq = calloc (MAX_PARTITIONS, sizeof *self->pseq);
     self->pseq_loaded = calloc (MAX_PARTITIONS, 1);
-    if (!self->pseq || !self->pseq_loaded) {
+    self->pending = zhashx_new ();
+    self->pending_order = zlistx_new ();
+    self->efd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (!self->pseq || !self->pseq_loaded || !self->pending || !self->pending_order || self->efd == -1) {
         snprintf (err, sizeof err, "out of memory");
         goto fail;
     }
-    if (trove_mkdir_p (dir, 0700)) {
-        snprintf (err, sizeof err, "cannot create %s: %s", dir, strerror (errno));
+    zhashx_set_destructor (self->pending, (zhashx_destructor_fn *) zstr_free);
+    zlistx_set_destructor (self->pending_order, (zlistx_destructor_fn *) zstr_free);
+    char logdir [4096];
+    snprintf (logdir, sizeof logdir, "%s/log", dir);
+    if (s_open_env (&self->env, dir, map_size, sync, 8, err, sizeof err)
+    ||  s_open_env (&self->log_env, logdir, map_size, sync, 2, err, sizeof err))
         goto fail;
-    }
     int rc;
-    if ((rc = mdb_env_create (&self->env))
-    ||  (rc = mdb_env_set_maxdbs (self->env, 8))
-    ||  (rc = mdb_env_set_mapsize (self->env, map_size))
-    ||  (rc = mdb_env_open (self->env, dir, sync ? 0 : MDB_NOSYNC, 0600))) {
-        snprintf (err, sizeof err, "cannot open LMDB environment %s: %s", dir, mdb_strerror (rc));
-        goto fail;
-    }
-    //  A killed predecessor leaves its reader slot behind; clear it now.
-    int dead = 0;
-    mdb_reader_check (self->env, &dead);
-    if (dead)
-        trove_log ('I', "cleared %d stale LMDB reader slot(s) in %s", dead, dir);
     if ((rc = mdb_txn_begin (self->env, NULL, 0, &txn))
     ||  (rc = mdb_dbi_open (txn, "dedup", MDB_CREATE, &self->dedup))
     ||  (rc = mdb_dbi_open (txn, "events", MDB_CREATE, &self->events))
     ||  (rc = mdb_dbi_open (txn, "coins", MDB_CREATE, &self->coins))
     ||  (rc = mdb_dbi_open (txn, "usercoins", MDB_CREATE, &self->usercoins))
     ||  (rc = mdb_dbi_open (txn, "balances", MDB_CREATE, &self->balances))
-    ||  (rc = mdb_dbi_open (txn, "awards", MDB_CREATE, &self->awards))) {
+    ||  (rc = mdb_dbi_open (txn, "awards", MDB_CREATE, &self->awards))
+    ||  (rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta))) {
         snprintf (err, sizeof err, "cannot open databases in %s: %s", dir, mdb_strerror (rc));
         goto fail;
     }
@@ -112,16 +561,35 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
         self->aseq = trove_get_be64 (key.mv_data);
     mdb_cursor_close (cursor);
     MDB_stat stat;
-    if ((rc = mdb_stat (txn, self->events, &stat)) == 0)
+    if (mdb_stat (txn, self->events, &stat) == 0)
         self->nevents = stat.ms_entries;
+    key = (MDB_val) {7, "applied"};
+    if (mdb_get (txn, self->meta, &key, &val) == 0 && val.mv_size == 8)
+        atomic_store (&self->applied, trove_get_be64 (val.mv_data));
     rc = mdb_txn_commit (txn);
     txn = NULL;
     if (rc) {
         snprintf (err, sizeof err, "cannot initialise %s: %s", dir, mdb_strerror (rc));
         goto fail;
     }
+    if ((rc = mdb_txn_begin (self->log_env, NULL, 0, &txn))
+    ||  (rc = mdb_dbi_open (txn, "log", MDB_CREATE, &self->log))
+    ||  (rc = mdb_txn_commit (txn))) {
+        txn = NULL;
+        snprintf (err, sizeof err, "cannot open the log in %.400s: %s", logdir, mdb_strerror (rc));
+        goto fail;
+    }
+    txn = NULL;
+    if (s_recover (self, err, sizeof err))
+        goto fail;
+    self->lseq_pending = self->lseq;
     self->aseq_pending = self->aseq;
     self->nevents_pending = self->nevents;
+    if (pthread_create (&self->thread, NULL, s_apply_thread, self)) {
+        snprintf (err, sizeof err, "cannot start the apply thread");
+        goto fail;
+    }
+    self->thread_started = true;
     return self;
 fail:
     if (txn)
@@ -140,18 +608,85 @@ trove_ledger_destroy (trove_ledger_t **self_p)
     if (!self)
         return;
     trove_ledger_abort (self);
+    if (self->thread_started) {
+        //  The thread drains what is committed (unless the tables refuse it;
+        //  then the log keeps it for the next start).
+        pthread_mutex_lock (&self->mutex);
+        self->stop = true;
+        pthread_cond_signal (&self->cond);
+        pthread_mutex_unlock (&self->mutex);
+        pthread_join (self->thread, NULL);
+    }
+    s_records_free (self->queue_head);
     if (self->rtxn)
         mdb_txn_abort (self->rtxn);
     if (self->env)
         mdb_env_close (self->env);
+    if (self->log_env)
+        mdb_env_close (self->log_env);
     s_frames_clear (self);
     free (self->frames);
     free (self->sizes);
     free (self->undo);
     free (self->pseq);
     free (self->pseq_loaded);
+    free (self->mint);
+    free (self->mint_ptrs);
+    zhashx_destroy (&self->pending);
+    zlistx_destroy (&self->pending_order);
+    if (self->efd != -1)
+        close (self->efd);
+    pthread_mutex_destroy (&self->mutex);
+    pthread_cond_destroy (&self->cond);
     free (self);
     *self_p = NULL;
+}
+
+uint64_t trove_ledger_committed (trove_ledger_t *self) { return self->lseq; }
+uint64_t trove_ledger_applied (trove_ledger_t *self) { return atomic_load (&self->applied); }
+int trove_ledger_fd (trove_ledger_t *self) { return self->efd; }
+
+size_t
+trove_ledger_backlog (trove_ledger_t *self)
+{
+    return (size_t) (self->lseq - atomic_load (&self->applied));
+}
+
+//  Forget pending dedup entries that the tables now hold.
+void
+trove_ledger_absorb (trove_ledger_t *self)
+{
+    uint64_t count;
+    if (read (self->efd, &count, sizeof count) < 0) {
+        //  nothing new (EAGAIN): still a good moment to prune
+    }
+    uint64_t applied = atomic_load (&self->applied);
+    //  Staged keys of an open batch sit at the tail; they are never applied yet.
+    size_t removable = zlistx_size (self->pending_order) - (self->txn ? self->staged_keys : 0);
+    while (removable-- > 0) {
+        char *key = zlistx_first (self->pending_order);
+        s_pending_t *p = key ? zhashx_lookup (self->pending, key) : NULL;
+        if (p && p->lseq > applied)
+            break;
+        zhashx_delete (self->pending, key);
+        zlistx_delete (self->pending_order, zlistx_cursor (self->pending_order));
+    }
+}
+
+int
+trove_ledger_wait_applied (trove_ledger_t *self, int timeout_ms)
+{
+    int64_t deadline = trove_mono_us () + (int64_t) timeout_ms * 1000;
+    while (atomic_load (&self->applied) < self->lseq) {
+        int64_t left = (deadline - trove_mono_us ()) / 1000;
+        if (left <= 0 || atomic_load (&self->apply_failing))
+            return -1;
+        struct pollfd pfd = {self->efd, POLLIN, 0};
+        poll (&pfd, 1, (int) (left < 100 ? left : 100));
+        trove_ledger_absorb (self);
+    }
+    trove_ledger_absorb (self);
+    return 0;
 }
 
 int
@@ -160,12 +695,76 @@ trove_ledger_begin (trove_ledger_t *self)
     assert (!self->txn);
     s_frames_clear (self);
     self->nundo = 0;
-    int rc = mdb_txn_begin (self->env, NULL, 0, &self->txn);
+    self->staged_keys = 0;
+    if (atomic_load (&self->apply_failing)) {
+        pthread_mutex_lock (&self->mutex);
+        snprintf (self->error, sizeof self->error, "%s", self->apply_error);
+        self->full = self->apply_full;
+        pthread_mutex_unlock (&self->mutex);
+        return -1;
+    }
+    int rc = mdb_txn_begin (self->log_env, NULL, 0, &self->txn);
     if (rc) {
         self->txn = NULL;
         return s_fail_rc (self, "begin", rc);
     }
+    //  One snapshot of the tables for the whole batch. It is taken after the
+    //  last absorb, so every dedup entry dropped from `pending` is in it.
+    MDB_txn *rtxn;
+    if (s_read_begin (self, &rtxn)) {
+        mdb_txn_abort (self->txn);
+        self->txn = NULL;
+        return -1;
+    }
+    self->batch_reading = true;
+    //  Trim log entries the tables already hold (a few pages at the front).
+    uint64_t applied = atomic_load (&self->applied);
+    if (self->log_first <= applied) {
+        MDB_cursor *cursor;
+        if (mdb_cursor_open (self->txn, self->log, &cursor) == 0) {
+            MDB_val key, val;
+            size_t n = 0;
+            while (n++ < TRIM_MAX && mdb_cursor_get (cursor, &key, &val, MDB_FIRST) == 0
+                   && key.mv_size == 8 && trove_get_be64 (key.mv_data) <= applied)
+                if (mdb_cursor_del (cursor, 0))
+                    break;
+            mdb_cursor_close (cursor);
+            self->log_first = n > TRIM_MAX ? self->log_first : applied + 1;
+        }
+    }
     return 0;
+}
+
+static void
+s_batch_end_reading (trove_ledger_t *self)
+{
+    self->batch_reading = false;
+    s_read_end (self);
+}
+
+static void
+s_batch_rollback (trove_ledger_t *self)
+{
+    s_batch_end_reading (self);
+    for (size_t i = self->nundo; i-- > 0;)
+        self->pseq [self->undo [i].partition] = self->undo [i].before;
+    self->nundo = 0;
+    self->lseq_pending = self->lseq;
+    self->aseq_pending = self->aseq;
+    self->nevents_pending = self->nevents;
+    //  Unstage the batch's dedup keys (the newest ones, at the tail).
+    while (self->staged_keys > 0) {
+        void *handle = zlistx_last (self->pending_order) ? zlistx_cursor (self->pending_order) : NULL;
+        if (!handle)
+            break;
+        zhashx_delete (self->pending, zlistx_handle_item (handle));
+        zlistx_delete (self->pending_order, handle);
+        self->staged_keys--;
+    }
+    self->staged_keys = 0;
+    s_records_free (self->batch_head);
+    self->batch_head = self->batch_tail = NULL;
+    s_frames_clear (self);
 }
 
 void
@@ -175,13 +774,7 @@ trove_ledger_abort (trove_ledger_t *self)
         return;
     mdb_txn_abort (self->txn);
     self->txn = NULL;
-    //  Undo in reverse so the oldest saved value wins.
-    for (size_t i = self->nundo; i-- > 0;)
-        self->pseq [self->undo [i].partition] = self->undo [i].before;
-    self->nundo = 0;
-    self->aseq_pending = self->aseq;
-    self->nevents_pending = self->nevents;
-    s_frames_clear (self);
+    s_batch_rollback (self);
 }
 
 int
@@ -192,17 +785,19 @@ trove_ledger_commit (trove_ledger_t *self)
     self->txn = NULL;       //  mdb_txn_commit frees the handle even on failure
     if (rc) {
         s_fail_rc (self, "commit", rc);
-        for (size_t i = self->nundo; i-- > 0;)
-            self->pseq [self->undo [i].partition] = self->undo [i].before;
-        self->nundo = 0;
-        self->aseq_pending = self->aseq;
-        self->nevents_pending = self->nevents;
-        s_frames_clear (self);
+        s_batch_rollback (self);
         return -1;
     }
+    s_batch_end_reading (self);
+    //  Durable: the events are accepted. Hand the records to the apply thread.
+    size_t n = (size_t) (self->lseq_pending - self->lseq);
+    self->lseq = self->lseq_pending;
     self->aseq = self->aseq_pending;
     self->nevents = self->nevents_pending;
     self->nready = self->nframes;
+    self->staged_keys = 0;
+    s_enqueue (self, self->batch_head, self->batch_tail, n);
+    self->batch_head = self->batch_tail = NULL;
     self->error [0] = 0;
     self->full = false;
     return 0;
@@ -221,16 +816,23 @@ bool trove_ledger_full (trove_ledger_t *self) { return self->full; }
 uint64_t trove_ledger_last_aseq (trove_ledger_t *self) { return self->aseq; }
 uint64_t trove_ledger_event_count (trove_ledger_t *self) { return self->nevents; }
 
-//  Next pseq of a partition within the open batch (loading the last one from
-//  the log the first time a partition is seen).
+
+//  Next pseq of a partition within the open batch.
 static int
 s_next_pseq (trove_ledger_t *self, uint32_t p, uint64_t *pseq_p)
 {
     if (!self->pseq_loaded [p]) {
+        //  Not seen since start and not in the unapplied log: the tables
+        //  hold its last pseq.
+        MDB_txn *txn;
+        if (s_read_begin (self, &txn))
+            return -1;
         MDB_cursor *cursor;
-        int rc = mdb_cursor_open (self->txn, self->events, &cursor);
-        if (rc)
+        int rc = mdb_cursor_open (txn, self->events, &cursor);
+        if (rc) {
+            s_read_end (self);
             return s_fail_rc (self, "events cursor", rc);
+        }
         uint8_t kbuf [12];
         trove_put_be32 (kbuf, p + 1);
         trove_put_be64 (kbuf + 4, 0);
@@ -241,12 +843,10 @@ s_next_pseq (trove_ledger_t *self, uint32_t p, uint64_t *pseq_p)
         uint64_t last = 0;
         if (rc == 0 && key.mv_size == 12 && trove_get_be32 (key.mv_data) == p)
             last = trove_get_be64 ((uint8_t *) key.mv_data + 4);
-        else
-        if (rc && rc != MDB_NOTFOUND) {
-            mdb_cursor_close (cursor);
-            return s_fail_rc (self, "events cursor", rc);
-        }
         mdb_cursor_close (cursor);
+        s_read_end (self);
+        if (rc && rc != MDB_NOTFOUND)
+            return s_fail_rc (self, "events cursor", rc);
         self->pseq [p] = last;
         self->pseq_loaded [p] = 1;
     }
@@ -293,92 +893,101 @@ typedef struct {
     int64_t accepted_us;
 } s_mint_t;
 
-//  Mint one award: coin, user index, award log, balance; all in the batch.
+//  Mint one award: the coin joins the event's log record and the batch's
+//  award frames. Ids are deterministic; the tables make minting idempotent.
 static int
 s_mint (void *arg, const trove_award_t *award)
 {
     s_mint_t *m = arg;
     trove_ledger_t *self = m->self;
-    char id [TROVE_COIN_ID_LEN + 1];
-    trove_hash_coin_id (award->hunt, award->rule, m->event->user, award->occurrence, award->occurrence_len, id);
+    if (self->ncoins == self->coins_cap) {
+        size_t cap = self->coins_cap ? self->coins_cap * 2 : 8;
+        s_coin_t *bigger = realloc (self->mint, cap * sizeof *bigger);
+        Trove__Coin **ptrs = bigger ? realloc (self->mint_ptrs, cap * sizeof *ptrs) : NULL;
+        if (bigger)
+            self->mint = bigger;
+        if (!ptrs) {
+            snprintf (self->error, sizeof self->error, "out of memory");
+            return -1;
+        }
+        self->mint_ptrs = ptrs;
+        self->coins_cap = cap;
+    }
+    s_coin_t *c = &self->mint [self->ncoins++];
+    trove_hash_coin_id (award->hunt, award->rule, m->event->user, award->occurrence, award->occurrence_len, c->id);
+    Trove__Coin *coin = &c->coin;
+    trove__coin__init (coin);
+    coin->user = m->event->user;
+    coin->hunt = (char *) award->hunt;
+    coin->rule = (char *) award->rule;
+    coin->rule_version = award->version;
+    coin->value = award->value;
+    coin->n_events = 1;
+    coin->events = self->mint_refs;
+    coin->minted_ms = trove_now_ms ();
+    coin->shard = self->shard;
+    coin->aseq = self->aseq_pending + 1;
+    coin->reason = "scored";
+    coin->event_ts_ms = m->event->ts_ms;
+    coin->accepted_us = m->accepted_us;
+    self->aseq_pending = coin->aseq;
+    return 0;
+}
 
-    Trove__EventRef ref = TROVE__EVENT_REF__INIT;
-    ref.source = m->event->source;
-    ref.id = m->event->id;
-    Trove__EventRef *refs [1] = {&ref};
-    Trove__Coin coin = TROVE__COIN__INIT;
-    coin.id = id;
-    coin.user = m->event->user;
-    coin.hunt = (char *) award->hunt;
-    coin.rule = (char *) award->rule;
-    coin.rule_version = award->version;
-    coin.value = award->value;
-    coin.n_events = 1;
-    coin.events = refs;
-    coin.minted_ms = trove_now_ms ();
-    coin.shard = self->shard;
-    coin.aseq = self->aseq_pending + 1;
-    coin.reason = "scored";
-    coin.event_ts_ms = m->event->ts_ms;
-    coin.accepted_us = m->accepted_us;
+//  After scoring: fix the pointers (the array may have moved) and pack the
+//  award frames.
+static int
+s_mint_finish (trove_ledger_t *self)
+{
+    for (size_t i = 0; i < self->ncoins; i++) {
+        Trove__Coin *coin = &self->mint [i].coin;
+        coin->id = self->mint [i].id;
+        self->mint_ptrs [i] = coin;
+        Trove__Msg msg = TROVE__MSG__INIT;
+        msg.body_case = TROVE__MSG__BODY_AWARD;
+        msg.award = coin;
+        size_t size;
+        void *frame = trove_msg_pack (&msg, &size);
+        if (!frame) {
+            snprintf (self->error, sizeof self->error, "out of memory");
+            return -1;
+        }
+        if (s_push_frame (self, frame, size))
+            return -1;
+    }
+    return 0;
+}
 
-    Trove__Msg msg = TROVE__MSG__INIT;
-    msg.body_case = TROVE__MSG__BODY_AWARD;
-    msg.award = &coin;
-    size_t size;
-    void *frame = trove_msg_pack (&msg, &size);
-    if (!frame) {
-        snprintf (self->error, sizeof self->error, "out of memory");
+//  Is (source, id) accepted already? Looks at the unapplied log entries,
+//  then the tables. Returns 1 (yes, *req_id_p set), 0 (no), -1 (error).
+static int
+s_seen (trove_ledger_t *self, const Trove__Event *ev, uint64_t *req_id_p)
+{
+    char key [KEY_MAX];
+    s_dedup_key (ev->source, ev->id, key, sizeof key);
+    s_pending_t *p = zhashx_lookup (self->pending, key);
+    if (p) {
+        *req_id_p = p->req_id;
+        return 1;
+    }
+    size_t slen = strlen (ev->source), ilen = strlen (ev->id);
+    uint8_t dkey [KEY_MAX];
+    memcpy (dkey, ev->source, slen);
+    dkey [slen] = 0;
+    memcpy (dkey + slen + 1, ev->id, ilen);
+    MDB_txn *txn;
+    if (s_read_begin (self, &txn))
         return -1;
-    }
-    //  The coin is stored as the award message itself: one encoding, read back
-    //  by queries and by catch-up alike.
-    MDB_val key = {TROVE_COIN_ID_LEN, id}, val = {size, frame};
-    int rc = mdb_put (self->txn, self->coins, &key, &val, MDB_NOOVERWRITE);
-    if (rc == MDB_KEYEXIST) {
-        free (frame);       //  already minted: ids are deterministic, minting is idempotent
+    MDB_val k = {slen + 1 + ilen, dkey}, val;
+    int rc = mdb_get (txn, self->dedup, &k, &val);
+    if (rc == 0)
+        *req_id_p = val.mv_size >= 8 ? trove_get_be64 (val.mv_data) : 0;
+    s_read_end (self);
+    if (rc == 0)
+        return 1;
+    if (rc == MDB_NOTFOUND)
         return 0;
-    }
-    if (rc) {
-        free (frame);
-        return s_fail_rc (self, "put coin", rc);
-    }
-    uint8_t seq [8];
-    trove_put_be64 (seq, coin.aseq);
-    MDB_val akey = {8, seq};
-    MDB_val idval = {TROVE_COIN_ID_LEN, id};
-    if ((rc = mdb_put (self->txn, self->awards, &akey, &idval, MDB_APPEND))) {
-        free (frame);
-        return s_fail_rc (self, "put award", rc);
-    }
-    size_t ulen = strlen (m->event->user);
-    uint8_t ukey [KEY_MAX];
-    memcpy (ukey, m->event->user, ulen);
-    ukey [ulen] = 0;
-    memcpy (ukey + ulen + 1, seq, 8);
-    MDB_val uk = {ulen + 9, ukey};
-    if ((rc = mdb_put (self->txn, self->usercoins, &uk, &idval, 0))) {
-        free (frame);
-        return s_fail_rc (self, "put user coin", rc);
-    }
-    MDB_val bkey = {ulen, m->event->user}, bval;
-    int64_t balance = 0;
-    rc = mdb_get (self->txn, self->balances, &bkey, &bval);
-    if (rc == 0 && bval.mv_size == 8)
-        memcpy (&balance, bval.mv_data, 8);
-    else
-    if (rc && rc != MDB_NOTFOUND) {
-        free (frame);
-        return s_fail_rc (self, "get balance", rc);
-    }
-    balance += award->value;
-    bval = (MDB_val) {8, &balance};
-    if ((rc = mdb_put (self->txn, self->balances, &bkey, &bval, 0))) {
-        free (frame);
-        return s_fail_rc (self, "put balance", rc);
-    }
-    self->aseq_pending = coin.aseq;
-    return s_push_frame (self, frame, size);
+    return s_fail_rc (self, "get dedup", rc);
 }
 
 int
@@ -387,56 +996,78 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
 {
     assert (self->txn);
     assert (partition < MAX_PARTITIONS);
-    size_t slen = strlen (ev->source), ilen = strlen (ev->id);
-    uint8_t dkey [KEY_MAX];
-    assert (slen + 1 + ilen <= sizeof dkey);    //  validation bounds these
-    memcpy (dkey, ev->source, slen);
-    dkey [slen] = 0;
-    memcpy (dkey + slen + 1, ev->id, ilen);
-    MDB_val key = {slen + 1 + ilen, dkey}, val;
-    int rc = mdb_get (self->txn, self->dedup, &key, &val);
-    if (rc == 0) {
-        uint64_t first = val.mv_size >= 8 ? trove_get_be64 (val.mv_data) : 0;
+    assert (strlen (ev->source) + 1 + strlen (ev->id) < KEY_MAX);  //  validation bounds these
+    uint64_t first;
+    int seen = s_seen (self, ev, &first);
+    if (seen < 0)
+        return -1;
+    if (seen) {
         //  The same submission retried (its answer was lost) is still "accepted".
         *status_p = first == req_id && req_id != 0 ? TROVE__STATUS__ACCEPTED : TROVE__STATUS__DUPLICATE;
         return 0;
     }
-    if (rc != MDB_NOTFOUND)
-        return s_fail_rc (self, "get dedup", rc);
-
     uint64_t pseq;
     if (s_next_pseq (self, partition, &pseq))
         return -1;
-    uint8_t dval [20];
-    trove_put_be64 (dval, req_id);
-    trove_put_be32 (dval + 8, partition);
-    trove_put_be64 (dval + 12, pseq);
-    val = (MDB_val) {sizeof dval, dval};
-    if ((rc = mdb_put (self->txn, self->dedup, &key, &val, 0)))
-        return s_fail_rc (self, "put dedup", rc);
-
-    Trove__EventRecord rec = TROVE__EVENT_RECORD__INIT;
-    rec.event = (Trove__Event *) ev;
-    rec.partition = partition;
-    rec.pseq = pseq;
-    rec.accepted_us = accepted_us;
-    size_t size = trove__event_record__get_packed_size (&rec);
-    uint8_t ekey [12];
-    trove_put_be32 (ekey, partition);
-    trove_put_be64 (ekey + 4, pseq);
-    MDB_val k = {12, ekey};
-    val = (MDB_val) {size, NULL};
-    //  MDB_RESERVE: serialise straight into the page, no intermediate buffer.
-    if ((rc = mdb_put (self->txn, self->events, &k, &val, MDB_RESERVE)))
-        return s_fail_rc (self, "put event", rc);
-    trove__event_record__pack (&rec, val.mv_data);
-    self->nevents_pending++;
-
-    s_mint_t mint = {self, ev, accepted_us};
-    if (trove_rules_score (rules, ev, s_mint, &mint))
+    s_record_t *r = calloc (1, sizeof *r);
+    if (!r) {
+        snprintf (self->error, sizeof self->error, "out of memory");
         return -1;
+    }
+    s_mint_t mint = {self, ev, accepted_us};
+    trove__event_ref__init (&self->mint_ref);
+    self->mint_ref.source = ev->source;
+    self->mint_ref.id = ev->id;
+    self->mint_refs [0] = &self->mint_ref;
+    self->ncoins = 0;
+    int rc = -1;
+    if (trove_rules_score (rules, ev, s_mint, &mint) || s_mint_finish (self))
+        goto done;
+
+    Trove__EventRecord er = TROVE__EVENT_RECORD__INIT;
+    er.event = (Trove__Event *) ev;
+    er.partition = partition;
+    er.pseq = pseq;
+    er.accepted_us = accepted_us;
+    Trove__LogRecord rec = TROVE__LOG_RECORD__INIT;
+    rec.record = &er;
+    rec.req_id = req_id;
+    rec.n_coins = self->ncoins;
+    rec.coins = self->mint_ptrs;
+    r->lseq = self->lseq_pending + 1;
+    r->size = trove__log_record__get_packed_size (&rec);
+    uint8_t kbuf [8];
+    trove_put_be64 (kbuf, r->lseq);
+    MDB_val key = {8, kbuf}, val = {r->size, NULL};
+    //  Append-only: the log's commit touches a few pages whatever the keys of
+    //  the tables are.
+    int mrc = mdb_put (self->txn, self->log, &key, &val, MDB_APPEND | MDB_RESERVE);
+    if (mrc) {
+        s_fail_rc (self, "append to log", mrc);
+        goto done;
+    }
+    trove__log_record__pack (&rec, val.mv_data);
+    //  The tables get a private copy (the log page belongs to LMDB).
+    r->data = malloc (r->size ? r->size : 1);
+    if (!r->data) {
+        snprintf (self->error, sizeof self->error, "out of memory");
+        goto done;
+    }
+    memcpy (r->data, val.mv_data, r->size);
+    if (self->batch_tail)
+        self->batch_tail->next = r;
+    else
+        self->batch_head = r;
+    self->batch_tail = r;
+    r = NULL;
+    self->lseq_pending++;
+    self->nevents_pending++;
+    s_pending_add (self, ev->source, ev->id, req_id, self->lseq_pending);
     *status_p = TROVE__STATUS__ACCEPTED;
-    return 0;
+    rc = 0;
+done:
+    free (r);
+    return rc;
 }
 
 //  --- reads ----------------------------------------------------------------
@@ -444,6 +1075,10 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
 static int
 s_read_begin (trove_ledger_t *self, MDB_txn **txn_p)
 {
+    if (self->batch_reading) {
+        *txn_p = self->rtxn;
+        return 0;
+    }
     int rc = self->rtxn ? mdb_txn_renew (self->rtxn) : mdb_txn_begin (self->env, NULL, MDB_RDONLY, &self->rtxn);
     if (rc) {
         if (self->rtxn)
@@ -460,7 +1095,7 @@ s_read_begin (trove_ledger_t *self, MDB_txn **txn_p)
 static void
 s_read_end (trove_ledger_t *self)
 {
-    if (self->rtxn)
+    if (self->rtxn && !self->batch_reading)
         mdb_txn_reset (self->rtxn);
 }
 

@@ -1,30 +1,49 @@
-/*  trove_ledger - a scorer shard's durable state in one LMDB environment: the
-    dedup index, the event log, the coins, the balances and the award log.
-    The scorer is its only writer.
+/*  trove_ledger - a scorer shard's durable state: a write-ahead log and the
+    ledger tables, in two LMDB environments. The scorer is the only writer.
+
+    Why two: a commit in LMDB rewrites every page it touched, and the ledger
+    tables are keyed by user, coin id and (source, id): random keys, so one
+    event dirties several pages. Committing them synchronously for every
+    small batch costs milliseconds of disk per batch. So the answer waits
+    only for the log, which is append-only (a few pages per commit), and a
+    background thread applies the log to the tables in large transactions.
 
     Writes happen in batches (group commit): trove_ledger_begin, then
-    trove_ledger_apply for each event, then trove_ledger_commit. Everything an
-    event causes (dedup entry, log entry, coins, balances, awards) is in the
-    same transaction, so after a crash an event is either fully there or not
-    at all, and a replayed event is recognised by its (source, id).
+    trove_ledger_apply for each event, then trove_ledger_commit. apply checks
+    dedup against the tables AND the log entries not applied yet, scores the
+    event and stages one log record (event, its coins, req_id). commit makes
+    the batch durable in the log (fsync): from then on the event is accepted,
+    and its coins exist. The apply thread then writes, in one transaction per
+    backlog: dedup, event log by partition, coins, user index, balances, award
+    log, and the last applied log sequence number. Applied log entries are
+    trimmed from the log.
 
-    Layout (named databases; integers big-endian so that key order is numeric):
+    Layout of the tables (env `DIR`; integers big-endian):
       dedup      source NUL id             -> req_id u64 | partition u32 | pseq u64
       events     partition u32 | pseq u64  -> EventRecord (protobuf)
-      coins      coin id (32 hex chars)    -> Coin (protobuf)
+      coins      coin id (32 hex chars)    -> Msg{award: Coin} (protobuf)
       usercoins  user NUL aseq u64         -> coin id   (newest first by reverse scan)
       balances   user                      -> i64 (little-endian)
       awards     aseq u64                  -> coin id   (the award stream, for catch-up)
+      meta       "applied"                 -> last applied log sequence u64
+    and of the log (env `DIR/log`):
+      log        lseq u64                  -> LogRecord (protobuf)
+
+    Reads see the tables, i.e. what has been applied. trove_ledger_applied
+    and trove_ledger_committed tell how far behind they are; a caller that
+    needs to see its own writes waits for the apply notification (the fd).
 
     Caveats:
-    - SIGKILL at any instant: LMDB's commit is atomic; an uncommitted batch
-      leaves no trace. Stale reader slots of a killed process are cleared at
-      open (mdb_reader_check).
-    - Full map (MDB_MAP_FULL) or full disk: trove_ledger_apply or _commit
-      returns -1, the whole batch is discarded, the ledger is unchanged and
-      stays usable; the caller answers RETRY and applies nothing.
-    - Durability: with sync (default) every commit is fsynced; without it a
-      commit survives a process kill but not an OS crash. */
+    - SIGKILL at any instant: a log commit is atomic; an uncommitted batch
+      leaves no trace; at restart the unapplied log tail is applied again
+      (idempotent: applied lseq is stored with the tables). Stale reader
+      slots of a killed process are cleared at open (mdb_reader_check).
+    - Full map or full disk in the log: the batch is refused (-1, nothing
+      written; the caller answers RETRY). In the tables: the apply thread
+      stops and retries; trove_ledger_begin then refuses new batches, and the
+      log keeps every accepted event until a restart with a bigger map.
+    - Durability: with sync (default) both environments fsync every commit;
+      without it a commit survives a process kill but not an OS crash. */
 #ifndef TROVE_LEDGER_H_INCLUDED
 #define TROVE_LEDGER_H_INCLUDED
 
@@ -67,6 +86,19 @@ void trove_ledger_abort (trove_ledger_t *self);
 //  Awards of the last committed batch, packed Msg{award} frames ready to publish.
 //  Valid until the next trove_ledger_begin.
 size_t trove_ledger_awards_ready (trove_ledger_t *self, void ***frames_p, size_t **sizes_p);
+
+//  Log sequence numbers: last committed, last applied to the tables.
+uint64_t trove_ledger_committed (trove_ledger_t *self);
+uint64_t trove_ledger_applied (trove_ledger_t *self);
+//  Events committed but not yet applied.
+size_t trove_ledger_backlog (trove_ledger_t *self);
+//  A file descriptor that becomes readable when the apply thread made
+//  progress; then call trove_ledger_absorb (main thread).
+int trove_ledger_fd (trove_ledger_t *self);
+void trove_ledger_absorb (trove_ledger_t *self);
+//  Block until everything committed is applied, or timeout_ms passed.
+//  Returns 0, or -1 on timeout or when the apply thread is failing.
+int trove_ledger_wait_applied (trove_ledger_t *self, int timeout_ms);
 
 //  Text of the last storage error ("MDB_MAP_FULL: ..."), or "".
 const char *trove_ledger_error (trove_ledger_t *self);

@@ -55,7 +55,17 @@ typedef struct {
     s_reply_t *replies;         //  replies of the current batch
     size_t nreplies;
     char last_error [256];      //  shown by status
+    zlistx_t *parked;           //  queries waiting for the tables to catch up
 } s_scorer_t;
+
+//  A query that must see everything committed when it arrived.
+typedef struct {
+    zframe_t *routing_id;
+    Trove__Msg *msg;
+    uint64_t target;            //  committed log sequence at arrival
+} s_parked_t;
+
+#define MAX_BACKLOG 200000      //  committed events not yet applied: stop taking more
 
 static void
 s_set_error (s_scorer_t *self, const char *text)
@@ -378,14 +388,47 @@ s_process_queries (s_scorer_t *self)
         const char *reason = NULL;
         Trove__Msg *msg = body ? trove_msg_decode (zframe_data (body), zframe_size (body),
                                                    trove_cfg_limits (self->cfg)->max_frame, &reason) : NULL;
-        if (msg && msg->body_case == TROVE__MSG__BODY_QUERY)
-            s_answer_query (self, routing_id, msg->query);
+        if (msg && msg->body_case == TROVE__MSG__BODY_QUERY) {
+            //  Reads see the ledger tables, which trail the log by a few
+            //  milliseconds: answer once they hold what was committed when
+            //  the query arrived (read-your-writes). Status needs no wait.
+            uint64_t committed = trove_ledger_committed (self->ledger);
+            s_parked_t *parked = NULL;
+            if (strcmp (msg->query->kind, "status") && trove_ledger_applied (self->ledger) < committed)
+                parked = calloc (1, sizeof *parked);
+            if (parked) {
+                *parked = (s_parked_t) {routing_id, msg, committed};
+                routing_id = NULL;
+                msg = NULL;
+                zlistx_add_end (self->parked, parked);
+            }
+            else
+                s_answer_query (self, routing_id, msg->query);
+        }
         else
             trove_log ('W', "dropped a bad message on the query socket: %s", msg ? "not a query" : reason);
         trove_msg_free (&msg);
         zframe_destroy (&routing_id);
         zframe_destroy (&body);
         zmsg_destroy (&zmsg);
+    }
+}
+
+//  The apply thread made progress: drop applied dedup entries, answer the
+//  queries that waited for it.
+static void
+s_absorb (s_scorer_t *self)
+{
+    trove_ledger_absorb (self->ledger);
+    uint64_t applied = trove_ledger_applied (self->ledger);
+    s_parked_t *parked = zlistx_first (self->parked);
+    while (parked && parked->target <= applied) {
+        s_answer_query (self, parked->routing_id, parked->msg->query);
+        zframe_destroy (&parked->routing_id);
+        trove_msg_free (&parked->msg);
+        free (parked);
+        zlistx_delete (self->parked, zlistx_cursor (self->parked));
+        parked = zlistx_first (self->parked);
     }
 }
 
@@ -451,11 +494,12 @@ main (int argc, char *argv [])
         goto done;
     }
     self->replies = calloc (BATCH_MAX_MSGS, sizeof *self->replies);
+    self->parked = zlistx_new ();
     size_t max_frame = trove_cfg_limits (self->cfg)->max_frame;
     self->events = trove_sock_router (trove_cfg_shard_events (self->cfg, self->shard), max_frame);
     self->query = trove_sock_router (trove_cfg_shard_query (self->cfg, self->shard), max_frame);
     self->pub = zsock_new (ZMQ_PUB);
-    if (!self->replies || !self->events || !self->query || !self->pub)
+    if (!self->replies || !self->parked || !self->events || !self->query || !self->pub)
         goto done;
     trove_sock_tune (self->pub, max_frame);
     if (zsock_connect (self->pub, "%s", trove_cfg_broker_pub (self->cfg))) {
@@ -469,13 +513,19 @@ main (int argc, char *argv [])
     zmq_pollitem_t items [] = {
         {zsock_resolve (self->events), 0, ZMQ_POLLIN, 0},
         {zsock_resolve (self->query), 0, ZMQ_POLLIN, 0},
+        {NULL, trove_ledger_fd (self->ledger), ZMQ_POLLIN, 0},
     };
     while (!zsys_interrupted) {
+        //  Back-pressure: while the tables are far behind the log, take no
+        //  new batches (the ingestors' credit and resends hold them).
+        items [0].events = trove_ledger_backlog (self->ledger) < MAX_BACKLOG ? ZMQ_POLLIN : 0;
         int64_t wait_ms = (self->next_heartbeat_us - trove_mono_us ()) / 1000;
-        if (zmq_poll (items, 2, wait_ms < 0 ? 0 : wait_ms) == -1 && zmq_errno () != EINTR) {
+        if (zmq_poll (items, 3, wait_ms < 0 ? 0 : wait_ms) == -1 && zmq_errno () != EINTR) {
             trove_log ('E', "poll failed: %s", zmq_strerror (zmq_errno ()));
             break;
         }
+        if (items [2].revents & ZMQ_POLLIN)
+            s_absorb (self);
         if (items [0].revents & ZMQ_POLLIN)
             s_process_batches (self);
         if (items [1].revents & ZMQ_POLLIN)
@@ -491,6 +541,15 @@ done:
     zsock_destroy (&self->query);
     zsock_destroy (&self->pub);
     free (self->replies);
+    for (s_parked_t *parked = self->parked ? zlistx_first (self->parked) : NULL; parked;
+         parked = zlistx_next (self->parked)) {
+        zframe_destroy (&parked->routing_id);
+        trove_msg_free (&parked->msg);
+        free (parked);
+    }
+    zlistx_destroy (&self->parked);
+    //  Destroying the ledger applies what the log holds (or leaves it to the
+    //  next start): nothing committed is lost either way.
     trove_ledger_destroy (&self->ledger);
     trove_rules_destroy (&self->rules);
     trove_cfg_destroy (&self->cfg);

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 typedef struct {
@@ -83,6 +85,8 @@ s_apply1 (s_fixture_t *f, const char *source, const char *id, const char *user, 
     assert_int_equal (trove_ledger_begin (f->ledger), 0);
     assert_int_equal (trove_ledger_apply (f->ledger, ev, 7, req, 123, f->rules, &status), 0);
     assert_int_equal (trove_ledger_commit (f->ledger), 0);
+    //  reads see the tables: wait until the log is applied
+    assert_int_equal (trove_ledger_wait_applied (f->ledger, 10000), 0);
     trove_event_destroy (&ev);
     return status;
 }
@@ -182,6 +186,7 @@ test_dedup_and_retried_submission (void **state)
     assert_int_equal (a, TROVE__STATUS__ACCEPTED);
     assert_int_equal (b, TROVE__STATUS__DUPLICATE);
     trove_event_destroy (&ev);
+    assert_int_equal (trove_ledger_wait_applied (f->ledger, 10000), 0);
     assert_int_equal (s_balance (f, "bob"), 3);
 }
 
@@ -275,7 +280,7 @@ test_coins_paging_newest_first (void **state)
 }
 
 static void
-test_full_map_discards_batch_and_recovers (void **state)
+test_full_map_refuses_then_recovers_with_bigger_map (void **state)
 {
     s_fixture_t *f = *state;
     trove_ledger_destroy (&f->ledger);
@@ -286,9 +291,17 @@ test_full_map_discards_batch_and_recovers (void **state)
     f->ledger = trove_ledger_new (path, 0, 1024 * 1024, false, &err);
     assert_non_null (f->ledger);
     assert_int_equal (s_apply1 (f, "web", "first", "erin", "checkin", 1), TROVE__STATUS__ACCEPTED);
-    bool failed = false;
-    for (int batch = 0; batch < 1000 && !failed; batch++) {
-        assert_int_equal (trove_ledger_begin (f->ledger), 0);
+    bool refused = false;
+    uint64_t committed_events = 1;
+    for (int batch = 0; batch < 2000 && !refused; batch++) {
+        if (trove_ledger_begin (f->ledger)) {
+            //  the tables are full: new batches are refused as storage full
+            refused = true;
+            assert_true (trove_ledger_full (f->ledger));
+            assert_non_null (strstr (trove_ledger_error (f->ledger), "MDB_MAP_FULL"));
+            break;
+        }
+        size_t applied = 0;
         for (int i = 0; i < 100; i++) {
             char id [32];
             snprintf (id, sizeof id, "b%d-%d", batch, i);
@@ -297,35 +310,126 @@ test_full_map_discards_batch_and_recovers (void **state)
             int rc = trove_ledger_apply (f->ledger, ev, 1, 1, 0, f->rules, &status);
             trove_event_destroy (&ev);
             if (rc) {
-                failed = true;
+                refused = true;
                 break;
             }
+            applied++;
         }
-        if (failed) {
+        if (refused) {
+            //  the log itself is full: the whole batch is discarded
             assert_true (trove_ledger_full (f->ledger));
-            assert_non_null (strstr (trove_ledger_error (f->ledger), "MDB_MAP_FULL"));
             trove_ledger_abort (f->ledger);
         }
         else
-        if (trove_ledger_commit (f->ledger)) {
-            failed = true;
+        if (trove_ledger_commit (f->ledger) == 0)
+            committed_events += applied;
+        else {
+            refused = true;
             assert_true (trove_ledger_full (f->ledger));
         }
+        //  give the apply thread a chance to hit the wall
+        trove_ledger_wait_applied (f->ledger, 50);
     }
-    assert_true (failed);
-    //  committed state is intact and consistent: balance == events accepted
-    uint64_t events = trove_ledger_event_count (f->ledger);
-    assert_int_equal (s_balance (f, "erin"), (int64_t) events);
-    assert_int_equal (trove_ledger_last_aseq (f->ledger), events);
-    //  and the ledger still serves reads and refuses writes cleanly
-    Trove__Coin **coins;
-    size_t n;
-    char *next;
-    assert_int_equal (trove_ledger_coins (f->ledger, "erin", "", 1, &coins, &n, &next), 0);
-    assert_int_equal (n, 1);
-    assert_int_equal (coins [0]->aseq, events);
-    trove_ledger_free_coins (coins, n);
-    free (next);
+    assert_true (refused);
+    assert_int_equal (trove_ledger_event_count (f->ledger), committed_events);
+    //  reopen with a bigger map: every committed event is applied, none twice
+    trove_ledger_destroy (&f->ledger);
+    f->ledger = trove_ledger_new (path, 0, 64 * 1024 * 1024, false, &err);
+    assert_non_null (f->ledger);
+    assert_int_equal (trove_ledger_wait_applied (f->ledger, 20000), 0);
+    assert_int_equal (trove_ledger_event_count (f->ledger), committed_events);
+    assert_int_equal (s_balance (f, "erin"), (int64_t) committed_events);
+    assert_int_equal (trove_ledger_last_aseq (f->ledger), committed_events);
+    assert_int_equal (trove_ledger_committed (f->ledger), trove_ledger_applied (f->ledger));
+    //  and it takes new events again
+    assert_int_equal (s_apply1 (f, "web", "after", "erin", "checkin", 1), TROVE__STATUS__ACCEPTED);
+    assert_int_equal (s_balance (f, "erin"), (int64_t) committed_events + 1);
+}
+
+static void
+test_unapplied_log_is_applied_after_restart (void **state)
+{
+    s_fixture_t *f = *state;
+    //  Commit without waiting for the tables, then close at once: the
+    //  destroy drains; a crash would leave the log tail, applied at the next
+    //  open (the recovery path), and dedup must hold across the two.
+    assert_int_equal (trove_ledger_begin (f->ledger), 0);
+    for (int i = 0; i < 500; i++) {
+        char id [32];
+        snprintf (id, sizeof id, "r%d", i);
+        Trove__Event *ev = s_event ("web", id, i % 2 ? "gus" : "hal", "visit");
+        Trove__Status status;
+        assert_int_equal (trove_ledger_apply (f->ledger, ev, (uint32_t) i % 4, 5, 0, f->rules, &status), 0);
+        assert_int_equal (status, TROVE__STATUS__ACCEPTED);
+        trove_event_destroy (&ev);
+    }
+    assert_int_equal (trove_ledger_commit (f->ledger), 0);
+    //  an already committed but maybe unapplied event is a duplicate right away
+    Trove__Event *ev = s_event ("web", "r7", "gus", "visit");
+    Trove__Status status;
+    assert_int_equal (trove_ledger_begin (f->ledger), 0);
+    assert_int_equal (trove_ledger_apply (f->ledger, ev, 3, 6, 0, f->rules, &status), 0);
+    assert_int_equal (status, TROVE__STATUS__DUPLICATE);
+    trove_ledger_abort (f->ledger);
+    trove_event_destroy (&ev);
+    trove_ledger_destroy (&f->ledger);
+    char *err = NULL;
+    f->ledger = trove_ledger_new (f->data, 3, 64 * 1024 * 1024, true, &err);
+    assert_non_null (f->ledger);
+    assert_int_equal (trove_ledger_wait_applied (f->ledger, 10000), 0);
+    assert_int_equal (s_balance (f, "gus"), 250 * 12);
+    assert_int_equal (s_balance (f, "hal"), 250 * 12);
+    assert_int_equal (trove_ledger_event_count (f->ledger), 500);
+    assert_int_equal (trove_ledger_last_aseq (f->ledger), 1000);
+    assert_int_equal (s_apply1 (f, "web", "r499", "gus", "visit", 9), TROVE__STATUS__DUPLICATE);
+}
+
+static void
+test_sigkill_after_commit_loses_nothing (void **state)
+{
+    s_fixture_t *f = *state;
+    trove_ledger_destroy (&f->ledger);
+    char path [700];
+    snprintf (path, sizeof path, "%s/killed", f->dir);
+    pid_t pid = fork ();
+    assert_true (pid >= 0);
+    if (pid == 0) {
+        //  the child commits batches and is killed at once: whatever the
+        //  apply thread had not applied stays only in the log
+        trove_ledger_t *ledger = trove_ledger_new (path, 0, 64 * 1024 * 1024, true, NULL);
+        if (!ledger)
+            _exit (2);
+        for (int b = 0; b < 20; b++) {
+            if (trove_ledger_begin (ledger))
+                _exit (3);
+            for (int i = 0; i < 50; i++) {
+                char id [32];
+                snprintf (id, sizeof id, "k%d-%d", b, i);
+                Trove__Event *ev = s_event ("web", id, "ivy", "checkin");
+                Trove__Status status;
+                if (trove_ledger_apply (ledger, ev, 2, 1, 0, f->rules, &status))
+                    _exit (4);
+                trove_event_destroy (&ev);
+            }
+            if (trove_ledger_commit (ledger))
+                _exit (5);
+        }
+        kill (getpid (), SIGKILL);
+        _exit (6);
+    }
+    int status = 0;
+    assert_int_equal (waitpid (pid, &status, 0), pid);
+    assert_true (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
+    char *err = NULL;
+    f->ledger = trove_ledger_new (path, 0, 64 * 1024 * 1024, true, &err);
+    assert_non_null (f->ledger);
+    assert_int_equal (trove_ledger_wait_applied (f->ledger, 10000), 0);
+    assert_int_equal (trove_ledger_event_count (f->ledger), 1000);
+    assert_int_equal (trove_ledger_last_aseq (f->ledger), 1000);
+    assert_int_equal (s_balance (f, "ivy"), 1000);
+    assert_int_equal (s_apply1 (f, "web", "k19-49", "ivy", "checkin", 9), TROVE__STATUS__DUPLICATE);
+    assert_int_equal (s_apply1 (f, "web", "k20-0", "ivy", "checkin", 9), TROVE__STATUS__ACCEPTED);
+    assert_int_equal (s_balance (f, "ivy"), 1001);
 }
 
 static void
@@ -346,7 +450,9 @@ main (void)
         cmocka_unit_test_setup_teardown (test_dedup_and_retried_submission, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_abort_leaves_nothing_and_reopen_keeps_all, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_coins_paging_newest_first, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_full_map_discards_batch_and_recovers, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_full_map_refuses_then_recovers_with_bigger_map, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_unapplied_log_is_applied_after_restart, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_sigkill_after_commit_loses_nothing, s_setup, s_teardown),
         cmocka_unit_test (test_open_errors),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
