@@ -15,12 +15,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_PARTITIONS 65536
 #define KEY_MAX 512
 #define APPLY_MAX 20000         //  log records per apply transaction
 #define TRIM_MAX 4096           //  applied log entries deleted per batch
+//  The tables are written in large transactions: every page a transaction
+//  touches is rewritten, and random keys touch many, so fewer, bigger
+//  transactions cost far less disk per event. The thread waits for
+//  APPLY_MIN records or APPLY_DELAY_MS, unless a reader is waiting.
+#define APPLY_MIN 5000
+//  The log file is pre-written to this size once: a commit then overwrites
+//  blocks the file already has, and its fdatasync flushes data only,
+//  with no file-system journal commit (which would also wait for the
+//  tables' writes on the same disk).
+#define LOG_PREALLOC (128ULL * 1024 * 1024)
+#define APPLY_DELAY_MS 50
 
 typedef struct {
     uint32_t partition;         //  partition whose counter moved in this batch
@@ -48,7 +61,7 @@ struct _s_record_t {
 struct _trove_ledger_t {
     //  Tables (applied state)
     MDB_env *env;
-    MDB_dbi dedup, events, coins, usercoins, balances, awards, meta;
+    MDB_dbi dedup, events, coins, coinids, users, meta;
     MDB_txn *rtxn;              //  main thread's reusable read transaction
     //  Write-ahead log
     MDB_env *log_env;
@@ -85,7 +98,12 @@ struct _trove_ledger_t {
     s_record_t *queue_head, *queue_tail;   //  committed, not applied (mutex)
     size_t queued;              //  records in the queue (mutex)
     bool stop;                  //  (mutex)
+    bool urgent;                //  a reader waits: apply now (mutex)
+    size_t apply_min;           //  records that make a transaction worth it
+    int64_t apply_delay_ms;     //  or the time the oldest may wait
+    int64_t first_queued_us;    //  when the oldest queued record came (mutex)
     _Atomic uint64_t applied;   //  last applied lseq
+    _Atomic uint64_t trimmable; //  applied and durable in the tables: may leave the log
     _Atomic bool apply_failing; //  the last apply attempt failed
     char apply_error [256];     //  (mutex)
     bool apply_full;            //  (mutex)
@@ -148,6 +166,36 @@ typedef struct {
     int64_t delta;
 } s_delta_t;
 
+//  32 hex chars -> 16 bytes. Returns 0 or -1.
+static int
+s_unhex (const char *hex, uint8_t *out)
+{
+    if (strlen (hex) != TROVE_COIN_ID_LEN)
+        return -1;
+    for (int i = 0; i < 16; i++) {
+        int v = 0;
+        for (int k = 0; k < 2; k++) {
+            char c = hex [2 * i + k];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0)
+                return -1;
+            v = v * 16 + d;
+        }
+        out [i] = (uint8_t) v;
+    }
+    return 0;
+}
+
+//  The balance key of a user: user NUL (its coins follow: user NUL aseq).
+static size_t
+s_balance_key (const char *user, uint8_t *out)
+{
+    size_t ulen = strlen (user);
+    memcpy (out, user, ulen);
+    out [ulen] = 0;
+    return ulen + 1;
+}
+
 static int
 s_apply_record (trove_ledger_t *self, MDB_txn *txn, const Trove__LogRecord *rec, zhashx_t *deltas)
 {
@@ -178,24 +226,29 @@ s_apply_record (trove_ledger_t *self, MDB_txn *txn, const Trove__LogRecord *rec,
     trove__event_record__pack (er, val.mv_data);
     for (size_t i = 0; i < rec->n_coins; i++) {
         Trove__Coin *coin = rec->coins [i];
-        Trove__Msg msg = TROVE__MSG__INIT;
-        msg.body_case = TROVE__MSG__BODY_AWARD;
-        msg.award = coin;
-        if (strlen (coin->id) != TROVE_COIN_ID_LEN)
+        uint8_t raw [16];
+        if (s_unhex (coin->id, raw))
             return EINVAL;
-        key = (MDB_val) {TROVE_COIN_ID_LEN, coin->id};
-        val = (MDB_val) {trove__msg__get_packed_size (&msg), NULL};
-        rc = mdb_put (txn, self->coins, &key, &val, MDB_RESERVE | MDB_NOOVERWRITE);
+        uint8_t seq [8];
+        trove_put_be64 (seq, coin->aseq);
+        key = (MDB_val) {16, raw};
+        val = (MDB_val) {8, seq};
+        rc = mdb_put (txn, self->coinids, &key, &val, MDB_NOOVERWRITE);
         if (rc == MDB_KEYEXIST)
             continue;       //  applied before (replay after a crash): idempotent
         if (rc)
             return rc;
-        trove__msg__pack (&msg, val.mv_data);
-        uint8_t seq [8];
-        trove_put_be64 (seq, coin->aseq);
-        MDB_val akey = {8, seq}, idval = {TROVE_COIN_ID_LEN, coin->id};
-        if ((rc = mdb_put (txn, self->awards, &akey, &idval, 0)))
+        Trove__Msg msg = TROVE__MSG__INIT;
+        msg.body_case = TROVE__MSG__BODY_AWARD;
+        msg.award = coin;
+        //  Coins are keyed by aseq: they arrive in that order, so the table
+        //  grows at its right edge instead of dirtying random pages.
+        key = (MDB_val) {8, seq};
+        val = (MDB_val) {trove__msg__get_packed_size (&msg), NULL};
+        if ((rc = mdb_put (txn, self->coins, &key, &val, MDB_RESERVE)))
             return rc;
+        trove__msg__pack (&msg, val.mv_data);
+        //  A user's coin index and balance share a key prefix, hence pages.
         size_t ulen = strlen (coin->user);
         uint8_t ukey [KEY_MAX];
         if (ulen + 9 > sizeof ukey)
@@ -203,8 +256,8 @@ s_apply_record (trove_ledger_t *self, MDB_txn *txn, const Trove__LogRecord *rec,
         memcpy (ukey, coin->user, ulen);
         ukey [ulen] = 0;
         memcpy (ukey + ulen + 1, seq, 8);
-        MDB_val uk = {ulen + 9, ukey};
-        if ((rc = mdb_put (txn, self->usercoins, &uk, &idval, 0)))
+        MDB_val uk = {ulen + 9, ukey}, empty = {0, NULL};
+        if ((rc = mdb_put (txn, self->users, &uk, &empty, 0)))
             return rc;
         s_delta_t *d = zhashx_lookup (deltas, coin->user);
         if (!d) {
@@ -249,9 +302,10 @@ s_apply_batch (trove_ledger_t *self, s_record_t *head, uint64_t *last_p)
         last = r->lseq;
     }
     for (s_delta_t *d = zhashx_first (deltas); d && rc == 0; d = zhashx_next (deltas)) {
-        MDB_val key = {strlen (d->user), (void *) d->user}, val;
+        uint8_t bkey [KEY_MAX];
+        MDB_val key = {s_balance_key (d->user, bkey), bkey}, val;
         int64_t balance = 0;
-        int got = mdb_get (txn, self->balances, &key, &val);
+        int got = mdb_get (txn, self->users, &key, &val);
         if (got == 0 && val.mv_size == 8)
             memcpy (&balance, val.mv_data, 8);
         else
@@ -261,7 +315,7 @@ s_apply_batch (trove_ledger_t *self, s_record_t *head, uint64_t *last_p)
         }
         balance += d->delta;
         val = (MDB_val) {8, &balance};
-        rc = mdb_put (txn, self->balances, &key, &val, 0);
+        rc = mdb_put (txn, self->users, &key, &val, 0);
     }
     if (rc == 0) {
         uint8_t v [8];
@@ -305,6 +359,20 @@ s_apply_thread (void *arg)
             pthread_cond_wait (&self->cond, &self->mutex);
         if (!self->queue_head)
             break;      //  stopping and drained
+        //  Let the backlog grow into a big transaction, within bounds.
+        while (!self->stop && !self->urgent && self->queued < self->apply_min) {
+            int64_t due_us = self->first_queued_us + self->apply_delay_ms * 1000;
+            int64_t now_us = trove_mono_us ();
+            if (now_us >= due_us)
+                break;
+            struct timespec until;
+            clock_gettime (CLOCK_REALTIME, &until);
+            int64_t ns = until.tv_nsec + (due_us - now_us) * 1000;
+            until.tv_sec += ns / 1000000000;
+            until.tv_nsec = ns % 1000000000;
+            pthread_cond_timedwait (&self->cond, &self->mutex, &until);
+        }
+        self->urgent = false;
         //  Take up to APPLY_MAX records; new commits keep queueing meanwhile.
         s_record_t *head = self->queue_head, *tail = head;
         size_t n = 1;
@@ -317,6 +385,8 @@ s_apply_thread (void *arg)
         self->queue_head = tail->next;
         if (!self->queue_head)
             self->queue_tail = NULL;
+        else
+            self->first_queued_us = trove_mono_us ();
         tail->next = NULL;
         pthread_mutex_unlock (&self->mutex);
 
@@ -326,6 +396,8 @@ s_apply_thread (void *arg)
         pthread_mutex_lock (&self->mutex);
         if (rc == 0) {
             self->queued -= n;
+            //  This commit's fsync made the previous commit's meta durable.
+            atomic_store (&self->trimmable, atomic_load (&self->applied));
             atomic_store (&self->applied, last);
             atomic_store (&self->apply_failing, false);
             backoff_ms = 10;
@@ -367,8 +439,10 @@ s_enqueue (trove_ledger_t *self, s_record_t *head, s_record_t *tail, size_t n)
     pthread_mutex_lock (&self->mutex);
     if (self->queue_tail)
         self->queue_tail->next = head;
-    else
+    else {
         self->queue_head = head;
+        self->first_queued_us = trove_mono_us ();
+    }
     self->queue_tail = tail;
     self->queued += n;
     pthread_cond_signal (&self->cond);
@@ -378,7 +452,7 @@ s_enqueue (trove_ledger_t *self, s_record_t *head, s_record_t *tail, size_t n)
 //  --------------------------------------------------------------------------
 
 static int
-s_open_env (MDB_env **env_p, const char *dir, size_t map_size, bool sync, int maxdbs, char *err, size_t size)
+s_open_env (MDB_env **env_p, const char *dir, size_t map_size, unsigned flags, int maxdbs, char *err, size_t size)
 {
     int rc;
     if (trove_mkdir_p (dir, 0700)) {
@@ -388,7 +462,7 @@ s_open_env (MDB_env **env_p, const char *dir, size_t map_size, bool sync, int ma
     if ((rc = mdb_env_create (env_p))
     ||  (rc = mdb_env_set_maxdbs (*env_p, maxdbs))
     ||  (rc = mdb_env_set_mapsize (*env_p, map_size))
-    ||  (rc = mdb_env_open (*env_p, dir, sync ? 0 : MDB_NOSYNC, 0600))) {
+    ||  (rc = mdb_env_open (*env_p, dir, flags, 0600))) {
         snprintf (err, size, "cannot open LMDB environment %s: %s", dir, mdb_strerror (rc));
         return -1;
     }
@@ -398,6 +472,29 @@ s_open_env (MDB_env **env_p, const char *dir, size_t map_size, bool sync, int ma
     if (dead)
         trove_log ('I', "cleared %d stale LMDB reader slot(s) in %s", dead, dir);
     return 0;
+}
+
+static int
+s_prealloc (MDB_env *env, uint64_t bytes)
+{
+    int fd;
+    struct stat st;
+    if (mdb_env_get_fd (env, &fd) || fstat (fd, &st))
+        return -1;
+    if ((uint64_t) st.st_size >= bytes)
+        return 0;
+    //  Page-sized writes, then the cache dropped: big writes would leave big
+    //  page-cache folios behind, and every later 4 KiB page LMDB rewrites
+    //  would then dirty (and write back) the whole folio.
+    char zeros [4096] = {0};
+    int rc = 0;
+    for (uint64_t off = (uint64_t) st.st_size; off < bytes && rc == 0; off += sizeof zeros)
+        if (pwrite (fd, zeros, sizeof zeros, (off_t) off) != (ssize_t) sizeof zeros)
+            rc = -1;
+    if (rc == 0)
+        rc = fdatasync (fd);
+    posix_fadvise (fd, 0, 0, POSIX_FADV_DONTNEED);
+    return rc;
 }
 
 static void
@@ -523,6 +620,11 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
     pthread_cond_init (&self->cond, NULL);
     self->shard = shard;
     self->sync = sync;
+    //  Tuning knobs for benchmarks (docs/architecture.md); defaults otherwise.
+    const char *knob = getenv ("TROVE_APPLY_MIN");
+    self->apply_min = knob && atoi (knob) > 0 ? (size_t) atoi (knob) : APPLY_MIN;
+    knob = getenv ("TROVE_APPLY_DELAY_MS");
+    self->apply_delay_ms = knob && atoi (knob) >= 0 ? atoi (knob) : APPLY_DELAY_MS;
     self->pseq = calloc (MAX_PARTITIONS, sizeof *self->pseq);
     self->pseq_loaded = calloc (MAX_PARTITIONS, 1);
     self->pending = zhashx_new ();
@@ -536,24 +638,26 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
     zlistx_set_destructor (self->pending_order, (zlistx_destructor_fn *) zstr_free);
     char logdir [4096];
     snprintf (logdir, sizeof logdir, "%s/log", dir);
-    if (s_open_env (&self->env, dir, map_size, sync, 8, err, sizeof err)
-    ||  s_open_env (&self->log_env, logdir, map_size, sync, 2, err, sizeof err))
+    //  The tables may lose their last transaction in an OS crash
+    //  (NOMETASYNC: one fsync per commit instead of two, never corrupt): the
+    //  log is trimmed only up to the transaction before, so it can redo it.
+    if (s_open_env (&self->env, dir, map_size, sync ? MDB_NOMETASYNC : MDB_NOSYNC, 8, err, sizeof err)
+    ||  s_open_env (&self->log_env, logdir, map_size, sync ? 0 : MDB_NOSYNC, 2, err, sizeof err))
         goto fail;
     int rc;
     if ((rc = mdb_txn_begin (self->env, NULL, 0, &txn))
     ||  (rc = mdb_dbi_open (txn, "dedup", MDB_CREATE, &self->dedup))
     ||  (rc = mdb_dbi_open (txn, "events", MDB_CREATE, &self->events))
     ||  (rc = mdb_dbi_open (txn, "coins", MDB_CREATE, &self->coins))
-    ||  (rc = mdb_dbi_open (txn, "usercoins", MDB_CREATE, &self->usercoins))
-    ||  (rc = mdb_dbi_open (txn, "balances", MDB_CREATE, &self->balances))
-    ||  (rc = mdb_dbi_open (txn, "awards", MDB_CREATE, &self->awards))
+    ||  (rc = mdb_dbi_open (txn, "coinids", MDB_CREATE, &self->coinids))
+    ||  (rc = mdb_dbi_open (txn, "users", MDB_CREATE, &self->users))
     ||  (rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta))) {
         snprintf (err, sizeof err, "cannot open databases in %s: %s", dir, mdb_strerror (rc));
         goto fail;
     }
     MDB_cursor *cursor;
     MDB_val key, val;
-    if ((rc = mdb_cursor_open (txn, self->awards, &cursor))) {
+    if ((rc = mdb_cursor_open (txn, self->coins, &cursor))) {
         snprintf (err, sizeof err, "cannot read awards in %s: %s", dir, mdb_strerror (rc));
         goto fail;
     }
@@ -564,8 +668,10 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
     if (mdb_stat (txn, self->events, &stat) == 0)
         self->nevents = stat.ms_entries;
     key = (MDB_val) {7, "applied"};
-    if (mdb_get (txn, self->meta, &key, &val) == 0 && val.mv_size == 8)
+    if (mdb_get (txn, self->meta, &key, &val) == 0 && val.mv_size == 8) {
         atomic_store (&self->applied, trove_get_be64 (val.mv_data));
+        atomic_store (&self->trimmable, trove_get_be64 (val.mv_data));
+    }
     rc = mdb_txn_commit (txn);
     txn = NULL;
     if (rc) {
@@ -580,6 +686,9 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
         goto fail;
     }
     txn = NULL;
+    //  A full disk here is not fatal: the log then grows as it goes.
+    if (s_prealloc (self->log_env, LOG_PREALLOC < map_size / 2 ? LOG_PREALLOC : map_size / 2))
+        trove_log ('W', "cannot preallocate the log in %s: %s", logdir, strerror (errno));
     if (s_recover (self, err, sizeof err))
         goto fail;
     self->lseq_pending = self->lseq;
@@ -673,9 +782,19 @@ trove_ledger_absorb (trove_ledger_t *self)
     }
 }
 
+void
+trove_ledger_hurry (trove_ledger_t *self)
+{
+    pthread_mutex_lock (&self->mutex);
+    self->urgent = true;
+    pthread_cond_signal (&self->cond);
+    pthread_mutex_unlock (&self->mutex);
+}
+
 int
 trove_ledger_wait_applied (trove_ledger_t *self, int timeout_ms)
 {
+    trove_ledger_hurry (self);
     int64_t deadline = trove_mono_us () + (int64_t) timeout_ms * 1000;
     while (atomic_load (&self->applied) < self->lseq) {
         int64_t left = (deadline - trove_mono_us ()) / 1000;
@@ -718,7 +837,7 @@ trove_ledger_begin (trove_ledger_t *self)
     }
     self->batch_reading = true;
     //  Trim log entries the tables already hold (a few pages at the front).
-    uint64_t applied = atomic_load (&self->applied);
+    uint64_t applied = atomic_load (&self->trimmable);
     if (self->log_first <= applied) {
         MDB_cursor *cursor;
         if (mdb_cursor_open (self->txn, self->log, &cursor) == 0) {
@@ -1105,9 +1224,14 @@ trove_ledger_balance (trove_ledger_t *self, const char *user, int64_t *balance_p
     MDB_txn *txn;
     if (s_read_begin (self, &txn))
         return -1;
-    MDB_val key = {strlen (user), (void *) user}, val;
+    uint8_t bkey [KEY_MAX];
     *balance_p = 0;
-    int rc = mdb_get (txn, self->balances, &key, &val);
+    if (strlen (user) + 1 > sizeof bkey) {
+        s_read_end (self);
+        return 0;
+    }
+    MDB_val key = {s_balance_key (user, bkey), bkey}, val;
+    int rc = mdb_get (txn, self->users, &key, &val);
     if (rc == 0 && val.mv_size == 8)
         memcpy (balance_p, val.mv_data, 8);
     s_read_end (self);
@@ -1131,10 +1255,11 @@ s_unpack_coin (const MDB_val *val)
     return coin;
 }
 
+//  The coin with this aseq. Returns 0, 1 when absent, -1 on error.
 static int
-s_get_coin (trove_ledger_t *self, MDB_txn *txn, const void *id, Trove__Coin **coin_p)
+s_get_coin_at (trove_ledger_t *self, MDB_txn *txn, const void *aseq_be, Trove__Coin **coin_p)
 {
-    MDB_val key = {TROVE_COIN_ID_LEN, (void *) id}, val;
+    MDB_val key = {8, (void *) aseq_be}, val;
     int rc = mdb_get (txn, self->coins, &key, &val);
     if (rc == MDB_NOTFOUND)
         return 1;
@@ -1185,7 +1310,7 @@ trove_ledger_coins (trove_ledger_t *self, const char *user, const char *cursor, 
     if (s_read_begin (self, &txn))
         return -1;
     MDB_cursor *cur;
-    int rc = mdb_cursor_open (txn, self->usercoins, &cur);
+    int rc = mdb_cursor_open (txn, self->users, &cur);
     if (rc) {
         s_read_end (self);
         return s_fail_rc (self, "cursor", rc);
@@ -1206,8 +1331,8 @@ trove_ledger_coins (trove_ledger_t *self, const char *user, const char *cursor, 
             break;
         }
         Trove__Coin *coin = NULL;
-        if (val.mv_size != TROVE_COIN_ID_LEN || s_grow_coins (coins_p, *n_p, &cap)
-        ||  s_get_coin (self, txn, val.mv_data, &coin) != 0) {
+        if (s_grow_coins (coins_p, *n_p, &cap)
+        ||  s_get_coin_at (self, txn, (uint8_t *) key.mv_data + ulen + 1, &coin) != 0) {
             rc = -1;
             break;
         }
@@ -1244,7 +1369,17 @@ trove_ledger_coin (trove_ledger_t *self, const char *coin_id, Trove__Coin **coin
     MDB_txn *txn;
     if (s_read_begin (self, &txn))
         return -1;
-    int rc = s_get_coin (self, txn, coin_id, coin_p);
+    uint8_t raw [16];
+    if (s_unhex (coin_id, raw)) {
+        s_read_end (self);
+        return 1;
+    }
+    MDB_val ikey = {16, raw}, ival;
+    int rc = mdb_get (txn, self->coinids, &ikey, &ival);
+    if (rc == 0 && ival.mv_size == 8)
+        rc = s_get_coin_at (self, txn, ival.mv_data, coin_p);
+    else
+        rc = rc == MDB_NOTFOUND || rc == 0 ? 1 : s_fail_rc (self, "get coin id", rc);
     if (rc) {
         s_read_end (self);
         return rc;
@@ -1286,7 +1421,7 @@ trove_ledger_awards (trove_ledger_t *self, uint64_t from, size_t limit, Trove__C
     if (s_read_begin (self, &txn))
         return -1;
     MDB_cursor *cur;
-    int rc = mdb_cursor_open (txn, self->awards, &cur);
+    int rc = mdb_cursor_open (txn, self->coins, &cur);
     if (rc) {
         s_read_end (self);
         return s_fail_rc (self, "cursor", rc);
@@ -1296,9 +1431,10 @@ trove_ledger_awards (trove_ledger_t *self, uint64_t from, size_t limit, Trove__C
     MDB_val key = {8, kbuf}, val;
     rc = mdb_cursor_get (cur, &key, &val, MDB_SET_RANGE);
     while (rc == 0 && *n_p < limit) {
-        Trove__Coin *coin = NULL;
-        if (val.mv_size != TROVE_COIN_ID_LEN || s_grow_coins (coins_p, *n_p, &cap)
-        ||  s_get_coin (self, txn, val.mv_data, &coin) != 0) {
+        Trove__Coin *coin = s_unpack_coin (&val);
+        if (!coin || s_grow_coins (coins_p, *n_p, &cap)) {
+            if (coin)
+                trove__coin__free_unpacked (coin, NULL);
             rc = -1;
             break;
         }

@@ -18,13 +18,15 @@
     log, and the last applied log sequence number. Applied log entries are
     trimmed from the log.
 
-    Layout of the tables (env `DIR`; integers big-endian):
+    Layout of the tables (env `DIR`; integers big-endian). Only dedup,
+    coinids and users take random keys, and their entries are small; coins
+    and events grow at their right edge:
       dedup      source NUL id             -> req_id u64 | partition u32 | pseq u64
       events     partition u32 | pseq u64  -> EventRecord (protobuf)
-      coins      coin id (32 hex chars)    -> Msg{award: Coin} (protobuf)
-      usercoins  user NUL aseq u64         -> coin id   (newest first by reverse scan)
-      balances   user                      -> i64 (little-endian)
-      awards     aseq u64                  -> coin id   (the award stream, for catch-up)
+      coins      aseq u64                  -> Msg{award: Coin} (protobuf): the award log
+      coinids    coin id (16 bytes)        -> aseq u64
+      users      user NUL                  -> balance i64 (little-endian)
+                 user NUL aseq u64         -> (empty): the user's coins, newest last
       meta       "applied"                 -> last applied log sequence u64
     and of the log (env `DIR/log`):
       log        lseq u64                  -> LogRecord (protobuf)
@@ -96,6 +98,9 @@ size_t trove_ledger_backlog (trove_ledger_t *self);
 //  progress; then call trove_ledger_absorb (main thread).
 int trove_ledger_fd (trove_ledger_t *self);
 void trove_ledger_absorb (trove_ledger_t *self);
+//  Ask the apply thread not to wait for a bigger transaction (a reader
+//  waits for the tables).
+void trove_ledger_hurry (trove_ledger_t *self);
 //  Block until everything committed is applied, or timeout_ms passed.
 //  Returns 0, or -1 on timeout or when the apply thread is failing.
 int trove_ledger_wait_applied (trove_ledger_t *self, int timeout_ms);

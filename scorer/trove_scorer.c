@@ -401,6 +401,7 @@ s_process_queries (s_scorer_t *self)
                 routing_id = NULL;
                 msg = NULL;
                 zlistx_add_end (self->parked, parked);
+                trove_ledger_hurry (self->ledger);
             }
             else
                 s_answer_query (self, routing_id, msg->query);
