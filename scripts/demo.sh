@@ -24,12 +24,16 @@ echo "Feeding $EVENTS demo events at $RATE events/s from sources web, mobile, ga
 build/trove-load --dir "$DIR" --events "$EVENTS" --rate "$RATE" --users 1000 --dup-ratio 0.05 \
     --ooo-ratio 0.05 --sources web,mobile,game,partner --awards --report-every 1
 echo
+# One real coin and user to look at.
+sample=$(build/trovectl tail --dir "$DIR" --from-start --count 1 --json 2>/dev/null || true)
+user=$(jq -r '.user // empty' <<<"$sample" 2>/dev/null || true)
+coin=$(jq -r '.id // empty' <<<"$sample" 2>/dev/null || true)
 cat <<TXT
 The cluster is still running (data in $DIR). Try:
   build/trovectl status  --dir $DIR
   build/trovectl tail    --dir $DIR
-  build/trovectl balance --dir $DIR <user>
-  build/trovectl coins   --dir $DIR <user>
-  build/trovectl coin    --dir $DIR <coin id>
+  build/trovectl balance --dir $DIR ${user:-<user>}
+  build/trovectl coins   --dir $DIR ${user:-<user>}
+  build/trovectl coin    --dir $DIR ${coin:-<coin id>}
   build/trovectl down    --dir $DIR
 TXT
