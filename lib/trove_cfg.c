@@ -53,17 +53,6 @@ s_resolve (const trove_cfg_t *self, const char *path)
     return out;
 }
 
-static char *
-s_errorf (const char *fmt, ...)
-{
-    char buf [512];
-    va_list args;
-    va_start (args, fmt);
-    vsnprintf (buf, sizeof buf, fmt, args);
-    va_end (args);
-    return strdup (buf);
-}
-
 static int
 s_parse_u64 (const char *text, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -99,13 +88,13 @@ s_assign_partitions (trove_cfg_t *self, const char *spec, size_t shard, char **e
             p = end;
         }
         if (hi < lo || hi >= self->partitions) {
-            *err = s_errorf ("scorer %s: partitions '%s' outside 0-%u", self->shards [shard].name,
+            *err = trove_strdupf ("scorer %s: partitions '%s' outside 0-%u", self->shards [shard].name,
                              spec, self->partitions - 1);
             return -1;
         }
         for (unsigned long i = lo; i <= hi; i++) {
             if (self->owner [i] != UINT16_MAX) {
-                *err = s_errorf ("partition %lu is given to both scorer %s and scorer %s", i,
+                *err = trove_strdupf ("partition %lu is given to both scorer %s and scorer %s", i,
                                  self->shards [self->owner [i]].name, self->shards [shard].name);
                 return -1;
             }
@@ -119,7 +108,7 @@ s_assign_partitions (trove_cfg_t *self, const char *spec, size_t shard, char **e
     }
     return 0;
 bad:
-    *err = s_errorf ("scorer %s: bad partitions '%s' (want e.g. 0-127,200)", self->shards [shard].name, spec);
+    *err = trove_strdupf ("scorer %s: bad partitions '%s' (want e.g. 0-127,200)", self->shards [shard].name, spec);
     return -1;
 }
 
@@ -129,7 +118,7 @@ s_need (zconfig_t *node, const char *key, const char *section, char **err)
     char *value = zconfig_get (node, key, NULL);
     if (!value || !*value) {
         if (!*err)
-            *err = s_errorf ("%s: missing '%s'", section, key);
+            *err = trove_strdupf ("%s: missing '%s'", section, key);
         return NULL;
     }
     return value;
@@ -141,27 +130,27 @@ trove_cfg_load (const char *path, char **err_p)
     char *err = NULL;
     trove_cfg_t *self = calloc (1, sizeof *self);
     if (!self) {
-        err = s_errorf ("out of memory");
+        err = trove_strdupf ("out of memory");
         goto fail;
     }
     //  zconfig_load leaks its file when the text is not valid ZPL: read the
     //  file ourselves and parse the text.
     char *text = trove_read_file (path, NULL);
     if (!text) {
-        err = s_errorf ("cannot read config %s: %s", path, strerror (errno));
+        err = trove_strdupf ("cannot read config %s: %s", path, strerror (errno));
         goto fail;
     }
     const char *slash = strrchr (path, '/');
     self->base = slash ? strndup (path, slash == path ? 1 : (size_t) (slash - path)) : strdup (".");
     if (!self->base) {
         free (text);
-        err = s_errorf ("out of memory");
+        err = trove_strdupf ("out of memory");
         goto fail;
     }
     self->root = zconfig_str_load (text);
     free (text);
     if (!self->root) {
-        err = s_errorf ("config %s is not valid ZPL (see etc/trove.cfg)", path);
+        err = trove_strdupf ("config %s is not valid ZPL (see etc/trove.cfg)", path);
         goto fail;
     }
     self->limits = (trove_limits_t) {
@@ -183,7 +172,7 @@ trove_cfg_load (const char *path, char **err_p)
             continue;
         uint64_t v;
         if (s_parse_u64 (text, knobs [i].min, knobs [i].max, &v)) {
-            err = s_errorf ("%s = '%s': want an integer in %llu..%llu", knobs [i].key, text,
+            err = trove_strdupf ("%s = '%s': want an integer in %llu..%llu", knobs [i].key, text,
                             (unsigned long long) knobs [i].min, (unsigned long long) knobs [i].max);
             goto fail;
         }
@@ -194,32 +183,32 @@ trove_cfg_load (const char *path, char **err_p)
     }
     uint64_t v;
     if (s_parse_u64 (zconfig_get (self->root, "trove/partitions", "256"), 1, 65535, &v)) {
-        err = s_errorf ("trove/partitions: want an integer in 1..65535");
+        err = trove_strdupf ("trove/partitions: want an integer in 1..65535");
         goto fail;
     }
     self->partitions = (uint32_t) v;
     if (s_parse_u64 (zconfig_get (self->root, "trove/map_size_mb", "4096"), 1, 1 << 24, &v)) {
-        err = s_errorf ("trove/map_size_mb: want an integer in 1..16777216");
+        err = trove_strdupf ("trove/map_size_mb: want an integer in 1..16777216");
         goto fail;
     }
     self->map_size = (size_t) v * 1024 * 1024;
     const char *sync = zconfig_get (self->root, "trove/sync", "full");
     if (strcmp (sync, "full") && strcmp (sync, "none")) {
-        err = s_errorf ("trove/sync = '%s': want full or none", sync);
+        err = trove_strdupf ("trove/sync = '%s': want full or none", sync);
         goto fail;
     }
     self->sync = strcmp (sync, "full") == 0;
 
     self->owner = malloc (self->partitions * sizeof *self->owner);
     if (!self->owner) {
-        err = s_errorf ("out of memory");
+        err = trove_strdupf ("out of memory");
         goto fail;
     }
     memset (self->owner, 0xff, self->partitions * sizeof *self->owner);
     zconfig_t *scorers = zconfig_locate (self->root, "scorer");
     for (zconfig_t *s = scorers ? zconfig_child (scorers) : NULL; s; s = zconfig_next (s)) {
         if (self->nshards == MAX_SHARDS) {
-            err = s_errorf ("more than %d scorers", MAX_SHARDS);
+            err = trove_strdupf ("more than %d scorers", MAX_SHARDS);
             goto fail;
         }
         s_shard_t *shard = &self->shards [self->nshards++];
@@ -237,19 +226,19 @@ trove_cfg_load (const char *path, char **err_p)
             goto fail;
     }
     if (self->nshards == 0) {
-        err = s_errorf ("no scorer shards configured (section 'scorer')");
+        err = trove_strdupf ("no scorer shards configured (section 'scorer')");
         goto fail;
     }
     for (uint32_t p = 0; p < self->partitions; p++)
         if (self->owner [p] == UINT16_MAX) {
-            err = s_errorf ("partition %u belongs to no scorer: the shard map must cover 0-%u",
+            err = trove_strdupf ("partition %u belongs to no scorer: the shard map must cover 0-%u",
                             p, self->partitions - 1);
             goto fail;
         }
     zconfig_t *ingestors = zconfig_locate (self->root, "ingestor");
     for (zconfig_t *s = ingestors ? zconfig_child (ingestors) : NULL; s; s = zconfig_next (s)) {
         if (self->ningestors == MAX_INGESTORS) {
-            err = s_errorf ("more than %d ingestors", MAX_INGESTORS);
+            err = trove_strdupf ("more than %d ingestors", MAX_INGESTORS);
             goto fail;
         }
         char section [128];
@@ -263,14 +252,14 @@ trove_cfg_load (const char *path, char **err_p)
     zconfig_t *sources = zconfig_locate (self->root, "sources");
     for (zconfig_t *s = sources ? zconfig_child (sources) : NULL; s; s = zconfig_next (s)) {
         if (self->nsources == MAX_SOURCES) {
-            err = s_errorf ("more than %d sources", MAX_SOURCES);
+            err = trove_strdupf ("more than %d sources", MAX_SOURCES);
             goto fail;
         }
         self->sources [self->nsources++] = zconfig_name (s);
     }
     self->rules_dir = s_resolve (self, zconfig_get (self->root, "trove/rules", "rules"));
     if (!self->rules_dir) {
-        err = s_errorf ("out of memory");
+        err = trove_strdupf ("out of memory");
         goto fail;
     }
     if (!s_need (self->root, "broker/pub", "broker", &err) || !s_need (self->root, "broker/sub", "broker", &err)

@@ -115,17 +115,6 @@ s_take_query_reply (Trove__Msg **msg_p)
     return reply;
 }
 
-static char *
-s_strdupf (const char *fmt, ...)
-{
-    char buf [512];
-    va_list args;
-    va_start (args, fmt);
-    vsnprintf (buf, sizeof buf, fmt, args);
-    va_end (args);
-    return strdup (buf);
-}
-
 Trove__QueryReply *
 trove_client_call_max (const char *endpoint, const Trove__Query *query, int timeout_ms,
                        int retries, size_t max_frame, char **err_p)
@@ -145,7 +134,7 @@ trove_client_call_max (const char *endpoint, const Trove__Query *query, int time
     for (attempt = 0; attempt <= retries && !reply; attempt++) {
         zsock_t *sock = s_socket (ZMQ_DEALER, endpoint, max_frame, false);
         if (!sock) {
-            err = s_strdupf ("cannot connect to %s", endpoint);
+            err = trove_strdupf ("cannot connect to %s", endpoint);
             goto fail;
         }
         if (trove_msg_send (sock, NULL, 0, &msg, ZMQ_DONTWAIT) == 0) {
@@ -159,7 +148,7 @@ trove_client_call_max (const char *endpoint, const Trove__Query *query, int time
                 int rc = zmq_poll (&item, 1, (long) left_ms);
                 if (rc == -1 && (errno == EINTR || errno == ETERM)) {
                     zsock_destroy (&sock);
-                    err = s_strdupf ("interrupted");
+                    err = trove_strdupf ("interrupted");
                     goto fail;
                 }
                 Trove__Msg *in;
@@ -182,7 +171,7 @@ trove_client_call_max (const char *endpoint, const Trove__Query *query, int time
         zsock_destroy (&sock);
     }
     if (!reply) {
-        err = s_strdupf ("%s from %s within %d ms (%d attempt%s)",
+        err = trove_strdupf ("%s from %s within %d ms (%d attempt%s)",
                          malformed ? "no valid reply" : "no reply", endpoint, timeout_ms,
                          attempt, attempt > 1 ? "s" : "");
         goto fail;

@@ -169,14 +169,6 @@ fail:
     return NULL;
 }
 
-static char *
-s_errorf (const char *fmt, const char *arg)
-{
-    char buf [300];
-    snprintf (buf, sizeof buf, fmt, arg);
-    return strdup (buf);
-}
-
 Trove__Event *
 trove_event_from_json (const char *text, size_t len, const char **reason_p, char **err_p)
 {
@@ -187,11 +179,11 @@ trove_event_from_json (const char *text, size_t len, const char **reason_p, char
     //  jansson rejects invalid UTF-8 and NUL bytes in strings.
     json_t *root = json_loadb (text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        err = s_errorf ("invalid JSON: %s", jerr.text);
+        err = trove_strdupf ("invalid JSON: %s", jerr.text);
         goto fail;
     }
     if (!json_is_object (root)) {
-        err = s_errorf ("an event must be a JSON object%s", "");
+        err = trove_strdupf ("an event must be a JSON object");
         goto fail;
     }
     ev = calloc (1, sizeof *ev);
@@ -214,7 +206,7 @@ trove_event_from_json (const char *text, size_t len, const char **reason_p, char
         if (slot) {
             if (!json_is_string (value)) {
                 reason = "missing_field";
-                err = s_errorf ("'%s' must be a string", key);
+                err = trove_strdupf ("'%s' must be a string", key);
                 goto fail;
             }
             free (*slot);
@@ -229,7 +221,7 @@ trove_event_from_json (const char *text, size_t len, const char **reason_p, char
             else
             if (!json_is_string (value) || trove_parse_rfc3339 (json_string_value (value), &ev->ts_ms)) {
                 reason = "bad_ts";
-                err = s_errorf ("'ts' must be RFC 3339 text or integer epoch milliseconds%s", "");
+                err = trove_strdupf ("'ts' must be RFC 3339 text or integer epoch milliseconds");
                 goto fail;
             }
         }
@@ -237,7 +229,7 @@ trove_event_from_json (const char *text, size_t len, const char **reason_p, char
         if (strcmp (key, "attrs") == 0) {
             if (!json_is_object (value)) {
                 reason = "bad_attr";
-                err = s_errorf ("'attrs' must be an object%s", "");
+                err = trove_strdupf ("'attrs' must be an object");
                 goto fail;
             }
             size_t n = json_object_size (value);
@@ -273,14 +265,14 @@ trove_event_from_json (const char *text, size_t len, const char **reason_p, char
                 }
                 else {
                     reason = "bad_attr";
-                    err = s_errorf ("attribute '%s' must be a string, number or boolean", akey);
+                    err = trove_strdupf ("attribute '%s' must be a string, number or boolean", akey);
                     goto fail;
                 }
             }
         }
         else {
             reason = "unknown_field";
-            err = s_errorf ("unknown field '%s'", key);
+            err = trove_strdupf ("unknown field '%s'", key);
             goto fail;
         }
     }

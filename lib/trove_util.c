@@ -174,6 +174,17 @@ trove_mkdir_p (const char *path, unsigned mode)
 }
 
 char *
+trove_strdupf (const char *fmt, ...)
+{
+    char buf [1024];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (buf, sizeof buf, fmt, args);
+    va_end (args);
+    return strdup (buf);
+}
+
+char *
 trove_read_file (const char *path, size_t *size_p)
 {
     FILE *f = fopen (path, "rb");

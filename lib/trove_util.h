@@ -40,6 +40,10 @@ uint32_t trove_get_be32 (const uint8_t *p);
 //  mkdir -p with the given mode. Returns 0 or -1 (errno set).
 int trove_mkdir_p (const char *path, unsigned mode);
 
+//  printf into a fresh string the caller frees (at most 1023 characters;
+//  longer text is cut). NULL on OOM.
+char *trove_strdupf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+
 //  Read a whole file into a NUL-terminated buffer the caller frees. NULL on error.
 char *trove_read_file (const char *path, size_t *size_p);
 
