@@ -320,6 +320,7 @@ struct _trove_submitter_t {
     s_group_t *open;           //  the group being filled, or NULL
     size_t pending;            //  events added and not final
     Trove__Event **scratch;    //  event pointers of one transmission (capacity: batch)
+    char last_retry [128];     //  reason of the last RETRY answer, for messages
 };
 
 static void
@@ -500,8 +501,10 @@ s_on_reply (trove_submitter_t *self, const Trove__SubmitReply *reply)
         if (item->final)
             continue;
         if (refused) {
-            if (s_says_retry (reply->error))
+            if (s_says_retry (reply->error)) {
+                snprintf (self->last_retry, sizeof self->last_retry, "%s", reply->error);
                 continue;
+            }
             Trove__Result result = TROVE__RESULT__INIT;
             result.status = TROVE__STATUS__REJECTED;
             result.reason = reply->error;
@@ -510,6 +513,8 @@ s_on_reply (trove_submitter_t *self, const Trove__SubmitReply *reply)
             continue;
         }
         const Trove__Result *result = reply->results [k++];
+        if (result->status == TROVE__STATUS__RETRY && result->reason)
+            snprintf (self->last_retry, sizeof self->last_retry, "%s", result->reason);
         if (result->status == TROVE__STATUS__ACCEPTED
         ||  result->status == TROVE__STATUS__DUPLICATE
         ||  result->status == TROVE__STATUS__REJECTED)
@@ -626,6 +631,13 @@ trove_submitter_poll (trove_submitter_t *self, int timeout_ms)
             break;
     }
     return self->pending;
+}
+
+const char *
+trove_submitter_last_retry (trove_submitter_t *self)
+{
+    assert (self);
+    return self->last_retry;
 }
 
 size_t

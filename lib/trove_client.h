@@ -98,6 +98,8 @@ void trove_submitter_flush (trove_submitter_t *self);
 //  events still unanswered. A refused request (SubmitReply.error) rejects
 //  its events with reason = error, unless the error mentions "retry".
 size_t trove_submitter_poll (trove_submitter_t *self, int timeout_ms);
+//  Reason of the last RETRY answer ("storage_full", ...), or "" if none.
+const char *trove_submitter_last_retry (trove_submitter_t *self);
 //  Events added but not yet final.
 size_t trove_submitter_pending (trove_submitter_t *self);
 //  The socket to include in a caller's zpoller, if it wants to multiplex.

@@ -529,10 +529,12 @@ s_cmd_send (int argc, char **argv)
     if (unanswered && !opts.json)
         fprintf (stderr, ", %zu unanswered\n", unanswered);
     if (stopped) {
-        trovectl_fail ("%s with %zu event%s unanswered%s",
+        const char *why = trove_submitter_last_retry (submitter);
+        trovectl_fail ("%s with %zu event%s unanswered%s%s%s",
                        s_interrupted ? "interrupted" : "timed out", unanswered,
                        unanswered == 1 ? "" : "s",
-                       stopped && !feof (input) ? " (input not read to the end)" : "");
+                       stopped && !feof (input) ? " (input not read to the end)" : "",
+                       *why ? "; last answer: retry " : "", why);
         goto fail;
     }
     rc = opts.strict && state.rejected ? 2 : 0;
