@@ -323,6 +323,8 @@ s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
         status.started_ms = self->started_ms;
         status.last_aseq = reply.last_aseq;
         status.events = trove_ledger_event_count (self->ledger);
+        //  lag: accepted events the ledger tables do not hold yet
+        status.inflight = trove_ledger_backlog (self->ledger);
         status.version = TROVE_VERSION;
         status.last_error = self->last_error;
         reply.status = &status;

@@ -814,8 +814,11 @@ static const char *s_status_help =
     "\n"
     "Ask the broker, every ingestor and every scorer for its status (500 ms\n"
     "timeout, one retry) and print a table: role, name, shard, endpoint, up or\n"
-    "down, pid, last award sequence and events stored (scorers), uptime.\n"
-    "--json: one object per process per line.\n"
+    "down, pid, last award sequence and events stored (scorers), lag, uptime,\n"
+    "and the last error if there was one. LAG is, for a scorer, the accepted\n"
+    "events its ledger tables do not hold yet (queries wait for them); for an\n"
+    "ingestor, the events it has not answered yet.\n"
+    "--json: one object per process per line (lag is \"inflight\").\n"
     "Exit 1 if any process is down.\n";
 
 trovectl_proc_t *
@@ -914,8 +917,8 @@ s_cmd_status (int argc, char **argv)
     }
     size_t down = 0;
     if (!opts.json)
-        printf ("%-8s %-8s %-5s %-24s %-4s %-8s %-10s %-10s %s\n", "ROLE", "NAME", "SHARD",
-                "ENDPOINT", "UP", "PID", "LAST_ASEQ", "EVENTS", "UPTIME");
+        printf ("%-8s %-8s %-5s %-24s %-4s %-8s %-10s %-10s %-8s %s\n", "ROLE", "NAME", "SHARD",
+                "ENDPOINT", "UP", "PID", "LAST_ASEQ", "EVENTS", "LAG", "UPTIME");
     int64_t now = trove_now_ms ();
     for (size_t i = 0; i < count; i++) {
         trovectl_proc_t *proc = &procs [i];
@@ -952,10 +955,13 @@ s_cmd_status (int argc, char **argv)
         }
         else {
             char shard [16] = "-", pid [24] = "-", aseq [24] = "-", events [24] = "-", upt [32] = "-";
+            char lag [24] = "-";
             if (proc->shard >= 0)
                 snprintf (shard, sizeof shard, "%d", proc->shard);
             if (info) {
                 snprintf (pid, sizeof pid, "%lld", (long long) info->pid);
+                if (strcmp (proc->role, "broker"))
+                    snprintf (lag, sizeof lag, "%llu", (unsigned long long) info->inflight);
                 if (uptime >= 0)
                     s_format_uptime (uptime, upt, sizeof upt);
             }
@@ -963,8 +969,10 @@ s_cmd_status (int argc, char **argv)
                 snprintf (aseq, sizeof aseq, "%llu", (unsigned long long) last_aseq);
                 snprintf (events, sizeof events, "%llu", info ? (unsigned long long) info->events : 0ULL);
             }
-            printf ("%-8s %-8s %-5s %-24s %-4s %-8s %-10s %-10s %s\n", proc->role, proc->name,
-                    shard, proc->endpoint, up ? "up" : "down", pid, aseq, events, upt);
+            printf ("%-8s %-8s %-5s %-24s %-4s %-8s %-10s %-10s %-8s %s%s%s\n", proc->role, proc->name,
+                    shard, proc->endpoint, up ? "up" : "down", pid, aseq, events, lag, upt,
+                    info && info->last_error && *info->last_error ? "  last error: " : "",
+                    info && info->last_error ? info->last_error : "");
         }
     }
     if (down) {
