@@ -1,7 +1,7 @@
 # The delivery guarantee under SIGKILL: during a 200,000-event load, kill a
 # scorer, then an ingestor, then the broker (each restarted by `trovectl up`'s
-# supervision). Afterwards every event answered `accepted` is counted exactly
-# once: per-user balances equal what the accepted events earn, and the shards
+# supervision), then stall the other scorer for 2 s (SIGSTOP/SIGCONT).
+# Afterwards every event answered `accepted` is counted exactly once: per-user balances equal what the accepted events earn, and the shards
 # hold exactly as many events as were accepted.
 source "$(dirname "$0")/lib.sh"
 
@@ -32,6 +32,14 @@ wait_progress $((EVENTS * 2 / 5))
 kill9 i0
 wait_progress $((EVENTS * 3 / 5))
 kill9 broker
+# A stalled (not dead) scorer: its ingestor's credit fills, batches wait and
+# are resent; after SIGCONT everything flows again.
+wait_progress $((EVENTS * 7 / 10))
+pid=$(cat "$DIR/pids/s1.pid")
+kill -STOP "$pid"
+log "SIGSTOP s1 (pid $pid) for 2 s"
+sleep 2     # the stall itself is the point here, not a wait for a condition
+kill -CONT "$pid"
 wait "$load" || { cat "$WORK/load.err" >&2; fail "trove-load failed"; }
 wait_healthy
 
