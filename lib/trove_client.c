@@ -505,10 +505,15 @@ s_on_reply (trove_submitter_t *self, const Trove__SubmitReply *reply)
                 snprintf (self->last_retry, sizeof self->last_retry, "%s", reply->error);
                 continue;
             }
+            //  "batch_too_large: 3 events, ..." -> reason code before the
+            //  colon (docs/protocol.md), the whole text as the detail.
+            char code [64];
+            size_t len = strcspn (reply->error, ":");
+            snprintf (code, sizeof code, "%.*s", (int) (len < sizeof code ? len : sizeof code - 1), reply->error);
             Trove__Result result = TROVE__RESULT__INIT;
             result.status = TROVE__STATUS__REJECTED;
-            result.reason = reply->error;
-            result.detail = "the ingestor refused the whole request";
+            result.reason = code;
+            result.detail = reply->error;
             s_finish (self, group, item, &result);
             continue;
         }

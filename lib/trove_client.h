@@ -96,7 +96,8 @@ void trove_submitter_flush (trove_submitter_t *self);
 //  doubling to 1 s). Returns early once some answer arrived, when nothing
 //  is pending, or when a signal interrupts the wait. Returns the number of
 //  events still unanswered. A refused request (SubmitReply.error) rejects
-//  its events with reason = error, unless the error mentions "retry".
+//  its events with reason = the code before the error's first colon and
+//  detail = the whole error, unless the error mentions "retry".
 size_t trove_submitter_poll (trove_submitter_t *self, int timeout_ms);
 //  Reason of the last RETRY answer ("storage_full", ...), or "" if none.
 const char *trove_submitter_last_retry (trove_submitter_t *self);
