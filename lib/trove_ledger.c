@@ -21,7 +21,7 @@
 
 #define MAX_PARTITIONS 65536
 #define KEY_MAX 512
-#define APPLY_MAX 20000         //  log records per apply transaction
+#define APPLY_MAX 10000         //  log records per apply transaction: bounds a burst of writes
 #define TRIM_MAX 4096           //  applied log entries deleted per batch
 //  The tables are written in large transactions: every page a transaction
 //  touches is rewritten, and random keys touch many, so fewer, bigger
