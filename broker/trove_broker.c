@@ -21,11 +21,11 @@
 
 typedef struct {
     trove_cfg_t *cfg;
-    zsock_t *xsub;              //  publishers connect here
-    zsock_t *xpub;              //  subscribers connect here
-    zsock_t *control;           //  ROUTER: status
+    zsock_t *xsub;     //  publishers connect here
+    zsock_t *xpub;     //  subscribers connect here
+    zsock_t *control;  //  ROUTER: status
     int64_t started_ms;
-    uint64_t forwarded;         //  messages passed downstream
+    uint64_t forwarded;  //  messages passed downstream
 } s_broker_t;
 
 //  Move everything queued on one side to the other (multipart kept whole).
@@ -63,7 +63,8 @@ s_control (s_broker_t *self)
     zframe_t *body = zmsg_pop (zmsg);
     const char *reason = NULL;
     Trove__Msg *msg = body ? trove_msg_decode (zframe_data (body), zframe_size (body),
-                                               trove_cfg_limits (self->cfg)->max_frame, &reason) : NULL;
+                                               trove_cfg_limits (self->cfg)->max_frame, &reason)
+                           : NULL;
     if (routing_id && msg && msg->body_case == TROVE__MSG__BODY_QUERY) {
         Trove__StatusInfo status = TROVE__STATUS_INFO__INIT;
         status.role = "broker";
@@ -82,7 +83,8 @@ s_control (s_broker_t *self)
         Trove__Msg out = TROVE__MSG__INIT;
         out.body_case = TROVE__MSG__BODY_QUERY_REPLY;
         out.query_reply = &reply;
-        trove_msg_send (self->control, zframe_data (routing_id), zframe_size (routing_id), &out, ZMQ_DONTWAIT);
+        trove_msg_send (self->control, zframe_data (routing_id), zframe_size (routing_id), &out,
+                        ZMQ_DONTWAIT);
     }
     else
         trove_log ('W', "dropped a bad message on the control socket: %s", msg ? "not a query" : reason);
@@ -128,15 +130,16 @@ main (int argc, char *argv [])
     trove_sock_tune (self->xsub, max_frame);
     trove_sock_tune (self->xpub, max_frame);
     if (zsock_bind (self->xsub, "%s", trove_cfg_broker_pub (self->cfg)) == -1
-    ||  zsock_bind (self->xpub, "%s", trove_cfg_broker_sub (self->cfg)) == -1) {
-        trove_log ('E', "cannot bind %s / %s: %s", trove_cfg_broker_pub (self->cfg), trove_cfg_broker_sub (self->cfg),
-                   zmq_strerror (zmq_errno ()));
+        || zsock_bind (self->xpub, "%s", trove_cfg_broker_sub (self->cfg)) == -1) {
+        trove_log ('E', "cannot bind %s / %s: %s", trove_cfg_broker_pub (self->cfg),
+                   trove_cfg_broker_sub (self->cfg), zmq_strerror (zmq_errno ()));
         goto done;
     }
     self->control = trove_sock_router (trove_cfg_broker_control (self->cfg), max_frame);
     if (!self->control)
         goto done;
-    trove_log ('I', "broker ready: pub %s, sub %s", trove_cfg_broker_pub (self->cfg), trove_cfg_broker_sub (self->cfg));
+    trove_log ('I', "broker ready: pub %s, sub %s", trove_cfg_broker_pub (self->cfg),
+               trove_cfg_broker_sub (self->cfg));
     zmq_pollitem_t items [] = {
         {zsock_resolve (self->xsub), 0, ZMQ_POLLIN, 0},
         {zsock_resolve (self->xpub), 0, ZMQ_POLLIN, 0},

@@ -24,34 +24,34 @@
 #include <string.h>
 #include <unistd.h>
 
-#define RING_SIZE 65536             //  max sub-batches in flight (power of two)
-#define SHARD_WINDOW 65536          //  max events in flight per shard (credit)
-#define MAX_PENDING_EVENTS 400000   //  stop reading producers above this
-#define RESEND_US 1000000           //  resend a sub-batch unanswered this long
-#define GIVEUP_US 5000000           //  then answer RETRY (shard_unavailable)
+#define RING_SIZE 65536            //  max sub-batches in flight (power of two)
+#define SHARD_WINDOW 65536         //  max events in flight per shard (credit)
+#define MAX_PENDING_EVENTS 400000  //  stop reading producers above this
+#define RESEND_US 1000000          //  resend a sub-batch unanswered this long
+#define GIVEUP_US 5000000          //  then answer RETRY (shard_unavailable)
 #define TIMER_MS 100
 
 typedef struct _s_request_t s_request_t;
 
 struct _s_request_t {
-    zframe_t *routing_id;           //  the producer
-    uint64_t req_id;                //  the producer's submission id
-    Trove__Result *results;         //  one per event
+    zframe_t *routing_id;    //  the producer
+    uint64_t req_id;         //  the producer's submission id
+    Trove__Result *results;  //  one per event
     Trove__Result **result_ptrs;
     size_t nresults;
-    size_t remaining;               //  sub-batches not yet answered
+    size_t remaining;  //  sub-batches not yet answered
 };
 
 typedef struct {
     trove_cfg_t *cfg;
     const char *name;
-    zsock_t *front;                 //  ROUTER for producers
-    zsock_t **dealers;              //  one per shard, to its events ROUTER
+    zsock_t *front;     //  ROUTER for producers
+    zsock_t **dealers;  //  one per shard, to its events ROUTER
     size_t nshards;
-    trove_outbox_t *outbox;         //  sub-batches not yet answered
-    size_t pending_events;          //  events received and unanswered
+    trove_outbox_t *outbox;  //  sub-batches not yet answered
+    size_t pending_events;   //  events received and unanswered
     int64_t started_ms;
-    uint64_t received, answered;    //  counters for status
+    uint64_t received, answered;  //  counters for status
 } s_ingestor_t;
 
 static void
@@ -66,7 +66,8 @@ s_request_reply (s_ingestor_t *self, s_request_t *req, const char *error)
     msg.body_case = TROVE__MSG__BODY_SUBMIT_REPLY;
     msg.submit_reply = &body;
     //  A producer that went away will resubmit; nothing to keep.
-    trove_msg_send (self->front, zframe_data (req->routing_id), zframe_size (req->routing_id), &msg, ZMQ_DONTWAIT);
+    trove_msg_send (self->front, zframe_data (req->routing_id), zframe_size (req->routing_id), &msg,
+                    ZMQ_DONTWAIT);
     self->answered += req->nresults;
     self->pending_events -= req->nresults;
 }
@@ -123,7 +124,7 @@ static int
 s_sub_send (s_ingestor_t *self, trove_outbox_item_t *sub)
 {
     if (zmq_send (zsock_resolve (self->dealers [sub->shard]), sub->frame, sub->size, ZMQ_DONTWAIT) == -1)
-        return -1;      //  no connection (IMMEDIATE) or HWM: try again on the timer
+        return -1;  //  no connection (IMMEDIATE) or HWM: try again on the timer
     trove_outbox_sent (self->outbox, sub, trove_mono_us ());
     return 0;
 }
@@ -180,9 +181,9 @@ s_mark_repeats (Trove__SubmitRequest *submit, s_request_t *req, size_t *shard_of
     size_t n = submit->n_events, cap = 16;
     while (cap < 2 * n)
         cap *= 2;
-    uint32_t *table = calloc (cap, sizeof *table);   //  event index + 1, 0 = empty
+    uint32_t *table = calloc (cap, sizeof *table);  //  event index + 1, 0 = empty
     if (!table)
-        return;     //  the scorer then answers the copies `accepted`: still counted once
+        return;  //  the scorer then answers the copies `accepted`: still counted once
     for (size_t i = 0; i < n; i++) {
         if (shard_of [i] == SIZE_MAX)
             continue;
@@ -212,7 +213,8 @@ s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__SubmitRequest *sub
     const trove_limits_t *lim = trove_cfg_limits (self->cfg);
     if (submit->n_events > lim->max_batch) {
         char error [120];
-        snprintf (error, sizeof error, "batch_too_large: %zu events, limit %zu", submit->n_events, lim->max_batch);
+        snprintf (error, sizeof error, "batch_too_large: %zu events, limit %zu", submit->n_events,
+                  lim->max_batch);
         s_refuse (self, *routing_id_p, submit->req_id, error);
         return;
     }
@@ -262,7 +264,7 @@ s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__SubmitRequest *sub
         count [shard_of [i]]++;
     }
     s_mark_repeats (submit, req, shard_of, count);
-    req->remaining = 1;     //  held until every sub-batch is queued
+    req->remaining = 1;  //  held until every sub-batch is queued
     for (size_t s = 0; s < self->nshards; s++) {
         if (!count [s])
             continue;
@@ -284,10 +286,11 @@ s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__SubmitRequest *sub
         batch.received_us = received_us;
         //  batch_id is known only once the outbox takes the item: add it
         //  first, then pack into it.
-        trove_outbox_item_t *sub = k == count [s]
-            ? trove_outbox_add (self->outbox, s, k, NULL, 0, req, index, trove_mono_us ()) : NULL;
+        trove_outbox_item_t *sub =
+            k == count [s] ? trove_outbox_add (self->outbox, s, k, NULL, 0, req, index, trove_mono_us ())
+                           : NULL;
         if (sub) {
-            index = NULL;   //  owned by the outbox now
+            index = NULL;  //  owned by the outbox now
             batch.batch_id = sub->batch_id;
             Trove__Msg msg = TROVE__MSG__INIT;
             msg.body_case = TROVE__MSG__BODY_BATCH;
@@ -332,15 +335,13 @@ s_front_message (s_ingestor_t *self)
     if (!body || zmsg_size (zmsg) != 0)
         reason = "malformed: want exactly one frame per message";
     else
-        msg = trove_msg_decode (zframe_data (body), zframe_size (body), trove_cfg_limits (self->cfg)->max_frame,
-                                &reason);
+        msg = trove_msg_decode (zframe_data (body), zframe_size (body),
+                                trove_cfg_limits (self->cfg)->max_frame, &reason);
     if (msg && msg->body_case == TROVE__MSG__BODY_SUBMIT)
         s_submit (self, &routing_id, msg->submit, received_us);
-    else
-    if (msg && msg->body_case == TROVE__MSG__BODY_QUERY && strcmp (msg->query->kind, "status") == 0)
+    else if (msg && msg->body_case == TROVE__MSG__BODY_QUERY && strcmp (msg->query->kind, "status") == 0)
         s_answer_status (self, routing_id, msg->query->req_id);
-    else
-    if (routing_id) {
+    else if (routing_id) {
         //  Malformed input is answered and changes nothing.
         s_refuse (self, routing_id, 0, msg ? "malformed: unexpected message type" : reason);
         trove_log ('D', "refused a bad frame: %s", msg ? "unexpected message type" : reason);
@@ -423,8 +424,7 @@ main (int argc, char *argv [])
     for (int i = 1; i < argc; i++) {
         if (strcmp (argv [i], "--config") == 0 && i + 1 < argc)
             config = argv [++i];
-        else
-        if (strcmp (argv [i], "--name") == 0 && i + 1 < argc)
+        else if (strcmp (argv [i], "--name") == 0 && i + 1 < argc)
             name = argv [++i];
         else
             return s_usage ();
@@ -466,9 +466,9 @@ main (int argc, char *argv [])
         self->dealers [s] = trove_sock_dealer (trove_cfg_shard_events (self->cfg, s), NULL, max_frame);
         if (!self->dealers [s])
             goto done;
-        items [s + 1] = (zmq_pollitem_t) {zsock_resolve (self->dealers [s]), 0, ZMQ_POLLIN, 0};
+        items [s + 1] = (zmq_pollitem_t){zsock_resolve (self->dealers [s]), 0, ZMQ_POLLIN, 0};
     }
-    items [0] = (zmq_pollitem_t) {zsock_resolve (self->front), 0, ZMQ_POLLIN, 0};
+    items [0] = (zmq_pollitem_t){zsock_resolve (self->front), 0, ZMQ_POLLIN, 0};
     trove_log ('I', "ingestor %s ready on %s, %zu shard(s)", name,
                trove_cfg_ingestor_endpoint (self->cfg, (size_t) index), self->nshards);
     int64_t next_timer = trove_mono_us () + TIMER_MS * 1000;
@@ -479,7 +479,8 @@ main (int argc, char *argv [])
                  && trove_outbox_live (self->outbox) + self->nshards < RING_SIZE - 1;
         items [0].events = room ? ZMQ_POLLIN : 0;
         int64_t wait_ms = (next_timer - trove_mono_us ()) / 1000;
-        if (zmq_poll (items, (int) self->nshards + 1, wait_ms < 0 ? 0 : wait_ms) == -1 && zmq_errno () != EINTR)
+        if (zmq_poll (items, (int) self->nshards + 1, wait_ms < 0 ? 0 : wait_ms) == -1
+            && zmq_errno () != EINTR)
             break;
         for (size_t s = 0; s < self->nshards; s++)
             for (int k = 0; k < 1000 && (zsock_events (self->dealers [s]) & ZMQ_POLLIN); k++)

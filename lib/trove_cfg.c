@@ -16,28 +16,28 @@
 #define MAX_SOURCES 256
 
 typedef struct {
-    char *name;                //  section name, e.g. "s0"
-    char *events;              //  endpoint the shard binds for ingestor batches
-    char *query;               //  endpoint the shard binds for queries
-    char *data;                //  LMDB directory
+    char *name;    //  section name, e.g. "s0"
+    char *events;  //  endpoint the shard binds for ingestor batches
+    char *query;   //  endpoint the shard binds for queries
+    char *data;    //  LMDB directory
 } s_shard_t;
 
 struct _trove_cfg_t {
-    zconfig_t *root;           //  parsed file
-    trove_limits_t limits;     //  event limits
-    uint32_t partitions;       //  fixed partition count
-    uint16_t *owner;           //  shard index of each partition
+    zconfig_t *root;        //  parsed file
+    trove_limits_t limits;  //  event limits
+    uint32_t partitions;    //  fixed partition count
+    uint16_t *owner;        //  shard index of each partition
     s_shard_t shards [MAX_SHARDS];
-    size_t nshards;            //  number of shards
+    size_t nshards;  //  number of shards
     char *ingestor_names [MAX_INGESTORS];
     char *ingestor_eps [MAX_INGESTORS];
-    size_t ningestors;         //  number of ingestors
+    size_t ningestors;  //  number of ingestors
     char *sources [MAX_SOURCES];
-    size_t nsources;           //  number of declared sources
-    size_t map_size;           //  LMDB map size in bytes
-    bool sync;                 //  fsync every commit
-    char *rules_dir;           //  resolved rules directory
-    char *base;                //  folder of the config file
+    size_t nsources;  //  number of declared sources
+    size_t map_size;  //  LMDB map size in bytes
+    bool sync;        //  fsync every commit
+    char *rules_dir;  //  resolved rules directory
+    char *base;       //  folder of the config file
 };
 
 //  path as written in the file, resolved against the config file's folder.
@@ -47,8 +47,7 @@ s_resolve (const trove_cfg_t *self, const char *path)
     char *out = NULL;
     if (path [0] == '/' || strcmp (self->base, ".") == 0)
         out = strdup (path);
-    else
-    if (asprintf (&out, "%s/%s", self->base, path) < 0)
+    else if (asprintf (&out, "%s/%s", self->base, path) < 0)
         out = NULL;
     return out;
 }
@@ -88,27 +87,27 @@ s_assign_partitions (trove_cfg_t *self, const char *spec, size_t shard, char **e
             p = end;
         }
         if (hi < lo || hi >= self->partitions) {
-            *err = trove_strdupf ("scorer %s: partitions '%s' outside 0-%u", self->shards [shard].name,
-                             spec, self->partitions - 1);
+            *err = trove_strdupf ("scorer %s: partitions '%s' outside 0-%u", self->shards [shard].name, spec,
+                                  self->partitions - 1);
             return -1;
         }
         for (unsigned long i = lo; i <= hi; i++) {
             if (self->owner [i] != UINT16_MAX) {
                 *err = trove_strdupf ("partition %lu is given to both scorer %s and scorer %s", i,
-                                 self->shards [self->owner [i]].name, self->shards [shard].name);
+                                      self->shards [self->owner [i]].name, self->shards [shard].name);
                 return -1;
             }
             self->owner [i] = (uint16_t) shard;
         }
         if (*p == ',')
             p++;
-        else
-        if (*p)
+        else if (*p)
             goto bad;
     }
     return 0;
 bad:
-    *err = trove_strdupf ("scorer %s: bad partitions '%s' (want e.g. 0-127,200)", self->shards [shard].name, spec);
+    *err = trove_strdupf ("scorer %s: bad partitions '%s' (want e.g. 0-127,200)", self->shards [shard].name,
+                          spec);
     return -1;
 }
 
@@ -153,13 +152,25 @@ trove_cfg_load (const char *path, char **err_p)
         err = trove_strdupf ("config %s is not valid ZPL (see etc/trove.cfg)", path);
         goto fail;
     }
-    self->limits = (trove_limits_t) {
-        .max_source = 64, .max_id = 128, .max_user = 128, .max_type = 64,
-        .max_attrs = 32, .max_attr_key = 64, .max_attr_value = 256,
-        .max_batch = 1000, .max_frame = 1024 * 1024,
-        .max_past_ms = 366LL * 86400 * 1000, .max_future_ms = 5 * 60 * 1000,
+    self->limits = (trove_limits_t){
+        .max_source = 64,
+        .max_id = 128,
+        .max_user = 128,
+        .max_type = 64,
+        .max_attrs = 32,
+        .max_attr_key = 64,
+        .max_attr_value = 256,
+        .max_batch = 1000,
+        .max_frame = 1024 * 1024,
+        .max_past_ms = 366LL * 86400 * 1000,
+        .max_future_ms = 5 * 60 * 1000,
     };
-    struct { const char *key; uint64_t min, max; void *field; bool is_ms; } knobs [] = {
+    struct {
+        const char *key;
+        uint64_t min, max;
+        void *field;
+        bool is_ms;
+    } knobs [] = {
         {"limits/max_batch", 1, 100000, &self->limits.max_batch, false},
         {"limits/max_frame", 4096, 64 * 1024 * 1024, &self->limits.max_frame, false},
         {"limits/max_attrs", 0, 1024, &self->limits.max_attrs, false},
@@ -173,7 +184,7 @@ trove_cfg_load (const char *path, char **err_p)
         uint64_t v;
         if (s_parse_u64 (text, knobs [i].min, knobs [i].max, &v)) {
             err = trove_strdupf ("%s = '%s': want an integer in %llu..%llu", knobs [i].key, text,
-                            (unsigned long long) knobs [i].min, (unsigned long long) knobs [i].max);
+                                 (unsigned long long) knobs [i].min, (unsigned long long) knobs [i].max);
             goto fail;
         }
         if (knobs [i].is_ms)
@@ -231,8 +242,8 @@ trove_cfg_load (const char *path, char **err_p)
     }
     for (uint32_t p = 0; p < self->partitions; p++)
         if (self->owner [p] == UINT16_MAX) {
-            err = trove_strdupf ("partition %u belongs to no scorer: the shard map must cover 0-%u",
-                            p, self->partitions - 1);
+            err = trove_strdupf ("partition %u belongs to no scorer: the shard map must cover 0-%u", p,
+                                 self->partitions - 1);
             goto fail;
         }
     zconfig_t *ingestors = zconfig_locate (self->root, "ingestor");
@@ -262,8 +273,9 @@ trove_cfg_load (const char *path, char **err_p)
         err = trove_strdupf ("out of memory");
         goto fail;
     }
-    if (!s_need (self->root, "broker/pub", "broker", &err) || !s_need (self->root, "broker/sub", "broker", &err)
-    ||  !s_need (self->root, "broker/control", "broker", &err))
+    if (!s_need (self->root, "broker/pub", "broker", &err)
+        || !s_need (self->root, "broker/sub", "broker", &err)
+        || !s_need (self->root, "broker/control", "broker", &err))
         goto fail;
     return self;
 fail:
@@ -292,11 +304,31 @@ trove_cfg_destroy (trove_cfg_t **self_p)
     }
 }
 
-const trove_limits_t *trove_cfg_limits (const trove_cfg_t *self) { return &self->limits; }
-uint32_t trove_cfg_partitions (const trove_cfg_t *self) { return self->partitions; }
-size_t trove_cfg_shards (const trove_cfg_t *self) { return self->nshards; }
-size_t trove_cfg_map_size (const trove_cfg_t *self) { return self->map_size; }
-bool trove_cfg_sync (const trove_cfg_t *self) { return self->sync; }
+const trove_limits_t *
+trove_cfg_limits (const trove_cfg_t *self)
+{
+    return &self->limits;
+}
+uint32_t
+trove_cfg_partitions (const trove_cfg_t *self)
+{
+    return self->partitions;
+}
+size_t
+trove_cfg_shards (const trove_cfg_t *self)
+{
+    return self->nshards;
+}
+size_t
+trove_cfg_map_size (const trove_cfg_t *self)
+{
+    return self->map_size;
+}
+bool
+trove_cfg_sync (const trove_cfg_t *self)
+{
+    return self->sync;
+}
 
 size_t
 trove_cfg_shard_of (const trove_cfg_t *self, uint32_t partition)
@@ -311,13 +343,47 @@ trove_cfg_shard_of_user (const trove_cfg_t *self, const char *user)
     return self->owner [trove_hash_partition (user, strlen (user), self->partitions)];
 }
 
-const char *trove_cfg_shard_name (const trove_cfg_t *self, size_t i) { assert (i < self->nshards); return self->shards [i].name; }
-const char *trove_cfg_shard_events (const trove_cfg_t *self, size_t i) { assert (i < self->nshards); return self->shards [i].events; }
-const char *trove_cfg_shard_query (const trove_cfg_t *self, size_t i) { assert (i < self->nshards); return self->shards [i].query; }
-const char *trove_cfg_shard_data (const trove_cfg_t *self, size_t i) { assert (i < self->nshards); return self->shards [i].data; }
-size_t trove_cfg_ingestors (const trove_cfg_t *self) { return self->ningestors; }
-const char *trove_cfg_ingestor_name (const trove_cfg_t *self, size_t i) { assert (i < self->ningestors); return self->ingestor_names [i]; }
-const char *trove_cfg_ingestor_endpoint (const trove_cfg_t *self, size_t i) { assert (i < self->ningestors); return self->ingestor_eps [i]; }
+const char *
+trove_cfg_shard_name (const trove_cfg_t *self, size_t i)
+{
+    assert (i < self->nshards);
+    return self->shards [i].name;
+}
+const char *
+trove_cfg_shard_events (const trove_cfg_t *self, size_t i)
+{
+    assert (i < self->nshards);
+    return self->shards [i].events;
+}
+const char *
+trove_cfg_shard_query (const trove_cfg_t *self, size_t i)
+{
+    assert (i < self->nshards);
+    return self->shards [i].query;
+}
+const char *
+trove_cfg_shard_data (const trove_cfg_t *self, size_t i)
+{
+    assert (i < self->nshards);
+    return self->shards [i].data;
+}
+size_t
+trove_cfg_ingestors (const trove_cfg_t *self)
+{
+    return self->ningestors;
+}
+const char *
+trove_cfg_ingestor_name (const trove_cfg_t *self, size_t i)
+{
+    assert (i < self->ningestors);
+    return self->ingestor_names [i];
+}
+const char *
+trove_cfg_ingestor_endpoint (const trove_cfg_t *self, size_t i)
+{
+    assert (i < self->ningestors);
+    return self->ingestor_eps [i];
+}
 
 int
 trove_cfg_ingestor_find (const trove_cfg_t *self, const char *name)
@@ -328,10 +394,26 @@ trove_cfg_ingestor_find (const trove_cfg_t *self, const char *name)
     return -1;
 }
 
-const char *trove_cfg_broker_pub (const trove_cfg_t *self) { return zconfig_get (self->root, "broker/pub", NULL); }
-const char *trove_cfg_broker_sub (const trove_cfg_t *self) { return zconfig_get (self->root, "broker/sub", NULL); }
-const char *trove_cfg_broker_control (const trove_cfg_t *self) { return zconfig_get (self->root, "broker/control", NULL); }
-const char *trove_cfg_rules_dir (const trove_cfg_t *self) { return self->rules_dir; }
+const char *
+trove_cfg_broker_pub (const trove_cfg_t *self)
+{
+    return zconfig_get (self->root, "broker/pub", NULL);
+}
+const char *
+trove_cfg_broker_sub (const trove_cfg_t *self)
+{
+    return zconfig_get (self->root, "broker/sub", NULL);
+}
+const char *
+trove_cfg_broker_control (const trove_cfg_t *self)
+{
+    return zconfig_get (self->root, "broker/control", NULL);
+}
+const char *
+trove_cfg_rules_dir (const trove_cfg_t *self)
+{
+    return self->rules_dir;
+}
 
 bool
 trove_cfg_source_known (const trove_cfg_t *self, const char *source)

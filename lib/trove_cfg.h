@@ -24,17 +24,17 @@ typedef struct _trove_cfg_t trove_cfg_t;
 
 //  Limits every event must respect (docs/events.md).
 typedef struct {
-    size_t max_source;        //  bytes
+    size_t max_source;  //  bytes
     size_t max_id;
     size_t max_user;
     size_t max_type;
-    size_t max_attrs;         //  attributes per event
+    size_t max_attrs;  //  attributes per event
     size_t max_attr_key;
-    size_t max_attr_value;    //  bytes of a string value
-    size_t max_batch;         //  events per submit request
-    size_t max_frame;         //  bytes of one ZeroMQ frame (ZMQ_MAXMSGSIZE)
-    int64_t max_past_ms;      //  how far before now ts may be
-    int64_t max_future_ms;    //  how far after now ts may be
+    size_t max_attr_value;  //  bytes of a string value
+    size_t max_batch;       //  events per submit request
+    size_t max_frame;       //  bytes of one ZeroMQ frame (ZMQ_MAXMSGSIZE)
+    int64_t max_past_ms;    //  how far before now ts may be
+    int64_t max_future_ms;  //  how far after now ts may be
 } trove_limits_t;
 
 //  Load and validate a config file. On error returns NULL and, if err_p is

@@ -42,7 +42,7 @@ trove_client_req_id (void)
     static bool initialized = false;
     if (!initialized) {
         if (sodium_init () < 0)
-            abort ();           //  no entropy source: nothing can work
+            abort ();  //  no entropy source: nothing can work
         initialized = true;
     }
     uint64_t id = 0;
@@ -116,8 +116,8 @@ s_take_query_reply (Trove__Msg **msg_p)
 }
 
 Trove__QueryReply *
-trove_client_call_max (const char *endpoint, const Trove__Query *query, int timeout_ms,
-                       int retries, size_t max_frame, char **err_p)
+trove_client_call_max (const char *endpoint, const Trove__Query *query, int timeout_ms, int retries,
+                       size_t max_frame, char **err_p)
 {
     assert (endpoint);
     assert (query);
@@ -144,7 +144,7 @@ trove_client_call_max (const char *endpoint, const Trove__Query *query, int time
                 int64_t left_ms = (deadline - trove_mono_us () + 999) / 1000;
                 if (left_ms <= 0)
                     break;
-                zmq_pollitem_t item = { handle, 0, ZMQ_POLLIN, 0 };
+                zmq_pollitem_t item = {handle, 0, ZMQ_POLLIN, 0};
                 int rc = zmq_poll (&item, 1, (long) left_ms);
                 if (rc == -1 && (errno == EINTR || errno == ETERM)) {
                     zsock_destroy (&sock);
@@ -160,8 +160,7 @@ trove_client_call_max (const char *endpoint, const Trove__Query *query, int time
                     Trove__QueryReply *candidate = s_take_query_reply (&in);
                     if (candidate && candidate->req_id == q.req_id)
                         reply = candidate;
-                    else
-                    if (candidate)      //  an answer to somebody else's question
+                    else if (candidate)  //  an answer to somebody else's question
                         trove__query_reply__free_unpacked (candidate, NULL);
                     else
                         malformed = true;
@@ -172,8 +171,8 @@ trove_client_call_max (const char *endpoint, const Trove__Query *query, int time
     }
     if (!reply) {
         err = trove_strdupf ("%s from %s within %d ms (%d attempt%s)",
-                         malformed ? "no valid reply" : "no reply", endpoint, timeout_ms,
-                         attempt, attempt > 1 ? "s" : "");
+                             malformed ? "no valid reply" : "no reply", endpoint, timeout_ms, attempt,
+                             attempt > 1 ? "s" : "");
         goto fail;
     }
     return reply;
@@ -186,16 +185,14 @@ fail:
 }
 
 Trove__QueryReply *
-trove_client_call (const char *endpoint, const Trove__Query *query, int timeout_ms,
-                   int retries, char **err_p)
+trove_client_call (const char *endpoint, const Trove__Query *query, int timeout_ms, int retries, char **err_p)
 {
     return trove_client_call_max (endpoint, query, timeout_ms, retries, S_MAX_FRAME_CEILING, err_p);
 }
 
 int
-trove_client_call_all (const char *const *endpoints, size_t n, const Trove__Query *query,
-                       int timeout_ms, int retries, size_t max_frame,
-                       Trove__QueryReply **replies)
+trove_client_call_all (const char *const *endpoints, size_t n, const Trove__Query *query, int timeout_ms,
+                       int retries, size_t max_frame, Trove__QueryReply **replies)
 {
     assert (query);
     assert (n == 0 || (endpoints && replies));
@@ -222,7 +219,7 @@ trove_client_call_all (const char *const *endpoints, size_t n, const Trove__Quer
             socks [i] = s_socket (ZMQ_DEALER, endpoints [i], max_frame, false);
             if (!socks [i] || trove_msg_send (socks [i], NULL, 0, &msg, ZMQ_DONTWAIT))
                 continue;
-            items [nitems] = (zmq_pollitem_t) { zsock_resolve (socks [i]), 0, ZMQ_POLLIN, 0 };
+            items [nitems] = (zmq_pollitem_t){zsock_resolve (socks [i]), 0, ZMQ_POLLIN, 0};
             which [nitems++] = i;
         }
         int64_t deadline = trove_mono_us () + (int64_t) timeout_ms * 1000;
@@ -231,8 +228,7 @@ trove_client_call_all (const char *const *endpoints, size_t n, const Trove__Quer
             int64_t left_ms = (deadline - trove_mono_us () + 999) / 1000;
             if (left_ms <= 0 || nitems == 0)
                 break;
-            if (zmq_poll (items, (int) nitems, (long) left_ms) == -1
-            &&  (errno == EINTR || errno == ETERM))
+            if (zmq_poll (items, (int) nitems, (long) left_ms) == -1 && (errno == EINTR || errno == ETERM))
                 interrupted = true;
             for (size_t k = 0; k < nitems; k++) {
                 size_t i = which [k];
@@ -283,44 +279,44 @@ trove_client_reply_free (Trove__QueryReply **reply_p)
 //  answers a repeated req_id idempotently).
 
 typedef struct {
-    Trove__Event *event;       //  our copy; freed when final
-    uint64_t tag;              //  the caller's tag
-    int64_t first_us;          //  first transmission (monotonic), 0 = not sent yet
-    bool final;                //  answered for good
+    Trove__Event *event;  //  our copy; freed when final
+    uint64_t tag;         //  the caller's tag
+    int64_t first_us;     //  first transmission (monotonic), 0 = not sent yet
+    bool final;           //  answered for good
 } s_item_t;
 
 typedef enum {
-    S_OPEN,                    //  being filled, never sent
-    S_WAITING,                 //  sent, waiting for the reply until due_us
-    S_IDLE                     //  to be (re)sent at due_us
+    S_OPEN,     //  being filled, never sent
+    S_WAITING,  //  sent, waiting for the reply until due_us
+    S_IDLE      //  to be (re)sent at due_us
 } s_group_state_t;
 
 typedef struct {
-    uint64_t req_id;           //  kept across every transmission
-    char key [17];             //  req_id in hex: the key in submitter->groups
-    s_item_t *items;           //  events in submission order (capacity: batch)
-    size_t count;              //  events in the group
-    size_t live;               //  events not final yet
-    size_t bytes;              //  estimated size of a transmission with every event
-    s_group_state_t state;     //  see above
-    int64_t due_us;            //  deadline of the current state (monotonic)
-    int64_t opened_us;         //  when the first event was added (linger)
-    unsigned retries;          //  consecutive RETRY rounds, for the backoff
+    uint64_t req_id;        //  kept across every transmission
+    char key [17];          //  req_id in hex: the key in submitter->groups
+    s_item_t *items;        //  events in submission order (capacity: batch)
+    size_t count;           //  events in the group
+    size_t live;            //  events not final yet
+    size_t bytes;           //  estimated size of a transmission with every event
+    s_group_state_t state;  //  see above
+    int64_t due_us;         //  deadline of the current state (monotonic)
+    int64_t opened_us;      //  when the first event was added (linger)
+    unsigned retries;       //  consecutive RETRY rounds, for the backoff
 } s_group_t;
 
 struct _trove_submitter_t {
-    zsock_t *sock;             //  DEALER connected to every ingestor
-    size_t max_frame;          //  frame limit of the cluster
-    size_t batch;              //  events per request
-    size_t window;             //  events in flight at most
-    int timeout_ms;            //  resend when a reply takes longer
-    trove_submitter_fn *fn;    //  final answers go here
-    void *arg;                 //  for fn
-    zhashx_t *groups;          //  key -> s_group_t *, every sent or idle group
-    s_group_t *open;           //  the group being filled, or NULL
-    size_t pending;            //  events added and not final
-    Trove__Event **scratch;    //  event pointers of one transmission (capacity: batch)
-    char last_retry [128];     //  reason of the last RETRY answer, for messages
+    zsock_t *sock;           //  DEALER connected to every ingestor
+    size_t max_frame;        //  frame limit of the cluster
+    size_t batch;            //  events per request
+    size_t window;           //  events in flight at most
+    int timeout_ms;          //  resend when a reply takes longer
+    trove_submitter_fn *fn;  //  final answers go here
+    void *arg;               //  for fn
+    zhashx_t *groups;        //  key -> s_group_t *, every sent or idle group
+    s_group_t *open;         //  the group being filled, or NULL
+    size_t pending;          //  events added and not final
+    Trove__Event **scratch;  //  event pointers of one transmission (capacity: batch)
+    char last_retry [128];   //  reason of the last RETRY answer, for messages
 };
 
 static void
@@ -361,8 +357,7 @@ s_group_new (size_t capacity)
 }
 
 trove_submitter_t *
-trove_submitter_new (const trove_cfg_t *cfg, size_t batch, size_t window,
-                     trove_submitter_fn *fn, void *arg)
+trove_submitter_new (const trove_cfg_t *cfg, size_t batch, size_t window, trove_submitter_fn *fn, void *arg)
 {
     assert (cfg);
     assert (fn);
@@ -489,12 +484,12 @@ s_on_reply (trove_submitter_t *self, const Trove__SubmitReply *reply)
     snprintf (key, sizeof key, "%016llx", (unsigned long long) reply->req_id);
     s_group_t *group = (s_group_t *) zhashx_lookup (self->groups, key);
     if (!group)
-        return;                 //  a late answer for a finished group
+        return;  //  a late answer for a finished group
     bool refused = reply->error && *reply->error;
     if (refused && group->state != S_WAITING)
-        return;                 //  refusal of an older transmission
+        return;  //  refusal of an older transmission
     if (!refused && reply->n_results != group->live)
-        return;                 //  answer to an older, larger transmission
+        return;  //  answer to an older, larger transmission
     size_t k = 0;
     for (size_t i = 0; i < group->count; i++) {
         s_item_t *item = &group->items [i];
@@ -509,7 +504,8 @@ s_on_reply (trove_submitter_t *self, const Trove__SubmitReply *reply)
             //  colon (docs/protocol.md), the whole text as the detail.
             char code [64];
             size_t len = strcspn (reply->error, ":");
-            snprintf (code, sizeof code, "%.*s", (int) (len < sizeof code ? len : sizeof code - 1), reply->error);
+            snprintf (code, sizeof code, "%.*s", (int) (len < sizeof code ? len : sizeof code - 1),
+                      reply->error);
             Trove__Result result = TROVE__RESULT__INIT;
             result.status = TROVE__STATUS__REJECTED;
             result.reason = code;
@@ -520,9 +516,8 @@ s_on_reply (trove_submitter_t *self, const Trove__SubmitReply *reply)
         const Trove__Result *result = reply->results [k++];
         if (result->status == TROVE__STATUS__RETRY && result->reason)
             snprintf (self->last_retry, sizeof self->last_retry, "%s", result->reason);
-        if (result->status == TROVE__STATUS__ACCEPTED
-        ||  result->status == TROVE__STATUS__DUPLICATE
-        ||  result->status == TROVE__STATUS__REJECTED)
+        if (result->status == TROVE__STATUS__ACCEPTED || result->status == TROVE__STATUS__DUPLICATE
+            || result->status == TROVE__STATUS__REJECTED)
             s_finish (self, group, item, result);
     }
     if (group->live == 0) {
@@ -630,9 +625,8 @@ trove_submitter_poll (trove_submitter_t *self, int timeout_ms)
             break;
         int64_t until = next < deadline ? next : deadline;
         long wait_ms = (long) ((until - now + 999) / 1000);
-        zmq_pollitem_t item = { handle, 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll (&item, 1, wait_ms < 1 ? 1 : wait_ms) == -1
-        &&  (errno == EINTR || errno == ETERM))
+        zmq_pollitem_t item = {handle, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll (&item, 1, wait_ms < 1 ? 1 : wait_ms) == -1 && (errno == EINTR || errno == ETERM))
             break;
     }
     return self->pending;
@@ -666,24 +660,24 @@ trove_submitter_socket (trove_submitter_t *self)
 //  missing range is fetched from the scorer before anything later is given.
 
 typedef struct {
-    char *query;               //  the scorer's query endpoint
-    bool known;                //  the starting point is known
-    bool probe;                //  ask the scorer for its awards even if target says nothing is missing
-    uint64_t last;             //  last aseq delivered
-    uint64_t target;           //  highest aseq known to exist
-    Trove__Msg **held;         //  awards ahead of a gap, sorted by aseq
-    size_t nheld;              //  number held
-    int64_t retry_us;          //  no scorer query before this (monotonic)
-    unsigned failures;         //  consecutive failed scorer queries
+    char *query;        //  the scorer's query endpoint
+    bool known;         //  the starting point is known
+    bool probe;         //  ask the scorer for its awards even if target says nothing is missing
+    uint64_t last;      //  last aseq delivered
+    uint64_t target;    //  highest aseq known to exist
+    Trove__Msg **held;  //  awards ahead of a gap, sorted by aseq
+    size_t nheld;       //  number held
+    int64_t retry_us;   //  no scorer query before this (monotonic)
+    unsigned failures;  //  consecutive failed scorer queries
 } s_stream_t;
 
 struct _trove_awardsub_t {
-    zsock_t *sub;              //  SUB to the broker, everything
-    size_t max_frame;          //  frame limit of the cluster
-    size_t nshards;            //  shards of the cluster
-    s_stream_t *streams;       //  one per shard
-    trove_awardsub_fn *fn;     //  awards go here
-    void *arg;                 //  for fn
+    zsock_t *sub;           //  SUB to the broker, everything
+    size_t max_frame;       //  frame limit of the cluster
+    size_t nshards;         //  shards of the cluster
+    s_stream_t *streams;    //  one per shard
+    trove_awardsub_fn *fn;  //  awards go here
+    void *arg;              //  for fn
 };
 
 static void
@@ -702,8 +696,7 @@ s_stream_status (trove_awardsub_t *self, s_stream_t *stream)
 {
     Trove__Query query = TROVE__QUERY__INIT;
     query.kind = "status";
-    Trove__QueryReply *reply = trove_client_call_max (stream->query, &query, 500, 1,
-                                                      self->max_frame, NULL);
+    Trove__QueryReply *reply = trove_client_call_max (stream->query, &query, 500, 1, self->max_frame, NULL);
     if (!reply || (reply->error && *reply->error)) {
         trove_client_reply_free (&reply);
         s_stream_failed (stream);
@@ -754,14 +747,14 @@ s_hold (s_stream_t *stream, Trove__Msg **msg_p)
 {
     uint64_t aseq = (*msg_p)->award->aseq;
     if (stream->nheld == S_HELD_MAX) {
-        trove_msg_free (msg_p);     //  the catch-up will fetch it
+        trove_msg_free (msg_p);  //  the catch-up will fetch it
         return;
     }
     size_t at = stream->nheld;
     while (at > 0 && stream->held [at - 1]->award->aseq > aseq)
         at--;
     if (at > 0 && stream->held [at - 1]->award->aseq == aseq) {
-        trove_msg_free (msg_p);     //  seen it already
+        trove_msg_free (msg_p);  //  seen it already
         return;
     }
     memmove (stream->held + at + 1, stream->held + at, (stream->nheld - at) * sizeof *stream->held);
@@ -782,8 +775,8 @@ s_catch_up (trove_awardsub_t *self, size_t shard)
         query.kind = "awards";
         query.from_aseq = stream->last + 1;
         query.limit = S_AWARDS_LIMIT;
-        Trove__QueryReply *reply = trove_client_call_max (stream->query, &query, S_AWARDS_TIMEOUT_MS,
-                                                          0, self->max_frame, NULL);
+        Trove__QueryReply *reply =
+            trove_client_call_max (stream->query, &query, S_AWARDS_TIMEOUT_MS, 0, self->max_frame, NULL);
         if (!reply || (reply->error && *reply->error)) {
             trove_client_reply_free (&reply);
             s_stream_failed (stream);
@@ -799,7 +792,7 @@ s_catch_up (trove_awardsub_t *self, size_t shard)
             if (coin->aseq <= stream->last)
                 continue;
             if (coin->aseq != stream->last + 1)
-                break;          //  a hole in the answer: ask again from there
+                break;  //  a hole in the answer: ask again from there
             s_deliver (self, stream, coin, shard);
             delivered++;
         }
@@ -832,15 +825,13 @@ s_on_message (trove_awardsub_t *self, Trove__Msg **msg_p)
             s_deliver (self, stream, coin, coin->shard);
             s_drain (self, stream, coin->shard);
         }
-        else
-        if (coin->aseq > stream->last + 1) {
+        else if (coin->aseq > stream->last + 1) {
             if (stream->target < coin->aseq - 1)
                 stream->target = coin->aseq - 1;
             s_hold (stream, msg_p);
         }
     }
-    else
-    if (msg->body_case == TROVE__MSG__BODY_HEARTBEAT) {
+    else if (msg->body_case == TROVE__MSG__BODY_HEARTBEAT) {
         Trove__Heartbeat *beat = msg->heartbeat;
         if (!beat->role || strcmp (beat->role, "scorer") || beat->shard >= self->nshards)
             goto done;
@@ -989,9 +980,8 @@ trove_awardsub_poll (trove_awardsub_t *self, int timeout_ms)
                 until = stream->retry_us;
         }
         long wait_ms = (long) ((until - now + 999) / 1000);
-        zmq_pollitem_t item = { handle, 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll (&item, 1, wait_ms < 1 ? 1 : wait_ms) == -1
-        &&  (errno == EINTR || errno == ETERM)) {
+        zmq_pollitem_t item = {handle, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll (&item, 1, wait_ms < 1 ? 1 : wait_ms) == -1 && (errno == EINTR || errno == ETERM)) {
             rc = -1;
             break;
         }

@@ -42,23 +42,21 @@ extern "C" {
 //  trove__query_reply__free_unpacked... use trove_client_reply_free), or NULL
 //  with *err_p (caller frees) on timeout or a malformed answer. A reply whose
 //  `error` is set is still returned: the caller decides.
-Trove__QueryReply *trove_client_call (const char *endpoint, const Trove__Query *query,
-                                      int timeout_ms, int retries, char **err_p);
+Trove__QueryReply *trove_client_call (const char *endpoint, const Trove__Query *query, int timeout_ms,
+                                      int retries, char **err_p);
 void trove_client_reply_free (Trove__QueryReply **reply_p);
 //  Same as trove_client_call, with the receive limit (ZMQ_MAXMSGSIZE) set to
 //  max_frame (trove_client_call uses 64 MiB, the ceiling of limits/max_frame).
 //  A query with req_id 0 gets a random one. Returns NULL with *err_p
 //  "interrupted" when a signal interrupts the wait.
-Trove__QueryReply *trove_client_call_max (const char *endpoint, const Trove__Query *query,
-                                          int timeout_ms, int retries, size_t max_frame,
-                                          char **err_p);
+Trove__QueryReply *trove_client_call_max (const char *endpoint, const Trove__Query *query, int timeout_ms,
+                                          int retries, size_t max_frame, char **err_p);
 //  The same query to n endpoints at once (each attempt waits timeout_ms for
 //  every endpoint still silent, then retries those on fresh sockets).
 //  replies [i] gets endpoint i's reply or NULL. Returns the number of
 //  replies; -1 if interrupted by a signal (replies received so far are kept).
-int trove_client_call_all (const char *const *endpoints, size_t n, const Trove__Query *query,
-                           int timeout_ms, int retries, size_t max_frame,
-                           Trove__QueryReply **replies);
+int trove_client_call_all (const char *const *endpoints, size_t n, const Trove__Query *query, int timeout_ms,
+                           int retries, size_t max_frame, Trove__QueryReply **replies);
 //  A random, non-zero 64-bit request id (libsodium). Can't fail.
 uint64_t trove_client_req_id (void);
 
@@ -68,8 +66,7 @@ typedef struct _trove_submitter_t trove_submitter_t;
 //  Called once per event when its answer is final. tag is what the caller gave
 //  trove_submitter_add. latency_us is from the first submission to the final
 //  answer. result is borrowed for the duration of the call.
-typedef void (trove_submitter_fn) (void *arg, uint64_t tag, const Trove__Result *result,
-                                   int64_t latency_us);
+typedef void (trove_submitter_fn) (void *arg, uint64_t tag, const Trove__Result *result, int64_t latency_us);
 
 //  Create a submitter for the ingestors of cfg (one DEALER connected to all,
 //  ZMQ_IMMEDIATE: requests round-robin over the connected ones). batch:
@@ -117,8 +114,8 @@ typedef void (trove_awardsub_fn) (void *arg, const Trove__Coin *coin);
 //  retry; a shard that does not answer is asked again by poll, or starts at
 //  its first award or heartbeat seen); otherwise from aseq 1. cfg is only
 //  read here. NULL on failure (bad endpoint, OOM).
-trove_awardsub_t *trove_awardsub_new (const trove_cfg_t *cfg, bool from_now,
-                                      trove_awardsub_fn *fn, void *arg);
+trove_awardsub_t *trove_awardsub_new (const trove_cfg_t *cfg, bool from_now, trove_awardsub_fn *fn,
+                                      void *arg);
 void trove_awardsub_destroy (trove_awardsub_t **self_p);
 //  Process what arrived within timeout_ms (and catch up gaps: "awards"
 //  queries of 1000, 1 s timeout; an unreachable scorer is retried with a

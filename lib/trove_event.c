@@ -10,8 +10,7 @@
 #include <string.h>
 
 static const char *
-s_check_text (const char *field, const char *value, size_t max, bool required,
-              char *detail, size_t size)
+s_check_text (const char *field, const char *value, size_t max, bool required, char *detail, size_t size)
 {
     size_t len = value ? strlen (value) : 0;
     if (len == 0) {
@@ -32,15 +31,14 @@ s_check_text (const char *field, const char *value, size_t max, bool required,
 }
 
 const char *
-trove_event_check (const Trove__Event *ev, const trove_cfg_t *cfg, int64_t now_ms,
-                   char *detail, size_t size)
+trove_event_check (const Trove__Event *ev, const trove_cfg_t *cfg, int64_t now_ms, char *detail, size_t size)
 {
     const trove_limits_t *lim = trove_cfg_limits (cfg);
     const char *reason;
     if ((reason = s_check_text ("source", ev->source, lim->max_source, true, detail, size))
-    ||  (reason = s_check_text ("id", ev->id, lim->max_id, true, detail, size))
-    ||  (reason = s_check_text ("user", ev->user, lim->max_user, true, detail, size))
-    ||  (reason = s_check_text ("type", ev->type, lim->max_type, true, detail, size)))
+        || (reason = s_check_text ("id", ev->id, lim->max_id, true, detail, size))
+        || (reason = s_check_text ("user", ev->user, lim->max_user, true, detail, size))
+        || (reason = s_check_text ("type", ev->type, lim->max_type, true, detail, size)))
         return reason;
     if (!trove_cfg_source_known (cfg, ev->source)) {
         snprintf (detail, size, "source '%s' is not declared in the cluster config", ev->source);
@@ -53,8 +51,8 @@ trove_event_check (const Trove__Event *ev, const trove_cfg_t *cfg, int64_t now_m
     if (ev->ts_ms < now_ms - lim->max_past_ms || ev->ts_ms > now_ms + lim->max_future_ms) {
         char ts [40];
         trove_format_rfc3339 (ev->ts_ms, ts, sizeof ts);
-        snprintf (detail, size, "ts %s is more than %lld s in the past or %lld s in the future",
-                  ts, (long long) (lim->max_past_ms / 1000), (long long) (lim->max_future_ms / 1000));
+        snprintf (detail, size, "ts %s is more than %lld s in the past or %lld s in the future", ts,
+                  (long long) (lim->max_past_ms / 1000), (long long) (lim->max_future_ms / 1000));
         return "bad_ts";
     }
     if (ev->n_attrs > lim->max_attrs) {
@@ -154,11 +152,9 @@ trove_event_dup (const Trove__Event *src)
                 goto fail;
             }
         }
-        else
-        if (a->value_case == TROVE__ATTR__VALUE_N)
+        else if (a->value_case == TROVE__ATTR__VALUE_N)
             a->n = src->attrs [i]->n;
-        else
-        if (a->value_case == TROVE__ATTR__VALUE_B)
+        else if (a->value_case == TROVE__ATTR__VALUE_B)
             a->b = src->attrs [i]->b;
         if (!a->key)
             goto fail;
@@ -198,11 +194,13 @@ trove_event_from_json (const char *text, size_t len, const char **reason_p, char
         goto oom;
     const char *key;
     json_t *value;
-    json_object_foreach (root, key, value) {
+    json_object_foreach (root, key, value)
+    {
         char **slot = strcmp (key, "source") == 0 ? &ev->source
-                    : strcmp (key, "id") == 0 ? &ev->id
-                    : strcmp (key, "user") == 0 ? &ev->user
-                    : strcmp (key, "type") == 0 ? &ev->type : NULL;
+                    : strcmp (key, "id") == 0     ? &ev->id
+                    : strcmp (key, "user") == 0   ? &ev->user
+                    : strcmp (key, "type") == 0   ? &ev->type
+                                                  : NULL;
         if (slot) {
             if (!json_is_string (value)) {
                 reason = "missing_field";
@@ -214,19 +212,16 @@ trove_event_from_json (const char *text, size_t len, const char **reason_p, char
             if (!*slot)
                 goto oom;
         }
-        else
-        if (strcmp (key, "ts") == 0) {
+        else if (strcmp (key, "ts") == 0) {
             if (json_is_integer (value))
                 ev->ts_ms = json_integer_value (value);
-            else
-            if (!json_is_string (value) || trove_parse_rfc3339 (json_string_value (value), &ev->ts_ms)) {
+            else if (!json_is_string (value) || trove_parse_rfc3339 (json_string_value (value), &ev->ts_ms)) {
                 reason = "bad_ts";
                 err = trove_strdupf ("'ts' must be RFC 3339 text or integer epoch milliseconds");
                 goto fail;
             }
         }
-        else
-        if (strcmp (key, "attrs") == 0) {
+        else if (strcmp (key, "attrs") == 0) {
             if (!json_is_object (value)) {
                 reason = "bad_attr";
                 err = trove_strdupf ("'attrs' must be an object");
@@ -238,7 +233,8 @@ trove_event_from_json (const char *text, size_t len, const char **reason_p, char
                 goto oom;
             const char *akey;
             json_t *aval;
-            json_object_foreach (value, akey, aval) {
+            json_object_foreach (value, akey, aval)
+            {
                 Trove__Attr *a = calloc (1, sizeof *a);
                 if (!a)
                     goto oom;
@@ -253,13 +249,11 @@ trove_event_from_json (const char *text, size_t len, const char **reason_p, char
                         goto oom;
                     a->value_case = TROVE__ATTR__VALUE_S;
                 }
-                else
-                if (json_is_number (aval)) {
+                else if (json_is_number (aval)) {
                     a->n = json_number_value (aval);
                     a->value_case = TROVE__ATTR__VALUE_N;
                 }
-                else
-                if (json_is_boolean (aval)) {
+                else if (json_is_boolean (aval)) {
                     a->b = json_is_true (aval);
                     a->value_case = TROVE__ATTR__VALUE_B;
                 }
@@ -302,13 +296,14 @@ trove_event_to_json (const Trove__Event *ev)
         const Trove__Attr *a = ev->attrs [i];
         json_t *v = a->value_case == TROVE__ATTR__VALUE_S ? json_string (a->s)
                   : a->value_case == TROVE__ATTR__VALUE_N ? json_real (a->n)
-                  : a->value_case == TROVE__ATTR__VALUE_B ? json_boolean (a->b) : json_null ();
+                  : a->value_case == TROVE__ATTR__VALUE_B ? json_boolean (a->b)
+                                                          : json_null ();
         json_object_set_new (attrs, a->key, v);
     }
     char ts [40];
     trove_format_rfc3339 (ev->ts_ms, ts, sizeof ts);
-    json_t *root = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:o}", "source", ev->source, "id", ev->id,
-                              "user", ev->user, "type", ev->type, "ts", ts, "attrs", attrs);
+    json_t *root = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:o}", "source", ev->source, "id", ev->id, "user",
+                              ev->user, "type", ev->type, "ts", ts, "attrs", attrs);
     if (!root)
         return NULL;
     char *text = json_dumps (root, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -20,8 +20,8 @@ extern "C" {
 
 //  Check an event against the config (sources, limits, ts window around now_ms).
 //  Returns NULL when valid, else a static reason code; detail gets a sentence.
-const char *trove_event_check (const Trove__Event *event, const trove_cfg_t *cfg,
-                               int64_t now_ms, char *detail, size_t detail_size);
+const char *trove_event_check (const Trove__Event *event, const trove_cfg_t *cfg, int64_t now_ms,
+                               char *detail, size_t detail_size);
 
 //  Parse one JSON object. On error returns NULL, *reason_p gets a static
 //  reason code ("bad_json", "unknown_field", "bad_ts", "bad_attr", "missing_field")

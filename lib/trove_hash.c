@@ -26,8 +26,8 @@ trove_hash_partition (const char *user, size_t len, uint32_t partitions)
 }
 
 void
-trove_hash_coin_id (const char *hunt, const char *rule, const char *user,
-                    const void *occurrence, size_t occurrence_len, char *out)
+trove_hash_coin_id (const char *hunt, const char *rule, const char *user, const void *occurrence,
+                    size_t occurrence_len, char *out)
 {
     crypto_generichash_state state;
     static const uint8_t nul = 0;

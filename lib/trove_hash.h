@@ -31,8 +31,8 @@ uint32_t trove_hash_partition (const char *user, size_t len, uint32_t partitions
 
 //  Coin id into out (TROVE_COIN_ID_LEN + 1 bytes). occurrence may contain NULs,
 //  hence its explicit length. Can't fail.
-void trove_hash_coin_id (const char *hunt, const char *rule, const char *user,
-                         const void *occurrence, size_t occurrence_len, char *out);
+void trove_hash_coin_id (const char *hunt, const char *rule, const char *user, const void *occurrence,
+                         size_t occurrence_len, char *out);
 
 #ifdef __cplusplus
 }

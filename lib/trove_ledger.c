@@ -21,8 +21,8 @@
 
 #define MAX_PARTITIONS 65536
 #define KEY_MAX 512
-#define APPLY_MAX 10000         //  log records per apply transaction: bounds a burst of writes
-#define TRIM_MAX 4096           //  applied log entries deleted per batch
+#define APPLY_MAX 10000  //  log records per apply transaction: bounds a burst of writes
+#define TRIM_MAX 4096    //  applied log entries deleted per batch
 //  The tables are written in large transactions: every page a transaction
 //  touches is rewritten, and random keys touch many, so fewer, bigger
 //  transactions cost far less disk per event. The thread waits for
@@ -36,13 +36,13 @@
 #define APPLY_DELAY_MS 50
 
 typedef struct {
-    uint32_t partition;         //  partition whose counter moved in this batch
-    uint64_t before;            //  its value before the batch
+    uint32_t partition;  //  partition whose counter moved in this batch
+    uint64_t before;     //  its value before the batch
 } s_undo_t;
 
 typedef struct {
-    uint64_t req_id;            //  submission that was accepted
-    uint64_t lseq;              //  its log record
+    uint64_t req_id;  //  submission that was accepted
+    uint64_t lseq;    //  its log record
 } s_pending_t;
 
 typedef struct {
@@ -52,8 +52,8 @@ typedef struct {
 
 typedef struct _s_record_t s_record_t;
 struct _s_record_t {
-    uint64_t lseq;              //  log sequence number
-    void *data;                 //  packed LogRecord
+    uint64_t lseq;  //  log sequence number
+    void *data;     //  packed LogRecord
     size_t size;
     s_record_t *next;
 };
@@ -62,17 +62,17 @@ struct _trove_ledger_t {
     //  Tables (applied state)
     MDB_env *env;
     MDB_dbi dedup, events, coins, coinids, users, meta;
-    MDB_txn *rtxn;              //  main thread's reusable read transaction
+    MDB_txn *rtxn;  //  main thread's reusable read transaction
     //  Write-ahead log
     MDB_env *log_env;
     MDB_dbi log;
-    MDB_txn *txn;               //  open log transaction, or NULL
-    uint64_t log_first;         //  lowest lseq still in the log (trim point)
+    MDB_txn *txn;        //  open log transaction, or NULL
+    uint64_t log_first;  //  lowest lseq still in the log (trim point)
 
-    uint32_t shard;             //  shard index, stamped on coins
-    uint64_t *pseq;             //  last pseq per partition (valid where loaded)
-    uint8_t *pseq_loaded;       //  1 when pseq[p] is known
-    s_undo_t *undo;             //  counters to restore if the batch aborts
+    uint32_t shard;        //  shard index, stamped on coins
+    uint64_t *pseq;        //  last pseq per partition (valid where loaded)
+    uint8_t *pseq_loaded;  //  1 when pseq[p] is known
+    s_undo_t *undo;        //  counters to restore if the batch aborts
     size_t nundo, undo_cap;
     uint64_t lseq, lseq_pending;
     uint64_t aseq, aseq_pending;
@@ -81,44 +81,44 @@ struct _trove_ledger_t {
     //  Dedup entries committed (or staged) but not applied yet, by
     //  "source \x1f id" (\x1f cannot occur in valid text).
     zhashx_t *pending;
-    zlistx_t *pending_order;    //  keys in lseq order, for removal once applied
-    size_t staged_keys;         //  keys added by the open batch (at the tail)
+    zlistx_t *pending_order;  //  keys in lseq order, for removal once applied
+    size_t staged_keys;       //  keys added by the open batch (at the tail)
 
-    s_record_t *batch_head, *batch_tail;    //  records of the open batch
-    void **frames;              //  packed Msg{award} of the batch
+    s_record_t *batch_head, *batch_tail;  //  records of the open batch
+    void **frames;                        //  packed Msg{award} of the batch
     size_t *sizes;
     size_t nframes, frames_cap;
-    size_t nready;              //  frames of the last committed batch
+    size_t nready;  //  frames of the last committed batch
 
     //  Apply thread
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t mutex;
     pthread_cond_t cond;
-    s_record_t *queue_head, *queue_tail;   //  committed, not applied (mutex)
-    size_t queued;              //  records in the queue (mutex)
-    bool stop;                  //  (mutex)
-    bool urgent;                //  a reader waits: apply now (mutex)
-    size_t apply_min;           //  records that make a transaction worth it
-    int64_t apply_delay_ms;     //  or the time the oldest may wait
-    int64_t first_queued_us;    //  when the oldest queued record came (mutex)
-    _Atomic uint64_t applied;   //  last applied lseq
-    _Atomic uint64_t trimmable; //  applied and durable in the tables: may leave the log
-    _Atomic bool apply_failing; //  the last apply attempt failed
-    char apply_error [256];     //  (mutex)
-    bool apply_full;            //  (mutex)
-    int efd;                    //  eventfd: apply progress
+    s_record_t *queue_head, *queue_tail;  //  committed, not applied (mutex)
+    size_t queued;                        //  records in the queue (mutex)
+    bool stop;                            //  (mutex)
+    bool urgent;                          //  a reader waits: apply now (mutex)
+    size_t apply_min;                     //  records that make a transaction worth it
+    int64_t apply_delay_ms;               //  or the time the oldest may wait
+    int64_t first_queued_us;              //  when the oldest queued record came (mutex)
+    _Atomic uint64_t applied;             //  last applied lseq
+    _Atomic uint64_t trimmable;           //  applied and durable in the tables: may leave the log
+    _Atomic bool apply_failing;           //  the last apply attempt failed
+    char apply_error [256];               //  (mutex)
+    bool apply_full;                      //  (mutex)
+    int efd;                              //  eventfd: apply progress
     bool sync;
 
-    s_coin_t *mint;             //  coins of the event being scored (reused)
+    s_coin_t *mint;  //  coins of the event being scored (reused)
     Trove__Coin **mint_ptrs;
     size_t ncoins, coins_cap;
-    Trove__EventRef mint_ref;   //  the event, as every coin's provenance
+    Trove__EventRef mint_ref;  //  the event, as every coin's provenance
     Trove__EventRef *mint_refs [1];
-    bool batch_reading;         //  rtxn is held for the open batch
+    bool batch_reading;  //  rtxn is held for the open batch
 
-    char error [256];           //  last storage error (main thread)
-    bool full;                  //  last error was MAP_FULL / ENOSPC
+    char error [256];  //  last storage error (main thread)
+    bool full;         //  last error was MAP_FULL / ENOSPC
 };
 
 static int s_read_begin (trove_ledger_t *self, MDB_txn **txn_p);
@@ -162,7 +162,7 @@ s_dedup_key (const char *source, const char *id, char *out, size_t size)
 //  Apply thread: log records -> tables.
 
 typedef struct {
-    const char *user;           //  borrowed from an unpacked record
+    const char *user;  //  borrowed from an unpacked record
     int64_t delta;
 } s_delta_t;
 
@@ -219,8 +219,8 @@ s_apply_record (trove_ledger_t *self, MDB_txn *txn, const Trove__LogRecord *rec,
     uint8_t ekey [12];
     trove_put_be32 (ekey, er->partition);
     trove_put_be64 (ekey + 4, er->pseq);
-    key = (MDB_val) {12, ekey};
-    val = (MDB_val) {trove__event_record__get_packed_size (er), NULL};
+    key = (MDB_val){12, ekey};
+    val = (MDB_val){trove__event_record__get_packed_size (er), NULL};
     if ((rc = mdb_put (txn, self->events, &key, &val, MDB_RESERVE)))
         return rc;
     trove__event_record__pack (er, val.mv_data);
@@ -231,11 +231,11 @@ s_apply_record (trove_ledger_t *self, MDB_txn *txn, const Trove__LogRecord *rec,
             return EINVAL;
         uint8_t seq [8];
         trove_put_be64 (seq, coin->aseq);
-        key = (MDB_val) {16, raw};
-        val = (MDB_val) {8, seq};
+        key = (MDB_val){16, raw};
+        val = (MDB_val){8, seq};
         rc = mdb_put (txn, self->coinids, &key, &val, MDB_NOOVERWRITE);
         if (rc == MDB_KEYEXIST)
-            continue;       //  applied before (replay after a crash): idempotent
+            continue;  //  applied before (replay after a crash): idempotent
         if (rc)
             return rc;
         Trove__Msg msg = TROVE__MSG__INIT;
@@ -243,8 +243,8 @@ s_apply_record (trove_ledger_t *self, MDB_txn *txn, const Trove__LogRecord *rec,
         msg.award = coin;
         //  Coins are keyed by aseq: they arrive in that order, so the table
         //  grows at its right edge instead of dirtying random pages.
-        key = (MDB_val) {8, seq};
-        val = (MDB_val) {trove__msg__get_packed_size (&msg), NULL};
+        key = (MDB_val){8, seq};
+        val = (MDB_val){trove__msg__get_packed_size (&msg), NULL};
         if ((rc = mdb_put (txn, self->coins, &key, &val, MDB_RESERVE)))
             return rc;
         trove__msg__pack (&msg, val.mv_data);
@@ -308,13 +308,12 @@ s_apply_batch (trove_ledger_t *self, s_record_t *head, uint64_t *last_p)
         int got = mdb_get (txn, self->users, &key, &val);
         if (got == 0 && val.mv_size == 8)
             memcpy (&balance, val.mv_data, 8);
-        else
-        if (got != MDB_NOTFOUND) {
+        else if (got != MDB_NOTFOUND) {
             rc = got;
             break;
         }
         balance += d->delta;
-        val = (MDB_val) {8, &balance};
+        val = (MDB_val){8, &balance};
         rc = mdb_put (txn, self->users, &key, &val, 0);
     }
     if (rc == 0) {
@@ -358,7 +357,7 @@ s_apply_thread (void *arg)
         while (!self->queue_head && !self->stop)
             pthread_cond_wait (&self->cond, &self->mutex);
         if (!self->queue_head)
-            break;      //  stopping and drained
+            break;  //  stopping and drained
         //  Let the backlog grow into a big transaction, within bounds.
         while (!self->stop && !self->urgent && self->queued < self->apply_min) {
             int64_t due_us = self->first_queued_us + self->apply_delay_ms * 1000;
@@ -424,7 +423,7 @@ s_apply_thread (void *arg)
             backoff_ms = backoff_ms < 2000 ? backoff_ms * 2 : 2000;
             pthread_mutex_lock (&self->mutex);
             if (self->stop)
-                break;      //  cannot drain: the log keeps them for the next start
+                break;  //  cannot drain: the log keeps them for the next start
         }
     }
     pthread_mutex_unlock (&self->mutex);
@@ -452,17 +451,16 @@ s_enqueue (trove_ledger_t *self, s_record_t *head, s_record_t *tail, size_t n)
 //  --------------------------------------------------------------------------
 
 static int
-s_open_env (MDB_env **env_p, const char *dir, size_t map_size, unsigned flags, int maxdbs, char *err, size_t size)
+s_open_env (MDB_env **env_p, const char *dir, size_t map_size, unsigned flags, int maxdbs, char *err,
+            size_t size)
 {
     int rc;
     if (trove_mkdir_p (dir, 0700)) {
         snprintf (err, size, "cannot create %s: %s", dir, strerror (errno));
         return -1;
     }
-    if ((rc = mdb_env_create (env_p))
-    ||  (rc = mdb_env_set_maxdbs (*env_p, maxdbs))
-    ||  (rc = mdb_env_set_mapsize (*env_p, map_size))
-    ||  (rc = mdb_env_open (*env_p, dir, flags, 0600))) {
+    if ((rc = mdb_env_create (env_p)) || (rc = mdb_env_set_maxdbs (*env_p, maxdbs))
+        || (rc = mdb_env_set_mapsize (*env_p, map_size)) || (rc = mdb_env_open (*env_p, dir, flags, 0600))) {
         snprintf (err, size, "cannot open LMDB environment %s: %s", dir, mdb_strerror (rc));
         return -1;
     }
@@ -504,7 +502,7 @@ s_pending_add (trove_ledger_t *self, const char *source, const char *id, uint64_
     s_dedup_key (source, id, key, sizeof key);
     s_pending_t *p = malloc (sizeof *p);
     if (!p)
-        return;     //  then the dedup check misses it until applied; see s_is_pending
+        return;  //  then the dedup check misses it until applied; see s_is_pending
     p->req_id = req_id;
     p->lseq = lseq;
     if (zhashx_insert (self->pending, key, p) == 0) {
@@ -560,7 +558,7 @@ s_recover (trove_ledger_t *self, char *err, size_t size)
                 return -1;
             }
             memcpy (copy, val.mv_data, val.mv_size);
-            *r = (s_record_t) {lseq, copy, val.mv_size, NULL};
+            *r = (s_record_t){lseq, copy, val.mv_size, NULL};
             if (tail)
                 tail->next = r;
             else
@@ -569,8 +567,8 @@ s_recover (trove_ledger_t *self, char *err, size_t size)
             n++;
             const Trove__EventRecord *er = rec->record;
             s_pending_add (self, er->event->source, er->event->id, rec->req_id, lseq);
-            if (er->partition < MAX_PARTITIONS && (!self->pseq_loaded [er->partition]
-                                                   || self->pseq [er->partition] < er->pseq)) {
+            if (er->partition < MAX_PARTITIONS
+                && (!self->pseq_loaded [er->partition] || self->pseq [er->partition] < er->pseq)) {
                 self->pseq [er->partition] = er->pseq;
                 self->pseq_loaded [er->partition] = 1;
             }
@@ -642,16 +640,16 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
     //  (NOMETASYNC: one fsync per commit instead of two, never corrupt): the
     //  log is trimmed only up to the transaction before, so it can redo it.
     if (s_open_env (&self->env, dir, map_size, sync ? MDB_NOMETASYNC : MDB_NOSYNC, 8, err, sizeof err)
-    ||  s_open_env (&self->log_env, logdir, map_size, sync ? 0 : MDB_NOSYNC, 2, err, sizeof err))
+        || s_open_env (&self->log_env, logdir, map_size, sync ? 0 : MDB_NOSYNC, 2, err, sizeof err))
         goto fail;
     int rc;
     if ((rc = mdb_txn_begin (self->env, NULL, 0, &txn))
-    ||  (rc = mdb_dbi_open (txn, "dedup", MDB_CREATE, &self->dedup))
-    ||  (rc = mdb_dbi_open (txn, "events", MDB_CREATE, &self->events))
-    ||  (rc = mdb_dbi_open (txn, "coins", MDB_CREATE, &self->coins))
-    ||  (rc = mdb_dbi_open (txn, "coinids", MDB_CREATE, &self->coinids))
-    ||  (rc = mdb_dbi_open (txn, "users", MDB_CREATE, &self->users))
-    ||  (rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta))) {
+        || (rc = mdb_dbi_open (txn, "dedup", MDB_CREATE, &self->dedup))
+        || (rc = mdb_dbi_open (txn, "events", MDB_CREATE, &self->events))
+        || (rc = mdb_dbi_open (txn, "coins", MDB_CREATE, &self->coins))
+        || (rc = mdb_dbi_open (txn, "coinids", MDB_CREATE, &self->coinids))
+        || (rc = mdb_dbi_open (txn, "users", MDB_CREATE, &self->users))
+        || (rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta))) {
         snprintf (err, sizeof err, "cannot open databases in %s: %s", dir, mdb_strerror (rc));
         goto fail;
     }
@@ -667,7 +665,7 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
     MDB_stat stat;
     if (mdb_stat (txn, self->events, &stat) == 0)
         self->nevents = stat.ms_entries;
-    key = (MDB_val) {7, "applied"};
+    key = (MDB_val){7, "applied"};
     if (mdb_get (txn, self->meta, &key, &val) == 0 && val.mv_size == 8) {
         atomic_store (&self->applied, trove_get_be64 (val.mv_data));
         atomic_store (&self->trimmable, trove_get_be64 (val.mv_data));
@@ -679,8 +677,7 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
         goto fail;
     }
     if ((rc = mdb_txn_begin (self->log_env, NULL, 0, &txn))
-    ||  (rc = mdb_dbi_open (txn, "log", MDB_CREATE, &self->log))
-    ||  (rc = mdb_txn_commit (txn))) {
+        || (rc = mdb_dbi_open (txn, "log", MDB_CREATE, &self->log)) || (rc = mdb_txn_commit (txn))) {
         txn = NULL;
         snprintf (err, sizeof err, "cannot open the log in %.400s: %s", logdir, mdb_strerror (rc));
         goto fail;
@@ -751,9 +748,21 @@ trove_ledger_destroy (trove_ledger_t **self_p)
     *self_p = NULL;
 }
 
-uint64_t trove_ledger_committed (trove_ledger_t *self) { return self->lseq; }
-uint64_t trove_ledger_applied (trove_ledger_t *self) { return atomic_load (&self->applied); }
-int trove_ledger_fd (trove_ledger_t *self) { return self->efd; }
+uint64_t
+trove_ledger_committed (trove_ledger_t *self)
+{
+    return self->lseq;
+}
+uint64_t
+trove_ledger_applied (trove_ledger_t *self)
+{
+    return atomic_load (&self->applied);
+}
+int
+trove_ledger_fd (trove_ledger_t *self)
+{
+    return self->efd;
+}
 
 size_t
 trove_ledger_backlog (trove_ledger_t *self)
@@ -843,8 +852,8 @@ trove_ledger_begin (trove_ledger_t *self)
         if (mdb_cursor_open (self->txn, self->log, &cursor) == 0) {
             MDB_val key, val;
             size_t n = 0;
-            while (n++ < TRIM_MAX && mdb_cursor_get (cursor, &key, &val, MDB_FIRST) == 0
-                   && key.mv_size == 8 && trove_get_be64 (key.mv_data) <= applied)
+            while (n++ < TRIM_MAX && mdb_cursor_get (cursor, &key, &val, MDB_FIRST) == 0 && key.mv_size == 8
+                   && trove_get_be64 (key.mv_data) <= applied)
                 if (mdb_cursor_del (cursor, 0))
                     break;
             mdb_cursor_close (cursor);
@@ -901,7 +910,7 @@ trove_ledger_commit (trove_ledger_t *self)
 {
     assert (self->txn);
     int rc = mdb_txn_commit (self->txn);
-    self->txn = NULL;       //  mdb_txn_commit frees the handle even on failure
+    self->txn = NULL;  //  mdb_txn_commit frees the handle even on failure
     if (rc) {
         s_fail_rc (self, "commit", rc);
         s_batch_rollback (self);
@@ -930,10 +939,26 @@ trove_ledger_awards_ready (trove_ledger_t *self, void ***frames_p, size_t **size
     return self->nready;
 }
 
-const char *trove_ledger_error (trove_ledger_t *self) { return self->error; }
-bool trove_ledger_full (trove_ledger_t *self) { return self->full; }
-uint64_t trove_ledger_last_aseq (trove_ledger_t *self) { return self->aseq; }
-uint64_t trove_ledger_event_count (trove_ledger_t *self) { return self->nevents; }
+const char *
+trove_ledger_error (trove_ledger_t *self)
+{
+    return self->error;
+}
+bool
+trove_ledger_full (trove_ledger_t *self)
+{
+    return self->full;
+}
+uint64_t
+trove_ledger_last_aseq (trove_ledger_t *self)
+{
+    return self->aseq;
+}
+uint64_t
+trove_ledger_event_count (trove_ledger_t *self)
+{
+    return self->nevents;
+}
 
 
 //  Next pseq of a partition within the open batch.
@@ -979,7 +1004,7 @@ s_next_pseq (trove_ledger_t *self, uint32_t p, uint64_t *pseq_p)
         self->undo = bigger;
         self->undo_cap = cap;
     }
-    self->undo [self->nundo++] = (s_undo_t) {p, self->pseq [p]};
+    self->undo [self->nundo++] = (s_undo_t){p, self->pseq [p]};
     *pseq_p = ++self->pseq [p];
     return 0;
 }
@@ -1033,7 +1058,8 @@ s_mint (void *arg, const trove_award_t *award)
         self->coins_cap = cap;
     }
     s_coin_t *c = &self->mint [self->ncoins++];
-    trove_hash_coin_id (award->hunt, award->rule, m->event->user, award->occurrence, award->occurrence_len, c->id);
+    trove_hash_coin_id (award->hunt, award->rule, m->event->user, award->occurrence, award->occurrence_len,
+                        c->id);
     Trove__Coin *coin = &c->coin;
     trove__coin__init (coin);
     coin->user = m->event->user;
@@ -1198,7 +1224,8 @@ s_read_begin (trove_ledger_t *self, MDB_txn **txn_p)
         *txn_p = self->rtxn;
         return 0;
     }
-    int rc = self->rtxn ? mdb_txn_renew (self->rtxn) : mdb_txn_begin (self->env, NULL, MDB_RDONLY, &self->rtxn);
+    int rc =
+        self->rtxn ? mdb_txn_renew (self->rtxn) : mdb_txn_begin (self->env, NULL, MDB_RDONLY, &self->rtxn);
     if (rc) {
         if (self->rtxn)
             mdb_txn_abort (self->rtxn);
@@ -1332,7 +1359,7 @@ trove_ledger_coins (trove_ledger_t *self, const char *user, const char *cursor, 
         }
         Trove__Coin *coin = NULL;
         if (s_grow_coins (coins_p, *n_p, &cap)
-        ||  s_get_coin_at (self, txn, (uint8_t *) key.mv_data + ulen + 1, &coin) != 0) {
+            || s_get_coin_at (self, txn, (uint8_t *) key.mv_data + ulen + 1, &coin) != 0) {
             rc = -1;
             break;
         }
@@ -1400,7 +1427,7 @@ trove_ledger_coin (trove_ledger_t *self, const char *coin_id, Trove__Coin **coin
             continue;
         uint8_t ekey [12];
         memcpy (ekey, (uint8_t *) val.mv_data + 8, 12);
-        key = (MDB_val) {12, ekey};
+        key = (MDB_val){12, ekey};
         if (mdb_get (txn, self->events, &key, &val))
             continue;
         Trove__EventRecord *rec = trove__event_record__unpack (NULL, val.mv_size, val.mv_data);

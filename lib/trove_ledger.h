@@ -64,8 +64,7 @@ typedef struct _trove_ledger_t trove_ledger_t;
 
 //  Open (creating if needed) the ledger in dir for shard index `shard`.
 //  NULL on failure with *err_p (caller frees).
-trove_ledger_t *trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync,
-                                  char **err_p);
+trove_ledger_t *trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, char **err_p);
 void trove_ledger_destroy (trove_ledger_t **self_p);
 
 //  Start a batch. Returns 0, or -1 if LMDB refuses (e.g. MDB_PANIC).
@@ -76,9 +75,8 @@ int trove_ledger_begin (trove_ledger_t *self);
 //  accepted under the same req_id), or TROVE__STATUS__DUPLICATE (accepted
 //  before under another req_id). Returns 0, or -1 on a storage error; after
 //  -1 the batch must be aborted.
-int trove_ledger_apply (trove_ledger_t *self, const Trove__Event *event, uint32_t partition,
-                        uint64_t req_id, int64_t accepted_us, const trove_rules_t *rules,
-                        Trove__Status *status_p);
+int trove_ledger_apply (trove_ledger_t *self, const Trove__Event *event, uint32_t partition, uint64_t req_id,
+                        int64_t accepted_us, const trove_rules_t *rules, Trove__Status *status_p);
 
 //  Commit the batch. Returns 0, or -1 (batch discarded, ledger unchanged).
 int trove_ledger_commit (trove_ledger_t *self);

@@ -28,7 +28,7 @@ s_has_unknown (const ProtobufCMessage *msg)
         }
         else {
             if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
-            &&  *(const uint32_t *) (base + f->quantifier_offset) != f->id)
+                && *(const uint32_t *) (base + f->quantifier_offset) != f->id)
                 continue;
             const ProtobufCMessage *sub = *(const ProtobufCMessage *const *) (base + f->offset);
             if (sub && s_has_unknown (sub))
@@ -88,8 +88,8 @@ trove_msg_pack (const Trove__Msg *msg, size_t *size_p)
 }
 
 int
-trove_msg_send (void *socket, const void *routing_id, size_t routing_id_size,
-                const Trove__Msg *msg, int flags)
+trove_msg_send (void *socket, const void *routing_id, size_t routing_id_size, const Trove__Msg *msg,
+                int flags)
 {
     void *handle = zsock_is (socket) ? zsock_resolve (socket) : socket;
     size_t size;
@@ -103,8 +103,7 @@ trove_msg_send (void *socket, const void *routing_id, size_t routing_id_size,
         rc = -1;
     //  After the routing frame is queued the body always follows: libzmq
     //  accepts the rest of a multipart message once its first part was taken.
-    else
-    if (zmq_send (handle, buf, size, flags) == -1)
+    else if (zmq_send (handle, buf, size, flags) == -1)
         rc = -1;
     int saved = errno;
     free (buf);

@@ -27,8 +27,8 @@ void trove_msg_free (Trove__Msg **msg_p);
 //  zsock_t *). If routing_id is not NULL it is sent first (ROUTER). flags are
 //  zmq_send flags (ZMQ_DONTWAIT). Returns 0, or -1 with errno set; on -1
 //  nothing was queued.
-int trove_msg_send (void *socket, const void *routing_id, size_t routing_id_size,
-                    const Trove__Msg *msg, int flags);
+int trove_msg_send (void *socket, const void *routing_id, size_t routing_id_size, const Trove__Msg *msg,
+                    int flags);
 
 //  Serialize into a fresh buffer the caller frees. NULL on OOM.
 void *trove_msg_pack (const Trove__Msg *msg, size_t *size_p);

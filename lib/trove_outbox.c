@@ -5,19 +5,19 @@
 #include <stdlib.h>
 
 typedef struct {
-    trove_outbox_item_t *head, *tail;   //  queued, oldest first
-    size_t queued;                      //  items in the queue
-    size_t inflight;                    //  events sent and unanswered
+    trove_outbox_item_t *head, *tail;  //  queued, oldest first
+    size_t queued;                     //  items in the queue
+    size_t inflight;                   //  events sent and unanswered
 } s_shard_t;
 
 struct _trove_outbox_t {
-    trove_outbox_item_t **ring;         //  live items by batch_id & mask
+    trove_outbox_item_t **ring;  //  live items by batch_id & mask
     size_t mask;
-    size_t live;                        //  live items
-    uint64_t next_id;                   //  last batch_id given
+    size_t live;       //  live items
+    uint64_t next_id;  //  last batch_id given
     s_shard_t *shards;
     size_t nshards;
-    size_t window;                      //  credit per shard, in events
+    size_t window;  //  credit per shard, in events
 };
 
 trove_outbox_t *
@@ -179,8 +179,7 @@ trove_outbox_expire (trove_outbox_t *self, int64_t now_us, int64_t resend_us, in
             continue;
         if (now_us - item->queued_us > giveup_us)
             giveup (arg, item);
-        else
-        if (item->sent_us && now_us - item->sent_us > resend_us)
+        else if (item->sent_us && now_us - item->sent_us > resend_us)
             resend (arg, item);
     }
 }
@@ -193,6 +192,18 @@ trove_outbox_each (trove_outbox_t *self, trove_outbox_fn *fn, void *arg)
             fn (arg, self->ring [i]);
 }
 
-size_t trove_outbox_live (trove_outbox_t *self) { return self->live; }
-size_t trove_outbox_inflight (trove_outbox_t *self, size_t shard) { return self->shards [shard].inflight; }
-size_t trove_outbox_queued (trove_outbox_t *self, size_t shard) { return self->shards [shard].queued; }
+size_t
+trove_outbox_live (trove_outbox_t *self)
+{
+    return self->live;
+}
+size_t
+trove_outbox_inflight (trove_outbox_t *self, size_t shard)
+{
+    return self->shards [shard].inflight;
+}
+size_t
+trove_outbox_queued (trove_outbox_t *self, size_t shard)
+{
+    return self->shards [shard].queued;
+}

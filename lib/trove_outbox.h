@@ -27,10 +27,10 @@ typedef struct _trove_outbox_t trove_outbox_t;
 
 typedef struct _trove_outbox_item_t trove_outbox_item_t;
 struct _trove_outbox_item_t {
-    uint64_t batch_id;          //  unique while the item lives; echoed by the receiver
-    size_t shard;               //  destination
-    size_t events;              //  credit it takes
-    void *frame;                //  packed message (owned)
+    uint64_t batch_id;  //  unique while the item lives; echoed by the receiver
+    size_t shard;       //  destination
+    size_t events;      //  credit it takes
+    void *frame;        //  packed message (owned)
     size_t size;
     void *owner;                //  caller's (the producer request)
     uint32_t *index;            //  caller's: event positions in the request (owned)

@@ -15,41 +15,41 @@
 typedef enum { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE } s_op_t;
 
 typedef struct {
-    char *attr;                 //  attribute name
-    s_op_t op;                  //  comparison
-    double value;               //  right-hand side
+    char *attr;    //  attribute name
+    s_op_t op;     //  comparison
+    double value;  //  right-hand side
 } s_where_t;
 
 typedef struct {
-    char *key;                  //  attribute name
-    char **values;              //  any of these (string form)
+    char *key;      //  attribute name
+    char **values;  //  any of these (string form)
     size_t nvalues;
 } s_attr_match_t;
 
 typedef struct {
-    char *id;                   //  rule id, unique within the hunt
-    char **types;               //  match.type: any of (none = any type)
+    char *id;      //  rule id, unique within the hunt
+    char **types;  //  match.type: any of (none = any type)
     size_t ntypes;
-    char **sources;             //  match.source: any of (none = any source)
+    char **sources;  //  match.source: any of (none = any source)
     size_t nsources;
-    s_attr_match_t *attrs;      //  match.attrs: all must hold
+    s_attr_match_t *attrs;  //  match.attrs: all must hold
     size_t nattrs;
-    s_where_t *wheres;          //  match.where: all must hold
+    s_where_t *wheres;  //  match.where: all must hold
     size_t nwheres;
-    int64_t coins;              //  value of each award
+    int64_t coins;  //  value of each award
 } s_rule_t;
 
 typedef struct {
-    char *hunt;                 //  hunt id
-    uint32_t version;           //  file version
-    int64_t effective;          //  ms; applies to ts >= effective
-    int64_t start, end;         //  window in ms (INT64_MIN/MAX when absent)
+    char *hunt;          //  hunt id
+    uint32_t version;    //  file version
+    int64_t effective;   //  ms; applies to ts >= effective
+    int64_t start, end;  //  window in ms (INT64_MIN/MAX when absent)
     s_rule_t *rules;
     size_t nrules;
 } s_hunt_t;
 
 struct _trove_rules_t {
-    s_hunt_t *hunts;            //  sorted by hunt id, then version descending
+    s_hunt_t *hunts;  //  sorted by hunt id, then version descending
     size_t nhunts;
 };
 
@@ -57,9 +57,9 @@ struct _trove_rules_t {
 //  Parsing: a small recursive walk over the libyaml document tree.
 
 typedef struct {
-    yaml_document_t *doc;       //  loaded document
-    const char *path;           //  file name for messages
-    char *err;                  //  first error
+    yaml_document_t *doc;  //  loaded document
+    const char *path;      //  file name for messages
+    char *err;             //  first error
 } s_parse_t;
 
 static int
@@ -123,7 +123,8 @@ s_int (s_parse_t *p, yaml_node_t *node, const char *what, int64_t min, int64_t m
     errno = 0;
     long long v = text ? strtoll (text, &end, 10) : 0;
     if (!text || !*text || *end || errno || v < min || v > max)
-        return s_fail (p, node, "%s must be an integer in %lld..%lld", what, (long long) min, (long long) max);
+        return s_fail (p, node, "%s must be an integer in %lld..%lld", what, (long long) min,
+                       (long long) max);
     *out = v;
     return 0;
 }
@@ -144,8 +145,8 @@ s_valid_id (const char *s)
     if (n == 0 || n > 64)
         return false;
     for (size_t i = 0; i < n; i++)
-        if (!((s [i] >= 'a' && s [i] <= 'z') || (s [i] >= 'A' && s [i] <= 'Z') || (s [i] >= '0' && s [i] <= '9')
-        ||    s [i] == '-' || s [i] == '_' || s [i] == '.'))
+        if (!((s [i] >= 'a' && s [i] <= 'z') || (s [i] >= 'A' && s [i] <= 'Z')
+              || (s [i] >= '0' && s [i] <= '9') || s [i] == '-' || s [i] == '_' || s [i] == '.'))
             return false;
     return true;
 }
@@ -203,8 +204,8 @@ s_parse_match (s_parse_t *p, yaml_node_t *node, s_rule_t *rule)
             yaml_node_t *k = yaml_document_get_node (p->doc, pair->key);
             if (!s_scalar (k) || !(am->key = strdup (s_scalar (k))))
                 return s_fail (p, k, "match.attrs: bad attribute name");
-            if (s_strings (p, yaml_document_get_node (p->doc, pair->value), "match.attrs value",
-                           &am->values, &am->nvalues))
+            if (s_strings (p, yaml_document_get_node (p->doc, pair->value), "match.attrs value", &am->values,
+                           &am->nvalues))
                 return -1;
         }
     }
@@ -305,8 +306,8 @@ s_hunt_clear (s_hunt_t *h)
 static int
 s_parse_hunt (s_parse_t *p, yaml_node_t *root, s_hunt_t *h)
 {
-    static const char *const keys [] = {"hunt", "version", "effective", "timezone", "start", "end",
-                                        "lateness", "rules", NULL};
+    static const char *const keys [] = {"hunt", "version",  "effective", "timezone", "start",
+                                        "end",  "lateness", "rules",     NULL};
     if (!root)
         return s_fail (p, NULL, "empty file");
     if (s_only_keys (p, root, keys, "a hunt file"))
@@ -537,8 +538,7 @@ s_attr_text (const Trove__Attr *a, char *buf, size_t size)
 {
     if (a->value_case == TROVE__ATTR__VALUE_S)
         snprintf (buf, size, "%s", a->s);
-    else
-    if (a->value_case == TROVE__ATTR__VALUE_B)
+    else if (a->value_case == TROVE__ATTR__VALUE_B)
         snprintf (buf, size, "%s", a->b ? "true" : "false");
     else
         snprintf (buf, size, "%.17g", a->n);
@@ -566,9 +566,12 @@ s_matches (const s_rule_t *rule, const Trove__Event *ev)
         if (!a || a->value_case != TROVE__ATTR__VALUE_N)
             return false;
         double x = a->n;
-        bool ok = w->op == OP_EQ ? x == w->value : w->op == OP_NE ? x != w->value
-                : w->op == OP_LT ? x < w->value : w->op == OP_LE ? x <= w->value
-                : w->op == OP_GT ? x > w->value : x >= w->value;
+        bool ok = w->op == OP_EQ ? x == w->value
+                : w->op == OP_NE ? x != w->value
+                : w->op == OP_LT ? x < w->value
+                : w->op == OP_LE ? x <= w->value
+                : w->op == OP_GT ? x > w->value
+                                 : x >= w->value;
         if (!ok)
             return false;
     }
@@ -582,7 +585,7 @@ trove_rules_score (const trove_rules_t *self, const Trove__Event *ev, trove_rule
     size_t slen = strlen (ev->source), ilen = strlen (ev->id);
     char occurrence [512];
     if (slen + 1 + ilen > sizeof occurrence)
-        return -1;      //  programmer error: validation bounds these lengths
+        return -1;  //  programmer error: validation bounds these lengths
     memcpy (occurrence, ev->source, slen);
     occurrence [slen] = 0;
     memcpy (occurrence + slen + 1, ev->id, ilen);
@@ -605,8 +608,12 @@ trove_rules_score (const trove_rules_t *self, const Trove__Event *ev, trove_rule
             if (!s_matches (rule, ev))
                 continue;
             trove_award_t award = {
-                .hunt = h->hunt, .rule = rule->id, .version = h->version, .value = rule->coins,
-                .occurrence = occurrence, .occurrence_len = slen + 1 + ilen,
+                .hunt = h->hunt,
+                .rule = rule->id,
+                .version = h->version,
+                .value = rule->coins,
+                .occurrence = occurrence,
+                .occurrence_len = slen + 1 + ilen,
             };
             if (emit (arg, &award))
                 return -1;

@@ -43,9 +43,9 @@ typedef struct _trove_rules_t trove_rules_t;
 typedef struct {
     const char *hunt;
     const char *rule;
-    uint32_t version;           //  version of the hunt file that minted it
-    int64_t value;              //  coins
-    const void *occurrence;     //  occurrence key, see above
+    uint32_t version;        //  version of the hunt file that minted it
+    int64_t value;           //  coins
+    const void *occurrence;  //  occurrence key, see above
     size_t occurrence_len;
 } trove_award_t;
 
@@ -68,8 +68,8 @@ size_t trove_rules_count (const trove_rules_t *self);
 //  Score one event against every hunt: emit each award in a deterministic
 //  order (hunt id, then rule order in the file). Returns 0, or -1 if emit
 //  returned -1.
-int trove_rules_score (const trove_rules_t *self, const Trove__Event *event,
-                       trove_rules_emit_fn *emit, void *arg);
+int trove_rules_score (const trove_rules_t *self, const Trove__Event *event, trove_rules_emit_fn *emit,
+                       void *arg);
 
 #ifdef __cplusplus
 }

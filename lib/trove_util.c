@@ -76,19 +76,29 @@ trove_utf8_valid (const char *s, size_t len)
         }
         size_t n;
         uint32_t cp;
-        if (c >= 0xc2 && c <= 0xdf) { n = 1; cp = c & 0x1f; }
-        else if (c >= 0xe0 && c <= 0xef) { n = 2; cp = c & 0x0f; }
-        else if (c >= 0xf0 && c <= 0xf4) { n = 3; cp = c & 0x07; }
-        else return false;
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+        }
+        else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            cp = c & 0x0f;
+        }
+        else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+        }
+        else
+            return false;
         if (i + n >= len)
-            return false;   //  truncated sequence
+            return false;  //  truncated sequence
         for (size_t k = 1; k <= n; k++) {
             if ((p [i + k] & 0xc0) != 0x80)
                 return false;
             cp = (cp << 6) | (p [i + k] & 0x3f);
         }
         if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff))
-        ||  (cp >= 0xd800 && cp <= 0xdfff))
+            || (cp >= 0xd800 && cp <= 0xdfff))
             return false;
         i += n + 1;
     }
@@ -252,12 +262,11 @@ trove_parse_rfc3339 (const char *text, int64_t *ms_p)
 {
     const char *p = text;
     int y, mo, d, h, mi, s;
-    if (s_digits (&p, 4, &y) || *p++ != '-' || s_digits (&p, 2, &mo) || *p++ != '-'
-    ||  s_digits (&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' '))
+    if (s_digits (&p, 4, &y) || *p++ != '-' || s_digits (&p, 2, &mo) || *p++ != '-' || s_digits (&p, 2, &d)
+        || (*p != 'T' && *p != 't' && *p != ' '))
         return -1;
     p++;
-    if (s_digits (&p, 2, &h) || *p++ != ':' || s_digits (&p, 2, &mi) || *p++ != ':'
-    ||  s_digits (&p, 2, &s))
+    if (s_digits (&p, 2, &h) || *p++ != ':' || s_digits (&p, 2, &mi) || *p++ != ':' || s_digits (&p, 2, &s))
         return -1;
     static const int mdays [] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (mo < 1 || mo > 12 || d < 1 || d > mdays [mo - 1] || h > 23 || mi > 59 || s > 60)
@@ -283,8 +292,7 @@ trove_parse_rfc3339 (const char *text, int64_t *ms_p)
     int64_t offset_min = 0;
     if (*p == 'Z' || *p == 'z')
         p++;
-    else
-    if (*p == '+' || *p == '-') {
+    else if (*p == '+' || *p == '-') {
         int sign = *p++ == '-' ? -1 : 1;
         int oh, om;
         if (s_digits (&p, 2, &oh) || *p++ != ':' || s_digits (&p, 2, &om) || oh > 23 || om > 59)
@@ -296,7 +304,7 @@ trove_parse_rfc3339 (const char *text, int64_t *ms_p)
     if (*p)
         return -1;
     if (s == 60)
-        s = 59;     //  a leap second is folded into the second before it
+        s = 59;  //  a leap second is folded into the second before it
     int64_t secs = s_days_from_civil (y, mo, d) * 86400 + h * 3600 + mi * 60 + s - offset_min * 60;
     *ms_p = secs * 1000 + ms;
     return 0;
@@ -318,6 +326,6 @@ trove_format_rfc3339 (int64_t ms, char *out, size_t size)
         snprintf (out, size, "(out of range: %lld ms)", (long long) ms);
         return;
     }
-    snprintf (out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    snprintf (out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+              tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }

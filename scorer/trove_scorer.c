@@ -33,39 +33,39 @@
 #define HEARTBEAT_MS 1000
 
 typedef struct {
-    zframe_t *routing_id;       //  the ingestor's DEALER
-    uint64_t batch_id;          //  echoed in the reply
-    Trove__Result *results;     //  one per event
+    zframe_t *routing_id;    //  the ingestor's DEALER
+    uint64_t batch_id;       //  echoed in the reply
+    Trove__Result *results;  //  one per event
     Trove__Result **result_ptrs;
     size_t nresults;
 } s_reply_t;
 
 typedef struct {
-    trove_cfg_t *cfg;           //  cluster config
-    size_t shard;               //  our shard index
-    const char *name;           //  our shard name
-    trove_rules_t *rules;       //  hunt rules
-    trove_ledger_t *ledger;     //  our LMDB state
-    zsock_t *events;            //  ROUTER: ingestor batches
-    zsock_t *query;             //  ROUTER: queries
-    zsock_t *pub;               //  PUB -> broker: awards, heartbeats
-    uint64_t incarnation;       //  random per start: lets peers see a restart
+    trove_cfg_t *cfg;        //  cluster config
+    size_t shard;            //  our shard index
+    const char *name;        //  our shard name
+    trove_rules_t *rules;    //  hunt rules
+    trove_ledger_t *ledger;  //  our LMDB state
+    zsock_t *events;         //  ROUTER: ingestor batches
+    zsock_t *query;          //  ROUTER: queries
+    zsock_t *pub;            //  PUB -> broker: awards, heartbeats
+    uint64_t incarnation;    //  random per start: lets peers see a restart
     int64_t started_ms;
     int64_t next_heartbeat_us;
-    s_reply_t *replies;         //  replies of the current batch
+    s_reply_t *replies;  //  replies of the current batch
     size_t nreplies;
-    char last_error [256];      //  shown by status
-    zlistx_t *parked;           //  queries waiting for the tables to catch up
+    char last_error [256];  //  shown by status
+    zlistx_t *parked;       //  queries waiting for the tables to catch up
 } s_scorer_t;
 
 //  A query that must see everything committed when it arrived.
 typedef struct {
     zframe_t *routing_id;
     Trove__Msg *msg;
-    uint64_t target;            //  committed log sequence at arrival
+    uint64_t target;  //  committed log sequence at arrival
 } s_parked_t;
 
-#define MAX_BACKLOG 200000      //  committed events not yet applied: stop taking more
+#define MAX_BACKLOG 200000  //  committed events not yet applied: stop taking more
 
 static void
 s_set_error (s_scorer_t *self, const char *text)
@@ -102,7 +102,8 @@ s_check (s_scorer_t *self, const Trove__Event *ev, uint32_t partition, char *det
         return reason;
     uint32_t expect = trove_hash_partition (ev->user, strlen (ev->user), trove_cfg_partitions (self->cfg));
     if (partition != expect || trove_cfg_shard_of (self->cfg, partition) != self->shard) {
-        snprintf (detail, size, "user '%s' is partition %u, not owned by shard %s", ev->user, expect, self->name);
+        snprintf (detail, size, "user '%s' is partition %u, not owned by shard %s", ev->user, expect,
+                  self->name);
         return "wrong_shard";
     }
     return NULL;
@@ -150,13 +151,15 @@ s_take_one (s_scorer_t *self, bool *storage_failed)
         return 0;
     zframe_t *routing_id = zmsg_pop (zmsg);
     zframe_t *body = zmsg_pop (zmsg);
-    int taken = 1;      //  count a bad message as progress so the loop moves on
+    int taken = 1;  //  count a bad message as progress so the loop moves on
     const char *reason = NULL;
     Trove__Msg *msg = body ? trove_msg_decode (zframe_data (body), zframe_size (body),
-                                               trove_cfg_limits (self->cfg)->max_frame, &reason) : NULL;
+                                               trove_cfg_limits (self->cfg)->max_frame, &reason)
+                           : NULL;
     if (!msg || msg->body_case != TROVE__MSG__BODY_BATCH || zmsg_size (zmsg) != 0
-    ||  msg->batch->n_partitions != msg->batch->n_events) {
-        trove_log ('W', "dropped a bad message on the events socket: %s", msg ? "not a well-formed batch" : reason);
+        || msg->batch->n_partitions != msg->batch->n_events) {
+        trove_log ('W', "dropped a bad message on the events socket: %s",
+                   msg ? "not a well-formed batch" : reason);
         s_set_error (self, "bad message on events socket");
         goto done;
     }
@@ -251,13 +254,13 @@ s_process_batches (s_scorer_t *self)
     }
     if (storage_failed) {
         const char *why = trove_ledger_full (self->ledger) ? "storage_full" : "storage_error";
-        trove_log ('E', "batch of %zu events not committed (%s): %s", events, why, trove_ledger_error (self->ledger));
+        trove_log ('E', "batch of %zu events not committed (%s): %s", events, why,
+                   trove_ledger_error (self->ledger));
         s_set_error (self, trove_ledger_error (self->ledger));
         trove_ledger_abort (self->ledger);
         s_replies_retry (self, why);
     }
-    else
-    if (trove_ledger_commit (self->ledger)) {
+    else if (trove_ledger_commit (self->ledger)) {
         const char *why = trove_ledger_full (self->ledger) ? "storage_full" : "storage_error";
         trove_log ('E', "commit failed (%s): %s", why, trove_ledger_error (self->ledger));
         s_set_error (self, trove_ledger_error (self->ledger));
@@ -329,26 +332,22 @@ s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
         status.last_error = self->last_error;
         reply.status = &status;
     }
-    else
-    if (strcmp (q->kind, "balance") == 0) {
+    else if (strcmp (q->kind, "balance") == 0) {
         if (!*q->user || trove_ledger_balance (self->ledger, q->user, &reply.balance))
             reply.error = *q->user ? "storage_error" : "missing user";
     }
-    else
-    if (strcmp (q->kind, "coins") == 0) {
+    else if (strcmp (q->kind, "coins") == 0) {
         if (!*q->user || trove_ledger_coins (self->ledger, q->user, q->cursor, limit, &coins, &ncoins, &next))
             reply.error = *q->user ? "storage_error" : "missing user";
         reply.coins = coins;
         reply.n_coins = ncoins;
         reply.next_cursor = next ? next : "";
     }
-    else
-    if (strcmp (q->kind, "coin") == 0) {
+    else if (strcmp (q->kind, "coin") == 0) {
         int rc = trove_ledger_coin (self->ledger, q->coin_id, &one, &events, &nevents);
         if (rc == 1)
             reply.error = "not_found";
-        else
-        if (rc)
+        else if (rc)
             reply.error = "storage_error";
         else {
             reply.coins = &one;
@@ -357,8 +356,7 @@ s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
             reply.n_events = nevents;
         }
     }
-    else
-    if (strcmp (q->kind, "awards") == 0) {
+    else if (strcmp (q->kind, "awards") == 0) {
         if (trove_ledger_awards (self->ledger, q->from_aseq, limit, &coins, &ncoins))
             reply.error = "storage_error";
         reply.coins = coins;
@@ -389,7 +387,8 @@ s_process_queries (s_scorer_t *self)
         zframe_t *body = zmsg_pop (zmsg);
         const char *reason = NULL;
         Trove__Msg *msg = body ? trove_msg_decode (zframe_data (body), zframe_size (body),
-                                                   trove_cfg_limits (self->cfg)->max_frame, &reason) : NULL;
+                                                   trove_cfg_limits (self->cfg)->max_frame, &reason)
+                               : NULL;
         if (msg && msg->body_case == TROVE__MSG__BODY_QUERY) {
             //  Reads see the ledger tables, which trail the log by a few
             //  milliseconds: answer once they hold what was committed when
@@ -399,7 +398,7 @@ s_process_queries (s_scorer_t *self)
             if (strcmp (msg->query->kind, "status") && trove_ledger_applied (self->ledger) < committed)
                 parked = calloc (1, sizeof *parked);
             if (parked) {
-                *parked = (s_parked_t) {routing_id, msg, committed};
+                *parked = (s_parked_t){routing_id, msg, committed};
                 routing_id = NULL;
                 msg = NULL;
                 zlistx_add_end (self->parked, parked);
@@ -449,8 +448,7 @@ main (int argc, char *argv [])
     for (int i = 1; i < argc; i++) {
         if (strcmp (argv [i], "--config") == 0 && i + 1 < argc)
             config = argv [++i];
-        else
-        if (strcmp (argv [i], "--shard") == 0 && i + 1 < argc)
+        else if (strcmp (argv [i], "--shard") == 0 && i + 1 < argc)
             name = argv [++i];
         else
             return s_usage ();
@@ -509,8 +507,9 @@ main (int argc, char *argv [])
         trove_log ('E', "cannot connect to broker %s", trove_cfg_broker_pub (self->cfg));
         goto done;
     }
-    trove_log ('I', "shard %s (%zu) ready: %zu hunt version(s), %llu events, last aseq %llu", name, self->shard,
-               trove_rules_count (self->rules), (unsigned long long) trove_ledger_event_count (self->ledger),
+    trove_log ('I', "shard %s (%zu) ready: %zu hunt version(s), %llu events, last aseq %llu", name,
+               self->shard, trove_rules_count (self->rules),
+               (unsigned long long) trove_ledger_event_count (self->ledger),
                (unsigned long long) trove_ledger_last_aseq (self->ledger));
     s_publish_heartbeat (self);
     zmq_pollitem_t items [] = {

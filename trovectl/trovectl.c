@@ -76,29 +76,39 @@ trovectl_dir (const char *dir)
 //  Options
 
 enum {
-    S_OPT_DIR = 256, S_OPT_CONFIG, S_OPT_JSON, S_OPT_HELP, S_OPT_QUIET, S_OPT_STRICT,
-    S_OPT_FROM_START, S_OPT_DETACH, S_OPT_LIMIT, S_OPT_COUNT, S_OPT_TIMEOUT,
-    S_OPT_PORT_BASE, S_OPT_SHARDS, S_OPT_INGESTORS, S_OPT_SYNC
+    S_OPT_DIR = 256,
+    S_OPT_CONFIG,
+    S_OPT_JSON,
+    S_OPT_HELP,
+    S_OPT_QUIET,
+    S_OPT_STRICT,
+    S_OPT_FROM_START,
+    S_OPT_DETACH,
+    S_OPT_LIMIT,
+    S_OPT_COUNT,
+    S_OPT_TIMEOUT,
+    S_OPT_PORT_BASE,
+    S_OPT_SHARDS,
+    S_OPT_INGESTORS,
+    S_OPT_SYNC
 };
 
-static const struct option s_options [] = {
-    { "dir", required_argument, NULL, S_OPT_DIR },
-    { "config", required_argument, NULL, S_OPT_CONFIG },
-    { "json", no_argument, NULL, S_OPT_JSON },
-    { "help", no_argument, NULL, S_OPT_HELP },
-    { "quiet", no_argument, NULL, S_OPT_QUIET },
-    { "strict", no_argument, NULL, S_OPT_STRICT },
-    { "from-start", no_argument, NULL, S_OPT_FROM_START },
-    { "detach", no_argument, NULL, S_OPT_DETACH },
-    { "limit", required_argument, NULL, S_OPT_LIMIT },
-    { "count", required_argument, NULL, S_OPT_COUNT },
-    { "timeout", required_argument, NULL, S_OPT_TIMEOUT },
-    { "port-base", required_argument, NULL, S_OPT_PORT_BASE },
-    { "shards", required_argument, NULL, S_OPT_SHARDS },
-    { "ingestors", required_argument, NULL, S_OPT_INGESTORS },
-    { "sync", required_argument, NULL, S_OPT_SYNC },
-    { NULL, 0, NULL, 0 }
-};
+static const struct option s_options [] = {{"dir", required_argument, NULL, S_OPT_DIR},
+                                           {"config", required_argument, NULL, S_OPT_CONFIG},
+                                           {"json", no_argument, NULL, S_OPT_JSON},
+                                           {"help", no_argument, NULL, S_OPT_HELP},
+                                           {"quiet", no_argument, NULL, S_OPT_QUIET},
+                                           {"strict", no_argument, NULL, S_OPT_STRICT},
+                                           {"from-start", no_argument, NULL, S_OPT_FROM_START},
+                                           {"detach", no_argument, NULL, S_OPT_DETACH},
+                                           {"limit", required_argument, NULL, S_OPT_LIMIT},
+                                           {"count", required_argument, NULL, S_OPT_COUNT},
+                                           {"timeout", required_argument, NULL, S_OPT_TIMEOUT},
+                                           {"port-base", required_argument, NULL, S_OPT_PORT_BASE},
+                                           {"shards", required_argument, NULL, S_OPT_SHARDS},
+                                           {"ingestors", required_argument, NULL, S_OPT_INGESTORS},
+                                           {"sync", required_argument, NULL, S_OPT_SYNC},
+                                           {NULL, 0, NULL, 0}};
 
 static bool
 s_allowed (const char *allowed, const char *name)
@@ -137,42 +147,71 @@ trovectl_parse (int argc, char **argv, const char *allowed, trovectl_opts_t *opt
         const char *problem = NULL;
         if (c == '?')
             problem = "unknown option";
-        else
-        if (c == ':')
+        else if (c == ':')
             problem = "missing value of option";
         if (problem) {
             if (optopt && optopt < 256)
-                trovectl_fail ("%s: %s '-%c' (see trovectl %s --help)", argv [0], problem,
-                               optopt, argv [0]);
+                trovectl_fail ("%s: %s '-%c' (see trovectl %s --help)", argv [0], problem, optopt, argv [0]);
             else
-                trovectl_fail ("%s: %s '%s' (see trovectl %s --help)", argv [0], problem,
-                               argv [optind - 1], argv [0]);
+                trovectl_fail ("%s: %s '%s' (see trovectl %s --help)", argv [0], problem, argv [optind - 1],
+                               argv [0]);
             return -1;
         }
         const char *name = s_options [c - S_OPT_DIR].name;
         if (c != S_OPT_HELP && !s_allowed (allowed, name)) {
-            trovectl_fail ("%s: option --%s does not apply (see trovectl %s --help)",
-                           argv [0], name, argv [0]);
+            trovectl_fail ("%s: option --%s does not apply (see trovectl %s --help)", argv [0], name,
+                           argv [0]);
             return -1;
         }
         int rc = 0;
         switch (c) {
-            case S_OPT_DIR:        opts->dir = optarg; break;
-            case S_OPT_CONFIG:     opts->config = optarg; break;
-            case S_OPT_JSON:       opts->json = true; break;
-            case S_OPT_HELP:       opts->help = true; break;
-            case S_OPT_QUIET:      opts->quiet = true; break;
-            case S_OPT_STRICT:     opts->strict = true; break;
-            case S_OPT_FROM_START: opts->from_start = true; break;
-            case S_OPT_DETACH:     opts->detach = true; break;
-            case S_OPT_LIMIT:      rc = s_parse_number (name, optarg, &opts->limit); break;
-            case S_OPT_COUNT:      rc = s_parse_number (name, optarg, &opts->count); break;
-            case S_OPT_TIMEOUT:    rc = s_parse_number (name, optarg, &opts->timeout); break;
-            case S_OPT_PORT_BASE:  rc = s_parse_number (name, optarg, &opts->port_base); break;
-            case S_OPT_SHARDS:     rc = s_parse_number (name, optarg, &opts->shards); break;
-            case S_OPT_INGESTORS:  rc = s_parse_number (name, optarg, &opts->ingestors); break;
-            case S_OPT_SYNC:       opts->sync = optarg; break;
-            default:               break;
+            case S_OPT_DIR:
+                opts->dir = optarg;
+                break;
+            case S_OPT_CONFIG:
+                opts->config = optarg;
+                break;
+            case S_OPT_JSON:
+                opts->json = true;
+                break;
+            case S_OPT_HELP:
+                opts->help = true;
+                break;
+            case S_OPT_QUIET:
+                opts->quiet = true;
+                break;
+            case S_OPT_STRICT:
+                opts->strict = true;
+                break;
+            case S_OPT_FROM_START:
+                opts->from_start = true;
+                break;
+            case S_OPT_DETACH:
+                opts->detach = true;
+                break;
+            case S_OPT_LIMIT:
+                rc = s_parse_number (name, optarg, &opts->limit);
+                break;
+            case S_OPT_COUNT:
+                rc = s_parse_number (name, optarg, &opts->count);
+                break;
+            case S_OPT_TIMEOUT:
+                rc = s_parse_number (name, optarg, &opts->timeout);
+                break;
+            case S_OPT_PORT_BASE:
+                rc = s_parse_number (name, optarg, &opts->port_base);
+                break;
+            case S_OPT_SHARDS:
+                rc = s_parse_number (name, optarg, &opts->shards);
+                break;
+            case S_OPT_INGESTORS:
+                rc = s_parse_number (name, optarg, &opts->ingestors);
+                break;
+            case S_OPT_SYNC:
+                opts->sync = optarg;
+                break;
+            default:
+                break;
         }
         if (rc)
             return -1;
@@ -224,23 +263,14 @@ s_coin_json (const Trove__Coin *coin)
     trove_format_rfc3339 (coin->minted_ms, minted, sizeof minted);
     json_t *events = json_array ();
     for (size_t i = 0; i < coin->n_events; i++)
-        json_array_append_new (events, json_pack ("{s:o,s:o}",
-                               "source", s_str (coin->events [i]->source),
-                               "id", s_str (coin->events [i]->id)));
-    return json_pack ("{s:o,s:o,s:o,s:o,s:I,s:I,s:o,s:o,s:I,s:I,s:I,s:o,s:b}",
-                      "id", s_str (coin->id),
-                      "user", s_str (coin->user),
-                      "hunt", s_str (coin->hunt),
-                      "rule", s_str (coin->rule),
-                      "rule_version", (json_int_t) coin->rule_version,
-                      "value", (json_int_t) coin->value,
-                      "reason", s_str (coin->reason),
-                      "minted", json_string (minted),
-                      "minted_ms", (json_int_t) coin->minted_ms,
-                      "shard", (json_int_t) coin->shard,
-                      "aseq", (json_int_t) coin->aseq,
-                      "events", events,
-                      "revoked", coin->revoked);
+        json_array_append_new (events, json_pack ("{s:o,s:o}", "source", s_str (coin->events [i]->source),
+                                                  "id", s_str (coin->events [i]->id)));
+    return json_pack ("{s:o,s:o,s:o,s:o,s:I,s:I,s:o,s:o,s:I,s:I,s:I,s:o,s:b}", "id", s_str (coin->id), "user",
+                      s_str (coin->user), "hunt", s_str (coin->hunt), "rule", s_str (coin->rule),
+                      "rule_version", (json_int_t) coin->rule_version, "value", (json_int_t) coin->value,
+                      "reason", s_str (coin->reason), "minted", json_string (minted), "minted_ms",
+                      (json_int_t) coin->minted_ms, "shard", (json_int_t) coin->shard, "aseq",
+                      (json_int_t) coin->aseq, "events", events, "revoked", coin->revoked);
 }
 
 //  "web/e-1,web/e-2" into buf.
@@ -250,8 +280,8 @@ s_coin_events (const Trove__Coin *coin, char *buf, size_t size)
     size_t used = 0;
     buf [0] = 0;
     for (size_t i = 0; i < coin->n_events && used < size; i++)
-        used += snprintf (buf + used, size - used, "%s%s/%s", i ? "," : "",
-                          coin->events [i]->source, coin->events [i]->id);
+        used += snprintf (buf + used, size - used, "%s%s/%s", i ? "," : "", coin->events [i]->source,
+                          coin->events [i]->id);
 }
 
 static void
@@ -262,13 +292,13 @@ s_print_coin_line (const Trove__Coin *coin, bool with_user)
     s_coin_events (coin, events, sizeof events);
     if (with_user)
         printf ("s%u #%llu %s user=%s value=%lld hunt=%s rule=%s v%u reason=%s minted=%s events=%s%s\n",
-                coin->shard, (unsigned long long) coin->aseq, coin->id, coin->user,
-                (long long) coin->value, coin->hunt, coin->rule, coin->rule_version,
-                coin->reason, minted, events, coin->revoked ? " REVOKED" : "");
+                coin->shard, (unsigned long long) coin->aseq, coin->id, coin->user, (long long) coin->value,
+                coin->hunt, coin->rule, coin->rule_version, coin->reason, minted, events,
+                coin->revoked ? " REVOKED" : "");
     else
-        printf ("%s value=%lld hunt=%s rule=%s v%u reason=%s minted=%s events=%s%s\n",
-                coin->id, (long long) coin->value, coin->hunt, coin->rule, coin->rule_version,
-                coin->reason, minted, events, coin->revoked ? " REVOKED" : "");
+        printf ("%s value=%lld hunt=%s rule=%s v%u reason=%s minted=%s events=%s%s\n", coin->id,
+                (long long) coin->value, coin->hunt, coin->rule, coin->rule_version, coin->reason, minted,
+                events, coin->revoked ? " REVOKED" : "");
 }
 
 //  One query to a scorer shard; prints the failure and returns NULL on
@@ -278,18 +308,16 @@ s_query (const trove_cfg_t *cfg, size_t shard, Trove__Query *query, const char *
 {
     char *err = NULL;
     const char *endpoint = trove_cfg_shard_query (cfg, shard);
-    Trove__QueryReply *reply = trove_client_call_max (endpoint, query, S_QUERY_TIMEOUT_MS,
-                                                      S_QUERY_RETRIES,
+    Trove__QueryReply *reply = trove_client_call_max (endpoint, query, S_QUERY_TIMEOUT_MS, S_QUERY_RETRIES,
                                                       trove_cfg_limits (cfg)->max_frame, &err);
     if (!reply) {
         trovectl_fail ("scorer %s: %s", trove_cfg_shard_name (cfg, shard), err ? err : "no reply");
         free (err);
         return NULL;
     }
-    if (reply->error && *reply->error
-    &&  !(tolerated && strcmp (reply->error, tolerated) == 0)) {
-        trovectl_fail ("scorer %s: %s query failed: %s", trove_cfg_shard_name (cfg, shard),
-                       query->kind, reply->error);
+    if (reply->error && *reply->error && !(tolerated && strcmp (reply->error, tolerated) == 0)) {
+        trovectl_fail ("scorer %s: %s query failed: %s", trove_cfg_shard_name (cfg, shard), query->kind,
+                       reply->error);
         trove_client_reply_free (&reply);
     }
     return reply;
@@ -324,17 +352,17 @@ static const char *s_send_help =
     "2 with --strict and rejections.\n";
 
 typedef struct {
-    long line;                 //  line number in the input
-    char *source;              //  for the report
-    char *id;                  //  for the report
+    long line;     //  line number in the input
+    char *source;  //  for the report
+    char *id;      //  for the report
 } s_line_t;
 
 typedef struct {
-    bool json;                 //  --json
-    bool quiet;                //  --quiet
-    s_line_t *lines;           //  by tag
-    size_t nlines;             //  used
-    size_t maxlines;           //  allocated
+    bool json;        //  --json
+    bool quiet;       //  --quiet
+    s_line_t *lines;  //  by tag
+    size_t nlines;    //  used
+    size_t maxlines;  //  allocated
     size_t accepted, duplicate, rejected;
 } s_send_t;
 
@@ -342,40 +370,42 @@ static const char *
 s_status_name (int status)
 {
     switch (status) {
-        case TROVE__STATUS__ACCEPTED:  return "accepted";
-        case TROVE__STATUS__DUPLICATE: return "duplicate";
-        case TROVE__STATUS__REJECTED:  return "rejected";
-        case TROVE__STATUS__RETRY:     return "retry";
-        default:                       return "unknown";
+        case TROVE__STATUS__ACCEPTED:
+            return "accepted";
+        case TROVE__STATUS__DUPLICATE:
+            return "duplicate";
+        case TROVE__STATUS__REJECTED:
+            return "rejected";
+        case TROVE__STATUS__RETRY:
+            return "retry";
+        default:
+            return "unknown";
     }
 }
 
 static void
-s_send_report (s_send_t *self, long line, const char *source, const char *id, int status,
-               const char *reason, const char *detail)
+s_send_report (s_send_t *self, long line, const char *source, const char *id, int status, const char *reason,
+               const char *detail)
 {
     if (status == TROVE__STATUS__ACCEPTED)
         self->accepted++;
-    else
-    if (status == TROVE__STATUS__DUPLICATE)
+    else if (status == TROVE__STATUS__DUPLICATE)
         self->duplicate++;
     else
         self->rejected++;
     if (self->quiet)
         return;
     if (self->json) {
-        json_t *obj = json_pack ("{s:I,s:o,s:o,s:s}", "line", (json_int_t) line,
-                                 "source", source ? json_string (source) : json_null (),
-                                 "id", id ? json_string (id) : json_null (),
-                                 "status", s_status_name (status));
+        json_t *obj = json_pack ("{s:I,s:o,s:o,s:s}", "line", (json_int_t) line, "source",
+                                 source ? json_string (source) : json_null (), "id",
+                                 id ? json_string (id) : json_null (), "status", s_status_name (status));
         json_object_set_new (obj, "reason", reason && *reason ? json_string (reason) : json_null ());
         if (detail && *detail)
             json_object_set_new (obj, "detail", json_string (detail));
         s_print_json (obj);
     }
     else {
-        printf ("line %ld %s/%s %s", line, source ? source : "?", id ? id : "?",
-                s_status_name (status));
+        printf ("line %ld %s/%s %s", line, source ? source : "?", id ? id : "?", s_status_name (status));
         if (reason && *reason)
             printf (" %s", reason);
         if (detail && *detail)
@@ -390,8 +420,7 @@ s_on_result (void *arg, uint64_t tag, const Trove__Result *result, int64_t laten
     (void) latency_us;
     s_send_t *self = (s_send_t *) arg;
     s_line_t *line = &self->lines [tag];
-    s_send_report (self, line->line, line->source, line->id, result->status,
-                   result->reason, result->detail);
+    s_send_report (self, line->line, line->source, line->id, result->status, result->reason, result->detail);
     free (line->source);
     free (line->id);
     line->source = line->id = NULL;
@@ -429,7 +458,7 @@ s_cmd_send (int argc, char **argv)
     trove_submitter_t *submitter = NULL;
     FILE *input = NULL;
     char *text = NULL;
-    s_send_t state = { .json = opts.json, .quiet = opts.quiet };
+    s_send_t state = {.json = opts.json, .quiet = opts.quiet};
     const char *path = opts.nargs ? opts.args [0] : "-";
     cfg = s_load_cfg (&opts);
     if (!cfg)
@@ -453,7 +482,7 @@ s_cmd_send (int argc, char **argv)
     size_t cap = 0;
     ssize_t len;
     long lineno = 0;
-    bool stopped = false;       //  interrupted or timed out
+    bool stopped = false;  //  interrupted or timed out
     while (!stopped && (len = getline (&text, &cap, input)) != -1) {
         lineno++;
         while (len > 0 && (text [len - 1] == '\n' || text [len - 1] == '\r'))
@@ -467,8 +496,8 @@ s_cmd_send (int argc, char **argv)
         if (!event) {
             char *source, *id;
             s_guess_ids (text, (size_t) len, &source, &id);
-            s_send_report (&state, lineno, source, id, TROVE__STATUS__REJECTED,
-                           reason ? reason : "bad_json", err);
+            s_send_report (&state, lineno, source, id, TROVE__STATUS__REJECTED, reason ? reason : "bad_json",
+                           err);
             free (source);
             free (id);
             free (err);
@@ -519,20 +548,19 @@ s_cmd_send (int argc, char **argv)
     //  events never handed to the submitter (stopped while reading)
     size_t events = state.accepted + state.duplicate + state.rejected + unanswered;
     if (opts.json)
-        fprintf (stderr, "{\"summary\":{\"events\":%zu,\"accepted\":%zu,\"duplicate\":%zu,"
-                 "\"rejected\":%zu,\"unanswered\":%zu}}\n", events, state.accepted,
-                 state.duplicate, state.rejected, unanswered);
+        fprintf (stderr,
+                 "{\"summary\":{\"events\":%zu,\"accepted\":%zu,\"duplicate\":%zu,"
+                 "\"rejected\":%zu,\"unanswered\":%zu}}\n",
+                 events, state.accepted, state.duplicate, state.rejected, unanswered);
     else
-        fprintf (stderr, "%zu events: %zu accepted, %zu duplicate, %zu rejected%s",
-                 events, state.accepted, state.duplicate, state.rejected,
-                 unanswered ? "" : "\n");
+        fprintf (stderr, "%zu events: %zu accepted, %zu duplicate, %zu rejected%s", events, state.accepted,
+                 state.duplicate, state.rejected, unanswered ? "" : "\n");
     if (unanswered && !opts.json)
         fprintf (stderr, ", %zu unanswered\n", unanswered);
     if (stopped) {
         const char *why = trove_submitter_last_retry (submitter);
-        trovectl_fail ("%s with %zu event%s unanswered%s%s%s",
-                       s_interrupted ? "interrupted" : "timed out", unanswered,
-                       unanswered == 1 ? "" : "s",
+        trovectl_fail ("%s with %zu event%s unanswered%s%s%s", s_interrupted ? "interrupted" : "timed out",
+                       unanswered, unanswered == 1 ? "" : "s",
                        stopped && !feof (input) ? " (input not read to the end)" : "",
                        *why ? "; last answer: retry " : "", why);
         goto fail;
@@ -695,8 +723,7 @@ s_cmd_coin (int argc, char **argv)
         reply = s_query (cfg, shard, &query, "not_found");
         if (!reply)
             down++;
-        else
-        if ((reply->error && *reply->error) || reply->n_coins == 0)
+        else if ((reply->error && *reply->error) || reply->n_coins == 0)
             trove_client_reply_free (&reply);
     }
     if (!reply) {
@@ -726,8 +753,9 @@ s_cmd_coin (int argc, char **argv)
         printf ("coin         %s\nuser         %s\nvalue        %lld\nhunt         %s\n"
                 "rule         %s (version %u)\nreason       %s\nminted       %s\n"
                 "shard        %s (aseq %llu)\n%s",
-                coin->id, coin->user, (long long) coin->value, coin->hunt, coin->rule,
-                coin->rule_version, coin->reason, minted, trove_cfg_shard_name (cfg, coin->shard < trove_cfg_shards (cfg) ? coin->shard : 0),
+                coin->id, coin->user, (long long) coin->value, coin->hunt, coin->rule, coin->rule_version,
+                coin->reason, minted,
+                trove_cfg_shard_name (cfg, coin->shard < trove_cfg_shards (cfg) ? coin->shard : 0),
                 (unsigned long long) coin->aseq, coin->revoked ? "revoked      yes\n" : "");
         printf ("events       %zu\n", reply->n_events);
         for (size_t i = 0; i < reply->n_events; i++) {
@@ -759,9 +787,9 @@ static const char *s_tail_help =
     "object per line.\n";
 
 typedef struct {
-    bool json;                 //  --json
-    long count;                //  stop after this many, 0 = never
-    long seen;                 //  printed so far
+    bool json;   //  --json
+    long count;  //  stop after this many, 0 = never
+    long seen;   //  printed so far
 } s_tail_t;
 
 static void
@@ -794,7 +822,7 @@ s_cmd_tail (int argc, char **argv)
     if (!cfg)
         return 1;
     s_catch_signals ();
-    s_tail_t state = { .json = opts.json, .count = opts.count > 0 ? opts.count : 0 };
+    s_tail_t state = {.json = opts.json, .count = opts.count > 0 ? opts.count : 0};
     trove_awardsub_t *sub = trove_awardsub_new (cfg, !opts.from_start, s_on_award, &state);
     int rc = 0;
     if (!sub)
@@ -829,13 +857,13 @@ trovectl_procs (const trove_cfg_t *cfg, size_t *count_p)
     if (!procs)
         return NULL;
     size_t n = 0;
-    procs [n++] = (trovectl_proc_t) { "broker", "broker", -1, trove_cfg_broker_control (cfg), NULL };
+    procs [n++] = (trovectl_proc_t){"broker", "broker", -1, trove_cfg_broker_control (cfg), NULL};
     for (size_t i = 0; i < trove_cfg_ingestors (cfg); i++)
-        procs [n++] = (trovectl_proc_t) { "ingestor", trove_cfg_ingestor_name (cfg, i), -1,
-                                          trove_cfg_ingestor_endpoint (cfg, i), NULL };
+        procs [n++] = (trovectl_proc_t){"ingestor", trove_cfg_ingestor_name (cfg, i), -1,
+                                        trove_cfg_ingestor_endpoint (cfg, i), NULL};
     for (size_t i = 0; i < trove_cfg_shards (cfg); i++)
-        procs [n++] = (trovectl_proc_t) { "scorer", trove_cfg_shard_name (cfg, i), (int) i,
-                                          trove_cfg_shard_query (cfg, i), NULL };
+        procs [n++] = (trovectl_proc_t){"scorer", trove_cfg_shard_name (cfg, i), (int) i,
+                                        trove_cfg_shard_query (cfg, i), NULL};
     *count_p = count;
     return procs;
 }
@@ -853,8 +881,7 @@ trovectl_procs_free (trovectl_proc_t **procs_p, size_t count)
 }
 
 int
-trovectl_probe (const trove_cfg_t *cfg, trovectl_proc_t *procs, size_t count,
-                int timeout_ms, int retries)
+trovectl_probe (const trove_cfg_t *cfg, trovectl_proc_t *procs, size_t count, int timeout_ms, int retries)
 {
     const char **endpoints = calloc (count ? count : 1, sizeof *endpoints);
     Trove__QueryReply **replies = calloc (count ? count : 1, sizeof *replies);
@@ -883,11 +910,9 @@ s_format_uptime (int64_t ms, char *buf, size_t size)
     int64_t s = ms / 1000;
     if (s < 60)
         snprintf (buf, size, "%llds", (long long) s);
-    else
-    if (s < 3600)
+    else if (s < 3600)
         snprintf (buf, size, "%lldm%02llds", (long long) (s / 60), (long long) (s % 60));
-    else
-    if (s < 86400)
+    else if (s < 86400)
         snprintf (buf, size, "%lldh%02lldm", (long long) (s / 3600), (long long) (s % 3600 / 60));
     else
         snprintf (buf, size, "%lldd%02lldh", (long long) (s / 86400), (long long) (s % 86400 / 3600));
@@ -917,8 +942,8 @@ s_cmd_status (int argc, char **argv)
     }
     size_t down = 0;
     if (!opts.json)
-        printf ("%-8s %-8s %-5s %-24s %-4s %-8s %-10s %-10s %-8s %s\n", "ROLE", "NAME", "SHARD",
-                "ENDPOINT", "UP", "PID", "LAST_ASEQ", "EVENTS", "LAG", "UPTIME");
+        printf ("%-8s %-8s %-5s %-24s %-4s %-8s %-10s %-10s %-8s %s\n", "ROLE", "NAME", "SHARD", "ENDPOINT",
+                "UP", "PID", "LAST_ASEQ", "EVENTS", "LAG", "UPTIME");
     int64_t now = trove_now_ms ();
     for (size_t i = 0; i < count; i++) {
         trovectl_proc_t *proc = &procs [i];
@@ -933,10 +958,9 @@ s_cmd_status (int argc, char **argv)
             last_aseq = info->last_aseq;
         int64_t uptime = info && info->started_ms ? now - info->started_ms : -1;
         if (opts.json) {
-            json_t *obj = json_pack ("{s:s,s:s,s:o,s:s,s:b}", "role", proc->role,
-                                     "name", proc->name,
-                                     "shard", proc->shard >= 0 ? json_integer (proc->shard) : json_null (),
-                                     "endpoint", proc->endpoint, "up", up);
+            json_t *obj = json_pack ("{s:s,s:s,s:o,s:s,s:b}", "role", proc->role, "name", proc->name, "shard",
+                                     proc->shard >= 0 ? json_integer (proc->shard) : json_null (), "endpoint",
+                                     proc->endpoint, "up", up);
             if (proc->reply && proc->reply->error && *proc->reply->error)
                 json_object_set_new (obj, "error", json_string (proc->reply->error));
             if (info) {
@@ -969,8 +993,8 @@ s_cmd_status (int argc, char **argv)
                 snprintf (aseq, sizeof aseq, "%llu", (unsigned long long) last_aseq);
                 snprintf (events, sizeof events, "%llu", info ? (unsigned long long) info->events : 0ULL);
             }
-            printf ("%-8s %-8s %-5s %-24s %-4s %-8s %-10s %-10s %-8s %s%s%s\n", proc->role, proc->name,
-                    shard, proc->endpoint, up ? "up" : "down", pid, aseq, events, lag, upt,
+            printf ("%-8s %-8s %-5s %-24s %-4s %-8s %-10s %-10s %-8s %s%s%s\n", proc->role, proc->name, shard,
+                    proc->endpoint, up ? "up" : "down", pid, aseq, events, lag, upt,
                     info && info->last_error && *info->last_error ? "  last error: " : "",
                     info && info->last_error ? info->last_error : "");
         }
@@ -988,27 +1012,26 @@ fail:
 
 //  ---------------------------------------------------------------------------
 
-static const char *s_usage =
-    "usage: trovectl COMMAND [OPTIONS]\n"
-    "\n"
-    "Commands:\n"
-    "  send [FILE|-]        submit NDJSON events, wait for every answer\n"
-    "  balance USER...      coin balance of users\n"
-    "  coins USER           a user's coins, newest first\n"
-    "  coin ID              one coin and its earning events\n"
-    "  tail                 follow the award stream\n"
-    "  status               status of every process of the cluster\n"
-    "  up                   run a local cluster (writes DIR/trove.cfg)\n"
-    "  down                 stop the cluster started by `up`\n"
-    "\n"
-    "Common options:\n"
-    "  --dir DIR      cluster directory, config DIR/trove.cfg\n"
-    "                 (default: $TROVE_DIR, else ./trove-data)\n"
-    "  --config FILE  cluster config file (instead of --dir)\n"
-    "  --json         machine-readable output\n"
-    "  --help         help of a command: trovectl COMMAND --help\n"
-    "\n"
-    "A failed command prints one line on stderr and exits non-zero.\n";
+static const char *s_usage = "usage: trovectl COMMAND [OPTIONS]\n"
+                             "\n"
+                             "Commands:\n"
+                             "  send [FILE|-]        submit NDJSON events, wait for every answer\n"
+                             "  balance USER...      coin balance of users\n"
+                             "  coins USER           a user's coins, newest first\n"
+                             "  coin ID              one coin and its earning events\n"
+                             "  tail                 follow the award stream\n"
+                             "  status               status of every process of the cluster\n"
+                             "  up                   run a local cluster (writes DIR/trove.cfg)\n"
+                             "  down                 stop the cluster started by `up`\n"
+                             "\n"
+                             "Common options:\n"
+                             "  --dir DIR      cluster directory, config DIR/trove.cfg\n"
+                             "                 (default: $TROVE_DIR, else ./trove-data)\n"
+                             "  --config FILE  cluster config file (instead of --dir)\n"
+                             "  --json         machine-readable output\n"
+                             "  --help         help of a command: trovectl COMMAND --help\n"
+                             "\n"
+                             "A failed command prints one line on stderr and exits non-zero.\n";
 
 typedef struct {
     const char *name;
@@ -1016,14 +1039,8 @@ typedef struct {
 } s_command_t;
 
 static const s_command_t s_commands [] = {
-    { "send", s_cmd_send },
-    { "balance", s_cmd_balance },
-    { "coins", s_cmd_coins },
-    { "coin", s_cmd_coin },
-    { "tail", s_cmd_tail },
-    { "status", s_cmd_status },
-    { "up", trovectl_up },
-    { "down", trovectl_down },
+    {"send", s_cmd_send}, {"balance", s_cmd_balance}, {"coins", s_cmd_coins}, {"coin", s_cmd_coin},
+    {"tail", s_cmd_tail}, {"status", s_cmd_status},   {"up", trovectl_up},    {"down", trovectl_down},
 };
 
 //  True when option text takes the next argument as its value.

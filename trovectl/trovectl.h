@@ -14,23 +14,23 @@ int trovectl_fail (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)))
 
 //  Options of every command; each command accepts a subset.
 typedef struct {
-    const char *dir;           //  --dir
-    const char *config;        //  --config
-    bool json;                 //  --json
-    bool help;                 //  --help
-    bool quiet;                //  --quiet (send)
-    bool strict;               //  --strict (send)
-    bool from_start;           //  --from-start (tail)
-    bool detach;               //  --detach (up)
-    long limit;                //  --limit (coins), -1 when absent
-    long count;                //  --count (tail), -1 when absent
-    long timeout;              //  --timeout seconds (send), -1 when absent
-    long port_base;            //  --port-base (up), -1 when absent
-    long shards;               //  --shards (up), -1 when absent
-    long ingestors;            //  --ingestors (up), -1 when absent
-    const char *sync;          //  --sync (up)
-    char **args;               //  positional arguments (into argv)
-    int nargs;                 //  number of positional arguments
+    const char *dir;     //  --dir
+    const char *config;  //  --config
+    bool json;           //  --json
+    bool help;           //  --help
+    bool quiet;          //  --quiet (send)
+    bool strict;         //  --strict (send)
+    bool from_start;     //  --from-start (tail)
+    bool detach;         //  --detach (up)
+    long limit;          //  --limit (coins), -1 when absent
+    long count;          //  --count (tail), -1 when absent
+    long timeout;        //  --timeout seconds (send), -1 when absent
+    long port_base;      //  --port-base (up), -1 when absent
+    long shards;         //  --shards (up), -1 when absent
+    long ingestors;      //  --ingestors (up), -1 when absent
+    const char *sync;    //  --sync (up)
+    char **args;         //  positional arguments (into argv)
+    int nargs;           //  number of positional arguments
 } trovectl_opts_t;
 
 //  Parse argv (argv [0] is the command) accepting only the options named in
@@ -56,8 +56,8 @@ trovectl_proc_t *trovectl_procs (const trove_cfg_t *cfg, size_t *count_p);
 void trovectl_procs_free (trovectl_proc_t **procs_p, size_t count);
 //  Ask every process for "status" at once; fills reply. Returns how many
 //  answered, -1 if interrupted.
-int trovectl_probe (const trove_cfg_t *cfg, trovectl_proc_t *procs, size_t count,
-                    int timeout_ms, int retries);
+int trovectl_probe (const trove_cfg_t *cfg, trovectl_proc_t *procs, size_t count, int timeout_ms,
+                    int retries);
 
 //  Commands in trovectl_up.c; argv [0] is the command name.
 int trovectl_up (int argc, char **argv);

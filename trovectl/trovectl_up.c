@@ -99,31 +99,30 @@ static const char *s_down_help =
     "then wait (up to 15 s) until it is gone. If none runs, says so and exits 0.\n";
 
 typedef struct {
-    char name [64];            //  "broker", "i0", "s0", ...
-    char path [PATH_MAX];      //  program to run
-    char *argv [6];            //  its arguments (argv [0] = path)
-    char option [16];          //  "--name", "--shard" or ""
-    char log [PATH_MAX];       //  DIR/logs/NAME.log
-    char pidfile [PATH_MAX];   //  DIR/pids/NAME.pid
-    pid_t pid;                 //  running process, 0 when not running
-    int64_t started_us;        //  last start (monotonic)
-    int64_t restart_us;        //  when to start again (monotonic)
-    int64_t backoff_us;        //  delay before the next restart
+    char name [64];           //  "broker", "i0", "s0", ...
+    char path [PATH_MAX];     //  program to run
+    char *argv [6];           //  its arguments (argv [0] = path)
+    char option [16];         //  "--name", "--shard" or ""
+    char log [PATH_MAX];      //  DIR/logs/NAME.log
+    char pidfile [PATH_MAX];  //  DIR/pids/NAME.pid
+    pid_t pid;                //  running process, 0 when not running
+    int64_t started_us;       //  last start (monotonic)
+    int64_t restart_us;       //  when to start again (monotonic)
+    int64_t backoff_us;       //  delay before the next restart
 } s_child_t;
 
 typedef struct {
-    char dir [S_DIR_MAX];      //  absolute cluster directory
-    char cfgpath [PATH_MAX];   //  DIR/trove.cfg
-    char pidpath [PATH_MAX];   //  DIR/trovectl.pid
-    const trove_cfg_t *cfg;    //  the cluster
-    s_child_t *children;       //  broker, ingestors, scorers
-    size_t nchildren;          //  number of children
-    bool foreground;           //  also report on stderr/stdout
-    bool json;                 //  --json
+    char dir [S_DIR_MAX];     //  absolute cluster directory
+    char cfgpath [PATH_MAX];  //  DIR/trove.cfg
+    char pidpath [PATH_MAX];  //  DIR/trovectl.pid
+    const trove_cfg_t *cfg;   //  the cluster
+    s_child_t *children;      //  broker, ingestors, scorers
+    size_t nchildren;         //  number of children
+    bool foreground;          //  also report on stderr/stdout
+    bool json;                //  --json
 } s_super_t;
 
-static void
-s_log (s_super_t *self, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+static void s_log (s_super_t *self, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 
 //  Append a line to DIR/logs/supervisor.log (and stderr in the foreground).
 static void
@@ -213,7 +212,7 @@ s_running (const char *dir)
         return 0;
     pid_t pid = 0;
     if (flock (fd, LOCK_SH | LOCK_NB) == 0)
-        flock (fd, LOCK_UN);        //  nobody holds it: stale
+        flock (fd, LOCK_UN);  //  nobody holds it: stale
     else
         //  held; the pid may be a moment late after the lock
         for (int tries = 0; tries < 50 && pid <= 0; tries++) {
@@ -298,10 +297,12 @@ s_config_text (const char *dir, long base, long shards, long ingestors, const ch
            "    sub = \"tcp://127.0.0.1:%ld\"\n"
            "    control = \"tcp://127.0.0.1:%ld\"\n"
            "\n"
-           "ingestor\n", dir, sync, base + 1, base + 2, base + 3);
+           "ingestor\n",
+           dir, sync, base + 1, base + 2, base + 3);
     for (long k = 0; k < ingestors; k++)
         S_ADD ("    i%ld\n"
-               "        endpoint = \"tcp://127.0.0.1:%ld\"\n", k, base + 10 + k);
+               "        endpoint = \"tcp://127.0.0.1:%ld\"\n",
+               k, base + 10 + k);
     S_ADD ("\nscorer\n");
     for (long k = 0; k < shards; k++)
         S_ADD ("    s%ld\n"
@@ -309,8 +310,7 @@ s_config_text (const char *dir, long base, long shards, long ingestors, const ch
                "        query = \"tcp://127.0.0.1:%ld\"\n"
                "        partitions = \"%ld-%ld\"\n"
                "        data = \"%s/data/s%ld\"\n",
-               k, base + 20 + 2 * k, base + 21 + 2 * k,
-               k * 256 / shards, (k + 1) * 256 / shards - 1, dir, k);
+               k, base + 20 + 2 * k, base + 21 + 2 * k, k * 256 / shards, (k + 1) * 256 / shards - 1, dir, k);
 #undef S_ADD
     return text;
 }
@@ -345,7 +345,7 @@ s_start (s_super_t *self, s_child_t *child)
     sigemptyset (&none);
     pid_t pid = fork ();
     if (pid == 0) {
-        setpgid (0, 0);             //  the terminal's SIGINT is for the supervisor
+        setpgid (0, 0);  //  the terminal's SIGINT is for the supervisor
         signal (SIGPIPE, SIG_DFL);
         signal (SIGINT, SIG_DFL);
         signal (SIGTERM, SIG_DFL);
@@ -387,8 +387,7 @@ s_start (s_super_t *self, s_child_t *child)
     char line [PATH_MAX * 2] = "";
     size_t used = 0;
     for (int i = 0; child->argv [i] && used < sizeof line; i++)
-        used += (size_t) snprintf (line + used, sizeof line - used, "%s%s", i ? " " : "",
-                                   child->argv [i]);
+        used += (size_t) snprintf (line + used, sizeof line - used, "%s%s", i ? " " : "", child->argv [i]);
     s_log (self, "%s started, pid %d: %s", child->name, (int) pid, line);
 }
 
@@ -397,10 +396,8 @@ s_describe (int status, char *buf, size_t size)
 {
     if (WIFEXITED (status))
         snprintf (buf, size, "exited with status %d", WEXITSTATUS (status));
-    else
-    if (WIFSIGNALED (status))
-        snprintf (buf, size, "killed by signal %d (%s)", WTERMSIG (status),
-                  strsignal (WTERMSIG (status)));
+    else if (WIFSIGNALED (status))
+        snprintf (buf, size, "killed by signal %d (%s)", WTERMSIG (status), strsignal (WTERMSIG (status)));
     else
         snprintf (buf, size, "ended with wait status 0x%x", status);
 }
@@ -432,8 +429,8 @@ s_reap (s_super_t *self, bool restart)
         int64_t delay = child->backoff_us;
         child->backoff_us = delay * 2 > S_BACKOFF_MAX_US ? S_BACKOFF_MAX_US : delay * 2;
         child->restart_us = now + delay;
-        s_log (self, "%s (pid %d) %s after %.1f s; restarting in %lld ms", child->name, (int) pid,
-               how, up_us / 1e6, (long long) (delay / 1000));
+        s_log (self, "%s (pid %d) %s after %.1f s; restarting in %lld ms", child->name, (int) pid, how,
+               up_us / 1e6, (long long) (delay / 1000));
     }
 }
 
@@ -451,7 +448,7 @@ s_running_children (s_super_t *self)
 static int
 s_wait_signal (const sigset_t *set, long ms)
 {
-    struct timespec timeout = { ms / 1000, (ms % 1000) * 1000000L };
+    struct timespec timeout = {ms / 1000, (ms % 1000) * 1000000L};
     int sig = sigtimedwait (set, NULL, &timeout);
     return sig > 0 ? sig : 0;
 }
@@ -471,8 +468,8 @@ s_stop_all (s_super_t *self, const sigset_t *set)
     for (size_t i = 0; i < self->nchildren; i++) {
         s_child_t *child = &self->children [i];
         if (child->pid > 0) {
-            s_log (self, "%s (pid %d) still running after %d s: SIGKILL", child->name,
-                   (int) child->pid, S_STOP_GRACE_US / 1000000);
+            s_log (self, "%s (pid %d) still running after %d s: SIGKILL", child->name, (int) child->pid,
+                   S_STOP_GRACE_US / 1000000);
             kill (child->pid, SIGKILL);
             int status;
             if (waitpid (child->pid, &status, 0) == child->pid) {
@@ -509,8 +506,7 @@ s_all_ours (const char *dir, const trovectl_proc_t *procs, size_t count)
         const Trove__QueryReply *reply = procs [i].reply;
         if (!reply || (reply->error && *reply->error))
             return false;
-        if (reply->status && reply->status->pid
-        &&  reply->status->pid != s_child_pid (dir, procs [i].name))
+        if (reply->status && reply->status->pid && reply->status->pid != s_child_pid (dir, procs [i].name))
             return false;
     }
     return true;
@@ -520,8 +516,7 @@ s_all_ours (const char *dir, const trovectl_proc_t *procs, size_t count)
 //  child is given, stop early when that process exits. Returns 0 when ready,
 //  -1 on timeout, 1 if the child exited (*status_p set).
 static int
-s_wait_ready (const char *dir, const trove_cfg_t *cfg, int64_t timeout_us, pid_t child,
-              int *status_p)
+s_wait_ready (const char *dir, const trove_cfg_t *cfg, int64_t timeout_us, pid_t child, int *status_p)
 {
     size_t count = 0;
     trovectl_proc_t *procs = trovectl_procs (cfg, &count);
@@ -575,8 +570,8 @@ s_stop_leftovers (s_super_t *self)
         pid_t pid = s_child_pid (self->dir, child->name);
         if (pid <= 0 || pid == getpid () || !s_alive (pid) || !s_uses_config (pid, self->cfgpath))
             continue;
-        s_log (self, "%s (pid %d) is left over from a previous supervisor: stopping it",
-               child->name, (int) pid);
+        s_log (self, "%s (pid %d) is left over from a previous supervisor: stopping it", child->name,
+               (int) pid);
         kill (pid, SIGTERM);
         int64_t deadline = trove_mono_us () + S_STOP_GRACE_US;
         while (s_alive (pid) && trove_mono_us () < deadline)
@@ -625,12 +620,12 @@ s_supervise (s_super_t *self)
         s_log (self, "cannot write %s: %s", self->pidpath, strerror (errno));
         goto fail;
     }
-    s_log (self, "supervisor pid %d: %zu processes, config %s", (int) getpid (),
-           self->nchildren, self->cfgpath);
+    s_log (self, "supervisor pid %d: %zu processes, config %s", (int) getpid (), self->nchildren,
+           self->cfgpath);
     s_stop_leftovers (self);
     for (size_t i = 0; i < self->nchildren; i++)
         s_start (self, &self->children [i]);
-    bool ready = !self->foreground;     //  with --detach the parent waits for it
+    bool ready = !self->foreground;  //  with --detach the parent waits for it
     int64_t next_probe = trove_mono_us () + 200000;
     size_t count = 0;
     trovectl_proc_t *procs = self->foreground ? trovectl_procs (self->cfg, &count) : NULL;
@@ -651,11 +646,11 @@ s_supervise (s_super_t *self)
             if (s_all_ours (self->dir, procs, count)) {
                 ready = true;
                 if (self->json)
-                    s_print_json (json_pack ("{s:s,s:i,s:b}", "dir", self->dir,
-                                             "supervisor_pid", (int) getpid (), "ready", 1));
+                    s_print_json (json_pack ("{s:s,s:i,s:b}", "dir", self->dir, "supervisor_pid",
+                                             (int) getpid (), "ready", 1));
                 else
-                    printf ("cluster ready in %s (supervisor pid %d); Ctrl-C stops it\n",
-                            self->dir, (int) getpid ());
+                    printf ("cluster ready in %s (supervisor pid %d); Ctrl-C stops it\n", self->dir,
+                            (int) getpid ());
                 fflush (stdout);
                 s_log (self, "cluster ready");
             }
@@ -672,7 +667,7 @@ s_supervise (s_super_t *self)
     rc = 0;
 fail:
     if (fd != -1)
-        close (fd);             //  releases the lock
+        close (fd);  //  releases the lock
     sigprocmask (SIG_SETMASK, &old, NULL);
     return rc;
 }
@@ -693,8 +688,7 @@ s_plan (s_super_t *self)
             program = "trove-broker";
             snprintf (child->name, sizeof child->name, "broker");
         }
-        else
-        if (i <= trove_cfg_ingestors (cfg)) {
+        else if (i <= trove_cfg_ingestors (cfg)) {
             program = "trove-ingestor";
             snprintf (child->option, sizeof child->option, "--name");
             snprintf (child->name, sizeof child->name, "%s", trove_cfg_ingestor_name (cfg, i - 1));
@@ -723,10 +717,9 @@ static void
 s_report_up (bool json, const char *dir, pid_t pid, bool already)
 {
     if (json)
-        s_print_json (json_pack ("{s:s,s:i,s:b,s:b}", "dir", dir, "supervisor_pid", (int) pid,
-                                 "ready", 1, "already_running", already));
-    else
-    if (already)
+        s_print_json (json_pack ("{s:s,s:i,s:b,s:b}", "dir", dir, "supervisor_pid", (int) pid, "ready", 1,
+                                 "already_running", already));
+    else if (already)
         printf ("cluster in %s is already running (supervisor pid %d) and ready\n", dir, (int) pid);
     else
         printf ("cluster up in %s (supervisor pid %d)\n", dir, (int) pid);
@@ -773,7 +766,7 @@ trovectl_up (int argc, char **argv)
         goto fail;
     }
     memcpy (super.dir, absolute, strlen (absolute) + 1);
-    const char *subdirs [] = { "logs", "pids", "rules", "data" };
+    const char *subdirs [] = {"logs", "pids", "rules", "data"};
     for (size_t i = 0; i < sizeof subdirs / sizeof subdirs [0]; i++) {
         char path [PATH_MAX + 16];
         snprintf (path, sizeof path, "%s/%s", super.dir, subdirs [i]);
@@ -793,8 +786,7 @@ trovectl_up (int argc, char **argv)
         }
         free (text);
     }
-    else
-    if (opts.port_base >= 0 || opts.shards >= 0 || opts.ingestors >= 0 || opts.sync)
+    else if (opts.port_base >= 0 || opts.shards >= 0 || opts.ingestors >= 0 || opts.sync)
         fprintf (stderr, "trovectl: note: %s exists; layout options are ignored\n", super.cfgpath);
     char rules [PATH_MAX + 32];
     snprintf (rules, sizeof rules, "%s/rules/demo.yaml", super.dir);
@@ -815,7 +807,8 @@ trovectl_up (int argc, char **argv)
     if (running > 0) {
         if (s_wait_ready (super.dir, cfg, S_READY_TIMEOUT_US, 0, NULL)) {
             trovectl_fail ("cluster in %s is already running (supervisor pid %d) but not ready "
-                           "after 30 s (see trovectl status)", super.dir, (int) running);
+                           "after 30 s (see trovectl status)",
+                           super.dir, (int) running);
             goto fail;
         }
         s_report_up (opts.json, super.dir, running, true);
@@ -881,8 +874,8 @@ trovectl_up (int argc, char **argv)
     }
     if (ready < 0) {
         trovectl_fail ("cluster in %s not ready after 30 s (supervisor pid %d still runs; "
-                       "see trovectl status, %s/logs, trovectl down)", super.dir, (int) pid,
-                       super.dir);
+                       "see trovectl status, %s/logs, trovectl down)",
+                       super.dir, (int) pid, super.dir);
         goto fail;
     }
     s_report_up (opts.json, super.dir, pid, false);
@@ -904,8 +897,7 @@ trovectl_down (int argc, char **argv)
         return 0;
     }
     if (opts.nargs)
-        return trovectl_fail ("down: unexpected argument '%s' (see trovectl down --help)",
-                              opts.args [0]);
+        return trovectl_fail ("down: unexpected argument '%s' (see trovectl down --help)", opts.args [0]);
     const char *dir = trovectl_dir (opts.dir);
     pid_t pid = s_running (dir);
     if (pid <= 0) {

@@ -102,10 +102,16 @@ test_bad_frames_are_refused (void **state)
     s_expect_refused ("\xff\xff\xff\xff garbage", 13, "malformed");
     //  a valid submit, truncated
     Trove__Event ev = TROVE__EVENT__INIT;
-    ev.source = "web"; ev.id = "x1"; ev.user = "u1"; ev.type = "checkin"; ev.ts_ms = trove_now_ms ();
+    ev.source = "web";
+    ev.id = "x1";
+    ev.user = "u1";
+    ev.type = "checkin";
+    ev.ts_ms = trove_now_ms ();
     Trove__Event *evs [1] = {&ev};
     Trove__SubmitRequest req = TROVE__SUBMIT_REQUEST__INIT;
-    req.req_id = 5; req.events = evs; req.n_events = 1;
+    req.req_id = 5;
+    req.events = evs;
+    req.n_events = 1;
     Trove__Msg msg = TROVE__MSG__INIT;
     msg.body_case = TROVE__MSG__BODY_SUBMIT;
     msg.submit = &req;
@@ -148,22 +154,26 @@ test_bad_events_are_rejected_with_reasons (void **state)
     Trove__Event *evs [8];
     for (int i = 0; i < 8; i++) {
         trove__event__init (&ev [i]);
-        ev [i].source = "web"; ev [i].id = "bad"; ev [i].user = "u1"; ev [i].type = "checkin"; ev [i].ts_ms = now;
+        ev [i].source = "web";
+        ev [i].id = "bad";
+        ev [i].user = "u1";
+        ev [i].type = "checkin";
+        ev [i].ts_ms = now;
         evs [i] = &ev [i];
     }
-    ev [0].user = "";                           //  missing_field
-    ev [1].id = "bad\xc3\x28";                  //  bad_utf8
-    ev [2].ts_ms = 32503680000000LL;            //  year 3000: bad_ts
-    ev [3].ts_ms = -5;                          //  bad_ts
-    ev [4].source = "nobody";                   //  unknown_source
+    ev [0].user = "";                 //  missing_field
+    ev [1].id = "bad\xc3\x28";        //  bad_utf8
+    ev [2].ts_ms = 32503680000000LL;  //  year 3000: bad_ts
+    ev [3].ts_ms = -5;                //  bad_ts
+    ev [4].source = "nobody";         //  unknown_source
     char longid [300];
     memset (longid, 'a', sizeof longid - 1);
     longid [sizeof longid - 1] = 0;
-    ev [5].id = longid;                         //  too_long
-    ev [6].type = "";                           //  missing_field
-    ev [7].ts_ms = 0;                           //  missing_field
-    static const char *const expect [8] = {"missing_field", "bad_utf8", "bad_ts", "bad_ts", "unknown_source",
-                                           "too_long", "missing_field", "missing_field"};
+    ev [5].id = longid;  //  too_long
+    ev [6].type = "";    //  missing_field
+    ev [7].ts_ms = 0;    //  missing_field
+    static const char *const expect [8] = {"missing_field",  "bad_utf8", "bad_ts",        "bad_ts",
+                                           "unknown_source", "too_long", "missing_field", "missing_field"};
     Trove__Msg *reply = s_submit (evs, 8);
     assert_non_null (reply);
     assert_int_equal (reply->submit_reply->n_results, 8);
@@ -184,7 +194,11 @@ test_daemons_still_answer (void **state)
     Trove__Event ev = TROVE__EVENT__INIT;
     char id [64];
     snprintf (id, sizeof id, "good-%lld", (long long) trove_now_us ());
-    ev.source = "web"; ev.id = id; ev.user = "u1"; ev.type = "checkin"; ev.ts_ms = trove_now_ms ();
+    ev.source = "web";
+    ev.id = id;
+    ev.user = "u1";
+    ev.type = "checkin";
+    ev.ts_ms = trove_now_ms ();
     Trove__Event *evs [1] = {&ev};
     uint64_t before = s_total_events ();
     Trove__Msg *reply = s_submit (evs, 1);

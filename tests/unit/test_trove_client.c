@@ -35,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S_MAX_FRAME 16384       //  limits/max_frame of the test cluster
+#define S_MAX_FRAME 16384  //  limits/max_frame of the test cluster
 
 static char s_dir [256];        //  temp dir: config, rules, data
 static trove_cfg_t *s_cfg;      //  the test cluster
@@ -117,10 +117,10 @@ s_group_setup (void **state)
     }
     //  The fakes bind what the config says the clients connect to.
     if (strcmp (trove_cfg_ingestor_endpoint (s_cfg, 0), s_ingestor)
-    ||  strcmp (trove_cfg_broker_sub (s_cfg), s_broker_sub)
-    ||  strcmp (trove_cfg_shard_query (s_cfg, 0), s_query [0])
-    ||  strcmp (trove_cfg_shard_query (s_cfg, 1), s_query [1])
-    ||  trove_cfg_shards (s_cfg) != 2 || trove_cfg_limits (s_cfg)->max_frame != S_MAX_FRAME)
+        || strcmp (trove_cfg_broker_sub (s_cfg), s_broker_sub)
+        || strcmp (trove_cfg_shard_query (s_cfg, 0), s_query [0])
+        || strcmp (trove_cfg_shard_query (s_cfg, 1), s_query [1]) || trove_cfg_shards (s_cfg) != 2
+        || trove_cfg_limits (s_cfg)->max_frame != S_MAX_FRAME)
         return -1;
     return 0;
 }
@@ -158,26 +158,26 @@ s_bind (zsock_t *sock, const char *endpoint)
 //  table holding the coins aseq 1..available of its shard.
 
 typedef enum {
-    S_REPLY,                   //  a good reply
-    S_SILENT,                  //  nothing
-    S_GARBAGE,                 //  one frame that is not a trove.Msg
-    S_JUNK_THEN_REPLY          //  garbage, a reply with another req_id, then the
-                               //  good reply after an empty delimiter frame
+    S_REPLY,           //  a good reply
+    S_SILENT,          //  nothing
+    S_GARBAGE,         //  one frame that is not a trove.Msg
+    S_JUNK_THEN_REPLY  //  garbage, a reply with another req_id, then the
+                       //  good reply after an empty delimiter frame
 } s_act_t;
 
 #define S_FAKE_LOG 32
 
 typedef struct {
-    char endpoint [64];        //  bound by the actor
-    uint32_t shard;            //  coins of the table carry this shard
-    s_act_t script [8];        //  action per query received
-    size_t nscript;            //  entries in script
-    bool bound;                //  the bind worked (set before the actor signals)
-    pthread_mutex_t lock;      //  guards everything below
-    pthread_cond_t changed;    //  signalled on each query received
-    uint64_t status_last;      //  "status": last_aseq to report
-    uint64_t available;        //  "awards": coins 1..available exist
-    size_t nqueries;           //  queries received
+    char endpoint [64];               //  bound by the actor
+    uint32_t shard;                   //  coins of the table carry this shard
+    s_act_t script [8];               //  action per query received
+    size_t nscript;                   //  entries in script
+    bool bound;                       //  the bind worked (set before the actor signals)
+    pthread_mutex_t lock;             //  guards everything below
+    pthread_cond_t changed;           //  signalled on each query received
+    uint64_t status_last;             //  "status": last_aseq to report
+    uint64_t available;               //  "awards": coins 1..available exist
+    size_t nqueries;                  //  queries received
     uint64_t req_id [S_FAKE_LOG];     //  per query received
     uint64_t from_aseq [S_FAKE_LOG];  //  per query received
     char kind [S_FAKE_LOG][16];       //  per query received
@@ -200,8 +200,7 @@ s_coin_fill (Trove__Coin *coin, char *id, size_t id_size, uint32_t shard, uint64
 }
 
 static void
-s_fake_answer (s_fake_t *fake, zsock_t *router, zframe_t *rid, const Trove__Query *query,
-               s_act_t act)
+s_fake_answer (s_fake_t *fake, zsock_t *router, zframe_t *rid, const Trove__Query *query, s_act_t act)
 {
     if (act == S_SILENT)
         return;
@@ -228,11 +227,11 @@ s_fake_answer (s_fake_t *fake, zsock_t *router, zframe_t *rid, const Trove__Quer
         reply.status = &status;
         reply.last_aseq = fake->status_last;
     }
-    else
-    if (streq (query->kind, "awards")) {
+    else if (streq (query->kind, "awards")) {
         uint64_t aseq = query->from_aseq ? query->from_aseq : 1;
         for (; aseq <= fake->available && reply.n_coins < 64
-               && reply.n_coins < (query->limit ? query->limit : 1000); aseq++) {
+               && reply.n_coins < (query->limit ? query->limit : 1000);
+             aseq++) {
             s_coin_fill (&coins [reply.n_coins], ids [reply.n_coins], sizeof ids [0], fake->shard, aseq);
             ptrs [reply.n_coins] = &coins [reply.n_coins];
             reply.n_coins++;
@@ -282,9 +281,8 @@ s_fake_actor (zsock_t *pipe, void *args)
                 continue;
             zframe_t *rid = zmsg_pop (in);
             zframe_t *body = zmsg_last (in);
-            Trove__Msg *msg = body ? trove_msg_decode (zframe_data (body), zframe_size (body),
-                                                        S_MAX_FRAME, NULL)
-                                   : NULL;
+            Trove__Msg *msg =
+                body ? trove_msg_decode (zframe_data (body), zframe_size (body), S_MAX_FRAME, NULL) : NULL;
             if (rid && msg && msg->body_case == TROVE__MSG__BODY_QUERY) {
                 pthread_mutex_lock (&fake->lock);
                 size_t n = fake->nqueries++;
@@ -303,16 +301,14 @@ s_fake_actor (zsock_t *pipe, void *args)
             zframe_destroy (&rid);
             zmsg_destroy (&in);
         }
-        else
-        if (which == pipe) {
+        else if (which == pipe) {
             char *command = zstr_recv (pipe);
             bool term = !command || streq (command, "$TERM");
             free (command);
             if (term)
                 break;
         }
-        else
-        if (zpoller_terminated (poller))
+        else if (zpoller_terminated (poller))
             break;
     }
     zpoller_destroy (&poller);
@@ -322,18 +318,17 @@ s_fake_actor (zsock_t *pipe, void *args)
 //  What a test holds. The per-test teardown destroys whatever is left, so a
 //  failed test does not leave a port bound (or a thread running) for the next.
 static struct {
-    s_fake_t fake [2];         //  fake query servers
-    zactor_t *actor [2];       //  their threads
-    zsock_t *ingestor;         //  fake ingestor ROUTER
-    zsock_t *broker;           //  fake broker PUB
-    trove_submitter_t *sub;    //  submitter under test
-    trove_awardsub_t *as;      //  award subscriber under test
+    s_fake_t fake [2];       //  fake query servers
+    zactor_t *actor [2];     //  their threads
+    zsock_t *ingestor;       //  fake ingestor ROUTER
+    zsock_t *broker;         //  fake broker PUB
+    trove_submitter_t *sub;  //  submitter under test
+    trove_awardsub_t *as;    //  award subscriber under test
 } s_fx;
 
 //  Start fake slot on endpoint with a script (S_REPLY when nscript is 0).
 static s_fake_t *
-s_fake_start (size_t slot, const char *endpoint, uint32_t shard, const s_act_t *script,
-              size_t nscript)
+s_fake_start (size_t slot, const char *endpoint, uint32_t shard, const s_act_t *script, size_t nscript)
 {
     s_fake_t *fake = &s_fx.fake [slot];
     assert_null (s_fx.actor [slot]);
@@ -461,7 +456,7 @@ test_call_returns_the_matching_reply (void **state)
     assert_int_equal (reply->last_aseq, 42);
     assert_non_null (reply->status);
     assert_string_equal (reply->status->role, "scorer");
-    assert_true (took_ms < 2000);      //  answered on the first attempt, no timeout
+    assert_true (took_ms < 2000);  //  answered on the first attempt, no timeout
     trove_client_reply_free (&reply);
     assert_null (reply);
     trove_client_reply_free (&reply);  //  safe twice
@@ -600,11 +595,11 @@ test_call_all_keeps_answers_and_retries_the_silent (void **state)
 #define S_TAGS 64
 
 typedef struct {
-    int calls [S_TAGS];                //  final answers per tag
-    Trove__Status status [S_TAGS];     //  last status per tag
-    char reason [S_TAGS][96];          //  last reason per tag
-    int64_t latency_us [S_TAGS];       //  last latency per tag
-    int total;                         //  every call
+    int calls [S_TAGS];             //  final answers per tag
+    Trove__Status status [S_TAGS];  //  last status per tag
+    char reason [S_TAGS][96];       //  last reason per tag
+    int64_t latency_us [S_TAGS];    //  last latency per tag
+    int total;                      //  every call
 } s_results_t;
 
 static void
@@ -643,11 +638,11 @@ s_event_no (const Trove__Event *event)
 }
 
 typedef struct {
-    zframe_t *rid;             //  routing id of the producer
-    Trove__Msg *msg;           //  the decoded Msg{submit}
+    zframe_t *rid;                 //  routing id of the producer
+    Trove__Msg *msg;               //  the decoded Msg{submit}
     Trove__SubmitRequest *submit;  //  msg->submit
-    size_t frame_size;         //  bytes of the body frame
-    int64_t at_us;             //  when it arrived (monotonic)
+    size_t frame_size;             //  bytes of the body frame
+    int64_t at_us;                 //  when it arrived (monotonic)
 } s_request_t;
 
 static void
@@ -769,7 +764,7 @@ test_submitter_delivers_each_answer_once (void **state)
     for (int n = 0; n < 10; n++)
         assert_int_equal (s_add (sub, n, NULL), 0);
     assert_int_equal (trove_submitter_pending (sub), 10);
-    trove_submitter_flush (sub);       //  the last 2 do not fill a batch
+    trove_submitter_flush (sub);  //  the last 2 do not fill a batch
 
     //  The fake answers by event number: n % 3 = 0 accepted, 1 duplicate,
     //  2 rejected. Every event is seen once, in batches of at most 4.
@@ -785,7 +780,7 @@ test_submitter_delivers_each_answer_once (void **state)
         assert_true (req.submit->n_events >= 1 && req.submit->n_events <= 4);
         assert_true (nrequests < 10);
         for (int k = 0; k < nrequests; k++)
-            assert_true (req_ids [k] != req.submit->req_id);   //  one req_id per request
+            assert_true (req_ids [k] != req.submit->req_id);  //  one req_id per request
         req_ids [nrequests++] = req.submit->req_id;
         Trove__Status statuses [4];
         int prev = -1;
@@ -793,7 +788,7 @@ test_submitter_delivers_each_answer_once (void **state)
             const Trove__Event *event = req.submit->events [i];
             int n = s_event_no (event);
             assert_true (n >= 0 && n < 10);
-            assert_true (n > prev);        //  submission order within a request
+            assert_true (n > prev);  //  submission order within a request
             prev = n;
             assert_string_equal (event->source, "web");
             assert_string_equal (event->user, "u1");
@@ -805,7 +800,7 @@ test_submitter_delivers_each_answer_once (void **state)
         s_reply (router, req.rid, req.submit->req_id, statuses, req.submit->n_events, NULL);
         s_request_free (&req);
     }
-    assert_int_equal (nrequests, 3);       //  4 + 4 + 2
+    assert_int_equal (nrequests, 3);  //  4 + 4 + 2
     assert_int_equal (s_drive (sub, 0, 3000), 0);
     assert_int_equal (trove_submitter_poll (sub, 0), 0);
     for (int n = 0; n < 10; n++) {
@@ -836,7 +831,7 @@ test_submitter_resends_retry_with_same_req_id (void **state)
     assert_non_null (sub);
     assert_string_equal (trove_submitter_last_retry (sub), "");
     for (int n = 0; n < 6; n++)
-        assert_int_equal (s_add (sub, n, NULL), 0);     //  a full batch goes at once
+        assert_int_equal (s_add (sub, n, NULL), 0);  //  a full batch goes at once
 
     s_request_t first;
     assert_true (s_next_request (router, sub, 3000, &first));
@@ -861,7 +856,7 @@ test_submitter_resends_retry_with_same_req_id (void **state)
     for (int n = 0; n < 6; n += 2) {
         assert_int_equal (results.calls [n], 1);
         assert_int_equal (results.status [n], TROVE__STATUS__ACCEPTED);
-        assert_int_equal (results.calls [n + 1], 0);    //  RETRY is not final
+        assert_int_equal (results.calls [n + 1], 0);  //  RETRY is not final
     }
     assert_int_equal (trove_submitter_pending (sub), 3);
     assert_string_equal (trove_submitter_last_retry (sub), "shard_unavailable");
@@ -881,7 +876,7 @@ test_submitter_resends_retry_with_same_req_id (void **state)
     assert_true (third.submit->req_id == req_id);
     assert_int_equal (third.submit->n_events, 1);
     assert_int_equal (s_event_no (third.submit->events [0]), 3);
-    assert_true (third.at_us - replied_us >= 90000);   //  backoff doubled: 100 ms
+    assert_true (third.at_us - replied_us >= 90000);  //  backoff doubled: 100 ms
     assert_int_equal (results.calls [1], 1);
     assert_int_equal (results.status [1], TROVE__STATUS__ACCEPTED);
     assert_int_equal (results.calls [5], 1);
@@ -941,8 +936,7 @@ test_submitter_resends_after_timeout (void **state)
         assert_true (results.latency_us [n] >= 150000);
     }
     //  A late answer to the dropped transmission changes nothing.
-    Trove__Status late [3] = {TROVE__STATUS__REJECTED, TROVE__STATUS__REJECTED,
-                              TROVE__STATUS__REJECTED};
+    Trove__Status late [3] = {TROVE__STATUS__REJECTED, TROVE__STATUS__REJECTED, TROVE__STATUS__REJECTED};
     s_reply (router, first.rid, first.submit->req_id, late, 3, NULL);
     s_request_t extra;
     assert_false (s_next_request (router, sub, 100, &extra));
@@ -990,7 +984,7 @@ test_submitter_window_bounds_events_in_flight (void **state)
     assert_int_equal (nunanswered, window);
     s_request_t extra;
     assert_false (s_next_request (router, sub, 100, &extra));
-    assert_int_equal (s_add (sub, 99, NULL), -1);       //  still full
+    assert_int_equal (s_add (sub, 99, NULL), -1);  //  still full
 
     //  One request answered: two credits come back, no more.
     s_reply_all (router, &reqs [0], TROVE__STATUS__ACCEPTED);
@@ -1023,7 +1017,7 @@ test_submitter_window_bounds_events_in_flight (void **state)
     assert_int_equal (s_drive (sub, 0, 3000), 0);
     for (int n = 0; n < 8; n++)
         assert_int_equal (results.calls [n], 1);
-    assert_int_equal (results.total, 8);    //  nothing for the refused adds
+    assert_int_equal (results.total, 8);  //  nothing for the refused adds
     for (int r = 0; r < 3; r++)
         s_request_free (&reqs [r]);
     s_request_free (&more);
@@ -1059,7 +1053,7 @@ test_submitter_whole_request_refusal (void **state)
     }
     s_request_free (&req);
     s_request_t extra;
-    assert_false (s_next_request (router, sub, 100, &extra));   //  never resent
+    assert_false (s_next_request (router, sub, 100, &extra));  //  never resent
 
     //  A refusal that mentions "retry" is transient: the same events come
     //  again with the same req_id after the backoff.
@@ -1082,7 +1076,7 @@ test_submitter_whole_request_refusal (void **state)
     int64_t refused_us = trove_mono_us ();
     s_request_free (&req);
     assert_true (s_next_request (router, sub, 3000, &req));
-    assert_true (req.at_us - refused_us < 1000000);    //  timeout 150 ms
+    assert_true (req.at_us - refused_us < 1000000);  //  timeout 150 ms
     assert_true (req.submit->req_id == req_id);
     assert_int_equal (req.submit->n_events, 3);
     for (int n = 3; n < 6; n++)
@@ -1161,10 +1155,10 @@ test_submitter_respects_max_frame (void **state)
 #define S_AWARDS 64
 
 typedef struct {
-    size_t n;                          //  awards delivered
-    uint32_t shard [S_AWARDS];         //  per award
-    uint64_t aseq [S_AWARDS];          //  per award
-    char id [S_AWARDS][40];            //  per award
+    size_t n;                   //  awards delivered
+    uint32_t shard [S_AWARDS];  //  per award
+    uint64_t aseq [S_AWARDS];   //  per award
+    char id [S_AWARDS][40];     //  per award
 } s_awards_t;
 
 static void
@@ -1323,7 +1317,7 @@ test_awardsub_gaps_duplicates_heartbeats (void **state)
     //  A heartbeat from another role is ignored: no query to the scorer.
     size_t queries = s_fake_count (scorer [0]);
     s_publish_heartbeat (pub, "ingestor", 0, 100);
-    s_publish_award (pub, 1, 2);       //  marker
+    s_publish_award (pub, 1, 2);  //  marker
     assert_int_equal (s_await_awards (as, &log, 10, 3000), 10);
     s_expect_run (&log, 9, 1, 2, 2);
     assert_int_equal (s_fake_count (scorer [0]), queries);
@@ -1390,7 +1384,7 @@ test_awardsub_start_points (void **state)
     assert_int_equal (trove_awardsub_last (as, 1), 0);
     s_join (pub, as, &log, 0, 4);
     s_publish_award (pub, 0, 3);
-    s_publish_award (pub, 1, 1);       //  marker
+    s_publish_award (pub, 1, 1);  //  marker
     assert_int_equal (s_await_awards (as, &log, 2, 3000), 2);
     s_expect_run (&log, 0, 0, 4, 4);
     s_expect_run (&log, 1, 1, 1, 1);
@@ -1416,8 +1410,8 @@ test_awardsub_waits_for_an_unreachable_scorer (void **state)
     assert_non_null (as);
     s_join (pub, as, &log, 0, 1);
     s_fake_set_available (scorer, 5);
-    s_publish_award (pub, 0, 4);       //  2 and 3 missing
-    s_publish_award (pub, 0, 5);       //  held behind the gap
+    s_publish_award (pub, 0, 4);  //  2 and 3 missing
+    s_publish_award (pub, 0, 5);  //  held behind the gap
     //  4 and 5 wait for 2 and 3: nothing is skipped, nothing is lost.
     assert_int_equal (s_await_awards (as, &log, 5, 8000), 5);
     s_expect_run (&log, 0, 0, 1, 5);
@@ -1463,7 +1457,8 @@ test_constructors_refuse_bad_configs (void **state)
            "        events = \"tcp://127.0.0.1:4\"\n"
            "        query = \"tcp://127.0.0.1:5\"\n"
            "        partitions = \"0-255\"\n"
-           "        data = \"data/s0\"\n", f);
+           "        data = \"data/s0\"\n",
+           f);
     assert_int_equal (fclose (f), 0);
     char *err = NULL;
     trove_cfg_t *cfg = trove_cfg_load (path, &err);
@@ -1481,7 +1476,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_call_returns_the_matching_reply, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_call_times_out_after_every_attempt, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_call_skips_garbage, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_call_all_keeps_answers_and_retries_the_silent, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_call_all_keeps_answers_and_retries_the_silent, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_submitter_delivers_each_answer_once, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_submitter_resends_retry_with_same_req_id, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_submitter_resends_after_timeout, s_setup, s_teardown),
@@ -1490,8 +1486,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_submitter_respects_max_frame, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_awardsub_gaps_duplicates_heartbeats, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_awardsub_start_points, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_awardsub_waits_for_an_unreachable_scorer, s_setup,
-                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_awardsub_waits_for_an_unreachable_scorer, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_constructors_refuse_bad_configs, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);

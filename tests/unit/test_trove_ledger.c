@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 typedef struct {
-    char *dir;                  //  temp dir: rules/ and data/
+    char *dir;  //  temp dir: rules/ and data/
     char data [600];
     trove_rules_t *rules;
     trove_ledger_t *ledger;
@@ -37,7 +37,8 @@ s_setup (void **state)
     fputs ("hunt: demo\nversion: 1\nrules:\n"
            "  - {id: checkin, kind: each, match: {type: checkin}, coins: 1}\n"
            "  - {id: visit, kind: each, match: {type: visit}, coins: 2}\n"
-           "  - {id: visit-bonus, kind: each, match: {type: visit}, coins: 10}\n", file);
+           "  - {id: visit-bonus, kind: each, match: {type: visit}, coins: 10}\n",
+           file);
     fclose (file);
     char *err = NULL;
     f->rules = trove_rules_load_file (path, &err);
@@ -68,7 +69,8 @@ static Trove__Event *
 s_event (const char *source, const char *id, const char *user, const char *type)
 {
     char json [512];
-    snprintf (json, sizeof json, "{\"source\":\"%s\",\"id\":\"%s\",\"user\":\"%s\",\"type\":\"%s\",\"ts\":1700000000000}",
+    snprintf (json, sizeof json,
+              "{\"source\":\"%s\",\"id\":\"%s\",\"user\":\"%s\",\"type\":\"%s\",\"ts\":1700000000000}",
               source, id, user, type);
     const char *reason;
     Trove__Event *ev = trove_event_from_json (json, strlen (json), &reason, NULL);
@@ -78,7 +80,8 @@ s_event (const char *source, const char *id, const char *user, const char *type)
 
 //  Apply one event in its own batch and commit; returns the status.
 static Trove__Status
-s_apply1 (s_fixture_t *f, const char *source, const char *id, const char *user, const char *type, uint64_t req)
+s_apply1 (s_fixture_t *f, const char *source, const char *id, const char *user, const char *type,
+          uint64_t req)
 {
     Trove__Event *ev = s_event (source, id, user, type);
     Trove__Status status = 0;
@@ -115,7 +118,7 @@ test_apply_mints_coins_and_balance (void **state)
     void **frames;
     size_t *sizes;
     size_t n = trove_ledger_awards_ready (f->ledger, &frames, &sizes);
-    assert_int_equal (n, 0);   //  last batch (e3) minted nothing
+    assert_int_equal (n, 0);  //  last batch (e3) minted nothing
 
     Trove__Coin **coins;
     size_t ncoins;
@@ -151,7 +154,8 @@ test_apply_mints_coins_and_balance (void **state)
     assert_int_equal (events [0]->pseq, 1);
     trove__coin__free_unpacked (coin, NULL);
     trove_ledger_free_events (events, nevents);
-    assert_int_equal (trove_ledger_coin (f->ledger, "00000000000000000000000000000000", &coin, &events, &nevents), 1);
+    assert_int_equal (
+        trove_ledger_coin (f->ledger, "00000000000000000000000000000000", &coin, &events, &nevents), 1);
     assert_int_equal (trove_ledger_coin (f->ledger, "short", &coin, &events, &nevents), 1);
 
     //  award log in aseq order
@@ -200,7 +204,7 @@ test_abort_leaves_nothing_and_reopen_keeps_all (void **state)
     assert_int_equal (trove_ledger_begin (f->ledger), 0);
     assert_int_equal (trove_ledger_apply (f->ledger, ev, 7, 1, 0, f->rules, &status), 0);
     trove_ledger_abort (f->ledger);
-    trove_ledger_abort (f->ledger);     //  safe twice
+    trove_ledger_abort (f->ledger);  //  safe twice
     trove_event_destroy (&ev);
     assert_int_equal (s_balance (f, "carol"), 1);
     assert_int_equal (trove_ledger_last_aseq (f->ledger), 1);
@@ -250,7 +254,7 @@ test_coins_paging_newest_first (void **state)
         char id [16];
         snprintf (id, sizeof id, "p%d", i);
         s_apply1 (f, "web", id, "dave", "checkin", 1);
-        s_apply1 (f, "web", id, "dave2", "checkin", 1);     //  a neighbour key must not leak in
+        s_apply1 (f, "web", id, "dave2", "checkin", 1);  //  a neighbour key must not leak in
     }
     Trove__Coin **coins;
     size_t n;
@@ -320,8 +324,7 @@ test_full_map_refuses_then_recovers_with_bigger_map (void **state)
             assert_true (trove_ledger_full (f->ledger));
             trove_ledger_abort (f->ledger);
         }
-        else
-        if (trove_ledger_commit (f->ledger) == 0)
+        else if (trove_ledger_commit (f->ledger) == 0)
             committed_events += applied;
         else {
             refused = true;
@@ -450,7 +453,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_dedup_and_retried_submission, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_abort_leaves_nothing_and_reopen_keeps_all, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_coins_paging_newest_first, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_full_map_refuses_then_recovers_with_bigger_map, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_full_map_refuses_then_recovers_with_bigger_map, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_unapplied_log_is_applied_after_restart, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_sigkill_after_commit_loses_nothing, s_setup, s_teardown),
         cmocka_unit_test (test_open_errors),

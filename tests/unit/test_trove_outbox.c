@@ -57,11 +57,11 @@ test_credit_limits_what_goes_out (void **state)
     assert_int_equal (trove_outbox_queued (box, 0), 0);
     //  an item bigger than the window still goes out when nothing is in flight
     trove_outbox_item_t *big = s_add (box, 1, 500, 40);
-    assert_null (trove_outbox_next (box, 1));   //  c (10) still in flight
+    assert_null (trove_outbox_next (box, 1));  //  c (10) still in flight
     trove_outbox_remove (box, &c);
     assert_ptr_equal (trove_outbox_next (box, 1), big);
     assert_int_equal (trove_outbox_live (box), 2);
-    trove_outbox_destroy (&box);      //  frees b and big
+    trove_outbox_destroy (&box);  //  frees b and big
     assert_null (box);
     trove_outbox_destroy (&box);
 }

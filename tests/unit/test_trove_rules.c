@@ -116,7 +116,9 @@ test_each_scores_matching_events (void **state)
     assert_non_null (rules);
     assert_int_equal (trove_rules_count (rules), 1);
 
-    s_awards_t a = s_score (rules, "{\"source\":\"web\",\"id\":\"e1\",\"user\":\"u1\",\"type\":\"checkin\",\"ts\":1700000000000}");
+    s_awards_t a = s_score (
+        rules,
+        "{\"source\":\"web\",\"id\":\"e1\",\"user\":\"u1\",\"type\":\"checkin\",\"ts\":1700000000000}");
     assert_int_equal (a.n, 1);
     assert_string_equal (a.hunt [0], "demo");
     assert_string_equal (a.rule [0], "checkin");
@@ -126,28 +128,36 @@ test_each_scores_matching_events (void **state)
     assert_int_equal (a.occurrence_len [0], 6);
     assert_memory_equal (a.occurrence [0], "web\0e1", 6);
 
-    a = s_score (rules, "{\"source\":\"web\",\"id\":\"e2\",\"user\":\"u1\",\"type\":\"other\",\"ts\":1700000000000}");
+    a = s_score (
+        rules, "{\"source\":\"web\",\"id\":\"e2\",\"user\":\"u1\",\"type\":\"other\",\"ts\":1700000000000}");
     assert_int_equal (a.n, 0);
 
     //  where: amount >= 100 and source in [store, web]
-    a = s_score (rules, "{\"source\":\"store\",\"id\":\"e3\",\"user\":\"u1\",\"type\":\"purchase\",\"ts\":1700000000000,\"attrs\":{\"amount\":100}}");
+    a = s_score (rules, "{\"source\":\"store\",\"id\":\"e3\",\"user\":\"u1\",\"type\":\"purchase\",\"ts\":"
+                        "1700000000000,\"attrs\":{\"amount\":100}}");
     assert_int_equal (a.n, 1);
     assert_int_equal (a.value [0], 5);
-    a = s_score (rules, "{\"source\":\"store\",\"id\":\"e4\",\"user\":\"u1\",\"type\":\"purchase\",\"ts\":1700000000000,\"attrs\":{\"amount\":99.5}}");
+    a = s_score (rules, "{\"source\":\"store\",\"id\":\"e4\",\"user\":\"u1\",\"type\":\"purchase\",\"ts\":"
+                        "1700000000000,\"attrs\":{\"amount\":99.5}}");
     assert_int_equal (a.n, 0);
-    a = s_score (rules, "{\"source\":\"mobile\",\"id\":\"e5\",\"user\":\"u1\",\"type\":\"purchase\",\"ts\":1700000000000,\"attrs\":{\"amount\":500}}");
+    a = s_score (rules, "{\"source\":\"mobile\",\"id\":\"e5\",\"user\":\"u1\",\"type\":\"purchase\",\"ts\":"
+                        "1700000000000,\"attrs\":{\"amount\":500}}");
     assert_int_equal (a.n, 0);
     //  a string amount is not a number
-    a = s_score (rules, "{\"source\":\"web\",\"id\":\"e6\",\"user\":\"u1\",\"type\":\"purchase\",\"ts\":1700000000000,\"attrs\":{\"amount\":\"500\"}}");
+    a = s_score (rules, "{\"source\":\"web\",\"id\":\"e6\",\"user\":\"u1\",\"type\":\"purchase\",\"ts\":"
+                        "1700000000000,\"attrs\":{\"amount\":\"500\"}}");
     assert_int_equal (a.n, 0);
 
     //  attrs: any of the listed values, and booleans compare as true/false
-    a = s_score (rules, "{\"source\":\"web\",\"id\":\"e7\",\"user\":\"u1\",\"type\":\"visit\",\"ts\":1700000000000,\"attrs\":{\"zone\":\"B\",\"vip\":true}}");
+    a = s_score (rules, "{\"source\":\"web\",\"id\":\"e7\",\"user\":\"u1\",\"type\":\"visit\",\"ts\":"
+                        "1700000000000,\"attrs\":{\"zone\":\"B\",\"vip\":true}}");
     assert_int_equal (a.n, 1);
     assert_int_equal (a.value [0], 2);
-    a = s_score (rules, "{\"source\":\"web\",\"id\":\"e8\",\"user\":\"u1\",\"type\":\"visit\",\"ts\":1700000000000,\"attrs\":{\"zone\":\"C\",\"vip\":true}}");
+    a = s_score (rules, "{\"source\":\"web\",\"id\":\"e8\",\"user\":\"u1\",\"type\":\"visit\",\"ts\":"
+                        "1700000000000,\"attrs\":{\"zone\":\"C\",\"vip\":true}}");
     assert_int_equal (a.n, 0);
-    a = s_score (rules, "{\"source\":\"web\",\"id\":\"e9\",\"user\":\"u1\",\"type\":\"visit\",\"ts\":1700000000000,\"attrs\":{\"zone\":\"A\"}}");
+    a = s_score (rules, "{\"source\":\"web\",\"id\":\"e9\",\"user\":\"u1\",\"type\":\"visit\",\"ts\":"
+                        "1700000000000,\"attrs\":{\"zone\":\"A\"}}");
     assert_int_equal (a.n, 0);
     trove_rules_destroy (&rules);
     assert_null (rules);
@@ -172,20 +182,24 @@ test_versions_follow_event_time (void **state)
     assert_non_null (rules);
     assert_int_equal (trove_rules_count (rules), 2);
     //  2023-10-31T23:59:59.999Z: version 1
-    s_awards_t a = s_score (rules, "{\"source\":\"web\",\"id\":\"a\",\"user\":\"u\",\"type\":\"checkin\",\"ts\":\"2023-10-31T23:59:59.999Z\"}");
+    s_awards_t a = s_score (rules, "{\"source\":\"web\",\"id\":\"a\",\"user\":\"u\",\"type\":\"checkin\","
+                                   "\"ts\":\"2023-10-31T23:59:59.999Z\"}");
     assert_int_equal (a.n, 1);
     assert_int_equal (a.version [0], 1);
     assert_int_equal (a.value [0], 1);
     //  exactly at effective: version 2
-    a = s_score (rules, "{\"source\":\"web\",\"id\":\"b\",\"user\":\"u\",\"type\":\"checkin\",\"ts\":\"2023-11-01T00:00:00Z\"}");
+    a = s_score (rules, "{\"source\":\"web\",\"id\":\"b\",\"user\":\"u\",\"type\":\"checkin\",\"ts\":\"2023-"
+                        "11-01T00:00:00Z\"}");
     assert_int_equal (a.n, 1);
     assert_int_equal (a.version [0], 2);
     assert_int_equal (a.value [0], 3);
     //  after version 2's end: nothing (version 2 applies, and its window is closed)
-    a = s_score (rules, "{\"source\":\"web\",\"id\":\"c\",\"user\":\"u\",\"type\":\"checkin\",\"ts\":\"2024-01-01T00:00:00Z\"}");
+    a = s_score (rules, "{\"source\":\"web\",\"id\":\"c\",\"user\":\"u\",\"type\":\"checkin\",\"ts\":\"2024-"
+                        "01-01T00:00:00Z\"}");
     assert_int_equal (a.n, 0);
     //  before any version is effective: nothing
-    a = s_score (rules, "{\"source\":\"web\",\"id\":\"d\",\"user\":\"u\",\"type\":\"checkin\",\"ts\":\"2019-12-31T23:59:59Z\"}");
+    a = s_score (rules, "{\"source\":\"web\",\"id\":\"d\",\"user\":\"u\",\"type\":\"checkin\",\"ts\":\"2019-"
+                        "12-31T23:59:59Z\"}");
     assert_int_equal (a.n, 0);
     trove_rules_destroy (&rules);
     s_cleanup (dir);
@@ -210,19 +224,25 @@ static void
 test_bad_files_are_refused_with_line (void **state)
 {
     (void) state;
-    s_expect_error ("hunt: h\nversion: 1\nrules:\n  - id: c\n    kind: each\n    match: {type: a}\n    coinz: 1\n",
-                    "bad.yaml:7: unknown key 'coinz' in a rule");
-    s_expect_error ("hunt: h\nversion: 1\nrules:\n  - id: c\n    kind: count\n    match: {type: a}\n    coins: 1\n",
-                    "bad.yaml:5: rule kind 'count' is not supported");
-    s_expect_error ("hunt: h\nversion: 1\nrules:\n  - {id: c, kind: each, match: {type: a}}\n", "has no coins");
+    s_expect_error (
+        "hunt: h\nversion: 1\nrules:\n  - id: c\n    kind: each\n    match: {type: a}\n    coinz: 1\n",
+        "bad.yaml:7: unknown key 'coinz' in a rule");
+    s_expect_error (
+        "hunt: h\nversion: 1\nrules:\n  - id: c\n    kind: count\n    match: {type: a}\n    coins: 1\n",
+        "bad.yaml:5: rule kind 'count' is not supported");
+    s_expect_error ("hunt: h\nversion: 1\nrules:\n  - {id: c, kind: each, match: {type: a}}\n",
+                    "has no coins");
     s_expect_error ("hunt: h\nversion: x\nrules: []\n", "bad.yaml:2: version must be an integer");
     s_expect_error ("hunt: h\nversion: 1\nrules:\n  - {id: c, kind: each, match: {type: a}, coins: 1}\n"
-                    "  - {id: c, kind: each, match: {type: b}, coins: 1}\n", "rule id 'c' is used twice");
-    s_expect_error ("hunt: h\nversion: 1\nrules:\n  - {id: c, kind: each, match: {where: [{attr: x, op: '=~', value: 1}]}, coins: 1}\n",
+                    "  - {id: c, kind: each, match: {type: b}, coins: 1}\n",
+                    "rule id 'c' is used twice");
+    s_expect_error ("hunt: h\nversion: 1\nrules:\n  - {id: c, kind: each, match: {where: [{attr: x, op: "
+                    "'=~', value: 1}]}, coins: 1}\n",
                     "op '=~'");
     s_expect_error ("hunt: h\nversion: 1\nrules: [\n", "YAML error");
     s_expect_error ("hunt: 'no spaces allowed'\nversion: 1\nrules: []\n", "'hunt' must be");
-    s_expect_error ("hunt: h\nversion: 1\neffective: yesterday\nrules: []\n", "effective must be an RFC 3339 time");
+    s_expect_error ("hunt: h\nversion: 1\neffective: yesterday\nrules: []\n",
+                    "effective must be an RFC 3339 time");
     s_expect_error ("", "empty file");
 }
 
