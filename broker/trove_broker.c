@@ -10,6 +10,7 @@
 
     Usage: trove-broker --config FILE */
 #include "trove_cfg.h"
+#include "trove_metrics.h"
 #include "trove_msg.h"
 #include "trove_sock.h"
 #include "trove_util.h"
@@ -26,6 +27,9 @@ typedef struct {
     zsock_t *control;  //  ROUTER: status
     int64_t started_ms;
     uint64_t forwarded;  //  messages passed downstream
+    trove_metrics_t *metrics;
+    trove_counter_t *forwarded_total;  //  same, for Prometheus
+    trove_counter_t *subscriptions_total;
 } s_broker_t;
 
 //  Move everything queued on one side to the other (multipart kept whole).
@@ -122,6 +126,21 @@ main (int argc, char *argv [])
         trove_log ('E', "%s", err);
         goto done;
     }
+    self->metrics = trove_metrics_new ();
+    if (!self->metrics)
+        goto done;
+    trove_metrics_process_start (self->metrics);
+    self->forwarded_total =
+        trove_metrics_counter (self->metrics, "trove_broker_forwarded_total",
+                               "Award stream messages passed to subscribers.", NULL, NULL);
+    self->subscriptions_total =
+        trove_metrics_counter (self->metrics, "trove_broker_subscriptions_total",
+                               "Subscription messages passed to publishers.", NULL, NULL);
+    const char *address = trove_cfg_broker_metrics (self->cfg);
+    char *merr = NULL;
+    if (address && trove_metrics_serve (self->metrics, address, &merr))
+        trove_log ('E', "cannot serve metrics on %s: %s", address, merr ? merr : "out of memory");
+    free (merr);
     size_t max_frame = trove_cfg_limits (self->cfg)->max_frame;
     self->xsub = zsock_new (ZMQ_XSUB);
     self->xpub = zsock_new (ZMQ_XPUB);
@@ -148,10 +167,16 @@ main (int argc, char *argv [])
     while (!zsys_interrupted) {
         if (zmq_poll (items, 3, 1000) == -1 && zmq_errno () != EINTR)
             break;
-        if (items [0].revents & ZMQ_POLLIN)
+        if (items [0].revents & ZMQ_POLLIN) {
+            uint64_t before = self->forwarded;
             s_forward (self->xsub, self->xpub, &self->forwarded);
-        if (items [1].revents & ZMQ_POLLIN)
-            s_forward (self->xpub, self->xsub, NULL);
+            trove_counter_add (self->forwarded_total, self->forwarded - before);
+        }
+        if (items [1].revents & ZMQ_POLLIN) {
+            uint64_t n = 0;
+            s_forward (self->xpub, self->xsub, &n);
+            trove_counter_add (self->subscriptions_total, n);
+        }
         if (items [2].revents & ZMQ_POLLIN)
             s_control (self);
     }
@@ -162,6 +187,7 @@ done:
     zsock_destroy (&self->xsub);
     zsock_destroy (&self->xpub);
     zsock_destroy (&self->control);
+    trove_metrics_destroy (&self->metrics);
     trove_cfg_destroy (&self->cfg);
     return rc;
 }

@@ -13,6 +13,7 @@
 #include "trove_cfg.h"
 #include "trove_event.h"
 #include "trove_hash.h"
+#include "trove_metrics.h"
 #include "trove_msg.h"
 #include "trove_outbox.h"
 #include "trove_sock.h"
@@ -39,8 +40,29 @@ struct _s_request_t {
     Trove__Result *results;  //  one per event
     Trove__Result **result_ptrs;
     size_t nresults;
-    size_t remaining;  //  sub-batches not yet answered
+    size_t remaining;     //  sub-batches not yet answered
+    int16_t *source;      //  source index of each event (-1: undeclared)
+    int64_t received_us;  //  when the request arrived (monotonic)
 };
+
+//  Results as metric label values, by Trove__Status.
+static const char *const s_results [] = {"unspecified", "accepted", "duplicate", "rejected", "retry"};
+#define S_RESULTS 5
+#define S_MAX_SOURCES 256
+
+//  The ingestor's metrics (docs/metrics.md). Handles are looked up once.
+typedef struct {
+    trove_metrics_t *registry;
+    //  [source index, or the last row for undeclared][result]
+    trove_counter_t *events [S_MAX_SOURCES + 1][S_RESULTS];
+    zhashx_t *rejections;               //  reason -> trove_counter_t *
+    trove_histogram_t *request_events;  //  events per submit request
+    trove_histogram_t *answer_seconds;  //  request received -> answered
+    trove_gauge_t *inflight;            //  events received, not answered
+    trove_counter_t **resends;          //  per shard
+    trove_counter_t **giveups;          //  per shard
+    trove_counter_t *bad_frames;
+} s_metrics_t;
 
 typedef struct {
     trove_cfg_t *cfg;
@@ -52,7 +74,50 @@ typedef struct {
     size_t pending_events;   //  events received and unanswered
     int64_t started_ms;
     uint64_t received, answered;  //  counters for status
+    s_metrics_t m;                //  Prometheus metrics
 } s_ingestor_t;
+
+static trove_counter_t *
+s_events_counter (s_ingestor_t *self, int source, Trove__Status status)
+{
+    size_t row = source >= 0 && source < S_MAX_SOURCES ? (size_t) source : S_MAX_SOURCES;
+    size_t col = (size_t) status < S_RESULTS ? (size_t) status : 0;
+    trove_counter_t **slot = &self->m.events [row][col];
+    if (!*slot) {
+        //  Undeclared sources share one label value: label sets stay bounded
+        //  whatever arrives from the network.
+        const char *name = row == S_MAX_SOURCES ? "other" : trove_cfg_source_name (self->cfg, row);
+        static const char *const labels [] = {"source", "result", NULL};
+        const char *values [] = {name, s_results [col], NULL};
+        *slot = trove_metrics_counter (self->m.registry, "trove_ingestor_events_total",
+                                       "Events answered to producers, by source and answer.", labels, values);
+    }
+    return *slot;
+}
+
+static void
+s_count_answers (s_ingestor_t *self, s_request_t *req)
+{
+    for (size_t i = 0; i < req->nresults; i++) {
+        const Trove__Result *r = &req->results [i];
+        trove_counter_inc (s_events_counter (self, req->source ? req->source [i] : -1, r->status));
+        if (r->status == TROVE__STATUS__REJECTED || r->status == TROVE__STATUS__RETRY) {
+            const char *reason = r->reason && *r->reason ? r->reason : "none";
+            trove_counter_t *c = zhashx_lookup (self->m.rejections, reason);
+            if (!c) {
+                static const char *const labels [] = {"result", "reason", NULL};
+                const char *values [] = {s_results [r->status], reason, NULL};
+                c = trove_metrics_counter (self->m.registry, "trove_ingestor_not_accepted_total",
+                                           "Events rejected or to retry, by reason code.", labels, values);
+                if (c)
+                    zhashx_insert (self->m.rejections, reason, c);
+            }
+            trove_counter_inc (c);
+        }
+    }
+    trove_histogram_observe (self->m.answer_seconds, (trove_mono_us () - req->received_us) / 1e6);
+    trove_gauge_set_int (self->m.inflight, (int64_t) self->pending_events);
+}
 
 static void
 s_request_reply (s_ingestor_t *self, s_request_t *req, const char *error)
@@ -70,6 +135,7 @@ s_request_reply (s_ingestor_t *self, s_request_t *req, const char *error)
                     ZMQ_DONTWAIT);
     self->answered += req->nresults;
     self->pending_events -= req->nresults;
+    s_count_answers (self, req);
 }
 
 static void
@@ -85,6 +151,7 @@ s_request_destroy (s_request_t **req_p)
     }
     free (req->results);
     free (req->result_ptrs);
+    free (req->source);
     free (req);
     *req_p = NULL;
 }
@@ -243,10 +310,15 @@ s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__SubmitRequest *sub
     *routing_id_p = NULL;
     req->req_id = submit->req_id;
     req->nresults = n;
+    req->received_us = trove_mono_us ();
+    req->source = calloc (n ? n : 1, sizeof *req->source);  //  NULL: counted as "other"
+    trove_histogram_observe (self->m.request_events, (double) n);
     self->received += n;
     self->pending_events += n;
     int64_t now_ms = received_us / 1000;
     for (size_t i = 0; i < n; i++) {
+        if (req->source)
+            req->source [i] = (int16_t) trove_cfg_source_index (self->cfg, submit->events [i]->source);
         trove__result__init (&req->results [i]);
         //  Every result gets heap strings from s_set_result before it is sent.
         req->results [i].reason = req->results [i].detail = NULL;
@@ -343,6 +415,7 @@ s_front_message (s_ingestor_t *self)
         s_answer_status (self, routing_id, msg->query->req_id);
     else if (routing_id) {
         //  Malformed input is answered and changes nothing.
+        trove_counter_inc (self->m.bad_frames);
         s_refuse (self, routing_id, 0, msg ? "malformed: unexpected message type" : reason);
         trove_log ('D', "refused a bad frame: %s", msg ? "unexpected message type" : reason);
     }
@@ -380,13 +453,17 @@ s_shard_message (s_ingestor_t *self, size_t shard)
 static void
 s_resend (void *arg, trove_outbox_item_t *sub)
 {
-    s_sub_send (arg, sub);
+    s_ingestor_t *self = arg;
+    trove_counter_inc (self->m.resends [sub->shard]);
+    s_sub_send (self, sub);
 }
 
 static void
 s_giveup (void *arg, trove_outbox_item_t *sub)
 {
-    s_sub_complete (arg, sub, NULL);
+    s_ingestor_t *self = arg;
+    trove_counter_inc (self->m.giveups [sub->shard]);
+    s_sub_complete (self, sub, NULL);
 }
 
 //  Resend what waited too long for an answer; give up on what waited much too
@@ -397,6 +474,48 @@ s_timer (s_ingestor_t *self)
     trove_outbox_expire (self->outbox, trove_mono_us (), RESEND_US, GIVEUP_US, s_resend, s_giveup, self);
     for (size_t s = 0; s < self->nshards; s++)
         s_shard_pump (self, s);
+}
+
+static int
+s_metrics_init (s_ingestor_t *self, size_t index)
+{
+    s_metrics_t *m = &self->m;
+    m->registry = trove_metrics_new ();
+    m->rejections = zhashx_new ();
+    m->resends = calloc (self->nshards, sizeof *m->resends);
+    m->giveups = calloc (self->nshards, sizeof *m->giveups);
+    if (!m->registry || !m->rejections || !m->resends || !m->giveups)
+        return -1;
+    trove_metrics_process_start (m->registry);
+    static const double sizes [] = {1, 10, 100, 1000, 10000};
+    static const double secs [] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5};
+    m->request_events = trove_metrics_histogram (m->registry, "trove_ingestor_request_events",
+                                                 "Events per submit request.", NULL, NULL, sizes, 5);
+    m->answer_seconds = trove_metrics_histogram (
+        m->registry, "trove_ingestor_answer_seconds",
+        "Submit request received to answered (every shard committed).", NULL, NULL, secs, 11);
+    m->inflight = trove_metrics_gauge (m->registry, "trove_ingestor_inflight_events",
+                                       "Events received and not answered yet.", NULL, NULL);
+    m->bad_frames =
+        trove_metrics_counter (m->registry, "trove_ingestor_bad_frames_total",
+                               "Frames refused whole (malformed, too large, unknown fields).", NULL, NULL);
+    static const char *const labels [] = {"shard", NULL};
+    for (size_t s = 0; s < self->nshards; s++) {
+        const char *values [] = {trove_cfg_shard_name (self->cfg, s), NULL};
+        m->resends [s] =
+            trove_metrics_counter (m->registry, "trove_ingestor_resends_total",
+                                   "Sub-batches sent again to a shard after no answer.", labels, values);
+        m->giveups [s] =
+            trove_metrics_counter (m->registry, "trove_ingestor_giveups_total",
+                                   "Sub-batches answered RETRY shard_unavailable.", labels, values);
+    }
+    const char *address = trove_cfg_ingestor_metrics (self->cfg, index);
+    char *err = NULL;
+    //  Metrics are not worth refusing events for: a failure is logged.
+    if (address && trove_metrics_serve (m->registry, address, &err))
+        trove_log ('E', "cannot serve metrics on %s: %s", address, err ? err : "out of memory");
+    free (err);
+    return 0;
 }
 
 //  At shutdown: forget an item, and its request with its last item.
@@ -462,6 +581,8 @@ main (int argc, char *argv [])
     items = calloc (self->nshards + 1, sizeof *items);
     if (!self->front || !self->dealers || !self->outbox || !items)
         goto done;
+    if (s_metrics_init (self, (size_t) index))
+        goto done;
     for (size_t s = 0; s < self->nshards; s++) {
         self->dealers [s] = trove_sock_dealer (trove_cfg_shard_events (self->cfg, s), NULL, max_frame);
         if (!self->dealers [s])
@@ -504,6 +625,10 @@ done:
         if (self->outbox)
             trove_outbox_each (self->outbox, s_drop, self);
         trove_outbox_destroy (&self->outbox);
+        trove_metrics_destroy (&self->m.registry);
+        zhashx_destroy (&self->m.rejections);
+        free (self->m.resends);
+        free (self->m.giveups);
         for (size_t s = 0; s < self->nshards && self->dealers; s++)
             zsock_destroy (&self->dealers [s]);
         free (self->dealers);

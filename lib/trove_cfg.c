@@ -16,10 +16,11 @@
 #define MAX_SOURCES 256
 
 typedef struct {
-    char *name;    //  section name, e.g. "s0"
-    char *events;  //  endpoint the shard binds for ingestor batches
-    char *query;   //  endpoint the shard binds for queries
-    char *data;    //  LMDB directory
+    char *name;     //  section name, e.g. "s0"
+    char *events;   //  endpoint the shard binds for ingestor batches
+    char *query;    //  endpoint the shard binds for queries
+    char *data;     //  LMDB directory
+    char *metrics;  //  /metrics address or NULL
 } s_shard_t;
 
 struct _trove_cfg_t {
@@ -31,6 +32,7 @@ struct _trove_cfg_t {
     size_t nshards;  //  number of shards
     char *ingestor_names [MAX_INGESTORS];
     char *ingestor_eps [MAX_INGESTORS];
+    char *ingestor_metrics [MAX_INGESTORS];
     size_t ningestors;  //  number of ingestors
     char *sources [MAX_SOURCES];
     size_t nsources;  //  number of declared sources
@@ -230,6 +232,7 @@ trove_cfg_load (const char *path, char **err_p)
         shard->query = (char *) s_need (s, "query", section, &err);
         const char *data = s_need (s, "data", section, &err);
         shard->data = data ? s_resolve (self, data) : NULL;
+        shard->metrics = zconfig_get (s, "metrics", NULL);
         const char *parts = s_need (s, "partitions", section, &err);
         if (err)
             goto fail;
@@ -256,6 +259,7 @@ trove_cfg_load (const char *path, char **err_p)
         snprintf (section, sizeof section, "ingestor/%s", zconfig_name (s));
         self->ingestor_names [self->ningestors] = zconfig_name (s);
         self->ingestor_eps [self->ningestors] = (char *) s_need (s, "endpoint", section, &err);
+        self->ingestor_metrics [self->ningestors] = zconfig_get (s, "metrics", NULL);
         if (err)
             goto fail;
         self->ningestors++;
@@ -415,13 +419,52 @@ trove_cfg_rules_dir (const trove_cfg_t *self)
     return self->rules_dir;
 }
 
-bool
-trove_cfg_source_known (const trove_cfg_t *self, const char *source)
+const char *
+trove_cfg_broker_metrics (const trove_cfg_t *self)
+{
+    return zconfig_get (self->root, "broker/metrics", NULL);
+}
+
+const char *
+trove_cfg_ingestor_metrics (const trove_cfg_t *self, size_t index)
+{
+    assert (index < self->ningestors);
+    return self->ingestor_metrics [index];
+}
+
+const char *
+trove_cfg_shard_metrics (const trove_cfg_t *self, size_t shard)
+{
+    assert (shard < self->nshards);
+    return self->shards [shard].metrics;
+}
+
+int
+trove_cfg_source_index (const trove_cfg_t *self, const char *source)
 {
     for (size_t i = 0; i < self->nsources; i++)
         if (strcmp (self->sources [i], source) == 0)
-            return true;
-    return false;
+            return (int) i;
+    return -1;
+}
+
+bool
+trove_cfg_source_known (const trove_cfg_t *self, const char *source)
+{
+    return trove_cfg_source_index (self, source) >= 0;
+}
+
+size_t
+trove_cfg_sources (const trove_cfg_t *self)
+{
+    return self->nsources;
+}
+
+const char *
+trove_cfg_source_name (const trove_cfg_t *self, size_t index)
+{
+    assert (index < self->nsources);
+    return self->sources [index];
 }
 
 const char *

@@ -71,6 +71,12 @@ const char *trove_cfg_broker_control (const trove_cfg_t *self);
 //  Paths in the file (rules, data) are relative to the config file's folder;
 //  these return them resolved.
 const char *trove_cfg_rules_dir (const trove_cfg_t *self);
+
+//  Prometheus /metrics address ("127.0.0.1:9100") of a process, or NULL when
+//  the config gives none (then the process serves no metrics).
+const char *trove_cfg_broker_metrics (const trove_cfg_t *self);
+const char *trove_cfg_ingestor_metrics (const trove_cfg_t *self, size_t index);
+const char *trove_cfg_shard_metrics (const trove_cfg_t *self, size_t shard);
 //  LMDB map size for scorers, bytes.
 size_t trove_cfg_map_size (const trove_cfg_t *self);
 //  "full" (fsync every commit, the default) or "none" (survives a process
@@ -78,6 +84,10 @@ size_t trove_cfg_map_size (const trove_cfg_t *self);
 bool trove_cfg_sync (const trove_cfg_t *self);
 
 bool trove_cfg_source_known (const trove_cfg_t *self, const char *source);
+//  Declared sources: count, name by index, index by name (-1 when unknown).
+size_t trove_cfg_sources (const trove_cfg_t *self);
+const char *trove_cfg_source_name (const trove_cfg_t *self, size_t index);
+int trove_cfg_source_index (const trove_cfg_t *self, const char *source);
 
 //  Any value by path ("trove/partitions"), or def when absent.
 const char *trove_cfg_get (const trove_cfg_t *self, const char *path, const char *def);

@@ -14,6 +14,7 @@
 #include "trove_event.h"
 #include "trove_hash.h"
 #include "trove_ledger.h"
+#include "trove_metrics.h"
 #include "trove_msg.h"
 #include "trove_rules.h"
 #include "trove_sock.h"
@@ -56,6 +57,18 @@ typedef struct {
     size_t nreplies;
     char last_error [256];  //  shown by status
     zlistx_t *parked;       //  queries waiting for the tables to catch up
+    struct {
+        trove_metrics_t *registry;
+        trove_counter_t *events [5];        //  by Trove__Status of the answer
+        trove_histogram_t *batch_events;    //  events per log commit
+        trove_histogram_t *commit_seconds;  //  log commit (fsync) time
+        trove_counter_t *coins;             //  coins minted
+        trove_counter_t *failed_batches;    //  batches answered RETRY (storage)
+        trove_gauge_t *backlog;             //  committed, not in the tables yet
+        trove_gauge_t *last_aseq;
+        zhashx_t *queries;                 //  kind -> counter
+        trove_histogram_t *query_seconds;  //  arrival to answer, waits included
+    } m;                                   //  Prometheus metrics
 } s_scorer_t;
 
 //  A query that must see everything committed when it arrived.
@@ -63,6 +76,7 @@ typedef struct {
     zframe_t *routing_id;
     Trove__Msg *msg;
     uint64_t target;  //  committed log sequence at arrival
+    int64_t arrived_us;
 } s_parked_t;
 
 #define MAX_BACKLOG 200000  //  committed events not yet applied: stop taking more
@@ -80,6 +94,8 @@ s_publish_heartbeat (s_scorer_t *self)
     hb.role = "scorer";
     hb.shard = (uint32_t) self->shard;
     hb.last_aseq = trove_ledger_last_aseq (self->ledger);
+    trove_gauge_set_int (self->m.last_aseq, (int64_t) hb.last_aseq);
+    trove_gauge_set_int (self->m.backlog, (int64_t) trove_ledger_backlog (self->ledger));
     hb.incarnation = self->incarnation;
     Trove__Msg msg = TROVE__MSG__INIT;
     msg.body_case = TROVE__MSG__BODY_HEARTBEAT;
@@ -219,6 +235,9 @@ s_send_replies (s_scorer_t *self)
 {
     for (size_t i = 0; i < self->nreplies; i++) {
         s_reply_t *reply = &self->replies [i];
+        for (size_t k = 0; k < reply->nresults; k++)
+            trove_counter_inc (
+                self->m.events [reply->results [k].status < 5 ? reply->results [k].status : 0]);
         Trove__ShardBatchReply body = TROVE__SHARD_BATCH_REPLY__INIT;
         body.batch_id = reply->batch_id;
         body.n_results = reply->nresults;
@@ -252,7 +271,9 @@ s_process_batches (s_scorer_t *self)
             break;
         events += (size_t) n;
     }
+    int64_t commit_start_us = trove_mono_us ();
     if (storage_failed) {
+        trove_counter_inc (self->m.failed_batches);
         const char *why = trove_ledger_full (self->ledger) ? "storage_full" : "storage_error";
         trove_log ('E', "batch of %zu events not committed (%s): %s", events, why,
                    trove_ledger_error (self->ledger));
@@ -261,10 +282,15 @@ s_process_batches (s_scorer_t *self)
         s_replies_retry (self, why);
     }
     else if (trove_ledger_commit (self->ledger)) {
+        trove_counter_inc (self->m.failed_batches);
         const char *why = trove_ledger_full (self->ledger) ? "storage_full" : "storage_error";
         trove_log ('E', "commit failed (%s): %s", why, trove_ledger_error (self->ledger));
         s_set_error (self, trove_ledger_error (self->ledger));
         s_replies_retry (self, why);
+    }
+    else {
+        trove_histogram_observe (self->m.commit_seconds, (trove_mono_us () - commit_start_us) / 1e6);
+        trove_histogram_observe (self->m.batch_events, (double) events);
     }
     //  Commit, then acknowledge: the answers go out only now.
     s_send_replies (self);
@@ -274,6 +300,7 @@ s_process_batches (s_scorer_t *self)
         size_t n = trove_ledger_awards_ready (self->ledger, &frames, &sizes);
         for (size_t i = 0; i < n; i++)
             zmq_send (zsock_resolve (self->pub), frames [i], sizes [i], ZMQ_DONTWAIT);
+        trove_counter_add (self->m.coins, n);
         if (n)
             self->next_heartbeat_us = trove_mono_us () + HEARTBEAT_MS * 1000;
     }
@@ -304,6 +331,27 @@ s_fit_frame (s_scorer_t *self, Trove__QueryReply *reply, char **next_p)
             *next_p = NULL;
         reply->next_cursor = *next_p ? *next_p : "";
     }
+}
+
+static void
+s_count_query (s_scorer_t *self, const char *kind, int64_t arrived_us)
+{
+    static const char *const known [] = {"status", "balance", "coins", "coin", "awards"};
+    const char *label = "other";
+    for (size_t i = 0; i < sizeof known / sizeof known [0]; i++)
+        if (strcmp (kind, known [i]) == 0)
+            label = known [i];
+    trove_counter_t *c = zhashx_lookup (self->m.queries, label);
+    if (!c) {
+        static const char *const labels [] = {"kind", NULL};
+        const char *values [] = {label, NULL};
+        c = trove_metrics_counter (self->m.registry, "trove_scorer_queries_total",
+                                   "Queries answered, by kind.", labels, values);
+        if (c)
+            zhashx_insert (self->m.queries, label, c);
+    }
+    trove_counter_inc (c);
+    trove_histogram_observe (self->m.query_seconds, (trove_mono_us () - arrived_us) / 1e6);
 }
 
 static void
@@ -398,14 +446,16 @@ s_process_queries (s_scorer_t *self)
             if (strcmp (msg->query->kind, "status") && trove_ledger_applied (self->ledger) < committed)
                 parked = calloc (1, sizeof *parked);
             if (parked) {
-                *parked = (s_parked_t){routing_id, msg, committed};
+                *parked = (s_parked_t){routing_id, msg, committed, trove_mono_us ()};
                 routing_id = NULL;
                 msg = NULL;
                 zlistx_add_end (self->parked, parked);
                 trove_ledger_hurry (self->ledger);
             }
-            else
+            else {
                 s_answer_query (self, routing_id, msg->query);
+                s_count_query (self, msg->query->kind, trove_mono_us ());
+            }
         }
         else
             trove_log ('W', "dropped a bad message on the query socket: %s", msg ? "not a query" : reason);
@@ -426,12 +476,55 @@ s_absorb (s_scorer_t *self)
     s_parked_t *parked = zlistx_first (self->parked);
     while (parked && parked->target <= applied) {
         s_answer_query (self, parked->routing_id, parked->msg->query);
+        s_count_query (self, parked->msg->query->kind, parked->arrived_us);
         zframe_destroy (&parked->routing_id);
         trove_msg_free (&parked->msg);
         free (parked);
         zlistx_delete (self->parked, zlistx_cursor (self->parked));
         parked = zlistx_first (self->parked);
     }
+}
+
+static int
+s_metrics_init (s_scorer_t *self)
+{
+    trove_metrics_t *r = self->m.registry = trove_metrics_new ();
+    self->m.queries = zhashx_new ();
+    if (!r || !self->m.queries)
+        return -1;
+    trove_metrics_process_start (r);
+    static const char *const results [] = {"unspecified", "accepted", "duplicate", "rejected", "retry"};
+    static const char *const labels [] = {"result", NULL};
+    for (int i = 0; i < 5; i++) {
+        const char *values [] = {results [i], NULL};
+        self->m.events [i] = trove_metrics_counter (
+            r, "trove_scorer_events_total", "Events answered to ingestors, by answer.", labels, values);
+    }
+    static const double sizes [] = {1, 10, 100, 1000, 10000, 32768};
+    static const double secs [] = {0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 1};
+    self->m.batch_events =
+        trove_metrics_histogram (r, "trove_scorer_batch_events",
+                                 "Events per write-ahead log commit (group commit).", NULL, NULL, sizes, 6);
+    self->m.commit_seconds =
+        trove_metrics_histogram (r, "trove_scorer_log_commit_seconds",
+                                 "Write-ahead log commit time, fsync included.", NULL, NULL, secs, 11);
+    self->m.query_seconds = trove_metrics_histogram (
+        r, "trove_scorer_query_seconds", "Query arrival to answer, waits for the tables included.", NULL,
+        NULL, secs, 11);
+    self->m.coins = trove_metrics_counter (r, "trove_scorer_coins_minted_total", "Coins minted.", NULL, NULL);
+    self->m.failed_batches =
+        trove_metrics_counter (r, "trove_scorer_failed_batches_total",
+                               "Batches answered RETRY because storage refused them.", NULL, NULL);
+    self->m.backlog = trove_metrics_gauge (r, "trove_scorer_apply_backlog_events",
+                                           "Accepted events the ledger tables do not hold yet.", NULL, NULL);
+    self->m.last_aseq =
+        trove_metrics_gauge (r, "trove_scorer_last_aseq", "Last award sequence number.", NULL, NULL);
+    const char *address = trove_cfg_shard_metrics (self->cfg, self->shard);
+    char *err = NULL;
+    if (address && trove_metrics_serve (r, address, &err))
+        trove_log ('E', "cannot serve metrics on %s: %s", address, err ? err : "out of memory");
+    free (err);
+    return 0;
 }
 
 static int
@@ -494,6 +587,8 @@ main (int argc, char *argv [])
         trove_log ('E', "%s", err);
         goto done;
     }
+    if (s_metrics_init (self))
+        goto done;
     self->replies = calloc (BATCH_MAX_MSGS, sizeof *self->replies);
     self->parked = zlistx_new ();
     size_t max_frame = trove_cfg_limits (self->cfg)->max_frame;
@@ -553,6 +648,8 @@ done:
     //  Destroying the ledger applies what the log holds (or leaves it to the
     //  next start): nothing committed is lost either way.
     trove_ledger_destroy (&self->ledger);
+    trove_metrics_destroy (&self->m.registry);
+    zhashx_destroy (&self->m.queries);
     trove_rules_destroy (&self->rules);
     trove_cfg_destroy (&self->cfg);
     return rc;

@@ -9,7 +9,7 @@ PACKAGES=(
     libzmq3-dev libczmq-dev
     libprotobuf-c-dev protobuf-c-compiler
     liblmdb-dev lmdb-utils
-    libcmocka-dev libsodium-dev libjansson-dev libyaml-dev
+    libcmocka-dev libsodium-dev libjansson-dev libyaml-dev libmicrohttpd-dev
     jq procps psmisc
 )
 

@@ -84,7 +84,8 @@ static const char *s_up_help =
     "                  Without it: run until SIGINT/SIGTERM.\n"
     "  --port-base P   ports from P (default 7400): broker pub P+1, sub P+2,\n"
     "                  control P+3, ingestor k P+10+k, scorer k events P+20+2k,\n"
-    "                  query P+21+2k.\n"
+    "                  query P+21+2k; /metrics: broker P+200, ingestor k\n"
+    "                  P+210+k, scorer k P+230+k.\n"
     "  --shards N      scorer shards (default 2, at most 64); 256 partitions split\n"
     "                  in contiguous ranges.\n"
     "  --ingestors N   ingestors (default 1, at most 10).\n"
@@ -296,21 +297,26 @@ s_config_text (const char *dir, long base, long shards, long ingestors, const ch
            "    pub = \"tcp://127.0.0.1:%ld\"\n"
            "    sub = \"tcp://127.0.0.1:%ld\"\n"
            "    control = \"tcp://127.0.0.1:%ld\"\n"
+           "    #   Prometheus /metrics of each process (plain HTTP, loopback).\n"
+           "    metrics = \"127.0.0.1:%ld\"\n"
            "\n"
            "ingestor\n",
-           dir, sync, base + 1, base + 2, base + 3);
+           dir, sync, base + 1, base + 2, base + 3, base + 200);
     for (long k = 0; k < ingestors; k++)
         S_ADD ("    i%ld\n"
-               "        endpoint = \"tcp://127.0.0.1:%ld\"\n",
-               k, base + 10 + k);
+               "        endpoint = \"tcp://127.0.0.1:%ld\"\n"
+               "        metrics = \"127.0.0.1:%ld\"\n",
+               k, base + 10 + k, base + 210 + k);
     S_ADD ("\nscorer\n");
     for (long k = 0; k < shards; k++)
         S_ADD ("    s%ld\n"
                "        events = \"tcp://127.0.0.1:%ld\"\n"
                "        query = \"tcp://127.0.0.1:%ld\"\n"
                "        partitions = \"%ld-%ld\"\n"
-               "        data = \"%s/data/s%ld\"\n",
-               k, base + 20 + 2 * k, base + 21 + 2 * k, k * 256 / shards, (k + 1) * 256 / shards - 1, dir, k);
+               "        data = \"%s/data/s%ld\"\n"
+               "        metrics = \"127.0.0.1:%ld\"\n",
+               k, base + 20 + 2 * k, base + 21 + 2 * k, k * 256 / shards, (k + 1) * 256 / shards - 1, dir, k,
+               base + 230 + k);
 #undef S_ADD
     return text;
 }
@@ -745,7 +751,7 @@ trovectl_up (int argc, char **argv)
         return trovectl_fail ("up: --shards %ld: want 1 to 64", shards);
     if (ingestors < 1 || ingestors > 10)
         return trovectl_fail ("up: --ingestors %ld: want 1 to 10", ingestors);
-    if (base < 1024 || base + 21 + 2 * shards > 65535)
+    if (base < 1024 || base + 300 > 65535)
         return trovectl_fail ("up: --port-base %ld: ports would leave 1024-65535", base);
     if (strcmp (sync, "full") && strcmp (sync, "none"))
         return trovectl_fail ("up: --sync '%s': want full or none", sync);

@@ -10,7 +10,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORK=$(mktemp -d /tmp/trove-it-XXXXXX)
 DIR="$WORK/cluster"
 # A port base per test run keeps concurrent runs (plain and ASan) apart.
-PORT_BASE=${TROVE_TEST_PORT_BASE:-$((10000 + ($$ % 200) * 100))}
+# Each cluster uses P+1 .. P+293; all below 32768 (etc/trove.cfg says why).
+PORT_BASE=${TROVE_TEST_PORT_BASE:-$((10000 + ($$ % 70) * 300))}
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
