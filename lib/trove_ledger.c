@@ -87,6 +87,8 @@ struct _trove_ledger_t {
     s_record_t *batch_head, *batch_tail;  //  records of the open batch
     void **frames;                        //  packed Msg{award} of the batch
     size_t *sizes;
+    const char **frame_hunts;  //  hunt and rule of each frame's coin
+    const char **frame_rules;  //  (borrowed from the rules)
     size_t nframes, frames_cap;
     size_t nready;  //  frames of the last committed batch
 
@@ -733,6 +735,8 @@ trove_ledger_destroy (trove_ledger_t **self_p)
     s_frames_clear (self);
     free (self->frames);
     free (self->sizes);
+    free (self->frame_hunts);
+    free (self->frame_rules);
     free (self->undo);
     free (self->pseq);
     free (self->pseq_loaded);
@@ -939,6 +943,26 @@ trove_ledger_awards_ready (trove_ledger_t *self, void ***frames_p, size_t **size
     return self->nready;
 }
 
+void
+trove_ledger_award_rule (trove_ledger_t *self, size_t index, const char **hunt_p, const char **rule_p)
+{
+    assert (index < self->nready);
+    *hunt_p = self->frame_hunts [index];
+    *rule_p = self->frame_rules [index];
+}
+
+void
+trove_ledger_sizes (trove_ledger_t *self, uint64_t *tables_p, uint64_t *log_p)
+{
+    MDB_envinfo info;
+    MDB_stat stat;
+    *tables_p = *log_p = 0;
+    if (mdb_env_info (self->env, &info) == 0 && mdb_env_stat (self->env, &stat) == 0)
+        *tables_p = ((uint64_t) info.me_last_pgno + 1) * stat.ms_psize;
+    if (mdb_env_info (self->log_env, &info) == 0 && mdb_env_stat (self->log_env, &stat) == 0)
+        *log_p = ((uint64_t) info.me_last_pgno + 1) * stat.ms_psize;
+}
+
 const char *
 trove_ledger_error (trove_ledger_t *self)
 {
@@ -1010,7 +1034,7 @@ s_next_pseq (trove_ledger_t *self, uint32_t p, uint64_t *pseq_p)
 }
 
 static int
-s_push_frame (trove_ledger_t *self, void *frame, size_t size)
+s_push_frame (trove_ledger_t *self, void *frame, size_t size, const char *hunt, const char *rule)
 {
     if (self->nframes == self->frames_cap) {
         size_t cap = self->frames_cap ? self->frames_cap * 2 : 256;
@@ -1018,15 +1042,23 @@ s_push_frame (trove_ledger_t *self, void *frame, size_t size)
         if (frames)
             self->frames = frames;
         size_t *sizes = frames ? realloc (self->sizes, cap * sizeof *sizes) : NULL;
-        if (!sizes) {
+        if (sizes)
+            self->sizes = sizes;
+        const char **hunts = sizes ? realloc (self->frame_hunts, cap * sizeof *hunts) : NULL;
+        if (hunts)
+            self->frame_hunts = hunts;
+        const char **rules = hunts ? realloc (self->frame_rules, cap * sizeof *rules) : NULL;
+        if (!rules) {
             free (frame);
             snprintf (self->error, sizeof self->error, "out of memory");
             return -1;
         }
-        self->sizes = sizes;
+        self->frame_rules = rules;
         self->frames_cap = cap;
     }
     self->frames [self->nframes] = frame;
+    self->frame_hunts [self->nframes] = hunt;
+    self->frame_rules [self->nframes] = rule;
     self->sizes [self->nframes++] = size;
     return 0;
 }
@@ -1097,7 +1129,7 @@ s_mint_finish (trove_ledger_t *self)
             snprintf (self->error, sizeof self->error, "out of memory");
             return -1;
         }
-        if (s_push_frame (self, frame, size))
+        if (s_push_frame (self, frame, size, coin->hunt, coin->rule))
             return -1;
     }
     return 0;

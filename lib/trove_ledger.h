@@ -87,6 +87,13 @@ void trove_ledger_abort (trove_ledger_t *self);
 //  Valid until the next trove_ledger_begin.
 size_t trove_ledger_awards_ready (trove_ledger_t *self, void ***frames_p, size_t **sizes_p);
 
+//  Hunt and rule of the coin in award frame index (of the last committed
+//  batch); the strings belong to the rules.
+void trove_ledger_award_rule (trove_ledger_t *self, size_t index, const char **hunt_p, const char **rule_p);
+
+//  Bytes of the map in use: tables and log (LMDB's last page, not the file).
+void trove_ledger_sizes (trove_ledger_t *self, uint64_t *tables_p, uint64_t *log_p);
+
 //  Log sequence numbers: last committed, last applied to the tables.
 uint64_t trove_ledger_committed (trove_ledger_t *self);
 uint64_t trove_ledger_applied (trove_ledger_t *self);

@@ -66,7 +66,11 @@ typedef struct {
         trove_counter_t *failed_batches;    //  batches answered RETRY (storage)
         trove_gauge_t *backlog;             //  committed, not in the tables yet
         trove_gauge_t *last_aseq;
-        zhashx_t *queries;                 //  kind -> counter
+        zhashx_t *queries;            //  kind -> counter
+        zhashx_t *minted;             //  "hunt\x1frule" -> counter
+        trove_gauge_t *tables_bytes;  //  LMDB pages in use: tables, log
+        trove_gauge_t *log_bytes;
+        trove_gauge_t *map_bytes;          //  configured map size
         trove_histogram_t *query_seconds;  //  arrival to answer, waits included
     } m;                                   //  Prometheus metrics
 } s_scorer_t;
@@ -96,6 +100,10 @@ s_publish_heartbeat (s_scorer_t *self)
     hb.last_aseq = trove_ledger_last_aseq (self->ledger);
     trove_gauge_set_int (self->m.last_aseq, (int64_t) hb.last_aseq);
     trove_gauge_set_int (self->m.backlog, (int64_t) trove_ledger_backlog (self->ledger));
+    uint64_t tables, log;
+    trove_ledger_sizes (self->ledger, &tables, &log);
+    trove_gauge_set_int (self->m.tables_bytes, (int64_t) tables);
+    trove_gauge_set_int (self->m.log_bytes, (int64_t) log);
     hb.incarnation = self->incarnation;
     Trove__Msg msg = TROVE__MSG__INIT;
     msg.body_case = TROVE__MSG__BODY_HEARTBEAT;
@@ -255,6 +263,24 @@ s_send_replies (s_scorer_t *self)
     s_replies_free (self);
 }
 
+//  Coins minted per hunt and rule: bounded by the rules files.
+static trove_counter_t *
+s_minted_counter (s_scorer_t *self, const char *hunt, const char *rule)
+{
+    char key [160];
+    snprintf (key, sizeof key, "%s\x1f%s", hunt, rule);
+    trove_counter_t *c = zhashx_lookup (self->m.minted, key);
+    if (!c) {
+        static const char *const labels [] = {"hunt", "rule", NULL};
+        const char *values [] = {hunt, rule, NULL};
+        c = trove_metrics_counter (self->m.registry, "trove_scorer_rule_coins_total",
+                                   "Coins minted, by hunt and rule.", labels, values);
+        if (c)
+            zhashx_insert (self->m.minted, key, c);
+    }
+    return c;
+}
+
 static void
 s_process_batches (s_scorer_t *self)
 {
@@ -301,6 +327,11 @@ s_process_batches (s_scorer_t *self)
         for (size_t i = 0; i < n; i++)
             zmq_send (zsock_resolve (self->pub), frames [i], sizes [i], ZMQ_DONTWAIT);
         trove_counter_add (self->m.coins, n);
+        for (size_t i = 0; i < n; i++) {
+            const char *hunt, *rule;
+            trove_ledger_award_rule (self->ledger, i, &hunt, &rule);
+            trove_counter_inc (s_minted_counter (self, hunt, rule));
+        }
         if (n)
             self->next_heartbeat_us = trove_mono_us () + HEARTBEAT_MS * 1000;
     }
@@ -490,7 +521,8 @@ s_metrics_init (s_scorer_t *self)
 {
     trove_metrics_t *r = self->m.registry = trove_metrics_new ();
     self->m.queries = zhashx_new ();
-    if (!r || !self->m.queries)
+    self->m.minted = zhashx_new ();
+    if (!r || !self->m.queries || !self->m.minted)
         return -1;
     trove_metrics_process_start (r);
     static const char *const results [] = {"unspecified", "accepted", "duplicate", "rejected", "retry"};
@@ -519,6 +551,17 @@ s_metrics_init (s_scorer_t *self)
                                            "Accepted events the ledger tables do not hold yet.", NULL, NULL);
     self->m.last_aseq =
         trove_metrics_gauge (r, "trove_scorer_last_aseq", "Last award sequence number.", NULL, NULL);
+    static const char *const env [] = {"env", NULL};
+    static const char *const tables [] = {"tables", NULL}, *const logv [] = {"log", NULL};
+    self->m.tables_bytes =
+        trove_metrics_gauge (r, "trove_scorer_ledger_bytes",
+                             "LMDB map in use (up to the last page), by environment.", env, tables);
+    self->m.log_bytes = trove_metrics_gauge (
+        r, "trove_scorer_ledger_bytes", "LMDB map in use (up to the last page), by environment.", env, logv);
+    self->m.map_bytes =
+        trove_metrics_gauge (r, "trove_scorer_ledger_map_bytes",
+                             "LMDB map size of each environment (trove/map_size_mb).", NULL, NULL);
+    trove_gauge_set_int (self->m.map_bytes, (int64_t) trove_cfg_map_size (self->cfg));
     const char *address = trove_cfg_shard_metrics (self->cfg, self->shard);
     char *err = NULL;
     if (address && trove_metrics_serve (r, address, &err))
@@ -650,6 +693,7 @@ done:
     trove_ledger_destroy (&self->ledger);
     trove_metrics_destroy (&self->m.registry);
     zhashx_destroy (&self->m.queries);
+    zhashx_destroy (&self->m.minted);
     trove_rules_destroy (&self->rules);
     trove_cfg_destroy (&self->cfg);
     return rc;

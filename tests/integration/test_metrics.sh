@@ -69,10 +69,13 @@ for s in s0 s1; do
     accepted=$((accepted + $(value "$body" trove_scorer_events_total 'result="accepted"')))
     duplicate=$((duplicate + $(value "$body" trove_scorer_events_total 'result="duplicate"')))
     coins=$((coins + $(value "$body" trove_scorer_coins_minted_total)))
+    rule_coins=$((${rule_coins:-0} + $(value "$body" trove_scorer_rule_coins_total 'hunt="demo"' 'rule="checkin"')))
+    grep -q '^trove_scorer_ledger_bytes{env="tables"} [1-9]' <<<"$body" || fail "$s: no ledger size"
 done
 [ "$accepted" -eq 85 ] || fail "scorers accepted $accepted, want 85"
 [ "$duplicate" -eq 10 ] || fail "scorers answered $duplicate duplicates, want 10"
 [ "$coins" -eq 85 ] || fail "scorers minted $coins coins, want 85"
+[ "$rule_coins" -eq 85 ] || fail "demo/checkin coins $rule_coins, want 85"
 
 broker=$(scrape "$(metrics_addr broker)")
 check_format "$broker" "broker"
