@@ -78,6 +78,9 @@ s_control (s_broker_t *self)
         status.started_ms = self->started_ms;
         status.events = self->forwarded;
         status.version = TROVE_VERSION;
+        char host [256] = "";
+        gethostname (host, sizeof host - 1);
+        status.host = host;
         Trove__QueryReply reply = TROVE__QUERY_REPLY__INIT;
         reply.req_id = msg->query->req_id;
         if (strcmp (msg->query->kind, "status") == 0)

@@ -217,6 +217,9 @@ s_answer_status (s_ingestor_t *self, zframe_t *routing_id, uint64_t req_id)
     status.events = self->received;
     status.inflight = self->pending_events;
     status.version = TROVE_VERSION;
+    char host [256] = "";
+    gethostname (host, sizeof host - 1);
+    status.host = host;
     Trove__QueryReply reply = TROVE__QUERY_REPLY__INIT;
     reply.req_id = req_id;
     reply.status = &status;

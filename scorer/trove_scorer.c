@@ -408,6 +408,9 @@ s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
         //  lag: accepted events the ledger tables do not hold yet
         status.inflight = trove_ledger_backlog (self->ledger);
         status.version = TROVE_VERSION;
+        char host [256] = "";
+        gethostname (host, sizeof host - 1);
+        status.host = host;
         status.last_error = self->last_error;
         reply.status = &status;
     }

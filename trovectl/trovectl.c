@@ -967,6 +967,7 @@ s_cmd_status (int argc, char **argv)
                 json_object_set_new (obj, "pid", json_integer (info->pid));
                 json_object_set_new (obj, "uptime_s", json_integer (uptime >= 0 ? uptime / 1000 : 0));
                 json_object_set_new (obj, "version", s_str (info->version));
+                json_object_set_new (obj, "host", s_str (info->host));
                 json_object_set_new (obj, "inflight", json_integer ((json_int_t) info->inflight));
                 if (info->last_error && *info->last_error)
                     json_object_set_new (obj, "last_error", json_string (info->last_error));
