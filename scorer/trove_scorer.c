@@ -388,6 +388,7 @@ s_count_query (s_scorer_t *self, const char *kind, int64_t arrived_us)
 static void
 s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
 {
+    char host [256] = "";  //  outlives the if below: the reply is sent at the end
     Trove__QueryReply reply = TROVE__QUERY_REPLY__INIT;
     Trove__StatusInfo status = TROVE__STATUS_INFO__INIT;
     Trove__Coin **coins = NULL, *one = NULL;
@@ -408,7 +409,6 @@ s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
         //  lag: accepted events the ledger tables do not hold yet
         status.inflight = trove_ledger_backlog (self->ledger);
         status.version = TROVE_VERSION;
-        char host [256] = "";
         gethostname (host, sizeof host - 1);
         status.host = host;
         status.last_error = self->last_error;
