@@ -61,6 +61,8 @@ typedef struct {
     trove_gauge_t *inflight;            //  events received, not answered
     trove_counter_t **resends;          //  per shard
     trove_counter_t **giveups;          //  per shard
+    trove_gauge_t **shard_inflight;     //  per shard: events sent, unanswered (credit used)
+    trove_gauge_t **shard_queued;       //  per shard: sub-batches waiting for credit
     trove_counter_t *bad_frames;
 } s_metrics_t;
 
@@ -475,8 +477,12 @@ static void
 s_timer (s_ingestor_t *self)
 {
     trove_outbox_expire (self->outbox, trove_mono_us (), RESEND_US, GIVEUP_US, s_resend, s_giveup, self);
-    for (size_t s = 0; s < self->nshards; s++)
+    for (size_t s = 0; s < self->nshards; s++) {
         s_shard_pump (self, s);
+        trove_gauge_set_int (self->m.shard_inflight [s], (int64_t) trove_outbox_inflight (self->outbox, s));
+        trove_gauge_set_int (self->m.shard_queued [s], (int64_t) trove_outbox_queued (self->outbox, s));
+    }
+    trove_gauge_set_int (self->m.inflight, (int64_t) self->pending_events);
 }
 
 static int
@@ -487,7 +493,10 @@ s_metrics_init (s_ingestor_t *self, size_t index)
     m->rejections = zhashx_new ();
     m->resends = calloc (self->nshards, sizeof *m->resends);
     m->giveups = calloc (self->nshards, sizeof *m->giveups);
-    if (!m->registry || !m->rejections || !m->resends || !m->giveups)
+    m->shard_inflight = calloc (self->nshards, sizeof *m->shard_inflight);
+    m->shard_queued = calloc (self->nshards, sizeof *m->shard_queued);
+    if (!m->registry || !m->rejections || !m->resends || !m->giveups || !m->shard_inflight
+        || !m->shard_queued)
         return -1;
     trove_metrics_process_start (m->registry);
     static const double sizes [] = {1, 10, 100, 1000, 10000};
@@ -511,6 +520,12 @@ s_metrics_init (s_ingestor_t *self, size_t index)
         m->giveups [s] =
             trove_metrics_counter (m->registry, "trove_ingestor_giveups_total",
                                    "Sub-batches answered RETRY shard_unavailable.", labels, values);
+        m->shard_inflight [s] = trove_metrics_gauge (
+            m->registry, "trove_ingestor_shard_inflight_events",
+            "Events sent to a shard and not answered (its credit in use).", labels, values);
+        m->shard_queued [s] =
+            trove_metrics_gauge (m->registry, "trove_ingestor_shard_queued_batches",
+                                 "Sub-batches waiting for a shard's credit or connection.", labels, values);
     }
     const char *address = trove_cfg_ingestor_metrics (self->cfg, index);
     char *err = NULL;
@@ -632,6 +647,8 @@ done:
         zhashx_destroy (&self->m.rejections);
         free (self->m.resends);
         free (self->m.giveups);
+        free (self->m.shard_inflight);
+        free (self->m.shard_queued);
         for (size_t s = 0; s < self->nshards && self->dealers; s++)
             zsock_destroy (&self->dealers [s]);
         free (self->dealers);

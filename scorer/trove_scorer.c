@@ -36,6 +36,7 @@
 typedef struct {
     zframe_t *routing_id;    //  the ingestor's DEALER
     uint64_t batch_id;       //  echoed in the reply
+    int64_t received_us;     //  ingestor's receipt (wall clock)
     Trove__Result *results;  //  one per event
     Trove__Result **result_ptrs;
     size_t nresults;
@@ -59,12 +60,13 @@ typedef struct {
     zlistx_t *parked;       //  queries waiting for the tables to catch up
     struct {
         trove_metrics_t *registry;
-        trove_counter_t *events [5];        //  by Trove__Status of the answer
-        trove_histogram_t *batch_events;    //  events per log commit
-        trove_histogram_t *commit_seconds;  //  log commit (fsync) time
-        trove_counter_t *coins;             //  coins minted
-        trove_counter_t *failed_batches;    //  batches answered RETRY (storage)
-        trove_gauge_t *backlog;             //  committed, not in the tables yet
+        trove_counter_t *events [5];           //  by Trove__Status of the answer
+        trove_histogram_t *batch_events;       //  events per log commit
+        trove_histogram_t *commit_seconds;     //  log commit (fsync) time
+        trove_histogram_t *to_commit_seconds;  //  ingestor receipt to log commit
+        trove_counter_t *coins;                //  coins minted
+        trove_counter_t *failed_batches;       //  batches answered RETRY (storage)
+        trove_gauge_t *backlog;                //  committed, not in the tables yet
         trove_gauge_t *last_aseq;
         zhashx_t *queries;            //  kind -> counter
         zhashx_t *minted;             //  "hunt\x1frule" -> counter
@@ -191,6 +193,7 @@ s_take_one (s_scorer_t *self, bool *storage_failed)
     s_reply_t *reply = &self->replies [self->nreplies];
     memset (reply, 0, sizeof *reply);
     reply->batch_id = batch->batch_id;
+    reply->received_us = batch->received_us;
     reply->results = calloc (batch->n_events ? batch->n_events : 1, sizeof *reply->results);
     reply->result_ptrs = calloc (batch->n_events ? batch->n_events : 1, sizeof *reply->result_ptrs);
     if (!reply->results || !reply->result_ptrs) {
@@ -317,6 +320,11 @@ s_process_batches (s_scorer_t *self)
     else {
         trove_histogram_observe (self->m.commit_seconds, (trove_mono_us () - commit_start_us) / 1e6);
         trove_histogram_observe (self->m.batch_events, (double) events);
+        int64_t now_us = trove_now_us ();
+        for (size_t i = 0; i < self->nreplies; i++)
+            if (self->replies [i].received_us > 0)
+                trove_histogram_observe (self->m.to_commit_seconds,
+                                         (now_us - self->replies [i].received_us) / 1e6);
     }
     //  Commit, then acknowledge: the answers go out only now.
     s_send_replies (self);
@@ -543,6 +551,10 @@ s_metrics_init (s_scorer_t *self)
     self->m.commit_seconds =
         trove_metrics_histogram (r, "trove_scorer_log_commit_seconds",
                                  "Write-ahead log commit time, fsync included.", NULL, NULL, secs, 11);
+    self->m.to_commit_seconds = trove_metrics_histogram (
+        r, "trove_scorer_receive_to_commit_seconds",
+        "From the ingestor's receipt of a batch (its clock) to this shard's log commit.", NULL, NULL, secs,
+        11);
     self->m.query_seconds = trove_metrics_histogram (
         r, "trove_scorer_query_seconds", "Query arrival to answer, waits for the tables included.", NULL,
         NULL, secs, 11);
