@@ -105,14 +105,16 @@ s_count_answers (s_ingestor_t *self, s_request_t *req)
         trove_counter_inc (s_events_counter (self, req->source ? req->source [i] : -1, r->status));
         if (r->status == TROVE__STATUS__REJECTED || r->status == TROVE__STATUS__RETRY) {
             const char *reason = r->reason && *r->reason ? r->reason : "none";
-            trove_counter_t *c = zhashx_lookup (self->m.rejections, reason);
+            char key [160];
+            snprintf (key, sizeof key, "%d\x1f%s", (int) r->status, reason);
+            trove_counter_t *c = zhashx_lookup (self->m.rejections, key);
             if (!c) {
                 static const char *const labels [] = {"result", "reason", NULL};
                 const char *values [] = {s_results [r->status], reason, NULL};
                 c = trove_metrics_counter (self->m.registry, "trove_ingestor_not_accepted_total",
                                            "Events rejected or to retry, by reason code.", labels, values);
                 if (c)
-                    zhashx_insert (self->m.rejections, reason, c);
+                    zhashx_insert (self->m.rejections, key, c);
             }
             trove_counter_inc (c);
         }

@@ -54,7 +54,8 @@ typedef struct {
     uint64_t incarnation;    //  random per start: lets peers see a restart
     int64_t started_ms;
     int64_t next_heartbeat_us;
-    s_reply_t *replies;  //  replies of the current batch
+    int64_t next_gauges_us;  //  next gauge update
+    s_reply_t *replies;      //  replies of the current batch
     size_t nreplies;
     char last_error [256];  //  shown by status
     zlistx_t *parked;       //  queries waiting for the tables to catch up
@@ -93,6 +94,23 @@ s_set_error (s_scorer_t *self, const char *text)
     snprintf (self->last_error, sizeof self->last_error, "%s", text);
 }
 
+//  Gauges, at most once a second: from the main loop on a timer of their own
+//  (the heartbeat is postponed while awards flow, they must not be).
+static void
+s_update_gauges (s_scorer_t *self)
+{
+    int64_t now = trove_mono_us ();
+    if (now < self->next_gauges_us)
+        return;
+    self->next_gauges_us = now + 1000000;
+    trove_gauge_set_int (self->m.last_aseq, (int64_t) trove_ledger_last_aseq (self->ledger));
+    trove_gauge_set_int (self->m.backlog, (int64_t) trove_ledger_backlog (self->ledger));
+    uint64_t tables, log;
+    trove_ledger_sizes (self->ledger, &tables, &log);
+    trove_gauge_set_int (self->m.tables_bytes, (int64_t) tables);
+    trove_gauge_set_int (self->m.log_bytes, (int64_t) log);
+}
+
 static void
 s_publish_heartbeat (s_scorer_t *self)
 {
@@ -100,12 +118,6 @@ s_publish_heartbeat (s_scorer_t *self)
     hb.role = "scorer";
     hb.shard = (uint32_t) self->shard;
     hb.last_aseq = trove_ledger_last_aseq (self->ledger);
-    trove_gauge_set_int (self->m.last_aseq, (int64_t) hb.last_aseq);
-    trove_gauge_set_int (self->m.backlog, (int64_t) trove_ledger_backlog (self->ledger));
-    uint64_t tables, log;
-    trove_ledger_sizes (self->ledger, &tables, &log);
-    trove_gauge_set_int (self->m.tables_bytes, (int64_t) tables);
-    trove_gauge_set_int (self->m.log_bytes, (int64_t) log);
     hb.incarnation = self->incarnation;
     Trove__Msg msg = TROVE__MSG__INIT;
     msg.body_case = TROVE__MSG__BODY_HEARTBEAT;
@@ -687,6 +699,7 @@ main (int argc, char *argv [])
             s_process_queries (self);
         if (trove_mono_us () >= self->next_heartbeat_us)
             s_publish_heartbeat (self);
+        s_update_gauges (self);
     }
     trove_log ('I', "shard %s stopping", name);
     rc = 0;
