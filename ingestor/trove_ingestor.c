@@ -45,8 +45,6 @@ struct _s_request_t {
     int64_t received_us;  //  when the request arrived (monotonic)
 };
 
-//  Results as metric label values, by Trove__Status.
-static const char *const s_results [] = {"unspecified", "accepted", "duplicate", "rejected", "retry"};
 #define S_RESULTS 5
 #define S_MAX_SOURCES 256
 
@@ -90,7 +88,7 @@ s_events_counter (s_ingestor_t *self, int source, Trove__Status status)
         //  whatever arrives from the network.
         const char *name = row == S_MAX_SOURCES ? "other" : trove_cfg_source_name (self->cfg, row);
         static const char *const labels [] = {"source", "result", NULL};
-        const char *values [] = {name, s_results [col], NULL};
+        const char *values [] = {name, trove_event_status_name ((int) col), NULL};
         *slot = trove_metrics_counter (self->m.registry, "trove_ingestor_events_total",
                                        "Events answered to producers, by source and answer.", labels, values);
     }
@@ -110,7 +108,7 @@ s_count_answers (s_ingestor_t *self, s_request_t *req)
             trove_counter_t *c = zhashx_lookup (self->m.rejections, key);
             if (!c) {
                 static const char *const labels [] = {"result", "reason", NULL};
-                const char *values [] = {s_results [r->status], reason, NULL};
+                const char *values [] = {trove_event_status_name (r->status), reason, NULL};
                 c = trove_metrics_counter (self->m.registry, "trove_ingestor_not_accepted_total",
                                            "Events rejected or to retry, by reason code.", labels, values);
                 if (c)

@@ -310,3 +310,20 @@ trove_event_to_json (const Trove__Event *ev)
     json_decref (root);
     return text;
 }
+
+const char *
+trove_event_status_name (int status)
+{
+    switch (status) {
+        case TROVE__STATUS__ACCEPTED:
+            return "accepted";
+        case TROVE__STATUS__DUPLICATE:
+            return "duplicate";
+        case TROVE__STATUS__REJECTED:
+            return "rejected";
+        case TROVE__STATUS__RETRY:
+            return "retry";
+        default:
+            return "unspecified";
+    }
+}

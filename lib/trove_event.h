@@ -31,6 +31,11 @@ Trove__Event *trove_event_from_json (const char *text, size_t len, const char **
 //  JSON text of an event (compact, one line); the caller frees. NULL on OOM.
 char *trove_event_to_json (const Trove__Event *event);
 
+//  The answer's name as the JSON and metrics spell it: "accepted",
+//  "duplicate", "rejected", "retry" ("unspecified" for anything else).
+//  Can't fail.
+const char *trove_event_status_name (int status);
+
 //  Free an event made by trove_event_from_json or trove_event_dup. Safe on NULL.
 void trove_event_destroy (Trove__Event **event_p);
 

@@ -25,6 +25,7 @@
     passed; 1 otherwise (including setup errors); 2 on bad usage. */
 #include "trove_cfg.h"
 #include "trove_client.h"
+#include "trove_event.h"
 #include "trove_util.h"
 
 #include <assert.h>
@@ -319,23 +320,6 @@ typedef struct {
     char errors [256];       //  first non-final answer seen, for the report
 } s_run_t;
 
-static const char *
-s_status_name (int status)
-{
-    switch (status) {
-        case TROVE__STATUS__ACCEPTED:
-            return "accepted";
-        case TROVE__STATUS__DUPLICATE:
-            return "duplicate";
-        case TROVE__STATUS__REJECTED:
-            return "rejected";
-        case TROVE__STATUS__RETRY:
-            return "retry";
-        default:
-            return "unspecified";
-    }
-}
-
 //  Writes the reason as one whitespace-free field ("-" when empty).
 static void
 s_write_field (FILE *file, const char *text)
@@ -377,7 +361,7 @@ s_on_result (void *arg, uint64_t tag, const Trove__Result *result, int64_t laten
         default:
             self->other++;
             if (!self->errors [0])
-                snprintf (self->errors, sizeof self->errors, "%s %s %s", s_status_name (status),
+                snprintf (self->errors, sizeof self->errors, "%s %s %s", trove_event_status_name (status),
                           result->reason ? result->reason : "", result->detail ? result->detail : "");
             break;
     }
@@ -401,7 +385,8 @@ s_on_result (void *arg, uint64_t tag, const Trove__Result *result, int64_t laten
     if (self->history) {
         const s_opts_t *opts = self->opts;
         fprintf (self->history, "%s %s%" PRIu64 " u%" PRIu32 " %s %s ", opts->sources [event->source],
-                 opts->prefix, send->event, event->user, opts->types [event->type], s_status_name (status));
+                 opts->prefix, send->event, event->user, opts->types [event->type],
+                 trove_event_status_name (status));
         s_write_field (self->history, result->reason);
         fputc ('\n', self->history);
     }

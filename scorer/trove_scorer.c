@@ -548,10 +548,9 @@ s_metrics_init (s_scorer_t *self)
     if (!r || !self->m.queries || !self->m.minted)
         return -1;
     trove_metrics_process_start (r);
-    static const char *const results [] = {"unspecified", "accepted", "duplicate", "rejected", "retry"};
     static const char *const labels [] = {"result", NULL};
     for (int i = 0; i < 5; i++) {
-        const char *values [] = {results [i], NULL};
+        const char *values [] = {trove_event_status_name (i), NULL};
         self->m.events [i] = trove_metrics_counter (
             r, "trove_scorer_events_total", "Events answered to ingestors, by answer.", labels, values);
     }
