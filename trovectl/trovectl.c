@@ -366,23 +366,6 @@ typedef struct {
     size_t accepted, duplicate, rejected;
 } s_send_t;
 
-static const char *
-s_status_name (int status)
-{
-    switch (status) {
-        case TROVE__STATUS__ACCEPTED:
-            return "accepted";
-        case TROVE__STATUS__DUPLICATE:
-            return "duplicate";
-        case TROVE__STATUS__REJECTED:
-            return "rejected";
-        case TROVE__STATUS__RETRY:
-            return "retry";
-        default:
-            return "unknown";
-    }
-}
-
 static void
 s_send_report (s_send_t *self, long line, const char *source, const char *id, int status, const char *reason,
                const char *detail)
@@ -398,14 +381,14 @@ s_send_report (s_send_t *self, long line, const char *source, const char *id, in
     if (self->json) {
         json_t *obj = json_pack ("{s:I,s:o,s:o,s:s}", "line", (json_int_t) line, "source",
                                  source ? json_string (source) : json_null (), "id",
-                                 id ? json_string (id) : json_null (), "status", s_status_name (status));
+                                 id ? json_string (id) : json_null (), "status", trove_event_status_name (status));
         json_object_set_new (obj, "reason", reason && *reason ? json_string (reason) : json_null ());
         if (detail && *detail)
             json_object_set_new (obj, "detail", json_string (detail));
         s_print_json (obj);
     }
     else {
-        printf ("line %ld %s/%s %s", line, source ? source : "?", id ? id : "?", s_status_name (status));
+        printf ("line %ld %s/%s %s", line, source ? source : "?", id ? id : "?", trove_event_status_name (status));
         if (reason && *reason)
             printf (" %s", reason);
         if (detail && *detail)
@@ -1022,6 +1005,7 @@ static const char *s_usage = "usage: trovectl COMMAND [OPTIONS]\n"
                              "  coin ID              one coin and its earning events\n"
                              "  tail                 follow the award stream\n"
                              "  status               status of every process of the cluster\n"
+                             "  top                  live rates and latencies from every /metrics\n"
                              "  up                   run a local cluster (writes DIR/trove.cfg)\n"
                              "  down                 stop the cluster started by `up`\n"
                              "\n"
@@ -1040,8 +1024,9 @@ typedef struct {
 } s_command_t;
 
 static const s_command_t s_commands [] = {
-    {"send", s_cmd_send}, {"balance", s_cmd_balance}, {"coins", s_cmd_coins}, {"coin", s_cmd_coin},
-    {"tail", s_cmd_tail}, {"status", s_cmd_status},   {"up", trovectl_up},    {"down", trovectl_down},
+    {"send", s_cmd_send}, {"balance", s_cmd_balance}, {"coins", s_cmd_coins},
+    {"coin", s_cmd_coin}, {"tail", s_cmd_tail},       {"status", s_cmd_status},
+    {"up", trovectl_up},  {"down", trovectl_down},    {"top", trovectl_top},
 };
 
 //  True when option text takes the next argument as its value.

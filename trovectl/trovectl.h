@@ -63,4 +63,7 @@ int trovectl_probe (const trove_cfg_t *cfg, trovectl_proc_t *procs, size_t count
 int trovectl_up (int argc, char **argv);
 int trovectl_down (int argc, char **argv);
 
+//  Command in trovectl_top.c: live view from every process's /metrics.
+int trovectl_top (int argc, char **argv);
+
 #endif
