@@ -30,6 +30,7 @@ typedef struct {
     trove_metrics_t *metrics;
     trove_counter_t *forwarded_total;  //  same, for Prometheus
     trove_counter_t *subscriptions_total;
+    uint64_t incarnation;  //  random per start
 } s_broker_t;
 
 //  Move everything queued on one side to the other (multipart kept whole).
@@ -55,6 +56,27 @@ s_forward (zsock_t *from, zsock_t *to, uint64_t *count)
         if (count)
             (*count)++;
     }
+}
+
+//  The broker's own heartbeat goes straight out of its XPUB.
+static void
+s_heartbeat (s_broker_t *self)
+{
+    char host [256] = "";
+    gethostname (host, sizeof host - 1);
+    Trove__Heartbeat hb = TROVE__HEARTBEAT__INIT;
+    hb.role = "broker";
+    hb.name = "broker";
+    hb.host = host;
+    hb.version = TROVE_VERSION;
+    hb.pid = getpid ();
+    hb.started_ms = self->started_ms;
+    hb.incarnation = self->incarnation;
+    hb.sent_ms = trove_now_ms ();
+    Trove__Msg msg = TROVE__MSG__INIT;
+    msg.body_case = TROVE__MSG__BODY_HEARTBEAT;
+    msg.heartbeat = &hb;
+    trove_msg_send (self->xpub, NULL, 0, &msg, ZMQ_DONTWAIT);
 }
 
 static void
@@ -167,8 +189,15 @@ main (int argc, char *argv [])
         {zsock_resolve (self->xpub), 0, ZMQ_POLLIN, 0},
         {zsock_resolve (self->control), 0, ZMQ_POLLIN, 0},
     };
+    self->incarnation = (uint64_t) trove_now_us () ^ ((uint64_t) getpid () << 32);
+    int64_t next_heartbeat = 0;
     while (!zsys_interrupted) {
-        if (zmq_poll (items, 3, 1000) == -1 && zmq_errno () != EINTR)
+        if (trove_mono_us () >= next_heartbeat) {
+            s_heartbeat (self);
+            next_heartbeat = trove_mono_us () + 1000000;
+        }
+        long wait_ms = (long) ((next_heartbeat - trove_mono_us ()) / 1000);
+        if (zmq_poll (items, 3, wait_ms < 0 ? 0 : wait_ms) == -1 && zmq_errno () != EINTR)
             break;
         if (items [0].revents & ZMQ_POLLIN) {
             uint64_t before = self->forwarded;

@@ -67,8 +67,10 @@ typedef struct {
 typedef struct {
     trove_cfg_t *cfg;
     const char *name;
-    zsock_t *front;     //  ROUTER for producers
-    zsock_t **dealers;  //  one per shard, to its events ROUTER
+    zsock_t *front;        //  ROUTER for producers
+    zsock_t **dealers;     //  one per shard, to its events ROUTER
+    zsock_t *pub;          //  PUB to the broker: heartbeats
+    uint64_t incarnation;  //  random per start
     size_t nshards;
     trove_outbox_t *outbox;  //  sub-batches not yet answered
     size_t pending_events;   //  events received and unanswered
@@ -474,6 +476,27 @@ s_giveup (void *arg, trove_outbox_item_t *sub)
 //  Resend what waited too long for an answer; give up on what waited much too
 //  long. Idempotent at the scorer, so a resend is always safe.
 static void
+s_heartbeat (s_ingestor_t *self)
+{
+    char host [256] = "";
+    gethostname (host, sizeof host - 1);
+    Trove__Heartbeat hb = TROVE__HEARTBEAT__INIT;
+    hb.role = "ingestor";
+    hb.name = (char *) self->name;
+    hb.host = host;
+    hb.version = TROVE_VERSION;
+    hb.pid = getpid ();
+    hb.started_ms = self->started_ms;
+    hb.incarnation = self->incarnation;
+    hb.lag = self->pending_events;
+    hb.sent_ms = trove_now_ms ();
+    Trove__Msg msg = TROVE__MSG__INIT;
+    msg.body_case = TROVE__MSG__BODY_HEARTBEAT;
+    msg.heartbeat = &hb;
+    trove_msg_send (self->pub, NULL, 0, &msg, ZMQ_DONTWAIT);
+}
+
+static void
 s_timer (s_ingestor_t *self)
 {
     trove_outbox_expire (self->outbox, trove_mono_us (), RESEND_US, GIVEUP_US, s_resend, s_giveup, self);
@@ -601,6 +624,15 @@ main (int argc, char *argv [])
         goto done;
     if (s_metrics_init (self, (size_t) index))
         goto done;
+    self->incarnation = (uint64_t) trove_now_us () ^ ((uint64_t) getpid () << 32);
+    self->pub = zsock_new (ZMQ_PUB);
+    if (!self->pub)
+        goto done;
+    trove_sock_tune (self->pub, max_frame);
+    if (zsock_connect (self->pub, "%s", trove_cfg_broker_pub (self->cfg)) == -1) {
+        trove_log ('E', "cannot connect to broker %s", trove_cfg_broker_pub (self->cfg));
+        goto done;
+    }
     for (size_t s = 0; s < self->nshards; s++) {
         self->dealers [s] = trove_sock_dealer (trove_cfg_shard_events (self->cfg, s), NULL, max_frame);
         if (!self->dealers [s])
@@ -611,6 +643,7 @@ main (int argc, char *argv [])
     trove_log ('I', "ingestor %s ready on %s, %zu shard(s)", name,
                trove_cfg_ingestor_endpoint (self->cfg, (size_t) index), self->nshards);
     int64_t next_timer = trove_mono_us () + TIMER_MS * 1000;
+    int64_t next_heartbeat = 0;
     while (!zsys_interrupted) {
         //  Back-pressure: stop reading producers while too much is in flight;
         //  their own windows and TCP hold the rest.
@@ -633,6 +666,10 @@ main (int argc, char *argv [])
             s_timer (self);
             next_timer = trove_mono_us () + TIMER_MS * 1000;
         }
+        if (trove_mono_us () >= next_heartbeat) {
+            s_heartbeat (self);
+            next_heartbeat = trove_mono_us () + 1000000;
+        }
     }
     trove_log ('I', "ingestor %s stopping", name);
     rc = 0;
@@ -653,6 +690,7 @@ done:
             zsock_destroy (&self->dealers [s]);
         free (self->dealers);
         zsock_destroy (&self->front);
+        zsock_destroy (&self->pub);
         trove_cfg_destroy (&self->cfg);
         free (self);
     }

@@ -6,6 +6,7 @@
     with a one-line error on stderr when it fails. */
 #include "trovectl.h"
 #include "trove_event.h"
+#include "trove_msg.h"
 #include "trove_util.h"
 
 #include <czmq.h>
@@ -379,16 +380,18 @@ s_send_report (s_send_t *self, long line, const char *source, const char *id, in
     if (self->quiet)
         return;
     if (self->json) {
-        json_t *obj = json_pack ("{s:I,s:o,s:o,s:s}", "line", (json_int_t) line, "source",
-                                 source ? json_string (source) : json_null (), "id",
-                                 id ? json_string (id) : json_null (), "status", trove_event_status_name (status));
+        json_t *obj =
+            json_pack ("{s:I,s:o,s:o,s:s}", "line", (json_int_t) line, "source",
+                       source ? json_string (source) : json_null (), "id",
+                       id ? json_string (id) : json_null (), "status", trove_event_status_name (status));
         json_object_set_new (obj, "reason", reason && *reason ? json_string (reason) : json_null ());
         if (detail && *detail)
             json_object_set_new (obj, "detail", json_string (detail));
         s_print_json (obj);
     }
     else {
-        printf ("line %ld %s/%s %s", line, source ? source : "?", id ? id : "?", trove_event_status_name (status));
+        printf ("line %ld %s/%s %s", line, source ? source : "?", id ? id : "?",
+                trove_event_status_name (status));
         if (reason && *reason)
             printf (" %s", reason);
         if (detail && *detail)
@@ -826,7 +829,9 @@ static const char *s_status_help =
     "Ask the broker, every ingestor and every scorer for its status (500 ms\n"
     "timeout, one retry) and print a table: role, name, shard, endpoint, up or\n"
     "down, pid, last award sequence and events stored (scorers), lag, uptime,\n"
-    "and the last error if there was one. LAG is, for a scorer, the accepted\n"
+    "the age of its last heartbeat seen through the broker (\"-\": none within\n"
+    "1.1 s, e.g. the broker is down; up/down comes from asking each process\n"
+    "directly), and the last error if there was one. LAG is, for a scorer, the accepted\n"
     "events its ledger tables do not hold yet (queries wait for them); for an\n"
     "ingestor, the events it has not answered yet.\n"
     "--json: one object per process per line (lag is \"inflight\").\n"
@@ -840,13 +845,13 @@ trovectl_procs (const trove_cfg_t *cfg, size_t *count_p)
     if (!procs)
         return NULL;
     size_t n = 0;
-    procs [n++] = (trovectl_proc_t){"broker", "broker", -1, trove_cfg_broker_control (cfg), NULL};
+    procs [n++] = (trovectl_proc_t){"broker", "broker", -1, trove_cfg_broker_control (cfg), NULL, 0};
     for (size_t i = 0; i < trove_cfg_ingestors (cfg); i++)
-        procs [n++] = (trovectl_proc_t){"ingestor", trove_cfg_ingestor_name (cfg, i), -1,
-                                        trove_cfg_ingestor_endpoint (cfg, i), NULL};
+        procs [n++] = (trovectl_proc_t){
+            "ingestor", trove_cfg_ingestor_name (cfg, i), -1, trove_cfg_ingestor_endpoint (cfg, i), NULL, 0};
     for (size_t i = 0; i < trove_cfg_shards (cfg); i++)
-        procs [n++] = (trovectl_proc_t){"scorer", trove_cfg_shard_name (cfg, i), (int) i,
-                                        trove_cfg_shard_query (cfg, i), NULL};
+        procs [n++] = (trovectl_proc_t){
+            "scorer", trove_cfg_shard_name (cfg, i), (int) i, trove_cfg_shard_query (cfg, i), NULL, 0};
     *count_p = count;
     return procs;
 }
@@ -901,6 +906,40 @@ s_format_uptime (int64_t ms, char *buf, size_t size)
         snprintf (buf, size, "%lldd%02lldh", (long long) (s / 86400), (long long) (s % 86400 / 3600));
 }
 
+//  Record the heartbeats that arrive before `until` (monotonic us), stopping
+//  early once every process has been heard.
+static void
+s_collect_heartbeats (const trove_cfg_t *cfg, zsock_t *sub, trovectl_proc_t *procs, size_t count,
+                      int64_t until)
+{
+    size_t heard = 0;
+    while (heard < count && !s_interrupted) {
+        int64_t left = (until - trove_mono_us ()) / 1000;
+        if (left <= 0)
+            break;
+        zmq_pollitem_t item = {zsock_resolve (sub), 0, ZMQ_POLLIN, 0};
+        if (zmq_poll (&item, 1, (long) left) <= 0)
+            continue;
+        zframe_t *frame = zframe_recv (sub);
+        if (!frame)
+            continue;
+        const char *reason;
+        Trove__Msg *msg = trove_msg_decode (zframe_data (frame), zframe_size (frame),
+                                            trove_cfg_limits (cfg)->max_frame + 65536, &reason);
+        zframe_destroy (&frame);
+        if (msg && msg->body_case == TROVE__MSG__BODY_HEARTBEAT) {
+            const Trove__Heartbeat *hb = msg->heartbeat;
+            for (size_t i = 0; i < count; i++)
+                if (strcmp (procs [i].role, hb->role) == 0 && strcmp (procs [i].name, hb->name) == 0) {
+                    if (!procs [i].heartbeat_ms)
+                        heard++;
+                    procs [i].heartbeat_ms = hb->sent_ms;
+                }
+        }
+        trove_msg_free (&msg);
+    }
+}
+
 static int
 s_cmd_status (int argc, char **argv)
 {
@@ -919,14 +958,28 @@ s_cmd_status (int argc, char **argv)
     int rc = 1;
     size_t count = 0;
     trovectl_proc_t *procs = trovectl_procs (cfg, &count);
+    //  Heartbeats travel through the broker: subscribe first, probe each
+    //  process directly meanwhile, then listen until a heartbeat period passed.
+    int64_t listen_until = trove_mono_us () + 1100 * 1000;
+    zsock_t *sub = zsock_new (ZMQ_SUB);
+    if (sub) {
+        zsock_set_maxmsgsize (sub, (int) trove_cfg_limits (cfg)->max_frame + 65536);
+        zsock_set_subscribe (sub, "");
+        if (zsock_connect (sub, "%s", trove_cfg_broker_sub (cfg)) == -1)
+            zsock_destroy (&sub);
+    }
     if (!procs || trovectl_probe (cfg, procs, count, 500, 1) < 0) {
         trovectl_fail (procs ? "interrupted" : "out of memory");
+        zsock_destroy (&sub);
         goto fail;
     }
+    if (sub)
+        s_collect_heartbeats (cfg, sub, procs, count, listen_until);
+    zsock_destroy (&sub);
     size_t down = 0;
     if (!opts.json)
-        printf ("%-8s %-8s %-5s %-24s %-4s %-8s %-10s %-10s %-8s %s\n", "ROLE", "NAME", "SHARD", "ENDPOINT",
-                "UP", "PID", "LAST_ASEQ", "EVENTS", "LAG", "UPTIME");
+        printf ("%-8s %-8s %-5s %-24s %-4s %-8s %-10s %-10s %-8s %-9s %s\n", "ROLE", "NAME", "SHARD",
+                "ENDPOINT", "UP", "PID", "LAST_ASEQ", "EVENTS", "LAG", "HEARTBEAT", "UPTIME");
     int64_t now = trove_now_ms ();
     for (size_t i = 0; i < count; i++) {
         trovectl_proc_t *proc = &procs [i];
@@ -959,6 +1012,9 @@ s_cmd_status (int argc, char **argv)
                 json_object_set_new (obj, "last_aseq", json_integer ((json_int_t) last_aseq));
                 json_object_set_new (obj, "events", json_integer (info ? (json_int_t) info->events : 0));
             }
+            json_object_set_new (obj, "heartbeat_age_s",
+                                 proc->heartbeat_ms ? json_real ((now - proc->heartbeat_ms) / 1000.0)
+                                                    : json_null ());
             s_print_json (obj);
         }
         else {
@@ -977,8 +1033,11 @@ s_cmd_status (int argc, char **argv)
                 snprintf (aseq, sizeof aseq, "%llu", (unsigned long long) last_aseq);
                 snprintf (events, sizeof events, "%llu", info ? (unsigned long long) info->events : 0ULL);
             }
-            printf ("%-8s %-8s %-5s %-24s %-4s %-8s %-10s %-10s %-8s %s%s%s\n", proc->role, proc->name, shard,
-                    proc->endpoint, up ? "up" : "down", pid, aseq, events, lag, upt,
+            char hb [24] = "-";
+            if (proc->heartbeat_ms)
+                snprintf (hb, sizeof hb, "%.1fs ago", (now - proc->heartbeat_ms) / 1000.0);
+            printf ("%-8s %-8s %-5s %-24s %-4s %-8s %-10s %-10s %-8s %-9s %s%s%s\n", proc->role, proc->name,
+                    shard, proc->endpoint, up ? "up" : "down", pid, aseq, events, lag, hb, upt,
                     info && info->last_error && *info->last_error ? "  last error: " : "",
                     info && info->last_error ? info->last_error : "");
         }

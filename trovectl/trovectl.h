@@ -48,6 +48,7 @@ typedef struct {
     int shard;                 //  scorer shard index, -1 otherwise
     const char *endpoint;      //  where it answers "status"
     Trove__QueryReply *reply;  //  its answer, NULL when down
+    int64_t heartbeat_ms;      //  sent time of its last heartbeat seen via the broker, 0: none
 } trovectl_proc_t;
 
 //  Every process of cfg: broker, ingestors, scorers. Caller frees the array

@@ -11,6 +11,15 @@ wait_healthy
 jq -e -s 'all(.[]; .host != null and .version != null and .pid > 0)' "$WORK/all.json" >/dev/null \
     || fail "status lacks host, version or pid"
 
+# Heartbeats through the broker: every process is heard (bounded retries: a
+# fresh subscriber may just miss one period).
+heard=0
+for attempt in 1 2 3 4 5; do
+    heard=$("$TROVECTL" status --dir "$DIR" --json | jq -s '[.[] | select(.heartbeat_age_s != null)] | length')
+    [ "$heard" -eq 4 ] && break
+done
+[ "$heard" -eq 4 ] || fail "only $heard of 4 processes heard through the broker"
+
 pid=$(cat "$DIR/pids/s1.pid")
 kill -STOP "$pid"
 set +e
