@@ -62,21 +62,12 @@ s_forward (zsock_t *from, zsock_t *to, uint64_t *count)
 static void
 s_heartbeat (s_broker_t *self)
 {
-    char host [256] = "";
-    gethostname (host, sizeof host - 1);
     Trove__Heartbeat hb = TROVE__HEARTBEAT__INIT;
     hb.role = "broker";
     hb.name = "broker";
-    hb.host = host;
-    hb.version = TROVE_VERSION;
-    hb.pid = getpid ();
     hb.started_ms = self->started_ms;
     hb.incarnation = self->incarnation;
-    hb.sent_ms = trove_now_ms ();
-    Trove__Msg msg = TROVE__MSG__INIT;
-    msg.body_case = TROVE__MSG__BODY_HEARTBEAT;
-    msg.heartbeat = &hb;
-    trove_msg_send (self->xpub, NULL, 0, &msg, ZMQ_DONTWAIT);
+    trove_msg_send_heartbeat (self->xpub, &hb);
 }
 
 static void

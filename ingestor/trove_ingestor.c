@@ -478,22 +478,13 @@ s_giveup (void *arg, trove_outbox_item_t *sub)
 static void
 s_heartbeat (s_ingestor_t *self)
 {
-    char host [256] = "";
-    gethostname (host, sizeof host - 1);
     Trove__Heartbeat hb = TROVE__HEARTBEAT__INIT;
     hb.role = "ingestor";
     hb.name = (char *) self->name;
-    hb.host = host;
-    hb.version = TROVE_VERSION;
-    hb.pid = getpid ();
     hb.started_ms = self->started_ms;
     hb.incarnation = self->incarnation;
     hb.lag = self->pending_events;
-    hb.sent_ms = trove_now_ms ();
-    Trove__Msg msg = TROVE__MSG__INIT;
-    msg.body_case = TROVE__MSG__BODY_HEARTBEAT;
-    msg.heartbeat = &hb;
-    trove_msg_send (self->pub, NULL, 0, &msg, ZMQ_DONTWAIT);
+    trove_msg_send_heartbeat (self->pub, &hb);
 }
 
 static void

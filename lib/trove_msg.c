@@ -1,10 +1,12 @@
 /*  trove_msg - frame decoding and sending. */
 #include "trove_msg.h"
+#include "trove_util.h"
 
 #include <assert.h>
 #include <czmq.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 //  True when msg or any message nested in it carries fields that this build
 //  does not know. protobuf-c keeps them instead of failing, so we must look.
@@ -108,5 +110,22 @@ trove_msg_send (void *socket, const void *routing_id, size_t routing_id_size, co
     int saved = errno;
     free (buf);
     errno = saved;
+    return rc;
+}
+
+int
+trove_msg_send_heartbeat (void *socket, Trove__Heartbeat *hb)
+{
+    char host [256] = "";
+    gethostname (host, sizeof host - 1);
+    hb->host = host;
+    hb->version = TROVE_VERSION;
+    hb->pid = getpid ();
+    hb->sent_ms = trove_now_ms ();
+    Trove__Msg msg = TROVE__MSG__INIT;
+    msg.body_case = TROVE__MSG__BODY_HEARTBEAT;
+    msg.heartbeat = hb;
+    int rc = trove_msg_send (socket, NULL, 0, &msg, ZMQ_DONTWAIT);
+    hb->host = NULL;  //  was ours, on the stack
     return rc;
 }

@@ -30,6 +30,13 @@ void trove_msg_free (Trove__Msg **msg_p);
 int trove_msg_send (void *socket, const void *routing_id, size_t routing_id_size, const Trove__Msg *msg,
                     int flags);
 
+//  Publish a heartbeat on socket (PUB or XPUB) without blocking, after
+//  filling what every process says the same way: host, version, pid and
+//  send time. The caller sets role, name, shard, started_ms, incarnation,
+//  lag, last_error (and last_aseq for scorers). Returns 0 or -1 (not queued:
+//  the next one replaces it).
+int trove_msg_send_heartbeat (void *socket, Trove__Heartbeat *heartbeat);
+
 //  Serialize into a fresh buffer the caller frees. NULL on OOM.
 void *trove_msg_pack (const Trove__Msg *msg, size_t *size_p);
 

@@ -119,21 +119,12 @@ s_publish_heartbeat (s_scorer_t *self)
     hb.shard = (uint32_t) self->shard;
     hb.last_aseq = trove_ledger_last_aseq (self->ledger);
     hb.incarnation = self->incarnation;
-    char host [256] = "";
-    gethostname (host, sizeof host - 1);
     hb.name = (char *) self->name;
-    hb.host = host;
-    hb.version = TROVE_VERSION;
-    hb.pid = getpid ();
     hb.started_ms = self->started_ms;
     hb.lag = trove_ledger_backlog (self->ledger);
     hb.last_error = self->last_error;
-    hb.sent_ms = trove_now_ms ();
-    Trove__Msg msg = TROVE__MSG__INIT;
-    msg.body_case = TROVE__MSG__BODY_HEARTBEAT;
-    msg.heartbeat = &hb;
     //  PUB never blocks; a lost heartbeat is replaced by the next one.
-    trove_msg_send (self->pub, NULL, 0, &msg, ZMQ_DONTWAIT);
+    trove_msg_send_heartbeat (self->pub, &hb);
     self->next_heartbeat_us = trove_mono_us () + HEARTBEAT_MS * 1000;
 }
 
