@@ -757,6 +757,12 @@ trove_ledger_committed (trove_ledger_t *self)
 {
     return self->lseq;
 }
+bool
+trove_ledger_apply_failing (trove_ledger_t *self)
+{
+    return atomic_load (&self->apply_failing);
+}
+
 uint64_t
 trove_ledger_applied (trove_ledger_t *self)
 {

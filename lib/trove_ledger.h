@@ -97,6 +97,9 @@ void trove_ledger_sizes (trove_ledger_t *self, uint64_t *tables_p, uint64_t *log
 //  Log sequence numbers: last committed, last applied to the tables.
 uint64_t trove_ledger_committed (trove_ledger_t *self);
 uint64_t trove_ledger_applied (trove_ledger_t *self);
+//  True while the apply thread cannot write the tables (full map, disk
+//  error): they stay behind the log until that is fixed.
+bool trove_ledger_apply_failing (trove_ledger_t *self);
 //  Events committed but not yet applied.
 size_t trove_ledger_backlog (trove_ledger_t *self);
 //  A file descriptor that becomes readable when the apply thread made

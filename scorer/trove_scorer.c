@@ -496,7 +496,10 @@ s_process_queries (s_scorer_t *self)
             //  the query arrived (read-your-writes). Status needs no wait.
             uint64_t committed = trove_ledger_committed (self->ledger);
             s_parked_t *parked = NULL;
-            if (strcmp (msg->query->kind, "status") && trove_ledger_applied (self->ledger) < committed)
+            //  While the tables cannot be written, waiting would be forever:
+            //  answer from what they hold.
+            if (strcmp (msg->query->kind, "status") && trove_ledger_applied (self->ledger) < committed
+                && !trove_ledger_apply_failing (self->ledger))
                 parked = calloc (1, sizeof *parked);
             if (parked) {
                 *parked = (s_parked_t){routing_id, msg, committed, trove_mono_us ()};
@@ -526,8 +529,9 @@ s_absorb (s_scorer_t *self)
 {
     trove_ledger_absorb (self->ledger);
     uint64_t applied = trove_ledger_applied (self->ledger);
+    bool failing = trove_ledger_apply_failing (self->ledger);
     s_parked_t *parked = zlistx_first (self->parked);
-    while (parked && parked->target <= applied) {
+    while (parked && (parked->target <= applied || failing)) {
         s_answer_query (self, parked->routing_id, parked->msg->query);
         s_count_query (self, parked->msg->query->kind, parked->arrived_us);
         zframe_destroy (&parked->routing_id);
