@@ -314,6 +314,13 @@ s_process_batches (s_scorer_t *self)
         events += (size_t) n;
     }
     int64_t commit_start_us = trove_mono_us ();
+#ifdef TROVE_MUTANT_ACK_BEFORE_COMMIT
+    //  TEST-ONLY MUTANT (CMake option TROVE_MUTANT_ACK_BEFORE_COMMIT): answer
+    //  before the commit, the bug the chaos suite must catch
+    //  (tests/integration/test_chaos_mutant.sh). Never in a real build.
+    if (!storage_failed)
+        s_send_replies (self);
+#endif
     if (storage_failed) {
         trove_counter_inc (self->m.failed_batches);
         const char *why = trove_ledger_full (self->ledger) ? "storage_full" : "storage_error";

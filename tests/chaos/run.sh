@@ -5,7 +5,7 @@
 # and the checker. See tests/chaos/README.md.
 #
 # usage: tests/chaos/run.sh BUILD_DIR [--seed N] [--events N] [--rate R]
-#            [--users U] [--port-base P] [--dir D] [--keep]
+#            [--duration 10m|90s] [--users U] [--port-base P] [--dir D] [--keep]
 #            [--min-gap S] [--max-gap S] [--no-nemesis] [--no-inject]
 #
 # Exit 0 when the checker found no violation (and every step ran), 1 otherwise.
@@ -25,12 +25,13 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TROVECTL=$BUILD/trovectl
 TROVE_LOAD=$BUILD/trove-load
 
-SEED=$(( $(date +%s) % 100000 )) EVENTS=50000 RATE=1000 USERS=300
+SEED=$(( $(date +%s) % 100000 )) EVENTS=50000 RATE=1000 USERS=300 DURATION=''
 PORT_BASE=$((10000 + ($$ % 70) * 300)) D='' KEEP=0 MIN_GAP=0.5 MAX_GAP=2.5 NEMESIS=1 INJECT=1
 while [ $# -gt 0 ]; do
     case $1 in
         --seed) SEED=$2; shift 2 ;;
-        --events) EVENTS=$2; shift 2 ;;
+        --events) EVENTS=$2; DURATION=''; shift 2 ;;
+        --duration) DURATION=$2; shift 2 ;;
         --rate) RATE=$2; shift 2 ;;
         --users) USERS=$2; shift 2 ;;
         --port-base) PORT_BASE=$2; shift 2 ;;
@@ -44,6 +45,16 @@ while [ $# -gt 0 ]; do
         *) echo "run.sh: unknown option $1" >&2; usage ;;
     esac
 done
+# --duration 10m | 90s | 600: the number of events that lasts that long at --rate.
+if [ -n "$DURATION" ]; then
+    case $DURATION in
+        *m) secs=$(( ${DURATION%m} * 60 )) ;;
+        *s) secs=${DURATION%s} ;;
+        *) secs=$DURATION ;;
+    esac
+    [[ "$secs" =~ ^[0-9]+$ ]] && [ "$secs" -gt 0 ] || { echo "run.sh: bad --duration $DURATION" >&2; exit 2; }
+    EVENTS=$(awk -v s="$secs" -v r="$RATE" 'BEGIN { printf "%d", s * r }')
+fi
 [ "$PORT_BASE" -ge 1024 ] && [ $((PORT_BASE + 300)) -lt 32768 ] || { echo "run.sh: --port-base must be in 1024..32467" >&2; exit 2; }
 for tool in jq b2sum mdb_stat; do
     command -v $tool >/dev/null || { echo "run.sh: $tool is needed (apt-get install jq coreutils lmdb-utils)" >&2; exit 2; }
