@@ -73,15 +73,12 @@ s_heartbeat (s_broker_t *self)
 static void
 s_control (s_broker_t *self)
 {
-    zmsg_t *zmsg = zmsg_recv (self->control);
-    if (!zmsg)
+    zframe_t *routing_id;
+    const char *reason;
+    Trove__Msg *msg =
+        trove_msg_recv_routed (self->control, trove_cfg_limits (self->cfg)->max_frame, &routing_id, &reason);
+    if (!routing_id && !reason)
         return;
-    zframe_t *routing_id = zmsg_pop (zmsg);
-    zframe_t *body = zmsg_pop (zmsg);
-    const char *reason = NULL;
-    Trove__Msg *msg = body ? trove_msg_decode (zframe_data (body), zframe_size (body),
-                                               trove_cfg_limits (self->cfg)->max_frame, &reason)
-                           : NULL;
     if (routing_id && msg && msg->body_case == TROVE__MSG__BODY_QUERY) {
         Trove__StatusInfo status = TROVE__STATUS_INFO__INIT;
         status.role = "broker";
@@ -110,8 +107,6 @@ s_control (s_broker_t *self)
         trove_log ('W', "dropped a bad message on the control socket: %s", msg ? "not a query" : reason);
     trove_msg_free (&msg);
     zframe_destroy (&routing_id);
-    zframe_destroy (&body);
-    zmsg_destroy (&zmsg);
 }
 
 int

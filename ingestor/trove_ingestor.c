@@ -404,18 +404,10 @@ static void
 s_front_message (s_ingestor_t *self)
 {
     int64_t received_us = trove_now_us ();
-    zmsg_t *zmsg = zmsg_recv (self->front);
-    if (!zmsg)
-        return;
-    zframe_t *routing_id = zmsg_pop (zmsg);
-    zframe_t *body = zmsg_pop (zmsg);
-    const char *reason = NULL;
-    Trove__Msg *msg = NULL;
-    if (!body || zmsg_size (zmsg) != 0)
-        reason = "malformed: want exactly one frame per message";
-    else
-        msg = trove_msg_decode (zframe_data (body), zframe_size (body),
-                                trove_cfg_limits (self->cfg)->max_frame, &reason);
+    zframe_t *routing_id;
+    const char *reason;
+    Trove__Msg *msg =
+        trove_msg_recv_routed (self->front, trove_cfg_limits (self->cfg)->max_frame, &routing_id, &reason);
     if (msg && msg->body_case == TROVE__MSG__BODY_SUBMIT)
         s_submit (self, &routing_id, msg->submit, received_us);
     else if (msg && msg->body_case == TROVE__MSG__BODY_QUERY && strcmp (msg->query->kind, "status") == 0)
@@ -428,8 +420,6 @@ s_front_message (s_ingestor_t *self)
     }
     trove_msg_free (&msg);
     zframe_destroy (&routing_id);
-    zframe_destroy (&body);
-    zmsg_destroy (&zmsg);
 }
 
 static void

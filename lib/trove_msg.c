@@ -129,3 +129,23 @@ trove_msg_send_heartbeat (void *socket, Trove__Heartbeat *hb)
     hb->host = NULL;  //  was ours, on the stack
     return rc;
 }
+
+Trove__Msg *
+trove_msg_recv_routed (zsock_t *router, size_t max_size, zframe_t **routing_id_p, const char **reason_p)
+{
+    *routing_id_p = NULL;
+    *reason_p = NULL;
+    zmsg_t *zmsg = zmsg_recv (router);
+    if (!zmsg)
+        return NULL;
+    *routing_id_p = zmsg_pop (zmsg);
+    zframe_t *body = zmsg_pop (zmsg);
+    Trove__Msg *msg = NULL;
+    if (!*routing_id_p || !body || zmsg_size (zmsg) != 0)
+        *reason_p = "malformed: want exactly one frame per message";
+    else
+        msg = trove_msg_decode (zframe_data (body), zframe_size (body), max_size, reason_p);
+    zframe_destroy (&body);
+    zmsg_destroy (&zmsg);
+    return msg;
+}

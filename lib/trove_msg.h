@@ -8,6 +8,8 @@
 
 #include "trove.pb-c.h"
 
+#include <czmq.h>
+
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -36,6 +38,15 @@ int trove_msg_send (void *socket, const void *routing_id, size_t routing_id_size
 //  lag, last_error (and last_aseq for scorers). Returns 0 or -1 (not queued:
 //  the next one replaces it).
 int trove_msg_send_heartbeat (void *socket, Trove__Heartbeat *heartbeat);
+
+//  Receive one message from a ROUTER (routing id + exactly one body frame)
+//  and decode it like trove_msg_decode. Blocks if nothing is queued (check
+//  ZMQ_POLLIN first). *routing_id_p gets the sender's routing id (the caller
+//  destroys it) or NULL when nothing could be received; then NULL is
+//  returned with *reason_p NULL. Any other NULL return comes with a reason:
+//  "malformed: want exactly one frame per message" or trove_msg_decode's.
+Trove__Msg *trove_msg_recv_routed (zsock_t *router, size_t max_size, zframe_t **routing_id_p,
+                                   const char **reason_p);
 
 //  Serialize into a fresh buffer the caller frees. NULL on OOM.
 void *trove_msg_pack (const Trove__Msg *msg, size_t *size_p);

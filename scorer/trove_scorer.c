@@ -183,19 +183,16 @@ s_replies_retry (s_scorer_t *self, const char *reason)
 static int
 s_take_one (s_scorer_t *self, bool *storage_failed)
 {
-    zmsg_t *zmsg = NULL;
-    if (zsock_events (self->events) & ZMQ_POLLIN)
-        zmsg = zmsg_recv (self->events);
-    if (!zmsg)
+    if (!(zsock_events (self->events) & ZMQ_POLLIN))
         return 0;
-    zframe_t *routing_id = zmsg_pop (zmsg);
-    zframe_t *body = zmsg_pop (zmsg);
+    zframe_t *routing_id;
+    const char *reason;
+    Trove__Msg *msg =
+        trove_msg_recv_routed (self->events, trove_cfg_limits (self->cfg)->max_frame, &routing_id, &reason);
+    if (!routing_id && !reason)
+        return 0;
     int taken = 1;  //  count a bad message as progress so the loop moves on
-    const char *reason = NULL;
-    Trove__Msg *msg = body ? trove_msg_decode (zframe_data (body), zframe_size (body),
-                                               trove_cfg_limits (self->cfg)->max_frame, &reason)
-                           : NULL;
-    if (!msg || msg->body_case != TROVE__MSG__BODY_BATCH || zmsg_size (zmsg) != 0
+    if (!msg || msg->body_case != TROVE__MSG__BODY_BATCH
         || msg->batch->n_partitions != msg->batch->n_events) {
         trove_log ('W', "dropped a bad message on the events socket: %s",
                    msg ? "not a well-formed batch" : reason);
@@ -249,8 +246,6 @@ s_take_one (s_scorer_t *self, bool *storage_failed)
 done:
     trove_msg_free (&msg);
     zframe_destroy (&routing_id);
-    zframe_destroy (&body);
-    zmsg_destroy (&zmsg);
     return taken;
 }
 
@@ -488,15 +483,12 @@ static void
 s_process_queries (s_scorer_t *self)
 {
     for (int i = 0; i < 100 && (zsock_events (self->query) & ZMQ_POLLIN); i++) {
-        zmsg_t *zmsg = zmsg_recv (self->query);
-        if (!zmsg)
+        zframe_t *routing_id;
+        const char *reason;
+        Trove__Msg *msg = trove_msg_recv_routed (self->query, trove_cfg_limits (self->cfg)->max_frame,
+                                                 &routing_id, &reason);
+        if (!routing_id && !reason)
             break;
-        zframe_t *routing_id = zmsg_pop (zmsg);
-        zframe_t *body = zmsg_pop (zmsg);
-        const char *reason = NULL;
-        Trove__Msg *msg = body ? trove_msg_decode (zframe_data (body), zframe_size (body),
-                                                   trove_cfg_limits (self->cfg)->max_frame, &reason)
-                               : NULL;
         if (msg && msg->body_case == TROVE__MSG__BODY_QUERY) {
             //  Reads see the ledger tables, which trail the log by a few
             //  milliseconds: answer once they hold what was committed when
@@ -524,8 +516,6 @@ s_process_queries (s_scorer_t *self)
             trove_log ('W', "dropped a bad message on the query socket: %s", msg ? "not a query" : reason);
         trove_msg_free (&msg);
         zframe_destroy (&routing_id);
-        zframe_destroy (&body);
-        zmsg_destroy (&zmsg);
     }
 }
 
