@@ -86,6 +86,20 @@ trove_event_check (const Trove__Event *ev, const trove_cfg_t *cfg, int64_t now_m
                 return "bad_attr";
         }
     }
+    if (strcmp (ev->type, "undo") == 0) {
+        //  An undo names its target; it must be the same user's event.
+        const char *keys [] = {"target_source", "target_id"};
+        for (int k = 0; k < 2; k++) {
+            const Trove__Attr *found = NULL;
+            for (size_t i = 0; i < ev->n_attrs; i++)
+                if (strcmp (ev->attrs [i]->key, keys [k]) == 0)
+                    found = ev->attrs [i];
+            if (!found || found->value_case != TROVE__ATTR__VALUE_S || !*found->s) {
+                snprintf (detail, size, "an undo event needs the string attribute '%s'", keys [k]);
+                return "bad_undo";
+            }
+        }
+    }
     return NULL;
 }
 

@@ -1,5 +1,6 @@
 /*  trove_ledger - a scorer shard's write-ahead log and ledger tables. */
 #include "trove_ledger.h"
+#include "trove_engine.h"
 #include "trove_hash.h"
 #include "trove_msg.h"
 #include "trove_util.h"
@@ -43,12 +44,20 @@ typedef struct {
 typedef struct {
     uint64_t req_id;  //  submission that was accepted
     uint64_t lseq;    //  its log record
+    bool undone;      //  not arrived: an undo named it first (see MARKER)
 } s_pending_t;
 
+//  A user's rule state for a hunt, written by a record not applied yet.
 typedef struct {
-    Trove__Coin coin;
-    char id [TROVE_COIN_ID_LEN + 1];
-} s_coin_t;
+    uint64_t lseq;  //  the record that wrote it
+    char *hunt;
+    void *data;
+    size_t size;  //  0: deleted
+} s_state_t;
+
+//  Dedup value of an event that an undo named before it arrived: the event
+//  is then stored when it comes but never scored.
+#define MARKER_PARTITION 0xFFFFFFFFu
 
 typedef struct _s_record_t s_record_t;
 struct _s_record_t {
@@ -61,7 +70,7 @@ struct _s_record_t {
 struct _trove_ledger_t {
     //  Tables (applied state)
     MDB_env *env;
-    MDB_dbi dedup, events, coins, coinids, users, meta;
+    MDB_dbi dedup, events, coins, coinids, users, meta, states;
     MDB_txn *rtxn;  //  main thread's reusable read transaction
     //  Write-ahead log
     MDB_env *log_env;
@@ -87,8 +96,7 @@ struct _trove_ledger_t {
     s_record_t *batch_head, *batch_tail;  //  records of the open batch
     void **frames;                        //  packed Msg{award} of the batch
     size_t *sizes;
-    const char **frame_hunts;  //  hunt and rule of each frame's coin
-    const char **frame_rules;  //  (borrowed from the rules)
+    Trove__Msg **frame_msgs;  //  each frame unpacked: the log record's coins
     size_t nframes, frames_cap;
     size_t nready;  //  frames of the last committed batch
 
@@ -112,11 +120,17 @@ struct _trove_ledger_t {
     int efd;                              //  eventfd: apply progress
     bool sync;
 
-    s_coin_t *mint;  //  coins of the event being scored (reused)
-    Trove__Coin **mint_ptrs;
+    //  Rule state (trove_engine): "user \x1f hunt" -> s_state_t
+    zhashx_t *states_staged;   //  written by the open batch
+    zhashx_t *states_pending;  //  committed, not applied yet
+    //  The record being built: its coins and states
+    Trove__Coin **mint_ptrs;  //  (in frame_msgs)
     size_t ncoins, coins_cap;
-    Trove__EventRef mint_ref;  //  the event, as every coin's provenance
-    Trove__EventRef *mint_refs [1];
+    Trove__StateEntry *rec_states;  //  data borrowed from states_staged
+    Trove__StateEntry **rec_state_ptrs;
+    size_t nstates, states_cap;
+    const Trove__Event *scoring;  //  the event being scored
+    int64_t scoring_accepted_us;
     bool batch_reading;  //  rtxn is held for the open batch
 
     char error [256];  //  last storage error (main thread)
@@ -124,6 +138,7 @@ struct _trove_ledger_t {
 };
 
 static int s_read_begin (trove_ledger_t *self, MDB_txn **txn_p);
+static int s_get_coin_at (trove_ledger_t *self, MDB_txn *txn, const void *aseq_be, Trove__Coin **coin_p);
 static void s_read_end (trove_ledger_t *self);
 
 static int
@@ -137,8 +152,10 @@ s_fail_rc (trove_ledger_t *self, const char *what, int rc)
 static void
 s_frames_clear (trove_ledger_t *self)
 {
-    for (size_t i = 0; i < self->nframes; i++)
+    for (size_t i = 0; i < self->nframes; i++) {
         free (self->frames [i]);
+        trove__msg__free_unpacked (self->frame_msgs [i], NULL);
+    }
     self->nframes = 0;
     self->nready = 0;
 }
@@ -158,6 +175,65 @@ static void
 s_dedup_key (const char *source, const char *id, char *out, size_t size)
 {
     snprintf (out, size, "%s\x1f%s", source, id);
+}
+
+static void
+s_state_destroy (void **item)
+{
+    s_state_t *st = *item;
+    if (st) {
+        free (st->hunt);
+        free (st->data);
+        free (st);
+        *item = NULL;
+    }
+}
+
+//  Record a state in a map (copying the data).
+static int
+s_state_set (zhashx_t *map, const char *user, const char *hunt, uint64_t lseq, const void *data, size_t size)
+{
+    char key [KEY_MAX];
+    snprintf (key, sizeof key, "%s\x1f%s", user, hunt);
+    s_state_t *st = calloc (1, sizeof *st);
+    if (!st || !(st->hunt = strdup (hunt)) || (size && !(st->data = malloc (size)))) {
+        if (st)
+            free (st->hunt);
+        free (st);
+        return -1;
+    }
+    if (size)
+        memcpy (st->data, data, size);
+    st->size = size;
+    st->lseq = lseq;
+    zhashx_update (map, key, st);  //  frees the entry it replaces
+    return 0;
+}
+
+//  Empty the batch's states: into states_pending (commit) or freed.
+static void
+s_staged_clear (trove_ledger_t *self, bool keep)
+{
+    for (s_state_t *st = zhashx_first (self->states_staged); st && keep;
+         st = zhashx_next (self->states_staged)) {
+        //  Move the contents; the emptied shell is freed with the rest.
+        s_state_t *moved = malloc (sizeof *moved);
+        if (!moved)
+            continue;  //  out of memory: reads would see the tables, behind by this batch
+
+        *moved = *st;
+        st->hunt = NULL;
+        st->data = NULL;
+        zhashx_update (self->states_pending, zhashx_cursor (self->states_staged), moved);
+    }
+    zhashx_purge (self->states_staged);
+}
+
+static void
+s_mint_clear (trove_ledger_t *self)
+{
+    self->ncoins = 0;  //  the coins themselves belong to the frames
+    self->nstates = 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -226,6 +302,43 @@ s_apply_record (trove_ledger_t *self, MDB_txn *txn, const Trove__LogRecord *rec,
     if ((rc = mdb_put (txn, self->events, &key, &val, MDB_RESERVE)))
         return rc;
     trove__event_record__pack (er, val.mv_data);
+    if (rec->undone && rec->undone->source && rec->undone->id) {
+        //  The undo came first: leave a marker so the target is never scored.
+        size_t tl = strlen (rec->undone->source), il = strlen (rec->undone->id);
+        uint8_t mkey [KEY_MAX], mval [20] = {0};
+        if (tl + 1 + il <= sizeof mkey) {
+            memcpy (mkey, rec->undone->source, tl);
+            mkey [tl] = 0;
+            memcpy (mkey + tl + 1, rec->undone->id, il);
+            trove_put_be32 (mval + 8, MARKER_PARTITION);
+            key = (MDB_val){tl + 1 + il, mkey};
+            val = (MDB_val){sizeof mval, mval};
+            rc = mdb_put (txn, self->dedup, &key, &val, MDB_NOOVERWRITE);
+            if (rc && rc != MDB_KEYEXIST)
+                return rc;  //  KEYEXIST: replayed after the target came
+        }
+    }
+    for (size_t i = 0; i < rec->n_states; i++) {
+        const Trove__StateEntry *st = rec->states [i];
+        size_t ul = strlen (ev->user), hl = strlen (st->hunt);
+        uint8_t skey [KEY_MAX];
+        if (ul + 1 + hl > sizeof skey)
+            return EINVAL;
+        memcpy (skey, ev->user, ul);
+        skey [ul] = 0;
+        memcpy (skey + ul + 1, st->hunt, hl);
+        key = (MDB_val){ul + 1 + hl, skey};
+        if (st->data.len == 0) {
+            rc = mdb_del (txn, self->states, &key, NULL);
+            if (rc && rc != MDB_NOTFOUND)
+                return rc;
+        }
+        else {
+            val = (MDB_val){st->data.len, st->data.data};
+            if ((rc = mdb_put (txn, self->states, &key, &val, 0)))
+                return rc;
+        }
+    }
     for (size_t i = 0; i < rec->n_coins; i++) {
         Trove__Coin *coin = rec->coins [i];
         uint8_t raw [16];
@@ -234,11 +347,15 @@ s_apply_record (trove_ledger_t *self, MDB_txn *txn, const Trove__LogRecord *rec,
         uint8_t seq [8];
         trove_put_be64 (seq, coin->aseq);
         key = (MDB_val){16, raw};
+        //  coinids points at a coin's latest entry (mint or revocation);
+        //  an entry at or below it was applied before (replay after a crash).
+        rc = mdb_get (txn, self->coinids, &key, &val);
+        if (rc == 0 && val.mv_size == 8 && trove_get_be64 (val.mv_data) >= coin->aseq)
+            continue;
+        if (rc && rc != MDB_NOTFOUND)
+            return rc;
         val = (MDB_val){8, seq};
-        rc = mdb_put (txn, self->coinids, &key, &val, MDB_NOOVERWRITE);
-        if (rc == MDB_KEYEXIST)
-            continue;  //  applied before (replay after a crash): idempotent
-        if (rc)
+        if ((rc = mdb_put (txn, self->coinids, &key, &val, 0)))
             return rc;
         Trove__Msg msg = TROVE__MSG__INIT;
         msg.body_case = TROVE__MSG__BODY_AWARD;
@@ -269,7 +386,7 @@ s_apply_record (trove_ledger_t *self, MDB_txn *txn, const Trove__LogRecord *rec,
             d->user = coin->user;
             zhashx_insert (deltas, coin->user, d);
         }
-        d->delta += coin->value;
+        d->delta += coin->revoked ? -coin->value : coin->value;
     }
     return 0;
 }
@@ -498,23 +615,30 @@ s_prealloc (MDB_env *env, uint64_t bytes)
 }
 
 static void
-s_pending_add (trove_ledger_t *self, const char *source, const char *id, uint64_t req_id, uint64_t lseq)
+s_pending_add (trove_ledger_t *self, const char *source, const char *id, uint64_t req_id, uint64_t lseq,
+               bool undone)
 {
     char key [KEY_MAX];
     s_dedup_key (source, id, key, sizeof key);
-    s_pending_t *p = malloc (sizeof *p);
-    if (!p)
-        return;  //  then the dedup check misses it until applied; see s_is_pending
-    p->req_id = req_id;
-    p->lseq = lseq;
-    if (zhashx_insert (self->pending, key, p) == 0) {
-        char *copy = strdup (key);
-        if (copy)
-            zlistx_add_end (self->pending_order, copy);
-        self->staged_keys++;
+    s_pending_t *p = zhashx_lookup (self->pending, key);
+    if (p) {
+        //  The event an undo marked arrives: it replaces the marker (the key
+        //  is listed again so that it leaves after this record is applied).
+        p->req_id = req_id;
+        p->lseq = lseq;
+        p->undone = undone;
     }
-    else
-        free (p);
+    else {
+        p = malloc (sizeof *p);
+        if (!p)
+            return;  //  then the dedup check misses it until applied
+        *p = (s_pending_t){req_id, lseq, undone};
+        zhashx_insert (self->pending, key, p);
+    }
+    char *copy = strdup (key);
+    if (copy)
+        zlistx_add_end (self->pending_order, copy);
+    self->staged_keys++;
 }
 
 //  Recovery: applied entries are trimmed, the rest re-staged for the thread.
@@ -568,7 +692,19 @@ s_recover (trove_ledger_t *self, char *err, size_t size)
             tail = r;
             n++;
             const Trove__EventRecord *er = rec->record;
-            s_pending_add (self, er->event->source, er->event->id, rec->req_id, lseq);
+            s_pending_add (self, er->event->source, er->event->id, rec->req_id, lseq, false);
+            if (rec->undone && rec->undone->source && rec->undone->id)
+                s_pending_add (self, rec->undone->source, rec->undone->id, 0, lseq, true);
+            for (size_t i = 0; i < rec->n_states; i++)
+                if (s_state_set (self->states_pending, er->event->user, rec->states [i]->hunt, lseq,
+                                 rec->states [i]->data.data, rec->states [i]->data.len)) {
+                    trove__log_record__free_unpacked (rec, NULL);
+                    snprintf (err, size, "out of memory");
+                    mdb_cursor_close (cursor);
+                    mdb_txn_abort (txn);
+                    s_records_free (head);
+                    return -1;
+                }
             if (er->partition < MAX_PARTITIONS
                 && (!self->pseq_loaded [er->partition] || self->pseq [er->partition] < er->pseq)) {
                 self->pseq [er->partition] = er->pseq;
@@ -629,12 +765,17 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
     self->pseq_loaded = calloc (MAX_PARTITIONS, 1);
     self->pending = zhashx_new ();
     self->pending_order = zlistx_new ();
+    self->states_staged = zhashx_new ();
+    self->states_pending = zhashx_new ();
     self->efd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (!self->pseq || !self->pseq_loaded || !self->pending || !self->pending_order || self->efd == -1) {
+    if (!self->pseq || !self->pseq_loaded || !self->pending || !self->pending_order || !self->states_staged
+        || !self->states_pending || self->efd == -1) {
         snprintf (err, sizeof err, "out of memory");
         goto fail;
     }
     zhashx_set_destructor (self->pending, (zhashx_destructor_fn *) zstr_free);
+    zhashx_set_destructor (self->states_pending, s_state_destroy);
+    zhashx_set_destructor (self->states_staged, s_state_destroy);
     zlistx_set_destructor (self->pending_order, (zlistx_destructor_fn *) zstr_free);
     char logdir [4096];
     snprintf (logdir, sizeof logdir, "%s/log", dir);
@@ -651,7 +792,8 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
         || (rc = mdb_dbi_open (txn, "coins", MDB_CREATE, &self->coins))
         || (rc = mdb_dbi_open (txn, "coinids", MDB_CREATE, &self->coinids))
         || (rc = mdb_dbi_open (txn, "users", MDB_CREATE, &self->users))
-        || (rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta))) {
+        || (rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta))
+        || (rc = mdb_dbi_open (txn, "states", MDB_CREATE, &self->states))) {
         snprintf (err, sizeof err, "cannot open databases in %s: %s", dir, mdb_strerror (rc));
         goto fail;
     }
@@ -735,13 +877,15 @@ trove_ledger_destroy (trove_ledger_t **self_p)
     s_frames_clear (self);
     free (self->frames);
     free (self->sizes);
-    free (self->frame_hunts);
-    free (self->frame_rules);
+    free (self->frame_msgs);
     free (self->undo);
     free (self->pseq);
     free (self->pseq_loaded);
-    free (self->mint);
     free (self->mint_ptrs);
+    free (self->rec_states);
+    free (self->rec_state_ptrs);
+    zhashx_destroy (&self->states_staged);
+    zhashx_destroy (&self->states_pending);
     zhashx_destroy (&self->pending);
     zlistx_destroy (&self->pending_order);
     if (self->efd != -1)
@@ -799,6 +943,22 @@ trove_ledger_absorb (trove_ledger_t *self)
         zhashx_delete (self->pending, key);
         zlistx_delete (self->pending_order, zlistx_cursor (self->pending_order));
     }
+    //  States the tables now hold (a newer write keeps its entry).
+    if (zhashx_size (self->states_pending) == 0)
+        return;
+    zlistx_t *gone = zlistx_new ();
+    if (!gone)
+        return;  //  kept a little longer; harmless
+    zlistx_set_destructor (gone, (zlistx_destructor_fn *) zstr_free);
+    for (s_state_t *st = zhashx_first (self->states_pending); st; st = zhashx_next (self->states_pending))
+        if (st->lseq <= applied) {
+            char *key = strdup (zhashx_cursor (self->states_pending));
+            if (key)
+                zlistx_add_end (gone, key);
+        }
+    for (char *key = zlistx_first (gone); key; key = zlistx_next (gone))
+        zhashx_delete (self->states_pending, key);
+    zlistx_destroy (&gone);
 }
 
 void
@@ -903,6 +1063,7 @@ s_batch_rollback (trove_ledger_t *self)
     s_records_free (self->batch_head);
     self->batch_head = self->batch_tail = NULL;
     s_frames_clear (self);
+    s_staged_clear (self, false);
 }
 
 void
@@ -934,6 +1095,8 @@ trove_ledger_commit (trove_ledger_t *self)
     self->nevents = self->nevents_pending;
     self->nready = self->nframes;
     self->staged_keys = 0;
+    //  The batch's states are now committed: pending until applied.
+    s_staged_clear (self, true);
     s_enqueue (self, self->batch_head, self->batch_tail, n);
     self->batch_head = self->batch_tail = NULL;
     self->error [0] = 0;
@@ -953,8 +1116,15 @@ void
 trove_ledger_award_rule (trove_ledger_t *self, size_t index, const char **hunt_p, const char **rule_p)
 {
     assert (index < self->nready);
-    *hunt_p = self->frame_hunts [index];
-    *rule_p = self->frame_rules [index];
+    *hunt_p = self->frame_msgs [index]->award->hunt;
+    *rule_p = self->frame_msgs [index]->award->rule;
+}
+
+bool
+trove_ledger_award_revoked (trove_ledger_t *self, size_t index)
+{
+    assert (index < self->nready);
+    return self->frame_msgs [index]->award->revoked;
 }
 
 void
@@ -1040,7 +1210,7 @@ s_next_pseq (trove_ledger_t *self, uint32_t p, uint64_t *pseq_p)
 }
 
 static int
-s_push_frame (trove_ledger_t *self, void *frame, size_t size, const char *hunt, const char *rule)
+s_push_frame (trove_ledger_t *self, void *frame, size_t size, Trove__Msg *msg)
 {
     if (self->nframes == self->frames_cap) {
         size_t cap = self->frames_cap ? self->frames_cap * 2 : 256;
@@ -1050,44 +1220,29 @@ s_push_frame (trove_ledger_t *self, void *frame, size_t size, const char *hunt, 
         size_t *sizes = frames ? realloc (self->sizes, cap * sizeof *sizes) : NULL;
         if (sizes)
             self->sizes = sizes;
-        const char **hunts = sizes ? realloc (self->frame_hunts, cap * sizeof *hunts) : NULL;
-        if (hunts)
-            self->frame_hunts = hunts;
-        const char **rules = hunts ? realloc (self->frame_rules, cap * sizeof *rules) : NULL;
-        if (!rules) {
-            free (frame);
+        Trove__Msg **msgs = sizes ? realloc (self->frame_msgs, cap * sizeof *msgs) : NULL;
+        if (!msgs) {
             snprintf (self->error, sizeof self->error, "out of memory");
             return -1;
         }
-        self->frame_rules = rules;
+        self->frame_msgs = msgs;
         self->frames_cap = cap;
     }
     self->frames [self->nframes] = frame;
-    self->frame_hunts [self->nframes] = hunt;
-    self->frame_rules [self->nframes] = rule;
+    self->frame_msgs [self->nframes] = msg;
     self->sizes [self->nframes++] = size;
     return 0;
 }
 
-typedef struct {
-    trove_ledger_t *self;
-    const Trove__Event *event;
-    int64_t accepted_us;
-} s_mint_t;
-
-//  Mint one award: the coin joins the event's log record and the batch's
-//  award frames. Ids are deterministic; the tables make minting idempotent.
+//  One coin change from the engine (or an undo): it joins the event's log
+//  record and the batch's award frames with the next aseq.
 static int
-s_mint (void *arg, const trove_award_t *award)
+s_change (void *arg, const trove_change_t *ch)
 {
-    s_mint_t *m = arg;
-    trove_ledger_t *self = m->self;
+    trove_ledger_t *self = arg;
     if (self->ncoins == self->coins_cap) {
         size_t cap = self->coins_cap ? self->coins_cap * 2 : 8;
-        s_coin_t *bigger = realloc (self->mint, cap * sizeof *bigger);
-        Trove__Coin **ptrs = bigger ? realloc (self->mint_ptrs, cap * sizeof *ptrs) : NULL;
-        if (bigger)
-            self->mint = bigger;
+        Trove__Coin **ptrs = realloc (self->mint_ptrs, cap * sizeof *ptrs);
         if (!ptrs) {
             snprintf (self->error, sizeof self->error, "out of memory");
             return -1;
@@ -1095,82 +1250,269 @@ s_mint (void *arg, const trove_award_t *award)
         self->mint_ptrs = ptrs;
         self->coins_cap = cap;
     }
-    s_coin_t *c = &self->mint [self->ncoins++];
-    trove_hash_coin_id (award->hunt, award->rule, m->event->user, award->occurrence, award->occurrence_len,
-                        c->id);
-    Trove__Coin *coin = &c->coin;
-    trove__coin__init (coin);
-    coin->user = m->event->user;
-    coin->hunt = (char *) award->hunt;
-    coin->rule = (char *) award->rule;
-    coin->rule_version = award->version;
-    coin->value = award->value;
-    coin->n_events = 1;
-    coin->events = self->mint_refs;
-    coin->minted_ms = trove_now_ms ();
-    coin->shard = self->shard;
-    coin->aseq = self->aseq_pending + 1;
-    coin->reason = "scored";
-    coin->event_ts_ms = m->event->ts_ms;
-    coin->accepted_us = m->accepted_us;
-    self->aseq_pending = coin->aseq;
-    return 0;
-}
-
-//  After scoring: fix the pointers (the array may have moved) and pack the
-//  award frames.
-static int
-s_mint_finish (trove_ledger_t *self)
-{
-    for (size_t i = 0; i < self->ncoins; i++) {
-        Trove__Coin *coin = &self->mint [i].coin;
-        coin->id = self->mint [i].id;
-        self->mint_ptrs [i] = coin;
-        Trove__Msg msg = TROVE__MSG__INIT;
-        msg.body_case = TROVE__MSG__BODY_AWARD;
-        msg.award = coin;
-        size_t size;
-        void *frame = trove_msg_pack (&msg, &size);
-        if (!frame) {
-            snprintf (self->error, sizeof self->error, "out of memory");
-            return -1;
-        }
-        if (s_push_frame (self, frame, size, coin->hunt, coin->rule))
-            return -1;
+    Trove__Coin coin = TROVE__COIN__INIT;
+    coin.id = (char *) ch->id;
+    coin.user = (char *) ch->user;
+    coin.hunt = (char *) ch->hunt;
+    coin.rule = (char *) ch->rule;
+    coin.rule_version = ch->version;
+    coin.value = ch->value;
+    coin.n_events = ch->nrefs;
+    coin.events = (Trove__EventRef **) ch->refs;
+    coin.minted_ms = trove_now_ms ();
+    coin.shard = self->shard;
+    coin.aseq = self->aseq_pending + 1;
+    coin.reason = (char *) ch->reason;
+    coin.event_ts_ms = ch->event_ts_ms;
+    coin.accepted_us = ch->accepted_us;
+    coin.revoked = ch->revoke;
+    Trove__Msg msg = TROVE__MSG__INIT;
+    msg.body_case = TROVE__MSG__BODY_AWARD;
+    msg.award = &coin;
+    size_t size;
+    void *frame = trove_msg_pack (&msg, &size);
+    //  The record keeps its own copy (the engine's strings are borrowed).
+    Trove__Msg *copy = frame ? trove__msg__unpack (NULL, size, frame) : NULL;
+    if (!copy) {
+        free (frame);
+        snprintf (self->error, sizeof self->error, "out of memory");
+        return -1;
     }
+    if (s_push_frame (self, frame, size, copy)) {
+        free (frame);
+        trove__msg__free_unpacked (copy, NULL);
+        return -1;
+    }
+    self->mint_ptrs [self->ncoins++] = copy->award;
+    self->aseq_pending = coin.aseq;
     return 0;
 }
 
 //  Is (source, id) accepted already? Looks at the unapplied log entries,
-//  then the tables. Returns 1 (yes, *req_id_p set), 0 (no), -1 (error).
+//  then the tables. Returns 1 (yes, *req_id_p set), 0 (no), 2 (no, but an
+//  undo named it: store it, never score it), -1 (error).
 static int
-s_seen (trove_ledger_t *self, const Trove__Event *ev, uint64_t *req_id_p)
+s_seen (trove_ledger_t *self, const char *source, const char *id, uint64_t *req_id_p)
 {
     char key [KEY_MAX];
-    s_dedup_key (ev->source, ev->id, key, sizeof key);
+    s_dedup_key (source, id, key, sizeof key);
     s_pending_t *p = zhashx_lookup (self->pending, key);
     if (p) {
         *req_id_p = p->req_id;
-        return 1;
+        return p->undone ? 2 : 1;
     }
-    size_t slen = strlen (ev->source), ilen = strlen (ev->id);
+    size_t slen = strlen (source), ilen = strlen (id);
     uint8_t dkey [KEY_MAX];
-    memcpy (dkey, ev->source, slen);
+    if (slen + 1 + ilen > sizeof dkey)
+        return 0;  //  cannot be stored, so never was (validation bounds real events)
+    memcpy (dkey, source, slen);
     dkey [slen] = 0;
-    memcpy (dkey + slen + 1, ev->id, ilen);
+    memcpy (dkey + slen + 1, id, ilen);
     MDB_txn *txn;
     if (s_read_begin (self, &txn))
         return -1;
     MDB_val k = {slen + 1 + ilen, dkey}, val;
     int rc = mdb_get (txn, self->dedup, &k, &val);
-    if (rc == 0)
+    bool marker = false;
+    if (rc == 0) {
         *req_id_p = val.mv_size >= 8 ? trove_get_be64 (val.mv_data) : 0;
+        marker = val.mv_size >= 12 && trove_get_be32 ((uint8_t *) val.mv_data + 8) == MARKER_PARTITION;
+    }
     s_read_end (self);
     if (rc == 0)
-        return 1;
+        return marker ? 2 : 1;
     if (rc == MDB_NOTFOUND)
         return 0;
     return s_fail_rc (self, "get dedup", rc);
+}
+
+//  --- the engine's state store: the open batch, then the unapplied log, then
+//  the tables ---------------------------------------------------------------
+
+static int
+s_store_get (void *arg, const char *user, const char *hunt, const void **data_p, size_t *size_p)
+{
+    trove_ledger_t *self = arg;
+    char key [KEY_MAX];
+    snprintf (key, sizeof key, "%s\x1f%s", user, hunt);
+    s_state_t *st = zhashx_lookup (self->states_staged, key);
+    if (!st)
+        st = zhashx_lookup (self->states_pending, key);
+    if (st) {
+        *data_p = st->data;
+        *size_p = st->size;
+        return st->size ? 0 : 1;
+    }
+    size_t ul = strlen (user), hl = strlen (hunt);
+    uint8_t skey [KEY_MAX];
+    if (ul + 1 + hl > sizeof skey)
+        return -1;
+    memcpy (skey, user, ul);
+    skey [ul] = 0;
+    memcpy (skey + ul + 1, hunt, hl);
+    MDB_txn *txn;
+    if (s_read_begin (self, &txn))
+        return -1;
+    MDB_val k = {ul + 1 + hl, skey}, val;
+    int rc = mdb_get (txn, self->states, &k, &val);
+    //  The batch holds its snapshot, so the data stays valid while scoring.
+    if (rc == 0) {
+        *data_p = val.mv_data;
+        *size_p = val.mv_size;
+    }
+    s_read_end (self);
+    if (rc == 0)
+        return 0;
+    if (rc == MDB_NOTFOUND)
+        return 1;
+    return s_fail_rc (self, "get state", rc);
+}
+
+static int
+s_store_put (void *arg, const char *user, const char *hunt, const void *data, size_t size)
+{
+    trove_ledger_t *self = arg;
+    if (s_state_set (self->states_staged, user, hunt, self->lseq_pending + 1, data, size)) {
+        snprintf (self->error, sizeof self->error, "out of memory");
+        return -1;
+    }
+    if (self->nstates == self->states_cap) {
+        size_t cap = self->states_cap ? self->states_cap * 2 : 4;
+        Trove__StateEntry *v = realloc (self->rec_states, cap * sizeof *v);
+        if (v)
+            self->rec_states = v;
+        Trove__StateEntry **ptrs = v ? realloc (self->rec_state_ptrs, cap * sizeof *ptrs) : NULL;
+        if (!ptrs) {
+            snprintf (self->error, sizeof self->error, "out of memory");
+            return -1;
+        }
+        self->rec_state_ptrs = ptrs;
+        self->states_cap = cap;
+    }
+    //  The record borrows the staged copy (packed before the next put).
+    char key [KEY_MAX];
+    snprintf (key, sizeof key, "%s\x1f%s", user, hunt);
+    s_state_t *st = zhashx_lookup (self->states_staged, key);
+    Trove__StateEntry *e = &self->rec_states [self->nstates++];
+    trove__state_entry__init (e);
+    e->hunt = st->hunt;
+    e->data.data = st->data;
+    e->data.len = st->size;
+    return 0;
+}
+
+//  --- undo of an event outside every engine buffer --------------------------
+
+static void
+s_coin_item_free (void **item)
+{
+    if (*item) {
+        trove__coin__free_unpacked (*item, NULL);
+        *item = NULL;
+    }
+}
+
+//  Remember the latest entry of a coin (entries come in aseq order).
+static int
+s_latest_put (zhashx_t *latest, const Trove__Coin *coin)
+{
+    size_t size = trove__coin__get_packed_size (coin);
+    uint8_t *buf = malloc (size ? size : 1);
+    if (!buf)
+        return -1;
+    trove__coin__pack (coin, buf);
+    Trove__Coin *copy = trove__coin__unpack (NULL, size, buf);
+    free (buf);
+    if (!copy)
+        return -1;
+    zhashx_update (latest, copy->id, copy);
+    return 0;
+}
+
+//  Revoke every live coin of the user whose provenance includes the target,
+//  except those the engine changed for this event. Needs the tables to hold
+//  everything committed, so it waits for the apply thread: undo is rare.
+static int
+s_undo_by_provenance (trove_ledger_t *self, const Trove__Event *ev, const char *tsource, const char *tid)
+{
+    s_batch_end_reading (self);
+    int rc = trove_ledger_wait_applied (self, 30000);
+    MDB_txn *txn;
+    if (s_read_begin (self, &txn))
+        return -1;
+    self->batch_reading = true;  //  a fresh snapshot for the rest of the batch
+    if (rc) {
+        snprintf (self->error, sizeof self->error, "undo: the tables are behind the log; try again");
+        return -1;
+    }
+    zhashx_t *latest = zhashx_new ();
+    if (!latest)
+        return -1;
+    zhashx_set_destructor (latest, s_coin_item_free);
+    rc = 0;
+    //  1. The tables: the user's coins, oldest first.
+    size_t ul = strlen (ev->user);
+    uint8_t ukey [KEY_MAX];
+    memcpy (ukey, ev->user, ul);
+    ukey [ul] = 0;
+    MDB_cursor *cursor;
+    int mrc = mdb_cursor_open (self->rtxn, self->users, &cursor);
+    if (mrc)
+        rc = s_fail_rc (self, "users cursor", mrc);
+    else {
+        MDB_val key = {ul + 1, ukey}, val;
+        mrc = mdb_cursor_get (cursor, &key, &val, MDB_SET_RANGE);
+        while (mrc == 0 && rc == 0 && key.mv_size >= ul + 1 && memcmp (key.mv_data, ukey, ul + 1) == 0) {
+            if (key.mv_size == ul + 9) {
+                Trove__Coin *coin = NULL;
+                if (s_get_coin_at (self, self->rtxn, (uint8_t *) key.mv_data + ul + 1, &coin) == 0 && coin) {
+                    rc = s_latest_put (latest, coin);
+                    trove__coin__free_unpacked (coin, NULL);
+                }
+            }
+            mrc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
+        }
+        mdb_cursor_close (cursor);
+    }
+    //  2. Earlier records of this batch.
+    for (s_record_t *r = self->batch_head; r && rc == 0; r = r->next) {
+        Trove__LogRecord *rec = trove__log_record__unpack (NULL, r->size, r->data);
+        if (!rec)
+            continue;
+        for (size_t i = 0; i < rec->n_coins && rc == 0; i++)
+            if (strcmp (rec->coins [i]->user, ev->user) == 0)
+                rc = s_latest_put (latest, rec->coins [i]);
+        trove__log_record__free_unpacked (rec, NULL);
+    }
+    //  3. Revoke what is live and not already changed by the engine.
+    for (Trove__Coin *c = zhashx_first (latest); c && rc == 0; c = zhashx_next (latest)) {
+        if (c->revoked)
+            continue;
+        bool cited = false, changed = false;
+        for (size_t i = 0; i < c->n_events && !cited; i++)
+            cited = strcmp (c->events [i]->source, tsource) == 0 && strcmp (c->events [i]->id, tid) == 0;
+        for (size_t i = 0; i < self->ncoins && !changed; i++)
+            changed = strcmp (self->mint_ptrs [i]->id, c->id) == 0;
+        if (!cited || changed)
+            continue;
+        trove_change_t ch = {
+            .revoke = true,
+            .id = c->id,
+            .user = c->user,
+            .hunt = c->hunt,
+            .rule = c->rule,
+            .version = c->rule_version,
+            .value = c->value,
+            .refs = c->events,
+            .nrefs = c->n_events,
+            .event_ts_ms = c->event_ts_ms,
+            .accepted_us = c->accepted_us,
+            .reason = "undo",
+        };
+        rc = s_change (self, &ch);
+    }
+    zhashx_destroy (&latest);
+    return rc;
 }
 
 int
@@ -1181,13 +1523,23 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
     assert (partition < MAX_PARTITIONS);
     assert (strlen (ev->source) + 1 + strlen (ev->id) < KEY_MAX);  //  validation bounds these
     uint64_t first;
-    int seen = s_seen (self, ev, &first);
+    int seen = s_seen (self, ev->source, ev->id, &first);
     if (seen < 0)
         return -1;
-    if (seen) {
+    if (seen == 1) {
         //  The same submission retried (its answer was lost) is still "accepted".
         *status_p = first == req_id && req_id != 0 ? TROVE__STATUS__ACCEPTED : TROVE__STATUS__DUPLICATE;
         return 0;
+    }
+    bool skipped = seen == 2;
+    const char *tsource = NULL, *tid = NULL;
+    bool undo = trove_engine_undo_target (ev, &tsource, &tid);
+    int target_seen = 0;
+    if (undo) {
+        uint64_t ignored;
+        target_seen = s_seen (self, tsource, tid, &ignored);
+        if (target_seen < 0)
+            return -1;
     }
     uint64_t pseq;
     if (s_next_pseq (self, partition, &pseq))
@@ -1197,14 +1549,15 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
         snprintf (self->error, sizeof self->error, "out of memory");
         return -1;
     }
-    s_mint_t mint = {self, ev, accepted_us};
-    trove__event_ref__init (&self->mint_ref);
-    self->mint_ref.source = ev->source;
-    self->mint_ref.id = ev->id;
-    self->mint_refs [0] = &self->mint_ref;
-    self->ncoins = 0;
+    s_mint_clear (self);
     int rc = -1;
-    if (trove_rules_score (rules, ev, s_mint, &mint) || s_mint_finish (self))
+    trove_store_t store = {s_store_get, s_store_put, self};
+    if (!skipped && trove_engine_score (rules, ev, accepted_us, &store, s_change, self)) {
+        if (!self->error [0])
+            snprintf (self->error, sizeof self->error, "rules engine: out of memory or unreadable state");
+        goto done;
+    }
+    if (undo && target_seen == 1 && s_undo_by_provenance (self, ev, tsource, tid))
         goto done;
 
     Trove__EventRecord er = TROVE__EVENT_RECORD__INIT;
@@ -1217,6 +1570,17 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
     rec.req_id = req_id;
     rec.n_coins = self->ncoins;
     rec.coins = self->mint_ptrs;
+    for (size_t i = 0; i < self->nstates; i++)
+        self->rec_state_ptrs [i] = &self->rec_states [i];
+    rec.n_states = self->nstates;
+    rec.states = self->rec_state_ptrs;
+    rec.skipped = skipped;
+    Trove__EventRef target = TROVE__EVENT_REF__INIT;
+    if (undo && target_seen == 0) {
+        target.source = (char *) tsource;
+        target.id = (char *) tid;
+        rec.undone = &target;
+    }
     r->lseq = self->lseq_pending + 1;
     r->size = trove__log_record__get_packed_size (&rec);
     uint8_t kbuf [8];
@@ -1245,10 +1609,13 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
     r = NULL;
     self->lseq_pending++;
     self->nevents_pending++;
-    s_pending_add (self, ev->source, ev->id, req_id, self->lseq_pending);
+    s_pending_add (self, ev->source, ev->id, req_id, self->lseq_pending, false);
+    if (undo && target_seen == 0)
+        s_pending_add (self, tsource, tid, 0, self->lseq_pending, true);
     *status_p = TROVE__STATUS__ACCEPTED;
     rc = 0;
 done:
+    s_mint_clear (self);
     free (r);
     return rc;
 }
@@ -1531,4 +1898,117 @@ trove_ledger_free_events (Trove__EventRecord **events, size_t n)
     for (size_t i = 0; i < n; i++)
         trove__event_record__free_unpacked (events [i], NULL);
     free (events);
+}
+
+int
+trove_ledger_scan_events (trove_ledger_t *self, int64_t partition, trove_ledger_event_fn *fn, void *arg)
+{
+    MDB_txn *txn;
+    if (s_read_begin (self, &txn))
+        return -1;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open (txn, self->events, &cur);
+    if (rc) {
+        s_read_end (self);
+        return s_fail_rc (self, "events cursor", rc);
+    }
+    uint8_t kbuf [12] = {0};
+    if (partition >= 0)
+        trove_put_be32 (kbuf, (uint32_t) partition);
+    MDB_val key = {12, kbuf}, val;
+    rc = mdb_cursor_get (cur, &key, &val, MDB_SET_RANGE);
+    int stop = 0;
+    while (rc == 0 && !stop) {
+        if (key.mv_size != 12 || (partition >= 0 && trove_get_be32 (key.mv_data) != (uint32_t) partition))
+            break;
+        Trove__EventRecord *rec = trove__event_record__unpack (NULL, val.mv_size, val.mv_data);
+        if (!rec || !rec->event) {
+            if (rec)
+                trove__event_record__free_unpacked (rec, NULL);
+            snprintf (self->error, sizeof self->error, "event record is corrupt");
+            stop = -1;
+            break;
+        }
+        stop = fn (arg, rec);
+        trove__event_record__free_unpacked (rec, NULL);
+        rc = mdb_cursor_get (cur, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close (cur);
+    s_read_end (self);
+    if (stop < 0)
+        return -1;
+    if (rc && rc != MDB_NOTFOUND)
+        return s_fail_rc (self, "events cursor", rc);
+    return 0;
+}
+
+int
+trove_ledger_live_coins (trove_ledger_t *self, const char *user, Trove__Coin ***coins_p, size_t *n_p)
+{
+    *coins_p = NULL;
+    *n_p = 0;
+    size_t ulen = strlen (user), cap = 0;
+    if (ulen + 9 > KEY_MAX)
+        return -1;
+    MDB_txn *txn;
+    if (s_read_begin (self, &txn))
+        return -1;
+    zhashx_t *latest = zhashx_new ();
+    MDB_cursor *cur = NULL;
+    int rc = latest ? mdb_cursor_open (txn, self->users, &cur) : ENOMEM;
+    if (rc) {
+        zhashx_destroy (&latest);
+        s_read_end (self);
+        return s_fail_rc (self, "users cursor", rc);
+    }
+    zhashx_set_destructor (latest, s_coin_item_free);
+    uint8_t kbuf [KEY_MAX];
+    memcpy (kbuf, user, ulen);
+    kbuf [ulen] = 0;
+    MDB_val key = {ulen + 1, kbuf}, val;
+    rc = mdb_cursor_get (cur, &key, &val, MDB_SET_RANGE);
+    int bad = 0;
+    while (rc == 0 && !bad && key.mv_size >= ulen + 1 && memcmp (key.mv_data, kbuf, ulen + 1) == 0) {
+        if (key.mv_size == ulen + 9) {
+            Trove__Coin *coin = NULL;
+            bad = s_get_coin_at (self, txn, (uint8_t *) key.mv_data + ulen + 1, &coin);
+            if (bad == 1)
+                bad = 0;  //  index ahead of a coin: cannot happen in one transaction
+            else if (coin)
+                zhashx_update (latest, coin->id, coin);  //  aseq order: the latest entry wins
+        }
+        rc = mdb_cursor_get (cur, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close (cur);
+    s_read_end (self);
+    for (Trove__Coin *c = zhashx_first (latest); c && !bad; c = zhashx_next (latest)) {
+        if (c->revoked)
+            continue;
+        if (s_grow_coins (coins_p, *n_p, &cap)) {
+            bad = -1;
+            break;
+        }
+        //  Take it out of the table without freeing it.
+        Trove__Coin *copy = NULL;
+        size_t size = trove__coin__get_packed_size (c);
+        uint8_t *buf = malloc (size ? size : 1);
+        if (buf) {
+            trove__coin__pack (c, buf);
+            copy = trove__coin__unpack (NULL, size, buf);
+            free (buf);
+        }
+        if (!copy) {
+            bad = -1;
+            break;
+        }
+        (*coins_p) [(*n_p)++] = copy;
+    }
+    zhashx_destroy (&latest);
+    if (bad || (rc && rc != MDB_NOTFOUND)) {
+        trove_ledger_free_coins (*coins_p, *n_p);
+        *coins_p = NULL;
+        *n_p = 0;
+        return -1;
+    }
+    return 0;
 }

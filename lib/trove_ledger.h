@@ -11,7 +11,9 @@
     Writes happen in batches (group commit): trove_ledger_begin, then
     trove_ledger_apply for each event, then trove_ledger_commit. apply checks
     dedup against the tables AND the log entries not applied yet, scores the
-    event and stages one log record (event, its coins, req_id). commit makes
+    event with trove_engine (rule state read from the batch, the log entries
+    not applied yet, then the tables) and stages one log record (event, its
+    coin changes, its new rule states, req_id). commit makes
     the batch durable in the log (fsync): from then on the event is accepted,
     and its coins exist. The apply thread then writes, in one transaction per
     backlog: dedup, event log by partition, coins, user index, balances, award
@@ -24,9 +26,10 @@
       dedup      source NUL id             -> req_id u64 | partition u32 | pseq u64
       events     partition u32 | pseq u64  -> EventRecord (protobuf)
       coins      aseq u64                  -> Msg{award: Coin} (protobuf): the award log
-      coinids    coin id (16 bytes)        -> aseq u64
+      coinids    coin id (16 bytes)        -> aseq u64 of its latest entry (mint or revocation)
       users      user NUL                  -> balance i64 (little-endian)
                  user NUL aseq u64         -> (empty): the user's coins, newest last
+      states     user NUL hunt             -> HuntState (protobuf): trove_engine's rule state
       meta       "applied"                 -> last applied log sequence u64
     and of the log (env `DIR/log`):
       log        lseq u64                  -> LogRecord (protobuf)
@@ -34,6 +37,14 @@
     Reads see the tables, i.e. what has been applied. trove_ledger_applied
     and trove_ledger_committed tell how far behind they are; a caller that
     needs to see its own writes waits for the apply notification (the fd).
+
+    A revocation is a coin entry of its own (revoked = true, a new aseq,
+    the value it takes back): nothing is ever deleted, and a coin's latest
+    entry says whether it is live. An undo whose target is outside every
+    engine buffer revokes the user's live coins citing the target; for that
+    it waits until the tables hold everything committed (undo is rare). An
+    undo whose target has not arrived leaves a dedup marker (partition
+    0xFFFFFFFF): the target is then stored when it comes, never scored.
 
     Caveats:
     - SIGKILL at any instant: a log commit is atomic; an uncommitted batch
@@ -91,6 +102,9 @@ size_t trove_ledger_awards_ready (trove_ledger_t *self, void ***frames_p, size_t
 //  batch); the strings belong to the rules.
 void trove_ledger_award_rule (trove_ledger_t *self, size_t index, const char **hunt_p, const char **rule_p);
 
+//  Is the coin in award frame index a revocation?
+bool trove_ledger_award_revoked (trove_ledger_t *self, size_t index);
+
 //  Bytes of the map in use: tables and log (LMDB's last page, not the file).
 void trove_ledger_sizes (trove_ledger_t *self, uint64_t *tables_p, uint64_t *log_p);
 
@@ -141,6 +155,16 @@ int trove_ledger_coin (trove_ledger_t *self, const char *coin_id, Trove__Coin **
 //  Awards with aseq >= from, at most limit, in aseq order.
 int trove_ledger_awards (trove_ledger_t *self, uint64_t from, size_t limit, Trove__Coin ***coins_p,
                          size_t *n_p);
+
+//  Every stored event of one partition (or all when partition < 0), in
+//  (partition, pseq) order, in one read snapshot. fn returns 0 to go on, 1
+//  to stop, -1 to fail. Returns 0 or -1.
+typedef int (trove_ledger_event_fn) (void *arg, const Trove__EventRecord *record);
+int trove_ledger_scan_events (trove_ledger_t *self, int64_t partition, trove_ledger_event_fn *fn, void *arg);
+
+//  The live coins of a user: each coin id whose latest entry is a mint.
+//  Free with trove_ledger_free_coins. Returns 0 or -1.
+int trove_ledger_live_coins (trove_ledger_t *self, const char *user, Trove__Coin ***coins_p, size_t *n_p);
 
 void trove_ledger_free_coins (Trove__Coin **coins, size_t n);
 void trove_ledger_free_events (Trove__EventRecord **events, size_t n);

@@ -16,11 +16,15 @@
 #include "trove_ledger.h"
 #include "trove_metrics.h"
 #include "trove_msg.h"
+#include "trove_preview.h"
 #include "trove_rules.h"
 #include "trove_sock.h"
 #include "trove_util.h"
 
+#include <ctype.h>
 #include <czmq.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,8 +61,9 @@ typedef struct {
     int64_t next_gauges_us;  //  next gauge update
     s_reply_t *replies;      //  replies of the current batch
     size_t nreplies;
-    char last_error [256];  //  shown by status
-    zlistx_t *parked;       //  queries waiting for the tables to catch up
+    char last_error [256];   //  shown by status
+    char query_error [600];  //  error text of the query being answered
+    zlistx_t *parked;        //  queries waiting for the tables to catch up
     struct {
         trove_metrics_t *registry;
         trove_counter_t *events [5];           //  by Trove__Status of the answer
@@ -66,6 +71,7 @@ typedef struct {
         trove_histogram_t *commit_seconds;     //  log commit (fsync) time
         trove_histogram_t *to_commit_seconds;  //  ingestor receipt to log commit
         trove_counter_t *coins;                //  coins minted
+        trove_counter_t *revoked;              //  coins revoked (compensating entries)
         trove_counter_t *failed_batches;       //  batches answered RETRY (storage)
         trove_gauge_t *backlog;                //  committed, not in the tables yet
         trove_gauge_t *last_aseq;
@@ -353,10 +359,14 @@ s_process_batches (s_scorer_t *self)
         size_t n = trove_ledger_awards_ready (self->ledger, &frames, &sizes);
         for (size_t i = 0; i < n; i++)
             zmq_send (zsock_resolve (self->pub), frames [i], sizes [i], ZMQ_DONTWAIT);
-        trove_counter_add (self->m.coins, n);
         for (size_t i = 0; i < n; i++) {
+            if (trove_ledger_award_revoked (self->ledger, i)) {
+                trove_counter_inc (self->m.revoked);
+                continue;
+            }
             const char *hunt, *rule;
             trove_ledger_award_rule (self->ledger, i, &hunt, &rule);
+            trove_counter_inc (self->m.coins);
             trove_counter_inc (s_minted_counter (self, hunt, rule));
         }
     }
@@ -392,7 +402,8 @@ s_fit_frame (s_scorer_t *self, Trove__QueryReply *reply, char **next_p)
 static void
 s_count_query (s_scorer_t *self, const char *kind, int64_t arrived_us)
 {
-    static const char *const known [] = {"status", "balance", "coins", "coin", "awards"};
+    static const char *const known [] = {"status", "balance",     "coins",        "coin",
+                                         "awards", "rules_apply", "rules_preview"};
     const char *label = "other";
     for (size_t i = 0; i < sizeof known / sizeof known [0]; i++)
         if (strcmp (kind, known [i]) == 0)
@@ -410,6 +421,127 @@ s_count_query (s_scorer_t *self, const char *kind, int64_t arrived_us)
     trove_histogram_observe (self->m.query_seconds, (trove_mono_us () - arrived_us) / 1e6);
 }
 
+//  A hunt file name as `rules apply` may write it: a plain *.yaml name.
+static bool
+s_rules_name_ok (const char *name)
+{
+    size_t n = strlen (name);
+    if (n < 6 || n > 128 || name [0] == '.' || strcmp (name + n - 5, ".yaml"))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum ((unsigned char) name [i]) && !strchr ("._-", name [i]))
+            return false;
+    return true;
+}
+
+//  The rules with the query's file added, or NULL with query_error set.
+static trove_rules_t *
+s_rules_candidate (s_scorer_t *self, const Trove__Query *q)
+{
+    if (!s_rules_name_ok (q->rules_name)) {
+        snprintf (self->query_error, sizeof self->query_error,
+                  "bad hunt file name '%.200s': want letters, digits, . _ - ending in .yaml", q->rules_name);
+        return NULL;
+    }
+    char *err = NULL;
+    trove_rules_t *rules = trove_rules_load_dir_with (trove_cfg_rules_dir (self->cfg), q->rules_name,
+                                                      q->rules_text, strlen (q->rules_text), &err);
+    if (!rules)
+        snprintf (self->query_error, sizeof self->query_error, "%s", err ? err : "out of memory");
+    free (err);
+    return rules;
+}
+
+//  Write path durably: a temporary file, fsync, rename, fsync the directory.
+static int
+s_write_durably (const char *dir, const char *name, const char *text, char *err, size_t size)
+{
+    char tmp [4096], path [4096];
+    snprintf (tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+    snprintf (path, sizeof path, "%s/%s", dir, name);
+    int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    size_t len = strlen (text), done = 0;
+    while (fd >= 0 && done < len) {
+        ssize_t n = write (fd, text + done, len - done);
+        if (n <= 0)
+            break;
+        done += (size_t) n;
+    }
+    int rc = fd < 0 || done < len || fsync (fd) ? -1 : 0;
+    if (fd >= 0)
+        close (fd);
+    if (rc == 0)
+        rc = rename (tmp, path);
+    int dfd = rc == 0 ? open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (dfd >= 0) {
+        rc = fsync (dfd);
+        close (dfd);
+    }
+    if (rc) {
+        snprintf (err, size, "cannot write %.300s: %s", path, strerror (errno));
+        unlink (tmp);
+    }
+    return rc;
+}
+
+//  rules_apply: validate, store in the rules directory, swap. Events scored
+//  from now on use the new rules; nothing is restarted or lost.
+static char *
+s_rules_apply (s_scorer_t *self, const Trove__Query *q)
+{
+    trove_rules_t *next = s_rules_candidate (self, q);
+    if (!next)
+        return NULL;
+    char *err = NULL;
+    trove_rules_t *one = trove_rules_load_text (q->rules_name, q->rules_text, strlen (q->rules_text), &err);
+    free (err);
+    if (!one
+        || s_write_durably (trove_cfg_rules_dir (self->cfg), q->rules_name, q->rules_text, self->query_error,
+                            sizeof self->query_error)) {
+        trove_rules_destroy (&one);
+        trove_rules_destroy (&next);
+        return NULL;
+    }
+    const trove_hunt_t *h = trove_rules_at (one, 0);
+    trove_rules_destroy (&self->rules);
+    self->rules = next;
+    trove_log ('I', "rules: applied %s (hunt %s version %u); %zu hunt versions loaded", q->rules_name,
+               h->hunt, h->version, trove_rules_count (next));
+    char *report = NULL;
+    if (asprintf (&report,
+                  "{\"shard\":%u,\"file\":\"%s\",\"hunt\":\"%s\",\"version\":%u,\"versions_loaded\":%zu}",
+                  (unsigned) self->shard, q->rules_name, h->hunt, h->version, trove_rules_count (next))
+        < 0)
+        report = NULL;
+    trove_rules_destroy (&one);
+    return report;
+}
+
+//  rules_preview: what the candidate rules would mint and revoke; reads only.
+static char *
+s_rules_preview (s_scorer_t *self, const Trove__Query *q)
+{
+    trove_rules_t *candidate = s_rules_candidate (self, q);
+    if (!candidate)
+        return NULL;
+    //  The tables must hold everything committed (preview reads them).
+    if (trove_ledger_wait_applied (self->ledger, 30000)) {
+        snprintf (self->query_error, sizeof self->query_error, "the ledger tables are behind; try again");
+        trove_rules_destroy (&candidate);
+        return NULL;
+    }
+    int64_t partition = -1;
+    if (*q->user)
+        partition = trove_hash_partition (q->user, strlen (q->user), trove_cfg_partitions (self->cfg));
+    char *err = NULL;
+    char *report = trove_preview_run (self->ledger, candidate, partition, q->user, 200, &err);
+    if (!report)
+        snprintf (self->query_error, sizeof self->query_error, "preview failed: %s", err ? err : "?");
+    free (err);
+    trove_rules_destroy (&candidate);
+    return report;
+}
+
 static void
 s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
 {
@@ -419,7 +551,7 @@ s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
     Trove__Coin **coins = NULL, *one = NULL;
     Trove__EventRecord **events = NULL;
     size_t ncoins = 0, nevents = 0;
-    char *next = NULL;
+    char *next = NULL, *report = NULL;
     reply.req_id = q->req_id;
     reply.last_aseq = trove_ledger_last_aseq (self->ledger);
     size_t limit = q->limit == 0 ? 50 : q->limit > QUERY_MAX_LIMIT ? QUERY_MAX_LIMIT : q->limit;
@@ -469,6 +601,13 @@ s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
         reply.coins = coins;
         reply.n_coins = ncoins;
     }
+    else if (strcmp (q->kind, "rules_apply") == 0 || strcmp (q->kind, "rules_preview") == 0) {
+        report = q->kind [6] == 'a' ? s_rules_apply (self, q) : s_rules_preview (self, q);
+        if (report)
+            reply.report = report;
+        else
+            reply.error = self->query_error;
+    }
     else
         reply.error = "unknown query kind";
     s_fit_frame (self, &reply, &next);
@@ -481,6 +620,7 @@ s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
         trove__coin__free_unpacked (one, NULL);
     trove_ledger_free_events (events, nevents);
     free (next);
+    free (report);
 }
 
 static void
@@ -574,6 +714,9 @@ s_metrics_init (s_scorer_t *self)
         r, "trove_scorer_query_seconds", "Query arrival to answer, waits for the tables included.", NULL,
         NULL, secs, 11);
     self->m.coins = trove_metrics_counter (r, "trove_scorer_coins_minted_total", "Coins minted.", NULL, NULL);
+    self->m.revoked = trove_metrics_counter (
+        r, "trove_scorer_coins_revoked_total",
+        "Coins revoked by compensating entries (late events, undo, new rules).", NULL, NULL);
     self->m.failed_batches =
         trove_metrics_counter (r, "trove_scorer_failed_batches_total",
                                "Batches answered RETRY because storage refused them.", NULL, NULL);

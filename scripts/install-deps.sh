@@ -10,7 +10,7 @@ PACKAGES=(
     libprotobuf-c-dev protobuf-c-compiler
     liblmdb-dev lmdb-utils
     libcmocka-dev libsodium-dev libjansson-dev libyaml-dev libmicrohttpd-dev
-    jq procps psmisc
+    jq procps psmisc tzdata
 )
 
 missing=()

@@ -91,7 +91,8 @@ enum {
     S_OPT_PORT_BASE,
     S_OPT_SHARDS,
     S_OPT_INGESTORS,
-    S_OPT_SYNC
+    S_OPT_SYNC,
+    S_OPT_USER
 };
 
 static const struct option s_options [] = {{"dir", required_argument, NULL, S_OPT_DIR},
@@ -109,6 +110,7 @@ static const struct option s_options [] = {{"dir", required_argument, NULL, S_OP
                                            {"shards", required_argument, NULL, S_OPT_SHARDS},
                                            {"ingestors", required_argument, NULL, S_OPT_INGESTORS},
                                            {"sync", required_argument, NULL, S_OPT_SYNC},
+                                           {"user", required_argument, NULL, S_OPT_USER},
                                            {NULL, 0, NULL, 0}};
 
 static bool
@@ -211,6 +213,9 @@ trovectl_parse (int argc, char **argv, const char *allowed, trovectl_opts_t *opt
             case S_OPT_SYNC:
                 opts->sync = optarg;
                 break;
+            case S_OPT_USER:
+                opts->user = optarg;
+                break;
             default:
                 break;
         }
@@ -223,8 +228,8 @@ trovectl_parse (int argc, char **argv, const char *allowed, trovectl_opts_t *opt
 }
 
 //  Load the cluster config named by --config, or DIR/trove.cfg.
-static trove_cfg_t *
-s_load_cfg (const trovectl_opts_t *opts)
+trove_cfg_t *
+trovectl_load_cfg (const trovectl_opts_t *opts)
 {
     char path [4096];
     if (opts->config)
@@ -307,9 +312,16 @@ s_print_coin_line (const Trove__Coin *coin, bool with_user)
 static Trove__QueryReply *
 s_query (const trove_cfg_t *cfg, size_t shard, Trove__Query *query, const char *tolerated)
 {
+    return trovectl_query (cfg, shard, query, tolerated, S_QUERY_TIMEOUT_MS);
+}
+
+Trove__QueryReply *
+trovectl_query (const trove_cfg_t *cfg, size_t shard, Trove__Query *query, const char *tolerated,
+                int timeout_ms)
+{
     char *err = NULL;
     const char *endpoint = trove_cfg_shard_query (cfg, shard);
-    Trove__QueryReply *reply = trove_client_call_max (endpoint, query, S_QUERY_TIMEOUT_MS, S_QUERY_RETRIES,
+    Trove__QueryReply *reply = trove_client_call_max (endpoint, query, timeout_ms, S_QUERY_RETRIES,
                                                       trove_cfg_limits (cfg)->max_frame, &err);
     if (!reply) {
         trovectl_fail ("scorer %s: %s", trove_cfg_shard_name (cfg, shard), err ? err : "no reply");
@@ -446,7 +458,7 @@ s_cmd_send (int argc, char **argv)
     char *text = NULL;
     s_send_t state = {.json = opts.json, .quiet = opts.quiet};
     const char *path = opts.nargs ? opts.args [0] : "-";
-    cfg = s_load_cfg (&opts);
+    cfg = trovectl_load_cfg (&opts);
     if (!cfg)
         goto fail;
     if (trove_cfg_ingestors (cfg) == 0) {
@@ -588,7 +600,7 @@ s_cmd_balance (int argc, char **argv)
     }
     if (opts.nargs == 0)
         return trovectl_fail ("balance: name at least one user (see trovectl balance --help)");
-    trove_cfg_t *cfg = s_load_cfg (&opts);
+    trove_cfg_t *cfg = trovectl_load_cfg (&opts);
     if (!cfg)
         return 1;
     int rc = 0;
@@ -635,7 +647,7 @@ s_cmd_coins (int argc, char **argv)
     }
     if (opts.nargs != 1)
         return trovectl_fail ("coins: name one user (see trovectl coins --help)");
-    trove_cfg_t *cfg = s_load_cfg (&opts);
+    trove_cfg_t *cfg = trovectl_load_cfg (&opts);
     if (!cfg)
         return 1;
     const char *user = opts.args [0];
@@ -696,7 +708,7 @@ s_cmd_coin (int argc, char **argv)
     }
     if (opts.nargs != 1)
         return trovectl_fail ("coin: name one coin id (see trovectl coin --help)");
-    trove_cfg_t *cfg = s_load_cfg (&opts);
+    trove_cfg_t *cfg = trovectl_load_cfg (&opts);
     if (!cfg)
         return 1;
     int rc = 1;
@@ -804,7 +816,7 @@ s_cmd_tail (int argc, char **argv)
     }
     if (opts.nargs)
         return trovectl_fail ("tail: unexpected argument '%s'", opts.args [0]);
-    trove_cfg_t *cfg = s_load_cfg (&opts);
+    trove_cfg_t *cfg = trovectl_load_cfg (&opts);
     if (!cfg)
         return 1;
     s_catch_signals ();
@@ -952,7 +964,7 @@ s_cmd_status (int argc, char **argv)
     }
     if (opts.nargs)
         return trovectl_fail ("status: unexpected argument '%s'", opts.args [0]);
-    trove_cfg_t *cfg = s_load_cfg (&opts);
+    trove_cfg_t *cfg = trovectl_load_cfg (&opts);
     if (!cfg)
         return 1;
     int rc = 1;
@@ -1067,6 +1079,9 @@ static const char *s_usage = "usage: trovectl COMMAND [OPTIONS]\n"
                              "  top                  live rates and latencies from every /metrics\n"
                              "  up                   run a local cluster (writes DIR/trove.cfg)\n"
                              "  down                 stop the cluster started by `up`\n"
+                             "  rules check|apply|preview FILE\n"
+                             "                       validate a hunt file, apply it to every scorer\n"
+                             "                       without a restart, or preview its effect\n"
                              "\n"
                              "Common options:\n"
                              "  --dir DIR      cluster directory, config DIR/trove.cfg\n"
@@ -1083,9 +1098,9 @@ typedef struct {
 } s_command_t;
 
 static const s_command_t s_commands [] = {
-    {"send", s_cmd_send}, {"balance", s_cmd_balance}, {"coins", s_cmd_coins},
-    {"coin", s_cmd_coin}, {"tail", s_cmd_tail},       {"status", s_cmd_status},
-    {"up", trovectl_up},  {"down", trovectl_down},    {"top", trovectl_top},
+    {"send", s_cmd_send},  {"balance", s_cmd_balance}, {"coins", s_cmd_coins}, {"coin", s_cmd_coin},
+    {"tail", s_cmd_tail},  {"status", s_cmd_status},   {"up", trovectl_up},    {"down", trovectl_down},
+    {"top", trovectl_top}, {"rules", trovectl_rules},
 };
 
 //  True when option text takes the next argument as its value.

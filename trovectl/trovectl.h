@@ -29,6 +29,7 @@ typedef struct {
     long shards;         //  --shards (up), -1 when absent
     long ingestors;      //  --ingestors (up), -1 when absent
     const char *sync;    //  --sync (up)
+    const char *user;    //  --user (rules preview)
     char **args;         //  positional arguments (into argv)
     int nargs;           //  number of positional arguments
 } trovectl_opts_t;
@@ -37,6 +38,15 @@ typedef struct {
 //  allowed (space separated, e.g. "dir config json"); --help is always
 //  accepted. Returns 0, or -1 after printing a one-line error.
 int trovectl_parse (int argc, char **argv, const char *allowed, trovectl_opts_t *opts);
+
+//  Load the cluster config named by --config, or DIR/trove.cfg; NULL after
+//  printing the error.
+trove_cfg_t *trovectl_load_cfg (const trovectl_opts_t *opts);
+
+//  One query to a scorer shard; prints the failure and returns NULL on
+//  timeout or when the reply carries an error other than `tolerated`.
+Trove__QueryReply *trovectl_query (const trove_cfg_t *cfg, size_t shard, Trove__Query *query,
+                                   const char *tolerated, int timeout_ms);
 
 //  The cluster directory: dir if given, else $TROVE_DIR, else "./trove-data".
 const char *trovectl_dir (const char *dir);
@@ -66,5 +76,8 @@ int trovectl_down (int argc, char **argv);
 
 //  Command in trovectl_top.c: live view from every process's /metrics.
 int trovectl_top (int argc, char **argv);
+
+//  Command in trovectl_rules.c: rules check | apply | preview.
+int trovectl_rules (int argc, char **argv);
 
 #endif

@@ -152,6 +152,25 @@ test_check_valid (void **state)
 }
 
 static void
+test_check_undo_needs_its_target (void **state)
+{
+    (void) state;
+    s_event_t e;
+    s_event_init (&e);
+    e.ev.type = "undo";
+    assert_string_equal (s_check (&e.ev, "'target_source'"), "bad_undo");
+    s_add_str (&e, "target_source", "web");
+    assert_string_equal (s_check (&e.ev, "'target_id'"), "bad_undo");
+    s_add_num (&e, "target_id", 7);  //  a number is not an id
+    assert_string_equal (s_check (&e.ev, "'target_id'"), "bad_undo");
+    s_event_init (&e);
+    e.ev.type = "undo";
+    s_add_str (&e, "target_source", "web");
+    s_add_str (&e, "target_id", "e7");
+    assert_null (s_check (&e.ev, NULL));
+}
+
+static void
 test_check_missing_field (void **state)
 {
     (void) state;
@@ -739,6 +758,7 @@ main (void)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_check_valid),
         cmocka_unit_test (test_check_missing_field),
+        cmocka_unit_test (test_check_undo_needs_its_target),
         cmocka_unit_test (test_check_too_long),
         cmocka_unit_test (test_check_bad_utf8),
         cmocka_unit_test (test_check_unknown_source),

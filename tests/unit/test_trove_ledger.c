@@ -445,11 +445,129 @@ test_open_errors (void **state)
     free (err);
 }
 
+
+//  Stateful rules through the ledger: state in the tables, revocations as
+//  entries, undo by provenance, and the state surviving a restart.
+static Trove__Event *
+s_event_at (const char *source, const char *id, const char *user, const char *type, const char *ts,
+            const char *attrs)
+{
+    char json [512];
+    snprintf (json, sizeof json,
+              "{\"source\":\"%s\",\"id\":\"%s\",\"user\":\"%s\",\"type\":\"%s\",\"ts\":\"%s\"%s%s}", source,
+              id, user, type, ts, attrs ? ",\"attrs\":" : "", attrs ? attrs : "");
+    const char *reason;
+    Trove__Event *ev = trove_event_from_json (json, strlen (json), &reason, NULL);
+    assert_non_null (ev);
+    return ev;
+}
+
+static void
+s_apply_batch (s_fixture_t *f, trove_rules_t *rules, Trove__Event **evs, size_t n)
+{
+    assert_int_equal (trove_ledger_begin (f->ledger), 0);
+    for (size_t i = 0; i < n; i++) {
+        Trove__Status status = 0;
+        assert_int_equal (trove_ledger_apply (f->ledger, evs [i], 7, 99, 1, rules, &status), 0);
+        assert_int_equal (status, TROVE__STATUS__ACCEPTED);
+        trove_event_destroy (&evs [i]);
+    }
+    assert_int_equal (trove_ledger_commit (f->ledger), 0);
+}
+
+static size_t
+s_live (s_fixture_t *f, const char *user, const char *rule)
+{
+    Trove__Coin **coins;
+    size_t n, count = 0;
+    assert_int_equal (trove_ledger_live_coins (f->ledger, user, &coins, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        count += strcmp (coins [i]->rule, rule) == 0;
+    trove_ledger_free_coins (coins, n);
+    return count;
+}
+
+static void
+test_stateful_rules_undo_and_restart (void **state)
+{
+    s_fixture_t *f = *state;
+    const char *yaml = "hunt: t\nversion: 1\nrules:\n"
+                       "  - {id: day, kind: each, match: {type: a}, coins: 3, cap: {max: 1, per: day}}\n"
+                       "  - {id: two, kind: count, match: {type: a}, count: 2, coins: 10, repeat: true}\n"
+                       "  - {id: any, kind: each, match: {type: b}, coins: 1}\n";
+    char *err = NULL;
+    trove_rules_t *rules = trove_rules_load_text ("t.yaml", yaml, strlen (yaml), &err);
+    assert_non_null (rules);
+    //  One batch: two a's the same day (the second is late: the slot moves),
+    //  and a b (stateless).
+    Trove__Event *evs [] = {
+        s_event_at ("w", "a2", "u", "a", "2026-05-01T10:05:00Z", NULL),
+        s_event_at ("w", "a1", "u", "a", "2026-05-01T10:00:00Z", NULL),
+        s_event_at ("w", "b1", "u", "b", "2026-05-01T10:06:00Z", NULL),
+    };
+    s_apply_batch (f, rules, evs, 3);
+    assert_int_equal (trove_ledger_wait_applied (f->ledger, 10000), 0);
+    //  day slot (3, now citing a1) + two (10) + any (1); one re-issue on the way
+    assert_int_equal (s_balance (f, "u"), 14);
+    assert_int_equal (s_live (f, "u", "day"), 1);
+    assert_int_equal (s_live (f, "u", "two"), 1);
+    char id [TROVE_COIN_ID_LEN + 1];
+    trove_hash_coin_id ("t", "day", "u",
+                        "cap\0day:2026-05-01\0"
+                        "0",
+                        20, id);
+    Trove__Coin *coin;
+    Trove__EventRecord **events;
+    size_t nevents;
+    assert_int_equal (trove_ledger_coin (f->ledger, id, &coin, &events, &nevents), 0);
+    assert_false (coin->revoked);
+    assert_int_equal (coin->n_events, 1);
+    assert_string_equal (coin->events [0]->id, "a1");
+    trove__coin__free_unpacked (coin, NULL);
+    trove_ledger_free_events (events, nevents);
+
+    //  Undo b1 (stateless: revoked by provenance) in a later batch.
+    Trove__Event *undo [] = {
+        s_event_at ("w", "u1", "u", "undo", "2026-05-01T10:07:00Z",
+                    "{\"target_source\":\"w\",\"target_id\":\"b1\"}"),
+    };
+    s_apply_batch (f, rules, undo, 1);
+    assert_int_equal (trove_ledger_wait_applied (f->ledger, 10000), 0);
+    assert_int_equal (s_balance (f, "u"), 13);
+    assert_int_equal (s_live (f, "u", "any"), 0);
+
+    //  Undo of an event not arrived yet: the event is stored, never scored.
+    Trove__Event *early [] = {
+        s_event_at ("w", "u2", "u", "undo", "2026-05-01T10:08:00Z",
+                    "{\"target_source\":\"w\",\"target_id\":\"b9\"}"),
+        s_event_at ("w", "b9", "u", "b", "2026-05-01T10:08:30Z", NULL),
+    };
+    s_apply_batch (f, rules, early, 2);
+    assert_int_equal (trove_ledger_wait_applied (f->ledger, 10000), 0);
+    assert_int_equal (s_balance (f, "u"), 13);
+
+    //  Restart: the rule state comes back from the tables (count goes on).
+    trove_ledger_destroy (&f->ledger);
+    f->ledger = trove_ledger_new (f->data, 3, 64 * 1024 * 1024, true, &err);
+    assert_non_null (f->ledger);
+    Trove__Event *more [] = {
+        s_event_at ("w", "a3", "u", "a", "2026-05-01T10:09:00Z", NULL),
+        s_event_at ("w", "a4", "u", "a", "2026-05-02T10:00:00Z", NULL),
+    };
+    s_apply_batch (f, rules, more, 2);
+    assert_int_equal (trove_ledger_wait_applied (f->ledger, 10000), 0);
+    //  a3: third a (no slot, count 1 of 2); a4: new day slot (3) + count done (10)
+    assert_int_equal (s_balance (f, "u"), 26);
+    assert_int_equal (s_live (f, "u", "two"), 2);
+    trove_rules_destroy (&rules);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_apply_mints_coins_and_balance, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_stateful_rules_undo_and_restart, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_dedup_and_retried_submission, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_abort_leaves_nothing_and_reopen_keeps_all, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_coins_paging_newest_first, s_setup, s_teardown),

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "trove_engine.h"
 #include "trove_event.h"
 #include "trove_rules.h"
 #include "trove_util.h"
@@ -18,13 +19,12 @@ typedef struct {
     char rule [8][64];
     uint32_t version [8];
     int64_t value [8];
-    char occurrence [8][128];
-    size_t occurrence_len [8];
+    char id [8][TROVE_COIN_ID_LEN + 1];
     size_t n;
 } s_awards_t;
 
 static int
-s_collect (void *arg, const trove_award_t *a)
+s_collect (void *arg, const trove_change_t *a)
 {
     s_awards_t *out = arg;
     assert_true (out->n < 8);
@@ -32,8 +32,8 @@ s_collect (void *arg, const trove_award_t *a)
     snprintf (out->rule [out->n], 64, "%s", a->rule);
     out->version [out->n] = a->version;
     out->value [out->n] = a->value;
-    memcpy (out->occurrence [out->n], a->occurrence, a->occurrence_len);
-    out->occurrence_len [out->n] = a->occurrence_len;
+    assert_false (a->revoke);
+    snprintf (out->id [out->n], sizeof out->id [0], "%s", a->id);
     out->n++;
     return 0;
 }
@@ -82,7 +82,10 @@ s_score (trove_rules_t *rules, const char *json)
 {
     s_awards_t out = {0};
     Trove__Event *ev = s_event (json);
-    assert_int_equal (trove_rules_score (rules, ev, s_collect, &out), 0);
+    trove_memstore_t *mem = trove_memstore_new ();
+    trove_store_t store = trove_memstore_store (mem);
+    assert_int_equal (trove_engine_score (rules, ev, 0, &store, s_collect, &out), 0);
+    trove_memstore_destroy (&mem);
     trove_event_destroy (&ev);
     return out;
 }
@@ -125,8 +128,9 @@ test_each_scores_matching_events (void **state)
     assert_int_equal (a.version [0], 1);
     assert_int_equal (a.value [0], 1);
     //  occurrence of `each` is source NUL id
-    assert_int_equal (a.occurrence_len [0], 6);
-    assert_memory_equal (a.occurrence [0], "web\0e1", 6);
+    char id [TROVE_COIN_ID_LEN + 1];
+    trove_hash_coin_id ("demo", "checkin", "u1", "web\0e1", 6, id);
+    assert_string_equal (a.id [0], id);
 
     a = s_score (
         rules, "{\"source\":\"web\",\"id\":\"e2\",\"user\":\"u1\",\"type\":\"other\",\"ts\":1700000000000}");
@@ -226,10 +230,29 @@ test_bad_files_are_refused_with_line (void **state)
     (void) state;
     s_expect_error (
         "hunt: h\nversion: 1\nrules:\n  - id: c\n    kind: each\n    match: {type: a}\n    coinz: 1\n",
-        "bad.yaml:7: unknown key 'coinz' in a rule");
+        "bad.yaml:7: unknown key 'coinz' in rule 'c' (kind each)");
     s_expect_error (
         "hunt: h\nversion: 1\nrules:\n  - id: c\n    kind: count\n    match: {type: a}\n    coins: 1\n",
-        "bad.yaml:5: rule kind 'count' is not supported");
+        "bad.yaml:4: rule 'c' (kind count) needs count");
+    s_expect_error ("hunt: h\nversion: 1\nrules:\n  - {id: c, kind: bogus, match: {type: a}, coins: 1}\n",
+                    "bad.yaml:4: rule 'c': unknown kind 'bogus'");
+    s_expect_error (
+        "hunt: h\nversion: 1\nrules:\n  - {id: c, kind: each, match: {type: a}, coins: 1, distinct: z}\n",
+        "unknown key 'distinct' in rule 'c' (kind each)");
+    s_expect_error ("hunt: h\nversion: 1\ntimezone: Mars/Olympus\nrules: []\n", "bad.yaml:3: timezone:");
+    s_expect_error ("hunt: h\nversion: 1\nlateness: 10 minutes\nrules: []\n", "lateness must be a duration");
+    s_expect_error ("hunt: h\nversion: 1\nrules:\n  - {id: c, kind: each, match: {type: a}, coins: 1, cap: "
+                    "{max: 1, per: year}}\n",
+                    "cap.per must be day, week, month or hunt");
+    s_expect_error ("hunt: h\nversion: 1\nrules:\n  - {id: s, kind: sequence, steps: [{type: a}], within: "
+                    "1h, coins: 1}\n",
+                    "a sequence has 2 to 16 steps");
+    s_expect_error ("hunt: h\nversion: 1\nrules:\n  - {id: s, kind: sequence, steps: [{type: a}, {typo: b}], "
+                    "within: 1h, coins: 1}\n",
+                    "unknown key 'typo' in a sequence step");
+    s_expect_error (
+        "hunt: h\nversion: 1\nrules:\n  - {id: s, kind: streak, match: {type: a}, days: 1, coins: 1}\n",
+        "days must be an integer in 2..366");
     s_expect_error ("hunt: h\nversion: 1\nrules:\n  - {id: c, kind: each, match: {type: a}}\n",
                     "has no coins");
     s_expect_error ("hunt: h\nversion: x\nrules: []\n", "bad.yaml:2: version must be an integer");

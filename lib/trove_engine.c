@@ -1,0 +1,1014 @@
+/*  trove_engine - per-user rule state, event time, undo. See trove_engine.h.
+
+    Working state is the unpacked protobuf (HuntState) itself: everything in
+    it is malloc'd (protobuf-c's default allocator), so fields are replaced
+    with malloc'd copies and trove__hunt_state__free_unpacked frees it all. */
+#include "trove_engine.h"
+#include "trove_tz.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SEEN 10000
+#define OCC_MAX 600
+
+//  A growing list of owned coins.
+typedef struct {
+    Trove__Coin **v;
+    size_t n, cap;
+} s_coins_t;
+
+//  Context of one engine call.
+typedef struct {
+    const trove_rules_t *rules;
+    const char *user;
+    trove_change_fn *emit;
+    void *arg;
+} s_ctx_t;
+
+static void
+s_coins_clear (s_coins_t *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        trove__coin__free_unpacked (c->v [i], NULL);
+    free (c->v);
+    memset (c, 0, sizeof *c);
+}
+
+static int
+s_coins_push (s_coins_t *c, Trove__Coin *coin)
+{
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        Trove__Coin **v = realloc (c->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        c->v = v;
+        c->cap = cap;
+    }
+    c->v [c->n++] = coin;
+    return 0;
+}
+
+static Trove__EventRef *
+s_ref_new (const char *source, const char *id)
+{
+    Trove__EventRef *r = malloc (sizeof *r);
+    if (!r)
+        return NULL;
+    trove__event_ref__init (r);
+    r->source = strdup (source);
+    r->id = strdup (id);
+    if (!r->source || !r->id) {
+        trove__event_ref__free_unpacked (r, NULL);
+        return NULL;
+    }
+    return r;
+}
+
+//  Append a ref to a malloc'd array of refs.
+static int
+s_refs_push (Trove__EventRef ***refs, size_t *n, const char *source, const char *id)
+{
+    Trove__EventRef **v = realloc (*refs, (*n + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    *refs = v;
+    if (!(v [*n] = s_ref_new (source, id)))
+        return -1;
+    (*n)++;
+    return 0;
+}
+
+static void
+s_refs_clear (Trove__EventRef ***refs, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++)
+        trove__event_ref__free_unpacked ((*refs) [i], NULL);
+    free (*refs);
+    *refs = NULL;
+    *n = 0;
+}
+
+static int
+s_refs_copy (Trove__EventRef ***dst, size_t *ndst, Trove__EventRef *const *src, size_t nsrc)
+{
+    s_refs_clear (dst, ndst);
+    for (size_t i = 0; i < nsrc; i++)
+        if (s_refs_push (dst, ndst, src [i]->source, src [i]->id))
+            return -1;
+    return 0;
+}
+
+static bool
+s_refs_have (Trove__EventRef *const *refs, size_t n, const char *source, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp (refs [i]->source, source) == 0 && strcmp (refs [i]->id, id) == 0)
+            return true;
+    return false;
+}
+
+//  A new owned coin (id computed from the occurrence key).
+static Trove__Coin *
+s_coin_new (const char *user, const trove_hunt_t *v, const trove_rule_t *r, const void *occ, size_t occ_len,
+            Trove__EventRef *const *refs, size_t nrefs, const Trove__Event *ev, int64_t accepted_us)
+{
+    char id [TROVE_COIN_ID_LEN + 1];
+    trove_hash_coin_id (v->hunt, r->id, user, occ, occ_len, id);
+    Trove__Coin *c = malloc (sizeof *c);
+    if (!c)
+        return NULL;
+    trove__coin__init (c);
+    c->id = strdup (id);
+    c->user = strdup (user);
+    c->hunt = strdup (v->hunt);
+    c->rule = strdup (r->id);
+    c->reason = strdup ("scored");
+    c->rule_version = v->version;
+    c->value = r->coins;
+    c->event_ts_ms = ev->ts_ms;
+    c->accepted_us = accepted_us;
+    if (!c->id || !c->user || !c->hunt || !c->rule || !c->reason
+        || s_refs_copy (&c->events, &c->n_events, refs, nrefs)) {
+        trove__coin__free_unpacked (c, NULL);
+        return NULL;
+    }
+    return c;
+}
+
+static int
+s_emit (s_ctx_t *ctx, const Trove__Coin *c, bool revoke, const char *reason)
+{
+    trove_change_t ch = {
+        .revoke = revoke,
+        .id = c->id,
+        .user = c->user,
+        .hunt = c->hunt,
+        .rule = c->rule,
+        .version = c->rule_version,
+        .value = c->value,
+        .refs = c->events,
+        .nrefs = c->n_events,
+        .event_ts_ms = c->event_ts_ms,
+        .accepted_us = c->accepted_us,
+        .reason = reason,
+    };
+    return ctx->emit (ctx->arg, &ch);
+}
+
+//  --------------------------------------------------------------------------
+//  Rule state
+
+//  The state of rule r in hs, created (or reset when the rule changed kind).
+static Trove__RuleState *
+s_rule_state (Trove__HuntState *hs, const trove_rule_t *r)
+{
+    for (size_t i = 0; i < hs->n_rules; i++) {
+        Trove__RuleState *rs = hs->rules [i];
+        if (strcmp (rs->rule, r->id) == 0) {
+            if (rs->kind == (uint32_t) r->kind)
+                return rs;
+            trove__rule_state__free_unpacked (rs, NULL);
+            hs->rules [i] = hs->rules [--hs->n_rules];
+            break;
+        }
+    }
+    Trove__RuleState **v = realloc (hs->rules, (hs->n_rules + 1) * sizeof *v);
+    if (!v)
+        return NULL;
+    hs->rules = v;
+    Trove__RuleState *rs = malloc (sizeof *rs);
+    if (!rs)
+        return NULL;
+    trove__rule_state__init (rs);
+    rs->kind = (uint32_t) r->kind;
+    if (!(rs->rule = strdup (r->id))) {
+        free (rs);
+        return NULL;
+    }
+    hs->rules [hs->n_rules++] = rs;
+    return rs;
+}
+
+//  Period number of ts for a cap, and its text for the occurrence key.
+static int64_t
+s_period (const trove_hunt_t *v, trove_per_t per, int64_t ts, char *text, size_t size)
+{
+    char date [32];
+    int64_t p = 0;
+    switch (per) {
+        case TROVE_PER_DAY:
+            p = trove_tz_day (v->tz, ts);
+            trove_tz_day_text (p, date, sizeof date);
+            snprintf (text, size, "day:%s", date);
+            break;
+        case TROVE_PER_WEEK:
+            p = trove_tz_week (v->tz, ts);
+            trove_tz_day_text (p * 7 - 3, date, sizeof date);
+            snprintf (text, size, "week:%s", date);
+            break;
+        case TROVE_PER_MONTH:
+            p = trove_tz_month (v->tz, ts);
+            trove_tz_month_text (p, date, sizeof date);
+            snprintf (text, size, "month:%s", date);
+            break;
+        default:
+            snprintf (text, size, "hunt");
+            break;
+    }
+    return p;
+}
+
+//  Occurrence key "a" NUL "b" [NUL "c"] into buf; returns its length.
+static size_t
+s_occ (char *buf, const char *a, const char *b, const char *c)
+{
+    size_t n = (size_t) snprintf (buf, OCC_MAX, "%s", a) + 1;
+    n += (size_t) snprintf (buf + n, OCC_MAX - n, "%s", b);
+    if (c) {
+        n++;
+        n += (size_t) snprintf (buf + n, OCC_MAX - n, "%s", c);
+    }
+    return n;
+}
+
+//  Apply one event to the rule states of hs under version v; the coins it
+//  earns are appended to out. Returns 0 or -1 (out of memory).
+static int
+s_process (const char *user, Trove__HuntState *hs, const trove_hunt_t *v, const Trove__Event *ev,
+           int64_t accepted_us, s_coins_t *out)
+{
+    Trove__EventRef self_ref = TROVE__EVENT_REF__INIT;
+    self_ref.source = ev->source;
+    self_ref.id = ev->id;
+    Trove__EventRef *self_refs [1] = {&self_ref};
+    char occ [OCC_MAX];
+    size_t occ_len;
+    for (size_t i = 0; i < v->nrules; i++) {
+        const trove_rule_t *r = &v->rules [i];
+        if (!trove_rule_stateful (r))
+            continue;
+        if (r->kind != TROVE_KIND_SEQUENCE && !trove_match (&r->match, ev))
+            continue;
+        Trove__RuleState *rs = s_rule_state (hs, r);
+        if (!rs)
+            return -1;
+        Trove__Coin *coin = NULL;
+        char num [24];
+        switch (r->kind) {
+            case TROVE_KIND_EACH:
+                if (r->cooldown_ms && rs->awarded && ev->ts_ms - rs->last_award_ts < r->cooldown_ms)
+                    continue;
+                if (r->cap_max) {
+                    char ptext [64];
+                    int64_t p = s_period (v, r->cap_per, ev->ts_ms, ptext, sizeof ptext);
+                    if (rs->used && p < rs->period)
+                        continue;  //  a late event of a past period: its slots are unknown here
+                    if (rs->used && p != rs->period)
+                        rs->used = 0;
+                    rs->period = p;
+                    if (rs->used >= r->cap_max)
+                        continue;
+                    snprintf (num, sizeof num, "%u", rs->used++);
+                    occ_len = s_occ (occ, "cap", ptext, num);
+                }
+                else {
+                    occ_len = s_occ (occ, ev->source, ev->id, NULL);
+                }
+                rs->awarded = true;
+                rs->last_award_ts = ev->ts_ms;
+                coin = s_coin_new (user, v, r, occ, occ_len, self_refs, 1, ev, accepted_us);
+                break;
+            case TROVE_KIND_COUNT:
+                if (rs->done && !r->repeat)
+                    continue;
+                if (r->distinct) {
+                    char text [320];
+                    if (!trove_attr_text (ev, r->distinct, text, sizeof text))
+                        continue;
+                    uint64_t h = trove_hash_fnv1a64 (text, strlen (text));
+                    bool seen = false;
+                    for (size_t k = 0; k < rs->n_seen && !seen; k++)
+                        seen = rs->seen [k] == h;
+                    if (seen || rs->n_seen >= MAX_SEEN)
+                        continue;
+                    uint64_t *bigger = realloc (rs->seen, (rs->n_seen + 1) * sizeof *bigger);
+                    if (!bigger)
+                        return -1;
+                    rs->seen = bigger;
+                    rs->seen [rs->n_seen++] = h;
+                }
+                if (s_refs_push (&rs->refs, &rs->n_refs, ev->source, ev->id))
+                    return -1;
+                if (rs->n_refs < r->count)
+                    continue;
+                snprintf (num, sizeof num, "%u", ++rs->done);
+                occ_len = s_occ (occ, "count", num, NULL);
+                coin = s_coin_new (user, v, r, occ, occ_len, rs->refs, rs->n_refs, ev, accepted_us);
+                s_refs_clear (&rs->refs, &rs->n_refs);
+                if (!r->repeat) {
+                    free (rs->seen);  //  finished: nothing else can matter
+                    rs->seen = NULL;
+                    rs->n_seen = 0;
+                }
+                break;
+            case TROVE_KIND_SEQUENCE: {
+                if (rs->done && !r->repeat)
+                    continue;
+                size_t k = r->nsteps;
+                while (rs->n_partials < k - 1) {
+                    Trove__SeqPartial **bigger =
+                        realloc (rs->partials, (rs->n_partials + 1) * sizeof *bigger);
+                    if (!bigger)
+                        return -1;
+                    rs->partials = bigger;
+                    Trove__SeqPartial *sp = malloc (sizeof *sp);
+                    if (!sp)
+                        return -1;
+                    trove__seq_partial__init (sp);
+                    rs->partials [rs->n_partials++] = sp;
+                }
+                for (size_t j = 0; j + 1 < k; j++) {
+                    Trove__SeqPartial *sp = rs->partials [j];
+                    if (sp->set && ev->ts_ms - sp->start_ts > r->within_ms) {
+                        sp->set = false;
+                        s_refs_clear (&sp->refs, &sp->n_refs);
+                    }
+                }
+                //  Highest step first: one event advances a match by one step only.
+                for (size_t j = k; j-- > 0;) {
+                    if (!trove_match (&r->steps [j], ev))
+                        continue;
+                    if (j == 0) {
+                        Trove__SeqPartial *sp = rs->partials [0];
+                        if (s_refs_copy (&sp->refs, &sp->n_refs, self_refs, 1))
+                            return -1;
+                        sp->set = true;
+                        sp->start_ts = ev->ts_ms;
+                        break;
+                    }
+                    Trove__SeqPartial *prev = rs->partials [j - 1];
+                    if (!prev->set || ev->ts_ms - prev->start_ts > r->within_ms)
+                        continue;
+                    if (j == k - 1) {
+                        if (s_refs_push (&prev->refs, &prev->n_refs, ev->source, ev->id))
+                            return -1;
+                        snprintf (num, sizeof num, "%u", ++rs->done);
+                        occ_len = s_occ (occ, "sequence", num, NULL);
+                        coin =
+                            s_coin_new (user, v, r, occ, occ_len, prev->refs, prev->n_refs, ev, accepted_us);
+                        for (size_t q = 0; q < rs->n_partials; q++) {
+                            rs->partials [q]->set = false;
+                            s_refs_clear (&rs->partials [q]->refs, &rs->partials [q]->n_refs);
+                        }
+                        break;
+                    }
+                    Trove__SeqPartial *sp = rs->partials [j];
+                    if (sp->set && sp->start_ts > prev->start_ts)
+                        continue;  //  the match already there started later: it has more time left
+                    if (s_refs_copy (&sp->refs, &sp->n_refs, prev->refs, prev->n_refs)
+                        || s_refs_push (&sp->refs, &sp->n_refs, ev->source, ev->id))
+                        return -1;
+                    sp->set = true;
+                    sp->start_ts = prev->start_ts;
+                    break;
+                }
+                if (!coin)
+                    continue;
+                break;
+            }
+            case TROVE_KIND_STREAK: {
+                if (rs->done && !r->repeat)
+                    continue;
+                int64_t day = trove_tz_day (v->tz, ev->ts_ms);
+                if (rs->active && day <= rs->last_day)
+                    continue;  //  same day (or a late past day)
+                if (!rs->active || day != rs->last_day + 1)
+                    s_refs_clear (&rs->refs, &rs->n_refs);  //  broken: a new run
+                if (s_refs_push (&rs->refs, &rs->n_refs, ev->source, ev->id))
+                    return -1;
+                rs->active = true;
+                rs->last_day = day;
+                if (rs->n_refs < r->days)
+                    continue;
+                snprintf (num, sizeof num, "%u", ++rs->done);
+                occ_len = s_occ (occ, "streak", num, NULL);
+                coin = s_coin_new (user, v, r, occ, occ_len, rs->refs, rs->n_refs, ev, accepted_us);
+                s_refs_clear (&rs->refs, &rs->n_refs);
+                break;
+            }
+        }
+        if (!coin || s_coins_push (out, coin)) {
+            if (coin)
+                trove__coin__free_unpacked (coin, NULL);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+//  Does the event match a stateful rule of v (so it belongs in the buffer)?
+static bool
+s_matches_stateful (const trove_hunt_t *v, const Trove__Event *ev)
+{
+    for (size_t i = 0; i < v->nrules; i++) {
+        const trove_rule_t *r = &v->rules [i];
+        if (!trove_rule_stateful (r))
+            continue;
+        if (r->kind == TROVE_KIND_SEQUENCE) {
+            for (size_t j = 0; j < r->nsteps; j++)
+                if (trove_match (&r->steps [j], ev))
+                    return true;
+        }
+        else if (trove_match (&r->match, ev))
+            return true;
+    }
+    return false;
+}
+
+//  --------------------------------------------------------------------------
+//  Hunt state: load, replay, fold, save
+
+static int
+s_event_order (const Trove__Event *a, const Trove__Event *b)
+{
+    if (a->ts_ms != b->ts_ms)
+        return a->ts_ms < b->ts_ms ? -1 : 1;
+    int c = strcmp (a->source, b->source);
+    return c ? c : strcmp (a->id, b->id);
+}
+
+static Trove__HuntState *
+s_state_load (s_ctx_t *ctx, const trove_store_t *store, const char *hunt, int *rc_p)
+{
+    const void *data;
+    size_t size;
+    int rc = store->get (store->arg, ctx->user, hunt, &data, &size);
+    *rc_p = rc < 0 ? -1 : 0;
+    if (rc < 0)
+        return NULL;
+    if (rc == 0) {
+        Trove__HuntState *hs = trove__hunt_state__unpack (NULL, size, data);
+        if (!hs)
+            *rc_p = -1;  //  unreadable state: refuse rather than start over
+        return hs;
+    }
+    Trove__HuntState *hs = malloc (sizeof *hs);
+    if (hs) {
+        trove__hunt_state__init (hs);
+        if (!(hs->hunt = strdup (hunt))) {
+            free (hs);
+            hs = NULL;
+        }
+    }
+    if (!hs)
+        *rc_p = -1;
+    return hs;
+}
+
+static int
+s_state_save (s_ctx_t *ctx, const trove_store_t *store, Trove__HuntState *hs)
+{
+    size_t size = trove__hunt_state__get_packed_size (hs);
+    uint8_t *buf = malloc (size ? size : 1);
+    if (!buf)
+        return -1;
+    trove__hunt_state__pack (hs, buf);
+    int rc = store->put (store->arg, ctx->user, hs->hunt, buf, size);
+    free (buf);
+    return rc;
+}
+
+//  A deep copy of the checkpoint (the rule states only).
+static Trove__HuntState *
+s_checkpoint_copy (const Trove__HuntState *hs)
+{
+    Trove__HuntState only = TROVE__HUNT_STATE__INIT;
+    only.hunt = hs->hunt;
+    only.n_rules = hs->n_rules;
+    only.rules = hs->rules;
+    size_t size = trove__hunt_state__get_packed_size (&only);
+    uint8_t *buf = malloc (size ? size : 1);
+    if (!buf)
+        return NULL;
+    trove__hunt_state__pack (&only, buf);
+    Trove__HuntState *copy = trove__hunt_state__unpack (NULL, size, buf);
+    free (buf);
+    return copy;
+}
+
+//  Same value, version and provenance: nothing to change in the ledger.
+static bool
+s_same_coin (const Trove__Coin *a, const Trove__Coin *b)
+{
+    if (a->value != b->value || a->rule_version != b->rule_version || a->n_events != b->n_events)
+        return false;
+    for (size_t i = 0; i < a->n_events; i++)
+        if (strcmp (a->events [i]->source, b->events [i]->source)
+            || strcmp (a->events [i]->id, b->events [i]->id))
+            return false;
+    return true;
+}
+
+static Trove__Coin *
+s_find (Trove__Coin *const *coins, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp (coins [i]->id, id) == 0)
+            return coins [i];
+    return NULL;
+}
+
+//  Replay the buffer from the checkpoint and turn the difference with the
+//  coins it earned before into revocations and mints. trigger: the event
+//  that caused this (its new coins are "scored", others "rescored").
+static int
+s_replay (s_ctx_t *ctx, size_t h, Trove__HuntState *hs, const Trove__Event *trigger,
+          const char *revoke_reason)
+{
+    Trove__HuntState *r = s_checkpoint_copy (hs);
+    if (!r)
+        return -1;
+    s_coins_t fresh = {0};
+    int rc = 0;
+    for (size_t i = 0; i < hs->n_buffer && rc == 0; i++) {
+        const Trove__Event *ev = hs->buffer [i]->event;
+        const trove_hunt_t *v = trove_rules_effective (ctx->rules, h, ev->ts_ms);
+        if (v)
+            rc = s_process (ctx->user, r, v, ev, hs->buffer [i]->accepted_us, &fresh);
+    }
+    trove__hunt_state__free_unpacked (r, NULL);
+    for (size_t i = 0; i < hs->n_tail && rc == 0; i++) {
+        Trove__Coin *now = s_find (fresh.v, fresh.n, hs->tail [i]->id);
+        if (!now || !s_same_coin (now, hs->tail [i]))
+            rc = s_emit (ctx, hs->tail [i], true, revoke_reason);
+    }
+    for (size_t i = 0; i < fresh.n && rc == 0; i++) {
+        Trove__Coin *before = s_find (hs->tail, hs->n_tail, fresh.v [i]->id);
+        if (before && s_same_coin (before, fresh.v [i]))
+            continue;
+        bool earned =
+            trigger && s_refs_have (fresh.v [i]->events, fresh.v [i]->n_events, trigger->source, trigger->id);
+        rc = s_emit (ctx, fresh.v [i], false, earned ? "scored" : "rescored");
+    }
+    if (rc == 0) {
+        //  The tail now lists what the ledger holds for the buffer.
+        for (size_t i = 0; i < hs->n_tail; i++)
+            trove__coin__free_unpacked (hs->tail [i], NULL);
+        free (hs->tail);
+        hs->tail = fresh.v;
+        hs->n_tail = fresh.n;
+        fresh.v = NULL;
+        fresh.n = 0;
+    }
+    s_coins_clear (&fresh);
+    return rc;
+}
+
+//  Fold events that can no longer move into the checkpoint; their coins
+//  leave the tail (they are final).
+static int
+s_fold (s_ctx_t *ctx, size_t h, Trove__HuntState *hs, int64_t lateness_ms)
+{
+    size_t drop = 0;
+    while (drop < hs->n_buffer
+           && (hs->buffer [drop]->event->ts_ms < hs->max_ts - lateness_ms
+               || hs->n_buffer - drop > TROVE_ENGINE_BUFFER_MAX)) {
+        const Trove__Event *ev = hs->buffer [drop]->event;
+        const trove_hunt_t *v = trove_rules_effective (ctx->rules, h, ev->ts_ms);
+        s_coins_t coins = {0};
+        if (v && s_process (ctx->user, hs, v, ev, hs->buffer [drop]->accepted_us, &coins)) {
+            s_coins_clear (&coins);
+            return -1;
+        }
+        for (size_t c = 0; c < coins.n; c++)
+            for (size_t t = 0; t < hs->n_tail; t++)
+                if (strcmp (hs->tail [t]->id, coins.v [c]->id) == 0) {
+                    trove__coin__free_unpacked (hs->tail [t], NULL);
+                    hs->tail [t] = hs->tail [--hs->n_tail];
+                    break;
+                }
+        s_coins_clear (&coins);
+        trove__buffered_event__free_unpacked (hs->buffer [drop], NULL);
+        drop++;
+    }
+    if (drop) {
+        memmove (hs->buffer, hs->buffer + drop, (hs->n_buffer - drop) * sizeof *hs->buffer);
+        hs->n_buffer -= drop;
+    }
+    return 0;
+}
+
+//  A malloc'd copy of an event (the buffer owns its events).
+static Trove__Event *
+s_event_copy (const Trove__Event *ev)
+{
+    size_t size = trove__event__get_packed_size (ev);
+    uint8_t *buf = malloc (size ? size : 1);
+    if (!buf)
+        return NULL;
+    trove__event__pack (ev, buf);
+    Trove__Event *copy = trove__event__unpack (NULL, size, buf);
+    free (buf);
+    return copy;
+}
+
+static int
+s_buffer_insert (Trove__HuntState *hs, const Trove__Event *ev, int64_t accepted_us)
+{
+    Trove__BufferedEvent **v = realloc (hs->buffer, (hs->n_buffer + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    hs->buffer = v;
+    Trove__BufferedEvent *b = malloc (sizeof *b);
+    if (!b)
+        return -1;
+    trove__buffered_event__init (b);
+    b->accepted_us = accepted_us;
+    if (!(b->event = s_event_copy (ev))) {
+        free (b);
+        return -1;
+    }
+    size_t at = hs->n_buffer;
+    while (at > 0 && s_event_order (hs->buffer [at - 1]->event, ev) > 0)
+        at--;
+    memmove (hs->buffer + at + 1, hs->buffer + at, (hs->n_buffer - at) * sizeof *hs->buffer);
+    hs->buffer [at] = b;
+    hs->n_buffer++;
+    return 0;
+}
+
+//  Emit every coin in the list as a mint, reason "scored".
+static int
+s_emit_all (s_ctx_t *ctx, s_coins_t *coins)
+{
+    for (size_t i = 0; i < coins->n; i++)
+        if (s_emit (ctx, coins->v [i], false, "scored"))
+            return -1;
+    return 0;
+}
+
+//  The stateful part of one hunt for one event.
+static int
+s_score_stateful (s_ctx_t *ctx, const trove_store_t *store, size_t h, const trove_hunt_t *v,
+                  const Trove__Event *ev, int64_t accepted_us)
+{
+    int rc;
+    Trove__HuntState *hs = s_state_load (ctx, store, v->hunt, &rc);
+    if (!hs)
+        return -1;
+    bool fresh = hs->n_rules == 0 && hs->n_buffer == 0 && hs->max_ts == 0;
+    if (!fresh && ev->ts_ms < hs->max_ts - v->lateness_ms) {
+        //  Too late to place exactly: fold it in now.
+        s_coins_t coins = {0};
+        rc = s_process (ctx->user, hs, v, ev, accepted_us, &coins);
+        if (rc == 0)
+            rc = s_emit_all (ctx, &coins);
+        s_coins_clear (&coins);
+    }
+    else
+        rc = s_buffer_insert (hs, ev, accepted_us);
+    if (fresh || ev->ts_ms > hs->max_ts)
+        hs->max_ts = ev->ts_ms;
+    if (rc == 0)
+        rc = s_replay (ctx, h, hs, ev, "rescored");
+    if (rc == 0)
+        rc = s_fold (ctx, h, hs, v->lateness_ms);
+    if (rc == 0)
+        rc = s_state_save (ctx, store, hs);
+    trove__hunt_state__free_unpacked (hs, NULL);
+    return rc;
+}
+
+static int
+s_undo (s_ctx_t *ctx, const trove_store_t *store, const char *source, const char *id)
+{
+    for (size_t h = 0; h < trove_rules_hunts (ctx->rules); h++) {
+        const trove_hunt_t *latest = trove_rules_latest (ctx->rules, h);
+        const void *data;
+        size_t size;
+        int got = store->get (store->arg, ctx->user, latest->hunt, &data, &size);
+        if (got < 0)
+            return -1;
+        if (got)
+            continue;
+        Trove__HuntState *hs = trove__hunt_state__unpack (NULL, size, data);
+        if (!hs)
+            return -1;
+        int rc = 0;
+        for (size_t i = 0; i < hs->n_buffer; i++) {
+            const Trove__Event *b = hs->buffer [i]->event;
+            if (strcmp (b->source, source) || strcmp (b->id, id))
+                continue;
+            trove__buffered_event__free_unpacked (hs->buffer [i], NULL);
+            memmove (hs->buffer + i, hs->buffer + i + 1, (hs->n_buffer - i - 1) * sizeof *hs->buffer);
+            hs->n_buffer--;
+            rc = s_replay (ctx, h, hs, NULL, "undo");
+            if (rc == 0)
+                rc = s_state_save (ctx, store, hs);
+            break;
+        }
+        trove__hunt_state__free_unpacked (hs, NULL);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+bool
+trove_engine_undo_target (const Trove__Event *ev, const char **source_p, const char **id_p)
+{
+    if (strcmp (ev->type, "undo"))
+        return false;
+    const char *source = NULL, *id = NULL;
+    for (size_t i = 0; i < ev->n_attrs; i++) {
+        const Trove__Attr *a = ev->attrs [i];
+        if (a->value_case != TROVE__ATTR__VALUE_S)
+            continue;
+        if (strcmp (a->key, "target_source") == 0)
+            source = a->s;
+        else if (strcmp (a->key, "target_id") == 0)
+            id = a->s;
+    }
+    if (!source || !id || !*source || !*id)
+        return false;
+    *source_p = source;
+    *id_p = id;
+    return true;
+}
+
+int
+trove_engine_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t accepted_us,
+                    const trove_store_t *store, trove_change_fn *emit, void *arg)
+{
+    s_ctx_t ctx = {rules, ev->user, emit, arg};
+    const char *tsource, *tid;
+    if (trove_engine_undo_target (ev, &tsource, &tid))
+        return s_undo (&ctx, store, tsource, tid);
+    if (strcmp (ev->type, "undo") == 0)
+        return 0;  //  validation refuses an undo without its target; never scored
+    for (size_t h = 0; h < trove_rules_hunts (rules); h++) {
+        const trove_hunt_t *v = trove_rules_effective (rules, h, ev->ts_ms);
+        if (!v)
+            continue;
+        for (size_t i = 0; i < v->nrules; i++) {
+            const trove_rule_t *r = &v->rules [i];
+            if (trove_rule_stateful (r) || !trove_match (&r->match, ev))
+                continue;
+            Trove__EventRef ref = TROVE__EVENT_REF__INIT;
+            ref.source = ev->source;
+            ref.id = ev->id;
+            Trove__EventRef *refs [1] = {&ref};
+            char occ [OCC_MAX];
+            size_t occ_len = s_occ (occ, ev->source, ev->id, NULL);
+            char id [TROVE_COIN_ID_LEN + 1];
+            trove_hash_coin_id (v->hunt, r->id, ev->user, occ, occ_len, id);
+            trove_change_t ch = {
+                .id = id,
+                .user = ev->user,
+                .hunt = v->hunt,
+                .rule = r->id,
+                .version = v->version,
+                .value = r->coins,
+                .refs = refs,
+                .nrefs = 1,
+                .event_ts_ms = ev->ts_ms,
+                .accepted_us = accepted_us,
+                .reason = "scored",
+            };
+            if (emit (arg, &ch))
+                return -1;
+        }
+        if (v->stateful && s_matches_stateful (v, ev)
+            && s_score_stateful (&ctx, store, h, v, ev, accepted_us))
+            return -1;
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  In-memory store
+
+typedef struct {
+    void *data;
+    size_t size;
+} s_blob_t;
+
+struct _trove_memstore_t {
+    zhashx_t *map;  //  "user \x1f hunt" -> s_blob_t
+};
+
+static void
+s_blob_destroy (void **item)
+{
+    s_blob_t *b = *item;
+    if (b) {
+        free (b->data);
+        free (b);
+        *item = NULL;
+    }
+}
+
+trove_memstore_t *
+trove_memstore_new (void)
+{
+    trove_memstore_t *self = calloc (1, sizeof *self);
+    if (self && !(self->map = zhashx_new ()))
+        free (self), self = NULL;
+    if (self)
+        zhashx_set_destructor (self->map, s_blob_destroy);
+    return self;
+}
+
+void
+trove_memstore_destroy (trove_memstore_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        zhashx_destroy (&(*self_p)->map);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+static int
+s_mem_get (void *arg, const char *user, const char *hunt, const void **data_p, size_t *size_p)
+{
+    trove_memstore_t *self = arg;
+    char *key = zsys_sprintf ("%s\x1f%s", user, hunt);
+    if (!key)
+        return -1;
+    s_blob_t *b = zhashx_lookup (self->map, key);
+    zstr_free (&key);
+    if (!b)
+        return 1;
+    *data_p = b->data;
+    *size_p = b->size;
+    return 0;
+}
+
+static int
+s_mem_put (void *arg, const char *user, const char *hunt, const void *data, size_t size)
+{
+    trove_memstore_t *self = arg;
+    char *key = zsys_sprintf ("%s\x1f%s", user, hunt);
+    if (!key)
+        return -1;
+    int rc = 0;
+    if (size == 0)
+        zhashx_delete (self->map, key);
+    else {
+        s_blob_t *b = malloc (sizeof *b);
+        if (b && (b->data = malloc (size))) {
+            memcpy (b->data, data, size);
+            b->size = size;
+            zhashx_update (self->map, key, b);
+        }
+        else {
+            free (b);
+            rc = -1;
+        }
+    }
+    zstr_free (&key);
+    return rc;
+}
+
+trove_store_t
+trove_memstore_store (trove_memstore_t *self)
+{
+    return (trove_store_t){s_mem_get, s_mem_put, self};
+}
+
+size_t
+trove_memstore_bytes (trove_memstore_t *self, size_t *entries_p)
+{
+    size_t bytes = 0;
+    for (s_blob_t *b = zhashx_first (self->map); b; b = zhashx_next (self->map))
+        bytes += b->size;
+    if (entries_p)
+        *entries_p = zhashx_size (self->map);
+    return bytes;
+}
+
+//  --------------------------------------------------------------------------
+//  Derivation in event-time order
+
+typedef struct {
+    zhashx_t *live;  //  id -> Trove__Coin (owned)
+} s_live_t;
+
+static int
+s_live_change (void *arg, const trove_change_t *ch)
+{
+    s_live_t *l = arg;
+    if (ch->revoke) {
+        zhashx_delete (l->live, ch->id);
+        return 0;
+    }
+    Trove__Coin *c = malloc (sizeof *c);
+    if (!c)
+        return -1;
+    trove__coin__init (c);
+    c->id = strdup (ch->id);
+    c->user = strdup (ch->user);
+    c->hunt = strdup (ch->hunt);
+    c->rule = strdup (ch->rule);
+    c->reason = strdup ("scored");
+    c->rule_version = ch->version;
+    c->value = ch->value;
+    c->event_ts_ms = ch->event_ts_ms;
+    c->accepted_us = ch->accepted_us;
+    if (!c->id || !c->user || !c->hunt || !c->rule || !c->reason
+        || s_refs_copy (&c->events, &c->n_events, ch->refs, ch->nrefs)) {
+        trove__coin__free_unpacked (c, NULL);
+        return -1;
+    }
+    zhashx_update (l->live, ch->id, c);
+    return 0;
+}
+
+static void
+s_coin_destroy (void **item)
+{
+    if (*item) {
+        trove__coin__free_unpacked (*item, NULL);
+        *item = NULL;
+    }
+}
+
+static int
+s_ptr_event_order (const void *a, const void *b)
+{
+    return s_event_order (*(Trove__Event *const *) a, *(Trove__Event *const *) b);
+}
+
+static int
+s_coin_order (const void *a, const void *b)
+{
+    const Trove__Coin *x = *(Trove__Coin *const *) a, *y = *(Trove__Coin *const *) b;
+    int c = strcmp (x->hunt, y->hunt);
+    if (!c)
+        c = strcmp (x->rule, y->rule);
+    return c ? c : strcmp (x->id, y->id);
+}
+
+int
+trove_engine_derive (const trove_rules_t *rules, Trove__Event *const *events, size_t n, trove_change_fn *emit,
+                     void *arg)
+{
+    int rc = -1;
+    Trove__Event **sorted = malloc ((n ? n : 1) * sizeof *sorted);
+    zhashx_t *undone = zhashx_new ();
+    s_live_t live = {zhashx_new ()};
+    trove_memstore_t *mem = trove_memstore_new ();
+    Trove__Coin **list = NULL;
+    if (!sorted || !undone || !live.live || !mem)
+        goto done;
+    zhashx_set_destructor (live.live, s_coin_destroy);
+    memcpy (sorted, events, n * sizeof *sorted);
+    qsort (sorted, n, sizeof *sorted, s_ptr_event_order);
+    for (size_t i = 0; i < n; i++) {
+        const char *s, *id;
+        if (trove_engine_undo_target (sorted [i], &s, &id)) {
+            char *key = zsys_sprintf ("%s\x1f%s", s, id);
+            if (!key)
+                goto done;
+            zhashx_update (undone, key, (void *) 1);
+            zstr_free (&key);
+        }
+    }
+    trove_store_t store = trove_memstore_store (mem);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp (sorted [i]->type, "undo") == 0)
+            continue;  //  applied by leaving its target out
+        char *key = zsys_sprintf ("%s\x1f%s", sorted [i]->source, sorted [i]->id);
+        if (!key)
+            goto done;
+        bool skip = zhashx_lookup (undone, key) != NULL;
+        zstr_free (&key);
+        if (!skip && trove_engine_score (rules, sorted [i], 0, &store, s_live_change, &live))
+            goto done;
+    }
+    size_t nlive = zhashx_size (live.live), k = 0;
+    list = malloc ((nlive ? nlive : 1) * sizeof *list);
+    if (!list)
+        goto done;
+    for (Trove__Coin *c = zhashx_first (live.live); c; c = zhashx_next (live.live))
+        list [k++] = c;
+    qsort (list, nlive, sizeof *list, s_coin_order);
+    s_ctx_t ctx = {rules, NULL, emit, arg};
+    rc = 0;
+    for (size_t i = 0; i < nlive && rc == 0; i++)
+        rc = s_emit (&ctx, list [i], false, "scored");
+done:
+    free (list);
+    free (sorted);
+    zhashx_destroy (&undone);
+    zhashx_destroy (&live.live);
+    trove_memstore_destroy (&mem);
+    return rc;
+}

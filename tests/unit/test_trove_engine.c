@@ -1,0 +1,604 @@
+/*  Tests for trove_engine: every rule kind with exact coin ids and values,
+    event time (DST days, lateness), undo, versions, and the property that
+    any arrival order within lateness converges to event-time order. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "trove_engine.h"
+#include "trove_event.h"
+#include "trove_hash.h"
+#include "trove_rules.h"
+#include "trove_util.h"
+
+#include <czmq.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+//  --------------------------------------------------------------------------
+//  A small ledger model: the live coins after every change, as the scorer's
+//  ledger keeps them (latest entry of an id wins; a revocation kills it).
+
+typedef struct {
+    char id [TROVE_COIN_ID_LEN + 1];
+    char rule [64];
+    int64_t value;
+    uint32_t version;
+    char refs [512];  //  "source/id,source/id"
+    bool live;
+} s_coin_t;
+
+typedef struct {
+    trove_rules_t *rules;
+    trove_memstore_t *mem;
+    s_coin_t coins [512];
+    size_t ncoins;
+    size_t mints, revokes;
+    char last_reason [32];
+} s_model_t;
+
+static s_coin_t *
+s_model_find (s_model_t *m, const char *id)
+{
+    for (size_t i = 0; i < m->ncoins; i++)
+        if (strcmp (m->coins [i].id, id) == 0)
+            return &m->coins [i];
+    return NULL;
+}
+
+static int
+s_model_change (void *arg, const trove_change_t *ch)
+{
+    s_model_t *m = arg;
+    s_coin_t *c = s_model_find (m, ch->id);
+    if (ch->revoke) {
+        //  A revocation must name a live coin with the value it takes back.
+        assert_non_null (c);
+        assert_true (c->live);
+        assert_int_equal (c->value, ch->value);
+        c->live = false;
+        m->revokes++;
+    }
+    else {
+        if (c)
+            assert_false (c->live);  //  never minted twice while live
+        else {
+            assert_true (m->ncoins < 512);
+            c = &m->coins [m->ncoins++];
+        }
+        snprintf (c->id, sizeof c->id, "%s", ch->id);
+        snprintf (c->rule, sizeof c->rule, "%s", ch->rule);
+        c->value = ch->value;
+        c->version = ch->version;
+        c->refs [0] = 0;
+        for (size_t i = 0; i < ch->nrefs; i++) {
+            size_t len = strlen (c->refs);
+            snprintf (c->refs + len, sizeof c->refs - len, "%s%s/%s", i ? "," : "", ch->refs [i]->source,
+                      ch->refs [i]->id);
+        }
+        c->live = true;
+        m->mints++;
+    }
+    snprintf (m->last_reason, sizeof m->last_reason, "%s", ch->reason);
+    return 0;
+}
+
+static void
+s_model_init (s_model_t *m, const char *yaml)
+{
+    memset (m, 0, sizeof *m);
+    char *err = NULL;
+    m->rules = trove_rules_load_text ("test.yaml", yaml, strlen (yaml), &err);
+    if (!m->rules)
+        fail_msg ("rules: %s", err);
+    m->mem = trove_memstore_new ();
+    assert_non_null (m->mem);
+}
+
+static void
+s_model_reset (s_model_t *m)
+{
+    trove_rules_t *rules = m->rules;
+    trove_memstore_destroy (&m->mem);
+    memset (m, 0, sizeof *m);
+    m->rules = rules;
+    m->mem = trove_memstore_new ();
+}
+
+static void
+s_model_destroy (s_model_t *m)
+{
+    trove_rules_destroy (&m->rules);
+    trove_memstore_destroy (&m->mem);
+}
+
+//  Event from a compact form: "source id user type ts [k=v ...]"; ts is RFC
+//  3339; attribute values that parse as numbers are numbers.
+static Trove__Event *
+s_event (const char *spec)
+{
+    char source [64], id [64], user [64], type [64], ts [64];
+    int used = 0;
+    if (sscanf (spec, "%63s %63s %63s %63s %63s%n", source, id, user, type, ts, &used) != 5)
+        fail_msg ("bad event spec %s", spec);
+    char json [1024];
+    int n = snprintf (
+        json, sizeof json,
+        "{\"source\":\"%s\",\"id\":\"%s\",\"user\":\"%s\",\"type\":\"%s\",\"ts\":\"%s\",\"attrs\":{", source,
+        id, user, type, ts);
+    const char *rest = spec + used;
+    char kv [128];
+    int k = 0, len;
+    while (sscanf (rest, "%127s%n", kv, &len) == 1) {
+        rest += len;
+        char *eq = strchr (kv, '=');
+        assert_non_null (eq);
+        *eq = 0;
+        char *end;
+        strtod (eq + 1, &end);
+        bool number = *end == 0 && end != eq + 1 && strncmp (kv, "target_", 7);
+        n += snprintf (json + n, sizeof json - n, "%s\"%s\":%s%s%s", k++ ? "," : "", kv, number ? "" : "\"",
+                       eq + 1, number ? "" : "\"");
+    }
+    snprintf (json + n, sizeof json - n, "}}");
+    const char *reason;
+    char *err = NULL;
+    Trove__Event *ev = trove_event_from_json (json, strlen (json), &reason, &err);
+    if (!ev)
+        fail_msg ("bad test event %s: %s", json, err);
+    return ev;
+}
+
+static void
+s_send (s_model_t *m, const char *spec)
+{
+    Trove__Event *ev = s_event (spec);
+    trove_store_t store = trove_memstore_store (m->mem);
+    assert_int_equal (trove_engine_score (m->rules, ev, 0, &store, s_model_change, m), 0);
+    trove_event_destroy (&ev);
+}
+
+//  Coin id from an occurrence given as parts joined by '|' (NUL in the key).
+static void
+s_id (const char *hunt, const char *rule, const char *user, const char *occ, char *out)
+{
+    char key [256];
+    size_t n = strlen (occ);
+    assert_true (n < sizeof key);
+    for (size_t i = 0; i < n; i++)
+        key [i] = occ [i] == '|' ? 0 : occ [i];
+    trove_hash_coin_id (hunt, rule, user, key, n, out);
+}
+
+//  The model holds exactly these live coins: "rule occurrence value refs".
+static void
+s_expect (s_model_t *m, const char *hunt, const char *user, const char *const *want, size_t nwant)
+{
+    size_t live = 0;
+    for (size_t i = 0; i < m->ncoins; i++)
+        live += m->coins [i].live;
+    for (size_t w = 0; w < nwant; w++) {
+        char rule [64], occ [128], refs [512];
+        long long value;
+        if (sscanf (want [w], "%63s %127s %lld %511s", rule, occ, &value, refs) != 4)
+            fail_msg ("bad expectation %s", want [w]);
+        char id [TROVE_COIN_ID_LEN + 1];
+        s_id (hunt, rule, user, occ, id);
+        s_coin_t *c = s_model_find (m, id);
+        if (!c || !c->live)
+            fail_msg ("missing coin %s (%s)", want [w], id);
+        assert_string_equal (c->rule, rule);
+        assert_int_equal (c->value, value);
+        assert_string_equal (c->refs, refs);
+    }
+    if (live != nwant) {
+        for (size_t i = 0; i < m->ncoins; i++)
+            if (m->coins [i].live)
+                print_message ("live: %s %s %lld %s\n", m->coins [i].id, m->coins [i].rule,
+                               (long long) m->coins [i].value, m->coins [i].refs);
+        fail_msg ("%zu live coins, want %zu", live, nwant);
+    }
+}
+
+#define EXPECT(m, user, ...)                                                 \
+    do {                                                                     \
+        const char *const want_ [] = {__VA_ARGS__};                          \
+        s_expect ((m), "h", (user), want_, sizeof want_ / sizeof want_ [0]); \
+    } while (0)
+#define EXPECT_NONE(m, user) s_expect ((m), "h", (user), NULL, 0)
+
+//  --------------------------------------------------------------------------
+
+static void
+test_each_with_cap_follows_local_days_across_dst (void **state)
+{
+    (void) state;
+    s_model_t m;
+    //  2026-03-29 is the spring-forward day in Paris: 23 hours long.
+    s_model_init (&m,
+                  "hunt: h\nversion: 1\ntimezone: Europe/Paris\nrules:\n"
+                  "  - {id: daily, kind: each, match: {type: checkin}, coins: 3, cap: {max: 2, per: day}}\n");
+    s_send (&m, "web a u checkin 2026-03-28T22:59:00Z");  //  23:59 CET, 28th
+    s_send (&m, "web b u checkin 2026-03-28T23:30:00Z");  //  00:30 CET, 29th
+    s_send (&m, "web c u checkin 2026-03-29T10:00:00Z");  //  12:00 CEST
+    s_send (&m, "web d u checkin 2026-03-29T21:59:00Z");  //  23:59 CEST: third of the day
+    s_send (&m, "web e u checkin 2026-03-29T22:00:00Z");  //  00:00 CEST, 30th
+    EXPECT (&m, "u", "daily cap|day:2026-03-28|0 3 web/a", "daily cap|day:2026-03-29|0 3 web/b",
+            "daily cap|day:2026-03-29|1 3 web/c", "daily cap|day:2026-03-30|0 3 web/e");
+    //  Autumn: 2026-10-25 has 25 hours; 22:30Z is still the 25th (23:30 CET).
+    s_send (&m, "web f u checkin 2026-10-24T22:00:00Z");  //  00:00 CEST, 25th
+    s_send (&m, "web g u checkin 2026-10-25T22:30:00Z");  //  23:30 CET, 25th
+    s_send (&m, "web h u checkin 2026-10-25T22:45:00Z");  //  23:45 CET: over the cap
+    s_send (&m, "web i u checkin 2026-10-25T23:00:00Z");  //  00:00 CET, 26th
+    EXPECT (&m, "u", "daily cap|day:2026-03-28|0 3 web/a", "daily cap|day:2026-03-29|0 3 web/b",
+            "daily cap|day:2026-03-29|1 3 web/c", "daily cap|day:2026-03-30|0 3 web/e",
+            "daily cap|day:2026-10-25|0 3 web/f", "daily cap|day:2026-10-25|1 3 web/g",
+            "daily cap|day:2026-10-26|0 3 web/i");
+    s_model_destroy (&m);
+}
+
+static void
+test_each_caps_per_week_month_and_hunt (void **state)
+{
+    (void) state;
+    s_model_t m;
+    s_model_init (&m, "hunt: h\nversion: 1\ntimezone: America/New_York\nrules:\n"
+                      "  - {id: wk, kind: each, match: {type: a}, coins: 1, cap: {max: 1, per: week}}\n"
+                      "  - {id: mo, kind: each, match: {type: a}, coins: 2, cap: {max: 1, per: month}}\n"
+                      "  - {id: hu, kind: each, match: {type: a}, coins: 5, cap: {max: 2, per: hunt}}\n");
+    s_send (&m, "web 1 u a 2026-03-08T12:00:00Z");  //  Sunday (week of Monday 2nd)
+    s_send (&m, "web 2 u a 2026-03-09T12:00:00Z");  //  Monday: new week
+    s_send (&m, "web 3 u a 2026-03-10T12:00:00Z");  //  same week, same month
+    s_send (&m, "web 4 u a 2026-04-01T03:00:00Z");  //  23:00 EDT March 31st: still March
+    s_send (&m, "web 5 u a 2026-04-01T05:00:00Z");  //  01:00 EDT April 1st
+    EXPECT (&m, "u", "wk cap|week:2026-03-02|0 1 web/1", "wk cap|week:2026-03-09|0 1 web/2",
+            "wk cap|week:2026-03-30|0 1 web/4", "mo cap|month:2026-03|0 2 web/1",
+            "mo cap|month:2026-04|0 2 web/5", "hu cap|hunt|0 5 web/1", "hu cap|hunt|1 5 web/2");
+    s_model_destroy (&m);
+}
+
+static void
+test_cooldown (void **state)
+{
+    (void) state;
+    s_model_t m;
+    s_model_init (&m, "hunt: h\nversion: 1\nrules:\n"
+                      "  - {id: c, kind: each, match: {type: tap}, coins: 1, cooldown: 30s}\n");
+    s_send (&m, "app 1 u tap 2026-05-01T10:00:00Z");
+    s_send (&m, "app 2 u tap 2026-05-01T10:00:10Z");  //  10 s after an award: no
+    s_send (&m, "app 3 u tap 2026-05-01T10:00:30Z");  //  30 s: yes
+    s_send (&m, "app 4 u tap 2026-05-01T10:00:59Z");  //  29 s: no
+    s_send (&m, "app 5 u tap 2026-05-01T10:01:00Z");  //  30 s: yes
+    EXPECT (&m, "u", "c app|1 1 app/1", "c app|3 1 app/3", "c app|5 1 app/5");
+    s_model_destroy (&m);
+}
+
+static void
+test_count_distinct_and_repeat (void **state)
+{
+    (void) state;
+    s_model_t m;
+    s_model_init (
+        &m, "hunt: h\nversion: 1\nrules:\n"
+            "  - {id: explorer, kind: count, match: {type: visit}, distinct: zone, count: 3, coins: 10}\n"
+            "  - {id: regular, kind: count, match: {type: visit}, count: 2, coins: 1, repeat: true}\n");
+    s_send (&m, "web 1 u visit 2026-05-01T10:00:00Z zone=A");
+    s_send (&m, "web 2 u visit 2026-05-01T10:01:00Z zone=A");  //  same zone: not distinct
+    s_send (&m, "web 3 u visit 2026-05-01T10:02:00Z");         //  no zone: not counted
+    s_send (&m, "web 4 u visit 2026-05-01T10:03:00Z zone=B");
+    s_send (&m, "web 5 u visit 2026-05-01T10:04:00Z zone=C");  //  third distinct
+    s_send (&m, "web 6 u visit 2026-05-01T10:05:00Z zone=D");  //  done, no repeat
+    EXPECT (&m, "u", "explorer count|1 10 web/1,web/4,web/5", "regular count|1 1 web/1,web/2",
+            "regular count|2 1 web/3,web/4", "regular count|3 1 web/5,web/6");
+    s_model_destroy (&m);
+}
+
+static void
+test_sequence_with_noise_sources_and_within (void **state)
+{
+    (void) state;
+    s_model_t m;
+    s_model_init (
+        &m, "hunt: h\nversion: 1\nrules:\n"
+            "  - id: golden\n    kind: sequence\n    within: 24h\n    coins: 50\n    repeat: true\n"
+            "    steps:\n      - {type: scan, attrs: {clue: A}}\n      - {type: scan, attrs: {clue: B}}\n"
+            "      - {type: purchase, source: store}\n");
+    s_send (&m, "app 1 u scan 2026-05-01T10:00:00Z clue=A");
+    s_send (&m, "app 2 u scan 2026-05-01T10:10:00Z clue=Z");    //  noise
+    s_send (&m, "web 3 u purchase 2026-05-01T10:20:00Z");       //  wrong source
+    s_send (&m, "kiosk 4 u scan 2026-05-01T11:00:00Z clue=B");  //  another source
+    s_send (&m, "store 5 u purchase 2026-05-01T12:00:00Z");
+    EXPECT (&m, "u", "golden sequence|1 50 app/1,kiosk/4,store/5");
+    //  Too slow: A, then B and the purchase 25 h later. A later A restarts.
+    s_send (&m, "app 6 u scan 2026-05-02T10:00:00Z clue=A");
+    s_send (&m, "app 7 u scan 2026-05-02T12:00:00Z clue=B");
+    s_send (&m, "app 8 u scan 2026-05-03T09:00:00Z clue=A");
+    s_send (&m, "store 9 u purchase 2026-05-03T11:00:00Z");  //  25 h after 6: no
+    EXPECT (&m, "u", "golden sequence|1 50 app/1,kiosk/4,store/5");
+    s_send (&m, "app 10 u scan 2026-05-03T12:00:00Z clue=B");
+    s_send (&m, "store 11 u purchase 2026-05-03T13:00:00Z");  //  8, 10, 11
+    EXPECT (&m, "u", "golden sequence|1 50 app/1,kiosk/4,store/5",
+            "golden sequence|2 50 app/8,app/10,store/11");
+    s_model_destroy (&m);
+}
+
+static void
+test_streak_broken_and_resumed (void **state)
+{
+    (void) state;
+    s_model_t m;
+    s_model_init (&m, "hunt: h\nversion: 1\ntimezone: Europe/Paris\nlateness: 1h\nrules:\n"
+                      "  - {id: streak, kind: streak, match: {type: play}, days: 3, coins: 25}\n");
+    s_send (&m, "g 1 u play 2026-05-01T10:00:00Z");
+    s_send (&m, "g 2 u play 2026-05-02T10:00:00Z");
+    s_send (&m, "g 3 u play 2026-05-02T20:00:00Z");  //  same day
+    s_send (&m, "g 4 u play 2026-05-04T10:00:00Z");  //  the 3rd skipped: broken
+    s_send (&m, "g 5 u play 2026-05-04T22:30:00Z");  //  00:30 CEST on the 5th
+    EXPECT_NONE (&m, "u");
+    s_send (&m, "g 6 u play 2026-05-06T09:00:00Z");
+    EXPECT (&m, "u", "streak streak|1 25 g/4,g/5,g/6");
+    s_send (&m, "g 7 u play 2026-05-07T09:00:00Z");  //  no repeat: nothing more
+    EXPECT (&m, "u", "streak streak|1 25 g/4,g/5,g/6");
+    s_model_destroy (&m);
+}
+
+static const char *s_all_kinds =
+    "hunt: h\nversion: 1\ntimezone: Europe/Paris\nlateness: 10m\nrules:\n"
+    "  - {id: each, kind: each, match: {type: a}, coins: 1}\n"
+    "  - {id: capped, kind: each, match: {type: a}, coins: 2, cap: {max: 2, per: day}}\n"
+    "  - {id: cool, kind: each, match: {type: b}, coins: 3, cooldown: 90s}\n"
+    "  - {id: cnt, kind: count, match: {type: b}, distinct: z, count: 2, coins: 4, repeat: true}\n"
+    "  - {id: seq, kind: sequence, within: 5m, coins: 5, repeat: true, steps: [{type: a}, {type: b}, {type: "
+    "c}]}\n"
+    "  - {id: stk, kind: streak, match: {type: c}, days: 2, coins: 6, repeat: true}\n";
+
+static void
+test_undo_inside_a_completed_sequence (void **state)
+{
+    (void) state;
+    s_model_t m;
+    s_model_init (&m, s_all_kinds);
+    s_send (&m, "w 1 u a 2026-05-01T10:00:00Z");
+    s_send (&m, "w 2 u b 2026-05-01T10:01:00Z z=1");
+    s_send (&m, "w 3 u c 2026-05-01T10:02:00Z");
+    EXPECT (&m, "u", "each w|1 1 w/1", "capped cap|day:2026-05-01|0 2 w/1", "cool w|2 3 w/2",
+            "seq sequence|1 5 w/1,w/2,w/3");
+    //  Undo the middle step: the sequence no longer holds, nor b's coins.
+    s_send (&m, "w 4 u undo 2026-05-01T10:03:00Z target_source=w target_id=2");
+    assert_string_equal (m.last_reason, "undo");
+    EXPECT (&m, "u", "each w|1 1 w/1", "capped cap|day:2026-05-01|0 2 w/1");
+    //  A new b and c complete it again: the same coin id (first completion).
+    s_send (&m, "w 5 u b 2026-05-01T10:04:00Z z=2");
+    s_send (&m, "w 6 u c 2026-05-01T10:04:30Z");
+    EXPECT (&m, "u", "each w|1 1 w/1", "capped cap|day:2026-05-01|0 2 w/1", "cool w|5 3 w/5",
+            "seq sequence|1 5 w/1,w/5,w/6");
+    s_model_destroy (&m);
+}
+
+static void
+test_undo_frees_a_cap_slot (void **state)
+{
+    (void) state;
+    s_model_t m;
+    s_model_init (&m, "hunt: h\nversion: 1\nrules:\n"
+                      "  - {id: d, kind: each, match: {type: a}, coins: 1, cap: {max: 1, per: day}}\n");
+    s_send (&m, "w 1 u a 2026-05-01T10:00:00Z");
+    s_send (&m, "w 2 u a 2026-05-01T10:01:00Z");
+    EXPECT (&m, "u", "d cap|day:2026-05-01|0 1 w/1");
+    s_send (&m, "w 3 u undo 2026-05-01T10:02:00Z target_source=w target_id=1");
+    //  The slot's coin now cites the second event: same id, new provenance.
+    EXPECT (&m, "u", "d cap|day:2026-05-01|0 1 w/2");
+    assert_int_equal (m.revokes, 1);
+    s_model_destroy (&m);
+}
+
+static void
+test_late_event_within_lateness_is_exact (void **state)
+{
+    (void) state;
+    s_model_t m;
+    s_model_init (&m, "hunt: h\nversion: 1\nlateness: 10m\nrules:\n"
+                      "  - {id: d, kind: each, match: {type: a}, coins: 1, cap: {max: 1, per: day}}\n");
+    s_send (&m, "w 2 u a 2026-05-01T10:05:00Z");
+    s_send (&m, "w 1 u a 2026-05-01T10:00:00Z");  //  5 min late: takes the slot
+    EXPECT (&m, "u", "d cap|day:2026-05-01|0 1 w/1");
+    assert_string_equal (m.last_reason, "scored");
+    //  Beyond lateness: folded as it comes, the slot stays with w/1.
+    s_send (&m, "w 3 u a 2026-05-01T11:00:00Z");
+    s_send (&m, "w 0 u a 2026-05-01T09:00:00Z");
+    EXPECT (&m, "u", "d cap|day:2026-05-01|0 1 w/1");
+    s_model_destroy (&m);
+}
+
+static void
+test_versions_apply_by_event_time (void **state)
+{
+    (void) state;
+    char *dir = strdup ("/tmp/trove-test-engine-XXXXXX");
+    assert_non_null (mkdtemp (dir));
+    const char *v1 =
+        "hunt: h\nversion: 1\nrules:\n  - {id: n, kind: count, match: {type: a}, count: 3, coins: 1}\n";
+    const char *v2 = "hunt: h\nversion: 2\neffective: 2026-05-02T00:00:00Z\nrules:\n"
+                     "  - {id: n, kind: count, match: {type: a}, count: 2, coins: 7}\n";
+    char path [600];
+    snprintf (path, sizeof path, "%s/v1.yaml", dir);
+    FILE *f = fopen (path, "w");
+    fputs (v1, f);
+    fclose (f);
+    char *err = NULL;
+    trove_rules_t *with_v2 = trove_rules_load_dir_with (dir, "v2.yaml", v2, strlen (v2), &err);
+    assert_non_null (with_v2);
+    assert_int_equal (trove_rules_count (with_v2), 2);
+    //  The same version again with other content is refused.
+    trove_rules_t *twice = trove_rules_load_dir_with (dir, "v1b.yaml", v1, strlen (v1), &err);
+    assert_null (twice);
+    assert_non_null (strstr (err, "version 1 is defined twice"));
+    free (err);
+
+    s_model_t m;
+    memset (&m, 0, sizeof m);
+    m.rules = with_v2;
+    m.mem = trove_memstore_new ();
+    s_send (&m, "w 1 u a 2026-05-01T10:00:00Z");  //  v1: 1 of 3
+    s_send (&m, "w 2 u a 2026-05-02T10:00:00Z");  //  v2: 2 of 2, the progress carries over
+    char id [TROVE_COIN_ID_LEN + 1];
+    s_id ("h", "n", "u", "count|1", id);
+    s_coin_t *c = s_model_find (&m, id);
+    assert_non_null (c);
+    assert_int_equal (c->value, 7);
+    assert_int_equal (c->version, 2);
+    s_model_destroy (&m);
+    snprintf (path, sizeof path, "rm -rf '%s'", dir);
+    assert_int_equal (system (path), 0);
+    free (dir);
+}
+
+//  --------------------------------------------------------------------------
+//  Property: any arrival order within lateness gives the coins (ids, values,
+//  provenance) of event-time order.
+
+typedef struct {
+    char spec [160];
+    int64_t ts;
+    double arrival;
+} s_gen_t;
+
+static int
+s_by_arrival (const void *a, const void *b)
+{
+    const s_gen_t *x = a, *y = b;
+    return x->arrival < y->arrival ? -1 : x->arrival > y->arrival ? 1 : 0;
+}
+
+static int
+s_derived (void *arg, const trove_change_t *ch)
+{
+    return s_model_change (arg, ch);
+}
+
+static void
+test_property_arrival_order_within_lateness (void **state)
+{
+    (void) state;
+    s_model_t m, ref;
+    s_model_init (&m, s_all_kinds);
+    memset (&ref, 0, sizeof ref);
+    const int64_t lateness = 10 * 60000;
+    const char *types [] = {"a", "b", "c", "x"};
+    unsigned seed = 12345;
+    size_t revokes = 0, coins = 0;
+    for (int round = 0; round < 200; round++) {
+        s_model_reset (&m);
+        memset (&ref, 0, sizeof ref);
+        s_gen_t gen [60];
+        int n = 20 + rand_r (&seed) % 40;
+        int64_t t0 = 1777600000000LL + (int64_t) (rand_r (&seed) % 86400) * 1000;  //  around 2026-05-01
+        int64_t ts = t0;
+        for (int i = 0; i < n; i++) {
+            //  Mostly seconds apart, sometimes hours (days for the streak).
+            int gap = rand_r (&seed) % 10;
+            ts += gap < 7 ? (rand_r (&seed) % 120) * 1000
+                : gap < 9 ? (rand_r (&seed) % 7200) * 1000
+                          : 86400000;
+            //  (gap 0 gives equal ts: ties break by (source, id))
+            char when [40];
+            trove_format_rfc3339 (ts, when, sizeof when);
+            snprintf (gen [i].spec, sizeof gen [i].spec, "%s e%02d u %s %s z=%d",
+                      rand_r (&seed) % 2 ? "web" : "app", i, types [rand_r (&seed) % 4], when,
+                      rand_r (&seed) % 3);
+            gen [i].ts = ts;
+            //  Arrival = ts + jitter in [0, lateness): never later than allowed.
+            gen [i].arrival = (double) ts + (double) (rand_r (&seed) % lateness);
+        }
+        Trove__Event *events [60];
+        for (int i = 0; i < n; i++)
+            events [i] = s_event (gen [i].spec);
+        assert_int_equal (trove_engine_derive (m.rules, events, (size_t) n, s_derived, &ref), 0);
+        for (int i = 0; i < n; i++)
+            trove_event_destroy (&events [i]);
+        qsort (gen, (size_t) n, sizeof gen [0], s_by_arrival);
+        for (int i = 0; i < n; i++)
+            s_send (&m, gen [i].spec);
+        size_t live = 0;
+        for (size_t i = 0; i < m.ncoins; i++) {
+            if (!m.coins [i].live)
+                continue;
+            live++;
+            s_coin_t *want = s_model_find (&ref, m.coins [i].id);
+            if (!want)
+                fail_msg ("round %d: real time has %s (%s, %s) that event-time order has not", round,
+                          m.coins [i].id, m.coins [i].rule, m.coins [i].refs);
+            assert_int_equal (want->value, m.coins [i].value);
+            assert_string_equal (want->refs, m.coins [i].refs);
+        }
+        assert_int_equal (live, ref.ncoins);
+        revokes += m.revokes;
+        coins += live;
+    }
+    //  The orders did move coins around (revoked and minted again).
+    print_message ("property: %zu live coins, %zu revocations on the way\n", coins, revokes);
+    assert_true (revokes > 100);
+    s_model_destroy (&m);
+}
+
+static int
+s_count_change (void *arg, const trove_change_t *ch)
+{
+    (void) ch;
+    (*(size_t *) arg)++;
+    return 0;
+}
+
+//  State stays bounded: a long history of one user keeps a small state.
+static void
+test_state_is_bounded (void **state)
+{
+    (void) state;
+    s_model_t m;
+    s_model_init (&m, s_all_kinds);
+    int64_t ts = 1777600000000LL;
+    for (int i = 0; i < 3000; i++) {
+        char when [40], spec [160];
+        ts += 61000;
+        trove_format_rfc3339 (ts, when, sizeof when);
+        snprintf (spec, sizeof spec, "web e%d u %s %s z=%d", i,
+                  i % 3 == 0   ? "a"
+                  : i % 3 == 1 ? "b"
+                               : "c",
+                  when, i % 5);
+        Trove__Event *ev = s_event (spec);
+        trove_store_t store = trove_memstore_store (m.mem);
+        size_t changes = 0;
+        assert_int_equal (trove_engine_score (m.rules, ev, 0, &store, s_count_change, &changes), 0);
+        trove_event_destroy (&ev);
+    }
+    size_t entries;
+    size_t bytes = trove_memstore_bytes (m.mem, &entries);
+    print_message ("state after 3000 events: %zu bytes in %zu entries\n", bytes, entries);
+    assert_int_equal (entries, 1);
+    //  Lateness 10 m at one event a minute: about 10 events buffered.
+    assert_true (bytes < 8192);
+    s_model_destroy (&m);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test (test_each_with_cap_follows_local_days_across_dst),
+        cmocka_unit_test (test_each_caps_per_week_month_and_hunt),
+        cmocka_unit_test (test_cooldown),
+        cmocka_unit_test (test_count_distinct_and_repeat),
+        cmocka_unit_test (test_sequence_with_noise_sources_and_within),
+        cmocka_unit_test (test_streak_broken_and_resumed),
+        cmocka_unit_test (test_undo_inside_a_completed_sequence),
+        cmocka_unit_test (test_undo_frees_a_cap_slot),
+        cmocka_unit_test (test_late_event_within_lateness_is_exact),
+        cmocka_unit_test (test_versions_apply_by_event_time),
+        cmocka_unit_test (test_property_arrival_order_within_lateness),
+        cmocka_unit_test (test_state_is_bounded),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
