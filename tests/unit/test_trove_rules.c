@@ -269,6 +269,39 @@ test_bad_files_are_refused_with_line (void **state)
     s_expect_error ("", "empty file");
 }
 
+//  The example hunt of the rules design loads as written.
+static void
+test_example_hunt_loads (void **state)
+{
+    (void) state;
+    char *err = NULL;
+    trove_rules_t *rules = trove_rules_load_file (TROVE_SOURCE_DIR "/etc/examples/spring-hunt.yaml", &err);
+    if (!rules)
+        fail_msg ("%s", err);
+    assert_int_equal (trove_rules_count (rules), 1);
+    const trove_hunt_t *h = trove_rules_at (rules, 0);
+    assert_string_equal (h->hunt, "spring-hunt");
+    assert_int_equal (h->version, 2);
+    assert_int_equal (h->lateness_ms, 600000);
+    assert_int_equal (h->nrules, 5);
+    assert_int_equal (h->rules [0].kind, TROVE_KIND_EACH);
+    assert_int_equal (h->rules [0].cap_max, 1);
+    assert_int_equal (h->rules [0].cap_per, TROVE_PER_DAY);
+    assert_int_equal (h->rules [0].cooldown_ms, 30000);
+    assert_int_equal (h->rules [1].kind, TROVE_KIND_COUNT);
+    assert_string_equal (h->rules [1].distinct, "zone");
+    assert_int_equal (h->rules [1].count, 5);
+    assert_false (h->rules [1].repeat);
+    assert_int_equal (h->rules [2].kind, TROVE_KIND_SEQUENCE);
+    assert_int_equal (h->rules [2].nsteps, 3);
+    assert_int_equal (h->rules [2].within_ms, 24 * 3600000LL);
+    assert_int_equal (h->rules [3].kind, TROVE_KIND_STREAK);
+    assert_int_equal (h->rules [3].days, 7);
+    assert_int_equal (h->rules [4].match.nwheres, 1);
+    assert_true (h->stateful);
+    trove_rules_destroy (&rules);
+}
+
 static void
 test_missing_dir_and_single_file (void **state)
 {
@@ -301,6 +334,7 @@ main (void)
         cmocka_unit_test (test_versions_follow_event_time),
         cmocka_unit_test (test_bad_files_are_refused_with_line),
         cmocka_unit_test (test_missing_dir_and_single_file),
+        cmocka_unit_test (test_example_hunt_loads),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
