@@ -4,12 +4,15 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "trove_engine.h"
 #include "trove_event.h"
 #include "trove_hash.h"
 #include "trove_ledger.h"
 #include "trove_msg.h"
 #include "trove_rules.h"
+#include "trove_util.h"
 
+#include <czmq.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -562,12 +565,106 @@ test_stateful_rules_undo_and_restart (void **state)
     trove_rules_destroy (&rules);
 }
 
+
+static int
+s_collect_live (void *arg, const trove_change_t *ch)
+{
+    zhashx_t *want = arg;
+    char value [32];
+    snprintf (value, sizeof value, "%lld", (long long) ch->value);
+    zhashx_update (want, ch->id, strdup (value));
+    return 0;
+}
+
+//  SIGKILL right after commits of stateful scoring: the rule state of the
+//  unapplied log tail comes back with it, so scoring goes on exactly (the
+//  first events after the restart are scored before the tail is applied).
+static void
+test_sigkill_keeps_rule_state (void **state)
+{
+    s_fixture_t *f = *state;
+    trove_ledger_destroy (&f->ledger);
+    const char *yaml = "hunt: t\nversion: 1\nrules:\n"
+                       "  - {id: day, kind: each, match: {type: a}, coins: 3, cap: {max: 2, per: day}}\n"
+                       "  - {id: seven, kind: count, match: {type: a}, count: 7, coins: 10, repeat: true}\n";
+    char *err = NULL;
+    trove_rules_t *rules = trove_rules_load_text ("t.yaml", yaml, strlen (yaml), &err);
+    assert_non_null (rules);
+    //  1,050 events of one user, 7 minutes apart, every tenth one 5 minutes
+    //  early (within lateness): the first 1,000 before the kill.
+    Trove__Event *all [1050];
+    for (int i = 0; i < 1050; i++) {
+        char id [32], ts [40];
+        snprintf (id, sizeof id, "s%d", i);
+        trove_format_rfc3339 (1777600000000LL + (int64_t) i * 420000 - (i % 10 == 9 ? 300000 : 0), ts,
+                              sizeof ts);
+        all [i] = s_event_at ("web", id, "ivy", "a", ts, NULL);
+    }
+    char path [700];
+    snprintf (path, sizeof path, "%s/killed", f->dir);
+    pid_t pid = fork ();
+    assert_true (pid >= 0);
+    if (pid == 0) {
+        trove_ledger_t *ledger = trove_ledger_new (path, 0, 64 * 1024 * 1024, true, NULL);
+        if (!ledger)
+            _exit (2);
+        for (int b = 0; b < 20; b++) {
+            if (trove_ledger_begin (ledger))
+                _exit (3);
+            for (int i = 0; i < 50; i++) {
+                Trove__Status status;
+                if (trove_ledger_apply (ledger, all [b * 50 + i], 2, 1, 0, rules, &status))
+                    _exit (4);
+            }
+            if (trove_ledger_commit (ledger))
+                _exit (5);
+        }
+        kill (getpid (), SIGKILL);
+        _exit (6);
+    }
+    int status = 0;
+    assert_int_equal (waitpid (pid, &status, 0), pid);
+    assert_true (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
+    f->ledger = trove_ledger_new (path, 0, 64 * 1024 * 1024, true, &err);
+    assert_non_null (f->ledger);
+    assert_int_equal (trove_ledger_begin (f->ledger), 0);
+    for (int i = 1000; i < 1050; i++) {
+        Trove__Status st;
+        assert_int_equal (trove_ledger_apply (f->ledger, all [i], 2, 1, 0, rules, &st), 0);
+        assert_int_equal (st, TROVE__STATUS__ACCEPTED);
+    }
+    assert_int_equal (trove_ledger_commit (f->ledger), 0);
+    assert_int_equal (trove_ledger_wait_applied (f->ledger, 10000), 0);
+    //  The ledger's live coins are exactly those of event-time order.
+    zhashx_t *want = zhashx_new ();
+    zhashx_set_destructor (want, (zhashx_destructor_fn *) zstr_free);
+    assert_int_equal (trove_engine_derive (rules, all, 1050, s_collect_live, want), 0);
+    Trove__Coin **coins;
+    size_t n;
+    assert_int_equal (trove_ledger_live_coins (f->ledger, "ivy", &coins, &n), 0);
+    assert_int_equal (n, zhashx_size (want));
+    int64_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *value = zhashx_lookup (want, coins [i]->id);
+        assert_non_null (value);
+        assert_int_equal (atoll (value), coins [i]->value);
+        sum += coins [i]->value;
+    }
+    assert_int_equal (s_balance (f, "ivy"), sum);
+    trove_ledger_free_coins (coins, n);
+    zhashx_destroy (&want);
+    for (int i = 0; i < 1050; i++)
+        trove_event_destroy (&all [i]);
+    trove_rules_destroy (&rules);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_apply_mints_coins_and_balance, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_stateful_rules_undo_and_restart, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_sigkill_keeps_rule_state, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_dedup_and_retried_submission, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_abort_leaves_nothing_and_reopen_keeps_all, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_coins_paging_newest_first, s_setup, s_teardown),
