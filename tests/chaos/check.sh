@@ -9,8 +9,11 @@
 # It is independent of Trove's code: bash, awk, jq, b2sum (coreutils) and
 # mdb_stat (lmdb-utils). The reference it computes is its own: the demo hunt
 # (etc/rules/demo.yaml, kind `each`: checkin 1, visit 2, purchase 5, any other
-# type 0) and coin ids recomputed from the documented formula
-# hex(BLAKE2b-128("trove-coin-v1" NUL hunt NUL rule NUL user NUL source NUL id)).
+# type 0) and the hunt `chaos` that run.sh writes (per user: the first 3
+# checkins earn 3 each, every 4th visit earns 7), with coin ids recomputed
+# from the documented formula hex(BLAKE2b-128("trove-coin-v1" NUL hunt NUL
+# rule NUL user NUL occurrence)): occurrence source NUL id (demo), "cap" NUL
+# "hunt" NUL slot (capped), "count" NUL n (every4).
 #
 # History lines (trove-load --history format, also written by run.sh for the
 # events it sends with `trovectl send`): source id user type status reason.
@@ -22,11 +25,14 @@
 #   L1 liveness: every process answers `trovectl status` (bounded wait) and
 #      the scorers' and ingestors' lag drains to 0.
 #   S  stored events across scorers (status `events`) == distinct accepted
-#      events; coins minted (sum of `last_aseq`) == accepted scoring events.
+#      events; award entries (sum of `last_aseq`) >= the coins expected
+#      (replays of out-of-order events re-issue chaos coins: revoke + mint).
 #   B  every user's balance == reference from accepted events.
-#   C  for the sampled users: `trovectl coins --limit 0` lists exactly the
-#      expected coins (ids recomputed, value, rule, earning event), one per
-#      accepted scoring event, ids unique, none revoked, and balance == sum.
+#   C  for the sampled users: the live coins (latest entry of each id not a
+#      revocation) of `trovectl coins --limit 0` are exactly the expected
+#      coins (ids recomputed, value, rule, earning event for demo coins); the
+#      entries of every id alternate mint, revoke, mint (never minted twice
+#      while live); no demo coin is ever revoked; balance == sum of live coins.
 #   R  rejected events: none stored (their users' balances are in B; for a
 #      sample, the coin id they would have minted is `not found`).
 #   L2 liveness: a fresh event sent with `trovectl send` is accepted and its
@@ -107,6 +113,12 @@ awk '$7 > 0 && $5 == 0 { print $1, $2, $3, $4 }' "$OUT/events.txt" > "$OUT/rejec
 ACCEPTED=$(wc -l < "$OUT/accepted.txt")
 REJECTED=$(wc -l < "$OUT/rejected.txt")
 ACCEPTED_SCORING=$(awk "$AWK_VALUE"' value($4) > 0' "$OUT/accepted.txt" | wc -l)
+# The chaos hunt, per user: "user checkins visits".
+AWK_CHAOS='function capped(n) { return n < 3 ? n : 3 } function every4(n) { return int(n / 4) }'
+awk '$4 == "checkin" { c[$3]++; u[$3] = 1 } $4 == "visit" { v[$3]++; u[$3] = 1 }
+     END { for (x in u) print x, c[x] + 0, v[x] + 0 }' "$OUT/accepted.txt" | sort > "$OUT/chaos_counts.txt"
+CHAOS_COINS=$(awk "$AWK_CHAOS"' { s += capped($2) + every4($3) } END { print s + 0 }' "$OUT/chaos_counts.txt")
+EXPECTED_COINS_ALL=$((ACCEPTED_SCORING + CHAOS_COINS))
 say "history: $SUBMISSIONS submissions, $DISTINCT distinct events, $ACCEPTED accepted ($ACCEPTED_SCORING earn coins), $REJECTED rejected, answers: $(awk '{print $5}' "$OUT/history.all" | sort | uniq -c | awk '{printf "%s %s  ", $2, $1}')"
 [ -s "$OUT/unanswered.txt" ] && { violation "H: $(wc -l < "$OUT/unanswered.txt") submissions without a final answer"; evidence "$OUT/unanswered.txt"; }
 [ -s "$OUT/no_final_answer.txt" ] && { violation "H: $(wc -l < "$OUT/no_final_answer.txt") events never finally answered (state unknown)"; evidence "$OUT/no_final_answer.txt"; }
@@ -157,17 +169,18 @@ if [ "$STORED" != "$ACCEPTED" ]; then
 else
     say "S: stored events $STORED == accepted $ACCEPTED"
 fi
-if [ "$MINTED" != "$ACCEPTED_SCORING" ]; then
-    violation "S: scorers minted $MINTED coins (sum of last_aseq), $ACCEPTED_SCORING accepted events earn one each ($((MINTED - ACCEPTED_SCORING)) extra)"
+if [ "$MINTED" -lt "$EXPECTED_COINS_ALL" ]; then
+    violation "S: scorers hold $MINTED award entries (sum of last_aseq), fewer than the $EXPECTED_COINS_ALL coins expected ($ACCEPTED_SCORING demo + $CHAOS_COINS chaos)"
     evidence "$OUT/scorers.txt"
 else
-    say "S: coins minted $MINTED == accepted scoring events $ACCEPTED_SCORING"
+    say "S: award entries $MINTED >= coins expected $EXPECTED_COINS_ALL ($ACCEPTED_SCORING demo + $CHAOS_COINS chaos; the rest re-issue chaos coins)"
 fi
 
 # ---------------------------------------------------------------------------
 # B: every balance
-awk "$AWK_VALUE"' FILENAME == ARGV[1] { bal[$3] += value($4); next } { users[$3] = 1 }
-     END { for (u in users) print u, bal[u] + 0 }' "$OUT/accepted.txt" "$OUT/events.txt" | sort > "$OUT/balance_expected.txt"
+awk "$AWK_VALUE $AWK_CHAOS"' FILENAME == ARGV[1] { bal[$3] += value($4); next }
+     FILENAME == ARGV[2] { bal[$1] += 3 * capped($2) + 7 * every4($3); next } { users[$3] = 1 }
+     END { for (u in users) print u, bal[u] + 0 }' "$OUT/accepted.txt" "$OUT/chaos_counts.txt" "$OUT/events.txt" | sort > "$OUT/balance_expected.txt"
 : > "$OUT/balance_actual.txt"
 balance_rc=0
 # In chunks (argument lists stay small).
@@ -207,11 +220,31 @@ preimages() {
         close(f)
         print NR, $3, value($4), $4, $1, $2 }' "$1"
 }
+# chaos_preimages COUNTS DIR: the same for the chaos hunt's coins, from
+# "user checkins visits" lines; provenance is not compared ("- -").
+chaos_preimages() {
+    mkdir -p "$2"
+    awk -v dir="$2" "$AWK_CHAOS"' {
+        for (k = 0; k < capped($2); k++) {
+            f = dir "/c" NR "-" k
+            printf "trove-coin-v1%cchaos%ccapped%c%s%ccap%chunt%c%d", 0, 0, 0, $1, 0, 0, 0, k > f
+            close(f)
+            print "c" NR "-" k, $1, 3, "capped", "-", "-"
+        }
+        for (k = 1; k <= every4($3); k++) {
+            f = dir "/v" NR "-" k
+            printf "trove-coin-v1%cchaos%cevery4%c%s%ccount%c%d", 0, 0, 0, $1, 0, 0, k > f
+            close(f)
+            print "v" NR "-" k, $1, 7, "every4", "-", "-"
+        }
+    }' "$1"
+}
 # hashes DIR: "N coinid" for every file of DIR.
 hashes() { (cd "$1" && find . -type f -printf '%f\n' | xargs -r b2sum -l 128 | awk '{ print $2, $1 }'); }
 
 awk 'FILENAME == ARGV[1] { want[$1] = 1; next } ($3 in want)' "$OUT/sample_users.txt" "$OUT/accepted.txt" > "$OUT/sample_accepted.txt"
-preimages "$OUT/sample_accepted.txt" "$OUT/pre" | sort -k1,1 > "$OUT/pre.map"
+awk 'FILENAME == ARGV[1] { want[$1] = 1; next } ($1 in want)' "$OUT/sample_users.txt" "$OUT/chaos_counts.txt" > "$OUT/sample_chaos.txt"
+{ preimages "$OUT/sample_accepted.txt" "$OUT/pre"; chaos_preimages "$OUT/sample_chaos.txt" "$OUT/pre"; } | sort -k1,1 > "$OUT/pre.map"
 hashes "$OUT/pre" | sort -k1,1 > "$OUT/pre.hash"
 # expected: user coinid value rule source id
 join "$OUT/pre.map" "$OUT/pre.hash" | awk '{ print $2, $7, $3, $4, $5, $6 }' | sort > "$OUT/coins_expected.txt"
@@ -222,18 +255,25 @@ while read -r u; do
     "$TROVECTL" coins "$u" --dir "$D" --json --limit 0 >> "$OUT/coins.json" 2>> "$OUT/coins.err" || { coins_err=$((coins_err + 1)); echo "$u" >> "$OUT/coins_failed_users.txt"; }
 done < "$OUT/sample_users.txt"
 [ $coins_err -eq 0 ] || { violation "C: trovectl coins failed for $coins_err users"; evidence "$OUT/coins.err"; }
-# actual: user coinid value rule source id [flags]
-jq -r '"\(.user) \(.id) \(.value) \(.rule) \(.events[0].source // "-") \(.events[0].id // "-")" +
-       (if .hunt != "demo" then " hunt=\(.hunt)" else "" end) +
-       (if .revoked then " REVOKED" else "" end) +
-       (if (.events | length) != 1 then " events=\(.events | length)" else "" end)' "$OUT/coins.json" | sort > "$OUT/coins_actual.txt"
+# actual: the live coins, "user coinid value rule source id [flags]"
+jq -s -r 'map(select(.id)) | group_by(.id) | map(max_by(.aseq)) | .[] | select(.revoked | not) |
+       "\(.user) \(.id) \(.value) \(.rule) " +
+       (if .hunt == "chaos" then "- -" else "\(.events[0].source // "-") \(.events[0].id // "-")" end) +
+       (if .hunt != "demo" and .hunt != "chaos" then " hunt=\(.hunt)" else "" end) +
+       (if .hunt == "demo" and (.events | length) != 1 then " events=\(.events | length)" else "" end)' \
+    "$OUT/coins.json" | sort > "$OUT/coins_actual.txt"
 ACTUAL_COINS=$(wc -l < "$OUT/coins_actual.txt")
 EXPECTED_COINS=$(wc -l < "$OUT/coins_expected.txt")
 comm -23 "$OUT/coins_expected.txt" "$OUT/coins_actual.txt" > "$OUT/coins_missing.txt"
 comm -13 "$OUT/coins_expected.txt" "$OUT/coins_actual.txt" > "$OUT/coins_unexpected.txt"
-jq -r '.id' "$OUT/coins.json" | sort | uniq -d > "$OUT/coin_ids_repeated.txt"
+# Entries of one id must alternate mint, revoke, mint...; demo coins are never revoked.
+jq -s -r 'map(select(.id)) | group_by(.id) | map(sort_by(.aseq)) | .[] |
+          select(.[0].revoked or ([range(1; length) as $i | .[$i].revoked == .[$i - 1].revoked] | any)
+                 or (.[0].hunt == "demo" and length > 1)) |
+          "\(.[0].user) \(.[0].id) \(.[0].hunt)/\(.[0].rule) entries: \([.[] | if .revoked then "revoke#\(.aseq)" else "mint#\(.aseq)" end] | join(" "))"' \
+    "$OUT/coins.json" > "$OUT/coin_ids_repeated.txt"
 # balance == sum of listed coins (live ones)
-jq -r 'select(.revoked | not) | "\(.user) \(.value)"' "$OUT/coins.json" \
+jq -s -r 'map(select(.id)) | group_by(.id) | map(max_by(.aseq)) | .[] | select(.revoked | not) | "\(.user) \(.value)"' "$OUT/coins.json" \
     | awk '{ s[$1] += $2 } END { for (u in s) print u, s[u] }' | sort > "$OUT/coins_sum.txt"
 awk 'FILENAME == ARGV[1] { want[$1] = 1; next } ($1 in want)' "$OUT/sample_users.txt" "$OUT/balance_actual.txt" \
     | join -a1 -e 0 -o 0,1.2,2.2 - "$OUT/coins_sum.txt" | awk '$2 != $3 { print $1, "balance", $2, "sum_of_coins", $3 }' > "$OUT/balance_not_sum.txt"
@@ -241,10 +281,10 @@ SUMMARY[coins_missing]=$(wc -l < "$OUT/coins_missing.txt")
 SUMMARY[coins_unexpected]=$(wc -l < "$OUT/coins_unexpected.txt")
 [ -s "$OUT/coins_missing.txt" ] && { violation "C: $(wc -l < "$OUT/coins_missing.txt") expected coins missing or different (user coinid value rule source id): accepted events not applied"; evidence "$OUT/coins_missing.txt"; }
 [ -s "$OUT/coins_unexpected.txt" ] && { violation "C: $(wc -l < "$OUT/coins_unexpected.txt") coins that no accepted event explains (user coinid value rule source id [flags])"; evidence "$OUT/coins_unexpected.txt"; }
-[ -s "$OUT/coin_ids_repeated.txt" ] && { violation "C: coin ids listed more than once"; evidence "$OUT/coin_ids_repeated.txt"; }
+[ -s "$OUT/coin_ids_repeated.txt" ] && { violation "C: coin ids minted twice while live, revoked while not live, or demo coins revoked"; evidence "$OUT/coin_ids_repeated.txt"; }
 [ -s "$OUT/balance_not_sum.txt" ] && { violation "C: balance differs from the sum of the user's coins"; evidence "$OUT/balance_not_sum.txt"; }
 if [ ! -s "$OUT/coins_missing.txt" ] && [ ! -s "$OUT/coins_unexpected.txt" ] && [ ! -s "$OUT/coin_ids_repeated.txt" ] && [ ! -s "$OUT/balance_not_sum.txt" ]; then
-    say "C: $NSAMPLE users, $ACTUAL_COINS coins == $EXPECTED_COINS expected: ids recomputed, one per accepted scoring event, unique, balance == sum"
+    say "C: $NSAMPLE users, $ACTUAL_COINS live coins == $EXPECTED_COINS expected: ids recomputed (demo: one per accepted scoring event; chaos: cap slots and count completions), entries alternate mint/revoke, balance == sum"
 fi
 
 # ---------------------------------------------------------------------------
@@ -352,7 +392,7 @@ fi
     echo "   submissions $SUBMISSIONS  distinct events $DISTINCT  accepted $ACCEPTED  rejected $REJECTED  duplicate answers $(awk '$5 == "duplicate"' "$OUT/history.all" | wc -l)  unanswered $(wc -l < "$OUT/unanswered.txt")"
     if [ -n "${SUMMARY[stored]:-}" ]; then
         st=${SUMMARY[stored]}
-        echo "   stored $st  coins minted ${SUMMARY[minted]} (expected $ACCEPTED_SCORING)  lost $(( ACCEPTED > st ? ACCEPTED - st : 0 ))  duplicated $(( st > ACCEPTED ? st - ACCEPTED : 0 ))"
+        echo "   stored $st  award entries ${SUMMARY[minted]} (coins expected $EXPECTED_COINS_ALL)  lost $(( ACCEPTED > st ? ACCEPTED - st : 0 ))  duplicated $(( st > ACCEPTED ? st - ACCEPTED : 0 ))"
     else
         echo "   stored ?  (the cluster could not be read)"
     fi

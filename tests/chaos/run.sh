@@ -87,6 +87,18 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 log "seed $SEED  events $EVENTS  rate $RATE/s  users $USERS  port base $PORT_BASE  dir $D"
+# Besides the demo hunt (`each`), a hunt with per-user rule state: a cap and
+# a count. Their coins do not depend on arrival order (ids name the slot and
+# the completion), so the checker's reference needs no event times; the
+# scorers' rule state must survive every kill for them to come out exact.
+mkdir -p "$D/rules"
+cat > "$D/rules/chaos.yaml" <<'EOF'
+hunt: chaos
+version: 1
+rules:
+  - {id: capped, kind: each, match: {type: checkin}, coins: 3, cap: {max: 3, per: hunt}}
+  - {id: every4, kind: count, match: {type: visit}, count: 4, coins: 7, repeat: true}
+EOF
 if ! "$TROVECTL" up --dir "$D" --port-base "$PORT_BASE" --detach --ingestors 2 --shards 3 > "$D/up.txt" 2>&1; then
     cat "$D/up.txt"; log "trovectl up failed"; exit 1
 fi
