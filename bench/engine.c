@@ -67,7 +67,8 @@
 
 //  Event types and how often each occurs (percent). Hunt h sees type k of
 //  the rules as s_types [(k + h) % TYPES], so the hunts differ in load.
-static const char *s_types [TYPES] = {"checkin", "visit", "scan", "purchase", "play", "share", "quiz", "photo"};
+static const char *s_types [TYPES] = {"checkin", "visit", "scan", "purchase",
+                                      "play",    "share", "quiz", "photo"};
 static const int s_type_weight [TYPES] = {20, 18, 15, 10, 12, 8, 9, 8};
 static const char *s_zones [6] = {"A", "B", "C", "D", "E", "F"};
 static const char *s_clues [2] = {"A", "B"};
@@ -98,7 +99,8 @@ static const s_rule_text_t s_rules [RULES] = {
      "{id: r6-count, kind: each, match: {type: $1}, coins: 10}"},
     {"{id: r7-distinct, kind: count, match: {type: $2}, distinct: zone, count: 3, repeat: true, coins: 15}",
      "{id: r7-distinct, kind: each, match: {type: $2}, coins: 15}"},
-    {"{id: r8-sequence, kind: sequence, within: 1h, repeat: true, coins: 50, steps: [{type: $2, attrs: {clue: "
+    {"{id: r8-sequence, kind: sequence, within: 1h, repeat: true, coins: 50, steps: [{type: $2, attrs: "
+     "{clue: "
      "A}}, {type: $4, attrs: {clue: B}}, {type: $7, where: [{attr: amount, op: \">\", value: 50}]}]}",
      "{id: r8-sequence, kind: each, match: {type: $2, attrs: {clue: A}}, coins: 50}"},
     {"{id: r9-streak, kind: streak, match: {type: $3}, days: 3, coins: 20}",
@@ -118,10 +120,10 @@ typedef struct {
 typedef struct {
     size_t n;
     Trove__Event *events;
-    Trove__Attr *attrs;   //  ATTRS per event
-    Trove__Attr **ptrs;   //  ATTRS per event
+    Trove__Attr *attrs;  //  ATTRS per event
+    Trove__Attr **ptrs;  //  ATTRS per event
     char (*ids) [24];
-    size_t late;          //  events delivered after a later event of their user
+    size_t late;  //  events delivered after a later event of their user
 } s_batch_t;
 
 //  Counts what the engine emits.
@@ -198,8 +200,8 @@ s_hunt_text (int h, bool baseline)
     char *text = malloc (size);
     if (!text)
         return NULL;
-    size_t n = (size_t) snprintf (text, size,
-                                  "hunt: hunt-%d\nversion: 1\ntimezone: Europe/Paris\nlateness: 10m\nrules:\n", h);
+    size_t n = (size_t) snprintf (
+        text, size, "hunt: hunt-%d\nversion: 1\ntimezone: Europe/Paris\nlateness: 10m\nrules:\n", h);
     for (int r = 0; r < RULES; r++) {
         const char *p = baseline ? s_rules [r].baseline : s_rules [r].stateful;
         n += (size_t) snprintf (text + n, size - n, "  - ");
@@ -473,9 +475,10 @@ static void
 s_census_print (const s_census_t *c)
 {
     double n = c->entries ? (double) c->entries : 1;
-    printf ("             per entry: checkpoint %.0f B, buffer %.0f B (%.2f events), tail %.0f B (%.2f coins); "
-            "largest now %zu B\n",
-            c->checkpoint / n, c->buffer / n, c->buffered / n, c->tail / n, c->coins / n, c->max_entry);
+    printf (
+        "             per entry: checkpoint %.0f B, buffer %.0f B (%.2f events), tail %.0f B (%.2f coins); "
+        "largest now %zu B\n",
+        c->checkpoint / n, c->buffer / n, c->buffered / n, c->tail / n, c->coins / n, c->max_entry);
 }
 
 static int
@@ -621,7 +624,8 @@ main (int argc, char *argv [])
             gets1, puts1);
     printf ("  baseline   %.0f events/s, mean %.0f ns/event (p50 %.0f, p99 %.0f ns), %zu mints, %zu puts: "
             "stateful costs %.1fx\n",
-            nevents / tb.seconds, tb.mean_ns, tb.p50_ns, tb.p99_ns, plain_tally.mints, plain_probe.puts, ratio);
+            nevents / tb.seconds, tb.mean_ns, tb.p50_ns, tb.p99_ns, plain_tally.mints, plain_probe.puts,
+            ratio);
     printf ("  state      %zu entries (user, hunt), %zu bytes = %.0f bytes/user, largest entry %zu bytes\n",
             entries1, bytes1, per_user1, max_entry1);
     s_census_print (&census1);
@@ -640,17 +644,18 @@ main (int argc, char *argv [])
             entries2, bytes2, per_user2, per_user1, per_user1 > 0 ? 100 * (per_user2 / per_user1 - 1) : 0,
             probe.max_entry);
     s_census_print (&census2);
-    printf ("{\"bench\":\"engine\",\"events\":%zu,\"users\":%zu,\"seed\":%llu,\"hunts\":%d,\"rules_per_hunt\":%d,"
-            "\"late_events\":%zu,\"events_per_s\":%.0f,\"ns_per_event\":%.0f,\"p50_ns\":%.0f,\"p99_ns\":%.0f,"
-            "\"max_ns\":%.0f,\"baseline_ns_per_event\":%.0f,\"cost_ratio\":%.2f,\"mints\":%zu,"
-            "\"revocations\":%zu,\"baseline_mints\":%zu,\"state_entries\":%zu,\"state_bytes_per_user\":%.0f,"
-            "\"max_state_entry_bytes\":%zu,\"phase2_events\":%zu,\"phase2_ns_per_event\":%.0f,"
-            "\"phase2_mints\":%zu,\"phase2_revocations\":%zu,\"phase2_state_entries\":%zu,"
-            "\"phase2_state_bytes_per_user\":%.0f,\"phase2_max_state_entry_bytes\":%zu}\n",
-            nevents, nusers, (unsigned long long) seed, HUNTS, RULES, late1, nevents / t1.seconds, t1.mean_ns,
-            t1.p50_ns, t1.p99_ns, t1.max_ns, tb.mean_ns, ratio, tally.mints, tally.revokes, plain_tally.mints,
-            entries1, per_user1, max_entry1, nevents2, t2.mean_ns, tally2.mints, tally2.revokes, entries2,
-            per_user2, probe.max_entry);
+    printf (
+        "{\"bench\":\"engine\",\"events\":%zu,\"users\":%zu,\"seed\":%llu,\"hunts\":%d,\"rules_per_hunt\":%d,"
+        "\"late_events\":%zu,\"events_per_s\":%.0f,\"ns_per_event\":%.0f,\"p50_ns\":%.0f,\"p99_ns\":%.0f,"
+        "\"max_ns\":%.0f,\"baseline_ns_per_event\":%.0f,\"cost_ratio\":%.2f,\"mints\":%zu,"
+        "\"revocations\":%zu,\"baseline_mints\":%zu,\"state_entries\":%zu,\"state_bytes_per_user\":%.0f,"
+        "\"max_state_entry_bytes\":%zu,\"phase2_events\":%zu,\"phase2_ns_per_event\":%.0f,"
+        "\"phase2_mints\":%zu,\"phase2_revocations\":%zu,\"phase2_state_entries\":%zu,"
+        "\"phase2_state_bytes_per_user\":%.0f,\"phase2_max_state_entry_bytes\":%zu}\n",
+        nevents, nusers, (unsigned long long) seed, HUNTS, RULES, late1, nevents / t1.seconds, t1.mean_ns,
+        t1.p50_ns, t1.p99_ns, t1.max_ns, tb.mean_ns, ratio, tally.mints, tally.revokes, plain_tally.mints,
+        entries1, per_user1, max_entry1, nevents2, t2.mean_ns, tally2.mints, tally2.revokes, entries2,
+        per_user2, probe.max_entry);
     rc = 0;
     goto cleanup;
 oom:

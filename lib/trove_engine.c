@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SEEN 10000
 #define OCC_MAX 600
 
 //  A growing list of owned coins.
@@ -163,24 +162,42 @@ s_emit (s_ctx_t *ctx, const Trove__Coin *c, bool revoke, const char *reason)
 //  --------------------------------------------------------------------------
 //  Rule state
 
+//  A list of rule states: a state's checkpoint or its head.
+typedef struct {
+    Trove__RuleState ***v;
+    size_t *n;
+} s_states_t;
+
+static s_states_t
+s_checkpoint_of (Trove__HuntState *hs)
+{
+    return (s_states_t){&hs->rules, &hs->n_rules};
+}
+
+static s_states_t
+s_head_of (Trove__HuntState *hs)
+{
+    return (s_states_t){&hs->head, &hs->n_head};
+}
+
 //  The state of rule r in hs, created (or reset when the rule changed kind).
 static Trove__RuleState *
-s_rule_state (Trove__HuntState *hs, const trove_rule_t *r)
+s_rule_state (s_states_t *st, const trove_rule_t *r)
 {
-    for (size_t i = 0; i < hs->n_rules; i++) {
-        Trove__RuleState *rs = hs->rules [i];
+    for (size_t i = 0; i < *st->n; i++) {
+        Trove__RuleState *rs = (*st->v) [i];
         if (strcmp (rs->rule, r->id) == 0) {
             if (rs->kind == (uint32_t) r->kind)
                 return rs;
             trove__rule_state__free_unpacked (rs, NULL);
-            hs->rules [i] = hs->rules [--hs->n_rules];
+            (*st->v) [i] = (*st->v) [--*st->n];
             break;
         }
     }
-    Trove__RuleState **v = realloc (hs->rules, (hs->n_rules + 1) * sizeof *v);
+    Trove__RuleState **v = realloc (*st->v, (*st->n + 1) * sizeof *v);
     if (!v)
         return NULL;
-    hs->rules = v;
+    *st->v = v;
     Trove__RuleState *rs = malloc (sizeof *rs);
     if (!rs)
         return NULL;
@@ -190,7 +207,7 @@ s_rule_state (Trove__HuntState *hs, const trove_rule_t *r)
         free (rs);
         return NULL;
     }
-    hs->rules [hs->n_rules++] = rs;
+    (*st->v) [(*st->n)++] = rs;
     return rs;
 }
 
@@ -239,7 +256,7 @@ s_occ (char *buf, const char *a, const char *b, const char *c)
 //  Apply one event to the rule states of hs under version v; the coins it
 //  earns are appended to out. Returns 0 or -1 (out of memory).
 static int
-s_process (const char *user, Trove__HuntState *hs, const trove_hunt_t *v, const Trove__Event *ev,
+s_process (const char *user, s_states_t st, const trove_hunt_t *v, const Trove__Event *ev,
            int64_t accepted_us, s_coins_t *out)
 {
     Trove__EventRef self_ref = TROVE__EVENT_REF__INIT;
@@ -254,7 +271,7 @@ s_process (const char *user, Trove__HuntState *hs, const trove_hunt_t *v, const 
             continue;
         if (r->kind != TROVE_KIND_SEQUENCE && !trove_match (&r->match, ev))
             continue;
-        Trove__RuleState *rs = s_rule_state (hs, r);
+        Trove__RuleState *rs = s_rule_state (&st, r);
         if (!rs)
             return -1;
         Trove__Coin *coin = NULL;
@@ -294,7 +311,7 @@ s_process (const char *user, Trove__HuntState *hs, const trove_hunt_t *v, const 
                     bool seen = false;
                     for (size_t k = 0; k < rs->n_seen && !seen; k++)
                         seen = rs->seen [k] == h;
-                    if (seen || rs->n_seen >= MAX_SEEN)
+                    if (seen)
                         continue;
                     uint64_t *bigger = realloc (rs->seen, (rs->n_seen + 1) * sizeof *bigger);
                     if (!bigger)
@@ -310,11 +327,11 @@ s_process (const char *user, Trove__HuntState *hs, const trove_hunt_t *v, const 
                 occ_len = s_occ (occ, "count", num, NULL);
                 coin = s_coin_new (user, v, r, occ, occ_len, rs->refs, rs->n_refs, ev, accepted_us);
                 s_refs_clear (&rs->refs, &rs->n_refs);
-                if (!r->repeat) {
-                    free (rs->seen);  //  finished: nothing else can matter
-                    rs->seen = NULL;
-                    rs->n_seen = 0;
-                }
+                //  Each award counts afresh: with repeat, the next needs `count`
+                //  distinct values again (so `seen` stays below `count`).
+                free (rs->seen);
+                rs->seen = NULL;
+                rs->n_seen = 0;
                 break;
             case TROVE_KIND_SEQUENCE: {
                 if (rs->done && !r->repeat)
@@ -539,7 +556,18 @@ s_replay (s_ctx_t *ctx, size_t h, Trove__HuntState *hs, const Trove__Event *trig
         const Trove__Event *ev = hs->buffer [i]->event;
         const trove_hunt_t *v = trove_rules_effective (ctx->rules, h, ev->ts_ms);
         if (v)
-            rc = s_process (ctx->user, r, v, ev, hs->buffer [i]->accepted_us, &fresh);
+            rc = s_process (ctx->user, s_checkpoint_of (r), v, ev, hs->buffer [i]->accepted_us, &fresh);
+    }
+    if (rc == 0) {
+        //  What the replay ends with is the new head.
+        for (size_t i = 0; i < hs->n_head; i++)
+            trove__rule_state__free_unpacked (hs->head [i], NULL);
+        free (hs->head);
+        hs->head = r->rules;
+        hs->n_head = r->n_rules;
+        hs->has_head = true;
+        r->rules = NULL;
+        r->n_rules = 0;
     }
     trove__hunt_state__free_unpacked (r, NULL);
     for (size_t i = 0; i < hs->n_tail && rc == 0; i++) {
@@ -581,7 +609,7 @@ s_fold (s_ctx_t *ctx, size_t h, Trove__HuntState *hs, int64_t lateness_ms)
         const Trove__Event *ev = hs->buffer [drop]->event;
         const trove_hunt_t *v = trove_rules_effective (ctx->rules, h, ev->ts_ms);
         s_coins_t coins = {0};
-        if (v && s_process (ctx->user, hs, v, ev, hs->buffer [drop]->accepted_us, &coins)) {
+        if (v && s_process (ctx->user, s_checkpoint_of (hs), v, ev, hs->buffer [drop]->accepted_us, &coins)) {
             s_coins_clear (&coins);
             return -1;
         }
@@ -665,10 +693,44 @@ s_score_stateful (s_ctx_t *ctx, const trove_store_t *store, size_t h, const trov
     if (!fresh && ev->ts_ms < hs->max_ts - v->lateness_ms) {
         //  Too late to place exactly: fold it in now.
         s_coins_t coins = {0};
-        rc = s_process (ctx->user, hs, v, ev, accepted_us, &coins);
+        rc = s_process (ctx->user, s_checkpoint_of (hs), v, ev, accepted_us, &coins);
         if (rc == 0)
             rc = s_emit_all (ctx, &coins);
         s_coins_clear (&coins);
+    }
+    else if ((fresh || hs->has_head)
+             && (hs->n_buffer == 0 || s_event_order (hs->buffer [hs->n_buffer - 1]->event, ev) < 0)) {
+        //  In order (the common case): the buffer's replay would end in the
+        //  head, so only this event is new. Append it and go on from there.
+        rc = s_buffer_insert (hs, ev, accepted_us);
+        s_coins_t coins = {0};
+        if (rc == 0)
+            rc = s_process (ctx->user, s_head_of (hs), v, ev, accepted_us, &coins);
+        hs->has_head = true;
+        if (rc == 0)
+            rc = s_emit_all (ctx, &coins);
+        for (size_t i = 0; i < coins.n && rc == 0; i++) {
+            Trove__Coin **bigger = realloc (hs->tail, (hs->n_tail + 1) * sizeof *bigger);
+            if (!bigger) {
+                rc = -1;
+                break;
+            }
+            hs->tail = bigger;
+            hs->tail [hs->n_tail++] = coins.v [i];
+            coins.v [i] = NULL;
+        }
+        for (size_t i = 0; i < coins.n; i++)
+            if (coins.v [i])
+                trove__coin__free_unpacked (coins.v [i], NULL);
+        free (coins.v);
+        if (ev->ts_ms > hs->max_ts || fresh)
+            hs->max_ts = ev->ts_ms;
+        if (rc == 0)
+            rc = s_fold (ctx, h, hs, v->lateness_ms);
+        if (rc == 0)
+            rc = s_state_save (ctx, store, hs);
+        trove__hunt_state__free_unpacked (hs, NULL);
+        return rc;
     }
     else
         rc = s_buffer_insert (hs, ev, accepted_us);

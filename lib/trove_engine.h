@@ -36,8 +36,9 @@
     within the cooldown of the rule's previous award for the user; `cap`
     allows `max` awards per local day, week (Monday first), month or the
     whole hunt. `count` awards after `count` matching events (with
-    `distinct: attr`, distinct values of that attribute; at most 10,000
-    distinct values are remembered per user and rule). `sequence` awards
+    `distinct: attr`, distinct values of that attribute; each award counts
+    afresh, so with `repeat` the next one needs `count` distinct values
+    again). `sequence` awards
     when its steps match events in ts order with last - first <= `within`
     (one event plays one step; the partial match with the latest start is
     kept, so the first completion in event time wins; all partial matches
