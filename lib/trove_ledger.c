@@ -59,6 +59,19 @@ typedef struct {
 //  is then stored when it comes but never scored.
 #define MARKER_PARTITION 0xFFFFFFFFu
 
+//  Hunt, rule and id of an award frame's coin (for metrics and undo).
+typedef struct {
+    char hunt [72], rule [72];  //  rule ids are at most 64 characters
+    char id [TROVE_COIN_ID_LEN + 1];
+    bool revoked;
+} s_frame_meta_t;
+
+//  A packed Msg{award} is the tag of field 5, the coin's length, the coin;
+//  the same coin as LogRecord field 3 differs only in the tag byte, so each
+//  coin is packed once and spliced into both.
+#define S_TAG_MSG_AWARD 0x2a  //  field 5, length-delimited
+#define S_TAG_LOG_COINS 0x1a  //  field 3, length-delimited
+
 typedef struct _s_record_t s_record_t;
 struct _s_record_t {
     uint64_t lseq;  //  log sequence number
@@ -96,7 +109,7 @@ struct _trove_ledger_t {
     s_record_t *batch_head, *batch_tail;  //  records of the open batch
     void **frames;                        //  packed Msg{award} of the batch
     size_t *sizes;
-    Trove__Msg **frame_msgs;  //  each frame unpacked: the log record's coins
+    s_frame_meta_t *frame_meta;  //  what each frame's coin is
     size_t nframes, frames_cap;
     size_t nready;  //  frames of the last committed batch
 
@@ -124,7 +137,7 @@ struct _trove_ledger_t {
     zhashx_t *states_staged;   //  written by the open batch
     zhashx_t *states_pending;  //  committed, not applied yet
     //  The record being built: its coins and states
-    Trove__Coin **mint_ptrs;  //  (in frame_msgs)
+    size_t rec_first_frame;  //  the record's coins are the frames from here on
     size_t ncoins, coins_cap;
     Trove__StateEntry *rec_states;  //  data borrowed from states_staged
     Trove__StateEntry **rec_state_ptrs;
@@ -152,10 +165,8 @@ s_fail_rc (trove_ledger_t *self, const char *what, int rc)
 static void
 s_frames_clear (trove_ledger_t *self)
 {
-    for (size_t i = 0; i < self->nframes; i++) {
+    for (size_t i = 0; i < self->nframes; i++)
         free (self->frames [i]);
-        trove__msg__free_unpacked (self->frame_msgs [i], NULL);
-    }
     self->nframes = 0;
     self->nready = 0;
 }
@@ -232,7 +243,8 @@ s_staged_clear (trove_ledger_t *self, bool keep)
 static void
 s_mint_clear (trove_ledger_t *self)
 {
-    self->ncoins = 0;  //  the coins themselves belong to the frames
+    self->ncoins = 0;  //  the coins themselves are the frames from rec_first_frame
+    self->rec_first_frame = self->nframes;
     self->nstates = 0;
 }
 
@@ -349,13 +361,17 @@ s_apply_record (trove_ledger_t *self, MDB_txn *txn, const Trove__LogRecord *rec,
         key = (MDB_val){16, raw};
         //  coinids points at a coin's latest entry (mint or revocation);
         //  an entry at or below it was applied before (replay after a crash).
-        rc = mdb_get (txn, self->coinids, &key, &val);
-        if (rc == 0 && val.mv_size == 8 && trove_get_be64 (val.mv_data) >= coin->aseq)
-            continue;
-        if (rc && rc != MDB_NOTFOUND)
-            return rc;
+        //  One lookup in the common case: a new id. On MDB_KEYEXIST, val holds
+        //  the entry there.
         val = (MDB_val){8, seq};
-        if ((rc = mdb_put (txn, self->coinids, &key, &val, 0)))
+        rc = mdb_put (txn, self->coinids, &key, &val, MDB_NOOVERWRITE);
+        if (rc == MDB_KEYEXIST) {
+            if (val.mv_size == 8 && trove_get_be64 (val.mv_data) >= coin->aseq)
+                continue;
+            val = (MDB_val){8, seq};
+            rc = mdb_put (txn, self->coinids, &key, &val, 0);
+        }
+        if (rc)
             return rc;
         Trove__Msg msg = TROVE__MSG__INIT;
         msg.body_case = TROVE__MSG__BODY_AWARD;
@@ -877,11 +893,10 @@ trove_ledger_destroy (trove_ledger_t **self_p)
     s_frames_clear (self);
     free (self->frames);
     free (self->sizes);
-    free (self->frame_msgs);
+    free (self->frame_meta);
     free (self->undo);
     free (self->pseq);
     free (self->pseq_loaded);
-    free (self->mint_ptrs);
     free (self->rec_states);
     free (self->rec_state_ptrs);
     zhashx_destroy (&self->states_staged);
@@ -1116,15 +1131,15 @@ void
 trove_ledger_award_rule (trove_ledger_t *self, size_t index, const char **hunt_p, const char **rule_p)
 {
     assert (index < self->nready);
-    *hunt_p = self->frame_msgs [index]->award->hunt;
-    *rule_p = self->frame_msgs [index]->award->rule;
+    *hunt_p = self->frame_meta [index].hunt;
+    *rule_p = self->frame_meta [index].rule;
 }
 
 bool
 trove_ledger_award_revoked (trove_ledger_t *self, size_t index)
 {
     assert (index < self->nready);
-    return self->frame_msgs [index]->award->revoked;
+    return self->frame_meta [index].revoked;
 }
 
 void
@@ -1210,7 +1225,7 @@ s_next_pseq (trove_ledger_t *self, uint32_t p, uint64_t *pseq_p)
 }
 
 static int
-s_push_frame (trove_ledger_t *self, void *frame, size_t size, Trove__Msg *msg)
+s_push_frame (trove_ledger_t *self, void *frame, size_t size, const Trove__Coin *coin)
 {
     if (self->nframes == self->frames_cap) {
         size_t cap = self->frames_cap ? self->frames_cap * 2 : 256;
@@ -1220,16 +1235,20 @@ s_push_frame (trove_ledger_t *self, void *frame, size_t size, Trove__Msg *msg)
         size_t *sizes = frames ? realloc (self->sizes, cap * sizeof *sizes) : NULL;
         if (sizes)
             self->sizes = sizes;
-        Trove__Msg **msgs = sizes ? realloc (self->frame_msgs, cap * sizeof *msgs) : NULL;
-        if (!msgs) {
+        s_frame_meta_t *meta = sizes ? realloc (self->frame_meta, cap * sizeof *meta) : NULL;
+        if (!meta) {
             snprintf (self->error, sizeof self->error, "out of memory");
             return -1;
         }
-        self->frame_msgs = msgs;
+        self->frame_meta = meta;
         self->frames_cap = cap;
     }
     self->frames [self->nframes] = frame;
-    self->frame_msgs [self->nframes] = msg;
+    s_frame_meta_t *m = &self->frame_meta [self->nframes];
+    snprintf (m->hunt, sizeof m->hunt, "%s", coin->hunt);
+    snprintf (m->rule, sizeof m->rule, "%s", coin->rule);
+    snprintf (m->id, sizeof m->id, "%s", coin->id);
+    m->revoked = coin->revoked;
     self->sizes [self->nframes++] = size;
     return 0;
 }
@@ -1240,16 +1259,6 @@ static int
 s_change (void *arg, const trove_change_t *ch)
 {
     trove_ledger_t *self = arg;
-    if (self->ncoins == self->coins_cap) {
-        size_t cap = self->coins_cap ? self->coins_cap * 2 : 8;
-        Trove__Coin **ptrs = realloc (self->mint_ptrs, cap * sizeof *ptrs);
-        if (!ptrs) {
-            snprintf (self->error, sizeof self->error, "out of memory");
-            return -1;
-        }
-        self->mint_ptrs = ptrs;
-        self->coins_cap = cap;
-    }
     Trove__Coin coin = TROVE__COIN__INIT;
     coin.id = (char *) ch->id;
     coin.user = (char *) ch->user;
@@ -1266,24 +1275,25 @@ s_change (void *arg, const trove_change_t *ch)
     coin.event_ts_ms = ch->event_ts_ms;
     coin.accepted_us = ch->accepted_us;
     coin.revoked = ch->revoke;
-    Trove__Msg msg = TROVE__MSG__INIT;
-    msg.body_case = TROVE__MSG__BODY_AWARD;
-    msg.award = &coin;
-    size_t size;
-    void *frame = trove_msg_pack (&msg, &size);
-    //  The record keeps its own copy (the engine's strings are borrowed).
-    Trove__Msg *copy = frame ? trove__msg__unpack (NULL, size, frame) : NULL;
-    if (!copy) {
-        free (frame);
+    size_t len = trove__coin__get_packed_size (&coin);
+    uint8_t *frame = malloc (1 + 10 + len);
+    if (!frame) {
         snprintf (self->error, sizeof self->error, "out of memory");
         return -1;
     }
-    if (s_push_frame (self, frame, size, copy)) {
+    frame [0] = S_TAG_MSG_AWARD;
+    size_t at = 1;
+    for (size_t v = len;; v >>= 7) {
+        frame [at++] = (uint8_t) ((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+        if (v < 0x80)
+            break;
+    }
+    trove__coin__pack (&coin, frame + at);
+    if (s_push_frame (self, frame, at + len, &coin)) {
         free (frame);
-        trove__msg__free_unpacked (copy, NULL);
         return -1;
     }
-    self->mint_ptrs [self->ncoins++] = copy->award;
+    self->ncoins++;
     self->aseq_pending = coin.aseq;
     return 0;
 }
@@ -1492,7 +1502,7 @@ s_undo_by_provenance (trove_ledger_t *self, const Trove__Event *ev, const char *
         for (size_t i = 0; i < c->n_events && !cited; i++)
             cited = strcmp (c->events [i]->source, tsource) == 0 && strcmp (c->events [i]->id, tid) == 0;
         for (size_t i = 0; i < self->ncoins && !changed; i++)
-            changed = strcmp (self->mint_ptrs [i]->id, c->id) == 0;
+            changed = strcmp (self->frame_meta [self->rec_first_frame + i].id, c->id) == 0;
         if (!cited || changed)
             continue;
         trove_change_t ch = {
@@ -1568,8 +1578,6 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
     Trove__LogRecord rec = TROVE__LOG_RECORD__INIT;
     rec.record = &er;
     rec.req_id = req_id;
-    rec.n_coins = self->ncoins;
-    rec.coins = self->mint_ptrs;
     for (size_t i = 0; i < self->nstates; i++)
         self->rec_state_ptrs [i] = &self->rec_states [i];
     rec.n_states = self->nstates;
@@ -1582,7 +1590,10 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
         rec.undone = &target;
     }
     r->lseq = self->lseq_pending + 1;
-    r->size = trove__log_record__get_packed_size (&rec);
+    size_t base = trove__log_record__get_packed_size (&rec);
+    r->size = base;
+    for (size_t i = 0; i < self->ncoins; i++)
+        r->size += self->sizes [self->rec_first_frame + i];
     uint8_t kbuf [8];
     trove_put_be64 (kbuf, r->lseq);
     MDB_val key = {8, kbuf}, val = {r->size, NULL};
@@ -1594,6 +1605,14 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
         goto done;
     }
     trove__log_record__pack (&rec, val.mv_data);
+    //  Then the coins as field 3, spliced from their award frames.
+    uint8_t *out = (uint8_t *) val.mv_data + base;
+    for (size_t i = 0; i < self->ncoins; i++) {
+        size_t f = self->rec_first_frame + i;
+        memcpy (out, self->frames [f], self->sizes [f]);
+        out [0] = S_TAG_LOG_COINS;
+        out += self->sizes [f];
+    }
     //  The tables get a private copy (the log page belongs to LMDB).
     r->data = malloc (r->size ? r->size : 1);
     if (!r->data) {
