@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define MAX_PARTITIONS 65536
@@ -616,6 +617,14 @@ s_prealloc (MDB_env *env, uint64_t bytes)
         return -1;
     if ((uint64_t) st.st_size >= bytes)
         return 0;
+    //  Never at the cost of the disk: take at most a quarter of what is free
+    //  (a small disk then simply grows the log as it goes).
+    struct statvfs vfs;
+    if (fstatvfs (fd, &vfs) == 0
+        && (bytes - (uint64_t) st.st_size) > (uint64_t) vfs.f_bavail * vfs.f_frsize / 4) {
+        errno = ENOSPC;
+        return -1;
+    }
     //  Page-sized writes, then the cache dropped: big writes would leave big
     //  page-cache folios behind, and every later 4 KiB page LMDB rewrites
     //  would then dirty (and write back) the whole folio.
@@ -626,6 +635,14 @@ s_prealloc (MDB_env *env, uint64_t bytes)
             rc = -1;
     if (rc == 0)
         rc = fdatasync (fd);
+    else {
+        int saved = errno;
+        //  Give back what was written: a full disk must not stay full.
+        if (ftruncate (fd, st.st_size))
+            trove_log ('W', "cannot shrink the log back to %lld bytes: %s", (long long) st.st_size,
+                       strerror (errno));
+        errno = saved;
+    }
     posix_fadvise (fd, 0, 0, POSIX_FADV_DONTNEED);
     return rc;
 }
