@@ -75,8 +75,8 @@ s_control (s_broker_t *self)
 {
     zframe_t *routing_id;
     const char *reason;
-    Trove__Msg *msg =
-        trove_msg_recv_routed (self->control, trove_cfg_limits (self->cfg)->max_frame, &routing_id, &reason);
+    Trove__Msg *msg = trove_msg_recv_routed (self->control, trove_cfg_limits (self->cfg)->max_frame,
+                                             &routing_id, &reason, NULL);
     if (!routing_id && !reason)
         return;
     if (routing_id && msg && msg->body_case == TROVE__MSG__BODY_QUERY) {

@@ -11,6 +11,7 @@
 
     Usage: trove-ingestor --config FILE --name NAME */
 #include "trove_cfg.h"
+#include "trove_deadletter.h"
 #include "trove_event.h"
 #include "trove_hash.h"
 #include "trove_metrics.h"
@@ -72,8 +73,9 @@ typedef struct {
     zsock_t *pub;          //  PUB to the broker: heartbeats
     uint64_t incarnation;  //  random per start
     size_t nshards;
-    trove_outbox_t *outbox;  //  sub-batches not yet answered
-    size_t pending_events;   //  events received and unanswered
+    trove_outbox_t *outbox;          //  sub-batches not yet answered
+    trove_deadletter_t *deadletter;  //  refused whole messages
+    size_t pending_events;           //  events received and unanswered
     int64_t started_ms;
     uint64_t received, answered;  //  counters for status
     s_metrics_t m;                //  Prometheus metrics
@@ -234,6 +236,16 @@ s_answer_status (s_ingestor_t *self, zframe_t *routing_id, uint64_t req_id)
 }
 
 //  Answer a request that cannot even be split (malformed, too large).
+//  A refused whole message goes to the dead-letter file (never retried).
+static void
+s_dead_letter (s_ingestor_t *self, zframe_t *routing_id, const char *why, const void *data, size_t size)
+{
+    if (self->deadletter
+        && trove_deadletter_add (self->deadletter, zframe_data (routing_id), zframe_size (routing_id), why,
+                                 data, size))
+        trove_log ('W', "cannot write the dead-letter file: %s", strerror (errno));
+}
+
 static void
 s_refuse (s_ingestor_t *self, zframe_t *routing_id, uint64_t req_id, const char *error)
 {
@@ -290,6 +302,7 @@ s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__SubmitRequest *sub
         snprintf (error, sizeof error, "batch_too_large: %zu events, limit %zu", submit->n_events,
                   lim->max_batch);
         s_refuse (self, *routing_id_p, submit->req_id, error);
+        s_dead_letter (self, *routing_id_p, error, NULL, trove__submit_request__get_packed_size (submit));
         return;
     }
     s_request_t *req = calloc (1, sizeof *req);
@@ -406,8 +419,9 @@ s_front_message (s_ingestor_t *self)
     int64_t received_us = trove_now_us ();
     zframe_t *routing_id;
     const char *reason;
-    Trove__Msg *msg =
-        trove_msg_recv_routed (self->front, trove_cfg_limits (self->cfg)->max_frame, &routing_id, &reason);
+    zframe_t *raw;
+    Trove__Msg *msg = trove_msg_recv_routed (self->front, trove_cfg_limits (self->cfg)->max_frame,
+                                             &routing_id, &reason, &raw);
     if (msg && msg->body_case == TROVE__MSG__BODY_SUBMIT)
         s_submit (self, &routing_id, msg->submit, received_us);
     else if (msg && msg->body_case == TROVE__MSG__BODY_QUERY && strcmp (msg->query->kind, "status") == 0)
@@ -415,10 +429,13 @@ s_front_message (s_ingestor_t *self)
     else if (routing_id) {
         //  Malformed input is answered and changes nothing.
         trove_counter_inc (self->m.bad_frames);
-        s_refuse (self, routing_id, 0, msg ? "malformed: unexpected message type" : reason);
-        trove_log ('D', "refused a bad frame: %s", msg ? "unexpected message type" : reason);
+        const char *why = msg ? "malformed: unexpected message type" : reason;
+        s_refuse (self, routing_id, 0, why);
+        s_dead_letter (self, routing_id, why, raw ? zframe_data (raw) : NULL, raw ? zframe_size (raw) : 0);
+        trove_log ('D', "refused a bad frame: %s", why);
     }
     trove_msg_free (&msg);
+    zframe_destroy (&raw);
     zframe_destroy (&routing_id);
 }
 
@@ -605,6 +622,13 @@ main (int argc, char *argv [])
         goto done;
     if (s_metrics_init (self, (size_t) index))
         goto done;
+    //  64 MiB, then rotated once: bounded, the newest kept.
+    self->deadletter = trove_deadletter_new (trove_cfg_ingestor_deadletter (self->cfg, (size_t) index), name,
+                                             64 * 1024 * 1024, &err);
+    if (!self->deadletter) {
+        trove_log ('E', "%s", err);
+        goto done;
+    }
     self->incarnation = (uint64_t) trove_now_us () ^ ((uint64_t) getpid () << 32);
     self->pub = zsock_new (ZMQ_PUB);
     if (!self->pub)
@@ -661,6 +685,7 @@ done:
         if (self->outbox)
             trove_outbox_each (self->outbox, s_drop, self);
         trove_outbox_destroy (&self->outbox);
+        trove_deadletter_destroy (&self->deadletter);
         trove_metrics_destroy (&self->m.registry);
         zhashx_destroy (&self->m.rejections);
         free (self->m.resends);

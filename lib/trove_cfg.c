@@ -33,7 +33,8 @@ struct _trove_cfg_t {
     char *ingestor_names [MAX_INGESTORS];
     char *ingestor_eps [MAX_INGESTORS];
     char *ingestor_metrics [MAX_INGESTORS];
-    size_t ningestors;  //  number of ingestors
+    char *ingestor_deadletter [MAX_INGESTORS];  //  resolved path (owned)
+    size_t ningestors;                          //  number of ingestors
     char *sources [MAX_SOURCES];
     size_t nsources;  //  number of declared sources
     size_t map_size;  //  LMDB map size in bytes
@@ -262,6 +263,14 @@ trove_cfg_load (const char *path, char **err_p)
         self->ingestor_metrics [self->ningestors] = zconfig_get (s, "metrics", NULL);
         if (err)
             goto fail;
+        char fallback [160];
+        snprintf (fallback, sizeof fallback, "deadletter/%s.ndjson", zconfig_name (s));
+        self->ingestor_deadletter [self->ningestors] =
+            s_resolve (self, zconfig_get (s, "deadletter", fallback));
+        if (!self->ingestor_deadletter [self->ningestors]) {
+            err = strdup ("out of memory");
+            goto fail;
+        }
         self->ningestors++;
     }
     zconfig_t *sources = zconfig_locate (self->root, "sources");
@@ -301,6 +310,8 @@ trove_cfg_destroy (trove_cfg_t **self_p)
         for (size_t i = 0; i < self->nshards; i++)
             free (self->shards [i].data);
         free (self->rules_dir);
+        for (size_t i = 0; i < MAX_INGESTORS; i++)
+            free (self->ingestor_deadletter [i]);
         free (self->base);
         free (self->owner);
         free (self);
@@ -430,6 +441,13 @@ trove_cfg_ingestor_metrics (const trove_cfg_t *self, size_t index)
 {
     assert (index < self->ningestors);
     return self->ingestor_metrics [index];
+}
+
+const char *
+trove_cfg_ingestor_deadletter (const trove_cfg_t *self, size_t index)
+{
+    assert (index < self->ningestors);
+    return self->ingestor_deadletter [index];
 }
 
 const char *

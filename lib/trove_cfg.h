@@ -77,6 +77,9 @@ const char *trove_cfg_rules_dir (const trove_cfg_t *self);
 const char *trove_cfg_broker_metrics (const trove_cfg_t *self);
 const char *trove_cfg_ingestor_metrics (const trove_cfg_t *self, size_t index);
 const char *trove_cfg_shard_metrics (const trove_cfg_t *self, size_t shard);
+//  Where an ingestor writes refused messages (trove_deadletter): its
+//  `deadletter` path, by default deadletter/NAME.ndjson beside the config.
+const char *trove_cfg_ingestor_deadletter (const trove_cfg_t *self, size_t index);
 //  LMDB map size for scorers, bytes.
 size_t trove_cfg_map_size (const trove_cfg_t *self);
 //  "full" (fsync every commit, the default) or "none" (survives a process

@@ -131,10 +131,13 @@ trove_msg_send_heartbeat (void *socket, Trove__Heartbeat *hb)
 }
 
 Trove__Msg *
-trove_msg_recv_routed (zsock_t *router, size_t max_size, zframe_t **routing_id_p, const char **reason_p)
+trove_msg_recv_routed (zsock_t *router, size_t max_size, zframe_t **routing_id_p, const char **reason_p,
+                       zframe_t **raw_p)
 {
     *routing_id_p = NULL;
     *reason_p = NULL;
+    if (raw_p)
+        *raw_p = NULL;
     zmsg_t *zmsg = zmsg_recv (router);
     if (!zmsg)
         return NULL;
@@ -145,6 +148,10 @@ trove_msg_recv_routed (zsock_t *router, size_t max_size, zframe_t **routing_id_p
         *reason_p = "malformed: want exactly one frame per message";
     else
         msg = trove_msg_decode (zframe_data (body), zframe_size (body), max_size, reason_p);
+    if (!msg && raw_p && body) {
+        *raw_p = body;  //  the refused bytes, for the dead-letter file
+        body = NULL;
+    }
     zframe_destroy (&body);
     zmsg_destroy (&zmsg);
     return msg;

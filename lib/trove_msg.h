@@ -44,9 +44,11 @@ int trove_msg_send_heartbeat (void *socket, Trove__Heartbeat *heartbeat);
 //  ZMQ_POLLIN first). *routing_id_p gets the sender's routing id (the caller
 //  destroys it) or NULL when nothing could be received; then NULL is
 //  returned with *reason_p NULL. Any other NULL return comes with a reason:
-//  "malformed: want exactly one frame per message" or trove_msg_decode's.
+//  "malformed: want exactly one frame per message" or trove_msg_decode's;
+//  then, if raw_p is not NULL, *raw_p gets the refused body frame (the
+//  caller destroys it; NULL when there was none).
 Trove__Msg *trove_msg_recv_routed (zsock_t *router, size_t max_size, zframe_t **routing_id_p,
-                                   const char **reason_p);
+                                   const char **reason_p, zframe_t **raw_p);
 
 //  Serialize into a fresh buffer the caller frees. NULL on OOM.
 void *trove_msg_pack (const Trove__Msg *msg, size_t *size_p);

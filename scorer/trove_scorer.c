@@ -193,8 +193,8 @@ s_take_one (s_scorer_t *self, bool *storage_failed)
         return 0;
     zframe_t *routing_id;
     const char *reason;
-    Trove__Msg *msg =
-        trove_msg_recv_routed (self->events, trove_cfg_limits (self->cfg)->max_frame, &routing_id, &reason);
+    Trove__Msg *msg = trove_msg_recv_routed (self->events, trove_cfg_limits (self->cfg)->max_frame,
+                                             &routing_id, &reason, NULL);
     if (!routing_id && !reason)
         return 0;
     int taken = 1;  //  count a bad message as progress so the loop moves on
@@ -630,7 +630,7 @@ s_process_queries (s_scorer_t *self)
         zframe_t *routing_id;
         const char *reason;
         Trove__Msg *msg = trove_msg_recv_routed (self->query, trove_cfg_limits (self->cfg)->max_frame,
-                                                 &routing_id, &reason);
+                                                 &routing_id, &reason, NULL);
         if (!routing_id && !reason)
             break;
         if (msg && msg->body_case == TROVE__MSG__BODY_QUERY) {
