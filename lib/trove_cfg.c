@@ -279,6 +279,10 @@ trove_cfg_load (const char *path, char **err_p)
             err = trove_strdupf ("more than %d sources", MAX_SOURCES);
             goto fail;
         }
+        if (strcmp (zconfig_name (s), "reconciler") == 0) {
+            err = strdup ("source name 'reconciler' is reserved (the reconciler's requests to scorers)");
+            goto fail;
+        }
         self->sources [self->nsources++] = zconfig_name (s);
     }
     self->rules_dir = s_resolve (self, zconfig_get (self->root, "trove/rules", "rules"));

@@ -782,6 +782,14 @@ s_undo (s_ctx_t *ctx, const trove_store_t *store, const char *source, const char
 }
 
 bool
+trove_engine_unscored (const Trove__Event *ev)
+{
+    return strcmp (ev->type, "undo") == 0
+        || (strcmp (ev->type, TROVE_RECONCILE_TYPE) == 0
+            && strcmp (ev->source, TROVE_RECONCILER_SOURCE) == 0);
+}
+
+bool
 trove_engine_undo_target (const Trove__Event *ev, const char **source_p, const char **id_p)
 {
     if (strcmp (ev->type, "undo"))
@@ -811,7 +819,7 @@ trove_engine_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t 
     const char *tsource, *tid;
     if (trove_engine_undo_target (ev, &tsource, &tid))
         return s_undo (&ctx, store, tsource, tid);
-    if (strcmp (ev->type, "undo") == 0)
+    if (trove_engine_unscored (ev))
         return 0;  //  validation refuses an undo without its target; never scored
     for (size_t h = 0; h < trove_rules_hunts (rules); h++) {
         const trove_hunt_t *v = trove_rules_effective (rules, h, ev->ts_ms);
@@ -1022,11 +1030,18 @@ int
 trove_engine_derive (const trove_rules_t *rules, Trove__Event *const *events, size_t n, trove_change_fn *emit,
                      void *arg)
 {
+    return trove_engine_derive_into (rules, events, n, emit, arg, NULL);
+}
+
+int
+trove_engine_derive_into (const trove_rules_t *rules, Trove__Event *const *events, size_t n,
+                          trove_change_fn *emit, void *arg, trove_memstore_t *into)
+{
     int rc = -1;
     Trove__Event **sorted = malloc ((n ? n : 1) * sizeof *sorted);
     zhashx_t *undone = zhashx_new ();
     s_live_t live = {zhashx_new ()};
-    trove_memstore_t *mem = trove_memstore_new ();
+    trove_memstore_t *mem = into ? into : trove_memstore_new ();
     Trove__Coin **list = NULL;
     if (!sorted || !undone || !live.live || !mem)
         goto done;
@@ -1045,8 +1060,8 @@ trove_engine_derive (const trove_rules_t *rules, Trove__Event *const *events, si
     }
     trove_store_t store = trove_memstore_store (mem);
     for (size_t i = 0; i < n; i++) {
-        if (strcmp (sorted [i]->type, "undo") == 0)
-            continue;  //  applied by leaving its target out
+        if (trove_engine_unscored (sorted [i]))
+            continue;  //  undo: applied by leaving its target out
         char *key = zsys_sprintf ("%s\x1f%s", sorted [i]->source, sorted [i]->id);
         if (!key)
             goto done;
@@ -1071,6 +1086,7 @@ done:
     free (sorted);
     zhashx_destroy (&undone);
     zhashx_destroy (&live.live);
-    trove_memstore_destroy (&mem);
+    if (mem != into)
+        trove_memstore_destroy (&mem);
     return rc;
 }

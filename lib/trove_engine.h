@@ -89,7 +89,8 @@ typedef struct {
     size_t nrefs;
     int64_t event_ts_ms;  //  ts of the last earning event
     int64_t accepted_us;  //  when the last earning event was accepted
-    const char *reason;   //  "scored", "rescored" (reordered or new rules), "undo"
+    const char *reason;   //  "scored", "rescored" (reordered or new rules), "undo", "reconciled"
+    const char *run;      //  reconciler run id, or NULL
 } trove_change_t;
 
 //  Return 0 to go on, -1 to stop (the caller gets -1).
@@ -111,8 +112,21 @@ bool trove_engine_undo_target (const Trove__Event *event, const char **source_p,
 int trove_engine_derive (const trove_rules_t *rules, Trove__Event *const *events, size_t n,
                          trove_change_fn *emit, void *arg);
 
-//  --- an in-memory store (derive, preview, tests) -------------------------
 typedef struct _trove_memstore_t trove_memstore_t;
+//  The same, leaving the derived rule state of every (user, hunt) in mem
+//  (what real time would hold after these events in event-time order).
+int trove_engine_derive_into (const trove_rules_t *rules, Trove__Event *const *events, size_t n,
+                              trove_change_fn *emit, void *arg, trove_memstore_t *mem);
+
+//  Events the engine never scores: undo (applied through its target) and a
+//  reconciler's request to re-derive a user.
+bool trove_engine_unscored (const Trove__Event *event);
+
+//  The reserved source and type of a reconciler's re-derive request.
+#define TROVE_RECONCILER_SOURCE "reconciler"
+#define TROVE_RECONCILE_TYPE "reconcile"
+
+//  --- an in-memory store (derive, preview, tests) -------------------------
 trove_memstore_t *trove_memstore_new (void);
 void trove_memstore_destroy (trove_memstore_t **self_p);
 //  A store backed by it.

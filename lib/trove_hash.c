@@ -1,6 +1,10 @@
 /*  trove_hash - user partition hash and coin ids. */
 #include "trove_hash.h"
 #include "trove_util.h"
+#include "trove.pb-c.h"
+
+#include <stdio.h>
+#include <stdlib.h>
 
 #include <assert.h>
 #include <sodium.h>
@@ -44,4 +48,43 @@ trove_hash_coin_id (const char *hunt, const char *rule, const char *user, const 
     uint8_t digest [16];
     crypto_generichash_final (&state, digest, sizeof digest);
     trove_hex (digest, sizeof digest, out);
+}
+
+static int
+s_coin_id_order (const void *a, const void *b)
+{
+    return strcmp ((*(Trove__Coin *const *) a)->id, (*(Trove__Coin *const *) b)->id);
+}
+
+int
+trove_hash_coins_digest (Trove__Coin *const *coins, size_t n, char *out)
+{
+    Trove__Coin **sorted = malloc ((n ? n : 1) * sizeof *sorted);
+    if (!sorted)
+        return -1;
+    memcpy (sorted, coins, n * sizeof *sorted);
+    qsort (sorted, n, sizeof *sorted, s_coin_id_order);
+    crypto_generichash_state st;
+    crypto_generichash_init (&st, NULL, 0, 16);
+    for (size_t i = 0; i < n; i++) {
+        const Trove__Coin *c = sorted [i];
+        char head [96];
+        int len = snprintf (head, sizeof head, "%s %lld %u ", c->id, (long long) c->value, c->rule_version);
+        crypto_generichash_update (&st, (const unsigned char *) head, (unsigned long long) len);
+        for (size_t k = 0; k < c->n_events; k++) {
+            if (k)
+                crypto_generichash_update (&st, (const unsigned char *) ",", 1);
+            crypto_generichash_update (&st, (const unsigned char *) c->events [k]->source,
+                                       strlen (c->events [k]->source));
+            crypto_generichash_update (&st, (const unsigned char *) "/", 1);
+            crypto_generichash_update (&st, (const unsigned char *) c->events [k]->id,
+                                       strlen (c->events [k]->id));
+        }
+        crypto_generichash_update (&st, (const unsigned char *) "\n", 1);
+    }
+    unsigned char digest [16];
+    crypto_generichash_final (&st, digest, sizeof digest);
+    trove_hex (digest, sizeof digest, out);
+    free (sorted);
+    return 0;
 }

@@ -14,6 +14,8 @@
 #ifndef TROVE_HASH_H_INCLUDED
 #define TROVE_HASH_H_INCLUDED
 
+#include "trove.pb-c.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +35,12 @@ uint32_t trove_hash_partition (const char *user, size_t len, uint32_t partitions
 //  hence its explicit length. Can't fail.
 void trove_hash_coin_id (const char *hunt, const char *rule, const char *user, const void *occurrence,
                          size_t occurrence_len, char *out);
+
+//  Digest of a set of live coins (order does not matter): hex BLAKE2b-128
+//  over the lines "id value version source/id,source/id...\n" sorted by id,
+//  into out (TROVE_COIN_ID_LEN + 1 bytes). The scorer and the reconciler
+//  compare users by it. Returns 0, -1 on OOM.
+int trove_hash_coins_digest (Trove__Coin *const *coins, size_t n, char *out);
 
 #ifdef __cplusplus
 }

@@ -1292,6 +1292,7 @@ s_change (void *arg, const trove_change_t *ch)
     coin.event_ts_ms = ch->event_ts_ms;
     coin.accepted_us = ch->accepted_us;
     coin.revoked = ch->revoke;
+    coin.run = (char *) (ch->run ? ch->run : "");
     size_t len = trove__coin__get_packed_size (&coin);
     uint8_t *frame = malloc (1 + 10 + len);
     if (!frame) {
@@ -1456,31 +1457,32 @@ s_latest_put (zhashx_t *latest, const Trove__Coin *coin)
     return 0;
 }
 
-//  Revoke every live coin of the user whose provenance includes the target,
-//  except those the engine changed for this event. Needs the tables to hold
-//  everything committed, so it waits for the apply thread: undo is rare.
-static int
-s_undo_by_provenance (trove_ledger_t *self, const Trove__Event *ev, const char *tsource, const char *tid)
+//  The latest entry of every coin of a user, committed or earlier in this
+//  batch (id -> Trove__Coin, owned). Needs the tables to hold everything
+//  committed, so it waits for the apply thread (undo and rescoring are
+//  rare), then takes a fresh snapshot for the rest of the batch. NULL on
+//  error (self->error set).
+static zhashx_t *
+s_user_latest (trove_ledger_t *self, const char *user, const char *what)
 {
     s_batch_end_reading (self);
     int rc = trove_ledger_wait_applied (self, 30000);
     MDB_txn *txn;
     if (s_read_begin (self, &txn))
-        return -1;
-    self->batch_reading = true;  //  a fresh snapshot for the rest of the batch
+        return NULL;
+    self->batch_reading = true;
     if (rc) {
-        snprintf (self->error, sizeof self->error, "undo: the tables are behind the log; try again");
-        return -1;
+        snprintf (self->error, sizeof self->error, "%s: the tables are behind the log; try again", what);
+        return NULL;
     }
     zhashx_t *latest = zhashx_new ();
     if (!latest)
-        return -1;
+        return NULL;
     zhashx_set_destructor (latest, s_coin_item_free);
-    rc = 0;
     //  1. The tables: the user's coins, oldest first.
-    size_t ul = strlen (ev->user);
+    size_t ul = strlen (user);
     uint8_t ukey [KEY_MAX];
-    memcpy (ukey, ev->user, ul);
+    memcpy (ukey, user, ul);
     ukey [ul] = 0;
     MDB_cursor *cursor;
     int mrc = mdb_cursor_open (self->rtxn, self->users, &cursor);
@@ -1507,10 +1509,27 @@ s_undo_by_provenance (trove_ledger_t *self, const Trove__Event *ev, const char *
         if (!rec)
             continue;
         for (size_t i = 0; i < rec->n_coins && rc == 0; i++)
-            if (strcmp (rec->coins [i]->user, ev->user) == 0)
+            if (strcmp (rec->coins [i]->user, user) == 0)
                 rc = s_latest_put (latest, rec->coins [i]);
         trove__log_record__free_unpacked (rec, NULL);
     }
+    if (rc) {
+        zhashx_destroy (&latest);
+        if (!self->error [0])
+            snprintf (self->error, sizeof self->error, "%s: out of memory", what);
+    }
+    return latest;
+}
+
+//  Revoke every live coin of the user whose provenance includes the target,
+//  except those the engine changed for this event.
+static int
+s_undo_by_provenance (trove_ledger_t *self, const Trove__Event *ev, const char *tsource, const char *tid)
+{
+    zhashx_t *latest = s_user_latest (self, ev->user, "undo");
+    if (!latest)
+        return -1;
+    int rc = 0;
     //  3. Revoke what is live and not already changed by the engine.
     for (Trove__Coin *c = zhashx_first (latest); c && rc == 0; c = zhashx_next (latest)) {
         if (c->revoked)
@@ -1539,6 +1558,172 @@ s_undo_by_provenance (trove_ledger_t *self, const Trove__Event *ev, const char *
         rc = s_change (self, &ch);
     }
     zhashx_destroy (&latest);
+    return rc;
+}
+
+//  --- a reconciler's request: re-derive one user -----------------------------
+
+typedef struct {
+    const char *user;
+    zlistx_t *events;  //  Trove__Event copies
+} s_gather_t;
+
+static int
+s_gather_event (void *arg, const Trove__EventRecord *rec)
+{
+    s_gather_t *g = arg;
+    if (strcmp (rec->event->user, g->user))
+        return 0;
+    size_t size = trove__event__get_packed_size (rec->event);
+    uint8_t *buf = malloc (size ? size : 1);
+    if (!buf)
+        return -1;
+    trove__event__pack (rec->event, buf);
+    Trove__Event *copy = trove__event__unpack (NULL, size, buf);
+    free (buf);
+    if (!copy)
+        return -1;
+    zlistx_add_end (g->events, copy);
+    return 0;
+}
+
+static void
+s_event_item_free (void **item)
+{
+    if (*item) {
+        trove__event__free_unpacked (*item, NULL);
+        *item = NULL;
+    }
+}
+
+static int
+s_keep_derived (void *arg, const trove_change_t *ch)
+{
+    //  Kept as a packed coin: the change's strings are borrowed.
+    Trove__Coin coin = TROVE__COIN__INIT;
+    coin.id = (char *) ch->id;
+    coin.user = (char *) ch->user;
+    coin.hunt = (char *) ch->hunt;
+    coin.rule = (char *) ch->rule;
+    coin.rule_version = ch->version;
+    coin.value = ch->value;
+    coin.n_events = ch->nrefs;
+    coin.events = (Trove__EventRef **) ch->refs;
+    coin.event_ts_ms = ch->event_ts_ms;
+    return s_latest_put (arg, &coin);
+}
+
+//  Same value, version and provenance.
+static bool
+s_coin_same (const Trove__Coin *a, const Trove__Coin *b)
+{
+    if (a->value != b->value || a->rule_version != b->rule_version || a->n_events != b->n_events)
+        return false;
+    for (size_t i = 0; i < a->n_events; i++)
+        if (strcmp (a->events [i]->source, b->events [i]->source)
+            || strcmp (a->events [i]->id, b->events [i]->id))
+            return false;
+    return true;
+}
+
+static int
+s_reconcile_change (trove_ledger_t *self, const Trove__Coin *c, bool revoke, const char *run)
+{
+    trove_change_t ch = {
+        .revoke = revoke,
+        .id = c->id,
+        .user = c->user,
+        .hunt = c->hunt,
+        .rule = c->rule,
+        .version = c->rule_version,
+        .value = c->value,
+        .refs = c->events,
+        .nrefs = c->n_events,
+        .event_ts_ms = c->event_ts_ms,
+        .accepted_us = c->accepted_us,
+        .reason = "reconciled",
+        .run = run,
+    };
+    return s_change (self, &ch);
+}
+
+//  Re-derive a user from every stored event (tables and this batch) in
+//  event-time order with the rules in force, turn the difference with the
+//  ledger into entries (reason "reconciled", the run id), and replace the
+//  user's rule state with the derived one. The scorer is the only writer,
+//  so this is exact whatever real time got wrong; a second request finds
+//  nothing to do.
+static int
+s_rescore (trove_ledger_t *self, const Trove__Event *ev, uint32_t partition, const trove_rules_t *rules)
+{
+    const char *run = "";
+    for (size_t i = 0; i < ev->n_attrs; i++)
+        if (strcmp (ev->attrs [i]->key, "run") == 0 && ev->attrs [i]->value_case == TROVE__ATTR__VALUE_S)
+            run = ev->attrs [i]->s;
+    zhashx_t *latest = s_user_latest (self, ev->user, "reconcile");
+    if (!latest)
+        return -1;
+    s_gather_t g = {ev->user, zlistx_new ()};
+    zhashx_t *derived = zhashx_new ();
+    trove_memstore_t *mem = trove_memstore_new ();
+    Trove__Event **events = NULL;
+    int rc = -1;
+    if (!g.events || !derived || !mem)
+        goto done;
+    zlistx_set_destructor (g.events, s_event_item_free);
+    zhashx_set_destructor (derived, s_coin_item_free);
+    if (trove_ledger_scan_events (self, partition, s_gather_event, &g))
+        goto done;
+    for (s_record_t *r = self->batch_head; r; r = r->next) {
+        Trove__LogRecord *rec = trove__log_record__unpack (NULL, r->size, r->data);
+        int bad = rec && rec->record && rec->record->event ? s_gather_event (&g, rec->record) : 0;
+        if (rec)
+            trove__log_record__free_unpacked (rec, NULL);
+        if (bad)
+            goto done;
+    }
+    size_t n = zlistx_size (g.events), k = 0;
+    events = calloc (n ? n : 1, sizeof *events);
+    if (!events)
+        goto done;
+    for (Trove__Event *e = zlistx_first (g.events); e; e = zlistx_next (g.events))
+        events [k++] = e;
+    if (trove_engine_derive_into (rules, events, n, s_keep_derived, derived, mem))
+        goto done;
+    rc = 0;
+    //  Revocations first, so that an amended coin ends minted.
+    for (Trove__Coin *c = zhashx_first (latest); c && rc == 0; c = zhashx_next (latest)) {
+        Trove__Coin *d = zhashx_lookup (derived, c->id);
+        if (!c->revoked && !(d && s_coin_same (c, d)))
+            rc = s_reconcile_change (self, c, true, run);
+    }
+    for (Trove__Coin *d = zhashx_first (derived); d && rc == 0; d = zhashx_next (derived)) {
+        Trove__Coin *c = zhashx_lookup (latest, d->id);
+        if (!c || c->revoked || !s_coin_same (c, d)) {
+            d->accepted_us = 0;
+            rc = s_reconcile_change (self, d, false, run);
+        }
+    }
+    //  The user's rule state becomes what event-time order leaves.
+    trove_store_t store = trove_memstore_store (mem), ledger = {s_store_get, s_store_put, self};
+    for (size_t h = 0; h < trove_rules_hunts (rules) && rc == 0; h++) {
+        const char *hunt = trove_rules_latest (rules, h)->hunt;
+        const void *data;
+        size_t size;
+        int got = store.get (store.arg, ev->user, hunt, &data, &size);
+        if (got == 0)
+            rc = s_store_put (self, ev->user, hunt, data, size);
+        else if (ledger.get (ledger.arg, ev->user, hunt, &data, &size) == 0)
+            rc = s_store_put (self, ev->user, hunt, NULL, 0);
+    }
+done:
+    if (rc && !self->error [0])
+        snprintf (self->error, sizeof self->error, "reconcile: out of memory or unreadable events");
+    free (events);
+    zlistx_destroy (&g.events);
+    zhashx_destroy (&derived);
+    zhashx_destroy (&latest);
+    trove_memstore_destroy (&mem);
     return rc;
 }
 
@@ -1585,6 +1770,9 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
         goto done;
     }
     if (undo && target_seen == 1 && s_undo_by_provenance (self, ev, tsource, tid))
+        goto done;
+    if (strcmp (ev->source, TROVE_RECONCILER_SOURCE) == 0 && strcmp (ev->type, TROVE_RECONCILE_TYPE) == 0
+        && s_rescore (self, ev, partition, rules))
         goto done;
 
     Trove__EventRecord er = TROVE__EVENT_RECORD__INIT;
@@ -2045,6 +2233,68 @@ trove_ledger_live_coins (trove_ledger_t *self, const char *user, Trove__Coin ***
         *coins_p = NULL;
         *n_p = 0;
         return -1;
+    }
+    return 0;
+}
+
+int
+trove_ledger_events_from (trove_ledger_t *self, uint32_t partition, uint64_t from, size_t limit,
+                          Trove__EventRecord ***records_p, size_t *n_p, uint64_t *last_p)
+{
+    *records_p = NULL;
+    *n_p = 0;
+    *last_p = 0;
+    MDB_txn *txn;
+    if (s_read_begin (self, &txn))
+        return -1;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open (txn, self->events, &cur);
+    if (rc) {
+        s_read_end (self);
+        return s_fail_rc (self, "events cursor", rc);
+    }
+    //  The partition's last pseq, in the same snapshot.
+    uint8_t kbuf [12];
+    trove_put_be32 (kbuf, partition + 1);
+    trove_put_be64 (kbuf + 4, 0);
+    MDB_val key = {12, kbuf}, val;
+    rc = mdb_cursor_get (cur, &key, &val, MDB_SET_RANGE);
+    rc = rc == 0 ? mdb_cursor_get (cur, &key, &val, MDB_PREV) : mdb_cursor_get (cur, &key, &val, MDB_LAST);
+    if (rc == 0 && key.mv_size == 12 && trove_get_be32 (key.mv_data) == partition)
+        *last_p = trove_get_be64 ((uint8_t *) key.mv_data + 4);
+    trove_put_be32 (kbuf, partition);
+    trove_put_be64 (kbuf + 4, from);
+    key = (MDB_val){12, kbuf};
+    rc = mdb_cursor_get (cur, &key, &val, MDB_SET_RANGE);
+    size_t cap = 0;
+    int bad = 0;
+    while (rc == 0 && *n_p < limit && key.mv_size == 12 && trove_get_be32 (key.mv_data) == partition) {
+        if (*n_p == cap) {
+            size_t bigger = cap ? cap * 2 : 64;
+            Trove__EventRecord **v = realloc (*records_p, bigger * sizeof *v);
+            if (!v) {
+                bad = -1;
+                break;
+            }
+            *records_p = v;
+            cap = bigger;
+        }
+        Trove__EventRecord *rec = trove__event_record__unpack (NULL, val.mv_size, val.mv_data);
+        if (!rec) {
+            snprintf (self->error, sizeof self->error, "event record is corrupt");
+            bad = -1;
+            break;
+        }
+        (*records_p) [(*n_p)++] = rec;
+        rc = mdb_cursor_get (cur, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close (cur);
+    s_read_end (self);
+    if (bad || (rc && rc != MDB_NOTFOUND)) {
+        trove_ledger_free_events (*records_p, *n_p);
+        *records_p = NULL;
+        *n_p = 0;
+        return bad ? -1 : s_fail_rc (self, "events cursor", rc);
     }
     return 0;
 }

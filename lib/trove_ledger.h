@@ -162,6 +162,12 @@ int trove_ledger_awards (trove_ledger_t *self, uint64_t from, size_t limit, Trov
 typedef int (trove_ledger_event_fn) (void *arg, const Trove__EventRecord *record);
 int trove_ledger_scan_events (trove_ledger_t *self, int64_t partition, trove_ledger_event_fn *fn, void *arg);
 
+//  Up to limit stored events of a partition with pseq >= from, in pseq
+//  order, and the partition's last stored pseq (same snapshot): what a
+//  reconciler pulls. Free with trove_ledger_free_events. Returns 0 or -1.
+int trove_ledger_events_from (trove_ledger_t *self, uint32_t partition, uint64_t from, size_t limit,
+                              Trove__EventRecord ***records_p, size_t *n_p, uint64_t *last_p);
+
 //  The live coins of a user: each coin id whose latest entry is a mint.
 //  Free with trove_ledger_free_coins. Returns 0 or -1.
 int trove_ledger_live_coins (trove_ledger_t *self, const char *user, Trove__Coin ***coins_p, size_t *n_p);

@@ -11,6 +11,7 @@
 
     Usage: trove-scorer --config FILE --shard NAME */
 #include "trove_cfg.h"
+#include "trove_engine.h"
 #include "trove_event.h"
 #include "trove_hash.h"
 #include "trove_ledger.h"
@@ -142,8 +143,17 @@ s_check (s_scorer_t *self, const Trove__Event *ev, uint32_t partition, char *det
     //  The time window was checked by the ingestor against its clock at
     //  receipt; re-checking here against ours would turn a resend into a
     //  different answer.
-    const char *reason = trove_event_check (ev, self->cfg, ev->ts_ms ? ev->ts_ms : 1, detail, size);
-    if (reason)
+    const char *reason = NULL;
+    if (strcmp (ev->source, TROVE_RECONCILER_SOURCE) == 0) {
+        //  Not a producer's source: only a reconciler's re-derive request,
+        //  which reaches the scorer directly (ingestors refuse the source).
+        if (strcmp (ev->type, TROVE_RECONCILE_TYPE) || !*ev->id || !*ev->user) {
+            snprintf (detail, size, "source '%s' only sends type '%s'", TROVE_RECONCILER_SOURCE,
+                      TROVE_RECONCILE_TYPE);
+            return "bad_reconcile";
+        }
+    }
+    else if ((reason = trove_event_check (ev, self->cfg, ev->ts_ms ? ev->ts_ms : 1, detail, size)))
         return reason;
     uint32_t expect = trove_hash_partition (ev->user, strlen (ev->user), trove_cfg_partitions (self->cfg));
     if (partition != expect || trove_cfg_shard_of (self->cfg, partition) != self->shard) {
@@ -402,8 +412,8 @@ s_fit_frame (s_scorer_t *self, Trove__QueryReply *reply, char **next_p)
 static void
 s_count_query (s_scorer_t *self, const char *kind, int64_t arrived_us)
 {
-    static const char *const known [] = {"status", "balance",     "coins",        "coin",
-                                         "awards", "rules_apply", "rules_preview"};
+    static const char *const known [] = {"status",      "balance",       "coins",  "coin",   "awards",
+                                         "rules_apply", "rules_preview", "events", "digests"};
     const char *label = "other";
     for (size_t i = 0; i < sizeof known / sizeof known [0]; i++)
         if (strcmp (kind, known [i]) == 0)
@@ -551,7 +561,9 @@ s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
     Trove__Coin **coins = NULL, *one = NULL;
     Trove__EventRecord **events = NULL;
     size_t ncoins = 0, nevents = 0;
-    char *next = NULL, *report = NULL;
+    char *next = NULL, *report = NULL, *digest_text = NULL;
+    Trove__UserDigest *digests = NULL, **digest_ptrs = NULL;
+    size_t ndigests = 0;
     reply.req_id = q->req_id;
     reply.last_aseq = trove_ledger_last_aseq (self->ledger);
     size_t limit = q->limit == 0 ? 50 : q->limit > QUERY_MAX_LIMIT ? QUERY_MAX_LIMIT : q->limit;
@@ -601,6 +613,45 @@ s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
         reply.coins = coins;
         reply.n_coins = ncoins;
     }
+    else if (strcmp (q->kind, "events") == 0) {
+        //  A reconciler pulls the log of one partition (docs/protocol.md).
+        if (q->partition >= trove_cfg_partitions (self->cfg)
+            || trove_cfg_shard_of (self->cfg, q->partition) != self->shard)
+            reply.error = "wrong_shard";
+        else if (trove_ledger_events_from (self->ledger, q->partition, q->from_pseq,
+                                           limit > 500 ? 500 : limit, &events, &nevents, &reply.last_pseq))
+            reply.error = "storage_error";
+        reply.events = events;
+        reply.n_events = nevents;
+    }
+    else if (strcmp (q->kind, "digests") == 0) {
+        ndigests = q->n_users < QUERY_MAX_LIMIT ? q->n_users : QUERY_MAX_LIMIT;
+        digests = calloc (ndigests ? ndigests : 1, sizeof *digests);
+        digest_ptrs = calloc (ndigests ? ndigests : 1, sizeof *digest_ptrs);
+        digest_text = calloc (ndigests ? ndigests : 1, TROVE_COIN_ID_LEN + 1);
+        for (size_t i = 0; digests && digest_ptrs && digest_text && i < ndigests && !reply.error; i++) {
+            Trove__Coin **live = NULL;
+            size_t nlive = 0;
+            char *text = digest_text + i * (TROVE_COIN_ID_LEN + 1);
+            if (trove_ledger_live_coins (self->ledger, q->users [i], &live, &nlive)
+                || trove_hash_coins_digest (live, nlive, text))
+                reply.error = "storage_error";
+            trove__user_digest__init (&digests [i]);
+            digests [i].user = q->users [i];
+            digests [i].digest = text;
+            digests [i].coins = (uint32_t) nlive;
+            for (size_t k = 0; k < nlive; k++)
+                digests [i].balance += live [k]->value;
+            digest_ptrs [i] = &digests [i];
+            trove_ledger_free_coins (live, nlive);
+        }
+        if (!digests || !digest_ptrs || !digest_text)
+            reply.error = "out of memory";
+        else {
+            reply.digests = digest_ptrs;
+            reply.n_digests = ndigests;
+        }
+    }
     else if (strcmp (q->kind, "rules_apply") == 0 || strcmp (q->kind, "rules_preview") == 0) {
         report = q->kind [6] == 'a' ? s_rules_apply (self, q) : s_rules_preview (self, q);
         if (report)
@@ -621,6 +672,9 @@ s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
     trove_ledger_free_events (events, nevents);
     free (next);
     free (report);
+    free (digests);
+    free (digest_ptrs);
+    free (digest_text);
 }
 
 static void
