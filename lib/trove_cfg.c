@@ -16,11 +16,14 @@
 #define MAX_SOURCES 256
 
 typedef struct {
-    char *name;     //  section name, e.g. "s0"
-    char *events;   //  endpoint the shard binds for ingestor batches
-    char *query;    //  endpoint the shard binds for queries
-    char *data;     //  LMDB directory
-    char *metrics;  //  /metrics address or NULL
+    char *name;       //  section name, e.g. "s0"
+    char *events;     //  endpoint the shard binds for ingestor batches
+    char *query;      //  endpoint the shard binds for queries
+    char *data;       //  LMDB directory
+    char *metrics;    //  /metrics address or NULL
+    char *replica;    //  reconciler's LMDB directory (resolved, owned)
+    char *reconcile;  //  reconciler's control endpoint, or NULL
+    long reconcile_every_s;
 } s_shard_t;
 
 struct _trove_cfg_t {
@@ -234,6 +237,16 @@ trove_cfg_load (const char *path, char **err_p)
         const char *data = s_need (s, "data", section, &err);
         shard->data = data ? s_resolve (self, data) : NULL;
         shard->metrics = zconfig_get (s, "metrics", NULL);
+        if (shard->data) {
+            char fallback [4200];
+            snprintf (fallback, sizeof fallback, "%s-replica", shard->data);
+            const char *replica = zconfig_get (s, "replica", NULL);
+            shard->replica = replica ? s_resolve (self, replica) : strdup (fallback);
+        }
+        shard->reconcile = zconfig_get (s, "reconcile", NULL);
+        shard->reconcile_every_s = atol (zconfig_get (s, "reconcile_every_s", "60"));
+        if (shard->reconcile_every_s < 0)
+            shard->reconcile_every_s = 60;
         const char *parts = s_need (s, "partitions", section, &err);
         if (err)
             goto fail;
@@ -311,8 +324,10 @@ trove_cfg_destroy (trove_cfg_t **self_p)
     trove_cfg_t *self = *self_p;
     if (self) {
         zconfig_destroy (&self->root);
-        for (size_t i = 0; i < self->nshards; i++)
+        for (size_t i = 0; i < self->nshards; i++) {
             free (self->shards [i].data);
+            free (self->shards [i].replica);
+        }
         free (self->rules_dir);
         for (size_t i = 0; i < MAX_INGESTORS; i++)
             free (self->ingestor_deadletter [i]);
@@ -452,6 +467,27 @@ trove_cfg_ingestor_deadletter (const trove_cfg_t *self, size_t index)
 {
     assert (index < self->ningestors);
     return self->ingestor_deadletter [index];
+}
+
+const char *
+trove_cfg_shard_replica (const trove_cfg_t *self, size_t shard)
+{
+    assert (shard < self->nshards);
+    return self->shards [shard].replica;
+}
+
+const char *
+trove_cfg_shard_reconcile (const trove_cfg_t *self, size_t shard)
+{
+    assert (shard < self->nshards);
+    return self->shards [shard].reconcile;
+}
+
+long
+trove_cfg_shard_reconcile_every (const trove_cfg_t *self, size_t shard)
+{
+    assert (shard < self->nshards);
+    return self->shards [shard].reconcile_every_s;
 }
 
 const char *

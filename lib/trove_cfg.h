@@ -55,6 +55,13 @@ const char *trove_cfg_shard_name (const trove_cfg_t *self, size_t shard);
 const char *trove_cfg_shard_events (const trove_cfg_t *self, size_t shard);
 const char *trove_cfg_shard_query (const trove_cfg_t *self, size_t shard);
 const char *trove_cfg_shard_data (const trove_cfg_t *self, size_t shard);
+//  The shard's reconciler: its replica directory (`replica`, default the
+//  data directory + "-replica"), its control endpoint (`reconcile`, NULL
+//  when none) and its run interval (`reconcile_every_s`, default 60; 0:
+//  only on request).
+const char *trove_cfg_shard_replica (const trove_cfg_t *self, size_t shard);
+const char *trove_cfg_shard_reconcile (const trove_cfg_t *self, size_t shard);
+long trove_cfg_shard_reconcile_every (const trove_cfg_t *self, size_t shard);
 
 size_t trove_cfg_ingestors (const trove_cfg_t *self);
 const char *trove_cfg_ingestor_name (const trove_cfg_t *self, size_t index);

@@ -629,7 +629,7 @@ s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
         digests = calloc (ndigests ? ndigests : 1, sizeof *digests);
         digest_ptrs = calloc (ndigests ? ndigests : 1, sizeof *digest_ptrs);
         digest_text = calloc (ndigests ? ndigests : 1, TROVE_COIN_ID_LEN + 1);
-        for (size_t i = 0; digests && digest_ptrs && digest_text && i < ndigests && !reply.error; i++) {
+        for (size_t i = 0; digests && digest_ptrs && digest_text && i < ndigests; i++) {
             Trove__Coin **live = NULL;
             size_t nlive = 0;
             char *text = digest_text + i * (TROVE_COIN_ID_LEN + 1);

@@ -92,7 +92,10 @@ enum {
     S_OPT_SHARDS,
     S_OPT_INGESTORS,
     S_OPT_SYNC,
-    S_OPT_USER
+    S_OPT_USER,
+    S_OPT_SHARD,
+    S_OPT_WAIT,
+    S_OPT_REPORT
 };
 
 static const struct option s_options [] = {{"dir", required_argument, NULL, S_OPT_DIR},
@@ -111,6 +114,9 @@ static const struct option s_options [] = {{"dir", required_argument, NULL, S_OP
                                            {"ingestors", required_argument, NULL, S_OPT_INGESTORS},
                                            {"sync", required_argument, NULL, S_OPT_SYNC},
                                            {"user", required_argument, NULL, S_OPT_USER},
+                                           {"shard", required_argument, NULL, S_OPT_SHARD},
+                                           {"wait", no_argument, NULL, S_OPT_WAIT},
+                                           {"report", no_argument, NULL, S_OPT_REPORT},
                                            {NULL, 0, NULL, 0}};
 
 static bool
@@ -215,6 +221,15 @@ trovectl_parse (int argc, char **argv, const char *allowed, trovectl_opts_t *opt
                 break;
             case S_OPT_USER:
                 opts->user = optarg;
+                break;
+            case S_OPT_SHARD:
+                opts->shard = optarg;
+                break;
+            case S_OPT_WAIT:
+                opts->wait = true;
+                break;
+            case S_OPT_REPORT:
+                opts->report = true;
                 break;
             default:
                 break;
@@ -1079,6 +1094,7 @@ static const char *s_usage = "usage: trovectl COMMAND [OPTIONS]\n"
                              "  top                  live rates and latencies from every /metrics\n"
                              "  up                   run a local cluster (writes DIR/trove.cfg)\n"
                              "  down                 stop the cluster started by `up`\n"
+                             "  reconcile            re-derive the ledger from the event log and repair it\n"
                              "  rules check|apply|preview FILE\n"
                              "                       validate a hunt file, apply it to every scorer\n"
                              "                       without a restart, or preview its effect\n"
@@ -1098,9 +1114,17 @@ typedef struct {
 } s_command_t;
 
 static const s_command_t s_commands [] = {
-    {"send", s_cmd_send},  {"balance", s_cmd_balance}, {"coins", s_cmd_coins}, {"coin", s_cmd_coin},
-    {"tail", s_cmd_tail},  {"status", s_cmd_status},   {"up", trovectl_up},    {"down", trovectl_down},
-    {"top", trovectl_top}, {"rules", trovectl_rules},
+    {"send", s_cmd_send},
+    {"balance", s_cmd_balance},
+    {"coins", s_cmd_coins},
+    {"coin", s_cmd_coin},
+    {"tail", s_cmd_tail},
+    {"status", s_cmd_status},
+    {"up", trovectl_up},
+    {"down", trovectl_down},
+    {"top", trovectl_top},
+    {"rules", trovectl_rules},
+    {"reconcile", trovectl_reconcile},
 };
 
 //  True when option text takes the next argument as its value.

@@ -29,7 +29,10 @@ typedef struct {
     long shards;         //  --shards (up), -1 when absent
     long ingestors;      //  --ingestors (up), -1 when absent
     const char *sync;    //  --sync (up)
-    const char *user;    //  --user (rules preview)
+    const char *user;    //  --user (rules preview, reconcile)
+    const char *shard;   //  --shard NAME (reconcile)
+    bool wait;           //  --wait (reconcile)
+    bool report;         //  --report (reconcile)
     char **args;         //  positional arguments (into argv)
     int nargs;           //  number of positional arguments
 } trovectl_opts_t;
@@ -79,5 +82,8 @@ int trovectl_top (int argc, char **argv);
 
 //  Command in trovectl_rules.c: rules check | apply | preview.
 int trovectl_rules (int argc, char **argv);
+
+//  Command in trovectl_reconcile.c: run the reconcilers, show their reports.
+int trovectl_reconcile (int argc, char **argv);
 
 #endif

@@ -104,6 +104,7 @@ typedef struct {
     char path [PATH_MAX];     //  program to run
     char *argv [6];           //  its arguments (argv [0] = path)
     char option [16];         //  "--name", "--shard" or ""
+    char value [64];          //  its value: the process's name, or the reconciler's shard
     char log [PATH_MAX];      //  DIR/logs/NAME.log
     char pidfile [PATH_MAX];  //  DIR/pids/NAME.pid
     pid_t pid;                //  running process, 0 when not running
@@ -314,9 +315,13 @@ s_config_text (const char *dir, long base, long shards, long ingestors, const ch
                "        query = \"tcp://127.0.0.1:%ld\"\n"
                "        partitions = \"%ld-%ld\"\n"
                "        data = \"%s/data/s%ld\"\n"
-               "        metrics = \"127.0.0.1:%ld\"\n",
+               "        metrics = \"127.0.0.1:%ld\"\n"
+               "        #   its reconciler (trove-reconciler --shard s%ld)\n"
+               "        replica = \"%s/data/r%ld\"\n"
+               "        reconcile = \"tcp://127.0.0.1:%ld\"\n"
+               "        reconcile_every_s = 60\n",
                k, base + 20 + 2 * k, base + 21 + 2 * k, k * 256 / shards, (k + 1) * 256 / shards - 1, dir, k,
-               base + 230 + k);
+               base + 230 + k, k, dir, k, base + 60 + k);
 #undef S_ADD
     return text;
 }
@@ -683,7 +688,10 @@ static int
 s_plan (s_super_t *self)
 {
     const trove_cfg_t *cfg = self->cfg;
-    self->nchildren = 1 + trove_cfg_ingestors (cfg) + trove_cfg_shards (cfg);
+    size_t reconcilers = 0;
+    for (size_t k = 0; k < trove_cfg_shards (cfg); k++)
+        reconcilers += trove_cfg_shard_reconcile (cfg, k) != NULL;
+    self->nchildren = 1 + trove_cfg_ingestors (cfg) + trove_cfg_shards (cfg) + reconcilers;
     self->children = calloc (self->nchildren, sizeof *self->children);
     if (!self->children)
         return -1;
@@ -699,12 +707,25 @@ s_plan (s_super_t *self)
             snprintf (child->option, sizeof child->option, "--name");
             snprintf (child->name, sizeof child->name, "%s", trove_cfg_ingestor_name (cfg, i - 1));
         }
-        else {
+        else if (i <= trove_cfg_ingestors (cfg) + trove_cfg_shards (cfg)) {
             program = "trove-scorer";
             snprintf (child->option, sizeof child->option, "--shard");
             snprintf (child->name, sizeof child->name, "%s",
                       trove_cfg_shard_name (cfg, i - 1 - trove_cfg_ingestors (cfg)));
         }
+        else {
+            //  The reconcilers, in shard order, of the shards that have one.
+            size_t nth = i - 1 - trove_cfg_ingestors (cfg) - trove_cfg_shards (cfg), k = 0;
+            for (size_t seen = 0; k < trove_cfg_shards (cfg); k++)
+                if (trove_cfg_shard_reconcile (cfg, k) && seen++ == nth)
+                    break;
+            program = "trove-reconciler";
+            snprintf (child->option, sizeof child->option, "--shard");
+            snprintf (child->value, sizeof child->value, "%s", trove_cfg_shard_name (cfg, k));
+            snprintf (child->name, sizeof child->name, "r%s", trove_cfg_shard_name (cfg, k));
+        }
+        if (!*child->value)
+            snprintf (child->value, sizeof child->value, "%s", child->name);
         s_find_program (program, child->path, sizeof child->path);
         snprintf (child->log, sizeof child->log, "%s/logs/%s.log", self->dir, child->name);
         snprintf (child->pidfile, sizeof child->pidfile, "%s/pids/%s.pid", self->dir, child->name);
@@ -712,7 +733,7 @@ s_plan (s_super_t *self)
         child->argv [1] = "--config";
         child->argv [2] = self->cfgpath;
         child->argv [3] = *child->option ? child->option : NULL;
-        child->argv [4] = *child->option ? child->name : NULL;
+        child->argv [4] = *child->option ? child->value : NULL;
         child->argv [5] = NULL;
         child->backoff_us = S_BACKOFF_MIN_US;
     }
