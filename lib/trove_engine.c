@@ -1046,7 +1046,8 @@ trove_engine_derive_into (const trove_rules_t *rules, Trove__Event *const *event
     if (!sorted || !undone || !live.live || !mem)
         goto done;
     zhashx_set_destructor (live.live, s_coin_destroy);
-    memcpy (sorted, events, n * sizeof *sorted);
+    if (n)
+        memcpy (sorted, events, n * sizeof *sorted);
     qsort (sorted, n, sizeof *sorted, s_ptr_event_order);
     for (size_t i = 0; i < n; i++) {
         const char *s, *id;

@@ -62,7 +62,8 @@ trove_hash_coins_digest (Trove__Coin *const *coins, size_t n, char *out)
     Trove__Coin **sorted = malloc ((n ? n : 1) * sizeof *sorted);
     if (!sorted)
         return -1;
-    memcpy (sorted, coins, n * sizeof *sorted);
+    if (n)
+        memcpy (sorted, coins, n * sizeof *sorted);
     qsort (sorted, n, sizeof *sorted, s_coin_id_order);
     crypto_generichash_state st;
     crypto_generichash_init (&st, NULL, 0, 16);

@@ -286,12 +286,16 @@ s_coin_json (const Trove__Coin *coin)
     for (size_t i = 0; i < coin->n_events; i++)
         json_array_append_new (events, json_pack ("{s:o,s:o}", "source", s_str (coin->events [i]->source),
                                                   "id", s_str (coin->events [i]->id)));
-    return json_pack ("{s:o,s:o,s:o,s:o,s:I,s:I,s:o,s:o,s:I,s:I,s:I,s:o,s:b}", "id", s_str (coin->id), "user",
-                      s_str (coin->user), "hunt", s_str (coin->hunt), "rule", s_str (coin->rule),
-                      "rule_version", (json_int_t) coin->rule_version, "value", (json_int_t) coin->value,
-                      "reason", s_str (coin->reason), "minted", json_string (minted), "minted_ms",
-                      (json_int_t) coin->minted_ms, "shard", (json_int_t) coin->shard, "aseq",
-                      (json_int_t) coin->aseq, "events", events, "revoked", coin->revoked);
+    json_t *obj =
+        json_pack ("{s:o,s:o,s:o,s:o,s:I,s:I,s:o,s:o,s:I,s:I,s:I,s:o,s:b}", "id", s_str (coin->id), "user",
+                   s_str (coin->user), "hunt", s_str (coin->hunt), "rule", s_str (coin->rule), "rule_version",
+                   (json_int_t) coin->rule_version, "value", (json_int_t) coin->value, "reason",
+                   s_str (coin->reason), "minted", json_string (minted), "minted_ms",
+                   (json_int_t) coin->minted_ms, "shard", (json_int_t) coin->shard, "aseq",
+                   (json_int_t) coin->aseq, "events", events, "revoked", coin->revoked);
+    if (obj && coin->run && *coin->run)
+        json_object_set_new (obj, "run", json_string (coin->run));
+    return obj;
 }
 
 //  "web/e-1,web/e-2" into buf.

@@ -87,9 +87,9 @@ s_expect_error (const char *name, const char *expect)
 
 typedef struct {
     const char *zone;
-    const char *instant;   //  UTC
-    int32_t offset;        //  seconds east of UTC
-    const char *local_day; //  local date at that instant
+    const char *instant;    //  UTC
+    int32_t offset;         //  seconds east of UTC
+    const char *local_day;  //  local date at that instant
 } s_case_t;
 
 static const s_case_t s_cases [] = {
@@ -184,8 +184,8 @@ test_offsets_and_days (void **state)
         char day [32];
         trove_tz_day_text (trove_tz_day (tz, ms), day, sizeof day);
         if (offset != c->offset || strcmp (day, c->local_day) != 0)
-            fail_msg ("%s at %s: offset %d day %s, expected %d %s", c->zone, c->instant, offset, day, c->offset,
-                      c->local_day);
+            fail_msg ("%s at %s: offset %d day %s, expected %d %s", c->zone, c->instant, offset, day,
+                      c->offset, c->local_day);
         //  Any millisecond of the second gives the same answer.
         assert_int_equal (trove_tz_offset (tz, ms + 999), c->offset);
         trove_tz_destroy (&tz);
@@ -281,10 +281,9 @@ test_day_and_month_text (void **state)
         int64_t day;
         const char *text;
     } days [] = {
-        {0, "1970-01-01"},        {-1, "1969-12-31"},       {-365, "1969-01-01"},
-        {19782, "2024-02-29"},    {11016, "2000-02-29"},    {20541, "2026-03-29"},
-        {-719162, "0001-01-01"},  {-719528, "0000-01-01"},  {-719529, "-0001-12-31"},
-        {2932896, "9999-12-31"},  {2932897, "10000-01-01"},
+        {0, "1970-01-01"},        {-1, "1969-12-31"},      {-365, "1969-01-01"},     {19782, "2024-02-29"},
+        {11016, "2000-02-29"},    {20541, "2026-03-29"},   {-719162, "0001-01-01"},  {-719528, "0000-01-01"},
+        {-719529, "-0001-12-31"}, {2932896, "9999-12-31"}, {2932897, "10000-01-01"},
     };
     char text [32];
     for (size_t i = 0; i < sizeof days / sizeof days [0]; i++) {
@@ -295,8 +294,8 @@ test_day_and_month_text (void **state)
         int64_t month;
         const char *text;
     } months [] = {
-        {1970 * 12, "1970-01"}, {1969 * 12 + 11, "1969-12"}, {2026 * 12 + 2, "2026-03"},
-        {0, "0000-01"},         {-1, "-0001-12"},            {-12, "-0001-01"},
+        {1970 * 12, "1970-01"}, {1969 * 12 + 11, "1969-12"}, {2026 * 12 + 2, "2026-03"}, {0, "0000-01"},
+        {-1, "-0001-12"},       {-12, "-0001-01"},
     };
     for (size_t i = 0; i < sizeof months / sizeof months [0]; i++) {
         trove_tz_month_text (months [i].month, text, sizeof text);
@@ -461,45 +460,153 @@ static const s_type_t s_minus3 [] = {{-10800, 0}};
 static const s_file_case_t s_file_cases [] = {
     //  v1: no footer, the last type holds forever; before the first
     //  transition, the first type.
-    {"v1", 0, s_v1_times, s_v1_to, 2, s_v1_types, 3, NULL,
-     {{"1969-12-31T23:59:59Z", 0}, {"1970-01-01T00:00:00Z", 3600}, {"2001-09-09T01:46:39Z", 3600},
-      {"2001-09-09T01:46:40Z", 7200}, {"2300-01-01T00:00:00Z", 7200}}},
+    {"v1",
+     0,
+     s_v1_times,
+     s_v1_to,
+     2,
+     s_v1_types,
+     3,
+     NULL,
+     {{"1969-12-31T23:59:59Z", 0},
+      {"1970-01-01T00:00:00Z", 3600},
+      {"2001-09-09T01:46:39Z", 3600},
+      {"2001-09-09T01:46:40Z", 7200},
+      {"2300-01-01T00:00:00Z", 7200}}},
     //  Before the first transition: the first standard type, not type 0.
-    {"dst-first", 0, s_at_0, s_to_1, 1, s_dst_first, 2, NULL,
+    {"dst-first",
+     0,
+     s_at_0,
+     s_to_1,
+     1,
+     s_dst_first,
+     2,
+     NULL,
      {{"1960-01-01T00:00:00Z", 3600}, {"2026-07-01T00:00:00Z", 3600}}},
     //  No transitions: the footer holds for all time.
-    {"quoted", '2', NULL, NULL, 0, s_ist, 1, "<+0530>-5:30",
+    {"quoted",
+     '2',
+     NULL,
+     NULL,
+     0,
+     s_ist,
+     1,
+     "<+0530>-5:30",
      {{"1960-01-01T00:00:00Z", 19800}, {"2026-07-01T00:00:00Z", 19800}, {"2300-01-01T00:00:00Z", 19800}}},
-    {"ist", '2', NULL, NULL, 0, s_ist, 1, "IST-5:30", {{"1960-01-01T00:00:00Z", 19800}, {"2300-01-01T00:00:00Z", 19800}}},
-    {"minus3", '3', NULL, NULL, 0, s_minus3, 1, "<-03>3",
+    {"ist",
+     '2',
+     NULL,
+     NULL,
+     0,
+     s_ist,
+     1,
+     "IST-5:30",
+     {{"1960-01-01T00:00:00Z", 19800}, {"2300-01-01T00:00:00Z", 19800}}},
+    {"minus3",
+     '3',
+     NULL,
+     NULL,
+     0,
+     s_minus3,
+     1,
+     "<-03>3",
      {{"1960-01-01T00:00:00Z", -10800}, {"2300-01-01T00:00:00Z", -10800}}},
     //  v3: DST from Saturday 23:00 (-1) to Monday 02:00 (26).
-    {"v3-times", '3', s_at_0, s_to_1, 1, s_xst, 3, "XST5XDT,M3.2.0/-1,M11.1.0/26",
-     {{"1969-12-31T23:59:59Z", 0}, {"2026-03-08T03:59:59Z", -18000}, {"2026-03-08T04:00:00Z", -14400},
-      {"2026-11-02T05:59:59Z", -14400}, {"2026-11-02T06:00:00Z", -18000}, {"2300-03-11T03:59:59Z", -18000},
+    {"v3-times",
+     '3',
+     s_at_0,
+     s_to_1,
+     1,
+     s_xst,
+     3,
+     "XST5XDT,M3.2.0/-1,M11.1.0/26",
+     {{"1969-12-31T23:59:59Z", 0},
+      {"2026-03-08T03:59:59Z", -18000},
+      {"2026-03-08T04:00:00Z", -14400},
+      {"2026-11-02T05:59:59Z", -14400},
+      {"2026-11-02T06:00:00Z", -18000},
+      {"2300-03-11T03:59:59Z", -18000},
       {"2300-03-11T04:00:00Z", -14400}}},
     //  The same rule with no transitions at all.
-    {"v3-no-transitions", '3', NULL, NULL, 0, s_xst + 1, 2, "XST5XDT,M3.2.0/-1,M11.1.0/26",
-     {{"1960-06-01T12:00:00Z", -14400}, {"1969-12-31T23:59:59Z", -18000}, {"2026-03-08T03:59:59Z", -18000},
-      {"2026-03-08T04:00:00Z", -14400}, {"2026-11-02T06:00:00Z", -18000}, {"1700-07-01T00:00:00Z", -14400}}},
+    {"v3-no-transitions",
+     '3',
+     NULL,
+     NULL,
+     0,
+     s_xst + 1,
+     2,
+     "XST5XDT,M3.2.0/-1,M11.1.0/26",
+     {{"1960-06-01T12:00:00Z", -14400},
+      {"1969-12-31T23:59:59Z", -18000},
+      {"2026-03-08T03:59:59Z", -18000},
+      {"2026-03-08T04:00:00Z", -14400},
+      {"2026-11-02T06:00:00Z", -18000},
+      {"1700-07-01T00:00:00Z", -14400}}},
     //  Jn: Feb 29 is never counted, J60 is March 1 even in 2028.
-    {"julian", '2', s_at_0, s_to_1, 1, s_xst, 3, "XST5XDT,J60,J300",
-     {{"2028-02-29T07:00:00Z", -18000}, {"2028-03-01T06:59:59Z", -18000}, {"2028-03-01T07:00:00Z", -14400},
-      {"2028-10-27T05:59:59Z", -14400}, {"2028-10-27T06:00:00Z", -18000}}},
+    {"julian",
+     '2',
+     s_at_0,
+     s_to_1,
+     1,
+     s_xst,
+     3,
+     "XST5XDT,J60,J300",
+     {{"2028-02-29T07:00:00Z", -18000},
+      {"2028-03-01T06:59:59Z", -18000},
+      {"2028-03-01T07:00:00Z", -14400},
+      {"2028-10-27T05:59:59Z", -14400},
+      {"2028-10-27T06:00:00Z", -18000}}},
     //  n: zero-based, Feb 29 counted: 59 is Feb 29 in 2028.
-    {"zero-based", '2', s_at_0, s_to_1, 1, s_xst, 3, "XST5XDT,59,299",
-     {{"2028-02-29T06:59:59Z", -18000}, {"2028-02-29T07:00:00Z", -14400}, {"2028-10-26T05:59:59Z", -14400},
-      {"2028-10-26T06:00:00Z", -18000}, {"2027-03-01T07:00:00Z", -14400}}},
+    {"zero-based",
+     '2',
+     s_at_0,
+     s_to_1,
+     1,
+     s_xst,
+     3,
+     "XST5XDT,59,299",
+     {{"2028-02-29T06:59:59Z", -18000},
+      {"2028-02-29T07:00:00Z", -14400},
+      {"2028-10-26T05:59:59Z", -14400},
+      {"2028-10-26T06:00:00Z", -18000},
+      {"2027-03-01T07:00:00Z", -14400}}},
     //  DST all year, the way zic writes it: each end is the next start.
-    {"all-year", '3', s_at_0, s_to_2, 1, s_xst, 3, "EST5EDT,0/0,J365/25",
-     {{"1970-01-01T00:00:00Z", -14400}, {"2026-01-01T04:59:59Z", -14400}, {"2026-01-01T05:00:00Z", -14400},
-      {"2026-07-01T00:00:00Z", -14400}, {"2026-12-31T23:59:59Z", -14400}, {"2300-01-01T05:00:00Z", -14400}}},
+    {"all-year",
+     '3',
+     s_at_0,
+     s_to_2,
+     1,
+     s_xst,
+     3,
+     "EST5EDT,0/0,J365/25",
+     {{"1970-01-01T00:00:00Z", -14400},
+      {"2026-01-01T04:59:59Z", -14400},
+      {"2026-01-01T05:00:00Z", -14400},
+      {"2026-07-01T00:00:00Z", -14400},
+      {"2026-12-31T23:59:59Z", -14400},
+      {"2300-01-01T05:00:00Z", -14400}}},
     //  No dates: the US rules, as glibc and tzcode default.
-    {"default-dates", '2', s_at_0, s_to_1, 1, s_xst, 3, "XST5XDT",
-     {{"2026-03-08T06:59:59Z", -18000}, {"2026-03-08T07:00:00Z", -14400}, {"2026-11-01T05:59:59Z", -14400},
+    {"default-dates",
+     '2',
+     s_at_0,
+     s_to_1,
+     1,
+     s_xst,
+     3,
+     "XST5XDT",
+     {{"2026-03-08T06:59:59Z", -18000},
+      {"2026-03-08T07:00:00Z", -14400},
+      {"2026-11-01T05:59:59Z", -14400},
       {"2026-11-01T06:00:00Z", -18000}}},
     //  Explicit DST offset, v4 header.
-    {"v4", '4', s_at_0, s_to_1, 1, s_xst, 3, "XST5:00XDT3:30,M3.2.0,M11.1.0",
+    {"v4",
+     '4',
+     s_at_0,
+     s_to_1,
+     1,
+     s_xst,
+     3,
+     "XST5:00XDT3:30,M3.2.0,M11.1.0",
      {{"2026-07-01T00:00:00Z", -12600}, {"2026-12-01T00:00:00Z", -18000}}},
 };
 
@@ -513,13 +620,15 @@ test_written_files (void **state)
     uint8_t data [4096];
     for (size_t i = 0; i < sizeof s_file_cases / sizeof s_file_cases [0]; i++) {
         const s_file_case_t *c = &s_file_cases [i];
-        size_t len = s_tzif (data, c->version, c->times, c->types_of, c->ntimes, c->types, c->ntypes, c->footer);
+        size_t len =
+            s_tzif (data, c->version, c->times, c->types_of, c->ntimes, c->types, c->ntypes, c->footer);
         s_write_file (dir, c->name, data, len);
         trove_tz_t *tz = s_zone (c->name);
         for (size_t k = 0; k < 8 && c->expect [k].instant; k++) {
             int32_t offset = trove_tz_offset (tz, s_ms (c->expect [k].instant));
             if (offset != c->expect [k].offset)
-                fail_msg ("%s at %s: %d, expected %d", c->name, c->expect [k].instant, offset, c->expect [k].offset);
+                fail_msg ("%s at %s: %d, expected %d", c->name, c->expect [k].instant, offset,
+                          c->expect [k].offset);
         }
         trove_tz_destroy (&tz);
     }
@@ -552,7 +661,7 @@ test_bad_names (void **state)
         {"Europe/Paris;ls", "byte 0x3b"},
         {"Europe/Pariss", "unknown time zone 'Europe/Pariss'"},
         {"Mars/Olympus_Mons", "unknown time zone 'Mars/Olympus_Mons'"},
-        {"Europe", "unknown time zone 'Europe'"},                //  a directory
+        {"Europe", "unknown time zone 'Europe'"},                  //  a directory
         {"Europe/Paris/x", "unknown time zone 'Europe/Paris/x'"},  //  under a file
         {"zone1970.tab", "no TZif magic"},
     };
@@ -682,8 +791,9 @@ test_corrupt_files (void **state)
     s_write_file (dir, "bad", data, len);
     s_expect_error ("bad", "footer TZ string longer than 255 characters");
 
-    //  Damage to a valid file at a given offset.
-    static const struct {
+    //  Damage to a valid file at a given offset (automatic: the offsets are
+    //  variables, not constant expressions).
+    const struct {
         size_t offset;  //  from the start of the file
         int size;       //  1 or 4 bytes written big-endian
         uint32_t value;
