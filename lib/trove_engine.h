@@ -12,11 +12,14 @@
     its place in the buffer and the buffer is replayed from the checkpoint;
     coins the replay no longer earns are revoked and new ones minted
     (compensating entries); a coin whose value, version or provenance
-    changes is revoked and minted again under the same id. Events leave the buffer once they are more than
-    `lateness` older than the newest, or when it holds more than 256 events.
-    Hence: when no event arrives after another event of the same user and
-    hunt whose ts is more than `lateness` ahead of it, the coins equal those
-    of event-time order. A later event is folded into the checkpoint as it
+    changes is revoked and minted again under the same id. Events leave the
+    buffer once they are more than `lateness` older than the newest, or when
+    it holds more than 64 events (the state is re-encoded for every event,
+    so the buffer is what a busy user costs). Hence: when no event arrives
+    after another event of the same user and hunt whose ts is more than
+    `lateness` ahead of it, and at most 64 of that user's matching events
+    fall within `lateness`, the coins equal those of event-time order. A
+    later event is folded into the checkpoint as it
     comes ("as well as real time can"; the reconciler makes it exact). Only
     events that match a stateful rule enter the buffer; an `each` rule
     without cap and cooldown needs no state and scores the event alone.
@@ -68,7 +71,7 @@
 extern "C" {
 #endif
 
-#define TROVE_ENGINE_BUFFER_MAX 256
+#define TROVE_ENGINE_BUFFER_MAX 64
 
 //  Where per-(user, hunt) state lives. get: 0 found (*data_p borrowed until
 //  the next call into the store), 1 none, -1 error. put: size 0 deletes.

@@ -95,6 +95,7 @@ mkdir -p "$D/rules"
 cat > "$D/rules/chaos.yaml" <<'EOF'
 hunt: chaos
 version: 1
+lateness: 30s
 rules:
   - {id: capped, kind: each, match: {type: checkin}, coins: 3, cap: {max: 3, per: hunt}}
   - {id: every4, kind: count, match: {type: visit}, count: 4, coins: 7, repeat: true}

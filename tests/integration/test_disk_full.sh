@@ -27,6 +27,7 @@ mount -t tmpfs -o size=256m trove-diskfull "$DIR/data" || fail "cannot mount a t
 cat > "$DIR/rules/chaos.yaml" <<'EOF'
 hunt: chaos
 version: 1
+lateness: 30s
 rules:
   - {id: capped, kind: each, match: {type: checkin}, coins: 3, cap: {max: 3, per: hunt}}
   - {id: every4, kind: count, match: {type: visit}, count: 4, coins: 7, repeat: true}
