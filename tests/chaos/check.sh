@@ -24,6 +24,8 @@
 #      rejected); no event only ever answered `duplicate`.
 #   L1 liveness: every process answers `trovectl status` (bounded wait) and
 #      the scorers' and ingestors' lag drains to 0.
+#   X  reconcilers (if configured): a run, then a second one that must find
+#      no mismatched user (the checks below see the reconciled ledger).
 #   S  stored events across scorers (status `events`) == distinct accepted
 #      events; award entries (sum of `last_aseq`) >= the coins expected
 #      (replays of out-of-order events re-issue chaos coins: revoke + mint).
@@ -156,6 +158,27 @@ done
 [ $ONLINE -eq 1 ] && say "L1: every process answers status, lag 0 ($((SECONDS - t0)) s)"
 
 online_checks() {
+
+# ---------------------------------------------------------------------------
+# X: the reconcilers (when the cluster has them) re-derive every user from
+# their replicas; whatever they repair, a second run must find nothing, and
+# the checks below then see the reconciled ledger.
+if grep -q '^ *reconcile = ' "$D/trove.cfg" 2>/dev/null; then
+    if tctl reconcile --json > "$OUT/reconcile1.json" 2> "$OUT/reconcile1.err" \
+       && tctl reconcile --json > "$OUT/reconcile2.json" 2> "$OUT/reconcile2.err"; then
+        first=$(jq -s -c '{mismatched: (map(.mismatched_users) | add), repaired: (map(.repairs_verified) | add), events: (map(.events_scanned) | add)}' "$OUT/reconcile1.json")
+        second=$(jq -s 'map(.mismatched_users + .unrepaired) | add' "$OUT/reconcile2.json")
+        if [ "$second" != 0 ]; then
+            violation "X: a second reconciler run still finds $second mismatched or unrepaired users"
+            evidence "$OUT/reconcile2.json"
+        else
+            say "X: reconcilers: first run $first; second run finds nothing"
+        fi
+    else
+        violation "X: trovectl reconcile failed"
+        evidence "$OUT/reconcile1.err"; evidence "$OUT/reconcile2.err"
+    fi
+fi
 
 # ---------------------------------------------------------------------------
 # S: counts
@@ -365,7 +388,9 @@ if [ $DOWN -eq 1 ]; then
     envs=0
     for s in "$D"/data/*/; do
         s=${s%/}
-        for env in "$s" "$s/log"; do
+        envs_of=("$s")
+        [ -d "$s/log" ] && envs_of+=("$s/log")  #  scorers: tables + log; reconcilers: the replica
+        for env in "${envs_of[@]}"; do
             envs=$((envs + 1))
             name=${env#"$D"/}; f=$OUT/mdb_$(echo "$name" | tr '/' '_')
             mdb_stat -e "$env" > "$f.e" 2>&1 || { violation "D: mdb_stat -e $name failed"; evidence "$f.e"; }

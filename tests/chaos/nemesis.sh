@@ -77,24 +77,26 @@ to_ms() { awk -v s="$1" 'BEGIN { printf "%d", s * 1000 }'; }
 
 NAMES=()
 for f in "$DIR"/pids/*.pid; do NAMES+=("$(basename "$f" .pid)"); done
-BROKERS=() INGESTORS=() SCORERS=()
+BROKERS=() INGESTORS=() SCORERS=() RECONCILERS=()
 for n in "${NAMES[@]}"; do
     case $n in
         broker) BROKERS+=("$n") ;;
         i*) INGESTORS+=("$n") ;;
         s*) SCORERS+=("$n") ;;
+        r*) RECONCILERS+=("$n") ;;
     esac
 done
 
-type_of() { case $1 in broker) echo broker ;; i*) echo ingestor ;; *) echo scorer ;; esac; }
+type_of() { case $1 in broker) echo broker ;; i*) echo ingestor ;; r*) echo reconciler ;; *) echo scorer ;; esac; }
 pid_of() { cat "$DIR/pids/$1.pid" 2>/dev/null || true; }
 
 # A random process of a random type -> VICTIM.
 random_victim() {
-    rnd 3
+    if [ ${#RECONCILERS[@]} -gt 0 ]; then rnd 4; else rnd 3; fi
     case $R in
         0) pick "${BROKERS[@]}" ;;
         1) pick "${INGESTORS[@]}" ;;
+        3) pick "${RECONCILERS[@]}" ;;
         *) pick "${SCORERS[@]}" ;;
     esac
     VICTIM=$PICK
@@ -270,5 +272,5 @@ log "STOP-FILE seen: no more faults"
 trap - INT TERM
 heal
 rc=$?
-log "SUMMARY kills $(grep -c ' KILL ' "$LOG") (broker $(grep -c ' KILL broker ' "$LOG"), ingestor $(grep -c ' KILL ingestor ' "$LOG"), scorer $(grep -c ' KILL scorer ' "$LOG")), stops $(grep -c ' STOP \(scorer\|ingestor\|broker\) ' "$LOG")"
+log "SUMMARY kills $(grep -c ' KILL ' "$LOG") (broker $(grep -c ' KILL broker ' "$LOG"), ingestor $(grep -c ' KILL ingestor ' "$LOG"), scorer $(grep -c ' KILL scorer ' "$LOG"), reconciler $(grep -c ' KILL reconciler ' "$LOG")), stops $(grep -c ' STOP \(scorer\|ingestor\|broker\|reconciler\) ' "$LOG")"
 exit $rc
