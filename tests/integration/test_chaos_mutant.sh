@@ -7,7 +7,7 @@ SRC=$(cd "$HERE/../.." && pwd)
 MUTANT="$WORK/mutant"
 cmake -S "$SRC" -B "$MUTANT" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTROVE_MUTANT_ACK_BEFORE_COMMIT=ON >/dev/null \
     || fail "cannot configure the mutant build"
-cmake --build "$MUTANT" --parallel 2 --target trovectl trove-broker trove-ingestor trove-scorer trove-load >/dev/null \
+cmake --build "$MUTANT" --parallel 2 --target trovectl trove-broker trove-ingestor trove-scorer trove-load trove-reconciler >/dev/null \
     || fail "cannot build the mutant"
 
 # Each run kills scorers while they commit; a lost acknowledged event is
