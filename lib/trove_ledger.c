@@ -312,9 +312,11 @@ s_apply_record (trove_ledger_t *self, MDB_txn *txn, const Trove__LogRecord *rec,
     trove_put_be64 (ekey + 4, er->pseq);
     key = (MDB_val){12, ekey};
     val = (MDB_val){trove__event_record__get_packed_size (er), NULL};
-    if ((rc = mdb_put (txn, self->events, &key, &val, MDB_RESERVE)))
-        return rc;
-    trove__event_record__pack (er, val.mv_data);
+    if (er->pseq) {  //  0: a reconciler's request, not in the event log
+        if ((rc = mdb_put (txn, self->events, &key, &val, MDB_RESERVE)))
+            return rc;
+        trove__event_record__pack (er, val.mv_data);
+    }
     if (rec->undone && rec->undone->source && rec->undone->id) {
         //  The undo came first: leave a marker so the target is never scored.
         size_t tl = strlen (rec->undone->source), il = strlen (rec->undone->id);
@@ -738,7 +740,8 @@ s_recover (trove_ledger_t *self, char *err, size_t size)
                     s_records_free (head);
                     return -1;
                 }
-            if (er->partition < MAX_PARTITIONS
+            //  pseq 0: a reconciler's request, not an event of the log
+            if (er->pseq && er->partition < MAX_PARTITIONS
                 && (!self->pseq_loaded [er->partition] || self->pseq [er->partition] < er->pseq)) {
                 self->pseq [er->partition] = er->pseq;
                 self->pseq_loaded [er->partition] = 1;
@@ -746,7 +749,7 @@ s_recover (trove_ledger_t *self, char *err, size_t size)
             for (size_t i = 0; i < rec->n_coins; i++)
                 if (rec->coins [i]->aseq > self->aseq)
                     self->aseq = rec->coins [i]->aseq;
-            self->nevents++;
+            self->nevents += er->pseq != 0;
             self->lseq = lseq;
             trove__log_record__free_unpacked (rec, NULL);
         }
@@ -1753,8 +1756,12 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
         if (target_seen < 0)
             return -1;
     }
-    uint64_t pseq;
-    if (s_next_pseq (self, partition, &pseq))
+    //  A reconciler's re-derive request is kept (dedup, the log) but is not
+    //  an event of the user's log: no pseq, not in `events`, not pulled.
+    bool request =
+        strcmp (ev->source, TROVE_RECONCILER_SOURCE) == 0 && strcmp (ev->type, TROVE_RECONCILE_TYPE) == 0;
+    uint64_t pseq = 0;
+    if (!request && s_next_pseq (self, partition, &pseq))
         return -1;
     s_record_t *r = calloc (1, sizeof *r);
     if (!r) {
@@ -1771,8 +1778,7 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
     }
     if (undo && target_seen == 1 && s_undo_by_provenance (self, ev, tsource, tid))
         goto done;
-    if (strcmp (ev->source, TROVE_RECONCILER_SOURCE) == 0 && strcmp (ev->type, TROVE_RECONCILE_TYPE) == 0
-        && s_rescore (self, ev, partition, rules))
+    if (request && s_rescore (self, ev, partition, rules))
         goto done;
 
     Trove__EventRecord er = TROVE__EVENT_RECORD__INIT;
@@ -1832,7 +1838,7 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
     self->batch_tail = r;
     r = NULL;
     self->lseq_pending++;
-    self->nevents_pending++;
+    self->nevents_pending += !request;
     s_pending_add (self, ev->source, ev->id, req_id, self->lseq_pending, false);
     if (undo && target_seen == 0)
         s_pending_add (self, tsource, tid, 0, self->lseq_pending, true);
