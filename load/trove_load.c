@@ -234,7 +234,8 @@ s_on_award (void *arg, const Trove__Coin *coin)
         return;
     }
     atomic_fetch_add (&self->coins, 1);
-    if (self->seen_mono [index]) {
+    //  Revocations and the reconciler's entries say nothing of real time.
+    if (self->seen_mono [index] || coin->revoked || coin->accepted_us <= 0) {
         atomic_fetch_add (&self->extra, 1);
         return;
     }
