@@ -4,6 +4,8 @@
     it is malloc'd (protobuf-c's default allocator), so fields are replaced
     with malloc'd copies and trove__hunt_state__free_unpacked frees it all. */
 #include "trove_engine.h"
+#include "trove_event.h"
+#include "trove_msg.h"
 #include "trove_tz.h"
 
 #include <assert.h>
@@ -631,20 +633,6 @@ s_fold (s_ctx_t *ctx, size_t h, Trove__HuntState *hs, int64_t lateness_ms)
     return 0;
 }
 
-//  A malloc'd copy of an event (the buffer owns its events).
-static Trove__Event *
-s_event_copy (const Trove__Event *ev)
-{
-    size_t size = trove__event__get_packed_size (ev);
-    uint8_t *buf = malloc (size ? size : 1);
-    if (!buf)
-        return NULL;
-    trove__event__pack (ev, buf);
-    Trove__Event *copy = trove__event__unpack (NULL, size, buf);
-    free (buf);
-    return copy;
-}
-
 static int
 s_buffer_insert (Trove__HuntState *hs, const Trove__Event *ev, int64_t accepted_us)
 {
@@ -657,7 +645,8 @@ s_buffer_insert (Trove__HuntState *hs, const Trove__Event *ev, int64_t accepted_
         return -1;
     trove__buffered_event__init (b);
     b->accepted_us = accepted_us;
-    if (!(b->event = s_event_copy (ev))) {
+    //  trove_event_dup's memory is all malloc'd: the state frees it with the rest.
+    if (!(b->event = trove_event_dup (ev))) {
         free (b);
         return -1;
     }
@@ -779,6 +768,26 @@ s_undo (s_ctx_t *ctx, const trove_store_t *store, const char *source, const char
             return -1;
     }
     return 0;
+}
+
+Trove__Coin *
+trove_change_coin (const trove_change_t *ch)
+{
+    Trove__Coin coin = TROVE__COIN__INIT;
+    coin.id = (char *) ch->id;
+    coin.user = (char *) ch->user;
+    coin.hunt = (char *) ch->hunt;
+    coin.rule = (char *) ch->rule;
+    coin.rule_version = ch->version;
+    coin.value = ch->value;
+    coin.n_events = ch->nrefs;
+    coin.events = (Trove__EventRef **) ch->refs;
+    coin.event_ts_ms = ch->event_ts_ms;
+    coin.accepted_us = ch->accepted_us;
+    coin.reason = (char *) (ch->reason ? ch->reason : "");
+    coin.run = (char *) (ch->run ? ch->run : "");
+    coin.revoked = ch->revoke;
+    return trove_msg_coin_dup (&coin);
 }
 
 bool
@@ -979,24 +988,9 @@ s_live_change (void *arg, const trove_change_t *ch)
         zhashx_delete (l->live, ch->id);
         return 0;
     }
-    Trove__Coin *c = malloc (sizeof *c);
+    Trove__Coin *c = trove_change_coin (ch);
     if (!c)
         return -1;
-    trove__coin__init (c);
-    c->id = strdup (ch->id);
-    c->user = strdup (ch->user);
-    c->hunt = strdup (ch->hunt);
-    c->rule = strdup (ch->rule);
-    c->reason = strdup ("scored");
-    c->rule_version = ch->version;
-    c->value = ch->value;
-    c->event_ts_ms = ch->event_ts_ms;
-    c->accepted_us = ch->accepted_us;
-    if (!c->id || !c->user || !c->hunt || !c->rule || !c->reason
-        || s_refs_copy (&c->events, &c->n_events, ch->refs, ch->nrefs)) {
-        trove__coin__free_unpacked (c, NULL);
-        return -1;
-    }
     zhashx_update (l->live, ch->id, c);
     return 0;
 }

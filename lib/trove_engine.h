@@ -96,6 +96,10 @@ typedef struct {
     const char *run;      //  reconciler run id, or NULL
 } trove_change_t;
 
+//  The change as a coin of its own (free with trove__coin__free_unpacked):
+//  for callers that keep what they are told. NULL on OOM.
+Trove__Coin *trove_change_coin (const trove_change_t *change);
+
 //  Return 0 to go on, -1 to stop (the caller gets -1).
 typedef int (trove_change_fn) (void *arg, const trove_change_t *change);
 

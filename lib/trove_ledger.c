@@ -1,6 +1,7 @@
 /*  trove_ledger - a scorer shard's write-ahead log and ledger tables. */
 #include "trove_ledger.h"
 #include "trove_engine.h"
+#include "trove_event.h"
 #include "trove_hash.h"
 #include "trove_msg.h"
 #include "trove_util.h"
@@ -153,6 +154,8 @@ struct _trove_ledger_t {
 
 static int s_read_begin (trove_ledger_t *self, MDB_txn **txn_p);
 static int s_get_coin_at (trove_ledger_t *self, MDB_txn *txn, const void *aseq_be, Trove__Coin **coin_p);
+static int s_coin_change (trove_ledger_t *self, const Trove__Coin *c, bool revoke, const char *reason,
+                          const char *run);
 static void s_read_end (trove_ledger_t *self);
 
 static int
@@ -1443,17 +1446,47 @@ s_coin_item_free (void **item)
     }
 }
 
+//  Every coin entry of a user in the tables, oldest first, into latest
+//  (id -> Trove__Coin, owned: a later entry of an id replaces the earlier).
+//  Returns 0 or -1.
+static int
+s_scan_user (trove_ledger_t *self, MDB_txn *txn, const char *user, zhashx_t *latest)
+{
+    size_t ul = strlen (user);
+    uint8_t ukey [KEY_MAX];
+    if (ul + 9 > sizeof ukey)
+        return -1;
+    memcpy (ukey, user, ul);
+    ukey [ul] = 0;
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->users, &cursor);
+    if (rc)
+        return s_fail_rc (self, "users cursor", rc);
+    MDB_val key = {ul + 1, ukey}, val;
+    int bad = 0;
+    rc = mdb_cursor_get (cursor, &key, &val, MDB_SET_RANGE);
+    while (rc == 0 && !bad && key.mv_size >= ul + 1 && memcmp (key.mv_data, ukey, ul + 1) == 0) {
+        if (key.mv_size == ul + 9) {
+            Trove__Coin *coin = NULL;
+            bad = s_get_coin_at (self, txn, (uint8_t *) key.mv_data + ul + 1, &coin);
+            if (bad == 1)
+                bad = 0;  //  index ahead of a coin: cannot happen in one transaction
+            else if (coin)
+                zhashx_update (latest, coin->id, coin);
+        }
+        rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close (cursor);
+    if (!bad && rc && rc != MDB_NOTFOUND)
+        return s_fail_rc (self, "users cursor", rc);
+    return bad ? -1 : 0;
+}
+
 //  Remember the latest entry of a coin (entries come in aseq order).
 static int
 s_latest_put (zhashx_t *latest, const Trove__Coin *coin)
 {
-    size_t size = trove__coin__get_packed_size (coin);
-    uint8_t *buf = malloc (size ? size : 1);
-    if (!buf)
-        return -1;
-    trove__coin__pack (coin, buf);
-    Trove__Coin *copy = trove__coin__unpack (NULL, size, buf);
-    free (buf);
+    Trove__Coin *copy = trove_msg_coin_dup (coin);
     if (!copy)
         return -1;
     zhashx_update (latest, copy->id, copy);
@@ -1483,29 +1516,7 @@ s_user_latest (trove_ledger_t *self, const char *user, const char *what)
         return NULL;
     zhashx_set_destructor (latest, s_coin_item_free);
     //  1. The tables: the user's coins, oldest first.
-    size_t ul = strlen (user);
-    uint8_t ukey [KEY_MAX];
-    memcpy (ukey, user, ul);
-    ukey [ul] = 0;
-    MDB_cursor *cursor;
-    int mrc = mdb_cursor_open (self->rtxn, self->users, &cursor);
-    if (mrc)
-        rc = s_fail_rc (self, "users cursor", mrc);
-    else {
-        MDB_val key = {ul + 1, ukey}, val;
-        mrc = mdb_cursor_get (cursor, &key, &val, MDB_SET_RANGE);
-        while (mrc == 0 && rc == 0 && key.mv_size >= ul + 1 && memcmp (key.mv_data, ukey, ul + 1) == 0) {
-            if (key.mv_size == ul + 9) {
-                Trove__Coin *coin = NULL;
-                if (s_get_coin_at (self, self->rtxn, (uint8_t *) key.mv_data + ul + 1, &coin) == 0 && coin) {
-                    rc = s_latest_put (latest, coin);
-                    trove__coin__free_unpacked (coin, NULL);
-                }
-            }
-            mrc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
-        }
-        mdb_cursor_close (cursor);
-    }
+    rc = s_scan_user (self, self->rtxn, user, latest);
     //  2. Earlier records of this batch.
     for (s_record_t *r = self->batch_head; r && rc == 0; r = r->next) {
         Trove__LogRecord *rec = trove__log_record__unpack (NULL, r->size, r->data);
@@ -1542,23 +1553,8 @@ s_undo_by_provenance (trove_ledger_t *self, const Trove__Event *ev, const char *
             cited = strcmp (c->events [i]->source, tsource) == 0 && strcmp (c->events [i]->id, tid) == 0;
         for (size_t i = 0; i < self->ncoins && !changed; i++)
             changed = strcmp (self->frame_meta [self->rec_first_frame + i].id, c->id) == 0;
-        if (!cited || changed)
-            continue;
-        trove_change_t ch = {
-            .revoke = true,
-            .id = c->id,
-            .user = c->user,
-            .hunt = c->hunt,
-            .rule = c->rule,
-            .version = c->rule_version,
-            .value = c->value,
-            .refs = c->events,
-            .nrefs = c->n_events,
-            .event_ts_ms = c->event_ts_ms,
-            .accepted_us = c->accepted_us,
-            .reason = "undo",
-        };
-        rc = s_change (self, &ch);
+        if (cited && !changed)
+            rc = s_coin_change (self, c, true, "undo", NULL);
     }
     zhashx_destroy (&latest);
     return rc;
@@ -1577,13 +1573,7 @@ s_gather_event (void *arg, const Trove__EventRecord *rec)
     s_gather_t *g = arg;
     if (strcmp (rec->event->user, g->user))
         return 0;
-    size_t size = trove__event__get_packed_size (rec->event);
-    uint8_t *buf = malloc (size ? size : 1);
-    if (!buf)
-        return -1;
-    trove__event__pack (rec->event, buf);
-    Trove__Event *copy = trove__event__unpack (NULL, size, buf);
-    free (buf);
+    Trove__Event *copy = trove_event_dup (rec->event);
     if (!copy)
         return -1;
     zlistx_add_end (g->events, copy);
@@ -1593,27 +1583,17 @@ s_gather_event (void *arg, const Trove__EventRecord *rec)
 static void
 s_event_item_free (void **item)
 {
-    if (*item) {
-        trove__event__free_unpacked (*item, NULL);
-        *item = NULL;
-    }
+    trove_event_destroy ((Trove__Event **) item);
 }
 
 static int
 s_keep_derived (void *arg, const trove_change_t *ch)
 {
-    //  Kept as a packed coin: the change's strings are borrowed.
-    Trove__Coin coin = TROVE__COIN__INIT;
-    coin.id = (char *) ch->id;
-    coin.user = (char *) ch->user;
-    coin.hunt = (char *) ch->hunt;
-    coin.rule = (char *) ch->rule;
-    coin.rule_version = ch->version;
-    coin.value = ch->value;
-    coin.n_events = ch->nrefs;
-    coin.events = (Trove__EventRef **) ch->refs;
-    coin.event_ts_ms = ch->event_ts_ms;
-    return s_latest_put (arg, &coin);
+    Trove__Coin *coin = trove_change_coin (ch);
+    if (!coin)
+        return -1;
+    zhashx_update (arg, coin->id, coin);
+    return 0;
 }
 
 //  Same value, version and provenance.
@@ -1629,8 +1609,9 @@ s_coin_same (const Trove__Coin *a, const Trove__Coin *b)
     return true;
 }
 
+//  An entry for an existing coin (revoked, or minted again), in this record.
 static int
-s_reconcile_change (trove_ledger_t *self, const Trove__Coin *c, bool revoke, const char *run)
+s_coin_change (trove_ledger_t *self, const Trove__Coin *c, bool revoke, const char *reason, const char *run)
 {
     trove_change_t ch = {
         .revoke = revoke,
@@ -1644,7 +1625,7 @@ s_reconcile_change (trove_ledger_t *self, const Trove__Coin *c, bool revoke, con
         .nrefs = c->n_events,
         .event_ts_ms = c->event_ts_ms,
         .accepted_us = c->accepted_us,
-        .reason = "reconciled",
+        .reason = reason,
         .run = run,
     };
     return s_change (self, &ch);
@@ -1698,13 +1679,13 @@ s_rescore (trove_ledger_t *self, const Trove__Event *ev, uint32_t partition, con
     for (Trove__Coin *c = zhashx_first (latest); c && rc == 0; c = zhashx_next (latest)) {
         Trove__Coin *d = zhashx_lookup (derived, c->id);
         if (!c->revoked && !(d && s_coin_same (c, d)))
-            rc = s_reconcile_change (self, c, true, run);
+            rc = s_coin_change (self, c, true, "reconciled", run);
     }
     for (Trove__Coin *d = zhashx_first (derived); d && rc == 0; d = zhashx_next (derived)) {
         Trove__Coin *c = zhashx_lookup (latest, d->id);
         if (!c || c->revoked || !s_coin_same (c, d)) {
             d->accepted_us = 0;
-            rc = s_reconcile_change (self, d, false, run);
+            rc = s_coin_change (self, d, false, "reconciled", run);
         }
     }
     //  The user's rule state becomes what event-time order leaves.
@@ -2177,64 +2158,29 @@ trove_ledger_live_coins (trove_ledger_t *self, const char *user, Trove__Coin ***
 {
     *coins_p = NULL;
     *n_p = 0;
-    size_t ulen = strlen (user), cap = 0;
-    if (ulen + 9 > KEY_MAX)
-        return -1;
+    size_t cap = 0;
     MDB_txn *txn;
     if (s_read_begin (self, &txn))
         return -1;
     zhashx_t *latest = zhashx_new ();
-    MDB_cursor *cur = NULL;
-    int rc = latest ? mdb_cursor_open (txn, self->users, &cur) : ENOMEM;
-    if (rc) {
-        zhashx_destroy (&latest);
-        s_read_end (self);
-        return s_fail_rc (self, "users cursor", rc);
-    }
-    zhashx_set_destructor (latest, s_coin_item_free);
-    uint8_t kbuf [KEY_MAX];
-    memcpy (kbuf, user, ulen);
-    kbuf [ulen] = 0;
-    MDB_val key = {ulen + 1, kbuf}, val;
-    rc = mdb_cursor_get (cur, &key, &val, MDB_SET_RANGE);
-    int bad = 0;
-    while (rc == 0 && !bad && key.mv_size >= ulen + 1 && memcmp (key.mv_data, kbuf, ulen + 1) == 0) {
-        if (key.mv_size == ulen + 9) {
-            Trove__Coin *coin = NULL;
-            bad = s_get_coin_at (self, txn, (uint8_t *) key.mv_data + ulen + 1, &coin);
-            if (bad == 1)
-                bad = 0;  //  index ahead of a coin: cannot happen in one transaction
-            else if (coin)
-                zhashx_update (latest, coin->id, coin);  //  aseq order: the latest entry wins
-        }
-        rc = mdb_cursor_get (cur, &key, &val, MDB_NEXT);
-    }
-    mdb_cursor_close (cur);
+    if (latest)
+        zhashx_set_destructor (latest, s_coin_item_free);
+    int rc = latest ? s_scan_user (self, txn, user, latest) : -1;
     s_read_end (self);
-    for (Trove__Coin *c = zhashx_first (latest); c && !bad; c = zhashx_next (latest)) {
-        if (c->revoked)
-            continue;
-        if (s_grow_coins (coins_p, *n_p, &cap)) {
-            bad = -1;
-            break;
-        }
-        //  Take it out of the table without freeing it.
-        Trove__Coin *copy = NULL;
-        size_t size = trove__coin__get_packed_size (c);
-        uint8_t *buf = malloc (size ? size : 1);
-        if (buf) {
-            trove__coin__pack (c, buf);
-            copy = trove__coin__unpack (NULL, size, buf);
-            free (buf);
-        }
-        if (!copy) {
-            bad = -1;
-            break;
-        }
-        (*coins_p) [(*n_p)++] = copy;
+    //  The live ones move to the caller, the rest are freed here.
+    if (latest)
+        zhashx_set_destructor (latest, NULL);
+    for (Trove__Coin *c = latest ? zhashx_first (latest) : NULL; c; c = zhashx_next (latest)) {
+        bool keep = rc == 0 && !c->revoked;
+        if (keep && s_grow_coins (coins_p, *n_p, &cap))
+            keep = false, rc = -1;
+        if (keep)
+            (*coins_p) [(*n_p)++] = c;
+        else
+            trove__coin__free_unpacked (c, NULL);
     }
     zhashx_destroy (&latest);
-    if (bad || (rc && rc != MDB_NOTFOUND)) {
+    if (rc) {
         trove_ledger_free_coins (*coins_p, *n_p);
         *coins_p = NULL;
         *n_p = 0;

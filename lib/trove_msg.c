@@ -156,3 +156,16 @@ trove_msg_recv_routed (zsock_t *router, size_t max_size, zframe_t **routing_id_p
     zmsg_destroy (&zmsg);
     return msg;
 }
+
+Trove__Coin *
+trove_msg_coin_dup (const Trove__Coin *coin)
+{
+    size_t size = trove__coin__get_packed_size (coin);
+    uint8_t *buf = malloc (size ? size : 1);
+    if (!buf)
+        return NULL;
+    trove__coin__pack (coin, buf);
+    Trove__Coin *copy = trove__coin__unpack (NULL, size, buf);
+    free (buf);
+    return copy;
+}

@@ -50,6 +50,9 @@ int trove_msg_send_heartbeat (void *socket, Trove__Heartbeat *heartbeat);
 Trove__Msg *trove_msg_recv_routed (zsock_t *router, size_t max_size, zframe_t **routing_id_p,
                                    const char **reason_p, zframe_t **raw_p);
 
+//  A deep copy of a coin (free with trove__coin__free_unpacked). NULL on OOM.
+Trove__Coin *trove_msg_coin_dup (const Trove__Coin *coin);
+
 //  Serialize into a fresh buffer the caller frees. NULL on OOM.
 void *trove_msg_pack (const Trove__Msg *msg, size_t *size_p);
 

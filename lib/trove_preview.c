@@ -1,6 +1,7 @@
 /*  trove_preview - rules vs ledger, read-only. See trove_preview.h. */
 #include "trove_preview.h"
 #include "trove_engine.h"
+#include "trove_event.h"
 
 #include <czmq.h>
 #include <jansson.h>
@@ -17,10 +18,7 @@ typedef struct {
 static void
 s_event_free (void **item)
 {
-    if (*item) {
-        trove__event__free_unpacked (*item, NULL);
-        *item = NULL;
-    }
+    trove_event_destroy ((Trove__Event **) item);
 }
 
 static void
@@ -43,13 +41,7 @@ s_on_event (void *arg, const Trove__EventRecord *rec)
         zlistx_set_destructor (list, s_event_free);
         zhashx_insert (scan->by_user, ev->user, list);
     }
-    size_t size = trove__event__get_packed_size (ev);
-    uint8_t *buf = malloc (size ? size : 1);
-    if (!buf)
-        return -1;
-    trove__event__pack (ev, buf);
-    Trove__Event *copy = trove__event__unpack (NULL, size, buf);
-    free (buf);
+    Trove__Event *copy = trove_event_dup (ev);
     if (!copy)
         return -1;
     zlistx_add_end (list, copy);

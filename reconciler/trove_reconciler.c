@@ -58,8 +58,6 @@ typedef struct {
     uint64_t pulled;  //  events pulled since start
 } s_rec_t;
 
-static Trove__Coin *s_coin_copy (const Trove__Coin *coin);
-
 //  --------------------------------------------------------------------------
 //  Replica
 
@@ -207,16 +205,7 @@ static int
 s_keep_coin (void *arg, const trove_change_t *ch)
 {
     s_user_t *u = arg;
-    Trove__Coin coin = TROVE__COIN__INIT;
-    coin.id = (char *) ch->id;
-    coin.user = (char *) ch->user;
-    coin.hunt = (char *) ch->hunt;
-    coin.rule = (char *) ch->rule;
-    coin.rule_version = ch->version;
-    coin.value = ch->value;
-    coin.n_events = ch->nrefs;
-    coin.events = (Trove__EventRef **) ch->refs;
-    Trove__Coin *copy = s_coin_copy (&coin);
+    Trove__Coin *copy = trove_change_coin (ch);
     if (!copy)
         return -1;
     zhashx_update (u->coins, copy->id, copy);
@@ -335,19 +324,6 @@ s_compare (s_rec_t *self, s_user_t **users, size_t n, zlistx_t *out, s_stats_t *
     return 0;
 }
 
-static Trove__Coin *
-s_coin_copy (const Trove__Coin *coin)
-{
-    size_t size = trove__coin__get_packed_size (coin);
-    uint8_t *buf = malloc (size ? size : 1);
-    if (!buf)
-        return NULL;
-    trove__coin__pack (coin, buf);
-    Trove__Coin *copy = trove__coin__unpack (NULL, size, buf);
-    free (buf);
-    return copy;
-}
-
 //  Classify a user's discrepancies against the ledger's live coins.
 static void
 s_classify (s_rec_t *self, s_user_t *u, s_stats_t *st)
@@ -371,7 +347,7 @@ s_classify (s_rec_t *self, s_user_t *u, s_stats_t *st)
         //  Newest first: the first entry seen of an id is its latest.
         for (size_t i = 0; i < reply->n_coins; i++)
             if (!zhashx_lookup (latest, reply->coins [i]->id)) {
-                Trove__Coin *copy = s_coin_copy (reply->coins [i]);
+                Trove__Coin *copy = trove_msg_coin_dup (reply->coins [i]);
                 if (copy)
                     zhashx_insert (latest, copy->id, copy);
             }
