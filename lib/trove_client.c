@@ -9,6 +9,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,44 @@ s_socket (int type, const char *endpoint, size_t max_frame, bool immediate)
     return sock;
 }
 
+//  A PAIR receiving sock's ZMQ_EVENT_DISCONNECTED events. A server that dies
+//  (or restarts) after taking a request never answers it: its replacement
+//  does not know the request, so waiting out the timeout would be wasted
+//  (trovectl reconcile waits up to 30 minutes). NULL on failure.
+static zsock_t *
+s_monitor_disconnects (zsock_t *sock)
+{
+    static _Atomic unsigned long counter = 0;
+    char endpoint [96];
+    snprintf (endpoint, sizeof endpoint, "inproc://trove-client-monitor-%p-%lu", (void *) sock,
+              (unsigned long) counter++);
+    if (zmq_socket_monitor (zsock_resolve (sock), endpoint, ZMQ_EVENT_DISCONNECTED))
+        return NULL;
+    zsock_t *monitor = zsock_new (ZMQ_PAIR);
+    if (monitor && zsock_connect (monitor, "%s", endpoint))
+        zsock_destroy (&monitor);
+    return monitor;
+}
+
+//  Drain the monitor; true if it reported a disconnection.
+static bool
+s_disconnected (zsock_t *monitor)
+{
+    bool seen = false;
+    zmq_msg_t part;
+    zmq_msg_init (&part);
+    //  Each event is two frames: [u16 event, u32 value] and the endpoint.
+    while (zmq_msg_recv (&part, zsock_resolve (monitor), ZMQ_DONTWAIT) >= 0) {
+        if (zmq_msg_size (&part) == 6) {
+            uint16_t event;
+            memcpy (&event, zmq_msg_data (&part), sizeof event);
+            seen |= (event & ZMQ_EVENT_DISCONNECTED) != 0;
+        }
+    }
+    zmq_msg_close (&part);
+    return seen;
+}
+
 //  Receive one message (every frame of it) and decode its last frame, so that
 //  an optional empty delimiter before the body is tolerated. Returns -1 when
 //  nothing was received (errno EAGAIN, EINTR, ...), else 0 with *msg_p the
@@ -130,23 +169,29 @@ trove_client_call_max (const char *endpoint, const Trove__Query *query, int time
     char *err = NULL;
     Trove__QueryReply *reply = NULL;
     bool malformed = false;
+    bool lost = false;  //  the last attempt's connection dropped before the reply
     int attempt;
     for (attempt = 0; attempt <= retries && !reply; attempt++) {
         zsock_t *sock = s_socket (ZMQ_DEALER, endpoint, max_frame, false);
-        if (!sock) {
+        zsock_t *monitor = sock ? s_monitor_disconnects (sock) : NULL;
+        if (!sock || !monitor) {
+            zsock_destroy (&sock);
             err = trove_strdupf ("cannot connect to %s", endpoint);
             goto fail;
         }
+        lost = false;
         if (trove_msg_send (sock, NULL, 0, &msg, ZMQ_DONTWAIT) == 0) {
             void *handle = zsock_resolve (sock);
             int64_t deadline = trove_mono_us () + (int64_t) timeout_ms * 1000;
-            while (!reply) {
+            while (!reply && !lost) {
                 int64_t left_ms = (deadline - trove_mono_us () + 999) / 1000;
                 if (left_ms <= 0)
                     break;
-                zmq_pollitem_t item = {handle, 0, ZMQ_POLLIN, 0};
-                int rc = zmq_poll (&item, 1, (long) left_ms);
+                zmq_pollitem_t items [2] = {{handle, 0, ZMQ_POLLIN, 0},
+                                            {zsock_resolve (monitor), 0, ZMQ_POLLIN, 0}};
+                int rc = zmq_poll (items, 2, (long) left_ms);
                 if (rc == -1 && (errno == EINTR || errno == ETERM)) {
+                    zsock_destroy (&monitor);
                     zsock_destroy (&sock);
                     err = trove_strdupf ("interrupted");
                     goto fail;
@@ -165,9 +210,19 @@ trove_client_call_max (const char *endpoint, const Trove__Query *query, int time
                     else
                         malformed = true;
                 }
+                //  Replies first: a reply that came just before the drop counts.
+                if (!reply && (items [1].revents & ZMQ_POLLIN))
+                    lost = s_disconnected (monitor);
             }
         }
+        zmq_socket_monitor (zsock_resolve (sock), NULL, 0);
+        zsock_destroy (&monitor);
         zsock_destroy (&sock);
+    }
+    if (!reply && lost) {
+        err = trove_strdupf ("connection to %s lost before the reply (%d attempt%s)", endpoint, attempt,
+                             attempt > 1 ? "s" : "");
+        goto fail;
     }
     if (!reply) {
         err = trove_strdupf ("%s from %s within %d ms (%d attempt%s)",

@@ -9,6 +9,9 @@
 #include <string.h>
 
 #define S_RUN_TIMEOUT_MS (30 * 60 * 1000)
+//  A reconciler that dies during the run drops the request (the client sees
+//  the connection go): ask its replacement. A run is idempotent.
+#define S_RUN_RETRIES 3
 
 static const char *s_help = "usage: trovectl reconcile [--shard NAME] [--user USER] [--wait] [--json]\n"
                             "       trovectl reconcile --report [RUN] [--shard NAME] [--json]\n"
@@ -93,7 +96,7 @@ trovectl_reconcile (int argc, char **argv)
         q.user = (char *) (opts.user ? opts.user : "");
         q.cursor = opts.report && opts.nargs ? opts.args [0] : "";
         char *err = NULL;
-        Trove__QueryReply *reply = trove_client_call_max (endpoint, &q, S_RUN_TIMEOUT_MS, 0,
+        Trove__QueryReply *reply = trove_client_call_max (endpoint, &q, S_RUN_TIMEOUT_MS, S_RUN_RETRIES,
                                                           trove_cfg_limits (cfg)->max_frame, &err);
         if (!reply || (reply->error && *reply->error)) {
             rc = trovectl_fail ("reconciler of %s: %s", name, reply ? reply->error : err ? err : "no answer");

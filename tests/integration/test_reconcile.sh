@@ -124,7 +124,9 @@ for d in "$DIR"/data/s*; do "$LEDGERTOOL" "$d" delete-coin "$victim" 2>/dev/null
 [ -n "$again" ] || fail "could not delete the coin again"
 cluster_up
 wait_healthy
-("$TROVECTL" reconcile --dir "$DIR" --json > "$WORK/killed.json" 2>&1 || true) &
+# The run may fail (its reconciler is killed); it must not hang: a request
+# lost with its connection is asked again of the restarted reconciler.
+(timeout 300 "$TROVECTL" reconcile --dir "$DIR" --json > "$WORK/killed.json" 2>&1; echo $? > "$WORK/killed.rc") &
 bg=$!
 for name in rs0 rs1 s0; do
     pid=$(cat "$DIR/pids/$name.pid")
@@ -132,6 +134,7 @@ for name in rs0 rs1 s0; do
     wait_restarted "$name" "$pid"
 done
 wait $bg || true
+[ "$(cat "$WORK/killed.rc")" != 124 ] || fail "trovectl reconcile hung after its reconciler was killed"
 wait_healthy
 reconcile
 log "after kills: $(jq -c '{shard, mismatched_users, repairs_verified, unrepaired}' "$WORK/run.json" | tr '\n' ' ')"

@@ -158,11 +158,13 @@ s_bind (zsock_t *sock, const char *endpoint)
 //  table holding the coins aseq 1..available of its shard.
 
 typedef enum {
-    S_REPLY,           //  a good reply
-    S_SILENT,          //  nothing
-    S_GARBAGE,         //  one frame that is not a trove.Msg
-    S_JUNK_THEN_REPLY  //  garbage, a reply with another req_id, then the
-                       //  good reply after an empty delimiter frame
+    S_REPLY,            //  a good reply
+    S_SILENT,           //  nothing
+    S_GARBAGE,          //  one frame that is not a trove.Msg
+    S_JUNK_THEN_REPLY,  //  garbage, a reply with another req_id, then the
+                        //  good reply after an empty delimiter frame
+    S_RESTART           //  no answer: close the ROUTER (the connection drops)
+                        //  and bind a new one, as a restarted server would
 } s_act_t;
 
 #define S_FAKE_LOG 32
@@ -295,7 +297,17 @@ s_fake_actor (zsock_t *pipe, void *args)
                 s_act_t act = fake->script [n < fake->nscript ? n : fake->nscript - 1];
                 pthread_cond_broadcast (&fake->changed);
                 pthread_mutex_unlock (&fake->lock);
-                s_fake_answer (fake, router, rid, msg->query, act);
+                if (act == S_RESTART) {
+                    zpoller_destroy (&poller);
+                    zsock_destroy (&router);
+                    router = zsock_new (ZMQ_ROUTER);
+                    if (router)
+                        zsock_set_linger (router, 0);
+                    poller = router && s_bind (router, fake->endpoint) == 0 ? zpoller_new (pipe, router, NULL)
+                                                                            : NULL;
+                }
+                else
+                    s_fake_answer (fake, router, rid, msg->query, act);
             }
             trove_msg_free (&msg);
             zframe_destroy (&rid);
@@ -555,6 +567,40 @@ test_call_skips_garbage (void **state)
     assert_int_equal (reply->last_aseq, 9);
     assert_true (took_ms < 2000);
     assert_int_equal (s_fake_count (fake), 1);
+    trove_client_reply_free (&reply);
+    s_fake_stop (0);
+}
+
+static void
+test_call_notices_a_dropped_connection (void **state)
+{
+    (void) state;
+    //  The server takes the request and restarts without answering: the
+    //  request is lost with the connection. The call says so at once instead
+    //  of waiting out its (here one-minute) timeout...
+    s_act_t restart [] = {S_RESTART};
+    s_fake_t *fake = s_fake_start (0, s_call [0], 0, restart, 1);
+    Trove__Query query = s_status_query (0);
+    char *err = NULL;
+    Trove__QueryReply *reply = trove_client_call (s_call [0], &query, 60000, 0, &err);
+    assert_null (reply);
+    if (!err || !strstr (err, "lost before the reply") || !strstr (err, "1 attempt"))
+        fail_msg ("unexpected error '%s'", err ? err : "(none)");
+    free (err);
+    assert_int_equal (s_fake_count (fake), 1);
+    s_fake_stop (0);
+
+    //  ... and a retry asks the new server, which answers.
+    s_act_t then_reply [] = {S_RESTART, S_REPLY};
+    fake = s_fake_start (0, s_call [0], 0, then_reply, 2);
+    s_fake_set_status (fake, 5);
+    err = NULL;
+    reply = trove_client_call (s_call [0], &query, 60000, 1, &err);
+    if (!reply)
+        fail_msg ("no reply: %s", err ? err : "?");
+    assert_int_equal (reply->last_aseq, 5);
+    assert_int_equal (s_fake_count (fake), 2);
+    assert_int_equal (fake->req_id [0], fake->req_id [1]);
     trove_client_reply_free (&reply);
     s_fake_stop (0);
 }
@@ -1476,6 +1522,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_call_returns_the_matching_reply, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_call_times_out_after_every_attempt, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_call_skips_garbage, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_call_notices_a_dropped_connection, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_call_all_keeps_answers_and_retries_the_silent, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_submitter_delivers_each_answer_once, s_setup, s_teardown),
