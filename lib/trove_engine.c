@@ -132,6 +132,7 @@ s_coin_new (const char *user, const trove_hunt_t *v, const trove_rule_t *r, cons
     c->rule_version = v->version;
     c->value = r->coins;
     c->event_ts_ms = ev->ts_ms;
+    c->local_day = (int32_t) trove_tz_day (v->tz, ev->ts_ms);
     c->accepted_us = accepted_us;
     if (!c->id || !c->user || !c->hunt || !c->rule || !c->reason
         || s_refs_copy (&c->events, &c->n_events, refs, nrefs)) {
@@ -155,6 +156,7 @@ s_emit (s_ctx_t *ctx, const Trove__Coin *c, bool revoke, const char *reason)
         .refs = c->events,
         .nrefs = c->n_events,
         .event_ts_ms = c->event_ts_ms,
+        .local_day = c->local_day,
         .accepted_us = c->accepted_us,
         .reason = reason,
     };
@@ -783,6 +785,7 @@ trove_change_coin (const trove_change_t *ch)
     coin.n_events = ch->nrefs;
     coin.events = (Trove__EventRef **) ch->refs;
     coin.event_ts_ms = ch->event_ts_ms;
+    coin.local_day = ch->local_day;
     coin.accepted_us = ch->accepted_us;
     coin.reason = (char *) (ch->reason ? ch->reason : "");
     coin.run = (char *) (ch->run ? ch->run : "");
@@ -856,6 +859,7 @@ trove_engine_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t 
                 .refs = refs,
                 .nrefs = 1,
                 .event_ts_ms = ev->ts_ms,
+                .local_day = (int32_t) trove_tz_day (v->tz, ev->ts_ms),
                 .accepted_us = accepted_us,
                 .reason = "scored",
             };
@@ -1084,4 +1088,101 @@ done:
     if (mem != into)
         trove_memstore_destroy (&mem);
     return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Progress
+
+static const char *
+s_kind_name (trove_kind_t kind)
+{
+    return kind == TROVE_KIND_EACH     ? "each"
+         : kind == TROVE_KIND_COUNT    ? "count"
+         : kind == TROVE_KIND_SEQUENCE ? "sequence"
+                                       : "streak";
+}
+
+int
+trove_engine_progress (const trove_hunt_t *v, const Trove__HuntState *state, int64_t now_ms,
+                       Trove__Progress ***progress_p, size_t *n_p)
+{
+    *progress_p = calloc (v->nrules ? v->nrules : 1, sizeof **progress_p);
+    *n_p = 0;
+    if (!*progress_p)
+        return -1;
+    //  The state after every event seen: the head when the buffer has one.
+    Trove__RuleState *const *states = NULL;
+    size_t nstates = 0;
+    if (state) {
+        states = state->has_head ? state->head : state->rules;
+        nstates = state->has_head ? state->n_head : state->n_rules;
+    }
+    for (size_t i = 0; i < v->nrules; i++) {
+        const trove_rule_t *r = &v->rules [i];
+        const Trove__RuleState *rs = NULL;
+        for (size_t k = 0; k < nstates && !rs; k++)
+            if (strcmp (states [k]->rule, r->id) == 0 && states [k]->kind == (uint32_t) r->kind)
+                rs = states [k];
+        Trove__Progress *p = malloc (sizeof *p);
+        if (!p)
+            goto fail;
+        trove__progress__init (p);
+        (*progress_p) [(*n_p)++] = p;
+        char period [40] = "";
+        p->hunt = strdup (v->hunt);
+        p->rule = strdup (r->id);
+        p->kind = strdup (s_kind_name (r->kind));
+        if (!p->hunt || !p->rule || !p->kind)
+            goto fail;
+        switch (r->kind) {
+            case TROVE_KIND_EACH:
+                if (r->cap_max) {
+                    int64_t now_period = s_period (v, r->cap_per, now_ms, period, sizeof period);
+                    p->need = r->cap_max;
+                    p->have = rs && rs->period == now_period ? rs->used : 0;
+                    p->left = p->have < p->need ? p->need - p->have : 0;
+                    if (!(p->period = strdup (period)))
+                        goto fail;
+                }
+                break;
+            case TROVE_KIND_COUNT:
+                p->need = r->count;
+                p->have = rs ? (uint32_t) (r->distinct ? rs->n_seen : rs->n_refs) : 0;
+                p->done = rs ? rs->done : 0;
+                break;
+            case TROVE_KIND_SEQUENCE:
+                p->need = (uint32_t) r->nsteps;
+                p->done = rs ? rs->done : 0;
+                //  partials [j] holds a match of steps 0..j
+                for (size_t j = 0; rs && j < rs->n_partials; j++)
+                    if (rs->partials [j]->set
+                        && (r->within_ms <= 0 || now_ms - rs->partials [j]->start_ts <= r->within_ms))
+                        p->have = (uint32_t) j + 1;
+                break;
+            case TROVE_KIND_STREAK: {
+                p->need = r->days;
+                p->done = rs ? rs->done : 0;
+                //  Alive while its last day is today or yesterday (local).
+                int64_t today = trove_tz_day (v->tz, now_ms);
+                if (rs && rs->active && rs->last_day >= today - 1)
+                    p->have = (uint32_t) rs->n_refs;
+                break;
+            }
+        }
+    }
+    return 0;
+fail:
+    trove_engine_progress_free (*progress_p, *n_p);
+    *progress_p = NULL;
+    *n_p = 0;
+    return -1;
+}
+
+void
+trove_engine_progress_free (Trove__Progress **progress, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (progress [i])
+            trove__progress__free_unpacked (progress [i], NULL);
+    free (progress);
 }

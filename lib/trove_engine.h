@@ -91,6 +91,7 @@ typedef struct {
     Trove__EventRef *const *refs;  //  provenance: the events that earned it
     size_t nrefs;
     int64_t event_ts_ms;  //  ts of the last earning event
+    int32_t local_day;    //  its local day in the hunt's time zone (the coin's boards)
     int64_t accepted_us;  //  when the last earning event was accepted
     const char *reason;   //  "scored", "rescored" (reordered or new rules), "undo", "reconciled"
     const char *run;      //  reconciler run id, or NULL
@@ -124,6 +125,16 @@ typedef struct _trove_memstore_t trove_memstore_t;
 //  (what real time would hold after these events in event-time order).
 int trove_engine_derive_into (const trove_rules_t *rules, Trove__Event *const *events, size_t n,
                               trove_change_fn *emit, void *arg, trove_memstore_t *mem);
+
+//  A user's progress on each rule of hunt version v at now_ms, from the
+//  user's rule state of that hunt (NULL: none yet): each + cap: awards used
+//  and left in the current period; count: events (or distinct values)
+//  toward the next award; sequence: steps matched; streak: consecutive
+//  days still alive at now_ms. *progress_p gets one entry per rule (free
+//  with trove_engine_progress_free). Returns 0 or -1 (out of memory).
+int trove_engine_progress (const trove_hunt_t *v, const Trove__HuntState *state, int64_t now_ms,
+                           Trove__Progress ***progress_p, size_t *n_p);
+void trove_engine_progress_free (Trove__Progress **progress, size_t n);
 
 //  Events the engine never scores: undo (applied through its target) and a
 //  reconciler's request to re-derive a user.

@@ -1,5 +1,6 @@
 /*  trove_ledger - a scorer shard's write-ahead log and ledger tables. */
 #include "trove_ledger.h"
+#include "trove_board.h"
 #include "trove_engine.h"
 #include "trove_event.h"
 #include "trove_hash.h"
@@ -86,7 +87,8 @@ struct _trove_ledger_t {
     //  Tables (applied state)
     MDB_env *env;
     MDB_dbi dedup, events, coins, coinids, users, meta, states;
-    MDB_txn *rtxn;  //  main thread's reusable read transaction
+    trove_board_t *board;  //  leaderboard tables (deltas: apply thread only)
+    MDB_txn *rtxn;         //  main thread's reusable read transaction
     //  Write-ahead log
     MDB_env *log_env;
     MDB_dbi log;
@@ -409,8 +411,51 @@ s_apply_record (trove_ledger_t *self, MDB_txn *txn, const Trove__LogRecord *rec,
             zhashx_insert (deltas, coin->user, d);
         }
         d->delta += coin->revoked ? -coin->value : coin->value;
+        if (trove_board_add (self->board, coin))
+            return ENOMEM;
     }
     return 0;
+}
+
+//  A ledger from before the leaderboards: count every coin entry once, in
+//  aseq order (coins without local_day use their UTC day). Marked done in
+//  meta "boards" by the same transaction.
+static int
+s_board_rebuild (trove_ledger_t *self, MDB_txn *txn)
+{
+    MDB_val key = {6, "boards"}, val;
+    int rc = mdb_get (txn, self->meta, &key, &val);
+    if (rc != MDB_NOTFOUND)
+        return rc;
+    MDB_cursor *cur;
+    if ((rc = mdb_cursor_open (txn, self->coins, &cur)))
+        return rc;
+    size_t n = 0;
+    for (rc = mdb_cursor_get (cur, &key, &val, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get (cur, &key, &val, MDB_NEXT)) {
+        Trove__Msg *msg = trove__msg__unpack (NULL, val.mv_size, val.mv_data);
+        if (msg && msg->body_case == TROVE__MSG__BODY_AWARD && trove_board_add (self->board, msg->award)) {
+            trove__msg__free_unpacked (msg, NULL);
+            rc = ENOMEM;
+            break;
+        }
+        if (msg)
+            trove__msg__free_unpacked (msg, NULL);
+        if (++n % 10000 == 0 && (rc = trove_board_flush (self->board, txn)))
+            break;
+    }
+    mdb_cursor_close (cur);
+    if (rc != MDB_NOTFOUND) {
+        trove_board_discard (self->board);
+        return rc;
+    }
+    if ((rc = trove_board_flush (self->board, txn)))
+        return rc;
+    if (n)
+        trove_log ('I', "leaderboards built from %zu coin entries", n);
+    key = (MDB_val){6, "boards"};
+    val = (MDB_val){1, "1"};
+    return mdb_put (txn, self->meta, &key, &val, 0);
 }
 
 //  Apply a list of records in one transaction. Returns 0 or an LMDB error.
@@ -457,6 +502,11 @@ s_apply_batch (trove_ledger_t *self, s_record_t *head, uint64_t *last_p)
         val = (MDB_val){8, &balance};
         rc = mdb_put (txn, self->users, &key, &val, 0);
     }
+    //  The boards in the same transaction as the balances: never apart.
+    if (rc == 0)
+        rc = trove_board_flush (self->board, txn);
+    else
+        trove_board_discard (self->board);
     if (rc == 0) {
         uint8_t v [8];
         trove_put_be64 (v, last);
@@ -821,7 +871,7 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
     //  The tables may lose their last transaction in an OS crash
     //  (NOMETASYNC: one fsync per commit instead of two, never corrupt): the
     //  log is trimmed only up to the transaction before, so it can redo it.
-    if (s_open_env (&self->env, dir, map_size, sync ? MDB_NOMETASYNC : MDB_NOSYNC, 8, err, sizeof err)
+    if (s_open_env (&self->env, dir, map_size, sync ? MDB_NOMETASYNC : MDB_NOSYNC, 16, err, sizeof err)
         || s_open_env (&self->log_env, logdir, map_size, sync ? 0 : MDB_NOSYNC, 2, err, sizeof err))
         goto fail;
     int rc;
@@ -834,6 +884,16 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
         || (rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta))
         || (rc = mdb_dbi_open (txn, "states", MDB_CREATE, &self->states))) {
         snprintf (err, sizeof err, "cannot open databases in %s: %s", dir, mdb_strerror (rc));
+        goto fail;
+    }
+    char *berr = NULL;
+    if (!(self->board = trove_board_new (txn, &berr))) {
+        snprintf (err, sizeof err, "%s in %s", berr ? berr : "out of memory", dir);
+        free (berr);
+        goto fail;
+    }
+    if ((rc = s_board_rebuild (self, txn))) {
+        snprintf (err, sizeof err, "cannot build the leaderboards in %s: %s", dir, mdb_strerror (rc));
         goto fail;
     }
     MDB_cursor *cursor;
@@ -923,6 +983,7 @@ trove_ledger_destroy (trove_ledger_t **self_p)
     free (self->rec_states);
     free (self->rec_state_ptrs);
     zhashx_destroy (&self->states_staged);
+    trove_board_destroy (&self->board);
     zhashx_destroy (&self->states_pending);
     zhashx_destroy (&self->pending);
     zlistx_destroy (&self->pending_order);
@@ -1296,6 +1357,7 @@ s_change (void *arg, const trove_change_t *ch)
     coin.aseq = self->aseq_pending + 1;
     coin.reason = (char *) ch->reason;
     coin.event_ts_ms = ch->event_ts_ms;
+    coin.local_day = ch->local_day;
     coin.accepted_us = ch->accepted_us;
     coin.revoked = ch->revoke;
     coin.run = (char *) (ch->run ? ch->run : "");
@@ -1624,6 +1686,7 @@ s_coin_change (trove_ledger_t *self, const Trove__Coin *c, bool revoke, const ch
         .refs = c->events,
         .nrefs = c->n_events,
         .event_ts_ms = c->event_ts_ms,
+        .local_day = c->local_day,
         .accepted_us = c->accepted_us,
         .reason = reason,
         .run = run,
@@ -1862,8 +1925,72 @@ s_read_end (trove_ledger_t *self)
 }
 
 int
-trove_ledger_balance (trove_ledger_t *self, const char *user, int64_t *balance_p)
+trove_ledger_state (trove_ledger_t *self, const char *user, const char *hunt, trove_cost_t *cost,
+                    Trove__HuntState **state_p)
 {
+    *state_p = NULL;
+    size_t ul = strlen (user), hl = strlen (hunt);
+    if (ul + 1 + hl > KEY_MAX)
+        return 0;
+    if (cost && !trove_cost_charge (cost, 1))
+        return -1;
+    MDB_txn *txn;
+    if (s_read_begin (self, &txn))
+        return -1;
+    uint8_t key [KEY_MAX];
+    memcpy (key, user, ul);
+    key [ul] = 0;
+    memcpy (key + ul + 1, hunt, hl);
+    MDB_val k = {ul + 1 + hl, key}, v;
+    int rc = mdb_get (txn, self->states, &k, &v);
+    if (rc == 0)
+        *state_p = trove__hunt_state__unpack (NULL, v.mv_size, v.mv_data);
+    s_read_end (self);
+    if (rc && rc != MDB_NOTFOUND)
+        return s_fail_rc (self, "get state", rc);
+    return rc == 0 && !*state_p ? s_fail_rc (self, "unreadable state", EINVAL) : 0;
+}
+
+trove_board_t *
+trove_ledger_board (trove_ledger_t *self)
+{
+    return self->board;
+}
+
+MDB_txn *
+trove_ledger_read_begin (trove_ledger_t *self)
+{
+    MDB_txn *txn;
+    return s_read_begin (self, &txn) ? NULL : txn;
+}
+
+void
+trove_ledger_read_end (trove_ledger_t *self)
+{
+    s_read_end (self);
+}
+
+int
+trove_ledger_set_excluded (trove_ledger_t *self, const char *user, bool excluded, const char *reason)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
+    if (rc)
+        return s_fail_rc (self, "exclude", rc);
+    rc = trove_board_set_excluded (self->board, txn, user, excluded, reason);
+    if (rc) {
+        mdb_txn_abort (txn);
+        return s_fail_rc (self, "exclude", rc);
+    }
+    rc = mdb_txn_commit (txn);
+    return rc ? s_fail_rc (self, "exclude", rc) : 0;
+}
+
+int
+trove_ledger_balance (trove_ledger_t *self, const char *user, int64_t *balance_p, trove_cost_t *cost)
+{
+    if (cost && !trove_cost_charge (cost, 1))
+        return -1;
     MDB_txn *txn;
     if (s_read_begin (self, &txn))
         return -1;
@@ -1932,7 +2059,7 @@ s_grow_coins (Trove__Coin ***coins_p, size_t n, size_t *cap_p)
 
 int
 trove_ledger_coins (trove_ledger_t *self, const char *user, const char *cursor, size_t limit,
-                    Trove__Coin ***coins_p, size_t *n_p, char **next_p)
+                    Trove__Coin ***coins_p, size_t *n_p, char **next_p, trove_cost_t *cost)
 {
     *coins_p = NULL;
     *n_p = 0;
@@ -1963,8 +2090,11 @@ trove_ledger_coins (trove_ledger_t *self, const char *user, const char *cursor, 
     kbuf [ulen] = 0;
     trove_put_be64 (kbuf + ulen + 1, before);
     MDB_val key = {ulen + 9, kbuf}, val;
-    rc = mdb_cursor_get (cur, &key, &val, MDB_SET_RANGE);
-    rc = rc == 0 ? mdb_cursor_get (cur, &key, &val, MDB_PREV) : mdb_cursor_get (cur, &key, &val, MDB_LAST);
+    //  Units: the positioning, each index entry, each coin.
+    rc = cost && !trove_cost_charge (cost, 2) ? -1 : mdb_cursor_get (cur, &key, &val, MDB_SET_RANGE);
+    if (rc != -1)
+        rc =
+            rc == 0 ? mdb_cursor_get (cur, &key, &val, MDB_PREV) : mdb_cursor_get (cur, &key, &val, MDB_LAST);
     uint64_t last = 0;
     bool more = false;
     while (rc == 0 && key.mv_size == ulen + 9 && memcmp (key.mv_data, user, ulen) == 0
@@ -1974,7 +2104,7 @@ trove_ledger_coins (trove_ledger_t *self, const char *user, const char *cursor, 
             break;
         }
         Trove__Coin *coin = NULL;
-        if (s_grow_coins (coins_p, *n_p, &cap)
+        if ((cost && !trove_cost_charge (cost, 2)) || s_grow_coins (coins_p, *n_p, &cap)
             || s_get_coin_at (self, txn, (uint8_t *) key.mv_data + ulen + 1, &coin) != 0) {
             rc = -1;
             break;
@@ -1989,7 +2119,9 @@ trove_ledger_coins (trove_ledger_t *self, const char *user, const char *cursor, 
         trove_ledger_free_coins (*coins_p, *n_p);
         *coins_p = NULL;
         *n_p = 0;
-        if (!self->error [0])
+        if (cost && cost->over)
+            snprintf (self->error, sizeof self->error, "cost limit");
+        else if (!self->error [0])
             snprintf (self->error, sizeof self->error, "reading coins failed");
         return -1;
     }
@@ -2002,13 +2134,15 @@ trove_ledger_coins (trove_ledger_t *self, const char *user, const char *cursor, 
 
 int
 trove_ledger_coin (trove_ledger_t *self, const char *coin_id, Trove__Coin **coin_p,
-                   Trove__EventRecord ***events_p, size_t *n_p)
+                   Trove__EventRecord ***events_p, size_t *n_p, trove_cost_t *cost)
 {
     *coin_p = NULL;
     *events_p = NULL;
     *n_p = 0;
     if (strlen (coin_id) != TROVE_COIN_ID_LEN)
         return 1;
+    if (cost && !trove_cost_charge (cost, 2))  //  its id, its entry
+        return -1;
     MDB_txn *txn;
     if (s_read_begin (self, &txn))
         return -1;
@@ -2039,6 +2173,15 @@ trove_ledger_coin (trove_ledger_t *self, const char *coin_id, Trove__Coin **coin
         dkey [slen] = 0;
         memcpy (dkey + slen + 1, id, ilen);
         MDB_val key = {slen + 1 + ilen, dkey}, val;
+        if (cost && !trove_cost_charge (cost, 2)) {  //  its dedup entry, its record
+            trove_ledger_free_events (*events_p, *n_p);
+            *events_p = NULL;
+            *n_p = 0;
+            trove__coin__free_unpacked (*coin_p, NULL);
+            *coin_p = NULL;
+            s_read_end (self);
+            return -1;
+        }
         if (mdb_get (txn, self->dedup, &key, &val) || val.mv_size != 20)
             continue;
         uint8_t ekey [12];

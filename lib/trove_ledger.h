@@ -61,6 +61,7 @@
 #define TROVE_LEDGER_H_INCLUDED
 
 #include "trove.pb-c.h"
+#include "trove_board.h"
 #include "trove_rules.h"
 
 #include <stdbool.h>
@@ -136,21 +137,37 @@ bool trove_ledger_full (trove_ledger_t *self);
 uint64_t trove_ledger_last_aseq (trove_ledger_t *self);
 uint64_t trove_ledger_event_count (trove_ledger_t *self);
 
+//  The reads below charge cost (one unit per LMDB entry read; NULL: not
+//  counted) and fail with -1 and cost->over set past its limit.
 //  Balance of a user (0 when unknown). Returns 0 or -1.
-int trove_ledger_balance (trove_ledger_t *self, const char *user, int64_t *balance_p);
+int trove_ledger_balance (trove_ledger_t *self, const char *user, int64_t *balance_p, trove_cost_t *cost);
 
 //  Up to limit coins of a user, newest first, starting after cursor ("" for
 //  the start). Coins are unpacked into *coins_p (free with
 //  trove_ledger_free_coins); *next_p gets the cursor for the next page
 //  (caller frees; "" when there is no more). Returns 0 or -1.
 int trove_ledger_coins (trove_ledger_t *self, const char *user, const char *cursor, size_t limit,
-                        Trove__Coin ***coins_p, size_t *n_p, char **next_p);
+                        Trove__Coin ***coins_p, size_t *n_p, char **next_p, trove_cost_t *cost);
 
 //  One coin and the records of the events that earned it. Returns 0, 1 when
 //  the coin does not exist, -1 on error. Free with trove_ledger_free_coins /
 //  trove_ledger_free_events.
 int trove_ledger_coin (trove_ledger_t *self, const char *coin_id, Trove__Coin **coin_p,
-                       Trove__EventRecord ***events_p, size_t *n_p);
+                       Trove__EventRecord ***events_p, size_t *n_p, trove_cost_t *cost);
+//  A user's rule state of one hunt as the tables hold it (*state_p NULL
+//  when none). Free with trove__hunt_state__free_unpacked. Returns 0 or -1.
+int trove_ledger_state (trove_ledger_t *self, const char *user, const char *hunt, trove_cost_t *cost,
+                        Trove__HuntState **state_p);
+//  The leaderboards (trove_board.h): read them with trove_board_* in a
+//  snapshot from trove_ledger_read_begin (main thread; NULL on error),
+//  ended by trove_ledger_read_end before the caller waits for anything.
+trove_board_t *trove_ledger_board (trove_ledger_t *self);
+MDB_txn *trove_ledger_read_begin (trove_ledger_t *self);
+void trove_ledger_read_end (trove_ledger_t *self);
+//  Exclude a user from every leaderboard (staff, banned), or put the user
+//  back (excluded false). Durable when it returns 0. Its own write
+//  transaction: it waits for the apply thread's (milliseconds). -1 on error.
+int trove_ledger_set_excluded (trove_ledger_t *self, const char *user, bool excluded, const char *reason);
 
 //  Awards with aseq >= from, at most limit, in aseq order.
 int trove_ledger_awards (trove_ledger_t *self, uint64_t from, size_t limit, Trove__Coin ***coins_p,

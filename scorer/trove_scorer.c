@@ -18,6 +18,7 @@
 #include "trove_metrics.h"
 #include "trove_msg.h"
 #include "trove_preview.h"
+#include "trove_queries.h"
 #include "trove_rules.h"
 #include "trove_sock.h"
 #include "trove_util.h"
@@ -552,6 +553,16 @@ s_rules_preview (s_scorer_t *self, const Trove__Query *q)
     return report;
 }
 
+static char *
+s_cost_error (s_scorer_t *self, size_t max_cost)
+{
+    snprintf (
+        self->query_error, sizeof self->query_error,
+        "cost_limit: the query needs more than %zu units (limits/max_query_cost); ask for fewer entries",
+        max_cost);
+    return self->query_error;
+}
+
 static void
 s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
 {
@@ -567,6 +578,9 @@ s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
     reply.req_id = q->req_id;
     reply.last_aseq = trove_ledger_last_aseq (self->ledger);
     size_t limit = q->limit == 0 ? 50 : q->limit > QUERY_MAX_LIMIT ? QUERY_MAX_LIMIT : q->limit;
+    size_t max_cost = trove_cfg_limits (self->cfg)->max_query_cost;
+    trove_cost_t cost = {0, max_cost, false};
+    trove_queries_mem_t mem = {0};
     if (strcmp (q->kind, "status") == 0) {
         status.role = "scorer";
         status.shard = (int32_t) self->shard;
@@ -583,23 +597,26 @@ s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
         status.last_error = self->last_error;
         reply.status = &status;
     }
-    else if (strcmp (q->kind, "balance") == 0) {
-        if (!*q->user || trove_ledger_balance (self->ledger, q->user, &reply.balance))
-            reply.error = *q->user ? "storage_error" : "missing user";
-    }
+    else if (trove_queries_handles (q->kind))
+        trove_queries_answer (self->ledger, self->rules, q, limit, max_cost, &reply, &mem);
     else if (strcmp (q->kind, "coins") == 0) {
-        if (!*q->user || trove_ledger_coins (self->ledger, q->user, q->cursor, limit, &coins, &ncoins, &next))
-            reply.error = *q->user ? "storage_error" : "missing user";
+        if (!*q->user
+            || trove_ledger_coins (self->ledger, q->user, q->cursor, limit, &coins, &ncoins, &next, &cost))
+            reply.error = !*q->user ? "missing user"
+                        : cost.over ? s_cost_error (self, max_cost)
+                                    : "storage_error";
         reply.coins = coins;
         reply.n_coins = ncoins;
         reply.next_cursor = next ? next : "";
+        reply.cost = cost.used;
     }
     else if (strcmp (q->kind, "coin") == 0) {
-        int rc = trove_ledger_coin (self->ledger, q->coin_id, &one, &events, &nevents);
+        int rc = trove_ledger_coin (self->ledger, q->coin_id, &one, &events, &nevents, &cost);
+        reply.cost = cost.used;
         if (rc == 1)
             reply.error = "not_found";
         else if (rc)
-            reply.error = "storage_error";
+            reply.error = cost.over ? s_cost_error (self, max_cost) : "storage_error";
         else {
             reply.coins = &one;
             reply.n_coins = 1;
@@ -675,6 +692,7 @@ s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
     free (digests);
     free (digest_ptrs);
     free (digest_text);
+    trove_queries_free (&mem);
 }
 
 static void

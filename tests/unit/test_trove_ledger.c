@@ -101,7 +101,7 @@ static int64_t
 s_balance (s_fixture_t *f, const char *user)
 {
     int64_t balance = -1;
-    assert_int_equal (trove_ledger_balance (f->ledger, user, &balance), 0);
+    assert_int_equal (trove_ledger_balance (f->ledger, user, &balance, NULL), 0);
     return balance;
 }
 
@@ -126,7 +126,7 @@ test_apply_mints_coins_and_balance (void **state)
     Trove__Coin **coins;
     size_t ncoins;
     char *next;
-    assert_int_equal (trove_ledger_coins (f->ledger, "alice", "", 10, &coins, &ncoins, &next), 0);
+    assert_int_equal (trove_ledger_coins (f->ledger, "alice", "", 10, &coins, &ncoins, &next, NULL), 0);
     assert_int_equal (ncoins, 3);
     assert_string_equal (next, "");
     //  newest first: visit-bonus (aseq 3), visit (2), checkin (1)
@@ -150,7 +150,7 @@ test_apply_mints_coins_and_balance (void **state)
     Trove__Coin *coin;
     Trove__EventRecord **events;
     size_t nevents;
-    assert_int_equal (trove_ledger_coin (f->ledger, expect, &coin, &events, &nevents), 0);
+    assert_int_equal (trove_ledger_coin (f->ledger, expect, &coin, &events, &nevents, NULL), 0);
     assert_int_equal (nevents, 1);
     assert_string_equal (events [0]->event->type, "checkin");
     assert_int_equal (events [0]->partition, 7);
@@ -158,8 +158,8 @@ test_apply_mints_coins_and_balance (void **state)
     trove__coin__free_unpacked (coin, NULL);
     trove_ledger_free_events (events, nevents);
     assert_int_equal (
-        trove_ledger_coin (f->ledger, "00000000000000000000000000000000", &coin, &events, &nevents), 1);
-    assert_int_equal (trove_ledger_coin (f->ledger, "short", &coin, &events, &nevents), 1);
+        trove_ledger_coin (f->ledger, "00000000000000000000000000000000", &coin, &events, &nevents, NULL), 1);
+    assert_int_equal (trove_ledger_coin (f->ledger, "short", &coin, &events, &nevents, NULL), 1);
 
     //  award log in aseq order
     assert_int_equal (trove_ledger_awards (f->ledger, 2, 10, &coins, &ncoins), 0);
@@ -230,7 +230,7 @@ test_abort_leaves_nothing_and_reopen_keeps_all (void **state)
     Trove__Coin *coin;
     Trove__EventRecord **events;
     size_t nevents;
-    assert_int_equal (trove_ledger_coin (f->ledger, id, &coin, &events, &nevents), 0);
+    assert_int_equal (trove_ledger_coin (f->ledger, id, &coin, &events, &nevents, NULL), 0);
     assert_int_equal (events [0]->pseq, 2);
     trove__coin__free_unpacked (coin, NULL);
     trove_ledger_free_events (events, nevents);
@@ -266,7 +266,7 @@ test_coins_paging_newest_first (void **state)
     size_t total = 0;
     char cursor [32] = "";
     do {
-        assert_int_equal (trove_ledger_coins (f->ledger, "dave", cursor, 2, &coins, &n, &next), 0);
+        assert_int_equal (trove_ledger_coins (f->ledger, "dave", cursor, 2, &coins, &n, &next, NULL), 0);
         for (size_t i = 0; i < n; i++) {
             assert_string_equal (coins [i]->user, "dave");
             assert_true (total < 5);
@@ -279,8 +279,8 @@ test_coins_paging_newest_first (void **state)
     assert_int_equal (total, 5);
     for (size_t i = 1; i < total; i++)
         assert_true (seen [i] < seen [i - 1]);
-    assert_int_equal (trove_ledger_coins (f->ledger, "dave", "notanumber", 2, &coins, &n, &next), -1);
-    assert_int_equal (trove_ledger_coins (f->ledger, "nobody", "", 2, &coins, &n, &next), 0);
+    assert_int_equal (trove_ledger_coins (f->ledger, "dave", "notanumber", 2, &coins, &n, &next, NULL), -1);
+    assert_int_equal (trove_ledger_coins (f->ledger, "nobody", "", 2, &coins, &n, &next, NULL), 0);
     assert_int_equal (n, 0);
     trove_ledger_free_coins (coins, n);
     free (next);
@@ -522,7 +522,7 @@ test_stateful_rules_undo_and_restart (void **state)
     Trove__Coin *coin;
     Trove__EventRecord **events;
     size_t nevents;
-    assert_int_equal (trove_ledger_coin (f->ledger, id, &coin, &events, &nevents), 0);
+    assert_int_equal (trove_ledger_coin (f->ledger, id, &coin, &events, &nevents, NULL), 0);
     assert_false (coin->revoked);
     assert_int_equal (coin->n_events, 1);
     assert_string_equal (coin->events [0]->id, "a1");
