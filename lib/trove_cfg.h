@@ -35,6 +35,7 @@ typedef struct {
     size_t max_frame;       //  bytes of one ZeroMQ frame (ZMQ_MAXMSGSIZE)
     int64_t max_past_ms;    //  how far before now ts may be
     int64_t max_future_ms;  //  how far after now ts may be
+    size_t max_query_cost;  //  units one query may read (docs/queries.md)
 } trove_limits_t;
 
 //  Load and validate a config file. On error returns NULL and, if err_p is
