@@ -729,7 +729,7 @@ trove_board_hunts (trove_board_t *self, MDB_txn *txn, const char *user, trove_co
     *n_p = 0;
     uint8_t prefix [S_KEY_MAX + 1];
     size_t ul = strlen (user), cap = 0;
-    if (ul + 5 > S_KEY_MAX)
+    if (ul + 6 > S_KEY_MAX)
         return 0;
     memcpy (prefix, user, ul + 1);
     memcpy (prefix + ul + 1, "all", 4);
@@ -737,7 +737,9 @@ trove_board_hunts (trove_board_t *self, MDB_txn *txn, const char *user, trove_co
     MDB_cursor *cur;
     if (mdb_cursor_open (txn, self->scores, &cur))
         return -1;
-    MDB_val k = {plen, prefix}, v;
+    //  Start just past "*" ('+' sorts after it, before any hunt id).
+    prefix [plen] = '+';
+    MDB_val k = {plen + 1, prefix}, v;
     MDB_cursor_op op = MDB_SET_RANGE;
     int rc = 0;
     while (true) {

@@ -108,8 +108,8 @@ int trove_board_window (trove_board_t *self, MDB_txn *txn, const char *hunt, con
 //  is excluded (may be NULL).
 int trove_board_score (trove_board_t *self, MDB_txn *txn, const char *user, const char *hunt,
                        const char *period, trove_cost_t *cost, int64_t *score_p, bool *excluded_p);
-//  A user's all-time score per hunt (the per-hunt balances; "*" excluded),
-//  as entries with hunt and score.
+//  A user's all-time score per hunt (the per-hunt balances; "*" left out,
+//  unread), as entries with hunt and score.
 int trove_board_hunts (trove_board_t *self, MDB_txn *txn, const char *user, trove_cost_t *cost,
                        Trove__BoardEntry ***entries_p, size_t *n_p);
 //  The boards of a hunt (entries with period and users) in reverse name

@@ -183,7 +183,7 @@ trove_cfg_load (const char *path, char **err_p)
         {"limits/max_attrs", 0, 1024, &self->limits.max_attrs, false},
         {"limits/max_past_s", 0, 100ULL * 366 * 86400, &self->limits.max_past_ms, true},
         {"limits/max_future_s", 0, 366ULL * 86400, &self->limits.max_future_ms, true},
-        {"limits/max_query_cost", 10, 100000000, &self->limits.max_query_cost, false},
+        {"limits/max_query_cost", 1, 100000000, &self->limits.max_query_cost, false},
     };
     for (size_t i = 0; i < sizeof knobs / sizeof knobs [0]; i++) {
         char *text = zconfig_get (self->root, knobs [i].key, NULL);

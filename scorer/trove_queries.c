@@ -106,13 +106,13 @@ trove_queries_answer (trove_ledger_t *ledger, const trove_rules_t *rules, const 
         error = "bad period: want all, day:YYYY-MM-DD or week:YYYY-MM-DD (a Monday); \"*\" has only all";
     else if (strcmp (q->kind, "progress") == 0)
         error = s_progress (ledger, rules, q, &cost, mem);
-    else if (strcmp (q->kind, "board_exclude") == 0) {
-        if (trove_ledger_set_excluded (ledger, q->user, q->exclude, q->reason))
-            error = "storage_error";
-    }
     else if (strcmp (q->kind, "balance") == 0) {
         if (trove_ledger_balance (ledger, q->user, &reply->balance, &cost))
             error = cost.over ? NULL : "storage_error";
+    }
+    else if (strcmp (q->kind, "board_exclude") == 0) {
+        if (trove_ledger_set_excluded (ledger, q->user, q->exclude, q->reason))
+            error = "storage_error";
     }
     if (!error && !cost.over
         && (strcmp (q->kind, "balance") == 0 || (on_board && strcmp (q->kind, "board_exclude")))) {

@@ -95,7 +95,12 @@ enum {
     S_OPT_USER,
     S_OPT_SHARD,
     S_OPT_WAIT,
-    S_OPT_REPORT
+    S_OPT_REPORT,
+    S_OPT_PERIOD,
+    S_OPT_K,
+    S_OPT_LIST,
+    S_OPT_REASON,
+    S_OPT_AFTER
 };
 
 static const struct option s_options [] = {{"dir", required_argument, NULL, S_OPT_DIR},
@@ -117,6 +122,11 @@ static const struct option s_options [] = {{"dir", required_argument, NULL, S_OP
                                            {"shard", required_argument, NULL, S_OPT_SHARD},
                                            {"wait", no_argument, NULL, S_OPT_WAIT},
                                            {"report", no_argument, NULL, S_OPT_REPORT},
+                                           {"period", required_argument, NULL, S_OPT_PERIOD},
+                                           {"k", required_argument, NULL, S_OPT_K},
+                                           {"list", no_argument, NULL, S_OPT_LIST},
+                                           {"reason", required_argument, NULL, S_OPT_REASON},
+                                           {"after", required_argument, NULL, S_OPT_AFTER},
                                            {NULL, 0, NULL, 0}};
 
 static bool
@@ -148,7 +158,7 @@ trovectl_parse (int argc, char **argv, const char *allowed, trovectl_opts_t *opt
 {
     memset (opts, 0, sizeof *opts);
     opts->limit = opts->count = opts->timeout = -1;
-    opts->port_base = opts->shards = opts->ingestors = -1;
+    opts->port_base = opts->shards = opts->ingestors = opts->k = -1;
     opterr = 0;
     optind = 1;
     int c;
@@ -197,6 +207,21 @@ trovectl_parse (int argc, char **argv, const char *allowed, trovectl_opts_t *opt
                 break;
             case S_OPT_DETACH:
                 opts->detach = true;
+                break;
+            case S_OPT_PERIOD:
+                opts->period = optarg;
+                break;
+            case S_OPT_K:
+                rc = s_parse_number ("k", optarg, &opts->k);
+                break;
+            case S_OPT_LIST:
+                opts->list = true;
+                break;
+            case S_OPT_REASON:
+                opts->reason = optarg;
+                break;
+            case S_OPT_AFTER:
+                opts->after = optarg;
                 break;
             case S_OPT_LIMIT:
                 rc = s_parse_number (name, optarg, &opts->limit);
@@ -604,7 +629,8 @@ static const char *s_balance_help =
     "usage: trovectl balance USER [USER...] [--dir DIR | --config FILE] [--json]\n"
     "\n"
     "Print each user's coin balance, asked from the user's scorer shard.\n"
-    "Output: \"USER BALANCE\" per line; --json: {\"user\":..,\"balance\":N} per line.\n"
+    "Output: \"USER BALANCE\" per line; --json: {\"user\":..,\"balance\":N,\"hunts\":\n"
+    "{HUNT: N, ...},\"cost\":UNITS} per line (per-hunt balances, the query's cost).\n"
     "Exit 1 if a shard does not answer.\n";
 
 static int
@@ -633,8 +659,15 @@ s_cmd_balance (int argc, char **argv)
             rc = 1;
             break;
         }
-        if (opts.json)
-            s_print_json (json_pack ("{s:s,s:I}", "user", user, "balance", (json_int_t) reply->balance));
+        if (opts.json) {
+            json_t *hunts = json_object ();
+            for (size_t h = 0; h < reply->n_entries; h++)
+                json_object_set_new (hunts, reply->entries [h]->hunt,
+                                     json_integer (reply->entries [h]->score));
+            s_print_json (json_pack ("{s:s,s:I,s:o,s:I}", "user", user, "balance",
+                                     (json_int_t) reply->balance, "hunts", hunts, "cost",
+                                     (json_int_t) reply->cost));
+        }
         else
             printf ("%s %lld\n", user, (long long) reply->balance);
         trove_client_reply_free (&reply);
@@ -1086,31 +1119,35 @@ fail:
 
 //  ---------------------------------------------------------------------------
 
-static const char *s_usage = "usage: trovectl COMMAND [OPTIONS]\n"
-                             "\n"
-                             "Commands:\n"
-                             "  send [FILE|-]        submit NDJSON events, wait for every answer\n"
-                             "  balance USER...      coin balance of users\n"
-                             "  coins USER           a user's coins, newest first\n"
-                             "  coin ID              one coin and its earning events\n"
-                             "  tail                 follow the award stream\n"
-                             "  status               status of every process of the cluster\n"
-                             "  top                  live rates and latencies from every /metrics\n"
-                             "  up                   run a local cluster (writes DIR/trove.cfg)\n"
-                             "  down                 stop the cluster started by `up`\n"
-                             "  reconcile            re-derive the ledger from the event log and repair it\n"
-                             "  rules check|apply|preview FILE\n"
-                             "                       validate a hunt file, apply it to every scorer\n"
-                             "                       without a restart, or preview its effect\n"
-                             "\n"
-                             "Common options:\n"
-                             "  --dir DIR      cluster directory, config DIR/trove.cfg\n"
-                             "                 (default: $TROVE_DIR, else ./trove-data)\n"
-                             "  --config FILE  cluster config file (instead of --dir)\n"
-                             "  --json         machine-readable output\n"
-                             "  --help         help of a command: trovectl COMMAND --help\n"
-                             "\n"
-                             "A failed command prints one line on stderr and exits non-zero.\n";
+static const char *s_usage =
+    "usage: trovectl COMMAND [OPTIONS]\n"
+    "\n"
+    "Commands:\n"
+    "  send [FILE|-]        submit NDJSON events, wait for every answer\n"
+    "  balance USER...      coin balance of users\n"
+    "  coins USER           a user's coins, newest first\n"
+    "  coin ID              one coin and its earning events\n"
+    "  tail                 follow the award stream\n"
+    "  status               status of every process of the cluster\n"
+    "  top                  live rates and latencies from every /metrics\n"
+    "  up                   run a local cluster (writes DIR/trove.cfg)\n"
+    "  down                 stop the cluster started by `up`\n"
+    "  reconcile            re-derive the ledger from the event log and repair it\n"
+    "  board HUNT           leaderboard: top N, around a user (--user), boards (--list)\n"
+    "  progress USER        progress on every rule (clues found, streak days, cap left)\n"
+    "  exclude|include USER take a user off every leaderboard, or put back\n"
+    "  rules check|apply|preview FILE\n"
+    "                       validate a hunt file, apply it to every scorer\n"
+    "                       without a restart, or preview its effect\n"
+    "\n"
+    "Common options:\n"
+    "  --dir DIR      cluster directory, config DIR/trove.cfg\n"
+    "                 (default: $TROVE_DIR, else ./trove-data)\n"
+    "  --config FILE  cluster config file (instead of --dir)\n"
+    "  --json         machine-readable output\n"
+    "  --help         help of a command: trovectl COMMAND --help\n"
+    "\n"
+    "A failed command prints one line on stderr and exits non-zero.\n";
 
 typedef struct {
     const char *name;
@@ -1129,6 +1166,10 @@ static const s_command_t s_commands [] = {
     {"top", trovectl_top},
     {"rules", trovectl_rules},
     {"reconcile", trovectl_reconcile},
+    {"board", trovectl_board},
+    {"progress", trovectl_progress},
+    {"exclude", trovectl_exclude},
+    {"include", trovectl_exclude},
 };
 
 //  True when option text takes the next argument as its value.

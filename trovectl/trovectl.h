@@ -33,6 +33,11 @@ typedef struct {
     const char *shard;   //  --shard NAME (reconcile)
     bool wait;           //  --wait (reconcile)
     bool report;         //  --report (reconcile)
+    const char *period;  //  --period (board)
+    long k;              //  --k (board --user), -1 when absent
+    bool list;           //  --list (board)
+    const char *reason;  //  --reason (exclude)
+    const char *after;   //  --after SCORE:USER (board)
     char **args;         //  positional arguments (into argv)
     int nargs;           //  number of positional arguments
 } trovectl_opts_t;
@@ -72,6 +77,11 @@ void trovectl_procs_free (trovectl_proc_t **procs_p, size_t count);
 //  answered, -1 if interrupted.
 int trovectl_probe (const trove_cfg_t *cfg, trovectl_proc_t *procs, size_t count, int timeout_ms,
                     int retries);
+
+//  Commands in trovectl_board.c: leaderboards, progress, exclusions.
+int trovectl_board (int argc, char **argv);
+int trovectl_progress (int argc, char **argv);
+int trovectl_exclude (int argc, char **argv);
 
 //  Commands in trovectl_up.c; argv [0] is the command name.
 int trovectl_up (int argc, char **argv);

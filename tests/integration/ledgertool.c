@@ -5,9 +5,12 @@
 
     usage: ledgertool DATA_DIR delete-coin COIN_ID
            ledgertool DATA_DIR add-coin USER HUNT RULE VALUE OCCURRENCE
-    add-coin writes a coin no event explains as the next award. Run it while
-    the scorer is stopped (it reads its last aseq from the tables at start). */
+    add-coin writes a coin no event explains as the next award. Both keep the
+    tables consistent with themselves (balance, leaderboards), as a lost or
+    invented coin entry would. Run it while the scorer is stopped (it reads
+    its last aseq from the tables at start). */
 #include "trove.pb-c.h"
+#include "trove_board.h"
 #include "trove_hash.h"
 #include "trove_util.h"
 
@@ -69,28 +72,36 @@ main (int argc, char **argv)
     MDB_txn *txn;
     MDB_dbi coins, coinids, users;
     int rc;
-    if ((rc = mdb_env_create (&env)) || !(s_env = env) || (rc = mdb_env_set_maxdbs (env, 8))
+    if ((rc = mdb_env_create (&env)) || !(s_env = env) || (rc = mdb_env_set_maxdbs (env, 16))
         || (rc = mdb_env_set_mapsize (env, 1ULL << 32)) || (rc = mdb_env_open (env, argv [1], 0, 0640)))
         return s_fail ("open", rc);
     if ((rc = mdb_txn_begin (env, NULL, 0, &txn)) || (rc = mdb_dbi_open (txn, "coins", 0, &coins))
         || (rc = mdb_dbi_open (txn, "coinids", 0, &coinids)) || (rc = mdb_dbi_open (txn, "users", 0, &users)))
         return s_fail ("tables", rc);
+    trove_board_t *board = trove_board_new (txn, NULL);
+    if (!board)
+        return s_fail ("board tables", 0);
     if (strcmp (argv [2], "delete-coin") == 0) {
         uint8_t raw [16];
-        if (s_unhex (argv [3], raw))
+        if (s_unhex (argv [3], raw)) {
+            trove_board_destroy (&board);
             return s_fail ("bad coin id", 0);
+        }
         MDB_val k = {16, raw}, v;
-        if ((rc = mdb_get (txn, coinids, &k, &v)) || v.mv_size != 8)
+        if ((rc = mdb_get (txn, coinids, &k, &v)) || v.mv_size != 8) {
+            trove_board_destroy (&board);
             return s_fail ("coin not found", rc);
+        }
         uint8_t seq [8];
         memcpy (seq, v.mv_data, 8);
         MDB_val ck = {8, seq}, cv;
-        if ((rc = mdb_get (txn, coins, &ck, &cv)))
-            return s_fail ("coin entry", rc);
-        Trove__Msg *msg = trove__msg__unpack (NULL, cv.mv_size, cv.mv_data);
-        if (!msg || msg->body_case != TROVE__MSG__BODY_AWARD) {
+        Trove__Msg *msg = NULL;
+        if ((rc = mdb_get (txn, coins, &ck, &cv))
+            || !(msg = trove__msg__unpack (NULL, cv.mv_size, cv.mv_data))
+            || msg->body_case != TROVE__MSG__BODY_AWARD) {
             trove__msg__free_unpacked (msg, NULL);
-            return s_fail ("coin entry unreadable", 0);
+            trove_board_destroy (&board);
+            return s_fail ("coin entry", rc);
         }
         const Trove__Coin *coin = msg->award;
         size_t ul = strlen (coin->user);
@@ -103,7 +114,15 @@ main (int argc, char **argv)
             || (rc = mdb_del (txn, coinids, &k, NULL))
             || (rc = s_balance_add (txn, users, coin->user, coin->revoked ? coin->value : -coin->value))) {
             trove__msg__free_unpacked (msg, NULL);
+            trove_board_destroy (&board);
             return s_fail ("delete", rc);
+        }
+        //  The entry never was: its boards take it back.
+        msg->award->revoked = !msg->award->revoked;
+        if (trove_board_add (board, msg->award) || (rc = trove_board_flush (board, txn))) {
+            trove__msg__free_unpacked (msg, NULL);
+            trove_board_destroy (&board);
+            return s_fail ("boards", rc);
         }
         trove__msg__free_unpacked (msg, NULL);
     }
@@ -136,8 +155,10 @@ main (int argc, char **argv)
         trove_put_be64 (seq, aseq);
         s_unhex (id, raw);
         MDB_val ck = {8, seq}, cv = {trove__msg__get_packed_size (&msg), NULL};
-        if ((rc = mdb_put (txn, coins, &ck, &cv, MDB_RESERVE)))
+        if ((rc = mdb_put (txn, coins, &ck, &cv, MDB_RESERVE))) {
+            trove_board_destroy (&board);
             return s_fail ("add", rc);
+        }
         trove__msg__pack (&msg, cv.mv_data);
         MDB_val ik = {16, raw}, iv = {8, seq};
         size_t ul = strlen (user);
@@ -147,12 +168,18 @@ main (int argc, char **argv)
         memcpy (ukey + ul + 1, seq, 8);
         MDB_val uk = {ul + 9, ukey}, empty = {0, NULL};
         if ((rc = mdb_put (txn, coinids, &ik, &iv, 0)) || (rc = mdb_put (txn, users, &uk, &empty, 0))
-            || (rc = s_balance_add (txn, users, user, value)))
+            || (rc = s_balance_add (txn, users, user, value)) || trove_board_add (board, &coin)
+            || (rc = trove_board_flush (board, txn))) {
+            trove_board_destroy (&board);
             return s_fail ("add", rc);
+        }
         printf ("%s\n", id);
     }
-    else
+    else {
+        trove_board_destroy (&board);
         return s_fail ("unknown command", 0);
+    }
+    trove_board_destroy (&board);
     if ((rc = mdb_txn_commit (txn)))
         return s_fail ("commit", rc);
     mdb_env_close (env);

@@ -160,7 +160,9 @@ test_order_ties_periods (void **state)
     assert_true (more);
     trove_board_entries_free (e, n);
     //  Per-hunt balances ("*" left out).
+    cost = (trove_cost_t){0, 0, false};
     assert_int_equal (trove_board_hunts (f->board, f->txn, "alice", &cost, &e, &n), 0);
+    assert_int_equal (cost.used, 3);  //  two hunts and the end; "*" is not read
     assert_int_equal (n, 2);
     assert_string_equal (e [0]->hunt, "h");
     assert_int_equal (e [0]->score, 5);
