@@ -67,6 +67,7 @@ typedef struct {
     char prefix [PREFIX_MAX];  //  id prefix
     char *history;             //  path of the per-event answer file, or NULL
     bool awards;               //  follow the award stream
+    bool users_in_order;       //  event i is user i % users (fills a board)
     bool json;                 //  final report as JSON
     double report_every;       //  seconds between progress lines, 0 = none
     double stall_s;            //  give up after this long without an answer
@@ -418,7 +419,8 @@ s_send_next (s_run_t *self, int64_t sched_us)
     else {
         index = self->nevents;
         s_event_t *event = &self->events [index];
-        event->user = (uint32_t) (s_rand (&self->rng) % opts->users);
+        event->user =
+            (uint32_t) (opts->users_in_order ? index % opts->users : s_rand (&self->rng) % opts->users);
         event->source = (uint8_t) (s_rand (&self->rng) % opts->nsources);
         event->type = (uint8_t) (s_rand (&self->rng) % opts->ntypes);
         event->ts_ms = trove_now_ms () - (int64_t) (s_rand (&self->rng) % 20);
@@ -508,7 +510,8 @@ s_usage (FILE *out)
              "  --awards           follow the award stream, report award latency\n"
              "  --json             final report as one JSON object on stdout\n"
              "  --report-every S   progress line on stderr every S seconds (0 = off)\n"
-             "  --stall-timeout S  give up after S s without any answer (60)\n");
+             "  --stall-timeout S  give up after S s without any answer (60)\n"
+             "  --users-in-order   event i is user u<i mod U> (every user gets events)\n");
 }
 
 //  Split a comma-separated list into owned strings. Returns 0 or -1.
@@ -592,6 +595,7 @@ s_parse_args (int argc, char *argv [], s_opts_t *opts)
         O_JSON,
         O_REPORT,
         O_STALL,
+        O_IN_ORDER,
         O_HELP
     };
     static const struct option long_opts [] = {{"dir", required_argument, NULL, O_DIR},
@@ -612,6 +616,7 @@ s_parse_args (int argc, char *argv [], s_opts_t *opts)
                                                {"json", no_argument, NULL, O_JSON},
                                                {"report-every", required_argument, NULL, O_REPORT},
                                                {"stall-timeout", required_argument, NULL, O_STALL},
+                                               {"users-in-order", no_argument, NULL, O_IN_ORDER},
                                                {"help", no_argument, NULL, O_HELP},
                                                {NULL, 0, NULL, 0}};
     *opts = (s_opts_t){.events = 100000,
@@ -711,6 +716,9 @@ s_parse_args (int argc, char *argv [], s_opts_t *opts)
             case O_STALL:
                 if (s_parse_double (optarg, 1, 86400, &opts->stall_s))
                     bad = "--stall-timeout";
+                break;
+            case O_IN_ORDER:
+                opts->users_in_order = true;
                 break;
             case O_HELP:
                 s_usage (stdout);

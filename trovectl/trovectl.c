@@ -5,6 +5,7 @@
     Every command takes --json (machine-readable output) and exits non-zero
     with a one-line error on stderr when it fails. */
 #include "trovectl.h"
+#include "trove_json.h"
 #include "trove_event.h"
 #include "trove_msg.h"
 #include "trove_util.h"
@@ -300,27 +301,6 @@ static json_t *
 s_str (const char *text)
 {
     return json_string (text ? text : "");
-}
-
-static json_t *
-s_coin_json (const Trove__Coin *coin)
-{
-    char minted [40];
-    trove_format_rfc3339 (coin->minted_ms, minted, sizeof minted);
-    json_t *events = json_array ();
-    for (size_t i = 0; i < coin->n_events; i++)
-        json_array_append_new (events, json_pack ("{s:o,s:o}", "source", s_str (coin->events [i]->source),
-                                                  "id", s_str (coin->events [i]->id)));
-    json_t *obj =
-        json_pack ("{s:o,s:o,s:o,s:o,s:I,s:I,s:o,s:o,s:I,s:I,s:I,s:o,s:b}", "id", s_str (coin->id), "user",
-                   s_str (coin->user), "hunt", s_str (coin->hunt), "rule", s_str (coin->rule), "rule_version",
-                   (json_int_t) coin->rule_version, "value", (json_int_t) coin->value, "reason",
-                   s_str (coin->reason), "minted", json_string (minted), "minted_ms",
-                   (json_int_t) coin->minted_ms, "shard", (json_int_t) coin->shard, "aseq",
-                   (json_int_t) coin->aseq, "events", events, "revoked", coin->revoked);
-    if (obj && coin->run && *coin->run)
-        json_object_set_new (obj, "run", json_string (coin->run));
-    return obj;
 }
 
 //  "web/e-1,web/e-2" into buf.
@@ -659,15 +639,8 @@ s_cmd_balance (int argc, char **argv)
             rc = 1;
             break;
         }
-        if (opts.json) {
-            json_t *hunts = json_object ();
-            for (size_t h = 0; h < reply->n_entries; h++)
-                json_object_set_new (hunts, reply->entries [h]->hunt,
-                                     json_integer (reply->entries [h]->score));
-            s_print_json (json_pack ("{s:s,s:I,s:o,s:I}", "user", user, "balance",
-                                     (json_int_t) reply->balance, "hunts", hunts, "cost",
-                                     (json_int_t) reply->cost));
-        }
+        if (opts.json)
+            s_print_json (trove_json_balance (user, reply));
         else
             printf ("%s %lld\n", user, (long long) reply->balance);
         trove_client_reply_free (&reply);
@@ -722,7 +695,7 @@ s_cmd_coins (int argc, char **argv)
         }
         for (size_t i = 0; i < reply->n_coins && (limit == 0 || shown < limit); i++, shown++) {
             if (opts.json)
-                s_print_json (s_coin_json (reply->coins [i]));
+                s_print_json (trove_json_coin (reply->coins [i]));
             else
                 s_print_coin_line (reply->coins [i], false);
         }
@@ -785,18 +758,8 @@ s_cmd_coin (int argc, char **argv)
         goto fail;
     }
     const Trove__Coin *coin = reply->coins [0];
-    if (opts.json) {
-        json_t *events = json_array ();
-        for (size_t i = 0; i < reply->n_events; i++) {
-            if (!reply->events [i]->event)
-                continue;
-            char *text = trove_event_to_json (reply->events [i]->event);
-            json_t *event = text ? json_loads (text, 0, NULL) : NULL;
-            free (text);
-            json_array_append_new (events, event ? event : json_null ());
-        }
-        s_print_json (json_pack ("{s:o,s:o}", "coin", s_coin_json (coin), "events", events));
-    }
+    if (opts.json)
+        s_print_json (trove_json_coin_provenance (reply));
     else {
         char minted [40];
         trove_format_rfc3339 (coin->minted_ms, minted, sizeof minted);
@@ -850,7 +813,7 @@ s_on_award (void *arg, const Trove__Coin *coin)
         return;
     self->seen++;
     if (self->json)
-        s_print_json (s_coin_json (coin));
+        s_print_json (trove_json_coin (coin));
     else
         s_print_coin_line (coin, true);
     fflush (stdout);

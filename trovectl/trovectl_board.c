@@ -2,6 +2,7 @@
     queries through trove_router (docs/queries.md). Every answer reports its
     cost in units. */
 #include "trovectl.h"
+#include "trove_json.h"
 #include "trove_router.h"
 
 #include <jansson.h>
@@ -63,17 +64,8 @@ static void
 s_print_entries (const Trove__QueryReply *r, bool json, bool list)
 {
     if (json) {
-        json_t *entries = json_array ();
-        for (size_t i = 0; i < r->n_entries; i++) {
-            const Trove__BoardEntry *e = r->entries [i];
-            json_array_append_new (
-                entries, list ? json_pack ("{s:s,s:I}", "period", e->period, "users", (json_int_t) e->users)
-                              : json_pack ("{s:I,s:s,s:I}", "rank", (json_int_t) e->rank, "user", e->user,
-                                           "score", (json_int_t) e->score));
-        }
-        json_t *obj =
-            json_pack ("{s:o,s:I,s:b}", "entries", entries, "cost", (json_int_t) r->cost, "more", r->more);
-        char *text = json_dumps (obj, JSON_COMPACT);
+        json_t *obj = trove_json_board (r, list);
+        char *text = obj ? json_dumps (obj, JSON_COMPACT) : NULL;
         puts (text ? text : "{}");
         free (text);
         json_decref (obj);
@@ -167,37 +159,23 @@ trovectl_progress (int argc, char **argv)
     if (s_failed (reply))
         rc = s_reply_error ("progress", reply, err);
     else {
-        json_t *list = json_array ();
-        for (size_t i = 0; i < reply->n_progress; i++) {
+        for (size_t i = 0; !opts.json && i < reply->n_progress; i++) {
             const Trove__Progress *p = reply->progress [i];
-            if (opts.json) {
-                json_t *o =
-                    json_pack ("{s:s,s:s,s:s,s:i,s:i,s:i}", "hunt", p->hunt, "rule", p->rule, "kind", p->kind,
-                               "have", (int) p->have, "need", (int) p->need, "done", (int) p->done);
-                if (*p->period) {
-                    json_object_set_new (o, "period", json_string (p->period));
-                    json_object_set_new (o, "left", json_integer (p->left));
-                }
-                json_array_append_new (list, o);
-            }
-            else if (*p->period)
+            if (*p->period)
                 printf ("%s %s %s %u/%u done %u period %s left %u\n", p->hunt, p->rule, p->kind, p->have,
                         p->need, p->done, p->period, p->left);
             else
                 printf ("%s %s %s %u/%u done %u\n", p->hunt, p->rule, p->kind, p->have, p->need, p->done);
         }
         if (opts.json) {
-            json_t *obj =
-                json_pack ("{s:s,s:o,s:I}", "user", q.user, "rules", list, "cost", (json_int_t) reply->cost);
-            char *text = json_dumps (obj, JSON_COMPACT);
+            json_t *obj = trove_json_progress (q.user, reply);
+            char *text = obj ? json_dumps (obj, JSON_COMPACT) : NULL;
             puts (text ? text : "{}");
             free (text);
             json_decref (obj);
         }
-        else {
-            json_decref (list);
+        else
             printf ("cost %llu units\n", (unsigned long long) reply->cost);
-        }
         trove_client_reply_free (&reply);
     }
     trove_router_destroy (&router);

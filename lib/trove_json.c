@@ -1,0 +1,93 @@
+/*  trove_json - JSON shapes of query answers. See trove_json.h. */
+#include "trove_json.h"
+#include "trove_event.h"
+#include "trove_util.h"
+
+#include <stdlib.h>
+
+static json_t *
+s_str (const char *text)
+{
+    return json_string (text ? text : "");
+}
+
+json_t *
+trove_json_coin (const Trove__Coin *coin)
+{
+    char minted [40];
+    trove_format_rfc3339 (coin->minted_ms, minted, sizeof minted);
+    json_t *events = json_array ();
+    for (size_t i = 0; i < coin->n_events; i++)
+        json_array_append_new (events, json_pack ("{s:o,s:o}", "source", s_str (coin->events [i]->source),
+                                                  "id", s_str (coin->events [i]->id)));
+    json_t *obj =
+        json_pack ("{s:o,s:o,s:o,s:o,s:I,s:I,s:o,s:o,s:I,s:I,s:I,s:o,s:b}", "id", s_str (coin->id), "user",
+                   s_str (coin->user), "hunt", s_str (coin->hunt), "rule", s_str (coin->rule), "rule_version",
+                   (json_int_t) coin->rule_version, "value", (json_int_t) coin->value, "reason",
+                   s_str (coin->reason), "minted", json_string (minted), "minted_ms",
+                   (json_int_t) coin->minted_ms, "shard", (json_int_t) coin->shard, "aseq",
+                   (json_int_t) coin->aseq, "events", events, "revoked", coin->revoked);
+    if (obj && coin->run && *coin->run)
+        json_object_set_new (obj, "run", json_string (coin->run));
+    return obj;
+}
+
+json_t *
+trove_json_coin_provenance (const Trove__QueryReply *reply)
+{
+    json_t *events = json_array ();
+    for (size_t i = 0; i < reply->n_events; i++) {
+        if (!reply->events [i]->event)
+            continue;
+        char *text = trove_event_to_json (reply->events [i]->event);
+        json_t *event = text ? json_loads (text, 0, NULL) : NULL;
+        free (text);
+        json_array_append_new (events, event ? event : json_null ());
+    }
+    return json_pack ("{s:o,s:o,s:I}", "coin",
+                      reply->n_coins ? trove_json_coin (reply->coins [0]) : json_null (), "events", events,
+                      "cost", (json_int_t) reply->cost);
+}
+
+json_t *
+trove_json_balance (const char *user, const Trove__QueryReply *reply)
+{
+    json_t *hunts = json_object ();
+    for (size_t h = 0; h < reply->n_entries; h++)
+        json_object_set_new (hunts, reply->entries [h]->hunt, json_integer (reply->entries [h]->score));
+    return json_pack ("{s:s,s:I,s:o,s:I}", "user", user, "balance", (json_int_t) reply->balance, "hunts",
+                      hunts, "cost", (json_int_t) reply->cost);
+}
+
+json_t *
+trove_json_board (const Trove__QueryReply *reply, bool list)
+{
+    json_t *entries = json_array ();
+    for (size_t i = 0; i < reply->n_entries; i++) {
+        const Trove__BoardEntry *e = reply->entries [i];
+        json_array_append_new (
+            entries, list ? json_pack ("{s:s,s:I}", "period", e->period, "users", (json_int_t) e->users)
+                          : json_pack ("{s:I,s:s,s:I}", "rank", (json_int_t) e->rank, "user", e->user,
+                                       "score", (json_int_t) e->score));
+    }
+    return json_pack ("{s:o,s:I,s:b}", "entries", entries, "cost", (json_int_t) reply->cost, "more",
+                      reply->more);
+}
+
+json_t *
+trove_json_progress (const char *user, const Trove__QueryReply *reply)
+{
+    json_t *rules = json_array ();
+    for (size_t i = 0; i < reply->n_progress; i++) {
+        const Trove__Progress *p = reply->progress [i];
+        json_t *o =
+            json_pack ("{s:s,s:s,s:s,s:I,s:I,s:I}", "hunt", p->hunt, "rule", p->rule, "kind", p->kind, "have",
+                       (json_int_t) p->have, "need", (json_int_t) p->need, "done", (json_int_t) p->done);
+        if (o && *p->period) {
+            json_object_set_new (o, "period", json_string (p->period));
+            json_object_set_new (o, "left", json_integer (p->left));
+        }
+        json_array_append_new (rules, o);
+    }
+    return json_pack ("{s:s,s:o,s:I}", "user", user, "rules", rules, "cost", (json_int_t) reply->cost);
+}

@@ -1,0 +1,32 @@
+/*  trove_json - the JSON shapes of query answers, one definition for
+    trovectl --json and the HTTP API (docs/queries.md). Each returns a new
+    jansson value (caller decrefs), NULL on OOM. */
+#ifndef TROVE_JSON_H_INCLUDED
+#define TROVE_JSON_H_INCLUDED
+#include "trove.pb-c.h"
+#include <jansson.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  One coin: id, user, hunt, rule, rule_version, value, reason, minted
+//  (RFC 3339), minted_ms, shard, aseq, events [{source, id}], revoked, run.
+json_t *trove_json_coin (const Trove__Coin *coin);
+//  A coin and its provenance: {"coin": .., "events": [event, ...]} from a
+//  "coin" answer.
+json_t *trove_json_coin_provenance (const Trove__QueryReply *reply);
+//  A balance answer: {"user", "balance", "hunts": {hunt: n}, "cost"}.
+json_t *trove_json_balance (const char *user, const Trove__QueryReply *reply);
+//  Board entries: {"entries": [{rank, user, score}], "cost", "more"}; with
+//  list, the entries are boards: [{period, users}].
+json_t *trove_json_board (const Trove__QueryReply *reply, bool list);
+//  A progress answer: {"user", "rules": [{hunt, rule, kind, have, need,
+//  done[, period, left]}], "cost"}.
+json_t *trove_json_progress (const char *user, const Trove__QueryReply *reply);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
