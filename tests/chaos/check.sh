@@ -30,6 +30,8 @@
 #      events; award entries (sum of `last_aseq`) >= the coins expected
 #      (replays of out-of-order events re-issue chaos coins: revoke + mint).
 #   B  every user's balance == reference from accepted events.
+#   Q  leaderboards: the "*" all-time board is exactly the reference balances
+#      (positive ones), in order, with ranks; per-hunt balances add up.
 #   C  for the sampled users: the live coins (latest entry of each id not a
 #      revocation) of `trovectl coins --limit 0` are exactly the expected
 #      coins (ids recomputed, value, rule, earning event for demo coins); the
@@ -219,6 +221,32 @@ if [ -s "$OUT/balance_wrong.txt" ]; then
     evidence "$OUT/balance_wrong.txt" 20
 else
     say "B: $NUSERS balances equal the reference (total $(awk '{s += $2} END {print s + 0}' "$OUT/balance_expected.txt") coins' worth)"
+fi
+
+# ---------------------------------------------------------------------------
+# Q: leaderboards (docs/queries.md): the "*" all-time board holds exactly the
+# users with a positive balance, each with that score, in order (score
+# descending, user id ascending) and ranked 1 + users with a higher score;
+# each user's per-hunt balances add up to the balance.
+if [ "$NUSERS" -le 1000 ]; then
+    "$TROVECTL" board --dir "$D" '*' --limit 1000 --json > "$OUT/board.json" 2> "$OUT/board.err" ||
+        { violation "Q: trovectl board failed"; evidence "$OUT/board.err"; }
+    jq -r '.entries[] | "\(.rank) \(.user) \(.score)"' "$OUT/board.json" > "$OUT/board_actual.txt" 2>/dev/null || true
+    awk '$2 > 0' "$OUT/balance_expected.txt" | LC_ALL=C sort -k2,2nr -k1,1 |
+        awk '{ n++; if ($2 != prev) rank = n; prev = $2; print rank, $1, $2 }' > "$OUT/board_expected.txt"
+    jq -r 'select(((.hunts // {}) | [.[]] | add // 0) != .balance) | "\(.user) balance \(.balance) hunts \(.hunts)"' \
+        "$OUT/balance.json" > "$OUT/hunts_wrong.txt"
+    if ! diff "$OUT/board_expected.txt" "$OUT/board_actual.txt" > "$OUT/board_diff.txt"; then
+        violation "Q: the \"*\" board differs from the reference balances (< expected, > actual: rank user score)"
+        evidence "$OUT/board_diff.txt" 20
+    elif [ -s "$OUT/hunts_wrong.txt" ]; then
+        violation "Q: per-hunt balances do not add up to the balance"
+        evidence "$OUT/hunts_wrong.txt" 20
+    else
+        say "Q: the \"*\" board ranks exactly the $(wc -l < "$OUT/board_expected.txt") users with coins; per-hunt balances add up"
+    fi
+else
+    say "Q: skipped ($NUSERS users: more than one board page)"
 fi
 
 # ---------------------------------------------------------------------------
