@@ -343,15 +343,24 @@ s_index_move (trove_board_t *self, MDB_txn *txn, const char *hunt, const char *p
         int shift = 4 * j;
         if (o != S_NONE && n != S_NONE && (o >> shift) == (n >> shift))
             break;  //  the paths join here: the nodes above are unchanged
+        //  Above level 0, digit 0 is never read (a count of users above a
+        //  score sums only digits above its own): small scores touch only
+        //  the low levels.
         int od = o == S_NONE ? S_NONE : (int) ((o >> shift) & 15);
         int nd = n == S_NONE ? S_NONE : (int) ((n >> shift) & 15);
+        if (j > 0 && od == 0)
+            od = S_NONE;
+        if (j > 0 && nd == 0)
+            nd = S_NONE;
+        if (od == S_NONE && nd == S_NONE)
+            continue;
         uint64_t op = o == S_NONE ? 0 : (uint64_t) o >> (shift + 4);
         uint64_t np = n == S_NONE ? 0 : (uint64_t) n >> (shift + 4);
-        if (o != S_NONE && n != S_NONE && op == np)
+        if (od != S_NONE && nd != S_NONE && op == np)
             rc = s_node_update (self, txn, bkey, blen, j, op, od, nd);
         else {
-            rc = o != S_NONE ? s_node_update (self, txn, bkey, blen, j, op, od, S_NONE) : 0;
-            if (rc == 0 && n != S_NONE)
+            rc = od != S_NONE ? s_node_update (self, txn, bkey, blen, j, op, od, S_NONE) : 0;
+            if (rc == 0 && nd != S_NONE)
                 rc = s_node_update (self, txn, bkey, blen, j, np, S_NONE, nd);
         }
         if (rc)
@@ -383,7 +392,11 @@ int
 trove_board_flush (trove_board_t *self, MDB_txn *txn)
 {
     assert (self);
-    int rc = 0;
+    //  Exclusions are rare: with none, no lookup per score.
+    MDB_stat st;
+    int rc = mdb_stat (txn, self->excluded, &st);
+    bool any_excluded = rc != 0 || st.ms_entries > 0;
+    rc = 0;
     for (s_delta_t *d = zhashx_first (self->deltas); d && rc == 0; d = zhashx_next (self->deltas)) {
         if (d->delta == 0)
             continue;
@@ -406,8 +419,8 @@ trove_board_flush (trove_board_t *self, MDB_txn *txn)
         }
         if (rc && rc != MDB_NOTFOUND)
             break;
-        bool excluded;
-        rc = s_is_excluded (self, txn, d->user, &excluded);
+        bool excluded = false;
+        rc = any_excluded ? s_is_excluded (self, txn, d->user, &excluded) : 0;
         if (rc == 0 && !excluded)
             rc = s_index_move (self, txn, d->hunt, d->period, d->user, old, new);
     }

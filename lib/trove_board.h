@@ -24,7 +24,9 @@
       excluded  user                             -> reason
     bcounts is a 16-way tree over the score (10 levels of 4 bits): node
     (level j, prefix p) counts the users whose score >> 4j has p as its
-    high part, per digit (score >> 4j) & 15. The users above a score are
+    high part, per digit (score >> 4j) & 15; digit 0 is counted at level 0
+    only (no count of users above a score reads it elsewhere), so a score
+    below 16^k touches k nodes. The users above a score are
     the sums of the digits above its own in the 10 nodes on its path: a
     rank costs 10 reads whatever the board's size. A score change rewrites
     only the nodes whose path changes (usually one).
