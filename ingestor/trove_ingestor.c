@@ -9,21 +9,39 @@
     the same req_id) if the ingestor dies. Any ingestor can take over any
     producer. See docs/protocol.md, "producer -> ingestor".
 
-    Usage: trove-ingestor --config FILE --name NAME */
+    HTTP ingest (docs/protocol.md, "HTTP ingest"): when the ingestor's
+    section has `http = "ADDRESS:PORT"`, POST /v1/events is served by a pool
+    of libmicrohttpd threads (lib/trove_ingest). Those threads submit over
+    inproc DEALERs to this same ROUTER: an HTTP request is one more producer,
+    answered by the same code after the same commits, so `accepted` means
+    durable there too. Sources, keys and limits: docs/security.md.
+
+    SIGHUP reloads the sources (keys, types, backdating windows, rates)
+    from the config file without a restart: key rotation without downtime.
+
+    Usage: trove-ingestor --config FILE --name NAME
+           trove-ingestor --new-key      (prints a new source key and its hash)
+           trove-ingestor --hash-key     (reads a key on stdin, prints its hash) */
 #include "trove_cfg.h"
 #include "trove_deadletter.h"
 #include "trove_event.h"
+#include "trove_harden.h"
 #include "trove_hash.h"
+#include "trove_http.h"
+#include "trove_ingest.h"
 #include "trove_metrics.h"
 #include "trove_msg.h"
 #include "trove_outbox.h"
 #include "trove_sock.h"
+#include "trove_source.h"
 #include "trove_util.h"
 
 #include <czmq.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define RING_SIZE 65536            //  max sub-batches in flight (power of two)
@@ -75,6 +93,11 @@ typedef struct {
     size_t nshards;
     trove_outbox_t *outbox;          //  sub-batches not yet answered
     trove_deadletter_t *deadletter;  //  refused whole messages
+    trove_sources_t *sources;        //  per-source keys, types, windows
+    zlist_t *old_sources;            //  replaced by reloads, freed at exit
+    const char *config;              //  config file path, for reloads
+    trove_ingest_t *ingest;          //  POST /v1/events, or NULL
+    trove_http_t *http;              //  HTTP server, or NULL
     size_t pending_events;           //  events received and unanswered
     int64_t started_ms;
     uint64_t received, answered;  //  counters for status
@@ -345,6 +368,13 @@ s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__SubmitRequest *sub
         req->result_ptrs [i] = &req->results [i];
         char detail [256];
         const char *reason = trove_event_check (submit->events [i], self->cfg, now_ms, detail, sizeof detail);
+        //  The source's own rules (types, backdating), for every producer.
+        if (!reason)
+            reason = trove_sources_check (
+                self->sources,
+                req->source ? req->source [i]
+                            : trove_cfg_source_index (self->cfg, submit->events [i]->source),
+                submit->events [i], now_ms, detail, sizeof detail);
         if (reason) {
             s_set_result (&req->results [i], TROVE__STATUS__REJECTED, reason, detail);
             shard_of [i] = SIZE_MAX;
@@ -571,14 +601,119 @@ s_drop (void *arg, trove_outbox_item_t *sub)
 static int
 s_usage (void)
 {
-    fprintf (stderr, "usage: trove-ingestor --config FILE --name NAME\n");
+    fprintf (stderr, "usage: trove-ingestor --config FILE --name NAME\n"
+                     "       trove-ingestor --new-key    print a new source key and its hash\n"
+                     "       trove-ingestor --hash-key   read a key on stdin, print its hash\n");
     return 2;
+}
+
+static volatile sig_atomic_t s_reload_asked;
+
+static void
+s_on_sighup (int sig)
+{
+    (void) sig;
+    s_reload_asked = 1;
+}
+
+//  SIGHUP: read the sources again (keys, types, windows, rates). The old
+//  ones stay alive until exit (an HTTP handler may be using them); a bad
+//  file or a changed list of sources changes nothing and is logged.
+static void
+s_reload_sources (s_ingestor_t *self)
+{
+    char *err = NULL;
+    trove_cfg_t *cfg = trove_cfg_load (self->config, &err);
+    trove_sources_t *sources = cfg ? trove_sources_new (cfg, &err) : NULL;
+    trove_cfg_destroy (&cfg);
+    if (!sources)
+        trove_log ('E', "reload refused, sources unchanged: %s", err ? err : "out of memory");
+    else if (!trove_sources_same_names (self->sources, sources)) {
+        trove_log ('E', "reload refused, sources unchanged: adding, removing or reordering sources "
+                        "needs a restart");
+        trove_sources_destroy (&sources);
+    }
+    else if (zlist_append (self->old_sources, self->sources)) {
+        trove_log ('E', "reload refused: out of memory");
+        trove_sources_destroy (&sources);
+    }
+    else {
+        self->sources = sources;
+        if (self->ingest)
+            trove_ingest_set_sources (self->ingest, sources);
+        size_t keys = 0;
+        for (size_t i = 0; i < trove_sources_count (sources); i++)
+            keys += trove_sources_policy (sources, i)->nkeys;
+        trove_log ('I', "sources reloaded from %s: %zu sources, %zu keys", self->config,
+                   trove_sources_count (sources), keys);
+    }
+    free (err);
+}
+
+//  --new-key / --hash-key: the key goes to stdout only, once, for the
+//  operator to hand to the source; the config gets only the hash.
+static int
+s_key_tool (bool make)
+{
+    char key [TROVE_SOURCE_KEY_MAX + 2] = "";
+    char hash [TROVE_SOURCE_HASH_SIZE];
+    if (make)
+        trove_source_key_new (key);
+    else if (!fgets (key, sizeof key, stdin)) {
+        fprintf (stderr, "trove-ingestor: no key on stdin\n");
+        return 1;
+    }
+    key [strcspn (key, "\r\n")] = 0;
+    if (trove_source_key_hash (key, strlen (key), hash)) {
+        explicit_bzero (key, sizeof key);
+        fprintf (stderr, "trove-ingestor: a key is %d to %d printable characters without spaces\n",
+                 TROVE_SOURCE_KEY_MIN, TROVE_SOURCE_KEY_MAX);
+        return 1;
+    }
+    if (make)
+        printf ("key  = %s\nhash = %s\n", key, hash);
+    else
+        printf ("%s\n", hash);
+    explicit_bzero (key, sizeof key);
+    return 0;
+}
+
+//  Serve POST /v1/events when the config gives this ingestor an `http`
+//  address. Returns 0 (serving, or nothing to serve) or -1.
+static int
+s_http_start (s_ingestor_t *self, const char *inproc, char **err)
+{
+    char path [200];
+    snprintf (path, sizeof path, "ingestor/%s/http", self->name);
+    const char *address = trove_cfg_get (self->cfg, path, NULL);
+    if (!address)
+        return 0;
+    if (!trove_sources_any_key (self->sources))
+        trove_log ('W', "http ingest on %s, but no source has keys: every request will be answered 401",
+                   address);
+    snprintf (path, sizeof path, "ingestor/%s/http_threads", self->name);
+    long threads = atol (trove_cfg_get (self->cfg, path, "16"));
+    self->ingest = trove_ingest_new (self->cfg, self->sources, inproc, NULL, NULL, self->m.registry, err);
+    if (!self->ingest)
+        return -1;
+    self->http = trove_http_new (trove_ingest_max_body (self->ingest));
+    if (!self->http
+        || trove_http_route (self->http, "POST", "/v1/events", trove_ingest_handle, self->ingest)) {
+        *err = strdup ("out of memory");
+        return -1;
+    }
+    if (trove_http_start (self->http, address, threads > 0 && threads <= 64 ? (unsigned) threads : 0, err))
+        return -1;
+    trove_log ('I', "http ingest on %s (%ld threads)", address, threads);
+    return 0;
 }
 
 int
 main (int argc, char *argv [])
 {
     const char *config = NULL, *name = NULL;
+    if (argc == 2 && (strcmp (argv [1], "--new-key") == 0 || strcmp (argv [1], "--hash-key") == 0))
+        return s_key_tool (strcmp (argv [1], "--new-key") == 0);
     for (int i = 1; i < argc; i++) {
         if (strcmp (argv [i], "--config") == 0 && i + 1 < argc)
             config = argv [++i];
@@ -592,6 +727,8 @@ main (int argc, char *argv [])
     char logname [80];
     snprintf (logname, sizeof logname, "trove-ingestor/%s", name);
     trove_log_init (logname);
+    //  Files this process creates (dead letters) are the service user's only.
+    umask (077);
     zsys_init ();
     zsys_set_logstream (NULL);
     int rc = 1;
@@ -602,6 +739,10 @@ main (int argc, char *argv [])
         goto done;
     self->started_ms = trove_now_ms ();
     self->name = name;
+    self->config = config;
+    self->old_sources = zlist_new ();
+    if (!self->old_sources)
+        goto done;
     self->cfg = trove_cfg_load (config, &err);
     if (!self->cfg) {
         trove_log ('E', "%s", err);
@@ -612,8 +753,24 @@ main (int argc, char *argv [])
         trove_log ('E', "ingestor '%s' is not in %s", name, config);
         goto done;
     }
+    if (trove_harden_check (self->cfg, "ingestor", name, &err)) {
+        trove_log ('E', "%s", err);
+        goto done;
+    }
+    self->sources = trove_sources_new (self->cfg, &err);
+    if (!self->sources) {
+        trove_log ('E', "%s", err);
+        goto done;
+    }
     size_t max_frame = trove_cfg_limits (self->cfg)->max_frame;
     self->front = trove_sock_router (trove_cfg_ingestor_endpoint (self->cfg, (size_t) index), max_frame);
+    //  HTTP ingest submits here, as one more producer.
+    char inproc [120];
+    snprintf (inproc, sizeof inproc, "inproc://trove-ingestor-%s", name);
+    if (self->front && zsock_bind (self->front, "%s", inproc) == -1) {
+        trove_log ('E', "cannot bind %s: %s", inproc, zmq_strerror (zmq_errno ()));
+        goto done;
+    }
     self->nshards = trove_cfg_shards (self->cfg);
     self->dealers = calloc (self->nshards, sizeof *self->dealers);
     self->outbox = trove_outbox_new (self->nshards, SHARD_WINDOW, RING_SIZE);
@@ -645,6 +802,13 @@ main (int argc, char *argv [])
         items [s + 1] = (zmq_pollitem_t){zsock_resolve (self->dealers [s]), 0, ZMQ_POLLIN, 0};
     }
     items [0] = (zmq_pollitem_t){zsock_resolve (self->front), 0, ZMQ_POLLIN, 0};
+    if (s_http_start (self, inproc, &err)) {
+        trove_log ('E', "%s", err ? err : "out of memory");
+        goto done;
+    }
+    struct sigaction hup = {.sa_handler = s_on_sighup};
+    sigemptyset (&hup.sa_mask);
+    sigaction (SIGHUP, &hup, NULL);
     trove_log ('I', "ingestor %s ready on %s, %zu shard(s)", name,
                trove_cfg_ingestor_endpoint (self->cfg, (size_t) index), self->nshards);
     int64_t next_timer = trove_mono_us () + TIMER_MS * 1000;
@@ -667,6 +831,10 @@ main (int argc, char *argv [])
             room = self->pending_events < MAX_PENDING_EVENTS
                 && trove_outbox_live (self->outbox) + self->nshards < RING_SIZE - 1;
         }
+        if (s_reload_asked) {
+            s_reload_asked = 0;
+            s_reload_sources (self);
+        }
         if (trove_mono_us () >= next_timer) {
             s_timer (self);
             next_timer = trove_mono_us () + TIMER_MS * 1000;
@@ -682,6 +850,18 @@ done:
     free (err);
     free (items);
     if (self) {
+        //  HTTP handlers still waiting give up first (their events are
+        //  answered retry); then the server stops and joins its threads.
+        if (self->ingest)
+            trove_ingest_stop (self->ingest);
+        trove_http_destroy (&self->http);
+        trove_ingest_destroy (&self->ingest);
+        trove_sources_destroy (&self->sources);
+        while (self->old_sources && zlist_size (self->old_sources)) {
+            trove_sources_t *old = zlist_pop (self->old_sources);
+            trove_sources_destroy (&old);
+        }
+        zlist_destroy (&self->old_sources);
         if (self->outbox)
             trove_outbox_each (self->outbox, s_drop, self);
         trove_outbox_destroy (&self->outbox);

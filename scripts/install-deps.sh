@@ -11,6 +11,8 @@ PACKAGES=(
     liblmdb-dev lmdb-utils
     libcmocka-dev libsodium-dev libjansson-dev libyaml-dev libmicrohttpd-dev
     jq procps psmisc tzdata
+    curl clang libclang-rt-14-dev
+    ansible-core ansible-lint openssh-server openssh-client runit supervisor systemd util-linux python3-apt
 )
 
 missing=()
