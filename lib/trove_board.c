@@ -24,6 +24,8 @@ typedef struct {
     char *user, *hunt;
     char period [TROVE_BOARD_PERIOD_MAX + 1];
     int64_t delta;
+    uint8_t *skey;  //  its bscores key
+    size_t slen;
 } s_delta_t;
 
 bool
@@ -44,6 +46,7 @@ s_delta_destroy (void **item)
     if (d) {
         free (d->user);
         free (d->hunt);
+        free (d->skey);
         free (d);
         *item = NULL;
     }
@@ -244,20 +247,30 @@ s_push (Trove__BoardEntry ***entries_p, size_t *n_p, size_t *cap_p, Trove__Board
 static int
 s_delta (trove_board_t *self, const char *user, const char *hunt, const char *period, int64_t value)
 {
-    char key [S_KEY_MAX + 1];
-    snprintf (key, sizeof key, "%s\x1f%s\x1f%s", user, period, hunt);
-    s_delta_t *d = zhashx_lookup (self->deltas, key);
+    uint8_t key [S_KEY_MAX + 1];
+    size_t len = s_score_key (key, user, period, hunt);
+    if (!len)
+        return 0;  //  a user id at the key limit: on no board
+    //  The key as text for the hash: NUL separators become \x1f.
+    char text [S_KEY_MAX + 1];
+    for (size_t i = 0; i < len; i++)
+        text [i] = key [i] ? (char) key [i] : '\x1f';
+    text [len] = 0;
+    s_delta_t *d = zhashx_lookup (self->deltas, text);
     if (!d) {
         d = calloc (1, sizeof *d);
-        if (!d || !(d->user = strdup (user)) || !(d->hunt = strdup (hunt))) {
+        if (!d || !(d->user = strdup (user)) || !(d->hunt = strdup (hunt)) || !(d->skey = malloc (len))) {
             if (d) {
                 free (d->user);
+                free (d->hunt);
                 free (d);
             }
             return -1;
         }
+        memcpy (d->skey, key, len);
+        d->slen = len;
         snprintf (d->period, sizeof d->period, "%s", period);
-        zhashx_insert (self->deltas, key, d);
+        zhashx_insert (self->deltas, text, d);
     }
     d->delta += value;
     return 0;
@@ -282,61 +295,112 @@ trove_board_add (trove_board_t *self, const Trove__Coin *coin)
     return 0;
 }
 
-//  Move one digit count down (minus) and one up (plus) in a node; S_NONE for neither.
+//  A flush's index writes, collected, sorted and then applied in key order:
+//  neighbouring keys share pages, so a sorted pass walks each page once
+//  while it is hot, and every count node is read and written once per flush
+//  however many users moved through it (the low nodes are hit by nearly
+//  every coin).
+typedef enum { S_OP_ORDER, S_OP_COUNT, S_OP_LIST } s_table_t;
+
+typedef struct {
+    size_t off;          //  key in the plan's arena
+    const uint8_t *key;  //  set once the arena stops growing
+    uint16_t len;
+    uint8_t table;  //  s_table_t
+    int8_t digit;   //  S_OP_COUNT: which digit moves
+    int8_t sign;    //  S_OP_ORDER: -1 delete, +1 put; S_OP_COUNT: -1 or +1
+} s_op_t;
+
+typedef struct {
+    uint8_t *arena;
+    size_t used, room;
+    s_op_t *ops;
+    size_t n, cap;
+} s_plan_t;
+
 static int
-s_node_update (trove_board_t *self, MDB_txn *txn, const uint8_t *bkey, size_t blen, int level,
-               uint64_t prefix, int minus, int plus)
+s_plan_add (s_plan_t *plan, s_table_t table, const uint8_t *key, size_t len, int digit, int sign)
 {
-    uint8_t key [S_KEY_MAX + 1];
-    MDB_val k = {s_node_key (key, bkey, blen, level, prefix), key}, v;
-    uint32_t counts [16] = {0};
-    int rc = mdb_get (txn, self->counts, &k, &v);
-    if (rc == 0 && v.mv_size == sizeof counts)
-        memcpy (counts, v.mv_data, sizeof counts);
-    else if (rc != MDB_NOTFOUND && rc != 0)
-        return rc;
-    if (minus != S_NONE && counts [minus] > 0)
-        counts [minus]--;
-    if (plus != S_NONE)
-        counts [plus]++;
-    bool empty = true;
-    for (int d = 0; d < 16 && empty; d++)
-        empty = counts [d] == 0;
-    if (empty) {
-        rc = mdb_del (txn, self->counts, &k, NULL);
-        return rc == MDB_NOTFOUND ? 0 : rc;
+    if (plan->used + len > plan->room) {
+        size_t room = plan->room ? plan->room * 2 : 65536;
+        while (room < plan->used + len)
+            room *= 2;
+        uint8_t *grown = realloc (plan->arena, room);
+        if (!grown)
+            return ENOMEM;
+        plan->arena = grown;
+        plan->room = room;
     }
-    v = (MDB_val){sizeof counts, counts};
-    return mdb_put (txn, self->counts, &k, &v, 0);
+    if (plan->n == plan->cap) {
+        size_t cap = plan->cap ? plan->cap * 2 : 1024;
+        s_op_t *grown = realloc (plan->ops, cap * sizeof *grown);
+        if (!grown)
+            return ENOMEM;
+        plan->ops = grown;
+        plan->cap = cap;
+    }
+    memcpy (plan->arena + plan->used, key, len);
+    plan->ops [plan->n++] = (s_op_t){.off = plan->used,
+                                     .len = (uint16_t) len,
+                                     .table = (uint8_t) table,
+                                     .digit = (int8_t) digit,
+                                     .sign = (int8_t) sign};
+    plan->used += len;
+    return 0;
 }
 
-//  A user's score on one board goes from old to new (<= 0: not on it).
+static void
+s_plan_free (s_plan_t *plan)
+{
+    free (plan->arena);
+    free (plan->ops);
+    *plan = (s_plan_t){0};
+}
+
+//  LMDB's default order: bytes, then length.
 static int
-s_index_move (trove_board_t *self, MDB_txn *txn, const char *hunt, const char *period, const char *user,
-              int64_t old, int64_t new)
+s_key_cmp (const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+    int c = memcmp (a, b, al < bl ? al : bl);
+    return c ? c : al < bl ? -1 : al > bl;
+}
+
+static int
+s_op_cmp (const void *x, const void *y)
+{
+    const s_op_t *a = x, *b = y;
+    if (a->table != b->table)
+        return a->table < b->table ? -1 : 1;
+    int c = s_key_cmp (a->key, a->len, b->key, b->len);
+    if (c)
+        return c;
+    return a->sign < b->sign ? -1 : a->sign > b->sign;  //  an order delete before a put of the same key
+}
+
+//  Plan a user's move on one board from score old to new (<= 0: not on it):
+//  its order entry, the count nodes on the two paths, and the board's
+//  listing when the user may be its first.
+static int
+s_plan_move (s_plan_t *plan, const char *hunt, const char *period, const char *user, int64_t old, int64_t new)
 {
     int64_t o = s_clamp (old), n = s_clamp (new);
     if (o == n)
         return 0;
     uint8_t bkey [S_KEY_MAX + 1], key [S_KEY_MAX + 1];
-    size_t blen = s_board_key (bkey, hunt, period);
+    size_t blen = s_board_key (bkey, hunt, period), len;
     if (!blen)
         return EINVAL;
     int rc;
-    MDB_val k, v = {0, NULL};
     if (o != S_NONE) {
-        k = (MDB_val){s_order_key (key, bkey, blen, o, user), key};
-        if (!k.mv_size)
+        if (!(len = s_order_key (key, bkey, blen, o, user)))
             return EINVAL;
-        rc = mdb_del (txn, self->order, &k, NULL);
-        if (rc && rc != MDB_NOTFOUND)
+        if ((rc = s_plan_add (plan, S_OP_ORDER, key, len, 0, -1)))
             return rc;
     }
     if (n != S_NONE) {
-        k = (MDB_val){s_order_key (key, bkey, blen, n, user), key};
-        if (!k.mv_size)
+        if (!(len = s_order_key (key, bkey, blen, n, user)))
             return EINVAL;
-        if ((rc = mdb_put (txn, self->order, &k, &v, 0)))
+        if ((rc = s_plan_add (plan, S_OP_ORDER, key, len, 0, +1)))
             return rc;
     }
     for (int j = 0; j < S_LEVELS; j++) {
@@ -348,35 +412,97 @@ s_index_move (trove_board_t *self, MDB_txn *txn, const char *hunt, const char *p
         //  the low levels.
         int od = o == S_NONE ? S_NONE : (int) ((o >> shift) & 15);
         int nd = n == S_NONE ? S_NONE : (int) ((n >> shift) & 15);
-        if (j > 0 && od == 0)
-            od = S_NONE;
-        if (j > 0 && nd == 0)
-            nd = S_NONE;
-        if (od == S_NONE && nd == S_NONE)
-            continue;
-        uint64_t op = o == S_NONE ? 0 : (uint64_t) o >> (shift + 4);
-        uint64_t np = n == S_NONE ? 0 : (uint64_t) n >> (shift + 4);
-        if (od != S_NONE && nd != S_NONE && op == np)
-            rc = s_node_update (self, txn, bkey, blen, j, op, od, nd);
-        else {
-            rc = od != S_NONE ? s_node_update (self, txn, bkey, blen, j, op, od, S_NONE) : 0;
-            if (rc == 0 && nd != S_NONE)
-                rc = s_node_update (self, txn, bkey, blen, j, np, S_NONE, nd);
+        if (od != S_NONE && (j == 0 || od != 0)) {
+            len = s_node_key (key, bkey, blen, j, (uint64_t) o >> (shift + 4));
+            if ((rc = s_plan_add (plan, S_OP_COUNT, key, len, od, -1)))
+                return rc;
         }
-        if (rc)
-            return rc;
+        if (nd != S_NONE && (j == 0 || nd != 0)) {
+            len = s_node_key (key, bkey, blen, j, (uint64_t) n >> (shift + 4));
+            if ((rc = s_plan_add (plan, S_OP_COUNT, key, len, nd, +1)))
+                return rc;
+        }
     }
     if (o == S_NONE) {
         //  The board's first user makes it listed (boards are never unlisted).
         size_t hl = strlen (hunt), pl = strlen (period);
         memcpy (key, hunt, hl + 1);
         memcpy (key + hl + 1, period, pl);
-        k = (MDB_val){hl + 1 + pl, key};
-        rc = mdb_put (txn, self->boards, &k, &v, MDB_NOOVERWRITE);
-        if (rc && rc != MDB_KEYEXIST)
+        if ((rc = s_plan_add (plan, S_OP_LIST, key, hl + 1 + pl, 0, +1)))
             return rc;
     }
     return 0;
+}
+
+//  One count node: the flush's net moves per digit on what is stored.
+static int
+s_node_apply (trove_board_t *self, MDB_cursor *cur, const s_op_t *ops, size_t n)
+{
+    MDB_val k = {ops [0].len, (void *) ops [0].key}, v;
+    uint32_t counts [16] = {0};
+    int rc = mdb_cursor_get (cur, &k, &v, MDB_SET_KEY);
+    bool found = rc == 0;
+    if (found && v.mv_size == sizeof counts)
+        memcpy (counts, v.mv_data, sizeof counts);
+    else if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    int64_t net [16] = {0};
+    for (size_t i = 0; i < n; i++)
+        net [ops [i].digit] += ops [i].sign;
+    bool empty = true;
+    for (int d = 0; d < 16; d++) {
+        int64_t c = (int64_t) counts [d] + net [d];
+        counts [d] = c < 0 ? 0 : c > UINT32_MAX ? UINT32_MAX : (uint32_t) c;
+        empty = empty && counts [d] == 0;
+    }
+    (void) self;
+    if (empty)
+        return found ? mdb_cursor_del (cur, 0) : 0;
+    k = (MDB_val){ops [0].len, (void *) ops [0].key};
+    v = (MDB_val){sizeof counts, counts};
+    return mdb_cursor_put (cur, &k, &v, found ? MDB_CURRENT : 0);
+}
+
+static int
+s_plan_apply (trove_board_t *self, MDB_txn *txn, s_plan_t *plan)
+{
+    for (size_t i = 0; i < plan->n; i++)
+        plan->ops [i].key = plan->arena + plan->ops [i].off;
+    qsort (plan->ops, plan->n, sizeof *plan->ops, s_op_cmp);
+    MDB_cursor *order = NULL, *counts = NULL;
+    int rc = mdb_cursor_open (txn, self->order, &order);
+    if (rc == 0)
+        rc = mdb_cursor_open (txn, self->counts, &counts);
+    for (size_t i = 0; i < plan->n && rc == 0;) {
+        const s_op_t *op = plan->ops + i;
+        MDB_val k = {op->len, (void *) op->key}, v = {0, NULL};
+        size_t same = 1;
+        if (op->table == S_OP_ORDER) {
+            if (op->sign < 0) {
+                rc = mdb_cursor_get (order, &k, NULL, MDB_SET);
+                rc = rc == 0 ? mdb_cursor_del (order, 0) : rc == MDB_NOTFOUND ? 0 : rc;
+            }
+            else
+                rc = mdb_cursor_put (order, &k, &v, 0);
+        }
+        else {
+            while (i + same < plan->n && op [same].table == op->table
+                   && s_key_cmp (op [same].key, op [same].len, op->key, op->len) == 0)
+                same++;
+            if (op->table == S_OP_COUNT)
+                rc = s_node_apply (self, counts, op, same);
+            else {
+                rc = mdb_put (txn, self->boards, &k, &v, MDB_NOOVERWRITE);
+                rc = rc == MDB_KEYEXIST ? 0 : rc;
+            }
+        }
+        i += same;
+    }
+    if (counts)
+        mdb_cursor_close (counts);
+    if (order)
+        mdb_cursor_close (order);
+    return rc;
 }
 
 static int
@@ -388,42 +514,68 @@ s_is_excluded (trove_board_t *self, MDB_txn *txn, const char *user, bool *exclud
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+static int
+s_delta_cmp (const void *x, const void *y)
+{
+    const s_delta_t *a = *(s_delta_t *const *) x, *b = *(s_delta_t *const *) y;
+    return s_key_cmp (a->skey, a->slen, b->skey, b->slen);
+}
+
 int
 trove_board_flush (trove_board_t *self, MDB_txn *txn)
 {
     assert (self);
+    size_t n = zhashx_size (self->deltas);
+    if (n == 0)
+        return 0;
     //  Exclusions are rare: with none, no lookup per score.
     MDB_stat st;
     int rc = mdb_stat (txn, self->excluded, &st);
     bool any_excluded = rc != 0 || st.ms_entries > 0;
-    rc = 0;
-    for (s_delta_t *d = zhashx_first (self->deltas); d && rc == 0; d = zhashx_next (self->deltas)) {
+    //  Scores in key order (a user's boards are neighbours), then the
+    //  index writes they cause, in theirs.
+    s_delta_t **sorted = malloc (n * sizeof *sorted);
+    MDB_cursor *cur = NULL;
+    s_plan_t plan = {0};
+    rc = sorted ? mdb_cursor_open (txn, self->scores, &cur) : ENOMEM;
+    size_t i = 0;
+    for (s_delta_t *d = zhashx_first (self->deltas); d && rc == 0; d = zhashx_next (self->deltas))
+        sorted [i++] = d;
+    if (rc == 0)
+        qsort (sorted, n, sizeof *sorted, s_delta_cmp);
+    for (i = 0; i < n && rc == 0; i++) {
+        s_delta_t *d = sorted [i];
         if (d->delta == 0)
             continue;
-        uint8_t key [S_KEY_MAX + 1];
-        MDB_val k = {s_score_key (key, d->user, d->period, d->hunt), key}, v;
-        if (!k.mv_size)
-            continue;  //  a user id at the key limit: on no board
+        MDB_val k = {d->slen, d->skey}, v;
         int64_t old = 0;
-        rc = mdb_get (txn, self->scores, &k, &v);
-        if (rc == 0 && v.mv_size == 8)
+        rc = mdb_cursor_get (cur, &k, &v, MDB_SET_KEY);
+        bool found = rc == 0;
+        if (found && v.mv_size == 8)
             memcpy (&old, v.mv_data, 8);
         else if (rc && rc != MDB_NOTFOUND)
             break;
         int64_t new = old + d->delta;
         if (new == 0)
-            rc = mdb_del (txn, self->scores, &k, NULL);
+            rc = found ? mdb_cursor_del (cur, 0) : 0;
         else {
+            k = (MDB_val){d->slen, d->skey};
             v = (MDB_val){8, &new};
-            rc = mdb_put (txn, self->scores, &k, &v, 0);
+            rc = mdb_cursor_put (cur, &k, &v, found ? MDB_CURRENT : 0);
         }
-        if (rc && rc != MDB_NOTFOUND)
+        if (rc)
             break;
         bool excluded = false;
         rc = any_excluded ? s_is_excluded (self, txn, d->user, &excluded) : 0;
         if (rc == 0 && !excluded)
-            rc = s_index_move (self, txn, d->hunt, d->period, d->user, old, new);
+            rc = s_plan_move (&plan, d->hunt, d->period, d->user, old, new);
     }
+    if (cur)
+        mdb_cursor_close (cur);
+    free (sorted);
+    if (rc == 0)
+        rc = s_plan_apply (self, txn, &plan);
+    s_plan_free (&plan);
     zhashx_purge (self->deltas);
     return rc;
 }
@@ -451,6 +603,7 @@ trove_board_set_excluded (trove_board_t *self, MDB_txn *txn, const char *user, b
     if (was == excluded)
         return excluded ? mdb_put (txn, self->excluded, &k, &v, 0) : 0;
     //  Move each of the user's boards in or out of the index.
+    s_plan_t plan = {0};
     MDB_cursor *cur;
     if ((rc = mdb_cursor_open (txn, self->scores, &cur)))
         return rc;
@@ -474,11 +627,14 @@ trove_board_set_excluded (trove_board_t *self, MDB_txn *txn, const char *user, b
         h [rest - pl - 1] = 0;
         int64_t score;
         memcpy (&score, cv.mv_data, 8);
-        if ((rc = s_index_move (self, txn, h, p, user, excluded ? score : 0, excluded ? 0 : score)))
+        if ((rc = s_plan_move (&plan, h, p, user, excluded ? score : 0, excluded ? 0 : score)))
             break;
     }
     mdb_cursor_close (cur);
-    if (rc && rc != MDB_NOTFOUND)
+    if (rc == 0 || rc == MDB_NOTFOUND)
+        rc = s_plan_apply (self, txn, &plan);
+    s_plan_free (&plan);
+    if (rc)
         return rc;
     if (excluded)
         return mdb_put (txn, self->excluded, &k, &v, 0);
