@@ -127,6 +127,7 @@ struct _trove_ledger_t {
     bool stop;                            //  (mutex)
     bool urgent;                          //  a reader waits: apply now (mutex)
     size_t apply_min;                     //  records that make a transaction worth it
+    size_t apply_max;                     //  records at most per transaction
     int64_t apply_delay_ms;               //  or the time the oldest may wait
     int64_t first_queued_us;              //  when the oldest queued record came (mutex)
     _Atomic uint64_t applied;             //  last applied lseq
@@ -566,7 +567,7 @@ s_apply_thread (void *arg)
         //  Take up to APPLY_MAX records; new commits keep queueing meanwhile.
         s_record_t *head = self->queue_head, *tail = head;
         size_t n = 1;
-        while (tail->next && n < APPLY_MAX) {
+        while (tail->next && n < self->apply_max) {
             tail = tail->next;
             n++;
         }
@@ -848,6 +849,8 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
     //  Tuning knobs for benchmarks (docs/architecture.md); defaults otherwise.
     const char *knob = getenv ("TROVE_APPLY_MIN");
     self->apply_min = knob && atoi (knob) > 0 ? (size_t) atoi (knob) : APPLY_MIN;
+    knob = getenv ("TROVE_APPLY_MAX");
+    self->apply_max = knob && atoi (knob) > 0 ? (size_t) atoi (knob) : APPLY_MAX;
     knob = getenv ("TROVE_APPLY_DELAY_MS");
     self->apply_delay_ms = knob && atoi (knob) >= 0 ? atoi (knob) : APPLY_DELAY_MS;
     self->pseq = calloc (MAX_PARTITIONS, sizeof *self->pseq);

@@ -9,9 +9,31 @@ TROVE_LOAD="$BUILD/trove-load"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORK=$(mktemp -d /tmp/trove-it-XXXXXX)
 DIR="$WORK/cluster"
-# A port base per test run keeps concurrent runs (plain and ASan) apart.
-# Each cluster uses P+1 .. P+293; all below 32768 (etc/trove.cfg says why).
-PORT_BASE=${TROVE_TEST_PORT_BASE:-$((10000 + ($$ % 70) * 300))}
+# A port base per running test keeps concurrent tests (ctest -j, the plain
+# and ASan suites) apart: each holds an flock on one of 70 slots for its
+# lifetime (the kernel drops it when the test and the daemons it started
+# are gone, so a killed run leaves no stale reservation). Each cluster uses
+# P+1 .. P+293; all below 32768 (etc/trove.cfg says why).
+reserve_port_base() {
+    local root=/tmp/trove-test-ports start=$(($$ % 70)) i slot
+    mkdir -p "$root"
+    for ((i = 0; i < 70; i++)); do
+        slot=$(((start + i) % 70))
+        exec {PORT_LOCK_FD}>>"$root/slot-$slot.lock"
+        if flock -n "$PORT_LOCK_FD"; then
+            PORT_BASE=$((10000 + slot * 300))
+            return 0
+        fi
+        exec {PORT_LOCK_FD}>&-
+    done
+    echo "lib.sh: all 70 port slots are in use ($root)" >&2
+    exit 1
+}
+if [ -n "${TROVE_TEST_PORT_BASE:-}" ]; then
+    PORT_BASE=$TROVE_TEST_PORT_BASE
+else
+    reserve_port_base
+fi
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
