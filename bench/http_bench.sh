@@ -21,7 +21,7 @@ repo=$(dirname "$here")
 build=$(cd "${1:-$repo/build}" && pwd)
 events=${2:-200000}
 export PATH="$build:$PATH"
-load="$build/tests/bench-http-load"
+load="$build/bench-http-load"
 for exe in trovectl trove-load trove-ingestor "$load"; do
     command -v "$exe" >/dev/null || { echo "bench/http_bench.sh: $exe missing: build first" >&2; exit 2; }
 done
@@ -110,13 +110,13 @@ jq -r -s 'to_entries[] | .value as $v | ($v.request_ms // $v.answer_ms) as $l |
     "$tmp/rounds.jsonl"
 echo
 echo "ZeroMQ latency: trove-load's answer time (scheduled -> final answer, 100-event requests); HTTP: request time."
-if [ -x "$build/tests/bench-curve-zmq" ]; then
+if [ -x "$build/bench-curve-zmq" ]; then
     log "bench-curve-zmq --messages 200000"
     echo
     echo "CURVE vs plain ZeroMQ, same run (\`bench-curve-zmq --messages 200000\`: one-way DEALER -> ROUTER, TCP loopback):"
     echo
     echo "| message | plain msg/s | CURVE msg/s | CURVE / plain |"
     echo "|---|---|---|---|"
-    "$build/tests/bench-curve-zmq" --messages 200000 --json |
+    "$build/bench-curve-zmq" --messages 200000 --json |
         jq -r '.[] | "| \(.size) B | \(.plain_per_s) | \(.curve_per_s) | \(.ratio * 100 | floor) % |"'
 fi

@@ -10,6 +10,7 @@
 
     Usage: trove-broker --config FILE */
 #include "trove_cfg.h"
+#include "trove_harden.h"
 #include "trove_metrics.h"
 #include "trove_msg.h"
 #include "trove_sock.h"
@@ -18,6 +19,7 @@
 #include <czmq.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct {
@@ -126,6 +128,9 @@ main (int argc, char *argv [])
         return 2;
     }
     trove_log_init ("trove-broker");
+    //  The broker writes no file today; any it ever does is the service
+    //  user's only, as in every daemon (docs/security.md, "Hardening").
+    umask (077);
     zsys_init ();
     zsys_set_logstream (NULL);
     int rc = 1;
@@ -134,6 +139,10 @@ main (int argc, char *argv [])
     self->started_ms = trove_now_ms ();
     self->cfg = trove_cfg_load (config, &err);
     if (!self->cfg) {
+        trove_log ('E', "%s", err);
+        goto done;
+    }
+    if (trove_harden_check (self->cfg, "broker", NULL, &err)) {
         trove_log ('E', "%s", err);
         goto done;
     }

@@ -14,7 +14,10 @@
     of libmicrohttpd threads (lib/trove_ingest). Those threads submit over
     inproc DEALERs to this same ROUTER: an HTTP request is one more producer,
     answered by the same code after the same commits, so `accepted` means
-    durable there too. Sources, keys and limits: docs/security.md.
+    durable there too. Sources, keys and limits: docs/security.md. The same
+    listener serves the read-only query API (GET /v1/users/..., /v1/coins/...,
+    /v1/leaderboards/...; lib/trove_api, docs/queries.md) with the same keys:
+    its threads ask the scorers directly (trove_router), not this loop.
 
     SIGHUP reloads the sources (keys, types, backdating windows, rates)
     from the config file without a restart: key rotation without downtime.
@@ -29,6 +32,7 @@
 #include "trove_hash.h"
 #include "trove_http.h"
 #include "trove_ingest.h"
+#include "trove_api.h"
 #include "trove_metrics.h"
 #include "trove_msg.h"
 #include "trove_outbox.h"
@@ -97,6 +101,7 @@ typedef struct {
     zlist_t *old_sources;            //  replaced by reloads, freed at exit
     const char *config;              //  config file path, for reloads
     trove_ingest_t *ingest;          //  POST /v1/events, or NULL
+    trove_api_t *api;                //  GET query routes, or NULL
     trove_http_t *http;              //  HTTP server, or NULL
     size_t pending_events;           //  events received and unanswered
     int64_t started_ms;
@@ -639,6 +644,10 @@ s_reload_sources (s_ingestor_t *self)
     }
     else {
         self->sources = sources;
+        //  The query API first: once POST /v1/events refuses an old key,
+        //  so does every GET.
+        if (self->api)
+            trove_api_set_sources (self->api, sources);
         if (self->ingest)
             trove_ingest_set_sources (self->ingest, sources);
         size_t keys = 0;
@@ -678,8 +687,9 @@ s_key_tool (bool make)
     return 0;
 }
 
-//  Serve POST /v1/events when the config gives this ingestor an `http`
-//  address. Returns 0 (serving, or nothing to serve) or -1.
+//  Serve POST /v1/events and the GET query routes when the config gives
+//  this ingestor an `http` address. Returns 0 (serving, or nothing to
+//  serve) or -1.
 static int
 s_http_start (s_ingestor_t *self, const char *inproc, char **err)
 {
@@ -689,22 +699,23 @@ s_http_start (s_ingestor_t *self, const char *inproc, char **err)
     if (!address)
         return 0;
     if (!trove_sources_any_key (self->sources))
-        trove_log ('W', "http ingest on %s, but no source has keys: every request will be answered 401",
-                   address);
+        trove_log ('W', "http on %s, but no source has keys: every request will be answered 401", address);
     snprintf (path, sizeof path, "ingestor/%s/http_threads", self->name);
     long threads = atol (trove_cfg_get (self->cfg, path, "16"));
     self->ingest = trove_ingest_new (self->cfg, self->sources, inproc, NULL, NULL, self->m.registry, err);
     if (!self->ingest)
         return -1;
+    self->api = trove_api_new (self->cfg, self->sources);
     self->http = trove_http_new (trove_ingest_max_body (self->ingest));
-    if (!self->http
-        || trove_http_route (self->http, "POST", "/v1/events", trove_ingest_handle, self->ingest)) {
+    if (!self->api || !self->http
+        || trove_http_route (self->http, "POST", "/v1/events", trove_ingest_handle, self->ingest)
+        || trove_api_routes (self->api, self->http)) {
         *err = strdup ("out of memory");
         return -1;
     }
     if (trove_http_start (self->http, address, threads > 0 && threads <= 64 ? (unsigned) threads : 0, err))
         return -1;
-    trove_log ('I', "http ingest on %s (%ld threads)", address, threads);
+    trove_log ('I', "http ingest and queries on %s (%ld threads)", address, threads);
     return 0;
 }
 
@@ -855,6 +866,8 @@ done:
         if (self->ingest)
             trove_ingest_stop (self->ingest);
         trove_http_destroy (&self->http);
+        //  After the server: its threads' routers are gone with them.
+        trove_api_destroy (&self->api);
         trove_ingest_destroy (&self->ingest);
         trove_sources_destroy (&self->sources);
         while (self->old_sources && zlist_size (self->old_sources)) {

@@ -468,7 +468,8 @@ s_plan_apply (trove_board_t *self, MDB_txn *txn, s_plan_t *plan)
 {
     for (size_t i = 0; i < plan->n; i++)
         plan->ops [i].key = plan->arena + plan->ops [i].off;
-    qsort (plan->ops, plan->n, sizeof *plan->ops, s_op_cmp);
+    if (plan->n)  //  ops is NULL when the plan is empty (UBSan: qsort of NULL)
+        qsort (plan->ops, plan->n, sizeof *plan->ops, s_op_cmp);
     MDB_cursor *order = NULL, *counts = NULL;
     int rc = mdb_cursor_open (txn, self->order, &order);
     if (rc == 0)

@@ -82,21 +82,31 @@ trove_harden_check (const trove_cfg_t *cfg, const char *role, const char *name, 
     }
     const char *allow = trove_cfg_get (cfg, "trove/allow_unauthenticated", "no");
     bool allowed = strcmp (allow, "yes") == 0;
+    //  "broker: pub ...", "scorer s0: events ...".
+    const char *sep = name && role [0] != 'b' ? " " : "";
+    if (!*sep)
+        name = "";
     for (size_t i = 0; i < n; i++) {
         if (trove_harden_local (where [i]))
             continue;
         if (allowed) {
             trove_log ('W',
-                       "%s %s: %s %s is reachable from other hosts without authentication "
+                       "%s%s%s: %s %s is reachable from other hosts without authentication "
                        "(trove/allow_unauthenticated = yes)",
-                       role, name ? name : "", what [i], where [i]);
+                       role, sep, name, what [i], where [i]);
             continue;
         }
+        //  Older copies of etc/trove.cfg showed the key under `limits`,
+        //  where nothing reads it: say so rather than leave it a mystery.
+        bool misplaced = trove_cfg_get (cfg, "limits/allow_unauthenticated", NULL) != NULL;
         if (err_p)
-            *err_p = trove_strdupf ("%s %s: %s %s is reachable from other hosts and has no authentication; "
+            *err_p = trove_strdupf ("%s%s%s: %s %s is reachable from other hosts and has no authentication; "
                                     "bind it to 127.0.0.1, or set trove/allow_unauthenticated = yes on a "
-                                    "trusted network (docs/security.md)",
-                                    role, name ? name : "", what [i], where [i]);
+                                    "trusted network (docs/security.md)%s",
+                                    role, sep, name, what [i], where [i],
+                                    misplaced ? "; limits/allow_unauthenticated is ignored: the key "
+                                                "belongs in the trove section"
+                                              : "");
         return -1;
     }
     return 0;

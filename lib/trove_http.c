@@ -112,6 +112,56 @@ trove_http_arg (const trove_http_request_t *req, const char *name)
     return NULL;
 }
 
+const char *
+trove_http_bearer (const trove_http_request_t *req, size_t *len_p)
+{
+    const char *h = trove_http_header (req, "Authorization");
+    if (!h || strncasecmp (h, "Bearer ", 7) != 0)
+        return NULL;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    size_t len = strlen (h);
+    while (len && h [len - 1] == ' ')
+        len--;
+    *len_p = len;
+    return len ? h : NULL;
+}
+
+static int
+s_hex_digit (char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                : -1;
+}
+
+int
+trove_http_unescape (const char *in, size_t len, char *out, size_t size)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = in [i];
+        if (c == '%') {
+            int hi = i + 2 < len ? s_hex_digit (in [i + 1]) : -1;
+            int lo = i + 2 < len ? s_hex_digit (in [i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = (char) (hi * 16 + lo);
+            i += 2;
+        }
+        if (n + 1 >= size)
+            return -1;
+        out [n++] = c;
+    }
+    if (size == 0)
+        return -1;
+    out [n] = 0;
+    //  NUL and control characters included: the text must stay one C string.
+    return n <= INT32_MAX && trove_utf8_valid (out, n) ? (int) n : -1;
+}
+
 void
 trove_http_reply (trove_http_response_t *resp, unsigned status, char *body)
 {
@@ -275,6 +325,30 @@ s_collect (void *cls, enum MHD_ValueKind kind, const char *key, const char *valu
     return MHD_YES;
 }
 
+//  Decode the query arguments in place: each pointer is moved into *arena_p
+//  (caller frees). Returns 0, -1 when one is not percent-encoded UTF-8 text,
+//  -2 when out of memory.
+static int
+s_decode_pairs (s_pairs_t *pairs, char **arena_p)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < 2 * pairs->n; i++)
+        total += strlen (pairs->pairs [i]) + 1;
+    char *arena = *arena_p = malloc (total ? total : 1);
+    if (!arena)
+        return -2;
+    size_t used = 0;
+    for (size_t i = 0; i < 2 * pairs->n; i++) {
+        const char *raw = pairs->pairs [i];
+        int len = trove_http_unescape (raw, strlen (raw), arena + used, total - used);
+        if (len < 0)
+            return -1;
+        pairs->pairs [i] = arena + used;
+        used += (size_t) len + 1;
+    }
+    return 0;
+}
+
 static enum MHD_Result
 s_too_large (trove_http_t *self, struct MHD_Connection *connection, s_conn_t *c)
 {
@@ -344,6 +418,21 @@ s_access (void *cls, struct MHD_Connection *connection, const char *url, const c
     s_pairs_t headers = {.n = 0}, args = {.n = 0};
     MHD_get_connection_values (connection, MHD_HEADER_KIND, s_collect, &headers);
     MHD_get_connection_values (connection, MHD_GET_ARGUMENT_KIND, s_collect, &args);
+    //  libmicrohttpd leaves them encoded (s_unescape_none) but for '+'.
+    char *arena = NULL;
+    int decoded = s_decode_pairs (&args, &arena);
+    if (decoded) {
+        free (arena);
+        trove_http_response_t resp;
+        memset (&resp, 0, sizeof resp);
+        if (decoded == -1)
+            trove_http_reply_error (&resp, 400, "bad_query",
+                                    "a query argument is not percent-encoded UTF-8 text");
+        else
+            trove_http_reply_error (&resp, 503, "overloaded", "out of memory; retry later");
+        c->answered = true;
+        return s_queue (connection, &resp);
+    }
     trove_http_request_t req = {
         .method = method,
         .path = url,
@@ -356,8 +445,20 @@ s_access (void *cls, struct MHD_Connection *connection, const char *url, const c
     };
     trove_http_response_t resp;
     trove_http_dispatch (self, &req, &resp);
+    free (arena);
     c->answered = true;
     return s_queue (connection, &resp);
+}
+
+//  Paths and query arguments are not decoded by libmicrohttpd (it would
+//  turn "a%2Fb" into two path segments and cut a value at "%00"): routing
+//  sees the path as sent, handlers decode its segments, s_access the
+//  arguments.
+static size_t
+s_unescape_none (void *cls, struct MHD_Connection *connection, char *text)
+{
+    (void) cls, (void) connection;
+    return strlen (text);
 }
 
 static void
@@ -447,11 +548,12 @@ trove_http_start (trove_http_t *self, const char *address, unsigned threads, cha
     uint16_t port = ntohs (addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *) &addr)->sin6_port
                                                       : ((struct sockaddr_in *) &addr)->sin_port);
     errno = 0;
-    self->daemon = MHD_start_daemon (
-        flags, port, NULL, NULL, s_access, self, MHD_OPTION_EXTERNAL_LOGGER, s_log, self,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr, MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned) 256,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 30, MHD_OPTION_END);
+    self->daemon =
+        MHD_start_daemon (flags, port, NULL, NULL, s_access, self, MHD_OPTION_EXTERNAL_LOGGER, s_log, self,
+                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr, MHD_OPTION_NOTIFY_COMPLETED,
+                          s_completed, self, MHD_OPTION_UNESCAPE_CALLBACK, s_unescape_none, NULL,
+                          MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned) 256,
+                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 30, MHD_OPTION_END);
     if (!self->daemon) {
         int error = errno;
         pthread_mutex_lock (&self->log_mutex);

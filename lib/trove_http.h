@@ -13,6 +13,13 @@
     pool). The handler fills a response: status, a body (JSON unless it sets
     another content type) and up to TROVE_HTTP_MAX_HEADERS extra headers.
 
+    Paths are routed as sent, percent-encoded: req->path and req->rest are
+    not decoded, so a handler splits the rest on '/' first and then decodes
+    each segment (trove_http_unescape): "a%2Fb" is one segment "a/b". Query
+    arguments arrive decoded ('+' and %XX); a request whose arguments do not
+    decode to UTF-8 text (a bad escape, %00, a control character) is
+    answered 400 `bad_query` without calling a handler.
+
     trove_http_dispatch runs the same routing on a request built by the
     caller, without a socket: unit tests and fuzz targets use it.
 
@@ -40,13 +47,13 @@ typedef struct _trove_http_t trove_http_t;
 //  A request as a handler sees it. Every pointer is borrowed for the call.
 typedef struct {
     const char *method;  //  "GET", "POST", ...
-    const char *path;    //  without the query string
-    const char *rest;    //  the path after a prefix route ("" for an exact route)
+    const char *path;    //  without the query string, percent-encoded as sent
+    const char *rest;    //  the path after a prefix route ("" for an exact route), encoded
     const char *body;    //  NUL-terminated copy of the body (may contain NULs)
     size_t body_size;
     const char *const *headers;  //  name, value, name, value, ... (2 * nheaders)
     size_t nheaders;
-    const char *const *args;  //  query arguments, same layout (value may be "")
+    const char *const *args;  //  query arguments, decoded, same layout (value may be "")
     size_t nargs;
 } trove_http_request_t;
 
@@ -89,8 +96,17 @@ void trove_http_dispatch (trove_http_t *self, const trove_http_request_t *req, t
 
 //  Header value of a request, by case-insensitive name, or NULL.
 const char *trove_http_header (const trove_http_request_t *req, const char *name);
-//  Query argument value of a request, or NULL.
+//  Query argument value of a request (the first when repeated), or NULL.
 const char *trove_http_arg (const trove_http_request_t *req, const char *name);
+//  The key of an "Authorization: Bearer KEY" header (scheme in any case,
+//  spaces around the key ignored) and its length in *len_p, or NULL when
+//  there is none. Points into the request.
+const char *trove_http_bearer (const trove_http_request_t *req, size_t *len_p);
+//  Percent-decode len bytes of in ("%2F" -> '/'; '+' stays '+') into out
+//  (size bytes, NUL-terminated). Returns the decoded length, or -1 when a
+//  '%' is not followed by two hex digits, the result is not UTF-8 text
+//  (control characters and NUL included) or does not fit.
+int trove_http_unescape (const char *in, size_t len, char *out, size_t size);
 
 //  Set the status and take ownership of a heap body (may be NULL: empty).
 void trove_http_reply (trove_http_response_t *resp, unsigned status, char *body);

@@ -513,23 +513,6 @@ s_req_id (const char *source, const char *idem)
     return id ? id : 1;
 }
 
-//  The key of "Authorization: Bearer KEY", or NULL.
-static const char *
-s_bearer (const trove_http_request_t *req, size_t *len_p)
-{
-    const char *h = trove_http_header (req, "Authorization");
-    if (!h || strncasecmp (h, "Bearer ", 7) != 0)
-        return NULL;
-    h += 7;
-    while (*h == ' ')
-        h++;
-    size_t len = strlen (h);
-    while (len && h [len - 1] == ' ')
-        len--;
-    *len_p = len;
-    return len ? h : NULL;
-}
-
 static json_t *
 s_result_json (size_t index, const char *id, int status, const char *reason, const char *detail)
 {
@@ -570,7 +553,7 @@ trove_ingest_handle (void *arg, const trove_http_request_t *req, trove_http_resp
     const trove_sources_t *sources = self->sources;  //  one set for the whole request
     pthread_mutex_unlock (&self->sources_mutex);
     size_t keylen = 0;
-    const char *key = s_bearer (req, &keylen);
+    const char *key = trove_http_bearer (req, &keylen);
     int source = key ? trove_sources_auth (sources, key, keylen) : -1;
     if (source < 0) {
         s_refuse (self, resp, 401, "unauthorized",

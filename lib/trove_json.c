@@ -50,6 +50,19 @@ trove_json_coin_provenance (const Trove__QueryReply *reply)
 }
 
 json_t *
+trove_json_coins (const char *user, const Trove__QueryReply *reply)
+{
+    json_t *coins = json_array ();
+    for (size_t i = 0; coins && i < reply->n_coins; i++)
+        if (json_array_append_new (coins, trove_json_coin (reply->coins [i]))) {
+            json_decref (coins);
+            return NULL;
+        }
+    return json_pack ("{s:s,s:o,s:o,s:I}", "user", user, "coins", coins, "next_cursor",
+                      s_str (reply->next_cursor), "cost", (json_int_t) reply->cost);
+}
+
+json_t *
 trove_json_balance (const char *user, const Trove__QueryReply *reply)
 {
     json_t *hunts = json_object ();
@@ -72,6 +85,19 @@ trove_json_board (const Trove__QueryReply *reply, bool list)
     }
     return json_pack ("{s:o,s:I,s:b}", "entries", entries, "cost", (json_int_t) reply->cost, "more",
                       reply->more);
+}
+
+json_t *
+trove_json_around (const char *user, const Trove__QueryReply *reply)
+{
+    json_t *obj = trove_json_board (reply, false);
+    if (obj
+        && (json_object_set_new (obj, "user", json_string (user))
+            || json_object_set_new (obj, "score", json_integer (reply->balance)))) {
+        json_decref (obj);
+        return NULL;
+    }
+    return obj;
 }
 
 json_t *

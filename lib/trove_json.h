@@ -17,11 +17,17 @@ json_t *trove_json_coin (const Trove__Coin *coin);
 //  A coin and its provenance: {"coin": .., "events": [event, ...]} from a
 //  "coin" answer.
 json_t *trove_json_coin_provenance (const Trove__QueryReply *reply);
+//  A page of a user's coins, newest first: {"user", "coins": [coin, ...],
+//  "next_cursor" ("" when no more), "cost"} from a "coins" answer.
+json_t *trove_json_coins (const char *user, const Trove__QueryReply *reply);
 //  A balance answer: {"user", "balance", "hunts": {hunt: n}, "cost"}.
 json_t *trove_json_balance (const char *user, const Trove__QueryReply *reply);
 //  Board entries: {"entries": [{rank, user, score}], "cost", "more"}; with
 //  list, the entries are boards: [{period, users}].
 json_t *trove_json_board (const Trove__QueryReply *reply, bool list);
+//  A window around a user: the board shape plus {"user", "score"} (the
+//  user's score on the board; 0 when not on it).
+json_t *trove_json_around (const char *user, const Trove__QueryReply *reply);
 //  A progress answer: {"user", "rules": [{hunt, rule, kind, have, need,
 //  done[, period, left]}], "cost"}.
 json_t *trove_json_progress (const char *user, const Trove__QueryReply *reply);

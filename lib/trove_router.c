@@ -643,3 +643,50 @@ trove_router_boards (trove_router_t *self, const char *hunt, size_t limit, char 
     s_free_replies (replies, ns);
     return s_check_cost (self, result);
 }
+
+Trove__QueryReply *
+trove_router_coin (trove_router_t *self, const char *coin_id, char **err_p)
+{
+    size_t ns = self->nshards;
+    Trove__Query q = TROVE__QUERY__INIT;
+    q.kind = "coin";
+    q.coin_id = (char *) coin_id;
+    Trove__QueryReply *replies [S_MAX_SHARDS] = {NULL};
+    trove_router_all (self, &q, replies);
+    uint64_t cost = 0;
+    size_t found = ns, failed = ns, silent = 0, first_silent = ns;
+    for (size_t k = 0; k < ns; k++) {
+        Trove__QueryReply *r = replies [k];
+        if (!r) {
+            if (!silent++)
+                first_silent = k;
+            continue;
+        }
+        cost += r->cost;
+        bool error = r->error && *r->error;
+        if (!error && r->n_coins && found == ns)
+            found = k;
+        else if (error && strcmp (r->error, "not_found") && failed == ns)
+            failed = k;
+    }
+    Trove__QueryReply *result = NULL;
+    if (found < ns) {
+        result = replies [found];
+        replies [found] = NULL;
+        result->cost = cost;
+        result = s_check_cost (self, result);
+    }
+    else if (failed < ns)
+        result = s_error_reply (replies [failed]->error, cost);
+    else if (silent) {
+        if (err_p)
+            *err_p =
+                trove_strdupf ("%zu shard%s did not answer: no answer from shard %s (%s) within %d ms",
+                               silent, silent == 1 ? "" : "s", trove_cfg_shard_name (self->cfg, first_silent),
+                               trove_cfg_shard_query (self->cfg, first_silent), self->timeout_ms);
+    }
+    else
+        result = s_error_reply ("not_found", cost);
+    s_free_replies (replies, ns);
+    return result;
+}

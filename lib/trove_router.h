@@ -47,6 +47,13 @@ Trove__QueryReply *trove_router_around (trove_router_t *self, const char *hunt, 
                                         const char *user, size_t k, char **err_p);
 //  The boards of hunt (period, users summed over shards), at most limit.
 Trove__QueryReply *trove_router_boards (trove_router_t *self, const char *hunt, size_t limit, char **err_p);
+//  A coin and its earning events. A coin id does not name its shard: every
+//  shard is asked and the cost is the sum of their costs. Returns the
+//  holding shard's reply; else a reply with error "not_found" when every
+//  shard answered, or a shard's other error (cost_limit, ...); NULL with
+//  *err_p ("N shard(s) did not answer: ...") when it is nowhere among the
+//  shards that answered.
+Trove__QueryReply *trove_router_coin (trove_router_t *self, const char *coin_id, char **err_p);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,7 @@
 #include "trove_cfg.h"
 #include "trove_client.h"
 #include "trove_engine.h"
+#include "trove_harden.h"
 #include "trove_hash.h"
 #include "trove_msg.h"
 #include "trove_rules.h"
@@ -37,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define PULL_LIMIT 500    //  events per pull reply
 #define DIGEST_BATCH 500  //  users per digests query
@@ -751,6 +753,9 @@ main (int argc, char **argv)
     char logname [128];
     snprintf (logname, sizeof logname, "trove-reconciler/%s", shard_name);
     trove_log_init (logname);
+    //  Files this process creates (the replica, run reports) are the service
+    //  user's only.
+    umask (077);
     if (sodium_init () < 0) {
         trove_log ('E', "libsodium failed to initialise");
         return 1;
@@ -770,6 +775,10 @@ main (int argc, char **argv)
             self.shard = i;
     if (self.shard == SIZE_MAX) {
         trove_log ('E', "shard '%s' is not in %s", shard_name, config);
+        goto done;
+    }
+    if (trove_harden_check (self.cfg, "reconciler", shard_name, &err)) {
+        trove_log ('E', "%s", err);
         goto done;
     }
     self.replica_dir = strdup (trove_cfg_shard_replica (self.cfg, self.shard));

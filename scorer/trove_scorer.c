@@ -13,6 +13,7 @@
 #include "trove_cfg.h"
 #include "trove_engine.h"
 #include "trove_event.h"
+#include "trove_harden.h"
 #include "trove_hash.h"
 #include "trove_ledger.h"
 #include "trove_metrics.h"
@@ -31,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 //  Group-commit bounds: how much one transaction may take.
@@ -839,6 +841,9 @@ main (int argc, char *argv [])
     char logname [80];
     snprintf (logname, sizeof logname, "trove-scorer/%s", name);
     trove_log_init (logname);
+    //  Files this process creates (the ledger, hunt files of `trovectl rules
+    //  apply`) are the service user's only.
+    umask (077);
     zsys_init ();
     zsys_set_logstream (NULL);
     if (sodium_init () < 0) {
@@ -861,6 +866,10 @@ main (int argc, char *argv [])
             break;
     if (self->shard == n) {
         trove_log ('E', "shard '%s' is not in %s", name, config);
+        goto done;
+    }
+    if (trove_harden_check (self->cfg, "scorer", name, &err)) {
+        trove_log ('E', "%s", err);
         goto done;
     }
     self->name = name;

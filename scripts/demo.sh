@@ -35,5 +35,6 @@ The cluster is still running (data in $DIR). Try:
   build/trovectl balance --dir $DIR ${user:-<user>}
   build/trovectl coins   --dir $DIR ${user:-<user>}
   build/trovectl coin    --dir $DIR ${coin:-<coin id>}
+  curl -s -H "Authorization: Bearer \$(cat $DIR/web.key)" http://127.0.0.1:$((${TROVE_PORT_BASE:-7400} + 250))/v1/users/${user:-<user>}/balance
   build/trovectl down    --dir $DIR
 TXT

@@ -8,6 +8,7 @@
 #include "trove_json.h"
 #include "trove_event.h"
 #include "trove_msg.h"
+#include "trove_router.h"
 #include "trove_util.h"
 
 #include <czmq.h>
@@ -718,7 +719,8 @@ static const char *s_coin_help =
     "\n"
     "Show one coin and the events that earned it (each as its full event JSON).\n"
     "The coin id does not name its shard, so every shard is asked.\n"
-    "--json: one document {\"coin\":{..},\"events\":[{event}..]}.\n"
+    "--json: one document {\"coin\":{..},\"events\":[{event}..],\"cost\":UNITS} (units\n"
+    "read on every shard), the same as the ingestors' GET /v1/coins/ID.\n"
     "Exit 1 if the coin is not found (or a shard that might hold it is down).\n";
 
 static int
@@ -737,24 +739,19 @@ s_cmd_coin (int argc, char **argv)
     if (!cfg)
         return 1;
     int rc = 1;
-    size_t down = 0;
-    Trove__QueryReply *reply = NULL;
-    for (size_t shard = 0; shard < trove_cfg_shards (cfg) && !reply; shard++) {
-        Trove__Query query = TROVE__QUERY__INIT;
-        query.kind = "coin";
-        query.coin_id = opts.args [0];
-        reply = s_query (cfg, shard, &query, "not_found");
+    //  Every shard at once, as the HTTP API does (the same cost).
+    trove_router_t *router = trove_router_new (cfg, S_QUERY_TIMEOUT_MS);
+    char *err = NULL;
+    Trove__QueryReply *reply = router ? trove_router_coin (router, opts.args [0], &err) : NULL;
+    trove_router_destroy (&router);
+    if (!reply || (reply->error && *reply->error) || reply->n_coins == 0) {
         if (!reply)
-            down++;
-        else if ((reply->error && *reply->error) || reply->n_coins == 0)
-            trove_client_reply_free (&reply);
-    }
-    if (!reply) {
-        if (down)
-            trovectl_fail ("coin %s not found (%zu shard%s did not answer)", opts.args [0], down,
-                           down == 1 ? "" : "s");
-        else
+            trovectl_fail ("coin %s not found (%s)", opts.args [0], err ? err : "cannot create sockets");
+        else if (!(reply->error && *reply->error) || strcmp (reply->error, "not_found") == 0)
             trovectl_fail ("coin %s not found", opts.args [0]);
+        else
+            trovectl_fail ("coin %s: %s", opts.args [0], reply->error);
+        free (err);
         goto fail;
     }
     const Trove__Coin *coin = reply->coins [0];

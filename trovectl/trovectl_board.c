@@ -27,7 +27,9 @@ static const char *s_board_help =
     "  --list: the hunt's boards and their users, newest first.\n"
     "Rank = 1 + users with a higher score (equal scores share a rank).\n"
     "Output: \"RANK USER SCORE\" per line, then \"cost N units\"; --json: one\n"
-    "object with entries and cost. Exit 1 on an error (cost_limit included).\n";
+    "object with entries, cost and more (--user: also user and score), the\n"
+    "same as the ingestors' GET /v1/leaderboards/HUNT[/around/USER|/periods].\n"
+    "Exit 1 on an error (cost_limit included).\n";
 
 static const char *s_progress_help =
     "usage: trovectl progress USER [--dir DIR | --config FILE] [--json]\n"
@@ -61,10 +63,10 @@ s_failed (Trove__QueryReply *reply)
 }
 
 static void
-s_print_entries (const Trove__QueryReply *r, bool json, bool list)
+s_print_entries (const Trove__QueryReply *r, bool json, bool list, const char *around)
 {
     if (json) {
-        json_t *obj = trove_json_board (r, list);
+        json_t *obj = around ? trove_json_around (around, r) : trove_json_board (r, list);
         char *text = obj ? json_dumps (obj, JSON_COMPACT) : NULL;
         puts (text ? text : "{}");
         free (text);
@@ -125,7 +127,7 @@ trovectl_board (int argc, char **argv)
         if (s_failed (reply))
             rc = s_reply_error ("board", reply, err);
         else {
-            s_print_entries (reply, opts.json, opts.list);
+            s_print_entries (reply, opts.json, opts.list, opts.list ? NULL : opts.user);
             trove_client_reply_free (&reply);
         }
     }

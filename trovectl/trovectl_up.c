@@ -3,6 +3,9 @@
     `up` writes DIR/trove.cfg and DIR/rules/demo.yaml (unless they exist: a
     restarted cluster keeps its config and data), then supervises one broker,
     the ingestors and the scorers of the config, restarting any that dies.
+    A new config gives each ingestor an HTTP listener (POST /v1/events and
+    the GET query API) and source `web` a demo key: the key goes to
+    DIR/web.key (0600), only its hash to the config.
 
     Files in DIR:
       trovectl.pid      the supervisor's pid; the supervisor holds an flock on
@@ -11,6 +14,8 @@
       pids/NAME.pid     pid of each child, rewritten at every restart.
       logs/NAME.log     stdout and stderr of each child (appended).
       logs/supervisor.log  starts, exits (with status) and restarts.
+      web.key           the demo key of source `web` (HTTP: Authorization:
+                        Bearer KEY), written with a new config.
 
     Caveats: if the supervisor is killed with SIGKILL its children keep
     running (each is in its own process group). The next `up` finds them
@@ -19,6 +24,7 @@
     answering status is the one started, so a stranger on a configured port
     makes `up --detach` fail after 30 s instead of looking ready. */
 #include "trovectl.h"
+#include "trove_source.h"
 #include "trove_util.h"
 
 #include <errno.h>
@@ -85,11 +91,16 @@ static const char *s_up_help =
     "  --port-base P   ports from P (default 7400): broker pub P+1, sub P+2,\n"
     "                  control P+3, ingestor k P+10+k, scorer k events P+20+2k,\n"
     "                  query P+21+2k; /metrics: broker P+200, ingestor k\n"
-    "                  P+210+k, scorer k P+230+k.\n"
+    "                  P+210+k, scorer k P+230+k; HTTP (POST /v1/events and the\n"
+    "                  GET query API, docs/queries.md): ingestor k P+250+k.\n"
     "  --shards N      scorer shards (default 2, at most 64); 256 partitions split\n"
     "                  in contiguous ranges.\n"
     "  --ingestors N   ingestors (default 1, at most 10).\n"
     "  --sync full|none  LMDB durability (default full), see etc/trove.cfg.\n"
+    "A new config gets a demo key for source web in DIR/web.key (its hash in the\n"
+    "config): curl -H \"Authorization: Bearer $(cat DIR/web.key)\"\n"
+    "http://127.0.0.1:P+250/v1/users/USER/balance. `up` prints each HTTP address\n"
+    "and the key file (--json: \"http\" and \"key_file\").\n"
     "If a supervisor already runs for DIR, says so and exits 0 once it is ready.\n"
     "On SIGTERM the supervisor stops every child (SIGTERM, SIGKILL after 5 s).\n";
 
@@ -125,6 +136,7 @@ typedef struct {
 } s_super_t;
 
 static void s_log (s_super_t *self, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+static void s_report_http (const trove_cfg_t *cfg, const char *dir, json_t *obj);
 
 //  Append a line to DIR/logs/supervisor.log (and stderr in the foreground).
 static void
@@ -177,6 +189,26 @@ s_write_file (const char *path, const char *text)
     ok = fflush (file) == 0 && ok;
     ok = fsync (fileno (file)) == 0 && ok;
     ok = fclose (file) == 0 && ok;
+    if (!ok || rename (tmp, path)) {
+        unlink (tmp);
+        return -1;
+    }
+    return 0;
+}
+
+//  Write a secret file atomically, mode 0600 from its creation. 0 or -1.
+static int
+s_write_secret (const char *path, const char *text)
+{
+    char tmp [PATH_MAX + 16];
+    snprintf (tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd == -1)
+        return -1;
+    size_t len = strlen (text);
+    bool ok = fchmod (fd, 0600) == 0 && write (fd, text, len) == (ssize_t) len;
+    ok = fsync (fd) == 0 && ok;
+    ok = close (fd) == 0 && ok;
     if (!ok || rename (tmp, path)) {
         unlink (tmp);
         return -1;
@@ -250,11 +282,14 @@ s_find_program (const char *name, char *out, size_t size)
     snprintf (out, size, "%s", name);
 }
 
-//  The config of a new cluster, in the format of etc/trove.cfg. Caller frees.
+//  The config of a new cluster, in the format of etc/trove.cfg; web_hash is
+//  the hash of source web's demo key. Caller frees.
 static char *
-s_config_text (const char *dir, long base, long shards, long ingestors, const char *sync)
+s_config_text (const char *dir, long base, long shards, long ingestors, const char *sync,
+               const char *web_hash)
 {
-    size_t size = 8192 + (size_t) (shards + ingestors) * 512;
+    //  Every section may name dir twice.
+    size_t size = 8192 + (size_t) (shards + ingestors + 2) * (512 + 2 * strlen (dir));
     char *text = malloc (size);
     if (!text)
         return NULL;
@@ -284,9 +319,13 @@ s_config_text (const char *dir, long base, long shards, long ingestors, const ch
            "    max_past_s = 31622400\n"
            "    max_future_s = 300\n"
            "\n"
-           "#   Sources allowed to submit events (one name per line, no value).\n"
+           "#   Sources allowed to submit events. HTTP (POST /v1/events, the GET query\n"
+           "#   API) needs a key of a source: the config holds only its hash\n"
+           "#   (docs/security.md, trove-ingestor --new-key).\n"
            "sources\n"
            "    web\n"
+           "        #   the demo key is in web.key, next to this file\n"
+           "        keys = \"%s\"\n"
            "    mobile\n"
            "    game\n"
            "    partner\n"
@@ -302,12 +341,14 @@ s_config_text (const char *dir, long base, long shards, long ingestors, const ch
            "    metrics = \"127.0.0.1:%ld\"\n"
            "\n"
            "ingestor\n",
-           dir, sync, base + 1, base + 2, base + 3, base + 200);
+           dir, sync, web_hash, base + 1, base + 2, base + 3, base + 200);
     for (long k = 0; k < ingestors; k++)
         S_ADD ("    i%ld\n"
                "        endpoint = \"tcp://127.0.0.1:%ld\"\n"
-               "        metrics = \"127.0.0.1:%ld\"\n",
-               k, base + 10 + k, base + 210 + k);
+               "        metrics = \"127.0.0.1:%ld\"\n"
+               "        #   HTTP: POST /v1/events and the GET query API (source keys)\n"
+               "        http = \"127.0.0.1:%ld\"\n",
+               k, base + 10 + k, base + 210 + k, base + 250 + k);
     S_ADD ("\nscorer\n");
     for (long k = 0; k < shards; k++)
         S_ADD ("    s%ld\n"
@@ -656,12 +697,18 @@ s_supervise (s_super_t *self)
             trovectl_probe (self->cfg, procs, count, 300, 0);
             if (s_all_ours (self->dir, procs, count)) {
                 ready = true;
-                if (self->json)
-                    s_print_json (json_pack ("{s:s,s:i,s:b}", "dir", self->dir, "supervisor_pid",
-                                             (int) getpid (), "ready", 1));
-                else
+                if (self->json) {
+                    json_t *obj = json_pack ("{s:s,s:i,s:b}", "dir", self->dir, "supervisor_pid",
+                                             (int) getpid (), "ready", 1);
+                    if (obj)
+                        s_report_http (self->cfg, self->dir, obj);
+                    s_print_json (obj);
+                }
+                else {
                     printf ("cluster ready in %s (supervisor pid %d); Ctrl-C stops it\n", self->dir,
                             (int) getpid ());
+                    s_report_http (self->cfg, self->dir, NULL);
+                }
                 fflush (stdout);
                 s_log (self, "cluster ready");
             }
@@ -740,16 +787,60 @@ s_plan (s_super_t *self)
     return 0;
 }
 
-static void
-s_report_up (bool json, const char *dir, pid_t pid, bool already)
+//  DIR/web.key, the demo key of source web, into path; false when absent.
+static bool
+s_key_file (const char *dir, char *path, size_t size)
 {
-    if (json)
-        s_print_json (json_pack ("{s:s,s:i,s:b,s:b}", "dir", dir, "supervisor_pid", (int) pid, "ready", 1,
-                                 "already_running", already));
-    else if (already)
+    snprintf (path, size, "%s/web.key", dir);
+    return s_exists (path);
+}
+
+//  Where the ingestors serve HTTP and the demo key, for people (lines on
+//  stdout) or scripts (fields "http": [URL, ...], "key_file" set in obj).
+static void
+s_report_http (const trove_cfg_t *cfg, const char *dir, json_t *obj)
+{
+    char keyfile [PATH_MAX];
+    bool key = s_key_file (dir, keyfile, sizeof keyfile);
+    json_t *urls = obj ? json_array () : NULL;
+    for (size_t i = 0; i < trove_cfg_ingestors (cfg); i++) {
+        char path [200];
+        snprintf (path, sizeof path, "ingestor/%s/http", trove_cfg_ingestor_name (cfg, i));
+        const char *address = trove_cfg_get (cfg, path, NULL);
+        if (!address)
+            continue;
+        if (urls)
+            json_array_append_new (urls, json_sprintf ("http://%s", address));
+        else
+            printf ("ingestor %s: HTTP on http://%s (POST /v1/events; GET /v1/users/USER/balance, "
+                    "docs/queries.md)\n",
+                    trove_cfg_ingestor_name (cfg, i), address);
+    }
+    if (obj) {
+        json_object_set_new (obj, "http", urls);
+        json_object_set_new (obj, "key_file", key ? json_string (keyfile) : json_null ());
+    }
+    else if (key)
+        printf ("demo key of source web: %s (curl -H \"Authorization: Bearer $(cat %s)\" ...)\n", keyfile,
+                keyfile);
+}
+
+static void
+s_report_up (bool json, const trove_cfg_t *cfg, const char *dir, pid_t pid, bool already)
+{
+    if (json) {
+        json_t *obj = json_pack ("{s:s,s:i,s:b,s:b}", "dir", dir, "supervisor_pid", (int) pid, "ready", 1,
+                                 "already_running", already);
+        if (obj)
+            s_report_http (cfg, dir, obj);
+        s_print_json (obj);
+        return;
+    }
+    if (already)
         printf ("cluster in %s is already running (supervisor pid %d) and ready\n", dir, (int) pid);
     else
         printf ("cluster up in %s (supervisor pid %d)\n", dir, (int) pid);
+    s_report_http (cfg, dir, NULL);
 }
 
 int
@@ -805,7 +896,20 @@ trovectl_up (int argc, char **argv)
     snprintf (super.cfgpath, sizeof super.cfgpath, "%s/trove.cfg", super.dir);
     snprintf (super.pidpath, sizeof super.pidpath, "%s/trovectl.pid", super.dir);
     if (!s_exists (super.cfgpath)) {
-        char *text = s_config_text (super.dir, base, shards, ingestors, sync);
+        //  A new cluster: a new demo key for source web, the config gets its hash.
+        char key [80], hash [TROVE_SOURCE_HASH_SIZE], keyfile [PATH_MAX], line [96];
+        trove_source_key_new (key);
+        trove_source_key_hash (key, strlen (key), hash);
+        snprintf (line, sizeof line, "%s\n", key);
+        s_key_file (super.dir, keyfile, sizeof keyfile);
+        bool written = s_write_secret (keyfile, line) == 0;
+        explicit_bzero (key, sizeof key);
+        explicit_bzero (line, sizeof line);
+        if (!written) {
+            trovectl_fail ("cannot write %s: %s", keyfile, strerror (errno));
+            goto fail;
+        }
+        char *text = s_config_text (super.dir, base, shards, ingestors, sync, hash);
         if (!text || s_write_file (super.cfgpath, text)) {
             free (text);
             trovectl_fail ("cannot write %s: %s", super.cfgpath, strerror (errno));
@@ -838,7 +942,7 @@ trovectl_up (int argc, char **argv)
                            super.dir, (int) running);
             goto fail;
         }
-        s_report_up (opts.json, super.dir, running, true);
+        s_report_up (opts.json, cfg, super.dir, running, true);
         rc = 0;
         goto fail;
     }
@@ -887,7 +991,7 @@ trovectl_up (int argc, char **argv)
         //  another `up` won the race: behave as if it had been running
         running = s_running (super.dir);
         if (running > 0 && s_wait_ready (super.dir, cfg, S_READY_TIMEOUT_US, 0, NULL) == 0) {
-            s_report_up (opts.json, super.dir, running, true);
+            s_report_up (opts.json, cfg, super.dir, running, true);
             rc = 0;
         }
         else
@@ -905,7 +1009,7 @@ trovectl_up (int argc, char **argv)
                        super.dir, (int) pid, super.dir);
         goto fail;
     }
-    s_report_up (opts.json, super.dir, pid, false);
+    s_report_up (opts.json, cfg, super.dir, pid, false);
     rc = 0;
 fail:
     free (super.children);

@@ -5,7 +5,9 @@
 #   2. ansible-lint (production profile, offline) of ansible/ and tests/ansible/
 #   3. the production example inventory renders without error (render.yml,
 #      connection local: nothing is contacted); its cluster config loads in
-#      the real config loader (trove-ingestor); every systemd unit passes
+#      the real config loader (trove-ingestor); each daemon passes the
+#      exposure check with it (10.20.0.x: allowed by trove/allow_unauthenticated)
+#      and is refused without that line; every systemd unit passes
 #      `systemd-analyze verify` with no output at all (it exits 0 on some
 #      errors, so any output fails)
 #   4. a broken inventory (inventories/bad) is reported, mistake by mistake
@@ -75,6 +77,34 @@ if grep -q "ingestor 'config-check' is not in" <<<"$out"; then
 else
     fail "the rendered config does not load: $out"
 fi
+# The exposure check (lib/trove_harden, docs/security.md "Hardening"): the
+# production hosts bind 10.20.0.x, so each daemon must start past it with
+# trove/allow_unauthenticated = yes (a warning per endpoint), and refuse the
+# same config without that line. Each stage runs on a copy whose paths point
+# into $WORK; it stops on its own when it cannot bind the 10.20.0.x address
+# (timeout: in case this machine has it).
+datadir=$(sed -n 's#^ *rules = "\(/.*\)/rules"$#\1#p' "$cfg")
+sed "s#\"${datadir:-/var/lib/trove}/#\"$WORK/var/#" "$cfg" > "$WORK/exposed.cfg"
+grep -v '^[[:space:]]*allow_unauthenticated = yes' "$WORK/exposed.cfg" > "$WORK/refused.cfg"
+if awk '/^[^ #]/ {s = $1} s == "trove" && $1 == "allow_unauthenticated" && $3 == "yes" {f = 1} END {exit !f}' "$cfg"; then
+    ok "the rendered config says trove/allow_unauthenticated = yes"
+else
+    fail "the rendered config has no allow_unauthenticated = yes in its trove section"
+fi
+for daemon in "trove-broker" "trove-ingestor --name i0" "trove-scorer --shard s0" "trove-reconciler --shard s0"; do
+    read -r prog args <<<"$daemon"
+    # shellcheck disable=SC2086  # $args: an option and its value
+    out=$(timeout 10 "$BUILD/$prog" --config "$WORK/exposed.cfg" $args 2>&1)
+    # shellcheck disable=SC2086
+    refused=$(timeout 10 "$BUILD/$prog" --config "$WORK/refused.cfg" $args 2>&1)
+    if grep -q "has no authentication" <<<"$out" || ! grep -q "(trove/allow_unauthenticated = yes)" <<<"$out"; then
+        fail "$daemon did not pass the exposure check with the rendered config: $out"
+    elif ! grep -q "reachable from other hosts and has no authentication" <<<"$refused"; then
+        fail "$daemon started without trove/allow_unauthenticated: $refused"
+    else
+        ok "$daemon: exposure check passed ($(grep -c 'without authentication' <<<"$out") endpoints warned), refused without the flag"
+    fi
+done
 nunits=0
 for unit in "$WORK"/prod/*/*.service; do
     [ -e "$unit" ] || continue

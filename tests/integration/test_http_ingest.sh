@@ -217,7 +217,8 @@ grep -qi '^Retry-After: [1-9]' "$WORK/hdr" || fail "429 without Retry-After"
 unchanged "429 (source)"
 
 # Rotation without downtime: the config keeps only key B, SIGHUP; key A is
-# refused from then on, key B goes on, nothing restarted. (An empty body
+# refused from then on (by POST /v1/events and the GET query API), key B
+# goes on, nothing restarted. (An empty body
 # tells the two apart without submitting: 401 before 400.)
 write_config "$DIR/trove.cfg" "tcp://127.0.0.1:$((P + 10))" "" "$HASH_B"
 I0=$(cat "$DIR/pids/i0.pid")
@@ -230,6 +231,15 @@ while post "$KEY_A" "$WORK/empty.json"; [ "$CODE" != 401 ]; do
 done
 post "$KEY_B" "$WORK/empty.json"; expect 400 "key B after the reload"
 post "$KEY_B" "$WORK/nd.ndjson"; expect 200 "key B after the reload"
+# The query API on the same listener follows the reload too.
+query() {   # query KEY PATH: sets CODE, body in $WORK/resp
+    CODE=$(curl -s -o "$WORK/resp" -w '%{http_code}' -H "Authorization: Bearer $1" \
+        "http://127.0.0.1:$HTTP_PORT$2") || fail "curl failed"
+}
+query "$KEY_A" /v1/users/u2/balance; expect 401 "query with key A after the reload"
+query "$KEY_B" /v1/users/u2/balance; expect 200 "query with key B after the reload"
+[ "$(cat "$WORK/resp")" = "$("$TROVECTL" balance --dir "$DIR" --json u2)" ] ||
+    fail "balance over HTTP: $(cat "$WORK/resp")"
 [ "$(cat "$DIR/pids/i0.pid")" = "$I0" ] || fail "the ingestor restarted"
 grep -q "sources reloaded" "$DIR/logs/i0.log" || fail "no reload in the log"
 # A reload that would remove a source is refused; key B still works.
@@ -241,6 +251,7 @@ until grep -q "reload refused" "$DIR/logs/i0.log"; do
     sleep 0.1
 done
 post "$KEY_B" "$WORK/empty.json"; expect 400 "key B after a refused reload"
+query "$KEY_B" /v1/users/u2/balance; expect 200 "query with key B after a refused reload"
 log "key rotation by SIGHUP: old key 401, new key served, no restart"
 
 # Exact end state: 11 events, balances from the demo hunt (checkin 1, visit 2, purchase 5).

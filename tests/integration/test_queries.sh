@@ -7,8 +7,13 @@
 #     not UTC; weekly boards; the list of boards;
 #   - exclusion takes a user off every board and back;
 #   - balance per hunt, progress per rule, and each answer's cost;
-#   - the cost limit refuses a query that would read too much.
+#   - the HTTP query API of the ingestor (GET /v1/...): every answer the same
+#     JSON as `trovectl ... --json`, user ids with '/' and UTF-8 in the path,
+#     401 / 400 / 404 / 503 (a silent shard) refusals;
+#   - the cost limit refuses a query that would read too much (trovectl and
+#     HTTP 422).
 source "$(dirname "$0")/lib.sh"
+command -v curl >/dev/null || fail "curl is needed"
 
 mkdir -p "$DIR/rules"
 cat > "$DIR/rules/qb.yaml" <<'EOF'
@@ -24,6 +29,49 @@ rules:
 EOF
 cluster_up
 wait_healthy
+
+# The HTTP API: `trovectl up` gives ingestor i0 http at P+250 and source web
+# a demo key in DIR/web.key.
+API="http://127.0.0.1:$((PORT_BASE + 250))"
+KEY=$(cat "$DIR/web.key") || fail "trovectl up wrote no demo key"
+[ "$(stat -c %a "$DIR/web.key")" = 600 ] || fail "web.key mode $(stat -c %a "$DIR/web.key"), want 600"
+grep -qF "$KEY" "$DIR/trove.cfg" && fail "the key itself is in trove.cfg"
+# http GET PATH [curl args...]: CODE, the body in $WORK/http.json, headers in $WORK/http.hdr
+http() {
+    local path=$1
+    shift
+    CODE=$(curl -s -o "$WORK/http.json" -D "$WORK/http.hdr" -w '%{http_code}' "$@" "$API$path") ||
+        fail "curl $API$path failed"
+}
+get() { http "$1" -H "Authorization: Bearer $KEY"; }
+# refused CODE ERROR PATH [curl args...]: the answer is CODE {"error": ERROR, ...}
+refused() {
+    local code=$1 error=$2 path=$3
+    shift 3
+    if [ $# -eq 0 ]; then get "$path"; else http "$path" "$@"; fi
+    [ "$CODE" = "$code" ] || fail "GET $path: HTTP $CODE, want $code: $(cat "$WORK/http.json")"
+    jq -e --arg e "$error" '.error == $e and (.detail | length) > 0' "$WORK/http.json" >/dev/null ||
+        fail "GET $path: $(cat "$WORK/http.json"), want error $error"
+}
+# same PATH TROVECTL-ARGS...: 200, and the body is exactly what `trovectl ARGS --json` prints
+same() {
+    local path=$1 want
+    shift
+    get "$path"
+    want=$("$TROVECTL" "$@" --dir "$DIR" --json) || fail "trovectl $* failed"
+    [ "$CODE" = 200 ] || fail "GET $path: HTTP $CODE: $(cat "$WORK/http.json")"
+    [ "$(cat "$WORK/http.json")" = "$want" ] || fail "GET $path: $(cat "$WORK/http.json")
+                     trovectl $*: $want"
+}
+# Wait (bounded) until the API answers: 401 without a key.
+wait_api() {
+    local deadline=$((SECONDS + 30)) code=
+    until code=$(curl -s -o /dev/null -w '%{http_code}' "$API/v1/users/nobody/balance") && [ "$code" = 401 ]; do
+        [ $SECONDS -lt $deadline ] || fail "no HTTP API on $API after 30 s (last: ${code:-none})"
+        sleep 0.2
+    done
+}
+wait_api
 
 # Three days ago in New York: 23:59:30 and, 60 s later, 00:00:30 the next
 # day. Both instants fall on the same UTC date (04:59 and 05:00 UTC, or
@@ -120,6 +168,8 @@ for i in 1 2 3 4 5; do ev zed big $T2; done > "$WORK/zed.ndjson"
 [ "$(board_text qb --period "day:$D1" --limit 1)" = "1 cat 21" ] || fail "day board after exclude"
 board qb --user zed 2>"$WORK/err.txt" && fail "an excluded user was ranked"
 grep -q "excluded" "$WORK/err.txt" || fail "excluded error: $(cat "$WORK/err.txt")"
+refused 404 excluded /v1/leaderboards/qb/around/zed
+same "/v1/leaderboards/qb?limit=2" board qb --limit 2
 [ "$("$TROVECTL" exclude --dir "$DIR" --list)" = "zed staff" ] || fail "exclude --list"
 [ "$("$TROVECTL" balance --dir "$DIR" zed)" = "zed 50" ] || fail "an excluded user keeps the balance"
 "$TROVECTL" include --dir "$DIR" zed > /dev/null || fail "include"
@@ -146,6 +196,95 @@ jq -e '(.rules | map({(.rule): .}) | add) as $r
        and $r.daily.have == 1 and $r.daily.need == 2 and $r.daily.left == 1 and ($r.daily.period | startswith("day:"))
        and .cost == 2' "$WORK/progress.json" >/dev/null || fail "progress: $(cat "$WORK/progress.json")"
 
+# --- the same over HTTP ------------------------------------------------------------------------
+same /v1/users/pat/balance balance pat
+same /v1/users/pat/progress progress pat
+same /v1/users/nobody/balance balance nobody
+same /v1/leaderboards/qb board qb
+same "/v1/leaderboards/qb?limit=3" board qb --limit 3
+same "/v1/leaderboards/qb?limit=2&after=30:bob" board qb --limit 2 --after 30:bob
+same "/v1/leaderboards/qb?period=day:$D" board qb --period "day:$D"
+same "/v1/leaderboards/qb?period=week:$W1&limit=4" board qb --period "week:$W1" --limit 4
+same /v1/leaderboards/%2A board '*'
+same "/v1/leaderboards/qb/around/cat?k=1" board qb --user cat --k 1
+same "/v1/leaderboards/qb/around/fay?k=2&period=day:$D1" board qb --user fay --k 2 --period "day:$D1"
+same /v1/leaderboards/qb/around/nobody board qb --user nobody
+same /v1/leaderboards/qb/periods board qb --list
+same "/v1/leaderboards/qb/periods?limit=1" board qb --list --limit 1
+# Coins: two pages over HTTP are the history trovectl prints, newest first.
+"$TROVECTL" coins --dir "$DIR" --json --limit 0 fay | jq -s -c . > "$WORK/fay.json"
+[ "$(jq length "$WORK/fay.json")" = 5 ] || fail "fay's coins: $(cat "$WORK/fay.json")"
+get "/v1/users/fay/coins?limit=3"
+[ "$CODE" = 200 ] || fail "coins page 1: HTTP $CODE"
+cp "$WORK/http.json" "$WORK/page1.json"
+jq -e '.user == "fay" and (.coins | length) == 3 and .next_cursor != "" and .cost == 8' "$WORK/page1.json" >/dev/null ||
+    fail "coins page 1: $(cat "$WORK/page1.json")"
+get "/v1/users/fay/coins?limit=3&cursor=$(jq -r .next_cursor "$WORK/page1.json")"
+[ "$CODE" = 200 ] || fail "coins page 2: HTTP $CODE"
+jq -e '(.coins | length) == 2 and .next_cursor == ""' "$WORK/http.json" >/dev/null || fail "coins page 2: $(cat "$WORK/http.json")"
+[ "$(jq -s -c '.[0].coins + .[1].coins' "$WORK/page1.json" "$WORK/http.json")" = "$(cat "$WORK/fay.json")" ] ||
+    fail "coins over HTTP differ from trovectl coins --json"
+# One coin by id, found on whichever shard holds it (fay's and cat's are on both shards).
+for u in fay cat; do
+    id=$("$TROVECTL" coins --dir "$DIR" --json --limit 1 "$u" | jq -r .id)
+    same "/v1/coins/$id" coin "$id"
+    jq -e --arg u "$u" '.coin.user == $u and (.events | length) == 1 and .cost > 2' "$WORK/http.json" >/dev/null ||
+        fail "coin $id: $(cat "$WORK/http.json")"
+done
+# User ids are path segments, percent-decoded one by one: "x/y é".
+ev "x/y é" small "$((NOW - 10000))" > "$WORK/slash.ndjson"
+"$TROVECTL" send --dir "$DIR" --quiet "$WORK/slash.ndjson" 2>/dev/null || fail "send x/y é"
+same /v1/users/x%2Fy%20%C3%A9/balance balance "x/y é"
+jq -e '.user == "x/y é" and .balance == 1' "$WORK/http.json" >/dev/null || fail "x/y é: $(cat "$WORK/http.json")"
+# (lower-case escapes too; coins --json prints one coin per line, the page wraps them)
+get "/v1/users/x%2fy%20%c3%a9/coins?limit=1"
+[ "$CODE" = 200 ] || fail "coins of x/y é: HTTP $CODE: $(cat "$WORK/http.json")"
+[ "$(jq -c '.coins[0]' "$WORK/http.json")" = "$("$TROVECTL" coins --dir "$DIR" --json --limit 1 "x/y é" | jq -c .)" ] ||
+    fail "coins of x/y é: $(cat "$WORK/http.json")"
+
+# Refusals: the key first, then the path, then the parameters.
+refused 401 unauthorized /v1/users/pat/balance -H "X-Nothing: 1"
+grep -qi '^WWW-Authenticate: Bearer' "$WORK/http.hdr" || fail "401 without WWW-Authenticate"
+refused 401 unauthorized /v1/users/pat/balance -H "Authorization: Bearer trk_not_a_key_of_anybody_00000"
+refused 401 unauthorized /v1/coins/nothing -H "Authorization: Basic $KEY"
+refused 404 not_found /v1/coins/0123456789abcdef0123456789abcdef
+refused 404 not_found /v1/users/pat/nothing
+refused 404 not_found /v1/users/pat/balance/
+refused 404 not_found /v1/leaderboards/qb/around
+refused 404 not_found /v1/nothing
+refused 400 bad_coin_id /v1/coins/nothing
+refused 400 bad_path /v1/users/pat%zz/balance
+refused 400 bad_path /v1/users/pat%00/balance
+refused 400 bad_path /v1/users/%FF/balance
+refused 400 bad_hunt /v1/leaderboards/q%20b
+refused 400 bad_period "/v1/leaderboards/qb?period=day:2026-02-30"
+refused 400 bad_period "/v1/leaderboards/%2A?period=day:$D"
+refused 400 bad_param "/v1/leaderboards/qb?limit=0"
+refused 400 bad_param "/v1/leaderboards/qb?limit=1001"
+refused 400 bad_param "/v1/leaderboards/qb?after=bob"
+refused 400 bad_param "/v1/leaderboards/qb?limit=2&limit=3"
+refused 400 bad_param "/v1/leaderboards/qb/around/cat?k=101"
+refused 400 bad_param "/v1/users/pat/coins?cursor=x"
+refused 400 bad_param "/v1/users/pat/balance?limit=1"
+refused 400 bad_query "/v1/users/pat/coins?limit=%zz"
+refused 405 method_not_allowed /v1/users/pat/balance -X POST -H "Authorization: Bearer $KEY"
+
+# A shard that does not answer: 503 with Retry-After, then served again.
+S1=$(cat "$DIR/pids/s1.pid")
+kill -STOP "$S1"
+get /v1/coins/0123456789abcdef0123456789abcdef
+STOPPED_CODE=$CODE
+cp "$WORK/http.json" "$WORK/stopped.json"
+get /v1/leaderboards/qb
+STOPPED_BOARD=$CODE
+kill -CONT "$S1"
+[ "$STOPPED_CODE" = 503 ] || fail "coin with a stopped shard: HTTP $STOPPED_CODE: $(cat "$WORK/stopped.json")"
+jq -e '.error == "shard_unavailable"' "$WORK/stopped.json" >/dev/null || fail "503 body: $(cat "$WORK/stopped.json")"
+[ "$STOPPED_BOARD" = 503 ] || fail "board with a stopped shard: HTTP $STOPPED_BOARD: $(cat "$WORK/http.json")"
+grep -qi '^Retry-After: 1' "$WORK/http.hdr" || fail "503 without Retry-After: $(cat "$WORK/http.hdr")"
+same /v1/leaderboards/qb board qb
+log "http queries: answers equal trovectl --json; 401/400/404/405/503"
+
 # --- the cost limit ------------------------------------------------------------------------------
 "$TROVECTL" down --dir "$DIR" > /dev/null
 sed -i 's/^limits$/limits\n    max_query_cost = 5/' "$DIR/trove.cfg"
@@ -156,7 +295,17 @@ board qb --limit 100 2>"$WORK/err.txt" && fail "a top 100 within 5 units?"
 grep -q "cost_limit" "$WORK/err.txt" || fail "cost limit error: $(cat "$WORK/err.txt")"
 "$TROVECTL" coins --dir "$DIR" --limit 50 fay 2>"$WORK/err.txt" >/dev/null && fail "a history of 5 coins within 5 units?"
 grep -q "cost_limit" "$WORK/err.txt" || fail "coins cost limit error: $(cat "$WORK/err.txt")"
+# The same over HTTP: 422 cost_limit.
+wait_api
+refused 422 cost_limit "/v1/leaderboards/qb?limit=100"
+refused 422 cost_limit "/v1/users/fay/coins?limit=50"
+# A coin: 4 units on its shard, 2 on the other; the merged 6 pass the limit.
+refused 422 cost_limit "/v1/coins/$id"
+"$TROVECTL" coin --dir "$DIR" "$id" 2>"$WORK/err.txt" >/dev/null && fail "a coin within 5 units?"
+grep -q "cost_limit" "$WORK/err.txt" || fail "coin cost limit error: $(cat "$WORK/err.txt")"
 # Small queries still pass.
 [ "$("$TROVECTL" balance --dir "$DIR" fay)" = "fay 5" ] || fail "balance under the limit"
 [ "$(board_text qb --limit 1)" = "1 zed 50" ] || fail "top 1 under the limit"
+same /v1/users/fay/balance balance fay
+same "/v1/leaderboards/qb?limit=1" board qb --limit 1
 cluster_down_checked

@@ -84,6 +84,18 @@ test_check (void **state)
     trove_cfg_destroy (&cfg);
     unlink (path);
     free (path);
+    //  The key read in `limits` (where older docs put it) allows nothing,
+    //  and the refusal says where it belongs.
+    path = s_config ("partitions = 256\nlimits\n    allow_unauthenticated = yes", "0.0.0.0:7600");
+    cfg = trove_cfg_load (path, NULL);
+    assert_non_null (cfg);
+    err = NULL;
+    assert_int_equal (trove_harden_check (cfg, "ingestor", "i0", &err), -1);
+    assert_non_null (strstr (err, "limits/allow_unauthenticated is ignored"));
+    free (err);
+    trove_cfg_destroy (&cfg);
+    unlink (path);
+    free (path);
 }
 
 int

@@ -1,7 +1,9 @@
 /*  Tests for trove_http: routing (exact, prefix, longest match, 404, 405
     with Allow), the body limit, header and argument lookup, a handler that
-    answers nothing; then a real server on loopback: a POST round trip, and
-    413 for a body over the limit with and without Content-Length. */
+    answers nothing, percent-decoding and the Bearer key; then a real server
+    on loopback: a POST round trip, 413 for a body over the limit with and
+    without Content-Length, the path routed as sent (encoded) and the
+    arguments decoded, 400 bad_query for arguments that do not decode. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -107,6 +109,47 @@ test_routing (void **state)
     assert_null (http);
 }
 
+static void
+test_unescape (void **state)
+{
+    (void) state;
+    char out [16];
+    assert_int_equal (trove_http_unescape ("a%2Fb", 5, out, sizeof out), 3);
+    assert_string_equal (out, "a/b");
+    assert_int_equal (trove_http_unescape ("a+b%2b%2B", 9, out, sizeof out), 5);
+    assert_string_equal (out, "a+b++");  //  '+' is not a space in a path
+    assert_int_equal (trove_http_unescape ("%C3%a9", 6, out, sizeof out), 2);
+    assert_string_equal (out, "\xc3\xa9");
+    assert_int_equal (trove_http_unescape ("abc/def", 3, out, sizeof out), 3);  //  only len bytes
+    assert_string_equal (out, "abc");
+    assert_int_equal (trove_http_unescape ("", 0, out, sizeof out), 0);
+    assert_string_equal (out, "");
+    assert_int_equal (trove_http_unescape ("%zz", 3, out, sizeof out), -1);   //  not hex
+    assert_int_equal (trove_http_unescape ("ab%4", 4, out, sizeof out), -1);  //  cut escape
+    assert_int_equal (trove_http_unescape ("ab%", 3, out, sizeof out), -1);
+    assert_int_equal (trove_http_unescape ("a%00b", 5, out, sizeof out), -1);              //  NUL
+    assert_int_equal (trove_http_unescape ("a%0Ab", 5, out, sizeof out), -1);              //  control
+    assert_int_equal (trove_http_unescape ("%FF", 3, out, sizeof out), -1);                //  not UTF-8
+    assert_int_equal (trove_http_unescape ("%C3", 3, out, sizeof out), -1);                //  cut sequence
+    assert_int_equal (trove_http_unescape ("0123456789abcdef", 16, out, sizeof out), -1);  //  no room
+    assert_int_equal (trove_http_unescape ("0123456789abcde", 15, out, sizeof out), 15);
+    assert_int_equal (trove_http_unescape ("x", 1, out, 0), -1);
+
+    const char *headers [] = {"authorization", "bearer   trk_k1  ", "X-Other", "v"};
+    trove_http_request_t req = {.headers = headers, .nheaders = 2};
+    size_t len = 0;
+    const char *key = trove_http_bearer (&req, &len);
+    assert_non_null (key);
+    assert_int_equal (len, 6);
+    assert_memory_equal (key, "trk_k1", 6);
+    headers [1] = "Basic trk_k1";
+    assert_null (trove_http_bearer (&req, &len));
+    headers [1] = "Bearer    ";
+    assert_null (trove_http_bearer (&req, &len));
+    req.nheaders = 0;
+    assert_null (trove_http_bearer (&req, &len));
+}
+
 //  One request over a fresh TCP connection; returns the whole answer.
 static char *
 s_roundtrip (uint16_t port, const char *request, size_t size)
@@ -166,6 +209,25 @@ test_server (void **state)
     out = s_roundtrip (port, chunked, (size_t) len);
     assert_non_null (strstr (out, "HTTP/1.1 413"));
     free (out);
+    //  The path as sent ("a%2Fb" stays one segment), the arguments decoded
+    //  ('+' a space, %2B a plus).
+    const char *get = "GET /v1/users/a%2Fb/balance?q=x+y%2Bz%C3%A9 HTTP/1.1\r\nHost: x\r\nX-Test: g\r\n"
+                      "Connection: close\r\n\r\n";
+    out = s_roundtrip (port, get, strlen (get));
+    assert_non_null (strstr (out, "HTTP/1.1 200"));
+    assert_non_null (strstr (out, "users|GET|a%2Fb/balance|0|g|x y+z\xc3\xa9"));
+    free (out);
+    const char *bad [] = {"q=%zz", "q=a%00b", "q=%FF", "%zz=1", "q=%0A"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        char request [200];
+        len = snprintf (request, sizeof request,
+                        "GET /v1/users/u1/balance?%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                        bad [i]);
+        out = s_roundtrip (port, request, (size_t) len);
+        assert_non_null (strstr (out, "HTTP/1.1 400"));
+        assert_non_null (strstr (out, "bad_query"));
+        free (out);
+    }
     trove_http_destroy (&http);
 }
 
@@ -174,6 +236,7 @@ main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_routing),
+        cmocka_unit_test (test_unescape),
         cmocka_unit_test (test_server),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -1,0 +1,477 @@
+/*  trove_api - GET routes of the query API. See trove_api.h. */
+#include "trove_api.h"
+#include "trove_board.h"
+#include "trove_client.h"
+#include "trove_hash.h"
+#include "trove_json.h"
+#include "trove_router.h"
+#include "trove_util.h"
+
+#include <assert.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_TIMEOUT_MS 2000   //  per shard call (the router retries once)
+#define S_MAX_LIMIT 1000    //  limit: 1..1000
+#define S_MAX_K 100         //  k: 0..100 (what a shard gives on each side)
+#define S_USER_MAX 128      //  bytes of a user id (docs/events.md)
+#define S_HUNT_MAX 64       //  bytes of a hunt id (trove_rules)
+#define S_SEGMENT_MAX 512   //  bytes of one decoded path segment
+#define S_MAX_SEGMENTS 4    //  segments after a route's prefix
+#define S_CURSOR_DIGITS 20  //  a coins cursor: a decimal uint64
+#define S_SCORE_DIGITS 18   //  the score of `after` (scores are below 2^40)
+
+struct _trove_api_t {
+    const trove_cfg_t *cfg;
+    const trove_sources_t *sources;  //  swapped under sources_mutex
+    pthread_mutex_t sources_mutex;   //  guards the pointer only (held for a load)
+    pthread_key_t routers;           //  each server thread's router
+};
+
+static void
+s_router_free (void *router)
+{
+    trove_router_destroy ((trove_router_t **) &router);
+}
+
+trove_api_t *
+trove_api_new (const trove_cfg_t *cfg, const trove_sources_t *sources)
+{
+    assert (cfg && sources);
+    trove_api_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->cfg = cfg;
+    self->sources = sources;
+    if (pthread_mutex_init (&self->sources_mutex, NULL)) {
+        free (self);
+        return NULL;
+    }
+    if (pthread_key_create (&self->routers, s_router_free)) {
+        pthread_mutex_destroy (&self->sources_mutex);
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+trove_api_destroy (trove_api_t **self_p)
+{
+    assert (self_p);
+    trove_api_t *self = *self_p;
+    if (self) {
+        //  This thread's router, if it answered requests itself (tests).
+        s_router_free (pthread_getspecific (self->routers));
+        pthread_setspecific (self->routers, NULL);
+        pthread_key_delete (self->routers);
+        pthread_mutex_destroy (&self->sources_mutex);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+void
+trove_api_set_sources (trove_api_t *self, const trove_sources_t *sources)
+{
+    assert (self && sources);
+    //  Requests in progress may still use the old set (see trove_api.h).
+    pthread_mutex_lock (&self->sources_mutex);
+    self->sources = sources;
+    pthread_mutex_unlock (&self->sources_mutex);
+}
+
+static trove_router_t *
+s_router (trove_api_t *self)
+{
+    trove_router_t *router = pthread_getspecific (self->routers);
+    if (!router && (router = trove_router_new (self->cfg, S_TIMEOUT_MS))
+        && pthread_setspecific (self->routers, router))
+        trove_router_destroy (&router);
+    return router;
+}
+
+//  ---------------------------------------------------------------------------
+//  Answers
+
+static void
+s_json (trove_http_response_t *resp, json_t *value)
+{
+    char *text = value ? json_dumps (value, JSON_COMPACT) : NULL;
+    json_decref (value);
+    if (text)
+        trove_http_reply (resp, 200, text);
+    else
+        trove_http_reply_error (resp, 500, "internal", "cannot build the answer");
+}
+
+//  The same with a sentence made from a format.
+static void s_error (trove_http_response_t *resp, unsigned status, const char *code, const char *fmt, ...)
+    __attribute__ ((format (printf, 4, 5)));
+
+static void
+s_error (trove_http_response_t *resp, unsigned status, const char *code, const char *fmt, ...)
+{
+    char detail [300];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (detail, sizeof detail, fmt, args);
+    va_end (args);
+    trove_http_reply_error (resp, status, code, detail);
+}
+
+static void
+s_unavailable (trove_http_response_t *resp, const char *code, const char *detail)
+{
+    trove_http_reply_error (resp, 503, code, detail);
+    trove_http_reply_header (resp, "Retry-After", "1");
+}
+
+//  Answer a failed query: no reply (a shard is silent) or a reply's error.
+//  Takes err. Returns true when it answered.
+static bool
+s_failed (trove_http_response_t *resp, const Trove__QueryReply *reply, char *err)
+{
+    if (!reply) {
+        s_unavailable (resp, "shard_unavailable", err ? err : "a shard did not answer");
+        free (err);
+        return true;
+    }
+    free (err);
+    const char *e = reply->error;
+    if (!e || !*e)
+        return false;
+    if (strncmp (e, "cost_limit", 10) == 0)
+        trove_http_reply_error (resp, 422, "cost_limit", e);
+    else if (strcmp (e, "not_found") == 0)
+        trove_http_reply_error (resp, 404, "not_found", "no such coin");
+    else if (strncmp (e, "excluded", 8) == 0)
+        trove_http_reply_error (resp, 404, "excluded", e);
+    else if (strncmp (e, "bad period", 10) == 0)
+        trove_http_reply_error (resp, 400, "bad_period", e);
+    else if (strncmp (e, "missing ", 8) == 0 || strcmp (e, "bad cursor") == 0)
+        trove_http_reply_error (resp, 400, "bad_request", e);
+    else if (strcmp (e, "storage_error") == 0)
+        trove_http_reply_error (resp, 500, "storage_error", "a shard cannot read its ledger");
+    else
+        trove_http_reply_error (resp, 500, "internal", e);
+    return true;
+}
+
+//  ---------------------------------------------------------------------------
+//  Requests
+
+//  The key names a source (of the sources now in force)? Answers 401 if not.
+static bool
+s_authorized (trove_api_t *self, const trove_http_request_t *req, trove_http_response_t *resp)
+{
+    size_t len = 0;
+    const char *key = trove_http_bearer (req, &len);
+    //  One set for the request; the main thread never waits behind a check.
+    pthread_mutex_lock (&self->sources_mutex);
+    const trove_sources_t *sources = self->sources;
+    pthread_mutex_unlock (&self->sources_mutex);
+    if (key && trove_sources_auth (sources, key, len) >= 0)
+        return true;
+    trove_http_reply_error (resp, 401, "unauthorized",
+                            key ? "the key matches no source" : "missing header Authorization: Bearer KEY");
+    trove_http_reply_header (resp, "WWW-Authenticate", "Bearer realm=\"trove\"");
+    return false;
+}
+
+typedef struct {
+    char seg [S_MAX_SEGMENTS][S_SEGMENT_MAX + 1];  //  decoded
+    size_t n;
+} s_path_t;
+
+//  Split the rest of the path on '/' and decode each segment ("a%2Fb" is
+//  the one segment "a/b"). Answers 404 for an empty segment or too many,
+//  400 bad_path for one that is not percent-encoded UTF-8 text.
+static bool
+s_split (const trove_http_request_t *req, trove_http_response_t *resp, s_path_t *path, const char *want)
+{
+    path->n = 0;
+    const char *p = req->rest;
+    while (true) {
+        const char *slash = strchr (p, '/');
+        size_t len = slash ? (size_t) (slash - p) : strlen (p);
+        if (len == 0 || path->n == S_MAX_SEGMENTS) {
+            s_error (resp, 404, "not_found", "no such path: want %s", want);
+            return false;
+        }
+        if (trove_http_unescape (p, len, path->seg [path->n], sizeof path->seg [0]) < 0) {
+            s_error (resp, 400, "bad_path",
+                     "a path segment is not percent-encoded UTF-8 text (at most %d bytes, no control "
+                     "characters)",
+                     S_SEGMENT_MAX);
+            return false;
+        }
+        path->n++;
+        if (!slash)
+            return true;
+        p = slash + 1;
+    }
+}
+
+//  Only the query arguments named in `allowed` (space-separated), each at
+//  most once. Answers 400 bad_param otherwise.
+static bool
+s_params (const trove_http_request_t *req, trove_http_response_t *resp, const char *allowed)
+{
+    for (size_t i = 0; i < req->nargs; i++) {
+        const char *name = req->args [2 * i] ? req->args [2 * i] : "";
+        size_t len = strlen (name);
+        bool known = false;
+        for (const char *a = allowed; *a && !known;) {
+            size_t alen = strcspn (a, " ");
+            known = len && alen == len && strncmp (a, name, len) == 0;
+            a += alen + (a [alen] == ' ');
+        }
+        //  Echoed only when it is short text.
+        const char *shown = len <= 40 && trove_utf8_valid (name, len) ? name : "?";
+        if (!known) {
+            s_error (resp, 400, "bad_param", "unknown parameter '%s'; this path takes %s", shown,
+                     *allowed ? allowed : "none");
+            return false;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (req->args [2 * j] && strcmp (req->args [2 * j], name) == 0) {
+                s_error (resp, 400, "bad_param", "parameter '%s' given twice", shown);
+                return false;
+            }
+    }
+    return true;
+}
+
+//  Decimal digits only, 1..max of them.
+static bool
+s_digits (const char *text, size_t max)
+{
+    size_t len = strlen (text);
+    return len > 0 && len <= max && strspn (text, "0123456789") == len;
+}
+
+//  The integer argument `name` in lo..hi, def when absent. Answers 400
+//  bad_param when malformed or out of range.
+static bool
+s_number (const trove_http_request_t *req, trove_http_response_t *resp, const char *name, long lo, long hi,
+          long def, long *value_p)
+{
+    const char *text = trove_http_arg (req, name);
+    *value_p = def;
+    if (!text)
+        return true;
+    long v = s_digits (text, 9) ? strtol (text, NULL, 10) : -1;
+    if (v < lo || v > hi) {
+        s_error (resp, 400, "bad_param", "%s: want an integer in %ld..%ld", name, lo, hi);
+        return false;
+    }
+    *value_p = v;
+    return true;
+}
+
+//  A user id as events may carry it: 1..128 bytes of UTF-8 text.
+static bool
+s_user_ok (const char *user)
+{
+    size_t len = strlen (user);
+    return len >= 1 && len <= S_USER_MAX && trove_utf8_valid (user, len);
+}
+
+static bool
+s_check_user (trove_http_response_t *resp, const char *user)
+{
+    if (s_user_ok (user))
+        return true;
+    s_error (resp, 400, "bad_user", "a user id is 1 to %d bytes of UTF-8 text", S_USER_MAX);
+    return false;
+}
+
+//  A hunt id as hunt files spell it (1..64 of A-Z a-z 0-9 . _ -), or "*".
+static bool
+s_check_hunt (trove_http_response_t *resp, const char *hunt)
+{
+    size_t len = strlen (hunt);
+    if (strcmp (hunt, "*") == 0
+        || (len >= 1 && len <= S_HUNT_MAX
+            && strspn (hunt, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == len))
+        return true;
+    s_error (resp, 400, "bad_hunt",
+             "a hunt id is 1 to %d characters of A-Z a-z 0-9 . _ -, or * for every hunt", S_HUNT_MAX);
+    return false;
+}
+
+//  The router of this thread; answers 503 when it cannot be made.
+static trove_router_t *
+s_router_or_503 (trove_api_t *self, trove_http_response_t *resp)
+{
+    trove_router_t *router = s_router (self);
+    if (!router)
+        s_unavailable (resp, "overloaded", "cannot open the sockets to the shards; retry later");
+    return router;
+}
+
+//  ---------------------------------------------------------------------------
+//  Handlers
+
+//  GET /v1/users/{user}/balance|coins|progress
+static void
+s_users (void *arg, const trove_http_request_t *req, trove_http_response_t *resp)
+{
+    trove_api_t *self = arg;
+    if (!s_authorized (self, req, resp))
+        return;
+    static const char *want = "/v1/users/{user}/balance|coins|progress";
+    s_path_t path;
+    if (!s_split (req, resp, &path, want))
+        return;
+    const char *what = path.n == 2 ? path.seg [1] : "";
+    if (strcmp (what, "balance") && strcmp (what, "coins") && strcmp (what, "progress")) {
+        s_error (resp, 404, "not_found", "no such path: want %s", want);
+        return;
+    }
+    const char *user = path.seg [0];
+    bool coins = strcmp (what, "coins") == 0;
+    long limit = 0;
+    if (!s_check_user (resp, user) || !s_params (req, resp, coins ? "limit cursor" : "")
+        || (coins && !s_number (req, resp, "limit", 1, S_MAX_LIMIT, 50, &limit)))
+        return;
+    const char *cursor = coins ? trove_http_arg (req, "cursor") : NULL;
+    if (cursor && *cursor && !s_digits (cursor, S_CURSOR_DIGITS)) {
+        trove_http_reply_error (resp, 400, "bad_param", "cursor: want the next_cursor of the previous page");
+        return;
+    }
+    trove_router_t *router = s_router_or_503 (self, resp);
+    if (!router)
+        return;
+    Trove__Query q = TROVE__QUERY__INIT;
+    q.kind = (char *) what;
+    q.user = (char *) user;
+    q.limit = (uint32_t) limit;
+    q.cursor = (char *) (cursor ? cursor : "");
+    char *err = NULL;
+    Trove__QueryReply *reply = trove_router_user (router, &q, &err);
+    if (!s_failed (resp, reply, err)) {
+        if (coins)
+            s_json (resp, trove_json_coins (user, reply));
+        else if (strcmp (what, "balance") == 0)
+            s_json (resp, trove_json_balance (user, reply));
+        else
+            s_json (resp, trove_json_progress (user, reply));
+    }
+    trove_client_reply_free (&reply);
+}
+
+//  GET /v1/coins/{id}
+static void
+s_coins (void *arg, const trove_http_request_t *req, trove_http_response_t *resp)
+{
+    trove_api_t *self = arg;
+    if (!s_authorized (self, req, resp))
+        return;
+    s_path_t path;
+    if (!s_split (req, resp, &path, "/v1/coins/{id}"))
+        return;
+    if (path.n != 1) {
+        trove_http_reply_error (resp, 404, "not_found", "no such path: want /v1/coins/{id}");
+        return;
+    }
+    const char *id = path.seg [0];
+    if (strlen (id) != TROVE_COIN_ID_LEN || strspn (id, "0123456789abcdef") != TROVE_COIN_ID_LEN) {
+        s_error (resp, 400, "bad_coin_id", "a coin id is %d lowercase hex digits", TROVE_COIN_ID_LEN);
+        return;
+    }
+    if (!s_params (req, resp, ""))
+        return;
+    trove_router_t *router = s_router_or_503 (self, resp);
+    if (!router)
+        return;
+    char *err = NULL;
+    Trove__QueryReply *reply = trove_router_coin (router, id, &err);
+    if (!s_failed (resp, reply, err))
+        s_json (resp, trove_json_coin_provenance (reply));
+    trove_client_reply_free (&reply);
+}
+
+//  GET /v1/leaderboards/{hunt}[/around/{user}|/periods]
+static void
+s_boards (void *arg, const trove_http_request_t *req, trove_http_response_t *resp)
+{
+    trove_api_t *self = arg;
+    if (!s_authorized (self, req, resp))
+        return;
+    static const char *want = "/v1/leaderboards/{hunt}[/around/{user}|/periods]";
+    s_path_t path;
+    if (!s_split (req, resp, &path, want))
+        return;
+    bool top = path.n == 1;
+    bool periods = path.n == 2 && strcmp (path.seg [1], "periods") == 0;
+    bool around = path.n == 3 && strcmp (path.seg [1], "around") == 0;
+    if (!top && !periods && !around) {
+        s_error (resp, 404, "not_found", "no such path: want %s", want);
+        return;
+    }
+    const char *hunt = path.seg [0], *user = around ? path.seg [2] : NULL;
+    long limit = 0, k = 0;
+    if (!s_check_hunt (resp, hunt) || (user && !s_check_user (resp, user))
+        || !s_params (req, resp,
+                      top      ? "period limit after"
+                      : around ? "period k"
+                               : "limit")
+        || (!around && !s_number (req, resp, "limit", 1, S_MAX_LIMIT, periods ? 50 : 10, &limit))
+        || (around && !s_number (req, resp, "k", 0, S_MAX_K, 5, &k)))
+        return;
+    const char *period = trove_http_arg (req, "period");
+    period = period ? period : "all";
+    if (!periods && !trove_board_period_valid (hunt, period)) {
+        trove_http_reply_error (resp, 400, "bad_period",
+                                "period: want all, day:YYYY-MM-DD or week:YYYY-MM-DD (a Monday); "
+                                "\"*\" has only all");
+        return;
+    }
+    //  after=SCORE:USER, the last entry of the previous page.
+    const char *after = top ? trove_http_arg (req, "after") : NULL, *after_user = NULL;
+    int64_t after_score = 0;
+    if (after) {
+        const char *colon = strchr (after, ':');
+        char digits [S_SCORE_DIGITS + 1] = "";
+        size_t len = colon ? (size_t) (colon - after) : 0;
+        if (len && len <= S_SCORE_DIGITS) {
+            memcpy (digits, after, len);
+            digits [len] = 0;
+        }
+        if (!s_digits (digits, S_SCORE_DIGITS) || !s_user_ok (colon + 1)) {
+            trove_http_reply_error (resp, 400, "bad_param",
+                                    "after: want SCORE:USER (the last entry of the previous page)");
+            return;
+        }
+        after_score = strtoll (digits, NULL, 10);
+        after_user = colon + 1;
+    }
+    trove_router_t *router = s_router_or_503 (self, resp);
+    if (!router)
+        return;
+    char *err = NULL;
+    Trove__QueryReply *reply =
+        periods  ? trove_router_boards (router, hunt, (size_t) limit, &err)
+        : around ? trove_router_around (router, hunt, period, user, (size_t) k, &err)
+                 : trove_router_top (router, hunt, period, (size_t) limit, after_score, after_user, &err);
+    if (!s_failed (resp, reply, err))
+        s_json (resp, around ? trove_json_around (user, reply) : trove_json_board (reply, periods));
+    trove_client_reply_free (&reply);
+}
+
+int
+trove_api_routes (trove_api_t *self, trove_http_t *http)
+{
+    assert (self && http);
+    if (trove_http_route (http, "GET", "/v1/users/", s_users, self)
+        || trove_http_route (http, "GET", "/v1/coins/", s_coins, self)
+        || trove_http_route (http, "GET", "/v1/leaderboards/", s_boards, self))
+        return -1;
+    return 0;
+}

@@ -1,0 +1,52 @@
+/*  trove_api - the read-only HTTP JSON API of the player-facing queries,
+    served by the ingestor's HTTP server (the process web back ends already
+    talk to for POST /v1/events) through trove_router (docs/queries.md):
+      GET /v1/users/{user}/balance
+      GET /v1/users/{user}/coins?limit=N&cursor=C
+      GET /v1/users/{user}/progress
+      GET /v1/coins/{id}
+      GET /v1/leaderboards/{hunt}?period=P&limit=N&after=SCORE:USER
+      GET /v1/leaderboards/{hunt}/around/{user}?period=P&k=K
+      GET /v1/leaderboards/{hunt}/periods?limit=N
+    Path segments are percent-decoded one by one (a user "a/b" is
+    /v1/users/a%2Fb/balance). Every request needs "Authorization: Bearer
+    KEY" with a key of a declared source (401 otherwise, checked first).
+    Answers: 200 with the JSON of trove_json (what `trovectl ... --json`
+    prints); 400 a malformed request (bad_path, bad_user, bad_hunt,
+    bad_coin_id, bad_period, bad_param: an unknown or repeated parameter, a
+    limit outside 1..1000, k outside 0..100, a bad cursor or after); 404 an
+    unknown coin or path, or a user excluded from the boards (excluded);
+    422 cost_limit (the query would read more than limits/max_query_cost);
+    503 with Retry-After: 1 when a shard does not answer; 500 when a shard
+    cannot read its ledger. Handlers run in the HTTP server's threads, each
+    with its own router (made at its first request). */
+#ifndef TROVE_API_H_INCLUDED
+#define TROVE_API_H_INCLUDED
+#include "trove_cfg.h"
+#include "trove_http.h"
+#include "trove_source.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _trove_api_t trove_api_t;
+
+//  The API for cfg's cluster, keys checked against sources. cfg and sources
+//  (and every set given to trove_api_set_sources) must outlive the server
+//  it is routed on. NULL on failure.
+trove_api_t *trove_api_new (const trove_cfg_t *cfg, const trove_sources_t *sources);
+//  Destroy after the server is destroyed (its threads hold routers).
+void trove_api_destroy (trove_api_t **self_p);
+//  Add the GET routes to http (before trove_http_start). Returns 0 or -1.
+int trove_api_routes (trove_api_t *self, trove_http_t *http);
+//  Check keys against sources from now on (SIGHUP reload; same as
+//  trove_ingest_set_sources). Thread-safe; a request already checking its
+//  key may still read the previous set, so keep that alive until the server
+//  is destroyed (the ingestor frees replaced sets at exit).
+void trove_api_set_sources (trove_api_t *self, const trove_sources_t *sources);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
