@@ -75,7 +75,8 @@ main (int argc, char **argv)
         mdb_txn_begin (env, NULL, 0, &txn);
         for (long i = c; i < c + per_txn && i < coins; i++) {
             char user [24], ukey [40];
-            int ul = snprintf (user, sizeof user, "u%llu", (unsigned long long) (s_rand () % (uint64_t) users));
+            int ul =
+                snprintf (user, sizeof user, "u%llu", (unsigned long long) (s_rand () % (uint64_t) users));
             uint8_t seq [8], id [16];
             trove_put_be64 (seq, (uint64_t) i + 1);
             for (int b = 0; b < 16; b++)
@@ -167,8 +168,8 @@ main (int argc, char **argv)
         char user [24];
         snprintf (user, sizeof user, "u%llu", (unsigned long long) (s_rand () % (uint64_t) users));
         cost = (trove_cost_t){0, 0, false};
-        trove_board_window (board, txn, "demo", "all", (int64_t) (s_rand () % 40), user, 5, &cost, &b, &nb, &a,
-                            &na);
+        trove_board_window (board, txn, "demo", "all", (int64_t) (s_rand () % 40), user, 5, &cost, &b, &nb,
+                            &a, &na);
         window_units += cost.used;
         trove_board_entries_free (b, nb);
         trove_board_entries_free (a, na);
@@ -179,13 +180,14 @@ main (int argc, char **argv)
     MDB_stat st;
     mdb_env_info (env, &info);
     mdb_env_stat (env, &st);
-    printf ("{\"coins\":%ld,\"users\":%ld,\"txn\":%ld,\"baseline_us_per_coin\":%.2f,\"boards_us_per_coin\":%.2f,"
-            "\"boards_vs_baseline\":%.2f,\"users_on_board\":%llu,\"boards_mb\":%.0f,"
-            "\"rank_us\":%.2f,\"rank_units\":%.1f,\"top100_us\":%.1f,\"top100_units\":%.1f,\"window5_us\":%.2f,"
-            "\"window5_units\":%.1f}\n",
-            coins, users, per_txn, base_us, board_us, board_us / base_us, (unsigned long long) on_board,
-            (double) info.me_last_pgno * st.ms_psize / 1e6, rank_us, (double) rank_units / reads, top_us,
-            (double) top_units / (reads / 10), window_us, (double) window_units / reads);
+    printf (
+        "{\"coins\":%ld,\"users\":%ld,\"txn\":%ld,\"baseline_us_per_coin\":%.2f,\"boards_us_per_coin\":%.2f,"
+        "\"boards_vs_baseline\":%.2f,\"users_on_board\":%llu,\"boards_mb\":%.0f,"
+        "\"rank_us\":%.2f,\"rank_units\":%.1f,\"top100_us\":%.1f,\"top100_units\":%.1f,\"window5_us\":%.2f,"
+        "\"window5_units\":%.1f}\n",
+        coins, users, per_txn, base_us, board_us, board_us / base_us, (unsigned long long) on_board,
+        (double) info.me_last_pgno * st.ms_psize / 1e6, rank_us, (double) rank_units / reads, top_us,
+        (double) top_units / (reads / 10), window_us, (double) window_units / reads);
     trove_board_destroy (&board);
     mdb_env_close (env);
     for (int k = 0; k < 2; k++) {
