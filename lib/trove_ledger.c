@@ -38,6 +38,11 @@
 //  tables' writes on the same disk).
 #define LOG_PREALLOC (128ULL * 1024 * 1024)
 #define APPLY_DELAY_MS 50
+//  Behind by more than two full transactions (a burst, or boards of a
+//  million users whose every update is a random page), a transaction takes
+//  up to this many times APPLY_MAX records: it writes each page it touches
+//  once however many records touch it, so catching up gets cheaper per record.
+#define APPLY_CATCHUP 5
 
 typedef struct {
     uint32_t partition;  //  partition whose counter moved in this batch
@@ -49,6 +54,13 @@ typedef struct {
     uint64_t lseq;    //  its log record
     bool undone;      //  not arrived: an undo named it first (see MARKER)
 } s_pending_t;
+
+//  A record of a user, committed (or staged) and not applied yet: queries
+//  about that user wait for it, others do not (read-your-writes per user).
+typedef struct {
+    uint64_t lseq;
+    char user [];
+} s_user_mark_t;
 
 //  A user's rule state for a hunt, written by a record not applied yet.
 typedef struct {
@@ -109,6 +121,10 @@ struct _trove_ledger_t {
     zhashx_t *pending;
     zlistx_t *pending_order;  //  keys in lseq order, for removal once applied
     size_t staged_keys;       //  keys added by the open batch (at the tail)
+    //  Users with records not applied yet: user -> uint64_t lseq of the last.
+    zhashx_t *users_pending;
+    zlistx_t *users_order;   //  s_user_mark_t in lseq order, for removal once applied
+    zlistx_t *users_staged;  //  s_user_mark_t of the open batch
 
     s_record_t *batch_head, *batch_tail;  //  records of the open batch
     void **frames;                        //  packed Msg{award} of the batch
@@ -564,10 +580,12 @@ s_apply_thread (void *arg)
             pthread_cond_timedwait (&self->cond, &self->mutex, &until);
         }
         self->urgent = false;
-        //  Take up to APPLY_MAX records; new commits keep queueing meanwhile.
+        //  Take up to APPLY_MAX records (more when behind); new commits keep
+        //  queueing meanwhile.
+        size_t take = self->queued > 2 * self->apply_max ? self->apply_max * APPLY_CATCHUP : self->apply_max;
         s_record_t *head = self->queue_head, *tail = head;
         size_t n = 1;
-        while (tail->next && n < self->apply_max) {
+        while (tail->next && n < take) {
             tail = tail->next;
             n++;
         }
@@ -730,6 +748,40 @@ s_pending_add (trove_ledger_t *self, const char *source, const char *id, uint64_
     self->staged_keys++;
 }
 
+//  Note that user has a record at lseq (to list: users_staged for a batch
+//  that may still abort, users_order once committed).
+static void
+s_user_mark (zlistx_t *list, const char *user, uint64_t lseq)
+{
+    size_t len = strlen (user);
+    s_user_mark_t *m = malloc (sizeof *m + len + 1);
+    if (!m)
+        return;  //  then a query about this user may not wait for this record
+    m->lseq = lseq;
+    memcpy (m->user, user, len + 1);
+    if (!zlistx_add_end (list, m))
+        free (m);
+}
+
+//  The batch committed: its users' marks become pending.
+static void
+s_users_commit (trove_ledger_t *self)
+{
+    s_user_mark_t *m;
+    while ((m = zlistx_first (self->users_staged))) {
+        zlistx_detach_cur (self->users_staged);
+        uint64_t *lseq = zhashx_lookup (self->users_pending, m->user);
+        if (lseq)
+            *lseq = m->lseq;
+        else if ((lseq = malloc (sizeof *lseq))) {
+            *lseq = m->lseq;
+            zhashx_insert (self->users_pending, m->user, lseq);
+        }
+        if (!zlistx_add_end (self->users_order, m))
+            free (m);
+    }
+}
+
 //  Recovery: applied entries are trimmed, the rest re-staged for the thread.
 static int
 s_recover (trove_ledger_t *self, char *err, size_t size)
@@ -782,6 +834,7 @@ s_recover (trove_ledger_t *self, char *err, size_t size)
             n++;
             const Trove__EventRecord *er = rec->record;
             s_pending_add (self, er->event->source, er->event->id, rec->req_id, lseq, false);
+            s_user_mark (self->users_staged, er->event->user, lseq);
             if (rec->undone && rec->undone->source && rec->undone->id)
                 s_pending_add (self, rec->undone->source, rec->undone->id, 0, lseq, true);
             for (size_t i = 0; i < rec->n_states; i++)
@@ -825,6 +878,7 @@ s_recover (trove_ledger_t *self, char *err, size_t size)
         self->lseq = applied;
     self->log_first = applied + 1;
     self->staged_keys = 0;
+    s_users_commit (self);
     if (n)
         trove_log ('I', "log: %zu committed event(s) to apply", n);
     s_enqueue (self, head, tail, n);
@@ -859,9 +913,13 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
     self->pending_order = zlistx_new ();
     self->states_staged = zhashx_new ();
     self->states_pending = zhashx_new ();
+    self->users_pending = zhashx_new ();
+    self->users_order = zlistx_new ();
+    self->users_staged = zlistx_new ();
     self->efd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!self->pseq || !self->pseq_loaded || !self->pending || !self->pending_order || !self->states_staged
-        || !self->states_pending || self->efd == -1) {
+        || !self->states_pending || !self->users_pending || !self->users_order || !self->users_staged
+        || self->efd == -1) {
         snprintf (err, sizeof err, "out of memory");
         goto fail;
     }
@@ -869,6 +927,9 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
     zhashx_set_destructor (self->states_pending, s_state_destroy);
     zhashx_set_destructor (self->states_staged, s_state_destroy);
     zlistx_set_destructor (self->pending_order, (zlistx_destructor_fn *) zstr_free);
+    zhashx_set_destructor (self->users_pending, (zhashx_destructor_fn *) zstr_free);
+    zlistx_set_destructor (self->users_order, (zlistx_destructor_fn *) zstr_free);
+    zlistx_set_destructor (self->users_staged, (zlistx_destructor_fn *) zstr_free);
     char logdir [4096];
     snprintf (logdir, sizeof logdir, "%s/log", dir);
     //  The tables may lose their last transaction in an OS crash
@@ -990,6 +1051,9 @@ trove_ledger_destroy (trove_ledger_t **self_p)
     zhashx_destroy (&self->states_pending);
     zhashx_destroy (&self->pending);
     zlistx_destroy (&self->pending_order);
+    zhashx_destroy (&self->users_pending);
+    zlistx_destroy (&self->users_order);
+    zlistx_destroy (&self->users_staged);
     if (self->efd != -1)
         close (self->efd);
     pthread_mutex_destroy (&self->mutex);
@@ -1020,6 +1084,13 @@ trove_ledger_fd (trove_ledger_t *self)
     return self->efd;
 }
 
+uint64_t
+trove_ledger_user_pending (trove_ledger_t *self, const char *user)
+{
+    uint64_t *lseq = user ? zhashx_lookup (self->users_pending, user) : NULL;
+    return lseq && *lseq > atomic_load (&self->applied) ? *lseq : 0;
+}
+
 size_t
 trove_ledger_backlog (trove_ledger_t *self)
 {
@@ -1044,6 +1115,14 @@ trove_ledger_absorb (trove_ledger_t *self)
             break;
         zhashx_delete (self->pending, key);
         zlistx_delete (self->pending_order, zlistx_cursor (self->pending_order));
+    }
+    //  Users whose records the tables now hold (a newer record keeps its entry).
+    s_user_mark_t *m;
+    while ((m = zlistx_first (self->users_order)) && m->lseq <= applied) {
+        uint64_t *lseq = zhashx_lookup (self->users_pending, m->user);
+        if (lseq && *lseq <= applied)
+            zhashx_delete (self->users_pending, m->user);
+        zlistx_delete (self->users_order, zlistx_cursor (self->users_order));
     }
     //  States the tables now hold (a newer write keeps its entry).
     if (zhashx_size (self->states_pending) == 0)
@@ -1162,6 +1241,7 @@ s_batch_rollback (trove_ledger_t *self)
         self->staged_keys--;
     }
     self->staged_keys = 0;
+    zlistx_purge (self->users_staged);
     s_records_free (self->batch_head);
     self->batch_head = self->batch_tail = NULL;
     s_frames_clear (self);
@@ -1199,6 +1279,7 @@ trove_ledger_commit (trove_ledger_t *self)
     self->staged_keys = 0;
     //  The batch's states are now committed: pending until applied.
     s_staged_clear (self, true);
+    s_users_commit (self);
     s_enqueue (self, self->batch_head, self->batch_tail, n);
     self->batch_head = self->batch_tail = NULL;
     self->error [0] = 0;
@@ -1887,6 +1968,7 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
     self->lseq_pending++;
     self->nevents_pending += !request;
     s_pending_add (self, ev->source, ev->id, req_id, self->lseq_pending, false);
+    s_user_mark (self->users_staged, ev->user, self->lseq_pending);
     if (undo && target_seen == 0)
         s_pending_add (self, tsource, tid, 0, self->lseq_pending, true);
     *status_p = TROVE__STATUS__ACCEPTED;

@@ -112,6 +112,9 @@ void trove_ledger_sizes (trove_ledger_t *self, uint64_t *tables_p, uint64_t *log
 //  Log sequence numbers: last committed, last applied to the tables.
 uint64_t trove_ledger_committed (trove_ledger_t *self);
 uint64_t trove_ledger_applied (trove_ledger_t *self);
+//  The last committed record of user that the tables do not hold yet, or 0:
+//  a query about one user waits only for that (main thread).
+uint64_t trove_ledger_user_pending (trove_ledger_t *self, const char *user);
 //  True while the apply thread cannot write the tables (full map, disk
 //  error): they stay behind the log until that is fixed.
 bool trove_ledger_apply_failing (trove_ledger_t *self);

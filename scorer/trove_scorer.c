@@ -92,7 +92,7 @@ typedef struct {
 typedef struct {
     zframe_t *routing_id;
     Trove__Msg *msg;
-    uint64_t target;  //  committed log sequence at arrival
+    uint64_t target;  //  the log position its answer must reflect
     int64_t arrived_us;
 } s_parked_t;
 
@@ -697,6 +697,26 @@ s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
     trove_queries_free (&mem);
 }
 
+//  The log position a query must see. A question about one user waits for
+//  that user's records only (read-your-writes per user: cheap while the
+//  tables trail a busy log); a rank's context from the shards that do not
+//  own the user (board_counts, board_around given a position) and status
+//  need nothing; every other query sees all that was committed when it
+//  arrived.
+static uint64_t
+s_query_target (s_scorer_t *self, const Trove__Query *q)
+{
+    const char *k = q->kind;
+    if (strcmp (k, "status") == 0 || strcmp (k, "board_counts") == 0
+        || (strcmp (k, "board_around") == 0 && q->has_after))
+        return 0;
+    if (*q->user
+        && (strcmp (k, "balance") == 0 || strcmp (k, "coins") == 0 || strcmp (k, "progress") == 0
+            || strcmp (k, "board_around") == 0))
+        return trove_ledger_user_pending (self->ledger, q->user);
+    return trove_ledger_committed (self->ledger);
+}
+
 static void
 s_process_queries (s_scorer_t *self)
 {
@@ -709,17 +729,16 @@ s_process_queries (s_scorer_t *self)
             break;
         if (msg && msg->body_case == TROVE__MSG__BODY_QUERY) {
             //  Reads see the ledger tables, which trail the log by a few
-            //  milliseconds: answer once they hold what was committed when
-            //  the query arrived (read-your-writes). Status needs no wait.
-            uint64_t committed = trove_ledger_committed (self->ledger);
+            //  milliseconds: answer once they hold what the query must see
+            //  (docs/queries.md, Freshness).
+            uint64_t target = s_query_target (self, msg->query);
             s_parked_t *parked = NULL;
             //  While the tables cannot be written, waiting would be forever:
             //  answer from what they hold.
-            if (strcmp (msg->query->kind, "status") && trove_ledger_applied (self->ledger) < committed
-                && !trove_ledger_apply_failing (self->ledger))
+            if (target > trove_ledger_applied (self->ledger) && !trove_ledger_apply_failing (self->ledger))
                 parked = calloc (1, sizeof *parked);
             if (parked) {
-                *parked = (s_parked_t){routing_id, msg, committed, trove_mono_us ()};
+                *parked = (s_parked_t){routing_id, msg, target, trove_mono_us ()};
                 routing_id = NULL;
                 msg = NULL;
                 zlistx_add_end (self->parked, parked);
@@ -745,15 +764,18 @@ s_absorb (s_scorer_t *self)
     trove_ledger_absorb (self->ledger);
     uint64_t applied = trove_ledger_applied (self->ledger);
     bool failing = trove_ledger_apply_failing (self->ledger);
+    //  Targets differ per query: answer every one that is ready.
     s_parked_t *parked = zlistx_first (self->parked);
-    while (parked && (parked->target <= applied || failing)) {
-        s_answer_query (self, parked->routing_id, parked->msg->query);
-        s_count_query (self, parked->msg->query->kind, parked->arrived_us);
-        zframe_destroy (&parked->routing_id);
-        trove_msg_free (&parked->msg);
-        free (parked);
-        zlistx_delete (self->parked, zlistx_cursor (self->parked));
-        parked = zlistx_first (self->parked);
+    while (parked) {
+        if (parked->target <= applied || failing) {
+            s_answer_query (self, parked->routing_id, parked->msg->query);
+            s_count_query (self, parked->msg->query->kind, parked->arrived_us);
+            zframe_destroy (&parked->routing_id);
+            trove_msg_free (&parked->msg);
+            free (parked);
+            zlistx_delete (self->parked, zlistx_cursor (self->parked));  //  cursor moves back
+        }
+        parked = zlistx_next (self->parked);
     }
 }
 

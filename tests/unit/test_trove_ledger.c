@@ -197,6 +197,60 @@ test_dedup_and_retried_submission (void **state)
     assert_int_equal (s_balance (f, "bob"), 3);
 }
 
+//  Queries about one user wait for that user's records only: the ledger
+//  knows which users have committed records the tables do not hold yet.
+static void
+test_user_pending_until_applied (void **state)
+{
+    s_fixture_t *f = *state;
+    //  A ledger whose apply thread waits (for 10 minutes or a million
+    //  records) unless hurried: what is committed stays pending meanwhile.
+    trove_ledger_destroy (&f->ledger);
+    setenv ("TROVE_APPLY_MIN", "1000000", 1);
+    setenv ("TROVE_APPLY_DELAY_MS", "600000", 1);
+    char *err = NULL;
+    f->ledger = trove_ledger_new (f->data, 3, 64 * 1024 * 1024, true, &err);
+    unsetenv ("TROVE_APPLY_MIN");
+    unsetenv ("TROVE_APPLY_DELAY_MS");
+    assert_non_null (f->ledger);
+    Trove__Status status;
+    Trove__Event *a1 = s_event ("web", "p1", "ann", "checkin");
+    Trove__Event *b1 = s_event ("web", "p2", "bob", "checkin");
+    Trove__Event *a2 = s_event ("web", "p3", "ann", "visit");
+    Trove__Event *c1 = s_event ("web", "p4", "cat", "checkin");
+    assert_int_equal (trove_ledger_begin (f->ledger), 0);
+    assert_int_equal (trove_ledger_apply (f->ledger, a1, 7, 1, 0, f->rules, &status), 0);
+    assert_int_equal (trove_ledger_apply (f->ledger, b1, 7, 1, 0, f->rules, &status), 0);
+    assert_int_equal (trove_ledger_commit (f->ledger), 0);
+    assert_int_equal (trove_ledger_committed (f->ledger), 2);
+    assert_int_equal (trove_ledger_user_pending (f->ledger, "ann"), 1);
+    assert_int_equal (trove_ledger_user_pending (f->ledger, "bob"), 2);
+    assert_int_equal (trove_ledger_user_pending (f->ledger, "cat"), 0);
+    //  An aborted batch leaves no mark
+    assert_int_equal (trove_ledger_begin (f->ledger), 0);
+    assert_int_equal (trove_ledger_apply (f->ledger, c1, 7, 2, 0, f->rules, &status), 0);
+    trove_ledger_abort (f->ledger);
+    assert_int_equal (trove_ledger_user_pending (f->ledger, "cat"), 0);
+    //  A newer record of ann moves her mark; bob's stays
+    assert_int_equal (trove_ledger_begin (f->ledger), 0);
+    assert_int_equal (trove_ledger_apply (f->ledger, a2, 7, 3, 0, f->rules, &status), 0);
+    assert_int_equal (trove_ledger_commit (f->ledger), 0);
+    assert_int_equal (trove_ledger_user_pending (f->ledger, "ann"), 3);
+    assert_int_equal (trove_ledger_user_pending (f->ledger, "bob"), 2);
+    assert_int_equal (trove_ledger_applied (f->ledger), 0);
+    //  Once applied nobody waits, and the reads see it all
+    assert_int_equal (trove_ledger_wait_applied (f->ledger, 10000), 0);
+    assert_int_equal (trove_ledger_user_pending (f->ledger, "ann"), 0);
+    assert_int_equal (trove_ledger_user_pending (f->ledger, "bob"), 0);
+    assert_int_equal (s_balance (f, "ann"), 13);
+    assert_int_equal (s_balance (f, "bob"), 1);
+    assert_int_equal (s_balance (f, "cat"), 0);
+    trove_event_destroy (&a1);
+    trove_event_destroy (&b1);
+    trove_event_destroy (&a2);
+    trove_event_destroy (&c1);
+}
+
 static void
 test_abort_leaves_nothing_and_reopen_keeps_all (void **state)
 {
@@ -667,6 +721,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_sigkill_keeps_rule_state, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_dedup_and_retried_submission, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_abort_leaves_nothing_and_reopen_keeps_all, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_user_pending_until_applied, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_coins_paging_newest_first, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_full_map_refuses_then_recovers_with_bigger_map, s_setup,
                                          s_teardown),
