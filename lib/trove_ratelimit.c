@@ -69,10 +69,23 @@ s_level (const s_bucket_t *b, int64_t now_us)
     return level > b->burst ? b->burst : level;
 }
 
+//  Is b one of the buckets this request already holds?
+static bool
+s_held (s_bucket_t *b, s_bucket_t **held, size_t nheld)
+{
+    for (size_t i = 0; held && i < nheld; i++)
+        if (held [i] == b)
+            return true;
+    return false;
+}
+
 //  The bucket of a key: its own slot, a free or idle one in its probe
-//  window (claimed, full), or else the window's first slot (shared).
+//  window (claimed, full), or else the window's first slot (shared). A
+//  bucket the same request claimed a moment ago looks idle too (its tokens
+//  are taken at the end): it is never claimed again.
 static s_bucket_t *
-s_find (trove_ratelimit_t *self, const trove_ratelimit_ask_t *ask, int64_t now_us)
+s_find (trove_ratelimit_t *self, const trove_ratelimit_ask_t *ask, int64_t now_us, s_bucket_t **held,
+        size_t nheld)
 {
     uint8_t hash [crypto_shorthash_BYTES];
     crypto_shorthash (hash, (const unsigned char *) ask->key, ask->key_size, self->key);
@@ -84,7 +97,7 @@ s_find (trove_ratelimit_t *self, const trove_ratelimit_ask_t *ask, int64_t now_u
         s_bucket_t *b = &self->table [(tag + i) & self->mask];
         if (b->tag == tag)
             return b;
-        if (!reuse && (b->tag == 0 || s_level (b, now_us) >= b->burst))
+        if (!reuse && (b->tag == 0 || s_level (b, now_us) >= b->burst) && !s_held (b, held, nheld))
             reuse = b;
     }
     if (!reuse)
@@ -119,7 +132,7 @@ trove_ratelimit_take (trove_ratelimit_t *self, const trove_ratelimit_ask_t *asks
                 found [i] = NULL;
             continue;
         }
-        s_bucket_t *b = s_find (self, ask, now_us);
+        s_bucket_t *b = s_find (self, ask, now_us, found, i);
         //  The config is the same for every ask of a key; a shared bucket
         //  keeps the stricter of two configs.
         double level = s_level (b, now_us);

@@ -66,6 +66,27 @@ test_all_or_nothing (void **state)
     trove_ratelimit_destroy (&rl);
 }
 
+//  Two keys of one request never end up in one bucket while a free one is
+//  in reach: a bucket claimed by the request looks idle (full) until the
+//  tokens are taken, so a later key of the same request must not claim it
+//  again. Each table has its own random hash key: many tables make a
+//  collision of the two probe windows (1 in 64 per table) certain.
+static void
+test_one_request_claims_distinct_buckets (void **state)
+{
+    (void) state;
+    for (int round = 0; round < 2000; round++) {
+        trove_ratelimit_t *rl = trove_ratelimit_new (1);  //  64 slots
+        assert_non_null (rl);
+        trove_ratelimit_ask_t asks [2] = {s_ask ("src", 1, 0.001, 1), s_ask ("ann", 1, 0.001, 1)};
+        assert_int_equal (trove_ratelimit_take (rl, asks, 2, 0, NULL, NULL), 0);
+        //  Each bucket gave its only token: both keys are empty now.
+        assert_int_equal (trove_ratelimit_take (rl, &asks [0], 1, 0, NULL, NULL), 1);
+        assert_int_equal (trove_ratelimit_take (rl, &asks [1], 1, 0, NULL, NULL), 1);
+        trove_ratelimit_destroy (&rl);
+    }
+}
+
 static void
 test_over_burst_and_unlimited (void **state)
 {
@@ -108,6 +129,7 @@ main (void)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_refill),
         cmocka_unit_test (test_all_or_nothing),
+        cmocka_unit_test (test_one_request_claims_distinct_buckets),
         cmocka_unit_test (test_over_burst_and_unlimited),
         cmocka_unit_test (test_bounded_table),
     };
