@@ -93,7 +93,7 @@ static const char *s_up_help =
     "                  query P+21+2k; /metrics: broker P+200, ingestor k\n"
     "                  P+210+k, scorer k P+230+k; HTTP (POST /v1/events and the\n"
     "                  GET query API, docs/queries.md): ingestor k P+250+k.\n"
-    "  --shards N      scorer shards (default 2, at most 64); 256 partitions split\n"
+    "  --shards N      scorer shards (default 2, at most 20); 256 partitions split\n"
     "                  in contiguous ranges.\n"
     "  --ingestors N   ingestors (default 1, at most 10).\n"
     "  --sync full|none  LMDB durability (default full), see etc/trove.cfg.\n"
@@ -859,8 +859,10 @@ trovectl_up (int argc, char **argv)
     long shards = opts.shards < 0 ? 2 : opts.shards;
     long ingestors = opts.ingestors < 0 ? 1 : opts.ingestors;
     const char *sync = opts.sync ? opts.sync : "full";
-    if (shards < 1 || shards > 64)
-        return trovectl_fail ("up: --shards %ld: want 1 to 64", shards);
+    //  20 shards fill the port layout (scorer k at P+20+2k up to P+59, its
+    //  reconciler from P+60, its /metrics P+230+k below the HTTP ports).
+    if (shards < 1 || shards > 20)
+        return trovectl_fail ("up: --shards %ld: want 1 to 20 (the port layout of a local cluster)", shards);
     if (ingestors < 1 || ingestors > 10)
         return trovectl_fail ("up: --ingestors %ld: want 1 to 10", ingestors);
     if (base < 1024 || base + 300 > 65535)
