@@ -697,18 +697,19 @@ s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
     trove_queries_free (&mem);
 }
 
-//  The log position a query must see. A question about one user waits for
-//  that user's records only (read-your-writes per user: cheap while the
-//  tables trail a busy log); a rank's context from the shards that do not
-//  own the user (board_counts, board_around given a position) and status
-//  need nothing; every other query sees all that was committed when it
-//  arrived.
+//  The log position a query must see (docs/queries.md, Freshness). A
+//  question about one user waits for that user's records only
+//  (read-your-writes per user: cheap while the tables trail a busy log);
+//  leaderboard reads (top N, the list of boards, a rank's context from the
+//  shards that do not own the user) and status read the tables as they are,
+//  at most the apply backlog behind; every other query sees all that was
+//  committed when it arrived.
 static uint64_t
 s_query_target (s_scorer_t *self, const Trove__Query *q)
 {
     const char *k = q->kind;
-    if (strcmp (k, "status") == 0 || strcmp (k, "board_counts") == 0
-        || (strcmp (k, "board_around") == 0 && q->has_after))
+    if (strcmp (k, "status") == 0 || strcmp (k, "board_counts") == 0 || strcmp (k, "board_top") == 0
+        || strcmp (k, "board_list") == 0 || (strcmp (k, "board_around") == 0 && q->has_after))
         return 0;
     if (*q->user
         && (strcmp (k, "balance") == 0 || strcmp (k, "coins") == 0 || strcmp (k, "progress") == 0

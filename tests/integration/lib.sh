@@ -67,6 +67,19 @@ cluster_up() {
     fi
 }
 
+# Wait (bounded) until every scorer's tables hold all it accepted (LAG 0):
+# leaderboard reads do not wait for the apply thread (docs/queries.md).
+settle() {
+    local deadline=$((SECONDS + 30)) lag
+    while true; do
+        lag=$("$TROVECTL" status --dir "$DIR" --json 2>/dev/null |
+            jq -s '[.[] | select(.role == "scorer") | (.inflight // 0)] | add // 0' 2>/dev/null || echo "?")
+        [ "$lag" = 0 ] && return 0
+        [ $SECONDS -lt $deadline ] || fail "the scorers' tables still trail by $lag events after 30 s"
+        sleep 0.1
+    done
+}
+
 # Wait (bounded) until every process of the cluster answers status.
 wait_healthy() {
     local deadline=$((SECONDS + ${1:-60}))

@@ -52,10 +52,17 @@ until "$TROVECTL" status --dir "$DIR" --json 2>/dev/null | jq -e -s 'map(.last_e
     [ $SECONDS -lt $deadline ] || fail "no scorer reported a full disk within 60 s"
     sleep 0.2
 done
-err=$("$TROVECTL" status --dir "$DIR" --json | jq -r -s 'map(select(.last_error) | "\(.name): \(.last_error)") | join("; ")')
+err=$("$TROVECTL" status --dir "$DIR" --json 2>/dev/null | jq -r -s 'map(select(.last_error) | "\(.name): \(.last_error)") | join("; ")' || true)
 log "disk full: $err"
 answered_full=$(wc -l < "$HISTORY")
-"$TROVECTL" status --dir "$DIR" >/dev/null || fail "a process is down while the disk is full"
+# Every process stays up and answers (a status call waits 2 x 500 ms; a
+# sanitized build under this load may miss one, so three calls in a row must
+# not all miss).
+ok=0
+for i in 1 2 3; do
+    if "$TROVECTL" status --dir "$DIR" > "$WORK/status.txt" 2>&1; then ok=1; break; fi
+done
+[ $ok -eq 1 ] || { cat "$WORK/status.txt" >&2; fail "a process is down while the disk is full"; }
 rm -f "$DIR/data/filler"
 log "filler removed after $answered_full answers"
 

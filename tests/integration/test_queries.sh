@@ -105,6 +105,7 @@ ev() {  # user type ts [attrs]
 # cat 21: one more small coin after midnight
 ev cat small $T2 > "$WORK/one.ndjson"
 "$TROVECTL" send --dir "$DIR" --quiet "$WORK/one.ndjson" 2>/dev/null || fail "send"
+settle  # boards read the tables as applied (docs/queries.md, Freshness)
 
 board() { "$TROVECTL" board --dir "$DIR" "$@"; }
 board_text() { board "$@" | grep -v '^cost '; }
@@ -156,6 +157,7 @@ page2_before=$(board_text qb --limit 2 --after 30:bob)
 4 dan 10" ] || fail "page 2: $page2_before"
 for i in 1 2 3 4 5; do ev zed big $T2; done > "$WORK/zed.ndjson"
 "$TROVECTL" send --dir "$DIR" --quiet "$WORK/zed.ndjson" 2>/dev/null || fail "send zed"
+settle
 # The same entries after the same position; their ranks now count zed.
 [ "$(board_text qb --limit 2 --after 30:bob)" = "4 cat 21
 5 dan 10" ] || fail "page 2 after a new leader: $(board qb --limit 2 --after 30:bob)"
@@ -186,6 +188,7 @@ NOW=$(date +%s%3N)
     ev pat small $((NOW - 20000))
 } > "$WORK/pat.ndjson"
 "$TROVECTL" send --dir "$DIR" --quiet "$WORK/pat.ndjson" 2>/dev/null || fail "send pat"
+settle
 "$TROVECTL" balance --dir "$DIR" --json pat > "$WORK/bal.json"
 # (the demo hunt of every `trovectl up` cluster also pays for checkin and visit)
 jq -e '.balance == 11 and .hunts.qb == 4 and .hunts.demo == 7 and .cost == 4' "$WORK/bal.json" >/dev/null || fail "balance: $(cat "$WORK/bal.json")"
@@ -234,6 +237,7 @@ done
 # User ids are path segments, percent-decoded one by one: "x/y é".
 ev "x/y é" small "$((NOW - 10000))" > "$WORK/slash.ndjson"
 "$TROVECTL" send --dir "$DIR" --quiet "$WORK/slash.ndjson" 2>/dev/null || fail "send x/y é"
+settle
 same /v1/users/x%2Fy%20%C3%A9/balance balance "x/y é"
 jq -e '.user == "x/y é" and .balance == 1' "$WORK/http.json" >/dev/null || fail "x/y é: $(cat "$WORK/http.json")"
 # (lower-case escapes too; coins --json prints one coin per line, the page wraps them)
