@@ -134,11 +134,7 @@ log "apply v2: 3000 events during apply accepted, scorers not restarted, new coi
 sed -e 's/^version: 2/version: 3/' -e 's/^effective: .*/effective: 2020-01-01T00:00:00Z/' \
     -e 's/coins: 7, cap/coins: 9, cap/' "$WORK/trail-v2.yaml" > "$WORK/trail-v3.yaml"
 # Quiet: wait until every scorer applied its log (lag 0), then dump.
-deadline=$((SECONDS + 30))
-until "$TROVECTL" status --dir "$DIR" --json | jq -e -s 'map(select(.role == "scorer") | .inflight) | all(. == 0)' >/dev/null; do
-    [ $SECONDS -lt $deadline ] || fail "scorers did not catch up"
-    sleep 0.2
-done
+settle
 dump() { local d; for d in "$DIR"/data/s*; do mdb_dump -a "$d"; mdb_dump -a "$d/log"; done | md5sum; }
 before=$(dump)
 # shellcheck disable=SC2086
