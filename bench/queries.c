@@ -9,6 +9,7 @@
     or more). Prints one JSON object per kind: queries, qps, p50/p99/max
     latency (microseconds), mean and max cost (units), errors. */
 #include "trove_cfg.h"
+#include "trove_curve.h"
 #include "trove_client.h"
 #include "trove_router.h"
 #include "trove_util.h"
@@ -69,6 +70,8 @@ main (int argc, char **argv)
     }
     char *err = NULL;
     trove_cfg_t *cfg = trove_cfg_load (config, &err);
+    if (cfg && trove_curve_start (cfg, NULL, false, &err))
+        trove_cfg_destroy (&cfg);
     if (!cfg) {
         fprintf (stderr, "bench-queries: %s\n", err ? err : "bad config");
         free (err);

@@ -10,6 +10,7 @@
 
     Usage: trove-broker --config FILE */
 #include "trove_cfg.h"
+#include "trove_curve.h"
 #include "trove_harden.h"
 #include "trove_metrics.h"
 #include "trove_msg.h"
@@ -161,6 +162,10 @@ main (int argc, char *argv [])
     if (address && trove_metrics_serve (self->metrics, address, &merr))
         trove_log ('E', "cannot serve metrics on %s: %s", address, merr ? merr : "out of memory");
     free (merr);
+    if (trove_curve_start (self->cfg, self->metrics, true, &err)) {
+        trove_log ('E', "%s", err);
+        goto done;
+    }
     size_t max_frame = trove_cfg_limits (self->cfg)->max_frame;
     self->xsub = zsock_new (ZMQ_XSUB);
     self->xpub = zsock_new (ZMQ_XPUB);
@@ -168,12 +173,9 @@ main (int argc, char *argv [])
         goto done;
     trove_sock_tune (self->xsub, max_frame);
     trove_sock_tune (self->xpub, max_frame);
-    if (zsock_bind (self->xsub, "%s", trove_cfg_broker_pub (self->cfg)) == -1
-        || zsock_bind (self->xpub, "%s", trove_cfg_broker_sub (self->cfg)) == -1) {
-        trove_log ('E', "cannot bind %s / %s: %s", trove_cfg_broker_pub (self->cfg),
-                   trove_cfg_broker_sub (self->cfg), zmq_strerror (zmq_errno ()));
+    if (trove_curve_bind (self->xsub, trove_cfg_broker_pub (self->cfg), true)
+        || trove_curve_bind (self->xpub, trove_cfg_broker_sub (self->cfg), true))
         goto done;
-    }
     self->control = trove_sock_router (trove_cfg_broker_control (self->cfg), max_frame);
     if (!self->control)
         goto done;
@@ -214,6 +216,7 @@ done:
     zsock_destroy (&self->xsub);
     zsock_destroy (&self->xpub);
     zsock_destroy (&self->control);
+    trove_curve_stop ();
     trove_metrics_destroy (&self->metrics);
     trove_cfg_destroy (&self->cfg);
     return rc;

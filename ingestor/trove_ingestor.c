@@ -26,6 +26,7 @@
            trove-ingestor --new-key      (prints a new source key and its hash)
            trove-ingestor --hash-key     (reads a key on stdin, prints its hash) */
 #include "trove_cfg.h"
+#include "trove_curve.h"
 #include "trove_deadletter.h"
 #include "trove_event.h"
 #include "trove_harden.h"
@@ -774,6 +775,13 @@ main (int argc, char *argv [])
         goto done;
     }
     size_t max_frame = trove_cfg_limits (self->cfg)->max_frame;
+    self->nshards = trove_cfg_shards (self->cfg);
+    if (s_metrics_init (self, (size_t) index))
+        goto done;
+    if (trove_curve_start (self->cfg, self->m.registry, true, &err)) {
+        trove_log ('E', "%s", err);
+        goto done;
+    }
     self->front = trove_sock_router (trove_cfg_ingestor_endpoint (self->cfg, (size_t) index), max_frame);
     //  HTTP ingest submits here, as one more producer.
     char inproc [120];
@@ -782,13 +790,10 @@ main (int argc, char *argv [])
         trove_log ('E', "cannot bind %s: %s", inproc, zmq_strerror (zmq_errno ()));
         goto done;
     }
-    self->nshards = trove_cfg_shards (self->cfg);
     self->dealers = calloc (self->nshards, sizeof *self->dealers);
     self->outbox = trove_outbox_new (self->nshards, SHARD_WINDOW, RING_SIZE);
     items = calloc (self->nshards + 1, sizeof *items);
     if (!self->front || !self->dealers || !self->outbox || !items)
-        goto done;
-    if (s_metrics_init (self, (size_t) index))
         goto done;
     //  64 MiB, then rotated once: bounded, the newest kept.
     self->deadletter = trove_deadletter_new (trove_cfg_ingestor_deadletter (self->cfg, (size_t) index), name,
@@ -802,10 +807,8 @@ main (int argc, char *argv [])
     if (!self->pub)
         goto done;
     trove_sock_tune (self->pub, max_frame);
-    if (zsock_connect (self->pub, "%s", trove_cfg_broker_pub (self->cfg)) == -1) {
-        trove_log ('E', "cannot connect to broker %s", trove_cfg_broker_pub (self->cfg));
+    if (trove_curve_connect (self->pub, trove_cfg_broker_pub (self->cfg), true))
         goto done;
-    }
     for (size_t s = 0; s < self->nshards; s++) {
         self->dealers [s] = trove_sock_dealer (trove_cfg_shard_events (self->cfg, s), NULL, max_frame);
         if (!self->dealers [s])
@@ -879,6 +882,7 @@ done:
             trove_outbox_each (self->outbox, s_drop, self);
         trove_outbox_destroy (&self->outbox);
         trove_deadletter_destroy (&self->deadletter);
+        trove_curve_stop ();  //  its watcher counts into the registry
         trove_metrics_destroy (&self->m.registry);
         zhashx_destroy (&self->m.rejections);
         free (self->m.resends);

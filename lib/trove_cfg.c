@@ -24,6 +24,8 @@ typedef struct {
     char *replica;    //  reconciler's LMDB directory (resolved, owned)
     char *reconcile;  //  reconciler's control endpoint, or NULL
     long reconcile_every_s;
+    char *curve_key;      //  Z85 public key of the scorer's host (CURVE)
+    char *reconcile_key;  //  Z85 public key of the reconciler's host
 } s_shard_t;
 
 struct _trove_cfg_t {
@@ -37,13 +39,17 @@ struct _trove_cfg_t {
     char *ingestor_eps [MAX_INGESTORS];
     char *ingestor_metrics [MAX_INGESTORS];
     char *ingestor_deadletter [MAX_INGESTORS];  //  resolved path (owned)
+    char *ingestor_keys [MAX_INGESTORS];        //  Z85 server keys (CURVE)
     size_t ningestors;                          //  number of ingestors
     char *sources [MAX_SOURCES];
-    size_t nsources;  //  number of declared sources
-    size_t map_size;  //  LMDB map size in bytes
-    bool sync;        //  fsync every commit
-    char *rules_dir;  //  resolved rules directory
-    char *base;       //  folder of the config file
+    size_t nsources;    //  number of declared sources
+    size_t map_size;    //  LMDB map size in bytes
+    bool sync;          //  fsync every commit
+    char *rules_dir;    //  resolved rules directory
+    char *base;         //  folder of the config file
+    bool curve;         //  trove/curve = yes
+    char *curve_cert;   //  resolved curve/cert (owned)
+    char *curve_peers;  //  resolved curve/peers (owned)
 };
 
 //  path as written in the file, resolved against the config file's folder.
@@ -56,6 +62,23 @@ s_resolve (const trove_cfg_t *self, const char *path)
     else if (asprintf (&out, "%s/%s", self->base, path) < 0)
         out = NULL;
     return out;
+}
+
+//  The Z85 public key `key` of section, required when CURVE is on: 40 Z85
+//  characters (32 bytes). NULL with *err set when missing or malformed.
+static char *
+s_curve_key (zconfig_t *node, const char *key, const char *section, char **err)
+{
+    char *value = zconfig_get (node, key, NULL);
+    uint8_t raw [32];
+    if (*err)
+        return NULL;
+    if (!value || !*value)
+        *err = trove_strdupf ("%s: missing '%s' (the server's CURVE public key; trove/curve = yes)", section,
+                              key);
+    else if (strlen (value) != 40 || !zmq_z85_decode (raw, value))
+        *err = trove_strdupf ("%s: '%s' is not a CURVE public key (40 Z85 characters)", section, key);
+    return *err ? NULL : value;
 }
 
 static int
@@ -217,6 +240,24 @@ trove_cfg_load (const char *path, char **err_p)
         goto fail;
     }
     self->sync = strcmp (sync, "full") == 0;
+    const char *curve = zconfig_get (self->root, "trove/curve", "no");
+    if (strcmp (curve, "yes") && strcmp (curve, "no")) {
+        err = trove_strdupf ("trove/curve = '%s': want yes or no", curve);
+        goto fail;
+    }
+    self->curve = strcmp (curve, "yes") == 0;
+    if (self->curve) {
+        const char *cert = s_need (self->root, "curve/cert", "curve (trove/curve = yes)", &err);
+        const char *peers = s_need (self->root, "curve/peers", "curve (trove/curve = yes)", &err);
+        if (err)
+            goto fail;
+        self->curve_cert = s_resolve (self, cert);
+        self->curve_peers = s_resolve (self, peers);
+        if (!self->curve_cert || !self->curve_peers) {
+            err = strdup ("out of memory");
+            goto fail;
+        }
+    }
 
     self->owner = malloc (self->partitions * sizeof *self->owner);
     if (!self->owner) {
@@ -252,6 +293,13 @@ trove_cfg_load (const char *path, char **err_p)
         const char *parts = s_need (s, "partitions", section, &err);
         if (err)
             goto fail;
+        if (self->curve) {
+            shard->curve_key = s_curve_key (s, "curve_key", section, &err);
+            if (shard->reconcile)
+                shard->reconcile_key = s_curve_key (s, "reconcile_key", section, &err);
+            if (err)
+                goto fail;
+        }
         if (s_assign_partitions (self, parts, self->nshards - 1, &err))
             goto fail;
     }
@@ -276,6 +324,8 @@ trove_cfg_load (const char *path, char **err_p)
         self->ingestor_names [self->ningestors] = zconfig_name (s);
         self->ingestor_eps [self->ningestors] = (char *) s_need (s, "endpoint", section, &err);
         self->ingestor_metrics [self->ningestors] = zconfig_get (s, "metrics", NULL);
+        if (self->curve)
+            self->ingestor_keys [self->ningestors] = s_curve_key (s, "curve_key", section, &err);
         if (err)
             goto fail;
         char fallback [160];
@@ -309,6 +359,8 @@ trove_cfg_load (const char *path, char **err_p)
         || !s_need (self->root, "broker/sub", "broker", &err)
         || !s_need (self->root, "broker/control", "broker", &err))
         goto fail;
+    if (self->curve && !s_curve_key (self->root, "broker/curve_key", "broker", &err))
+        goto fail;
     return self;
 fail:
     trove_cfg_destroy (&self);
@@ -331,6 +383,8 @@ trove_cfg_destroy (trove_cfg_t **self_p)
             free (self->shards [i].replica);
         }
         free (self->rules_dir);
+        free (self->curve_cert);
+        free (self->curve_peers);
         for (size_t i = 0; i < MAX_INGESTORS; i++)
             free (self->ingestor_deadletter [i]);
         free (self->base);
@@ -531,4 +585,56 @@ const char *
 trove_cfg_get (const trove_cfg_t *self, const char *path, const char *def)
 {
     return zconfig_get (self->root, path, def);
+}
+
+bool
+trove_cfg_curve (const trove_cfg_t *self)
+{
+    assert (self);
+    return self->curve;
+}
+
+const char *
+trove_cfg_curve_cert (const trove_cfg_t *self)
+{
+    assert (self);
+    return self->curve_cert;
+}
+
+const char *
+trove_cfg_curve_peers (const trove_cfg_t *self)
+{
+    assert (self);
+    return self->curve_peers;
+}
+
+const char *
+trove_cfg_broker_curve_key (const trove_cfg_t *self)
+{
+    assert (self);
+    return self->curve ? zconfig_get (self->root, "broker/curve_key", NULL) : NULL;
+}
+
+const char *
+trove_cfg_ingestor_curve_key (const trove_cfg_t *self, size_t index)
+{
+    assert (self);
+    assert (index < self->ningestors);
+    return self->ingestor_keys [index];
+}
+
+const char *
+trove_cfg_shard_curve_key (const trove_cfg_t *self, size_t shard)
+{
+    assert (self);
+    assert (shard < self->nshards);
+    return self->shards [shard].curve_key;
+}
+
+const char *
+trove_cfg_shard_reconcile_key (const trove_cfg_t *self, size_t shard)
+{
+    assert (self);
+    assert (shard < self->nshards);
+    return self->shards [shard].reconcile_key;
 }

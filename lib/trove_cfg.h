@@ -100,6 +100,25 @@ size_t trove_cfg_sources (const trove_cfg_t *self);
 const char *trove_cfg_source_name (const trove_cfg_t *self, size_t index);
 int trove_cfg_source_index (const trove_cfg_t *self, const char *source);
 
+//  CURVE between processes (docs/security.md, "CURVE"): trove/curve = yes.
+//  Then every server socket is a CURVE server with ZAP domain "trove" that
+//  admits the public certificates in the peers folder, and every client
+//  knows its server's public key from the config. When on, the load checked
+//  that the paths and every server key below are present and well formed.
+bool trove_cfg_curve (const trove_cfg_t *self);
+//  This host's certificate (czmq zcert; the secret key in the file named
+//  like it plus "_secret") and the folder of admitted public certificates,
+//  resolved; NULL when CURVE is off.
+const char *trove_cfg_curve_cert (const trove_cfg_t *self);
+const char *trove_cfg_curve_peers (const trove_cfg_t *self);
+//  Z85 public keys of the servers: the broker (pub, sub, control), an
+//  ingestor (endpoint), a scorer shard (events, query) and its reconciler
+//  (reconcile). NULL when CURVE is off.
+const char *trove_cfg_broker_curve_key (const trove_cfg_t *self);
+const char *trove_cfg_ingestor_curve_key (const trove_cfg_t *self, size_t index);
+const char *trove_cfg_shard_curve_key (const trove_cfg_t *self, size_t shard);
+const char *trove_cfg_shard_reconcile_key (const trove_cfg_t *self, size_t shard);
+
 //  Any value by path ("trove/partitions"), or def when absent.
 const char *trove_cfg_get (const trove_cfg_t *self, const char *path, const char *def);
 

@@ -1,6 +1,7 @@
 /*  trove_client - request/reply calls, the pipelined submitter and the award
     subscriber. See trove_client.h for the contracts. */
 #include "trove_client.h"
+#include "trove_curve.h"
 #include "trove_event.h"
 #include "trove_msg.h"
 #include "trove_util.h"
@@ -65,7 +66,7 @@ s_socket (int type, const char *endpoint, size_t max_frame, bool immediate)
     zsock_set_reconnect_ivl (sock, 100);
     if (immediate)
         zsock_set_immediate (sock, 1);
-    if (endpoint && zsock_connect (sock, "%s", endpoint)) {
+    if (endpoint && trove_curve_connect (sock, endpoint, false)) {
         zsock_destroy (&sock);
         return NULL;
     }
@@ -435,7 +436,7 @@ trove_submitter_new (const trove_cfg_t *cfg, size_t batch, size_t window, trove_
     if (!self->sock)
         goto fail;
     for (size_t i = 0; i < trove_cfg_ingestors (cfg); i++)
-        if (zsock_connect (self->sock, "%s", trove_cfg_ingestor_endpoint (cfg, i)))
+        if (trove_curve_connect (self->sock, trove_cfg_ingestor_endpoint (cfg, i), false))
             goto fail;
     if (trove_cfg_ingestors (cfg) == 0)
         goto fail;
@@ -930,7 +931,7 @@ trove_awardsub_new (const trove_cfg_t *cfg, bool from_now, trove_awardsub_fn *fn
     if (!self->sub)
         goto fail;
     zsock_set_subscribe (self->sub, "");
-    if (zsock_connect (self->sub, "%s", trove_cfg_broker_sub (cfg)))
+    if (trove_curve_connect (self->sub, trove_cfg_broker_sub (cfg), false))
         goto fail;
     if (from_now) {
         //  Every shard at once; a shard that does not answer is asked again

@@ -1,11 +1,12 @@
 /*  trove_harden - start-up checks that keep a daemon from exposing what must
     not be exposed (docs/security.md, "Hardening").
 
-    Every ZeroMQ endpoint and every /metrics address is unauthenticated (no
-    CURVE yet), so a daemon refuses to bind one on an address other hosts
-    can reach (anything but 127.0.0.0/8, ::1, localhost, ipc://, inproc://)
-    unless the config says `trove/allow_unauthenticated = yes`: then it
-    starts and logs a warning per endpoint. The HTTP ingest address is
+    Every /metrics address, and every ZeroMQ endpoint unless `trove/curve =
+    yes` (trove_curve), is unauthenticated, so a daemon refuses to bind one
+    on an address other hosts can reach (anything but 127.0.0.0/8, ::1,
+    localhost, ipc://, inproc://) unless the config says
+    `trove/allow_unauthenticated = yes`: then it starts and logs a warning
+    per endpoint. The HTTP ingest address is
     authenticated (source keys) and may be public (put TLS in front). */
 #ifndef TROVE_HARDEN_H_INCLUDED
 #define TROVE_HARDEN_H_INCLUDED

@@ -1,6 +1,7 @@
 /*  trove_router - routes player-facing queries to the owning shard and
     merges leaderboards across shards. See trove_router.h. */
 #include "trove_router.h"
+#include "trove_curve.h"
 #include "trove_client.h"
 #include "trove_msg.h"
 #include "trove_util.h"
@@ -32,7 +33,7 @@ s_connect (trove_router_t *self, size_t shard)
     zsock_set_linger (sock, 0);
     zsock_set_maxmsgsize (sock, (int) self->max_frame);
     zsock_set_reconnect_ivl (sock, 100);
-    if (zsock_connect (sock, "%s", trove_cfg_shard_query (self->cfg, shard)))
+    if (trove_curve_connect (sock, trove_cfg_shard_query (self->cfg, shard), false))
         zsock_destroy (&sock);
     return sock;
 }

@@ -1,5 +1,6 @@
 /*  trove_sock - socket construction. */
 #include "trove_sock.h"
+#include "trove_curve.h"
 #include "trove_util.h"
 
 void
@@ -26,10 +27,8 @@ trove_sock_router (const char *endpoint, size_t max_frame)
         return NULL;
     trove_sock_tune (sock, max_frame);
     zsock_set_router_mandatory (sock, 1);
-    if (zsock_bind (sock, "%s", endpoint) == -1) {
-        trove_log ('E', "cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+    if (trove_curve_bind (sock, endpoint, true))
         zsock_destroy (&sock);
-    }
     return sock;
 }
 
@@ -43,9 +42,7 @@ trove_sock_dealer (const char *endpoint, const char *identity, size_t max_frame)
     zsock_set_immediate (sock, 1);
     if (identity)
         zsock_set_identity (sock, identity);
-    if (zsock_connect (sock, "%s", endpoint) == -1) {
-        trove_log ('E', "cannot connect %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+    if (trove_curve_connect (sock, endpoint, true))
         zsock_destroy (&sock);
-    }
     return sock;
 }

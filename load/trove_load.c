@@ -24,6 +24,7 @@
     Exit status: 0 when every event got a final answer and every check
     passed; 1 otherwise (including setup errors); 2 on bad usage. */
 #include "trove_cfg.h"
+#include "trove_curve.h"
 #include "trove_client.h"
 #include "trove_event.h"
 #include "trove_util.h"
@@ -906,6 +907,8 @@ main (int argc, char *argv [])
     zactor_t *actor = NULL;
     char *err = NULL;
     trove_cfg_t *cfg = trove_cfg_load (opts.config, &err);
+    if (cfg && trove_curve_start (cfg, NULL, false, &err))
+        trove_cfg_destroy (&cfg);
     if (!cfg) {
         trove_log ('E', "%s: %s", opts.config, err ? err : "cannot load");
         goto cleanup;

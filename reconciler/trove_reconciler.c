@@ -26,6 +26,7 @@
 #include "trove_hash.h"
 #include "trove_msg.h"
 #include "trove_rules.h"
+#include "trove_curve.h"
 #include "trove_sock.h"
 #include "trove_util.h"
 
@@ -805,6 +806,11 @@ main (int argc, char **argv)
         trove_log ('E', "cannot open the replica's tables: %s", mdb_strerror (mrc));
         goto done;
     }
+    //  No metrics here: refused peers are logged only.
+    if (trove_curve_start (self.cfg, NULL, true, &err)) {
+        trove_log ('E', "%s", err);
+        goto done;
+    }
     size_t max_frame = trove_cfg_limits (self.cfg)->max_frame;
     self.events_sock = trove_sock_dealer (trove_cfg_shard_events (self.cfg, self.shard), NULL, max_frame);
     const char *control = trove_cfg_shard_reconcile (self.cfg, self.shard);
@@ -856,6 +862,7 @@ done:
     free (err);
     zsock_destroy (&self.control);
     zsock_destroy (&self.events_sock);
+    trove_curve_stop ();
     if (self.env)
         mdb_env_close (self.env);
     free (self.replica_dir);

@@ -11,6 +11,7 @@
 
     Usage: trove-scorer --config FILE --shard NAME */
 #include "trove_cfg.h"
+#include "trove_curve.h"
 #include "trove_engine.h"
 #include "trove_event.h"
 #include "trove_harden.h"
@@ -909,6 +910,10 @@ main (int argc, char *argv [])
     }
     if (s_metrics_init (self))
         goto done;
+    if (trove_curve_start (self->cfg, self->m.registry, true, &err)) {
+        trove_log ('E', "%s", err);
+        goto done;
+    }
     self->replies = calloc (BATCH_MAX_MSGS, sizeof *self->replies);
     self->parked = zlistx_new ();
     size_t max_frame = trove_cfg_limits (self->cfg)->max_frame;
@@ -918,10 +923,8 @@ main (int argc, char *argv [])
     if (!self->replies || !self->parked || !self->events || !self->query || !self->pub)
         goto done;
     trove_sock_tune (self->pub, max_frame);
-    if (zsock_connect (self->pub, "%s", trove_cfg_broker_pub (self->cfg))) {
-        trove_log ('E', "cannot connect to broker %s", trove_cfg_broker_pub (self->cfg));
+    if (trove_curve_connect (self->pub, trove_cfg_broker_pub (self->cfg), true))
         goto done;
-    }
     trove_log ('I', "shard %s (%zu) ready: %zu hunt version(s), %llu events, last aseq %llu", name,
                self->shard, trove_rules_count (self->rules),
                (unsigned long long) trove_ledger_event_count (self->ledger),
@@ -969,6 +972,7 @@ done:
     //  Destroying the ledger applies what the log holds (or leaves it to the
     //  next start): nothing committed is lost either way.
     trove_ledger_destroy (&self->ledger);
+    trove_curve_stop ();  //  its watcher counts into the registry
     trove_metrics_destroy (&self->m.registry);
     zhashx_destroy (&self->m.queries);
     zhashx_destroy (&self->m.minted);

@@ -6,6 +6,7 @@
     with a one-line error on stderr when it fails. */
 #include "trovectl.h"
 #include "trove_json.h"
+#include "trove_curve.h"
 #include "trove_event.h"
 #include "trove_msg.h"
 #include "trove_router.h"
@@ -102,7 +103,9 @@ enum {
     S_OPT_K,
     S_OPT_LIST,
     S_OPT_REASON,
-    S_OPT_AFTER
+    S_OPT_AFTER,
+    S_OPT_CURVE,
+    S_OPT_NAME
 };
 
 static const struct option s_options [] = {{"dir", required_argument, NULL, S_OPT_DIR},
@@ -129,6 +132,8 @@ static const struct option s_options [] = {{"dir", required_argument, NULL, S_OP
                                            {"list", no_argument, NULL, S_OPT_LIST},
                                            {"reason", required_argument, NULL, S_OPT_REASON},
                                            {"after", required_argument, NULL, S_OPT_AFTER},
+                                           {"curve", no_argument, NULL, S_OPT_CURVE},
+                                           {"name", required_argument, NULL, S_OPT_NAME},
                                            {NULL, 0, NULL, 0}};
 
 static bool
@@ -225,6 +230,12 @@ trovectl_parse (int argc, char **argv, const char *allowed, trovectl_opts_t *opt
             case S_OPT_AFTER:
                 opts->after = optarg;
                 break;
+            case S_OPT_CURVE:
+                opts->curve = true;
+                break;
+            case S_OPT_NAME:
+                opts->name = optarg;
+                break;
             case S_OPT_LIMIT:
                 rc = s_parse_number (name, optarg, &opts->limit);
                 break;
@@ -280,6 +291,8 @@ trovectl_load_cfg (const trovectl_opts_t *opts)
         snprintf (path, sizeof path, "%s/trove.cfg", trovectl_dir (opts->dir));
     char *err = NULL;
     trove_cfg_t *cfg = trove_cfg_load (path, &err);
+    if (cfg && trove_curve_start (cfg, NULL, false, &err))
+        trove_cfg_destroy (&cfg);
     if (!cfg) {
         trovectl_fail ("%s", err ? err : "cannot load config");
         free (err);
@@ -989,7 +1002,7 @@ s_cmd_status (int argc, char **argv)
     if (sub) {
         zsock_set_maxmsgsize (sub, (int) trove_cfg_limits (cfg)->max_frame + 65536);
         zsock_set_subscribe (sub, "");
-        if (zsock_connect (sub, "%s", trove_cfg_broker_sub (cfg)) == -1)
+        if (trove_curve_connect (sub, trove_cfg_broker_sub (cfg), false))
             zsock_destroy (&sub);
     }
     if (!procs || trovectl_probe (cfg, procs, count, 500, 1) < 0) {
@@ -1099,6 +1112,7 @@ static const char *s_usage =
     "  rules check|apply|preview FILE\n"
     "                       validate a hunt file, apply it to every scorer\n"
     "                       without a restart, or preview its effect\n"
+    "  curve new|show PATH  make a CURVE certificate, print its public key\n"
     "\n"
     "Common options:\n"
     "  --dir DIR      cluster directory, config DIR/trove.cfg\n"
@@ -1130,6 +1144,7 @@ static const s_command_t s_commands [] = {
     {"progress", trovectl_progress},
     {"exclude", trovectl_exclude},
     {"include", trovectl_exclude},
+    {"curve", trovectl_curve},
 };
 
 //  True when option text takes the next argument as its value.

@@ -22,6 +22,8 @@ typedef struct {
     bool strict;         //  --strict (send)
     bool from_start;     //  --from-start (tail)
     bool detach;         //  --detach (up)
+    bool curve;          //  --curve (up)
+    const char *name;    //  --name (curve new)
     long limit;          //  --limit (coins), -1 when absent
     long count;          //  --count (tail), -1 when absent
     long timeout;        //  --timeout seconds (send), -1 when absent
@@ -95,5 +97,8 @@ int trovectl_rules (int argc, char **argv);
 
 //  Command in trovectl_reconcile.c: run the reconcilers, show their reports.
 int trovectl_reconcile (int argc, char **argv);
+
+//  trovectl curve new|show (trovectl_curve.c).
+int trovectl_curve (int argc, char **argv);
 
 #endif

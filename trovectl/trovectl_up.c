@@ -25,6 +25,7 @@
     makes `up --detach` fail after 30 s instead of looking ready. */
 #include "trovectl.h"
 #include "trove_source.h"
+#include "trove_curve.h"
 #include "trove_util.h"
 
 #include <errno.h>
@@ -97,6 +98,8 @@ static const char *s_up_help =
     "                  in contiguous ranges.\n"
     "  --ingestors N   ingestors (default 1, at most 10).\n"
     "  --sync full|none  LMDB durability (default full), see etc/trove.cfg.\n"
+    "  --curve         CURVE on every ZeroMQ link: one certificate for the host\n"
+    "                  in DIR/curve (docs/security.md).\n"
     "A new config gets a demo key for source web in DIR/web.key (its hash in the\n"
     "config): curl -H \"Authorization: Bearer $(cat DIR/web.key)\"\n"
     "http://127.0.0.1:P+250/v1/users/USER/balance. `up` prints each HTTP address\n"
@@ -283,11 +286,18 @@ s_find_program (const char *name, char *out, size_t size)
 }
 
 //  The config of a new cluster, in the format of etc/trove.cfg; web_hash is
-//  the hash of source web's demo key. Caller frees.
+//  the hash of source web's demo key; curve_key the public key of DIR/curve's
+//  certificate when CURVE is on, else NULL. Caller frees.
 static char *
 s_config_text (const char *dir, long base, long shards, long ingestors, const char *sync,
-               const char *web_hash)
+               const char *web_hash, const char *curve_key)
 {
+    //  One host, one certificate: every process serves and connects with it.
+    char key_line [96] = "", reconcile_line [96] = "";
+    if (curve_key) {
+        snprintf (key_line, sizeof key_line, "        curve_key = \"%s\"\n", curve_key);
+        snprintf (reconcile_line, sizeof reconcile_line, "        reconcile_key = \"%s\"\n", curve_key);
+    }
     //  Every section may name dir twice.
     size_t size = 8192 + (size_t) (shards + ingestors + 2) * (512 + 2 * strlen (dir));
     char *text = malloc (size);
@@ -309,6 +319,7 @@ s_config_text (const char *dir, long base, long shards, long ingestors, const ch
            "    #   full: fsync every commit (survives process kill, OS crash, power loss).\n"
            "    #   none: no fsync (survives a process kill only).\n"
            "    sync = %s\n"
+           "%s"
            "\n"
            "limits\n"
            "    #   Events per submit request; frame size limit (bytes) on every socket.\n"
@@ -339,16 +350,26 @@ s_config_text (const char *dir, long base, long shards, long ingestors, const ch
            "    control = \"tcp://127.0.0.1:%ld\"\n"
            "    #   Prometheus /metrics of each process (plain HTTP, loopback).\n"
            "    metrics = \"127.0.0.1:%ld\"\n"
+           "%s"
            "\n"
            "ingestor\n",
-           dir, sync, web_hash, base + 1, base + 2, base + 3, base + 200);
+           dir, sync,
+           curve_key ? "    #   CURVE on every ZeroMQ link (docs/security.md); certificates in curve/\n"
+                       "    curve = yes\n"
+                       "\n"
+                       "curve\n"
+                       "    cert = \"curve/host.cert\"\n"
+                       "    peers = \"curve/peers\"\n"
+                     : "",
+           web_hash, base + 1, base + 2, base + 3, base + 200, key_line + (curve_key ? 4 : 0));
     for (long k = 0; k < ingestors; k++)
         S_ADD ("    i%ld\n"
                "        endpoint = \"tcp://127.0.0.1:%ld\"\n"
                "        metrics = \"127.0.0.1:%ld\"\n"
                "        #   HTTP: POST /v1/events and the GET query API (source keys)\n"
-               "        http = \"127.0.0.1:%ld\"\n",
-               k, base + 10 + k, base + 210 + k, base + 250 + k);
+               "        http = \"127.0.0.1:%ld\"\n"
+               "%s",
+               k, base + 10 + k, base + 210 + k, base + 250 + k, key_line);
     S_ADD ("\nscorer\n");
     for (long k = 0; k < shards; k++)
         S_ADD ("    s%ld\n"
@@ -360,11 +381,45 @@ s_config_text (const char *dir, long base, long shards, long ingestors, const ch
                "        #   its reconciler (trove-reconciler --shard s%ld)\n"
                "        replica = \"%s/data/r%ld\"\n"
                "        reconcile = \"tcp://127.0.0.1:%ld\"\n"
-               "        reconcile_every_s = 60\n",
+               "        reconcile_every_s = 60\n"
+               "%s%s",
                k, base + 20 + 2 * k, base + 21 + 2 * k, k * 256 / shards, (k + 1) * 256 / shards - 1, dir, k,
-               base + 230 + k, k, dir, k, base + 60 + k);
+               base + 230 + k, k, dir, k, base + 60 + k, key_line, reconcile_line);
 #undef S_ADD
     return text;
+}
+
+//  DIR/curve/host.cert (+ _secret) and DIR/curve/peers/host.cert, the one
+//  certificate of a local cluster. Returns its public key (caller frees), or
+//  NULL after printing the error.
+static char *
+s_curve_certs (const char *dir)
+{
+    char folder [PATH_MAX], cert [PATH_MAX + 16], peer [PATH_MAX + 16];
+    snprintf (folder, sizeof folder, "%s/curve/peers", dir);
+    if (trove_mkdir_p (folder, 0700)) {
+        trovectl_fail ("cannot create %s: %s", folder, strerror (errno));
+        return NULL;
+    }
+    snprintf (cert, sizeof cert, "%s/curve/host.cert", dir);
+    snprintf (peer, sizeof peer, "%s/curve/peers/host.cert", dir);
+    char *err = NULL;
+    char *key = trove_curve_keygen (cert, "local", &err);
+    FILE *in = key ? fopen (cert, "r") : NULL;
+    char text [4096];
+    size_t size = in ? fread (text, 1, sizeof text - 1, in) : 0;
+    if (in)
+        fclose (in);
+    text [size] = 0;
+    if (key && (size == 0 || s_write_file (peer, text))) {
+        err = trove_strdupf ("cannot copy %s to %s", cert, peer);
+        free (key);
+        key = NULL;
+    }
+    if (!key)
+        trovectl_fail ("up --curve: %s", err ? err : "out of memory");
+    free (err);
+    return key;
 }
 
 //  Write the pid of a child, atomically.
@@ -847,7 +902,7 @@ int
 trovectl_up (int argc, char **argv)
 {
     trovectl_opts_t opts;
-    if (trovectl_parse (argc, argv, "dir json detach port-base shards ingestors sync", &opts))
+    if (trovectl_parse (argc, argv, "dir json detach port-base shards ingestors sync curve", &opts))
         return 1;
     if (opts.help) {
         fputs (s_up_help, stdout);
@@ -911,7 +966,11 @@ trovectl_up (int argc, char **argv)
             trovectl_fail ("cannot write %s: %s", keyfile, strerror (errno));
             goto fail;
         }
-        char *text = s_config_text (super.dir, base, shards, ingestors, sync, hash);
+        char *curve_key = NULL;
+        if (opts.curve && !(curve_key = s_curve_certs (super.dir)))
+            goto fail;
+        char *text = s_config_text (super.dir, base, shards, ingestors, sync, hash, curve_key);
+        free (curve_key);
         if (!text || s_write_file (super.cfgpath, text)) {
             free (text);
             trovectl_fail ("cannot write %s: %s", super.cfgpath, strerror (errno));
@@ -919,7 +978,7 @@ trovectl_up (int argc, char **argv)
         }
         free (text);
     }
-    else if (opts.port_base >= 0 || opts.shards >= 0 || opts.ingestors >= 0 || opts.sync)
+    else if (opts.port_base >= 0 || opts.shards >= 0 || opts.ingestors >= 0 || opts.sync || opts.curve)
         fprintf (stderr, "trovectl: note: %s exists; layout options are ignored\n", super.cfgpath);
     char rules [PATH_MAX + 32];
     snprintf (rules, sizeof rules, "%s/rules/demo.yaml", super.dir);
@@ -929,6 +988,8 @@ trovectl_up (int argc, char **argv)
     }
     char *err = NULL;
     cfg = trove_cfg_load (super.cfgpath, &err);
+    if (cfg && trove_curve_start (cfg, NULL, false, &err))
+        trove_cfg_destroy (&cfg);
     if (!cfg) {
         trovectl_fail ("%s", err ? err : "cannot load the config");
         free (err);
