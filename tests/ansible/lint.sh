@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Fast checks of the Ansible deployment (ctest ansible/lint, ~30 s; the
+# Fast checks of the Ansible deployment (ctest ansible/lint, ~50 s; the
 # multi-host test is tests/ansible/multihost.sh):
 #   1. ansible-playbook --syntax-check of every playbook
 #   2. ansible-lint (production profile, offline) of ansible/ and tests/ansible/
 #   3. the production example inventory renders without error (render.yml,
-#      connection local: nothing is contacted); its cluster config loads in
-#      the real config loader (trove-ingestor); each daemon passes the
-#      exposure check with it (10.20.0.x: allowed by trove/allow_unauthenticated)
-#      and is refused without that line; every systemd unit passes
-#      `systemd-analyze verify` with no output at all (it exits 0 on some
-#      errors, so any output fails)
+#      connection local: nothing is contacted), with CURVE (the default) and
+#      with trove_curve=false; both cluster configs load in the real config
+#      loader (trove-ingestor); the CURVE one says curve = yes and names
+#      each server's key, the other says nothing of CURVE; each daemon
+#      passes the exposure check with them (10.20.0.x: allowed by
+#      trove/allow_unauthenticated) and is refused without that line when it
+#      binds a plain endpoint (with CURVE: /metrics only); every systemd
+#      unit passes `systemd-analyze verify` with no output at all (it exits
+#      0 on some errors, so any output fails)
 #   4. a broken inventory (inventories/bad) is reported, mistake by mistake
 #
 # usage: tests/ansible/lint.sh BUILD_DIR
@@ -56,61 +59,138 @@ else
 fi
 
 # 3. the production example, rendered; units point at this build's executables
-mkdir -p "$WORK/prod" "$WORK/opt/current/bin"
+mkdir -p "$WORK/prod-curve" "$WORK/prod-plain" "$WORK/opt/current/bin"
 for prog in trove-broker trove-ingestor trove-scorer trove-reconciler trovectl; do
     ln -s "$BUILD/$prog" "$WORK/opt/current/bin/$prog"
 done
-if out=$(cd "$HERE" && ansible-playbook -i "$REPO/ansible/inventories/production" render.yml \
-            -e trove_render_dir="$WORK/prod" -e trove_prefix="$WORK/opt" 2>&1); then
-    ok "production inventory rendered: $(find "$WORK/prod" -name '*.service' | wc -l) units, $(find "$WORK/prod" -name trove.cfg | wc -l) configs"
-else
-    fail "render the production inventory"; echo "$out"
-fi
-configs=$(find "$WORK/prod" -name trove.cfg -exec b2sum {} + | cut -d' ' -f1 | sort -u | wc -l)
-[ "$configs" -eq 1 ] && ok "every host gets the same cluster config" || fail "$configs different cluster configs"
-cfg=$(find "$WORK/prod" -name trove.cfg | head -n 1)
-# An ingestor name that is not in the config: the loader parses and checks the
-# whole file (shard map, sections) and stops before binding anything.
-out=$("$BUILD/trove-ingestor" --config "$cfg" --name config-check 2>&1)
-if grep -q "ingestor 'config-check' is not in" <<<"$out"; then
-    ok "the rendered config loads (trove_cfg_load)"
-else
-    fail "the rendered config does not load: $out"
-fi
-# The exposure check (lib/trove_harden, docs/security.md "Hardening"): the
-# production hosts bind 10.20.0.x, so each daemon must start past it with
-# trove/allow_unauthenticated = yes (a warning per endpoint), and refuse the
-# same config without that line. Each stage runs on a copy whose paths point
-# into $WORK; it stops on its own when it cannot bind the 10.20.0.x address
-# (timeout: in case this machine has it).
-datadir=$(sed -n 's#^ *rules = "\(/.*\)/rules"$#\1#p' "$cfg")
-sed "s#\"${datadir:-/var/lib/trove}/#\"$WORK/var/#" "$cfg" > "$WORK/exposed.cfg"
-grep -v '^[[:space:]]*allow_unauthenticated = yes' "$WORK/exposed.cfg" > "$WORK/refused.cfg"
-if awk '/^[^ #]/ {s = $1} s == "trove" && $1 == "allow_unauthenticated" && $3 == "yes" {f = 1} END {exit !f}' "$cfg"; then
-    ok "the rendered config says trove/allow_unauthenticated = yes"
-else
-    fail "the rendered config has no allow_unauthenticated = yes in its trove section"
-fi
-for daemon in "trove-broker" "trove-ingestor --name i0" "trove-scorer --shard s0" "trove-reconciler --shard s0"; do
-    read -r prog args <<<"$daemon"
-    # shellcheck disable=SC2086  # $args: an option and its value
-    out=$(timeout 10 "$BUILD/$prog" --config "$WORK/exposed.cfg" $args 2>&1)
-    # shellcheck disable=SC2086
-    refused=$(timeout 10 "$BUILD/$prog" --config "$WORK/refused.cfg" $args 2>&1)
-    if grep -q "has no authentication" <<<"$out" || ! grep -q "(trove/allow_unauthenticated = yes)" <<<"$out"; then
-        fail "$daemon did not pass the exposure check with the rendered config: $out"
-    elif ! grep -q "reachable from other hosts and has no authentication" <<<"$refused"; then
-        fail "$daemon started without trove/allow_unauthenticated: $refused"
+# Twice: as the example says (CURVE on, the default) and with trove_curve=false.
+for variant in curve plain; do
+    extra=()
+    [ "$variant" = plain ] && extra=(-e trove_curve=false)
+    if out=$(cd "$HERE" && ansible-playbook -i "$REPO/ansible/inventories/production" render.yml \
+                -e trove_render_dir="$WORK/prod-$variant" -e trove_prefix="$WORK/opt" "${extra[@]}" 2>&1); then
+        ok "production inventory rendered ($variant): $(find "$WORK/prod-$variant" -name '*.service' | wc -l) units, $(find "$WORK/prod-$variant" -name trove.cfg | wc -l) configs"
     else
-        ok "$daemon: exposure check passed ($(grep -c 'without authentication' <<<"$out") endpoints warned), refused without the flag"
+        fail "render the production inventory ($variant)"; echo "$out"
+    fi
+    configs=$(find "$WORK/prod-$variant" -name trove.cfg -exec b2sum {} + | cut -d' ' -f1 | sort -u | wc -l)
+    [ "$configs" -eq 1 ] && ok "every host gets the same cluster config ($variant)" || fail "$configs different cluster configs ($variant)"
+done
+cfg=$(find "$WORK/prod-curve" -name trove.cfg | head -n 1)
+plain=$(find "$WORK/prod-plain" -name trove.cfg | head -n 1)
+# An ingestor name that is not in the config: the loader parses and checks the
+# whole file (shard map, sections, with CURVE every server's key) and stops
+# before binding anything.
+for c in "$cfg" "$plain"; do
+    out=$("$BUILD/trove-ingestor" --config "$c" --name config-check 2>&1)
+    if grep -q "ingestor 'config-check' is not in" <<<"$out"; then
+        ok "the rendered config loads (trove_cfg_load): ${c#"$WORK"/}"
+    else
+        fail "the rendered config does not load: ${c#"$WORK"/}: $out"
     fi
 done
+# CURVE: trove/curve = yes, the curve section, and the key of every server,
+# each the key of the host that runs it (render.yml's placeholder keys: the
+# SHA-1 of the host name); none of it with trove_curve=false.
+for h in "$WORK"/prod-curve/*/; do
+    h=$(basename "$h")
+    echo "$h $(printf '%s' "$h" | sha1sum | cut -d' ' -f1)"
+done > "$WORK/keys.txt"
+if out=$(awk -v keys="$WORK/keys.txt" '
+        BEGIN { while ((getline l < keys) > 0) { split(l, a, " "); key[a[1]] = a[2] } }
+        /^[^ #]/ { s = $1 }
+        s == "trove" && $1 == "curve" && $3 == "yes" { on = 1 }
+        s == "curve" && $1 == "cert" && $3 == "\"/etc/trove/curve/host.cert\"" { cert = 1 }
+        s == "curve" && $1 == "peers" && $3 == "\"/etc/trove/curve/peers\"" { peers = 1 }
+        /^#   Host / { host = $3; sub(/[.]$/, "", host) }
+        /^    #   host / { host = $3; sub(/;$/, "", host); rec = /its reconciler on host/ ? $NF : "" }
+        s != "curve" && $1 == "endpoint" { servers++ }
+        s == "scorer" && $1 == "events" { servers++ }
+        $1 == "reconcile" { recs++ }
+        s == "broker" && $1 == "pub" { servers++ }
+        function check(h) { v = $3; gsub(/"/, "", v); if (v != key[h]) { print $1 " " v " (" s ") is not the key of host " h; bad = 1 } }
+        $1 == "curve_key" { n++; check(host) }
+        $1 == "reconcile_key" { r++; check(rec) }
+        END {
+            if (!on) print "no curve = yes in the trove section"
+            if (!cert || !peers) print "no curve section with cert and peers in " FILENAME
+            if (n != servers) print n " curve_key for " servers " servers"
+            if (r != recs) print r " reconcile_key for " recs " reconcilers"
+            exit !(on && cert && peers && n == servers && r == recs && !bad)
+        }' "$cfg"); then
+    ok "CURVE in the rendered config: curve = yes, the curve section, $(grep -c 'curve_key = ' "$cfg") curve_key and $(grep -c 'reconcile_key = ' "$cfg") reconcile_key, each its host's"
+else
+    fail "CURVE settings of the rendered config: $out"
+fi
+grep -q curve "$plain" && fail "trove_curve=false still renders CURVE settings: $(grep curve "$plain")"
+# The exposure check (lib/trove_harden, docs/security.md "Hardening"): the
+# production hosts bind 10.20.0.x. /metrics is plain HTTP, and so is every
+# ZeroMQ endpoint without CURVE: each daemon must start past the check with
+# trove/allow_unauthenticated = yes (a warning per plain endpoint), and
+# refuse the same config without that line when it binds any; with CURVE
+# the reconciler (no /metrics) needs no flag. Each daemon runs on a copy
+# whose paths point into $WORK (with CURVE, a certificate made by this
+# build's `trovectl curve new`); it stops on its own when it cannot bind the
+# 10.20.0.x address (timeout: in case this machine has it).
+mkdir -m 0700 -p "$WORK/curve/peers"
+if ! out=$("$BUILD/trovectl" curve new "$WORK/curve/host.cert" --name lint 2>&1); then
+    fail "trovectl curve new: $out"
+fi
+# exposure LABEL CFG MODE: MODE all (no CURVE: every endpoint is plain) or
+# metrics (CURVE: /metrics only).
+exposure() {
+    local label=$1 config=$2 mode=$3 datadir daemon prog args out refused warned plainwarned expected
+    datadir=$(sed -n 's#^ *rules = "\(/.*\)/rules"$#\1#p' "$config")
+    sed -e "s#\"${datadir:-/var/lib/trove}/#\"$WORK/var/#" -e "s#\"/etc/trove/curve/#\"$WORK/curve/#" "$config" > "$WORK/exposed-$label.cfg"
+    grep -v '^[[:space:]]*allow_unauthenticated = yes' "$WORK/exposed-$label.cfg" > "$WORK/refused-$label.cfg"
+    if awk '/^[^ #]/ {s = $1} s == "trove" && $1 == "allow_unauthenticated" && $3 == "yes" {f = 1} END {exit !f}' "$config"; then
+        ok "the rendered config ($label) says trove/allow_unauthenticated = yes"
+    else
+        fail "the rendered config ($label) has no allow_unauthenticated = yes in its trove section"
+    fi
+    for daemon in "trove-broker" "trove-ingestor --name i0" "trove-scorer --shard s0" "trove-reconciler --shard s0"; do
+        read -r prog args <<<"$daemon"
+        # shellcheck disable=SC2086  # $args: an option and its value
+        out=$(timeout 10 "$BUILD/$prog" --config "$WORK/exposed-$label.cfg" $args 2>&1)
+        # shellcheck disable=SC2086
+        refused=$(timeout 10 "$BUILD/$prog" --config "$WORK/refused-$label.cfg" $args 2>&1)
+        warned=$(grep -c 'without authentication' <<<"$out")
+        plainwarned=$(grep 'without authentication' <<<"$out" | grep -vc ': metrics ')
+        if grep -q "has no authentication" <<<"$out"; then
+            fail "$daemon ($label) did not pass the exposure check with the rendered config: $out"
+        elif [ "$mode" = all ]; then
+            if [ "$warned" -eq 0 ]; then
+                fail "$daemon ($label): no endpoint warned: $out"
+            elif ! grep -q "reachable from other hosts and has no authentication" <<<"$refused"; then
+                fail "$daemon ($label) started without trove/allow_unauthenticated: $refused"
+            else
+                ok "$daemon ($label): exposure check passed ($warned endpoints warned), refused without the flag"
+            fi
+        else
+            expected=1
+            [ "$prog" = trove-reconciler ] && expected=0
+            if [ "$warned" -ne "$expected" ] || [ "$plainwarned" -ne 0 ]; then
+                fail "$daemon ($label): $warned endpoints warned ($plainwarned not /metrics), expected $expected (/metrics only): $out"
+            elif [ "$expected" -eq 1 ] && ! grep -q ": metrics .* is reachable from other hosts and has no authentication" <<<"$refused"; then
+                fail "$daemon ($label) started without trove/allow_unauthenticated: $refused"
+            elif [ "$expected" -eq 0 ] && grep -q "has no authentication" <<<"$refused"; then
+                fail "$daemon ($label) refused its CURVE endpoints without trove/allow_unauthenticated: $refused"
+            elif [ "$expected" -eq 1 ]; then
+                ok "$daemon ($label): exposure check passed (only /metrics warned), refused without the flag"
+            else
+                ok "$daemon ($label): exposure check passed (nothing warned: CURVE endpoints only), with or without the flag"
+            fi
+        fi
+    done
+}
+exposure curve "$cfg" metrics
+exposure plain "$plain" all
 nunits=0
-for unit in "$WORK"/prod/*/*.service; do
+for unit in "$WORK"/prod-curve/*/*.service; do
     [ -e "$unit" ] || continue
     nunits=$((nunits + 1))
     out=$(cd "$(dirname "$unit")" && systemd-analyze verify "./$(basename "$unit")" 2>&1)
-    [ -z "$out" ] || fail "systemd-analyze verify ${unit#"$WORK"/prod/}: $out"
+    [ -z "$out" ] || fail "systemd-analyze verify ${unit#"$WORK"/prod-curve/}: $out"
 done
 [ "$nunits" -gt 0 ] && ok "systemd-analyze verify: $nunits units, no output" || fail "no unit rendered"
 

@@ -14,7 +14,10 @@
 #
 # Steps (each asserts; the first failure stops the test):
 #   1. boot the hosts, wait until every sshd answers
-#   2. first converge (site.yml) succeeds
+#   2. first converge (site.yml) succeeds, with CURVE (the default): each
+#      host has its certificate, the secret key 0600 and the service
+#      user's, and every host's peers folder holds the public certificate
+#      of every host and of the controller's client
 #   3. second converge reports changed=0 on every host
 #   4. end to end across hosts: events through i0 on h1, balances from the
 #      scorers on h2 and h3
@@ -22,7 +25,7 @@
 #      reconcilers (pids before/after), not the broker nor the ingestor
 #   6. while load flows: an inventory edit adds ingestor i1 on h4 and
 #      site.yml runs; nothing else restarts, no event is lost, i1 takes
-#      events afterwards
+#      events afterwards (every host's peers folder now has h4's certificate)
 #   7. while load flows: rolling upgrade (upgrade.yml) to another release;
 #      never more than one process down at once, every process runs the new
 #      release, no event lost
@@ -312,6 +315,35 @@ play converge1 site.yml || fail "first converge failed (logs/converge1.log)"
 CONVERGE1=$PLAY_SECONDS
 [ -s "$D/trove.cfg" ] || fail "site.yml did not write the client config"
 wait_healthy 60
+# check_curve HOST...: CURVE on these hosts (ansible/README.md, "CURVE between
+# hosts"): the client config says curve = yes with the controller's client
+# certificate; each host has its certificate with the secret key 0600 and
+# the service user's; every host's peers folder holds exactly the public
+# certificate of each host (the same file as that host's host.cert) and of
+# the controller's client.
+check_curve() {
+    local h p want got
+    grep -q '^    curve = yes$' "$D/trove.cfg" || fail "the client config does not say curve = yes"
+    grep -q "^    cert = \"$D/trove-client.cert\"$" "$D/trove.cfg" || fail "the client config does not name the client certificate"
+    [ -f "$D/trove-client.cert_secret" ] || fail "no client certificate on the controller"
+    want="client-controller.cert $(printf '%s.cert ' "$@")"
+    for h in "$@"; do
+        got=$(on_host "$h" stat -c '%a %U' /etc/trove/curve/host.cert_secret 2>&1)
+        [ "$got" = "600 trove" ] || fail "$h: /etc/trove/curve/host.cert_secret: $got (want mode 600, owner trove)"
+        got=$(on_host "$h" stat -c '%a %U' /etc/trove/curve/peers 2>&1)
+        [ "$got" = "700 trove" ] || fail "$h: /etc/trove/curve/peers: $got (want mode 700, owner trove)"
+        got=$(on_host "$h" ls /etc/trove/curve/peers | sort | tr '\n' ' ')
+        [ "$got" = "$want" ] || fail "$h: peers folder holds '$got', want '$want'"
+        on_host "$h" cat /etc/trove/curve/peers/client-controller.cert | cmp -s - "$D/trove-client.cert" \
+            || fail "$h: peers/client-controller.cert is not the controller's client certificate"
+        for p in "$@"; do
+            on_host "$p" cat /etc/trove/curve/host.cert | cmp -s - <(on_host "$h" cat "/etc/trove/curve/peers/$p.cert") \
+                || fail "$h: peers/$p.cert is not $p's certificate"
+        done
+    done
+}
+check_curve h1 h2 h3
+say "   CURVE: host.cert_secret 600 trove on h1 h2 h3; each peers folder: $(on_host h1 ls /etc/trove/curve/peers | tr '\n' ' ')"
 
 say "3. second converge: must change nothing"
 play converge2 site.yml || fail "second converge failed"
@@ -385,7 +417,8 @@ SCALE_FIGURES=$LOAD_FIGURES
 i1_accepted=$(curl -s --max-time 5 "http://127.0.1.4:$((PORT_BASE + 201))/metrics" \
               | awk '/^trove_ingestor_events_total\{.*result="accepted"/ { s += $NF } END { print s + 0 }')
 [ "${i1_accepted:-0}" -gt 0 ] || fail "i1 answered no event"
-say "   i1 on h4 started; no other instance restarted (pids); converge ${SCALE_SECONDS}s while the load ran; i1 accepted $i1_accepted events since"
+check_curve h1 h2 h3 h4
+say "   i1 on h4 started; no other instance restarted (pids); converge ${SCALE_SECONDS}s while the load ran; i1 accepted $i1_accepted events since; h4's certificate in every peers folder"
 no_loss "step 6"
 
 # ---------------------------------------------------------------------------
