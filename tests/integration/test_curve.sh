@@ -1,0 +1,110 @@
+# CURVE on every ZeroMQ link (docs/security.md, "CURVE between hosts"), on a
+# real cluster started with `trovectl up --curve`:
+#   - everything works through CURVE: events over ZeroMQ and HTTP, balances,
+#     the award stream through the broker, a reconciler run, status;
+#   - a client with an unknown key, a plain client and a client with the
+#     wrong server key are refused by the ingestor (and a stranger by a
+#     scorer's query endpoint): nothing is accepted, the ledger is unchanged,
+#     and each refusal is logged and counted under its reason;
+#   - a daemon refuses to start with a secret key others can read.
+source "$(dirname "$0")/lib.sh"
+P=$PORT_BASE
+
+cluster_up --curve --shards 2
+wait_healthy
+grep -q '^    curve = yes' "$DIR/trove.cfg" || fail "up --curve wrote no curve = yes"
+[ "$(stat -c %a "$DIR/curve/host.cert_secret")" = 600 ] || fail "secret key file is not 0600"
+KEY=$("$TROVECTL" curve show "$DIR/curve/host.cert")
+[ "$(grep -c "curve_key = \"$KEY\"" "$DIR/trove.cfg")" -eq 4 ] || fail "config does not carry the host key 4 times"
+
+# --- Everything through CURVE ---
+now=$(date +%s%3N)
+awk -v now="$now" 'BEGIN { for (i = 0; i < 2000; i++)
+    printf "{\"source\":\"game\",\"id\":\"c-%d\",\"user\":\"cu-%d\",\"type\":\"checkin\",\"ts\":%.0f}\n", i, i % 97, now - i }' \
+    > "$WORK/events.ndjson"
+timeout 120 "$TROVECTL" tail --dir "$DIR" --from-start --count 2001 --json > "$WORK/tail.json" &
+TAIL_PID=$!
+"$TROVECTL" send --dir "$DIR" --json "$WORK/events.ndjson" > "$WORK/send.json"
+accepted=$(jq -r 'select(.status) | .status' "$WORK/send.json" | grep -c '^accepted$' || true)
+[ "$accepted" -eq 2000 ] || fail "expected 2000 accepted over CURVE, got $accepted"
+code=$(curl -s -o "$WORK/http.json" -w '%{http_code}' -H "Authorization: Bearer $(cat "$DIR/web.key")" \
+    -d "[{\"id\":\"h-1\",\"user\":\"cu-0\",\"type\":\"checkin\",\"ts\":$now}]" "http://127.0.0.1:$((P + 250))/v1/events")
+[ "$code" = 200 ] && jq -e '.accepted == 1' "$WORK/http.json" >/dev/null || fail "HTTP ingest over CURVE: $code $(cat "$WORK/http.json")"
+expected_balances "$WORK/events.ndjson" | awk '$1 == "cu-0" {$2 += 1} {print}' > "$WORK/expected.txt"
+# shellcheck disable=SC2046
+actual_balances $(cut -d' ' -f1 "$WORK/expected.txt") > "$WORK/actual.txt"
+diff "$WORK/expected.txt" "$WORK/actual.txt" || fail "balances over CURVE differ"
+# The award stream (broker XPUB over CURVE) brings every coin.
+for _ in $(seq 300); do kill -0 $TAIL_PID 2>/dev/null || break; sleep 0.1; done
+if kill -0 $TAIL_PID 2>/dev/null; then kill $TAIL_PID; fail "tail saw $(wc -l < "$WORK/tail.json") of 2001 coins in 30 s"; fi
+wait $TAIL_PID || fail "tail failed"
+[ "$(wc -l < "$WORK/tail.json")" -eq 2001 ] || fail "tail: $(wc -l < "$WORK/tail.json") coins, want 2001"
+"$TROVECTL" reconcile --dir "$DIR" --json > "$WORK/run.json" || fail "reconcile over CURVE: $(cat "$WORK/run.json")"
+jq -s -e 'all(.[]; .error == null)' "$WORK/run.json" >/dev/null || fail "reconcile: $(cat "$WORK/run.json")"
+log "2001 events over CURVE (ZeroMQ and HTTP), balances exact, 2001 coins streamed, reconciled"
+
+# --- Refusals ---
+stored() { "$TROVECTL" status --dir "$DIR" --json | jq -s '[.[] | select(.role == "scorer") | .events] | add'; }
+STORED=$(stored)
+[ "$STORED" -eq 2001 ] || fail "stored $STORED, want 2001"
+# Wait (bounded) until the /metrics at $1 (one or more addresses, space
+# separated) count a refusal with reason $2.
+wait_refused() {
+    local deadline=$((SECONDS + 10)) n a
+    while :; do
+        # shellcheck disable=SC2086
+        n=$(for a in $1; do curl -s "http://$a/metrics"; done | awk -v r="reason=\"$2\"}" 'index($0, "trove_curve_refused_total{") == 1 && index($0, r) { s += $NF } END { print s + 0 }')
+        [ "$n" -ge 1 ] && return 0
+        [ $SECONDS -lt $deadline ] || fail "$1 counted no CURVE refusal '$2' in 10 s"
+        sleep 0.1
+    done
+}
+unchanged() {
+    [ "$(stored)" -eq "$STORED" ] || fail "$1: stored events changed ($(stored), was $STORED)"
+    # shellcheck disable=SC2046
+    actual_balances $(cut -d' ' -f1 "$WORK/expected.txt") | diff -q "$WORK/expected.txt" - >/dev/null ||
+        fail "$1: balances changed"
+}
+echo "{\"source\":\"game\",\"id\":\"refused-1\",\"user\":\"cu-1\",\"type\":\"purchase\",\"ts\":$now}" > "$WORK/one.ndjson"
+"$TROVECTL" curve new "$WORK/stranger.cert" --name stranger >/dev/null
+# A client whose certificate is not in the peers folder.
+sed "s#cert = \"curve/host.cert\"#cert = \"$WORK/stranger.cert\"#; s#\"curve/peers\"#\"$DIR/curve/peers\"#" \
+    "$DIR/trove.cfg" > "$WORK/stranger.cfg"
+if "$TROVECTL" send --config "$WORK/stranger.cfg" --timeout 2 "$WORK/one.ndjson" > "$WORK/out" 2>&1; then
+    fail "a stranger's event was answered: $(cat "$WORK/out")"
+fi
+grep -q "unanswered" "$WORK/out" || fail "stranger: $(cat "$WORK/out")"
+wait_refused "127.0.0.1:$((P + 210))" unknown_key
+grep -q "CURVE: refused a peer on tcp://127.0.0.1:$((P + 10)): its public key is not in the peers folder" "$DIR/logs/i0.log" ||
+    fail "the ingestor did not log the refusal"
+unchanged "unknown key"
+# The same stranger asking the scorer that owns cu-1 directly.
+if "$TROVECTL" balance --config "$WORK/stranger.cfg" cu-1 > "$WORK/out" 2>&1; then fail "a stranger got a balance"; fi
+wait_refused "127.0.0.1:$((P + 230)) 127.0.0.1:$((P + 231))" unknown_key
+# A plain ZeroMQ client.
+sed '/^    curve = yes/d' "$DIR/trove.cfg" > "$DIR/plain.cfg"
+if "$TROVECTL" send --config "$DIR/plain.cfg" --timeout 2 "$WORK/one.ndjson" > "$WORK/out" 2>&1; then
+    fail "a plain client's event was answered: $(cat "$WORK/out")"
+fi
+wait_refused "127.0.0.1:$((P + 210))" not_curve
+unchanged "plain client"
+# A client that has the wrong server key (a man in the middle would).
+WRONG=$("$TROVECTL" curve show "$WORK/stranger.cert")
+awk -v k="$WRONG" '/^ *curve_key = / { sub(/".*"/, "\"" k "\"") } { print }' "$DIR/trove.cfg" > "$DIR/wrong.cfg"
+if "$TROVECTL" send --config "$DIR/wrong.cfg" --timeout 2 "$WORK/one.ndjson" > "$WORK/out" 2>&1; then
+    fail "a client with the wrong server key was answered: $(cat "$WORK/out")"
+fi
+wait_refused "127.0.0.1:$((P + 210))" bad_key
+unchanged "wrong server key"
+log "unknown key, plain client, wrong server key: refused, logged, counted; ledger unchanged"
+
+# --- Start-up refusals ---
+cp "$DIR/curve/host.cert" "$WORK/open.cert"
+cp "$DIR/curve/host.cert_secret" "$WORK/open.cert_secret"
+chmod 644 "$WORK/open.cert_secret"
+sed "s#cert = \"curve/host.cert\"#cert = \"$WORK/open.cert\"#; s#\"curve/peers\"#\"$DIR/curve/peers\"#; s#:$((P + 1))\"#:$((P + 291))\"#; s#:$((P + 2))\"#:$((P + 292))\"#; s#:$((P + 3))\"#:$((P + 293))\"#; /metrics = /d" \
+    "$DIR/trove.cfg" > "$WORK/open.cfg"
+if timeout 10 "$BUILD/trove-broker" --config "$WORK/open.cfg" > "$WORK/out" 2>&1; then fail "broker started with an open secret key"; fi
+grep -q "chmod 600" "$WORK/out" || fail "broker: $(cat "$WORK/out")"
+log "a daemon refuses a secret key others can read"
+cluster_down_checked
