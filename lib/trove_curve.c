@@ -215,6 +215,31 @@ s_watch (zsock_t *sock, const char *endpoint, bool server)
     }
 }
 
+//  True when path is absent, or reads and parses as ZPL. czmq's zconfig_load
+//  (under zcert_load) leaks on a file that does not parse; its chunk loader
+//  does not, so files are checked with it first.
+static bool
+s_parses (const char *path)
+{
+    if (access (path, F_OK))
+        return true;
+    zchunk_t *chunk = zchunk_slurp (path, 1 << 20);
+    zconfig_t *root = chunk ? zconfig_chunk_load (chunk) : NULL;
+    bool ok = root != NULL;
+    zconfig_destroy (&root);
+    zchunk_destroy (&chunk);
+    return ok;
+}
+
+//  zcert_load, for files that parse (see s_parses); NULL otherwise.
+static zcert_t *
+s_zcert_load (const char *path)
+{
+    char secret [4200];
+    snprintf (secret, sizeof secret, "%s_secret", path);
+    return s_parses (secret) && s_parses (path) ? zcert_load (path) : NULL;
+}
+
 //  Load path's certificate for this process: it must carry a secret key
 //  that only its owner can read. NULL with *err set otherwise.
 static zcert_t *
@@ -234,7 +259,7 @@ s_load_cert (const char *path, char **err)
         *err = trove_strdupf ("curve/cert: %s is readable by others (mode %04o): it holds a secret "
                               "key; chmod 600 it",
                               secret, (unsigned) (st.st_mode & 07777));
-    else if (!(cert = zcert_load (path)))
+    else if (!(cert = s_zcert_load (path)))
         *err = trove_strdupf ("curve/cert: %s is not a CURVE certificate", secret);
     else if (streq (zcert_secret_txt (cert), "0000000000000000000000000000000000000000")) {
         *err = trove_strdupf ("curve/cert: %s holds no secret key", secret);
@@ -420,7 +445,7 @@ trove_curve_public_key (const char *path, char **err_p)
     //  zcert_load falls back to path + "_secret"; a missing file must not
     //  turn into an all-zero key.
     int fd = open (path, O_RDONLY);
-    zcert_t *cert = fd >= 0 ? zcert_load (path) : NULL;
+    zcert_t *cert = fd >= 0 ? s_zcert_load (path) : NULL;
     if (fd >= 0)
         close (fd);
     if (fd < 0)

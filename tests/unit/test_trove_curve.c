@@ -205,21 +205,28 @@ test_start_refusals (void **state)
     s_expect_start_error ("host.cert", "no-such-folder", "not a folder");
 }
 
-//  Wait (up to 5 s) until the counter of reason on the server endpoint
+//  Wait (up to 5 s) until the counter family{endpoint=server, reason}
 //  reaches want; its final value.
 static uint64_t
-s_wait_count (trove_metrics_t *metrics, const char *reason, uint64_t want)
+s_wait_family (trove_metrics_t *metrics, const char *family, const char *help, const char *reason,
+               uint64_t want)
 {
     const char *names [] = {"endpoint", "reason", NULL};
     const char *values [] = {s_server_ep, reason, NULL};
-    trove_counter_t *counter = trove_metrics_counter (
-        metrics, "trove_curve_refused_total",
-        "CURVE peers refused by this process's servers, by endpoint and reason.", names, values);
+    trove_counter_t *counter = trove_metrics_counter (metrics, family, help, names, values);
     assert_non_null (counter);
     int64_t deadline = trove_mono_us () + 5000000;
     while (trove_counter_value (counter) < want && trove_mono_us () < deadline)
         zclock_sleep (10);
     return trove_counter_value (counter);
+}
+
+static uint64_t
+s_wait_count (trove_metrics_t *metrics, const char *reason, uint64_t want)
+{
+    return s_wait_family (metrics, "trove_curve_refused_total",
+                          "CURVE peers refused by this process's servers, by endpoint and reason.", reason,
+                          want);
 }
 
 //  A DEALER with cert (NULL: plain) that expects server_key, connected to
@@ -308,6 +315,23 @@ test_refusals (void **state)
     assert_string_equal (body, "hello");
     free (body);
     zmsg_destroy (&msg);
+    //  Our own client, watched, once the server stops admitting this host:
+    //  counted as a server rejecting us (and refused on the server side).
+    assert_int_equal (unlink (s_path ("peers/host.cert")), 0);
+    zsock_t *shut_out = zsock_new (ZMQ_DEALER);
+    zsock_set_linger (shut_out, 0);
+    assert_int_equal (trove_curve_connect (shut_out, s_server_ep, true), 0);
+    zstr_send (shut_out, "shut out");
+    assert_true (
+        s_wait_family (metrics, "trove_curve_rejected_total",
+                       "CURVE handshakes servers refused to this process's clients, by endpoint and reason.",
+                       "unknown_key", 1)
+        >= 1);
+    assert_null (zpoller_wait (poller, 200));
+    zsock_destroy (&shut_out);
+    char command [1200];
+    snprintf (command, sizeof command, "cp %s %s", s_path ("host.cert"), s_path ("peers/host.cert"));
+    assert_int_equal (system (command), 0);
     //  The counters are on /metrics.
     char *text = trove_metrics_render (metrics);
     assert_non_null (strstr (text, "trove_curve_refused_total{endpoint=\""));
