@@ -246,6 +246,19 @@ s_client (zcert_t *cert, const char *server_key)
     return sock;
 }
 
+//  The next message the server receives (within 5 s) has body text.
+static void
+s_expect (zpoller_t *poller, zsock_t *server, const char *text)
+{
+    assert_ptr_equal (zpoller_wait (poller, 5000), server);
+    zmsg_t *msg = zmsg_recv (server);
+    assert_int_equal (zmsg_size (msg), 2);
+    char *body = zframe_strdup (zmsg_last (msg));
+    assert_string_equal (body, text);
+    free (body);
+    zmsg_destroy (&msg);
+}
+
 static void
 test_refusals (void **state)
 {
@@ -269,13 +282,7 @@ test_refusals (void **state)
     zsock_set_linger (good, 0);
     assert_int_equal (trove_curve_connect (good, s_server_ep, false), 0);
     zstr_send (good, "admitted");
-    assert_ptr_equal (zpoller_wait (poller, 5000), server);
-    zmsg_t *msg = zmsg_recv (server);
-    assert_int_equal (zmsg_size (msg), 2);
-    char *body = zframe_strdup (zmsg_last (msg));
-    assert_string_equal (body, "admitted");
-    free (body);
-    zmsg_destroy (&msg);
+    s_expect (poller, server, "admitted");
 
     //  An endpoint the config has no key for is refused before connecting.
     zsock_t *stray = zsock_new (ZMQ_DEALER);
@@ -298,23 +305,13 @@ test_refusals (void **state)
     zsock_destroy (&wrong);
     //  The admitted client still works, and its message is the only one.
     zstr_send (good, "still");
-    assert_ptr_equal (zpoller_wait (poller, 5000), server);
-    msg = zmsg_recv (server);
-    body = zframe_strdup (zmsg_last (msg));
-    assert_string_equal (body, "still");
-    free (body);
-    zmsg_destroy (&msg);
+    s_expect (poller, server, "still");
     assert_null (zpoller_wait (poller, 200));
 
     //  A peer added to the folder is admitted without a restart.
     zcert_save_public (stranger, s_path ("peers/stranger.cert"));
     zsock_t *admitted = s_client (stranger, s_key);
-    assert_ptr_equal (zpoller_wait (poller, 5000), server);
-    msg = zmsg_recv (server);
-    body = zframe_strdup (zmsg_last (msg));
-    assert_string_equal (body, "hello");
-    free (body);
-    zmsg_destroy (&msg);
+    s_expect (poller, server, "hello");
     //  Our own client, watched, once the server stops admitting this host:
     //  counted as a server rejecting us (and refused on the server side).
     assert_int_equal (unlink (s_path ("peers/host.cert")), 0);
