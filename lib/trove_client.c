@@ -226,9 +226,9 @@ trove_client_call_max (const char *endpoint, const Trove__Query *query, int time
         goto fail;
     }
     if (!reply) {
-        err = trove_strdupf ("%s from %s within %d ms (%d attempt%s)",
+        err = trove_strdupf ("%s from %s within %d ms (%d attempt%s)%s",
                              malformed ? "no valid reply" : "no reply", endpoint, timeout_ms, attempt,
-                             attempt > 1 ? "s" : "");
+                             attempt > 1 ? "s" : "", malformed ? "" : trove_curve_hint ());
         goto fail;
     }
     return reply;

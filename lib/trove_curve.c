@@ -355,6 +355,15 @@ trove_curve_enabled (void)
     return s_curve.enabled;
 }
 
+const char *
+trove_curve_hint (void)
+{
+    return s_curve.enabled
+             ? " (CURVE is on: a server that does not admit this host's certificate never answers; "
+               "its log says 'refused a peer')"
+             : "";
+}
+
 int
 trove_curve_bind (zsock_t *sock, const char *endpoint, bool watch)
 {

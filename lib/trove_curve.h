@@ -51,6 +51,10 @@ void trove_curve_stop (void);
 //  True between a trove_curve_start with trove/curve = yes and its stop.
 bool trove_curve_enabled (void);
 
+//  "" while CURVE is off; else a hint for "no answer" errors: a server that
+//  does not admit this host's key never answers, it just refuses.
+const char *trove_curve_hint (void);
+
 //  Bind sock to endpoint, as a CURVE server when enabled. watch:
 //  watch it for refused peers. 0, or -1 (logged) when bind fails.
 int trove_curve_bind (zsock_t *sock, const char *endpoint, bool watch);

@@ -595,10 +595,10 @@ s_cmd_send (int argc, char **argv)
         fprintf (stderr, ", %zu unanswered\n", unanswered);
     if (stopped) {
         const char *why = trove_submitter_last_retry (submitter);
-        trovectl_fail ("%s with %zu event%s unanswered%s%s%s", s_interrupted ? "interrupted" : "timed out",
-                       unanswered, unanswered == 1 ? "" : "s",
-                       stopped && !feof (input) ? " (input not read to the end)" : "",
-                       *why ? "; last answer: retry " : "", why);
+        trovectl_fail (
+            "%s with %zu event%s unanswered%s%s%s%s", s_interrupted ? "interrupted" : "timed out", unanswered,
+            unanswered == 1 ? "" : "s", stopped && !feof (input) ? " (input not read to the end)" : "",
+            *why ? "; last answer: retry " : "", why, *why || s_interrupted ? "" : trove_curve_hint ());
         goto fail;
     }
     rc = opts.strict && state.rejected ? 2 : 0;
