@@ -4,7 +4,6 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -15,11 +14,14 @@
 //  are counted (a refused client retries every few seconds, forever).
 #define S_LOG_EVERY_US (10 * 1000000LL)
 
+//  What czmq reports for a key a certificate file does not hold.
+#define S_NO_KEY "0000000000000000000000000000000000000000"
+
 #define S_EVENTS                                                                \
     (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL \
      | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
 
-typedef enum { S_UNKNOWN_KEY, S_BAD_KEY, S_NOT_CURVE, S_OTHER } s_reason_t;
+typedef enum { S_UNKNOWN_KEY, S_BAD_KEY, S_NOT_CURVE, S_OTHER, S_REASONS } s_reason_t;
 
 static const char *s_reason_names [] = {"unknown_key", "bad_key", "not_curve", "other"};
 
@@ -43,18 +45,16 @@ typedef struct {
     char inproc [96];     //  the monitor's endpoint
     char endpoint [256];  //  what was bound or connected
     bool server;
-    zsock_t *pair;          //  watcher's end, created in the watcher thread
-    int64_t logged_us [4];  //  per reason: last log line
-    uint64_t unlogged [4];  //  per reason: refusals since then
+    zsock_t *pair;                  //  watcher's end, created in the watcher thread
+    int64_t logged_us [S_REASONS];  //  per reason: last log line
+    uint64_t unlogged [S_REASONS];  //  per reason: refusals since then
 } s_watch_t;
 
 //  The process's state (see the header for why there is one).
 static struct {
-    bool started;
     bool enabled;
     zcert_t *cert;
     zhash_t *keys;  //  endpoint -> Z85 server key
-    char *peers;
     zactor_t *auth;
     zactor_t *watcher;
     pthread_mutex_t watcher_mutex;  //  the watcher's pipe is one socket
@@ -261,7 +261,7 @@ s_load_cert (const char *path, char **err)
                               secret, (unsigned) (st.st_mode & 07777));
     else if (!(cert = s_zcert_load (path)))
         *err = trove_strdupf ("curve/cert: %s is not a CURVE certificate", secret);
-    else if (streq (zcert_secret_txt (cert), "0000000000000000000000000000000000000000")) {
+    else if (streq (zcert_secret_txt (cert), S_NO_KEY)) {
         *err = trove_strdupf ("curve/cert: %s holds no secret key", secret);
         zcert_destroy (&cert);
     }
@@ -280,10 +280,8 @@ int
 trove_curve_start (const trove_cfg_t *cfg, trove_metrics_t *metrics, bool serve, char **err_p)
 {
     assert (cfg);
-    if (s_curve.started)
-        trove_curve_stop ();
+    trove_curve_stop ();  //  a second start replaces the first
     char *err = NULL;
-    s_curve.started = true;
     s_curve.metrics = metrics;
     if (!trove_cfg_curve (cfg))
         return 0;
@@ -296,8 +294,7 @@ trove_curve_start (const trove_cfg_t *cfg, trove_metrics_t *metrics, bool serve,
         goto fail;
     }
     s_curve.keys = zhash_new ();
-    s_curve.peers = strdup (peers);
-    if (!s_curve.keys || !s_curve.peers) {
+    if (!s_curve.keys) {
         err = strdup ("out of memory");
         goto fail;
     }
@@ -342,11 +339,8 @@ trove_curve_stop (void)
     pthread_mutex_unlock (&s_curve.watcher_mutex);
     zcert_destroy (&s_curve.cert);
     zhash_destroy (&s_curve.keys);
-    free (s_curve.peers);
-    s_curve.peers = NULL;
     s_curve.metrics = NULL;
     s_curve.enabled = false;
-    s_curve.started = false;
 }
 
 bool
@@ -453,13 +447,11 @@ trove_curve_public_key (const char *path, char **err_p)
     char *err = NULL;
     //  zcert_load falls back to path + "_secret"; a missing file must not
     //  turn into an all-zero key.
-    int fd = open (path, O_RDONLY);
-    zcert_t *cert = fd >= 0 ? s_zcert_load (path) : NULL;
-    if (fd >= 0)
-        close (fd);
-    if (fd < 0)
+    bool readable = access (path, R_OK) == 0;
+    zcert_t *cert = readable ? s_zcert_load (path) : NULL;
+    if (!readable)
         err = trove_strdupf ("cannot read %s: %s", path, strerror (errno));
-    else if (!cert || streq (zcert_public_txt (cert), "0000000000000000000000000000000000000000"))
+    else if (!cert || streq (zcert_public_txt (cert), S_NO_KEY))
         err = trove_strdupf ("%s is not a CURVE certificate", path);
     else if (!(key = strdup (zcert_public_txt (cert))))
         err = strdup ("out of memory");

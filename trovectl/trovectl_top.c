@@ -25,7 +25,6 @@
     its metrics mutex briefly; an interval below 0.1 s is refused. */
 #include "trovectl.h"
 #include "trove_util.h"
-#include "trove_curve.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1045,8 +1044,6 @@ trovectl_top (int argc, char **argv)
         snprintf (path, sizeof path, "%s/trove.cfg", trovectl_dir (opts.dir));
     char *err = NULL;
     cfg = trove_cfg_load (path, &err);
-    if (cfg && trove_curve_start (cfg, NULL, false, &err))
-        trove_cfg_destroy (&cfg);
     if (!cfg) {
         trovectl_fail ("%s", err ? err : "cannot load config");
         free (err);
