@@ -293,8 +293,9 @@ s_config_text (const char *dir, long base, long shards, long ingestors, const ch
                const char *web_hash, const char *curve_key)
 {
     //  One host, one certificate: every process serves and connects with it.
-    char key_line [96] = "", reconcile_line [96] = "";
+    char broker_line [96] = "", key_line [96] = "", reconcile_line [96] = "";
     if (curve_key) {
+        snprintf (broker_line, sizeof broker_line, "    curve_key = \"%s\"\n", curve_key);
         snprintf (key_line, sizeof key_line, "        curve_key = \"%s\"\n", curve_key);
         snprintf (reconcile_line, sizeof reconcile_line, "        reconcile_key = \"%s\"\n", curve_key);
     }
@@ -361,7 +362,7 @@ s_config_text (const char *dir, long base, long shards, long ingestors, const ch
                        "    cert = \"curve/host.cert\"\n"
                        "    peers = \"curve/peers\"\n"
                      : "",
-           web_hash, base + 1, base + 2, base + 3, base + 200, key_line + (curve_key ? 4 : 0));
+           web_hash, base + 1, base + 2, base + 3, base + 200, broker_line);
     for (long k = 0; k < ingestors; k++)
         S_ADD ("    i%ld\n"
                "        endpoint = \"tcp://127.0.0.1:%ld\"\n"
