@@ -1,0 +1,118 @@
+#!/usr/bin/python3
+"""Compare the model's expected ledger with what a cluster holds.
+
+    compare.py --expected model.json --actual actual.json [--max N] [--json FILE]
+
+Both files have the shape model.py prints:
+    {"users": {USER: {"balance", "hunts": {HUNT: n}, "coins": [{"id", "hunt",
+     "rule", "version", "value", "events": [[source, id], ...]}]}}}
+Per user: the balance, the per-hunt balances (hunts at 0 are the same as
+absent) and the set of live coins (id, value, rule, hunt, version,
+provenance in order). Every difference is printed with its evidence (at most
+--max lines, default 200), then a one-line summary. Exit 0 when equal, 1
+otherwise, 2 on bad input.
+"""
+import argparse
+import json
+import sys
+
+EMPTY = {"balance": 0, "hunts": {}, "coins": []}
+FIELDS = ("value", "hunt", "rule", "version", "events")
+
+
+def _coin_text(c):
+    return "%s/%s v%s value %s events %s" % (
+        c.get("hunt"), c.get("rule"), c.get("version"), c.get("value"),
+        ",".join("%s/%s" % tuple(e) for e in c.get("events", [])))
+
+
+def compare(exp, act):
+    """Returns (lines, stats, bad_users)."""
+    lines = []
+    stats = {"users": 0, "users_differ": 0, "balance": 0, "hunt_balance": 0,
+             "missing": 0, "extra": 0, "amended": 0, "stored_balance_not_sum": 0}
+    bad = []
+    eu, au = exp.get("users", {}), act.get("users", {})
+    for user in sorted(set(eu) | set(au)):
+        stats["users"] += 1
+        e, a = eu.get(user, EMPTY), au.get(user, EMPTY)
+        ul = []
+        if e.get("balance", 0) != a.get("balance", 0):
+            stats["balance"] += 1
+            ul.append("user %s: balance expected %s actual %s" % (user, e.get("balance", 0), a.get("balance", 0)))
+        asum = sum(c.get("value", 0) for c in a.get("coins", []))
+        if "balance" in a and a["balance"] != asum:
+            stats["stored_balance_not_sum"] += 1
+            ul.append("user %s: actual stored balance %s but its live coins sum to %s" % (user, a["balance"], asum))
+        eh = {h: n for h, n in e.get("hunts", {}).items() if n != 0}
+        ah = {h: n for h, n in a.get("hunts", {}).items() if n != 0}
+        for h in sorted(set(eh) | set(ah)):
+            if eh.get(h, 0) != ah.get(h, 0):
+                stats["hunt_balance"] += 1
+                ul.append("user %s: hunt %s balance expected %s actual %s" % (user, h, eh.get(h, 0), ah.get(h, 0)))
+        ec = {c["id"]: c for c in e.get("coins", [])}
+        ac = {c["id"]: c for c in a.get("coins", [])}
+        for cid in sorted(set(ec) | set(ac)):
+            x, y = ec.get(cid), ac.get(cid)
+            if y is None:
+                stats["missing"] += 1
+                ul.append("user %s: coin %s missing: expected %s" % (user, cid, _coin_text(x)))
+            elif x is None:
+                stats["extra"] += 1
+                ul.append("user %s: coin %s extra: actual %s" % (user, cid, _coin_text(y)))
+            else:
+                diff = [f for f in FIELDS if _norm(x.get(f)) != _norm(y.get(f))]
+                if diff:
+                    stats["amended"] += 1
+                    ul.append("user %s: coin %s differs in %s: expected %s; actual %s" % (
+                        user, cid, ",".join(diff), _coin_text(x), _coin_text(y)))
+        if ul:
+            stats["users_differ"] += 1
+            bad.append(user)
+            lines.extend(ul)
+    return lines, stats, bad
+
+
+def _norm(v):
+    if isinstance(v, list):
+        return [_norm(x) for x in v]
+    if isinstance(v, tuple):
+        return [_norm(x) for x in v]
+    return v
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--expected", required=True)
+    ap.add_argument("--actual", required=True)
+    ap.add_argument("--max", type=int, default=200, help="print at most this many differences")
+    ap.add_argument("--json", help="also write the stats and the differing users here")
+    a = ap.parse_args(argv)
+    try:
+        with open(a.expected, encoding="utf-8") as f:
+            exp = json.load(f)
+        with open(a.actual, encoding="utf-8") as f:
+            act = json.load(f)
+    except (OSError, ValueError) as e:
+        print("compare: %s" % e, file=sys.stderr)
+        return 2
+    lines, st, bad = compare(exp, act)
+    for l in lines[:a.max]:
+        print(l)
+    if len(lines) > a.max:
+        print("... %d more differences" % (len(lines) - a.max))
+    ncoins = sum(len(u.get("coins", [])) for u in exp.get("users", {}).values())
+    summary = ("%s: %d users (%d expected coins), %d differ: balance %d, hunt balance %d, "
+               "coins missing %d, extra %d, amended %d, stored balance != live coins %d" % (
+                   "EQUAL" if not lines else "DIFFERENT", st["users"], ncoins, st["users_differ"],
+                   st["balance"], st["hunt_balance"], st["missing"], st["extra"], st["amended"],
+                   st["stored_balance_not_sum"]))
+    print(summary)
+    if a.json:
+        with open(a.json, "w", encoding="utf-8") as f:
+            json.dump({"stats": st, "users": bad, "summary": summary}, f)
+    return 0 if not lines else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
