@@ -159,9 +159,14 @@ main (int argc, char *argv [])
                                "Subscription messages passed to publishers.", NULL, NULL);
     const char *address = trove_cfg_broker_metrics (self->cfg);
     char *merr = NULL;
-    if (address && trove_metrics_serve (self->metrics, address, &merr))
+    //  Every configured listener is bound at start or the daemon refuses to
+    //  run: a wrong address is a wrong config, found now, not by a silent
+    //  dashboard later.
+    if (address && trove_metrics_serve (self->metrics, address, &merr)) {
         trove_log ('E', "cannot serve metrics on %s: %s", address, merr ? merr : "out of memory");
-    free (merr);
+        free (merr);
+        goto done;
+    }
     if (trove_curve_start (self->cfg, self->metrics, true, &err)) {
         trove_log ('E', "%s", err);
         goto done;

@@ -586,10 +586,13 @@ s_metrics_init (s_ingestor_t *self, size_t index)
     }
     const char *address = trove_cfg_ingestor_metrics (self->cfg, index);
     char *err = NULL;
-    //  Metrics are not worth refusing events for: a failure is logged.
-    if (address && trove_metrics_serve (m->registry, address, &err))
+    if (address && trove_metrics_serve (m->registry, address, &err)) {
+        //  Bound at start or refused, like every listener: a wrong address
+        //  is a wrong config (the supervisor's log says which).
         trove_log ('E', "cannot serve metrics on %s: %s", address, err ? err : "out of memory");
-    free (err);
+        free (err);
+        return -1;
+    }
     return 0;
 }
 
@@ -803,6 +806,13 @@ main (int argc, char *argv [])
         goto done;
     }
     self->incarnation = (uint64_t) trove_now_us () ^ ((uint64_t) getpid () << 32);
+    //  Every listener before the first outgoing connection: a host that
+    //  cannot bind its own address (wrong config, wrong machine) stops
+    //  here without sending a packet anywhere (docs/protocol.md, "Start-up").
+    if (s_http_start (self, inproc, &err)) {
+        trove_log ('E', "%s", err ? err : "out of memory");
+        goto done;
+    }
     self->pub = zsock_new (ZMQ_PUB);
     if (!self->pub)
         goto done;
@@ -816,10 +826,6 @@ main (int argc, char *argv [])
         items [s + 1] = (zmq_pollitem_t){zsock_resolve (self->dealers [s]), 0, ZMQ_POLLIN, 0};
     }
     items [0] = (zmq_pollitem_t){zsock_resolve (self->front), 0, ZMQ_POLLIN, 0};
-    if (s_http_start (self, inproc, &err)) {
-        trove_log ('E', "%s", err ? err : "out of memory");
-        goto done;
-    }
     struct sigaction hup = {.sa_handler = s_on_sighup};
     sigemptyset (&hup.sa_mask);
     sigaction (SIGHUP, &hup, NULL);

@@ -812,10 +812,12 @@ main (int argc, char **argv)
         goto done;
     }
     size_t max_frame = trove_cfg_limits (self.cfg)->max_frame;
-    self.events_sock = trove_sock_dealer (trove_cfg_shard_events (self.cfg, self.shard), NULL, max_frame);
+    //  Bind before connecting: a control address this host cannot bind
+    //  stops the reconciler before it sends a packet anywhere.
     const char *control = trove_cfg_shard_reconcile (self.cfg, self.shard);
     if (control && !(self.control = trove_sock_router (control, max_frame)))
         goto done;
+    self.events_sock = trove_sock_dealer (trove_cfg_shard_events (self.cfg, self.shard), NULL, max_frame);
     if (!self.events_sock)
         goto done;
     long every = trove_cfg_shard_reconcile_every (self.cfg, self.shard);

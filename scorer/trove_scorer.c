@@ -835,9 +835,13 @@ s_metrics_init (s_scorer_t *self)
     trove_gauge_set_int (self->m.map_bytes, (int64_t) trove_cfg_map_size (self->cfg));
     const char *address = trove_cfg_shard_metrics (self->cfg, self->shard);
     char *err = NULL;
-    if (address && trove_metrics_serve (r, address, &err))
+    if (address && trove_metrics_serve (r, address, &err)) {
+        //  Bound at start or refused, like every listener: a wrong address
+        //  is a wrong config (the supervisor's log says which).
         trove_log ('E', "cannot serve metrics on %s: %s", address, err ? err : "out of memory");
-    free (err);
+        free (err);
+        return -1;
+    }
     return 0;
 }
 

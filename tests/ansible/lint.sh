@@ -130,8 +130,10 @@ grep -q curve "$plain" && fail "trove_curve=false still renders CURVE settings: 
 # refuse the same config without that line when it binds any; with CURVE
 # the reconciler (no /metrics) needs no flag. Each daemon runs on a copy
 # whose paths point into $WORK (with CURVE, a certificate made by this
-# build's `trovectl curve new`); it stops on its own when it cannot bind the
-# 10.20.0.x address (timeout: in case this machine has it).
+# build's `trovectl curve new`) inside a private network namespace holding
+# only loopback (scripts/loopback-only.sh --guard): it stops on its own when
+# it cannot bind the 10.20.0.x address, and must not have tried to reach
+# any other host before that (daemons bind before they connect).
 mkdir -m 0700 -p "$WORK/curve/peers"
 if ! out=$("$BUILD/trovectl" curve new "$WORK/curve/host.cert" --name lint 2>&1); then
     fail "trovectl curve new: $out"
@@ -151,9 +153,16 @@ exposure() {
     for daemon in "trove-broker" "trove-ingestor --name i0" "trove-scorer --shard s0" "trove-reconciler --shard s0"; do
         read -r prog args <<<"$daemon"
         # shellcheck disable=SC2086  # $args: an option and its value
-        out=$(timeout 10 "$BUILD/$prog" --config "$WORK/exposed-$label.cfg" $args 2>&1)
+        out=$(timeout 10 "$REPO/scripts/loopback-only.sh" --guard "$BUILD/$prog" --config "$WORK/exposed-$label.cfg" $args 2>&1)
         # shellcheck disable=SC2086
-        refused=$(timeout 10 "$BUILD/$prog" --config "$WORK/refused-$label.cfg" $args 2>&1)
+        refused=$(timeout 10 "$REPO/scripts/loopback-only.sh" --guard "$BUILD/$prog" --config "$WORK/refused-$label.cfg" $args 2>&1)
+        if grep -q "loopback-only: FAIL" <<<"$out"$'\n'"$refused"; then
+            fail "$daemon ($label) tried to reach another host before it stopped: $(grep -h 'loopback-only' <<<"$out"$'\n'"$refused")"
+            continue
+        elif ! grep -q "loopback-only: no attempt" <<<"$out" || ! grep -q "loopback-only: no attempt" <<<"$refused"; then
+            fail "$daemon ($label) did not run in a loopback-only namespace: $out $refused"
+            continue
+        fi
         warned=$(grep -c 'without authentication' <<<"$out")
         plainwarned=$(grep 'without authentication' <<<"$out" | grep -vc ': metrics ')
         if grep -q "has no authentication" <<<"$out"; then
