@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# The cluster check of the oracle (tests/oracle/README.md): for each seed and
+# order, generate stories (stories.py), run a fresh local cluster with their
+# rules, send the events in the file's order, and compare the ledger with
+# the reference model (model.py) in real time, then after `trovectl
+# reconcile`, then once more after a second reconcile (which must find
+# nothing).
+#
+# usage: tests/oracle/run.sh BUILD_DIR [--seeds "1 2"] [--orders "sorted shuffled late"]
+#                            [--users N] [--now MS] [--out DIR] [--keep] [--strict]
+#   --out DIR  keep every run's files there (default: a temp dir, removed
+#              when everything passed unless --keep)
+#   --strict   real time must be exact for every order (by default only for
+#              sorted and shuffled, the orders the docs promise exactness for:
+#              nothing later than `lateness`; late and random are reported)
+# Exit 0 when every (seed, order) passed, 1 otherwise.
+set -euo pipefail
+ORACLE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PY=/usr/bin/python3
+
+BUILD_ARG=${1:?usage: run.sh BUILD_DIR [--seeds "1 2"] [--orders "sorted shuffled late"] [--users N]}
+shift
+SEEDS="1"
+ORDERS="sorted shuffled late"
+USERS_N=400
+NOW_MS=""
+OUT=""
+KEEP=0
+STRICT=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --seeds) SEEDS=$2; shift 2 ;;
+        --orders) ORDERS=$2; shift 2 ;;
+        --users) USERS_N=$2; shift 2 ;;
+        --now) NOW_MS=$2; shift 2 ;;
+        --out) OUT=$2; shift 2 ;;
+        --keep) KEEP=1; shift ;;
+        --strict) STRICT=1; shift ;;
+        *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+[ -n "$NOW_MS" ] || NOW_MS=$(( $(date +%s) / 86400 * 86400 * 1000 ))
+
+# lib.sh: BUILD, TROVECTL, WORK, DIR, a port slot, cluster_up, wait_healthy, settle, log, fail
+# shellcheck source=../integration/lib.sh
+source "$ORACLE/../integration/lib.sh" "$BUILD_ARG"
+if [ -z "$OUT" ]; then OUT=$(mktemp -d /tmp/oracle-run-XXXXXX); else mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd); fi
+oracle_cleanup() {
+    "$TROVECTL" down --dir "$DIR" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap oracle_cleanup EXIT
+
+# A config with the periodic reconciler off (reconcile_every_s = 0: only on
+# request), written once by `trovectl up` and reused by every run.
+log "writing the cluster config (port base $PORT_BASE)"
+cluster_up
+"$TROVECTL" down --dir "$DIR" >/dev/null
+sed -i 's/^\(\s*reconcile_every_s\s*=\s*\).*/\10/' "$DIR/trove.cfg"
+grep -q 'reconcile_every_s = 0' "$DIR/trove.cfg" || fail "no reconcile_every_s in the config trovectl up wrote"
+cp "$DIR/trove.cfg" "$WORK/trove.cfg"
+
+# reconcile REPORT_FILE: run every shard's reconciler now (exit 3: users
+# left unrepaired, counted below)
+reconcile() {
+    local rc=0
+    "$TROVECTL" reconcile --dir "$DIR" --json > "$1" 2> "$1.err" || rc=$?
+    [ "$rc" -eq 0 ] || [ "$rc" -eq 3 ] || fail "trovectl reconcile failed (rc $rc): $(cat "$1" "$1.err" | head -c 800)"
+}
+# totals REPORT_FILE: "mismatched repairs unrepaired deferred integrity"
+totals() {
+    jq -s -r '[ (map(.mismatched_users) | add), (map(.repairs_applied) | add), (map(.unrepaired) | add),
+                (map(.deferred) | add),
+                (map(.integrity.sequence_gaps + .integrity.provenance_missing + .integrity.balance_not_sum) | add) ]
+              | @tsv' "$1"
+}
+
+# history EVENTS ANSWERS_DIR > HISTORY: "source id user type status reason", one line per event line
+history() {
+    "$PY" - "$1" "$2" <<'EOF'
+import glob, json, os, sys
+events, d = sys.argv[1], sys.argv[2]
+lines = [l for l in open(events, encoding="utf-8") if l.strip()]
+status = {}
+for f in sorted(glob.glob(os.path.join(d, "ans.*"))):
+    base = int(f.rsplit(".", 1)[1]) * 500
+    for l in open(f, encoding="utf-8"):
+        a = json.loads(l)
+        if "line" in a:
+            status[base + a["line"] - 1] = (a.get("status") or "none", a.get("reason") or "-")
+for i, l in enumerate(lines):
+    e = json.loads(l)
+    st, why = status.get(i, ("unanswered", "-"))
+    print(e["source"], e["id"], e["user"], e["type"], st, why)
+EOF
+}
+
+declare -a TABLE=()
+overall=0
+for seed in $SEEDS; do
+    for order in $ORDERS; do
+        R="$OUT/seed$seed-$order"
+        rm -rf "$R"
+        mkdir -p "$R/answers"
+        t0=$SECONDS
+        nice "$PY" "$ORACLE/stories.py" --seed "$seed" --users "$USERS_N" --order "$order" --now "$NOW_MS" --out "$R/stories" 2>/dev/null
+        n_events=$(wc -l < "$R/stories/events.ndjson")
+
+        # a fresh cluster: the saved config, the stories' rules (trovectl up adds demo.yaml)
+        "$TROVECTL" down --dir "$DIR" >/dev/null 2>&1 || true
+        rm -rf "$DIR"
+        mkdir -p "$DIR/rules"
+        cp "$WORK/trove.cfg" "$DIR/trove.cfg"
+        cp "$R/stories/rules/"*.yaml "$DIR/rules/"
+        cluster_up
+        wait_healthy
+        cp -r "$DIR/rules" "$R/rules"
+
+        # send in the file's order, 500 lines per `trovectl send`
+        split -l 500 -d -a 4 "$R/stories/events.ndjson" "$R/answers/chunk."
+        for c in "$R"/answers/chunk.*; do
+            k=${c##*.}
+            "$TROVECTL" send --dir "$DIR" --json "$c" > "$R/answers/ans.$((10#$k))" 2> "$R/answers/sum.$((10#$k))" ||
+                fail "trovectl send $c failed: $(tail -c 400 "$R/answers/sum.$((10#$k))")"
+        done
+        history "$R/stories/events.ndjson" "$R/answers" > "$R/history.txt"
+        read -r acc dup rej other < <(awk '{n[$5]++} END {print n["accepted"]+0, n["duplicate"]+0, n["rejected"]+0, NR-n["accepted"]-n["duplicate"]-n["rejected"]}' "$R/history.txt")
+        t_send=$((SECONDS - t0))
+
+        "$PY" "$ORACLE/model.py" --rules "$R/rules" --events "$R/stories/events.ndjson" --accepted "$R/history.txt" --out "$R/expected.json"
+
+        settle
+        "$ORACLE/dump.sh" "$BUILD" "$DIR" "$R/stories/users.txt" > "$R/actual-realtime.json"
+        rt=PASS
+        "$PY" "$ORACLE/compare.py" --expected "$R/expected.json" --actual "$R/actual-realtime.json" --json "$R/compare-realtime.json" > "$R/compare-realtime.txt" || rt=FAIL
+        rt_sum=$(tail -n 1 "$R/compare-realtime.txt")
+
+        reconcile "$R/reconcile-1.json"
+        read -r mis1 rep1 unrep1 def1 integ1 < <(totals "$R/reconcile-1.json")
+        "$ORACLE/dump.sh" "$BUILD" "$DIR" "$R/stories/users.txt" > "$R/actual-reconciled.json"
+        rc_=PASS
+        "$PY" "$ORACLE/compare.py" --expected "$R/expected.json" --actual "$R/actual-reconciled.json" --json "$R/compare-reconciled.json" > "$R/compare-reconciled.txt" || rc_=FAIL
+        rc_sum=$(tail -n 1 "$R/compare-reconciled.txt")
+        reconcile "$R/reconcile-2.json"
+        read -r mis2 rep2 unrep2 def2 integ2 < <(totals "$R/reconcile-2.json")
+        cp "$DIR"/logs/*.log "$R/" 2>/dev/null || true
+        "$TROVECTL" down --dir "$DIR" >/dev/null 2>&1 || true
+
+        verdict=PASS
+        why=""
+        exact_required=0
+        if [ "$STRICT" = 1 ] || [ "$order" = sorted ] || [ "$order" = shuffled ]; then exact_required=1; fi
+        [ "$other" -eq 0 ] || { verdict=FAIL; why="$why; $other events not accepted/duplicate/rejected"; }
+        if [ "$rt" = FAIL ]; then
+            if [ "$exact_required" = 1 ]; then verdict=FAIL; why="$why; real time differs from the model"; fi
+        fi
+        if [ "$exact_required" = 1 ] && [ "$mis1" -ne 0 ]; then verdict=FAIL; why="$why; reconcile found $mis1 mismatched users where real time must be exact"; fi
+        [ "$rc_" = PASS ] || { verdict=FAIL; why="$why; the reconciled ledger differs from the model"; }
+        [ "$unrep1" -eq 0 ] && [ "$def1" -eq 0 ] || { verdict=FAIL; why="$why; reconcile left $unrep1 unrepaired, $def1 deferred"; }
+        [ "$integ1" -eq 0 ] || { verdict=FAIL; why="$why; reconcile integrity problems: $integ1"; }
+        [ "$mis2" -eq 0 ] && [ "$rep2" -eq 0 ] || { verdict=FAIL; why="$why; a second reconcile found $mis2 users, made $rep2 repairs"; }
+        [ "$verdict" = PASS ] || overall=1
+        rt_users=$(jq '.stats.users_differ' "$R/compare-realtime.json")
+        rc_users=$(jq '.stats.users_differ' "$R/compare-reconciled.json")
+        line=$(printf '%-5s %-9s %-4s events %5d (acc %5d dup %3d rej %d) | real time %s (%d users differ) | reconcile: %d mismatched, %d repairs | after %s (%d users differ) | 2nd: %d/%d | %ds' \
+            "$seed" "$order" "$verdict" "$n_events" "$acc" "$dup" "$rej" "$rt" "$rt_users" "$mis1" "$rep1" "$rc_" "$rc_users" "$mis2" "$rep2" $((SECONDS - t0)))
+        TABLE+=("$line${why:+ |${why#;}}")
+        echo "$line${why:+ |${why#;}}"
+        echo "  real time:  $rt_sum"
+        echo "  reconciled: $rc_sum"
+        echo "  files: $R (send took ${t_send}s)"
+    done
+done
+
+echo
+echo "seed  order     verdict"
+for l in "${TABLE[@]}"; do echo "$l"; done
+if [ "$overall" -eq 0 ] && [ "$KEEP" = 0 ] && [[ "$OUT" == /tmp/oracle-run-* ]]; then
+    rm -rf "$OUT"
+else
+    echo "run files: $OUT"
+fi
+[ "$overall" -eq 0 ] && echo "oracle: PASS" || echo "oracle: FAIL"
+exit "$overall"
