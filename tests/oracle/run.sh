@@ -129,13 +129,17 @@ for seed in $SEEDS; do
 
         "$PY" "$ORACLE/model.py" --rules "$R/rules" --events "$R/stories/events.ndjson" --accepted "$R/history.txt" --out "$R/expected.json"
 
+        t1=$SECONDS
         settle
         "$ORACLE/dump.sh" "$BUILD" "$DIR" "$R/stories/users.txt" > "$R/actual-realtime.json"
+        t_dump=$((SECONDS - t1))
         rt=PASS
         "$PY" "$ORACLE/compare.py" --expected "$R/expected.json" --actual "$R/actual-realtime.json" --json "$R/compare-realtime.json" > "$R/compare-realtime.txt" || rt=FAIL
         rt_sum=$(tail -n 1 "$R/compare-realtime.txt")
 
+        t1=$SECONDS
         reconcile "$R/reconcile-1.json"
+        t_rec=$((SECONDS - t1))
         read -r mis1 rep1 unrep1 def1 integ1 < <(totals "$R/reconcile-1.json")
         "$ORACLE/dump.sh" "$BUILD" "$DIR" "$R/stories/users.txt" > "$R/actual-reconciled.json"
         rc_=PASS
@@ -168,7 +172,7 @@ for seed in $SEEDS; do
         echo "$line${why:+ |${why#;}}"
         echo "  real time:  $rt_sum"
         echo "  reconciled: $rc_sum"
-        echo "  files: $R (send took ${t_send}s)"
+        echo "  files: $R (generate+up+send ${t_send}s, dump ${t_dump}s, reconcile ${t_rec}s)"
     done
 done
 
