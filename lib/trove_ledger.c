@@ -173,6 +173,7 @@ struct _trove_ledger_t {
 
 static int s_read_begin (trove_ledger_t *self, MDB_txn **txn_p);
 static int s_get_coin_at (trove_ledger_t *self, MDB_txn *txn, const void *aseq_be, Trove__Coin **coin_p);
+static Trove__Coin *s_unpack_coin (const MDB_val *val);
 static int s_coin_change (trove_ledger_t *self, const Trove__Coin *c, bool revoke, const char *reason,
                           const char *run);
 static void s_read_end (trove_ledger_t *self);
@@ -390,12 +391,31 @@ s_apply_record (trove_ledger_t *self, MDB_txn *txn, const Trove__LogRecord *rec,
         //  the entry there.
         val = (MDB_val){8, seq};
         rc = mdb_put (txn, self->coinids, &key, &val, MDB_NOOVERWRITE);
+        Trove__Coin *prev = NULL;
         if (rc == MDB_KEYEXIST) {
-            if (val.mv_size == 8 && trove_get_be64 (val.mv_data) >= coin->aseq)
+            if (val.mv_size != 8)
+                return MDB_CORRUPTED;
+            if (trove_get_be64 (val.mv_data) >= coin->aseq)
                 continue;
+            //  The entry this one replaces: its live value leaves the
+            //  balance and the boards, whatever this entry is.
+            MDB_val pkey = {8, val.mv_data}, pval;
+            if ((rc = mdb_get (txn, self->coins, &pkey, &pval)) == 0 && !(prev = s_unpack_coin (&pval)))
+                rc = MDB_CORRUPTED;
+            if (rc && rc != MDB_NOTFOUND)
+                return rc;
             val = (MDB_val){8, seq};
             rc = mdb_put (txn, self->coinids, &key, &val, 0);
         }
+        int64_t was = prev && !prev->revoked ? prev->value : 0;
+        if (!rc && was) {
+            //  Taken back at the day and week it was counted for.
+            prev->revoked = true;
+            if (trove_board_add (self->board, prev))
+                rc = ENOMEM;
+        }
+        if (prev)
+            trove__coin__free_unpacked (prev, NULL);
         if (rc)
             return rc;
         Trove__Msg msg = TROVE__MSG__INIT;
@@ -427,16 +447,20 @@ s_apply_record (trove_ledger_t *self, MDB_txn *txn, const Trove__LogRecord *rec,
             d->user = coin->user;
             zhashx_insert (deltas, coin->user, d);
         }
-        d->delta += coin->revoked ? -coin->value : coin->value;
-        if (trove_board_add (self->board, coin))
+        //  Balance = sum of live coins: each id counts with its latest
+        //  entry only (a mint over a live entry of the same id replaces
+        //  it; a revocation of a coin that is not live takes nothing).
+        d->delta += (coin->revoked ? 0 : coin->value) - was;
+        if (!coin->revoked && trove_board_add (self->board, coin))
             return ENOMEM;
     }
     return 0;
 }
 
-//  A ledger from before the leaderboards: count every coin entry once, in
-//  aseq order (coins without local_day use their UTC day). Marked done in
-//  meta "boards" by the same transaction.
+//  A ledger from before the leaderboards: count every live coin (the
+//  latest entry of each id, when it is a mint) once (coins without
+//  local_day use their UTC day). Marked done in meta "boards" by the same
+//  transaction.
 static int
 s_board_rebuild (trove_ledger_t *self, MDB_txn *txn)
 {
@@ -445,19 +469,30 @@ s_board_rebuild (trove_ledger_t *self, MDB_txn *txn)
     if (rc != MDB_NOTFOUND)
         return rc;
     MDB_cursor *cur;
-    if ((rc = mdb_cursor_open (txn, self->coins, &cur)))
+    if ((rc = mdb_cursor_open (txn, self->coinids, &cur)))
         return rc;
     size_t n = 0;
+    //  The boards hold live coins: the latest entry of each id, if a mint.
     for (rc = mdb_cursor_get (cur, &key, &val, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get (cur, &key, &val, MDB_NEXT)) {
-        Trove__Msg *msg = trove__msg__unpack (NULL, val.mv_size, val.mv_data);
-        if (msg && msg->body_case == TROVE__MSG__BODY_AWARD && trove_board_add (self->board, msg->award)) {
-            trove__msg__free_unpacked (msg, NULL);
+        MDB_val ckey = {8, val.mv_data}, cval;
+        if (val.mv_size != 8 || (rc = mdb_get (txn, self->coins, &ckey, &cval)) == MDB_NOTFOUND) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        if (rc)
+            break;
+        Trove__Coin *coin = s_unpack_coin (&cval);
+        if (!coin) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        int added = coin->revoked ? 0 : trove_board_add (self->board, coin);
+        trove__coin__free_unpacked (coin, NULL);
+        if (added) {
             rc = ENOMEM;
             break;
         }
-        if (msg)
-            trove__msg__free_unpacked (msg, NULL);
         if (++n % 10000 == 0 && (rc = trove_board_flush (self->board, txn)))
             break;
     }
@@ -2381,8 +2416,63 @@ trove_ledger_scan_events (trove_ledger_t *self, int64_t partition, trove_ledger_
     return 0;
 }
 
+//  Each board score of the user (hunt, "all") and ("*", "all") against the
+//  sums of the live coins. Returns the number that differ, or -1.
+static int
+s_audit_boards (trove_ledger_t *self, MDB_txn *txn, const char *user, zhashx_t *latest)
+{
+    trove_cost_t cost = {0};
+    zhashx_t *sums = zhashx_new ();  //  hunt -> int64_t *
+    if (!sums)
+        return -1;
+    zhashx_set_destructor (sums, (zhashx_destructor_fn *) zstr_free);
+    int64_t all = 0;
+    int differ = 0;
+    for (Trove__Coin *c = zhashx_first (latest); c && differ >= 0; c = zhashx_next (latest)) {
+        if (c->revoked)
+            continue;
+        int64_t *sum = zhashx_lookup (sums, c->hunt);
+        if (!sum && (sum = calloc (1, sizeof *sum)))
+            zhashx_insert (sums, c->hunt, sum);
+        if (!sum)
+            differ = -1;
+        else
+            *sum += c->value;
+        all += c->value;
+    }
+    Trove__BoardEntry **entries = NULL;
+    size_t n = 0;
+    if (differ == 0 && trove_board_hunts (self->board, txn, user, &cost, &entries, &n))
+        differ = -1;
+    for (size_t i = 0; differ >= 0 && i < n; i++) {
+        int64_t *sum = zhashx_lookup (sums, entries [i]->hunt);
+        if ((sum ? *sum : 0) != entries [i]->score)
+            differ++;
+        if (sum)
+            zhashx_delete (sums, entries [i]->hunt);
+    }
+    trove_board_entries_free (entries, n);
+    //  Hunts with live coins and no board score (a zero sum needs none).
+    for (int64_t *sum = zhashx_first (sums); sum && differ >= 0; sum = zhashx_next (sums))
+        differ += *sum != 0;
+    int64_t star = 0;
+    if (differ >= 0 && trove_board_score (self->board, txn, user, "*", "all", &cost, &star, NULL))
+        differ = -1;
+    else if (differ >= 0 && star != all)
+        differ++;
+    zhashx_destroy (&sums);
+    return differ;
+}
+
 int
 trove_ledger_live_coins (trove_ledger_t *self, const char *user, Trove__Coin ***coins_p, size_t *n_p)
+{
+    return trove_ledger_audit_user (self, user, coins_p, n_p, NULL);
+}
+
+int
+trove_ledger_audit_user (trove_ledger_t *self, const char *user, Trove__Coin ***coins_p, size_t *n_p,
+                         trove_ledger_audit_t *audit)
 {
     *coins_p = NULL;
     *n_p = 0;
@@ -2394,6 +2484,27 @@ trove_ledger_live_coins (trove_ledger_t *self, const char *user, Trove__Coin ***
     if (latest)
         zhashx_set_destructor (latest, s_coin_item_free);
     int rc = latest ? s_scan_user (self, txn, user, latest) : -1;
+    if (rc == 0 && audit) {
+        memset (audit, 0, sizeof *audit);
+        for (Trove__Coin *c = zhashx_first (latest); c; c = zhashx_next (latest))
+            audit->live_sum += c->revoked ? 0 : c->value;
+        uint8_t bkey [KEY_MAX];
+        MDB_val key, val;
+        int got = MDB_NOTFOUND;
+        if (strlen (user) + 1 <= sizeof bkey) {
+            key = (MDB_val){s_balance_key (user, bkey), bkey};
+            got = mdb_get (txn, self->users, &key, &val);
+        }
+        if (got == 0 && val.mv_size == 8)
+            memcpy (&audit->balance, val.mv_data, 8);
+        else if (got != MDB_NOTFOUND)
+            rc = s_fail_rc (self, "get balance", got);
+        int differ = rc ? 0 : s_audit_boards (self, txn, user, latest);
+        if (differ < 0)
+            rc = s_fail_rc (self, "audit boards", ENOMEM);
+        else
+            audit->boards_differ = (uint32_t) differ;
+    }
     s_read_end (self);
     //  The live ones move to the caller, the rest are freed here.
     if (latest)

@@ -192,6 +192,21 @@ int trove_ledger_events_from (trove_ledger_t *self, uint32_t partition, uint64_t
 //  Free with trove_ledger_free_coins. Returns 0 or -1.
 int trove_ledger_live_coins (trove_ledger_t *self, const char *user, Trove__Coin ***coins_p, size_t *n_p);
 
+//  A user's stored sums checked against its live coins, in one snapshot:
+//  the balance (stored) and the sum of the live coins' values, and how many
+//  of the user's all-time board scores (each hunt's and "*") differ from
+//  the sums of its live coins in that hunt (or in all). A ledger that keeps
+//  its invariant has balance == live_sum and boards_differ == 0.
+typedef struct {
+    int64_t balance;         //  stored
+    int64_t live_sum;        //  sum of live coins
+    uint32_t boards_differ;  //  boards whose stored score is not the sum
+} trove_ledger_audit_t;
+
+//  The same as trove_ledger_live_coins, with the audit of the user's sums.
+int trove_ledger_audit_user (trove_ledger_t *self, const char *user, Trove__Coin ***coins_p, size_t *n_p,
+                             trove_ledger_audit_t *audit);
+
 void trove_ledger_free_coins (Trove__Coin **coins, size_t n);
 void trove_ledger_free_events (Trove__EventRecord **events, size_t n);
 

@@ -653,15 +653,18 @@ s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
             Trove__Coin **live = NULL;
             size_t nlive = 0;
             char *text = digest_text + i * (TROVE_COIN_ID_LEN + 1);
-            if (trove_ledger_live_coins (self->ledger, q->users [i], &live, &nlive)
+            trove_ledger_audit_t audit = {0};
+            if (trove_ledger_audit_user (self->ledger, q->users [i], &live, &nlive, &audit)
                 || trove_hash_coins_digest (live, nlive, text))
                 reply.error = "storage_error";
             trove__user_digest__init (&digests [i]);
             digests [i].user = q->users [i];
             digests [i].digest = text;
             digests [i].coins = (uint32_t) nlive;
-            for (size_t k = 0; k < nlive; k++)
-                digests [i].balance += live [k]->value;
+            digests [i].balance = audit.live_sum;
+            digests [i].audited = true;
+            digests [i].stored_balance = audit.balance;
+            digests [i].boards_differ = audit.boards_differ;
             digest_ptrs [i] = &digests [i];
             trove_ledger_free_coins (live, nlive);
         }

@@ -5,6 +5,10 @@
 
     usage: ledgertool DATA_DIR delete-coin COIN_ID
            ledgertool DATA_DIR add-coin USER HUNT RULE VALUE OCCURRENCE
+           ledgertool DATA_DIR add-balance USER DELTA
+    add-balance changes the stored balance only (no coin, no board): the
+    accounting fault of issue 17 that the reconciler's integrity check must
+    report.
     add-coin writes a coin no event explains as the next award. Both keep the
     tables consistent with themselves (balance, leaderboards), as a lost or
     invented coin entry would. Run it while the scorer is stopped (it reads
@@ -65,7 +69,8 @@ main (int argc, char **argv)
 {
     if (argc < 4) {
         fprintf (stderr,
-                 "usage: ledgertool DATA_DIR delete-coin ID | add-coin USER HUNT RULE VALUE OCCURRENCE\n");
+                 "usage: ledgertool DATA_DIR delete-coin ID | add-coin USER HUNT RULE VALUE OCCURRENCE"
+                 " | add-balance USER DELTA\n");
         return 2;
     }
     MDB_env *env;
@@ -174,6 +179,12 @@ main (int argc, char **argv)
             return s_fail ("add", rc);
         }
         printf ("%s\n", id);
+    }
+    else if (strcmp (argv [2], "add-balance") == 0 && argc == 5) {
+        if ((rc = s_balance_add (txn, users, argv [3], atoll (argv [4])))) {
+            trove_board_destroy (&board);
+            return s_fail ("add-balance", rc);
+        }
     }
     else {
         trove_board_destroy (&board);
