@@ -131,7 +131,7 @@ for seed in $SEEDS; do
 
         t1=$SECONDS
         settle
-        "$ORACLE/dump.sh" "$BUILD" "$DIR" "$R/stories/users.txt" > "$R/actual-realtime.json"
+        DUMP_VIA=tail "$ORACLE/dump.sh" "$BUILD" "$DIR" "$R/stories/users.txt" > "$R/actual-realtime.json"
         t_dump=$((SECONDS - t1))
         rt=PASS
         "$PY" "$ORACLE/compare.py" --expected "$R/expected.json" --actual "$R/actual-realtime.json" --json "$R/compare-realtime.json" > "$R/compare-realtime.txt" || rt=FAIL
@@ -141,7 +141,14 @@ for seed in $SEEDS; do
         reconcile "$R/reconcile-1.json"
         t_rec=$((SECONDS - t1))
         read -r mis1 rep1 unrep1 def1 integ1 < <(totals "$R/reconcile-1.json")
-        "$ORACLE/dump.sh" "$BUILD" "$DIR" "$R/stories/users.txt" > "$R/actual-reconciled.json"
+        DUMP_VIA=tail "$ORACLE/dump.sh" "$BUILD" "$DIR" "$R/stories/users.txt" > "$R/actual-reconciled.json"
+        # the players' path: `trovectl coins` of a sample of users must show what the award log holds
+        awk -v s="$seed" 'BEGIN {srand(s)} rand() < 0.1' "$R/stories/users.txt" > "$R/sample-users.txt"
+        DUMP_VIA=coins "$ORACLE/dump.sh" "$BUILD" "$DIR" "$R/sample-users.txt" > "$R/sample-coins.json"
+        jq --rawfile u "$R/sample-users.txt" '($u | split("\n") | map(select(. != ""))) as $s
+            | .users |= with_entries(select(.key as $k | $s | index($k)))' "$R/actual-reconciled.json" > "$R/sample-tail.json"
+        same_path=PASS
+        "$PY" "$ORACLE/compare.py" --expected "$R/sample-tail.json" --actual "$R/sample-coins.json" > "$R/compare-paths.txt" || same_path=FAIL
         rc_=PASS
         "$PY" "$ORACLE/compare.py" --expected "$R/expected.json" --actual "$R/actual-reconciled.json" --json "$R/compare-reconciled.json" > "$R/compare-reconciled.txt" || rc_=FAIL
         rc_sum=$(tail -n 1 "$R/compare-reconciled.txt")
@@ -160,6 +167,7 @@ for seed in $SEEDS; do
         fi
         if [ "$exact_required" = 1 ] && [ "$mis1" -ne 0 ]; then verdict=FAIL; why="$why; reconcile found $mis1 mismatched users where real time must be exact"; fi
         [ "$rc_" = PASS ] || { verdict=FAIL; why="$why; the reconciled ledger differs from the model"; }
+        [ "$same_path" = PASS ] || { verdict=FAIL; why="$why; trovectl coins differs from the award log (compare-paths.txt)"; }
         [ "$unrep1" -eq 0 ] && [ "$def1" -eq 0 ] || { verdict=FAIL; why="$why; reconcile left $unrep1 unrepaired, $def1 deferred"; }
         [ "$integ1" -eq 0 ] || { verdict=FAIL; why="$why; reconcile integrity problems: $integ1"; }
         [ "$mis2" -eq 0 ] && [ "$rep2" -eq 0 ] || { verdict=FAIL; why="$why; a second reconcile found $mis2 users, made $rep2 repairs"; }
