@@ -29,6 +29,7 @@ import argparse
 import datetime as dt
 import functools
 import json
+import math
 import os
 import random
 import sys
@@ -425,6 +426,37 @@ def s_seq_tie(g):
     g.ev("purchase", t2 + MIN, "partner", amount=10)
 
 
+def s_tie_ids(g):
+    # equal ts and source: the id decides, compared as bytes ("t10" < "t9")
+    t = g.rand_ts(17 * DAY, 3 * HOUR)
+    b = g.ev("scan", t, "web", clue="B")
+    a = g.ev("scan", t, "web", clue="A")
+    a["id"], b["id"] = g.user + ".t9", g.user + ".t10"   # B plays first: no step 2
+    g.ev("purchase", t + MIN, "partner", amount=10)
+    d = local_date(PARIS, t + 2 * DAY)
+    t2 = local_ms(PARIS, d, 12, 0)
+    c1 = g.ev("checkin", t2, "mobile")
+    c2 = g.ev("checkin", t2, "mobile")
+    c1["id"], c2["id"] = g.user + ".c9", g.user + ".c10"  # c10 takes the day's slot
+    t3 = t + 5 * HOUR
+    for i, z in ((9, "K"), (10, "L"), (11, "M")):       # count: provenance in byte order
+        e = g.ev("visit", t3, "game", zone=z)
+        e["id"] = "%s.v%d" % (g.user, i)
+
+
+def s_burst(g):
+    # many events within lateness: the buffer replays them all (at most 64)
+    t = g.rand_ts(17 * DAY, 3 * HOUR)
+    for i in range(44):
+        typ = g.rng.choice(["checkin", "photo", "visit", "scan", "share", "play"])
+        a = {}
+        if typ == "visit":
+            a["zone"] = g.rng.choice("ABCDEF")
+        if typ == "scan":
+            a["clue"] = g.rng.choice("AB")
+        g.ev(typ, t + g.rng.randint(0, 25 * MIN), **a)
+
+
 def s_streak_midnight(g):
     d = g.paris_day(5, 16)
     days = [d + dt.timedelta(days=i) for i in range(6)]
@@ -674,11 +706,12 @@ def generate(seed, users, now, per_user_stories=3, per_user_noise=7):
     plan = {}
     records = []  # [event, resend delay]
     names = sorted(STORIES)
+    stride = next(k for k in range(7, 100) if math.gcd(k, len(names)) == 1)
     for i in range(users):
         user = "u%d-%04d" % (seed, i)
         g = Gen(random.Random(rng.random()), now, user)
         k = max(0, per_user_stories + rng.choice([-1, 0, 0, 1]))
-        chosen = [names[(i * 7 + j) % len(names)] if j == 0 else rng.choice(names) for j in range(k)]
+        chosen = [names[(i * stride) % len(names)] if j == 0 else rng.choice(names) for j in range(k)]
         plan[user] = chosen
         for s in chosen:
             g.story = s
