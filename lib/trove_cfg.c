@@ -194,6 +194,7 @@ trove_cfg_load (const char *path, char **err_p)
         .max_past_ms = 366LL * 86400 * 1000,
         .max_future_ms = 5 * 60 * 1000,
         .max_query_cost = 10000,
+        .max_user_history = 20000,
     };
     struct {
         const char *key;
@@ -207,6 +208,7 @@ trove_cfg_load (const char *path, char **err_p)
         {"limits/max_past_s", 0, 100ULL * 366 * 86400, &self->limits.max_past_ms, true},
         {"limits/max_future_s", 0, 366ULL * 86400, &self->limits.max_future_ms, true},
         {"limits/max_query_cost", 1, 100000000, &self->limits.max_query_cost, false},
+        {"limits/max_user_history", 100, 10000000, &self->limits.max_user_history, false},
     };
     for (size_t i = 0; i < sizeof knobs / sizeof knobs [0]; i++) {
         char *text = zconfig_get (self->root, knobs [i].key, NULL);

@@ -36,6 +36,7 @@ typedef struct {
     int64_t max_past_ms;    //  how far before now ts may be
     int64_t max_future_ms;  //  how far after now ts may be
     size_t max_query_cost;  //  units one query may read (docs/queries.md)
+    size_t max_user_history;  //  stored events of a user a re-derive reads (late events, undo)
 } trove_limits_t;
 
 //  Load and validate a config file. On error returns NULL and, if err_p is

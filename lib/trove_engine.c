@@ -601,6 +601,49 @@ s_replay (s_ctx_t *ctx, size_t h, Trove__HuntState *hs, const Trove__Event *trig
     return rc;
 }
 
+//  Replace a string field of an unpacked message (its default is a shared
+//  constant, never freed).
+static int
+s_set_string (char **field, const char *value)
+{
+    char *copy = strdup (value);
+    if (!copy)
+        return -1;
+    if (*field && *field != protobuf_c_empty_string)
+        free (*field);
+    *field = copy;
+    return 0;
+}
+
+//  Remember ev as the last event folded into the checkpoint.
+static int
+s_set_folded (Trove__HuntState *hs, const Trove__Event *ev)
+{
+    hs->has_folded = true;
+    hs->folded_ts = ev->ts_ms;
+    return s_set_string (&hs->folded_source, ev->source) || s_set_string (&hs->folded_id, ev->id) ? -1 : 0;
+}
+
+//  Can ev still be placed exactly in hs? Not when it orders before an event
+//  already folded into the checkpoint: the checkpoint cannot be unwound.
+static bool
+s_too_late (const Trove__HuntState *hs, const Trove__Event *ev)
+{
+    if (hs->has_folded) {
+        if (ev->ts_ms != hs->folded_ts)
+            return ev->ts_ms < hs->folded_ts;
+        int c = strcmp (ev->source, hs->folded_source);
+        return (c ? c : strcmp (ev->id, hs->folded_id)) < 0;
+    }
+    //  A state written before folded positions were kept: whatever it has
+    //  folded orders before its buffer (or at most at its newest ts).
+    if (hs->n_rules == 0)
+        return false;
+    if (hs->n_buffer == 0)
+        return ev->ts_ms <= hs->max_ts;
+    return s_event_order (ev, hs->buffer [0]->event) < 0;
+}
+
 //  Fold events that can no longer move into the checkpoint; their coins
 //  leave the tail (they are final).
 static int
@@ -625,6 +668,8 @@ s_fold (s_ctx_t *ctx, size_t h, Trove__HuntState *hs, int64_t lateness_ms)
                     break;
                 }
         s_coins_clear (&coins);
+        if (s_set_folded (hs, ev))
+            return -1;
         trove__buffered_event__free_unpacked (hs->buffer [drop], NULL);
         drop++;
     }
@@ -671,25 +716,15 @@ s_emit_all (s_ctx_t *ctx, s_coins_t *coins)
     return 0;
 }
 
-//  The stateful part of one hunt for one event.
+//  The stateful part of one hunt for one event, from the hunt's state hs
+//  (taken: freed here). The caller checked that ev is not too late for it.
 static int
 s_score_stateful (s_ctx_t *ctx, const trove_store_t *store, size_t h, const trove_hunt_t *v,
-                  const Trove__Event *ev, int64_t accepted_us)
+                  const Trove__Event *ev, int64_t accepted_us, Trove__HuntState *hs)
 {
-    int rc;
-    Trove__HuntState *hs = s_state_load (ctx, store, v->hunt, &rc);
-    if (!hs)
-        return -1;
+    int rc = 0;
     bool fresh = hs->n_rules == 0 && hs->n_buffer == 0 && hs->max_ts == 0;
-    if (!fresh && ev->ts_ms < hs->max_ts - v->lateness_ms) {
-        //  Too late to place exactly: fold it in now.
-        s_coins_t coins = {0};
-        rc = s_process (ctx->user, s_checkpoint_of (hs), v, ev, accepted_us, &coins);
-        if (rc == 0)
-            rc = s_emit_all (ctx, &coins);
-        s_coins_clear (&coins);
-    }
-    else if ((fresh || hs->has_head)
+    if ((fresh || hs->has_head)
              && (hs->n_buffer == 0 || s_event_order (hs->buffer [hs->n_buffer - 1]->event, ev) < 0)) {
         //  In order (the common case): the buffer's replay would end in the
         //  head, so only this event is new. Append it and go on from there.
@@ -833,11 +868,29 @@ trove_engine_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t 
         return s_undo (&ctx, store, tsource, tid);
     if (trove_engine_unscored (ev))
         return 0;  //  validation refuses an undo without its target; never scored
-    for (size_t h = 0; h < trove_rules_hunts (rules); h++) {
+    //  First every state the event would change: when it falls before what
+    //  one of them has folded, nothing is changed and the caller re-derives
+    //  the user (exact for any lateness). Each state is read once.
+    size_t nh = trove_rules_hunts (rules);
+    Trove__HuntState **states = calloc (nh ? nh : 1, sizeof *states);
+    if (!states)
+        return -1;
+    int rc = 0;
+    for (size_t h = 0; h < nh && rc == 0; h++) {
+        const trove_hunt_t *v = trove_rules_effective (rules, h, ev->ts_ms);
+        if (!v || !v->stateful || !s_matches_stateful (v, ev))
+            continue;
+        int lrc;
+        if (!(states [h] = s_state_load (&ctx, store, v->hunt, &lrc)))
+            rc = -1;
+        else if (s_too_late (states [h], ev))
+            rc = 1;
+    }
+    for (size_t h = 0; h < nh && rc == 0; h++) {
         const trove_hunt_t *v = trove_rules_effective (rules, h, ev->ts_ms);
         if (!v)
             continue;
-        for (size_t i = 0; i < v->nrules; i++) {
+        for (size_t i = 0; i < v->nrules && rc == 0; i++) {
             const trove_rule_t *r = &v->rules [i];
             if (trove_rule_stateful (r) || !trove_match (&r->match, ev))
                 continue;
@@ -864,13 +917,18 @@ trove_engine_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t 
                 .reason = "scored",
             };
             if (emit (arg, &ch))
-                return -1;
+                rc = -1;
         }
-        if (v->stateful && s_matches_stateful (v, ev)
-            && s_score_stateful (&ctx, store, h, v, ev, accepted_us))
-            return -1;
+        if (rc == 0 && states [h]) {
+            rc = s_score_stateful (&ctx, store, h, v, ev, accepted_us, states [h]);
+            states [h] = NULL;
+        }
     }
-    return 0;
+    for (size_t h = 0; h < nh; h++)
+        if (states [h])
+            trove__hunt_state__free_unpacked (states [h], NULL);
+    free (states);
+    return rc;
 }
 
 //  --------------------------------------------------------------------------

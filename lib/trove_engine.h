@@ -13,16 +13,18 @@
     coins the replay no longer earns are revoked and new ones minted
     (compensating entries); a coin whose value, version or provenance
     changes is revoked and minted again under the same id. Events leave the
-    buffer once they are more than `lateness` older than the newest, or when
-    it holds more than 64 events (the state is re-encoded for every event,
-    so the buffer is what a busy user costs). Hence: when no event arrives
-    after another event of the same user and hunt whose ts is more than
-    `lateness` ahead of it, and at most 64 of that user's matching events
-    fall within `lateness`, the coins equal those of event-time order. A
-    later event is folded into the checkpoint as it
-    comes ("as well as real time can"; the reconciler makes it exact). Only
-    events that match a stateful rule enter the buffer; an `each` rule
-    without cap and cooldown needs no state and scores the event alone.
+    buffer (are folded into the checkpoint) once they are more than
+    `lateness` older than the newest, or when it holds more than 64 events
+    (the state is re-encoded for every event, so the buffer is what a busy
+    user costs); the state remembers the last event folded. An event that
+    orders after it is placed exactly, however late. An event that orders
+    before it cannot be: trove_engine_score then changes nothing and
+    answers 1 ("late"), and the caller re-derives the user from all of its
+    events (trove_engine_derive_into); the scorer does so in the same
+    durable step (trove_ledger), so the ledger equals event-time order for
+    any arrival order. Only events that match a stateful rule enter the
+    buffer; an `each` rule without cap and cooldown needs no state and
+    scores the event alone.
 
     Coin ids: trove_hash_coin_id (hunt, rule, user, occurrence), where the
     occurrence key (NUL separates parts) is:
@@ -50,12 +52,12 @@
     and streak award once per user.
 
     Undo: an event of type `undo` with string attributes target_source and
-    target_id. If the target is in a buffer, it is removed and the buffer
-    replayed: coins that no longer follow are revoked ("undo"), coins that
-    now follow are minted. Coins of a target outside every buffer are the
-    caller's (the scorer revokes the coins whose provenance includes it);
-    their effect on later state (a cap slot, a count) is corrected by the
-    reconciler. */
+    target_id, sent with the target's user. If the target is in a buffer,
+    trove_engine_score removes it and replays the buffer: coins that no
+    longer follow are revoked ("undo"), coins that now follow are minted.
+    The scorer does not rely on that: it re-derives the user without the
+    target whenever the target is stored (trove_engine_derive leaves every
+    undone target out), which is exact wherever the target was. */
 #ifndef TROVE_ENGINE_H_INCLUDED
 #define TROVE_ENGINE_H_INCLUDED
 
@@ -104,9 +106,11 @@ Trove__Coin *trove_change_coin (const trove_change_t *change);
 //  Return 0 to go on, -1 to stop (the caller gets -1).
 typedef int (trove_change_fn) (void *arg, const trove_change_t *change);
 
-//  Score one accepted event (not seen before). Returns 0, or -1 when the
-//  store or emit failed (nothing is half-written by the engine itself: the
-//  caller discards its batch).
+//  Score one accepted event (not seen before). Returns 0; 1 when the event
+//  orders before an event already folded into a state it would change
+//  (nothing changed: re-derive the user with the event among its events);
+//  or -1 when the store or emit failed (nothing is half-written by the
+//  engine itself: the caller discards its batch).
 int trove_engine_score (const trove_rules_t *rules, const Trove__Event *event, int64_t accepted_us,
                         const trove_store_t *store, trove_change_fn *emit, void *arg);
 

@@ -99,6 +99,7 @@ struct _trove_ledger_t {
     //  Tables (applied state)
     MDB_env *env;
     MDB_dbi dedup, events, coins, coinids, users, meta, states;
+    MDB_dbi uevents;  //  user NUL partition pseq: a user's events, for re-derives
     trove_board_t *board;  //  leaderboard tables (deltas: apply thread only)
     MDB_txn *rtxn;         //  main thread's reusable read transaction
     //  Write-ahead log
@@ -166,6 +167,10 @@ struct _trove_ledger_t {
     const Trove__Event *scoring;  //  the event being scored
     int64_t scoring_accepted_us;
     bool batch_reading;  //  rtxn is held for the open batch
+
+    size_t history_max;         //  a re-derive reads at most this many of a user's events
+    const char *reject_reason;  //  why the last trove_ledger_apply said REJECTED
+    uint64_t rederives, rederive_events;  //  re-derives for late events and undo, events they read
 
     char error [256];  //  last storage error (main thread)
     bool full;         //  last error was MAP_FULL / ENOSPC
@@ -310,6 +315,22 @@ s_balance_key (const char *user, uint8_t *out)
     return ulen + 1;
 }
 
+//  The user's index entry of an event (ekey: its events key, partition and
+//  pseq big-endian), so a re-derive reads the user's events, not a whole
+//  partition's.
+static int
+s_uevents_put (trove_ledger_t *self, MDB_txn *txn, const char *user, const uint8_t ekey [12])
+{
+    size_t ul = strlen (user);
+    uint8_t ukey [KEY_MAX + 12];
+    if (ul + 13 > sizeof ukey)
+        return EINVAL;
+    memcpy (ukey, user, ul + 1);
+    memcpy (ukey + ul + 1, ekey, 12);
+    MDB_val key = {ul + 13, ukey}, empty = {0, NULL};
+    return mdb_put (txn, self->uevents, &key, &empty, 0);
+}
+
 static int
 s_apply_record (trove_ledger_t *self, MDB_txn *txn, const Trove__LogRecord *rec, zhashx_t *deltas)
 {
@@ -339,6 +360,8 @@ s_apply_record (trove_ledger_t *self, MDB_txn *txn, const Trove__LogRecord *rec,
         if ((rc = mdb_put (txn, self->events, &key, &val, MDB_RESERVE)))
             return rc;
         trove__event_record__pack (er, val.mv_data);
+        if ((rc = s_uevents_put (self, txn, ev->user, ekey)))
+            return rc;
     }
     if (rec->undone && rec->undone->source && rec->undone->id) {
         //  The undo came first: leave a marker so the target is never scored.
@@ -506,6 +529,44 @@ s_board_rebuild (trove_ledger_t *self, MDB_txn *txn)
     if (n)
         trove_log ('I', "leaderboards built from %zu coin entries", n);
     key = (MDB_val){6, "boards"};
+    val = (MDB_val){1, "1"};
+    return mdb_put (txn, self->meta, &key, &val, 0);
+}
+
+//  A ledger from before the per-user event index: index every stored event
+//  once. Marked done in meta "uevents" by the same transaction.
+static int
+s_uevents_rebuild (trove_ledger_t *self, MDB_txn *txn)
+{
+    MDB_val key = {7, "uevents"}, val;
+    int rc = mdb_get (txn, self->meta, &key, &val);
+    if (rc != MDB_NOTFOUND)
+        return rc;
+    MDB_cursor *cur;
+    if ((rc = mdb_cursor_open (txn, self->events, &cur)))
+        return rc;
+    size_t n = 0;
+    for (rc = mdb_cursor_get (cur, &key, &val, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get (cur, &key, &val, MDB_NEXT)) {
+        Trove__EventRecord *er = trove__event_record__unpack (NULL, val.mv_size, val.mv_data);
+        if (!er || !er->event || key.mv_size != 12) {
+            if (er)
+                trove__event_record__free_unpacked (er, NULL);
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        rc = s_uevents_put (self, txn, er->event->user, key.mv_data);
+        trove__event_record__free_unpacked (er, NULL);
+        if (rc)
+            break;
+        n++;
+    }
+    mdb_cursor_close (cur);
+    if (rc != MDB_NOTFOUND)
+        return rc;
+    if (n)
+        trove_log ('I', "indexed %zu stored events by user", n);
+    key = (MDB_val){7, "uevents"};
     val = (MDB_val){1, "1"};
     return mdb_put (txn, self->meta, &key, &val, 0);
 }
@@ -935,6 +996,7 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
     pthread_cond_init (&self->cond, NULL);
     self->shard = shard;
     self->sync = sync;
+    self->history_max = 20000;
     //  Tuning knobs for benchmarks (docs/architecture.md); defaults otherwise.
     const char *knob = getenv ("TROVE_APPLY_MIN");
     self->apply_min = knob && atoi (knob) > 0 ? (size_t) atoi (knob) : APPLY_MIN;
@@ -981,7 +1043,8 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
         || (rc = mdb_dbi_open (txn, "coinids", MDB_CREATE, &self->coinids))
         || (rc = mdb_dbi_open (txn, "users", MDB_CREATE, &self->users))
         || (rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta))
-        || (rc = mdb_dbi_open (txn, "states", MDB_CREATE, &self->states))) {
+        || (rc = mdb_dbi_open (txn, "states", MDB_CREATE, &self->states))
+        || (rc = mdb_dbi_open (txn, "uevents", MDB_CREATE, &self->uevents))) {
         snprintf (err, sizeof err, "cannot open databases in %s: %s", dir, mdb_strerror (rc));
         goto fail;
     }
@@ -993,6 +1056,10 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
     }
     if ((rc = s_board_rebuild (self, txn))) {
         snprintf (err, sizeof err, "cannot build the leaderboards in %s: %s", dir, mdb_strerror (rc));
+        goto fail;
+    }
+    if ((rc = s_uevents_rebuild (self, txn))) {
+        snprintf (err, sizeof err, "cannot index the events by user in %s: %s", dir, mdb_strerror (rc));
         goto fail;
     }
     MDB_cursor *cursor;
@@ -1716,50 +1783,15 @@ s_user_latest (trove_ledger_t *self, const char *user, const char *what)
     return latest;
 }
 
-//  Revoke every live coin of the user whose provenance includes the target,
-//  except those the engine changed for this event.
-static int
-s_undo_by_provenance (trove_ledger_t *self, const Trove__Event *ev, const char *tsource, const char *tid)
-{
-    zhashx_t *latest = s_user_latest (self, ev->user, "undo");
-    if (!latest)
-        return -1;
-    int rc = 0;
-    //  3. Revoke what is live and not already changed by the engine.
-    for (Trove__Coin *c = zhashx_first (latest); c && rc == 0; c = zhashx_next (latest)) {
-        if (c->revoked)
-            continue;
-        bool cited = false, changed = false;
-        for (size_t i = 0; i < c->n_events && !cited; i++)
-            cited = strcmp (c->events [i]->source, tsource) == 0 && strcmp (c->events [i]->id, tid) == 0;
-        for (size_t i = 0; i < self->ncoins && !changed; i++)
-            changed = strcmp (self->frame_meta [self->rec_first_frame + i].id, c->id) == 0;
-        if (cited && !changed)
-            rc = s_coin_change (self, c, true, "undo", NULL);
-    }
-    zhashx_destroy (&latest);
-    return rc;
-}
-
-//  --- a reconciler's request: re-derive one user -----------------------------
-
-typedef struct {
-    const char *user;
-    zlistx_t *events;  //  Trove__Event copies
-} s_gather_t;
-
-static int
-s_gather_event (void *arg, const Trove__EventRecord *rec)
-{
-    s_gather_t *g = arg;
-    if (strcmp (rec->event->user, g->user))
-        return 0;
-    Trove__Event *copy = trove_event_dup (rec->event);
-    if (!copy)
-        return -1;
-    zlistx_add_end (g->events, copy);
-    return 0;
-}
+//  --- re-deriving one user ----------------------------------------------------
+//  Real time is exact for any arrival order because whatever the engine
+//  cannot place in its state (an event that orders before what it has
+//  folded, an undo of a stored event) and every reconciler request makes
+//  the scorer re-derive the user here, in the batch that logs the event:
+//  all of the user's events in event-time order with the rules in force,
+//  the difference with the ledger written as entries, the rule state
+//  replaced. Invariant: after this, the user's live coins and rule state
+//  are those of event-time order; a second re-derive writes nothing.
 
 static void
 s_event_item_free (void **item)
@@ -1813,62 +1845,120 @@ s_coin_change (trove_ledger_t *self, const Trove__Coin *c, bool revoke, const ch
     return s_change (self, &ch);
 }
 
-//  Re-derive a user from every stored event (tables and this batch) in
-//  event-time order with the rules in force, turn the difference with the
-//  ledger into entries (reason "reconciled", the run id), and replace the
-//  user's rule state with the derived one. The scorer is the only writer,
-//  so this is exact whatever real time got wrong; a second request finds
-//  nothing to do.
+//  A user's stored events into out (copies): the tables, which the caller
+//  made hold everything committed (s_user_latest), then the open batch.
+//  Returns 0, 1 when there are more than max (max 0: no limit), -1 on error.
 static int
-s_rescore (trove_ledger_t *self, const Trove__Event *ev, uint32_t partition, const trove_rules_t *rules)
+s_user_events (trove_ledger_t *self, const char *user, size_t max, zlistx_t *out)
 {
-    const char *run = "";
-    for (size_t i = 0; i < ev->n_attrs; i++)
-        if (strcmp (ev->attrs [i]->key, "run") == 0 && ev->attrs [i]->value_case == TROVE__ATTR__VALUE_S)
-            run = ev->attrs [i]->s;
-    zhashx_t *latest = s_user_latest (self, ev->user, "reconcile");
-    if (!latest)
+    size_t ul = strlen (user);
+    uint8_t prefix [KEY_MAX];
+    if (ul + 1 > sizeof prefix)
         return -1;
-    s_gather_t g = {ev->user, zlistx_new ()};
-    zhashx_t *derived = zhashx_new ();
-    trove_memstore_t *mem = trove_memstore_new ();
-    Trove__Event **events = NULL;
-    int rc = -1;
-    if (!g.events || !derived || !mem)
-        goto done;
-    zlistx_set_destructor (g.events, s_event_item_free);
-    zhashx_set_destructor (derived, s_coin_item_free);
-    if (trove_ledger_scan_events (self, partition, s_gather_event, &g))
-        goto done;
-    for (s_record_t *r = self->batch_head; r; r = r->next) {
+    memcpy (prefix, user, ul + 1);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open (self->rtxn, self->uevents, &cur);
+    if (rc)
+        return s_fail_rc (self, "user events cursor", rc);
+    MDB_val key = {ul + 1, prefix}, val;
+    int bad = 0;
+    for (rc = mdb_cursor_get (cur, &key, &val, MDB_SET_RANGE);
+         rc == 0 && !bad && key.mv_size == ul + 13 && memcmp (key.mv_data, prefix, ul + 1) == 0;
+         rc = mdb_cursor_get (cur, &key, &val, MDB_NEXT)) {
+        if (max && zlistx_size (out) >= max) {
+            bad = 1;
+            break;
+        }
+        MDB_val ek = {12, (uint8_t *) key.mv_data + ul + 1}, ev;
+        int got = mdb_get (self->rtxn, self->events, &ek, &ev);
+        Trove__EventRecord *er = got ? NULL : trove__event_record__unpack (NULL, ev.mv_size, ev.mv_data);
+        Trove__Event *copy = er && er->event ? trove_event_dup (er->event) : NULL;
+        if (er)
+            trove__event_record__free_unpacked (er, NULL);
+        if (!copy) {
+            snprintf (self->error, sizeof self->error, "re-derive: event of %s %s", user,
+                      got ? mdb_strerror (got) : "unreadable");
+            bad = -1;
+        }
+        else
+            zlistx_add_end (out, copy);
+    }
+    mdb_cursor_close (cur);
+    if (!bad && rc && rc != MDB_NOTFOUND)
+        return s_fail_rc (self, "user events cursor", rc);
+    for (s_record_t *r = self->batch_head; r && !bad; r = r->next) {
         Trove__LogRecord *rec = trove__log_record__unpack (NULL, r->size, r->data);
-        int bad = rec && rec->record && rec->record->event ? s_gather_event (&g, rec->record) : 0;
+        const Trove__EventRecord *er = rec ? rec->record : NULL;
+        if (er && er->event && er->pseq && strcmp (er->event->user, user) == 0) {
+            Trove__Event *copy = trove_event_dup (er->event);
+            if (!copy)
+                bad = -1;
+            else if (max && zlistx_size (out) >= max)
+                bad = 1, trove_event_destroy (&copy);
+            else
+                zlistx_add_end (out, copy);
+        }
         if (rec)
             trove__log_record__free_unpacked (rec, NULL);
-        if (bad)
-            goto done;
     }
-    size_t n = zlistx_size (g.events), k = 0;
-    events = calloc (n ? n : 1, sizeof *events);
-    if (!events)
+    return bad;
+}
+
+//  Re-derive a user from every stored event plus ev (the event being
+//  applied: stored with this record; NULL for a reconciler's request) and
+//  write the difference with the ledger: revocations with reason, mints
+//  "scored" when ev earned them, else "rescored" (all "reconciled", with
+//  the run id, for a reconciler). Returns 0, 1 when the user has more than
+//  max stored events (nothing written), -1 on error.
+static int
+s_rederive (trove_ledger_t *self, const char *user, const Trove__Event *ev, const trove_rules_t *rules,
+            size_t max, const char *reason, const char *run)
+{
+    zhashx_t *latest = s_user_latest (self, user, "re-derive");
+    if (!latest)
+        return -1;
+    zlistx_t *events = zlistx_new ();
+    zhashx_t *derived = zhashx_new ();
+    trove_memstore_t *mem = trove_memstore_new ();
+    Trove__Event **list = NULL;
+    int rc = -1;
+    if (!events || !derived || !mem)
         goto done;
-    for (Trove__Event *e = zlistx_first (g.events); e; e = zlistx_next (g.events))
-        events [k++] = e;
-    if (trove_engine_derive_into (rules, events, n, s_keep_derived, derived, mem))
+    zlistx_set_destructor (events, s_event_item_free);
+    zhashx_set_destructor (derived, s_coin_item_free);
+    if ((rc = s_user_events (self, user, max, events)))
+        goto done;
+    rc = -1;
+    size_t n = zlistx_size (events) + (ev != NULL), k = 0;
+    if (!(list = calloc (n ? n : 1, sizeof *list)))
+        goto done;
+    for (Trove__Event *e = zlistx_first (events); e; e = zlistx_next (events))
+        list [k++] = e;
+    if (ev)
+        list [k++] = (Trove__Event *) ev;
+    self->rederives += ev != NULL;
+    self->rederive_events += ev ? n : 0;
+    if (trove_engine_derive_into (rules, list, n, s_keep_derived, derived, mem))
         goto done;
     rc = 0;
+    bool reconciler = run != NULL;
     //  Revocations first, so that an amended coin ends minted.
     for (Trove__Coin *c = zhashx_first (latest); c && rc == 0; c = zhashx_next (latest)) {
         Trove__Coin *d = zhashx_lookup (derived, c->id);
         if (!c->revoked && !(d && s_coin_same (c, d)))
-            rc = s_coin_change (self, c, true, "reconciled", run);
+            rc = s_coin_change (self, c, true, reason, run);
     }
     for (Trove__Coin *d = zhashx_first (derived); d && rc == 0; d = zhashx_next (derived)) {
         Trove__Coin *c = zhashx_lookup (latest, d->id);
-        if (!c || c->revoked || !s_coin_same (c, d)) {
-            d->accepted_us = 0;
-            rc = s_coin_change (self, d, false, "reconciled", run);
-        }
+        if (c && !c->revoked && s_coin_same (c, d))
+            continue;
+        bool earned = false;
+        for (size_t i = 0; ev && i < d->n_events && !earned; i++)
+            earned = strcmp (d->events [i]->source, ev->source) == 0 && strcmp (d->events [i]->id, ev->id) == 0;
+        //  A coin re-issued keeps the acceptance time of its last earning
+        //  event only when that is this one.
+        d->accepted_us = earned ? self->scoring_accepted_us : 0;
+        rc = s_coin_change (self, d, false, reconciler ? reason : earned ? "scored" : "rescored", run);
     }
     //  The user's rule state becomes what event-time order leaves.
     trove_store_t store = trove_memstore_store (mem), ledger = {s_store_get, s_store_put, self};
@@ -1876,21 +1966,40 @@ s_rescore (trove_ledger_t *self, const Trove__Event *ev, uint32_t partition, con
         const char *hunt = trove_rules_latest (rules, h)->hunt;
         const void *data;
         size_t size;
-        int got = store.get (store.arg, ev->user, hunt, &data, &size);
+        int got = store.get (store.arg, user, hunt, &data, &size);
         if (got == 0)
-            rc = s_store_put (self, ev->user, hunt, data, size);
-        else if (ledger.get (ledger.arg, ev->user, hunt, &data, &size) == 0)
-            rc = s_store_put (self, ev->user, hunt, NULL, 0);
+            rc = s_store_put (self, user, hunt, data, size);
+        else if (ledger.get (ledger.arg, user, hunt, &data, &size) == 0)
+            rc = s_store_put (self, user, hunt, NULL, 0);
     }
 done:
-    if (rc && !self->error [0])
-        snprintf (self->error, sizeof self->error, "reconcile: out of memory or unreadable events");
-    free (events);
-    zlistx_destroy (&g.events);
+    if (rc < 0 && !self->error [0])
+        snprintf (self->error, sizeof self->error, "re-derive: out of memory or unreadable events");
+    free (list);
+    zlistx_destroy (&events);
     zhashx_destroy (&derived);
     zhashx_destroy (&latest);
     trove_memstore_destroy (&mem);
     return rc;
+}
+
+void
+trove_ledger_set_history_max (trove_ledger_t *self, size_t max)
+{
+    self->history_max = max;
+}
+
+const char *
+trove_ledger_reject_reason (trove_ledger_t *self)
+{
+    return self->reject_reason ? self->reject_reason : "";
+}
+
+void
+trove_ledger_rederive_counts (trove_ledger_t *self, uint64_t *rederives_p, uint64_t *events_p)
+{
+    *rederives_p = self->rederives;
+    *events_p = self->rederive_events;
 }
 
 int
@@ -1923,25 +2032,50 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
     //  an event of the user's log: no pseq, not in `events`, not pulled.
     bool request =
         strcmp (ev->source, TROVE_RECONCILER_SOURCE) == 0 && strcmp (ev->type, TROVE_RECONCILE_TYPE) == 0;
-    uint64_t pseq = 0;
-    if (!request && s_next_pseq (self, partition, &pseq))
-        return -1;
     s_record_t *r = calloc (1, sizeof *r);
     if (!r) {
         snprintf (self->error, sizeof self->error, "out of memory");
         return -1;
     }
     s_mint_clear (self);
+    self->scoring_accepted_us = accepted_us;
     int rc = -1;
+    int scored = 0;
     trove_store_t store = {s_store_get, s_store_put, self};
-    if (!skipped && trove_engine_score (rules, ev, accepted_us, &store, s_change, self)) {
+    if (request) {
+        const char *run = "";
+        for (size_t i = 0; i < ev->n_attrs; i++)
+            if (strcmp (ev->attrs [i]->key, "run") == 0 && ev->attrs [i]->value_case == TROVE__ATTR__VALUE_S)
+                run = ev->attrs [i]->s;
+        scored = s_rederive (self, ev->user, NULL, rules, 0, "reconciled", run);
+    }
+    else if (undo) {
+        //  Wherever the target went (a buffer, a checkpoint, a stateless
+        //  coin), event-time order without it is the answer. An undo that
+        //  comes first leaves a marker instead (below).
+        if (target_seen == 1)
+            scored = s_rederive (self, ev->user, ev, rules, self->history_max, "undo", NULL);
+    }
+    else if (!skipped) {
+        scored = trove_engine_score (rules, ev, accepted_us, &store, s_change, self);
+        if (scored == 1)  //  before what the engine has folded: placed exactly by a re-derive
+            scored = s_rederive (self, ev->user, ev, rules, self->history_max, "rescored", NULL);
+    }
+    if (scored < 0) {
         if (!self->error [0])
             snprintf (self->error, sizeof self->error, "rules engine: out of memory or unreadable state");
         goto done;
     }
-    if (undo && target_seen == 1 && s_undo_by_provenance (self, ev, tsource, tid))
+    if (scored == 1) {
+        //  The user's history is too long to re-read for this event: refused
+        //  before anything was written (the engine changed nothing).
+        self->reject_reason = "history_limit";
+        *status_p = TROVE__STATUS__REJECTED;
+        rc = 0;
         goto done;
-    if (request && s_rescore (self, ev, partition, rules))
+    }
+    uint64_t pseq = 0;
+    if (!request && s_next_pseq (self, partition, &pseq))
         goto done;
 
     Trove__EventRecord er = TROVE__EVENT_RECORD__INIT;

@@ -79,14 +79,28 @@ typedef struct _trove_ledger_t trove_ledger_t;
 trove_ledger_t *trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, char **err_p);
 void trove_ledger_destroy (trove_ledger_t **self_p);
 
+//  At most this many stored events of a user are re-read to place one
+//  event exactly (default 20,000; 0: no limit).
+void trove_ledger_set_history_max (trove_ledger_t *self, size_t max);
+//  Why the last trove_ledger_apply answered TROVE__STATUS__REJECTED.
+const char *trove_ledger_reject_reason (trove_ledger_t *self);
+//  Re-derives done to place an event (late events, undo) and the events
+//  they read, since start (for metrics).
+void trove_ledger_rederive_counts (trove_ledger_t *self, uint64_t *rederives_p, uint64_t *events_p);
+
 //  Start a batch. Returns 0, or -1 if LMDB refuses (e.g. MDB_PANIC).
 int trove_ledger_begin (trove_ledger_t *self);
 
 //  Apply one validated event within the batch. Sets *status_p to
 //  TROVE__STATUS__ACCEPTED (new event, scored; or a resubmission of an event
-//  accepted under the same req_id), or TROVE__STATUS__DUPLICATE (accepted
-//  before under another req_id). Returns 0, or -1 on a storage error; after
-//  -1 the batch must be aborted.
+//  accepted under the same req_id), TROVE__STATUS__DUPLICATE (accepted
+//  before under another req_id), or TROVE__STATUS__REJECTED with the reason
+//  in trove_ledger_reject_reason (nothing written). Scoring is exact for
+//  any arrival order: an event the rules engine cannot place in its state,
+//  an undo of a stored event and a reconciler's request re-derive the user
+//  from its stored events, in this batch (rejected `history_limit` when the
+//  user has more than trove_ledger_set_history_max of them). Returns 0, or
+//  -1 on a storage error; after -1 the batch must be aborted.
 int trove_ledger_apply (trove_ledger_t *self, const Trove__Event *event, uint32_t partition, uint64_t req_id,
                         int64_t accepted_us, const trove_rules_t *rules, Trove__Status *status_p);
 

@@ -86,6 +86,9 @@ typedef struct {
         trove_gauge_t *log_bytes;
         trove_gauge_t *map_bytes;          //  configured map size
         trove_histogram_t *query_seconds;  //  arrival to answer, waits included
+        trove_counter_t *rederives;        //  events placed by re-deriving their user
+        trove_counter_t *rederive_events;  //  stored events those re-derives read
+        uint64_t rederives_seen, rederive_events_seen;
     } m;                                   //  Prometheus metrics
 } s_scorer_t;
 
@@ -120,6 +123,12 @@ s_update_gauges (s_scorer_t *self)
     trove_ledger_sizes (self->ledger, &tables, &log);
     trove_gauge_set_int (self->m.tables_bytes, (int64_t) tables);
     trove_gauge_set_int (self->m.log_bytes, (int64_t) log);
+    uint64_t rederives, events;
+    trove_ledger_rederive_counts (self->ledger, &rederives, &events);
+    trove_counter_add (self->m.rederives, rederives - self->m.rederives_seen);
+    trove_counter_add (self->m.rederive_events, events - self->m.rederive_events_seen);
+    self->m.rederives_seen = rederives;
+    self->m.rederive_events_seen = events;
 }
 
 static void
@@ -261,6 +270,14 @@ s_take_one (s_scorer_t *self, bool *storage_failed)
             continue;
         }
         r->status = status;
+        if (status == TROVE__STATUS__REJECTED) {
+            r->reason = (char *) trove_ledger_reject_reason (self->ledger);
+            char text [160];
+            snprintf (text, sizeof text,
+                      "placing this event exactly needs more than limits/max_user_history = %zu of the user's stored events",
+                      trove_cfg_limits (self->cfg)->max_user_history);
+            r->detail = strdup (text);
+        }
     }
     taken = (int) (batch->n_events ? batch->n_events : 1);
 done:
@@ -836,6 +853,12 @@ s_metrics_init (s_scorer_t *self)
         trove_metrics_gauge (r, "trove_scorer_ledger_map_bytes",
                              "LMDB map size of each environment (trove/map_size_mb).", NULL, NULL);
     trove_gauge_set_int (self->m.map_bytes, (int64_t) trove_cfg_map_size (self->cfg));
+    self->m.rederives = trove_metrics_counter (
+        r, "trove_scorer_rederives_total",
+        "Events placed exactly by re-deriving their user (later than the engine's state, or an undo).", NULL,
+        NULL);
+    self->m.rederive_events = trove_metrics_counter (r, "trove_scorer_rederive_events_total",
+                                                     "Stored events those re-derives read.", NULL, NULL);
     const char *address = trove_cfg_shard_metrics (self->cfg, self->shard);
     char *err = NULL;
     if (address && trove_metrics_serve (r, address, &err)) {
@@ -915,6 +938,7 @@ main (int argc, char *argv [])
         trove_log ('E', "%s", err);
         goto done;
     }
+    trove_ledger_set_history_max (self->ledger, trove_cfg_limits (self->cfg)->max_user_history);
     if (s_metrics_init (self))
         goto done;
     if (trove_curve_start (self->cfg, self->m.registry, true, &err)) {

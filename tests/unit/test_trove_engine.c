@@ -151,13 +151,20 @@ s_event (const char *spec)
     return ev;
 }
 
-static void
-s_send (s_model_t *m, const char *spec)
+static int
+s_send_rc (s_model_t *m, const char *spec)
 {
     Trove__Event *ev = s_event (spec);
     trove_store_t store = trove_memstore_store (m->mem);
-    assert_int_equal (trove_engine_score (m->rules, ev, 0, &store, s_model_change, m), 0);
+    int rc = trove_engine_score (m->rules, ev, 0, &store, s_model_change, m);
     trove_event_destroy (&ev);
+    return rc;
+}
+
+static void
+s_send (s_model_t *m, const char *spec)
+{
+    assert_int_equal (s_send_rc (m, spec), 0);
 }
 
 //  Coin id from an occurrence given as parts joined by '|' (NUL in the key).
@@ -405,9 +412,16 @@ test_late_event_within_lateness_is_exact (void **state)
     s_send (&m, "w 1 u a 2026-05-01T10:00:00Z");  //  5 min late: takes the slot
     EXPECT (&m, "u", "d cap|day:2026-05-01|0 1 w/1");
     assert_string_equal (m.last_reason, "scored");
-    //  Beyond lateness: folded as it comes, the slot stays with w/1.
+    //  w/3 folds w/1 and w/2 into the checkpoint (more than lateness
+    //  older). Later than lateness but after them: still placed exactly.
     s_send (&m, "w 3 u a 2026-05-01T11:00:00Z");
-    s_send (&m, "w 0 u a 2026-05-01T09:00:00Z");
+    s_send (&m, "w 2b u a 2026-05-01T10:30:00Z");
+    EXPECT (&m, "u", "d cap|day:2026-05-01|0 1 w/1");
+    //  Before what the checkpoint holds: the engine changes nothing and
+    //  answers 1, the caller re-derives (the scorer does, trove_ledger).
+    size_t before = m.ncoins;
+    assert_int_equal (s_send_rc (&m, "w 0 u a 2026-05-01T09:00:00Z"), 1);
+    assert_int_equal (m.ncoins, before);
     EXPECT (&m, "u", "d cap|day:2026-05-01|0 1 w/1");
     s_model_destroy (&m);
 }
