@@ -2,6 +2,7 @@
 """Compare the model's expected ledger with what a cluster holds.
 
     compare.py --expected model.json --actual actual.json [--max N] [--json FILE]
+               [--users FILE] [--no-balance-check]
 
 Both files have the shape model.py prints:
     {"users": {USER: {"balance", "hunts": {HUNT: n}, "coins": [{"id", "hunt",
@@ -26,14 +27,16 @@ def _coin_text(c):
         ",".join("%s/%s" % tuple(e) for e in c.get("events", [])))
 
 
-def compare(exp, act):
-    """Returns (lines, stats, bad_users)."""
+def compare(exp, act, only=None, balance_check=True):
+    """Returns (lines, stats, bad_users). only: compare these users only."""
     lines = []
     stats = {"users": 0, "users_differ": 0, "balance": 0, "hunt_balance": 0,
              "missing": 0, "extra": 0, "amended": 0, "stored_balance_not_sum": 0}
     bad = []
     eu, au = exp.get("users", {}), act.get("users", {})
     for user in sorted(set(eu) | set(au)):
+        if only is not None and user not in only:
+            continue
         stats["users"] += 1
         e, a = eu.get(user, EMPTY), au.get(user, EMPTY)
         ul = []
@@ -41,7 +44,7 @@ def compare(exp, act):
             stats["balance"] += 1
             ul.append("user %s: balance expected %s actual %s" % (user, e.get("balance", 0), a.get("balance", 0)))
         asum = sum(c.get("value", 0) for c in a.get("coins", []))
-        if "balance" in a and a["balance"] != asum:
+        if balance_check and "balance" in a and a["balance"] != asum:
             stats["stored_balance_not_sum"] += 1
             ul.append("user %s: actual stored balance %s but its live coins sum to %s" % (user, a["balance"], asum))
         eh = {h: n for h, n in e.get("hunts", {}).items() if n != 0}
@@ -87,6 +90,9 @@ def main(argv=None):
     ap.add_argument("--actual", required=True)
     ap.add_argument("--max", type=int, default=200, help="print at most this many differences")
     ap.add_argument("--json", help="also write the stats and the differing users here")
+    ap.add_argument("--users", help="compare only the users listed in this file (one a line)")
+    ap.add_argument("--no-balance-check", action="store_true",
+                    help="do not report an actual stored balance that differs from its live coins")
     a = ap.parse_args(argv)
     try:
         with open(a.expected, encoding="utf-8") as f:
@@ -96,12 +102,16 @@ def main(argv=None):
     except (OSError, ValueError) as e:
         print("compare: %s" % e, file=sys.stderr)
         return 2
-    lines, st, bad = compare(exp, act)
+    only = None
+    if a.users:
+        with open(a.users, encoding="utf-8") as f:
+            only = set(l.strip() for l in f if l.strip())
+    lines, st, bad = compare(exp, act, only, not a.no_balance_check)
     for l in lines[:a.max]:
         print(l)
     if len(lines) > a.max:
         print("... %d more differences" % (len(lines) - a.max))
-    ncoins = sum(len(u.get("coins", [])) for u in exp.get("users", {}).values())
+    ncoins = sum(len(u.get("coins", [])) for k, u in exp.get("users", {}).items() if only is None or k in only)
     summary = ("%s: %d users (%d expected coins), %d differ: balance %d, hunt balance %d, "
                "coins missing %d, extra %d, amended %d, stored balance != live coins %d" % (
                    "EQUAL" if not lines else "DIFFERENT", st["users"], ncoins, st["users_differ"],

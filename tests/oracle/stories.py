@@ -552,6 +552,22 @@ def s_undo_late(g):
     g.undo(b, t + 2 * DAY + MIN)
 
 
+def s_undo_old(g):
+    # a refund two days later, of events that held a cap slot and a count:
+    # real time revokes the coins citing them; the rest (the slot and the
+    # count going to later events) is the reconciler's (docs/events.md)
+    d = g.paris_day(5, 16)
+    first = g.ev("checkin", local_ms(PARIS, d, 9, 0))
+    g.ev("checkin", local_ms(PARIS, d, 18, 0))
+    t = local_ms(PARIS, d, 10, 0)
+    g.ev("visit", t, zone="A")
+    b = g.ev("visit", t + 5 * MIN, zone="B")
+    g.ev("visit", t + 10 * MIN, zone="C")
+    g.ev("visit", t + 15 * MIN, zone="D")
+    g.undo(first, t + 2 * DAY)
+    g.undo(b, t + 2 * DAY + MIN)
+
+
 def s_dup(g):
     t = g.rand_ts(17 * DAY, 6 * HOUR)
     a = g.ev("checkin", t)
