@@ -2,8 +2,16 @@
 """Which users must real time get exactly right, by the docs' own promise?
 
     promise.py --rules DIR --events FILE [--accepted HISTORY] [--out FILE] [--why FILE]
+               [--promise any-order|lateness] [--max-user-history N]
 
-lib/trove_engine.h: "when no event arrives after another event of the same
+--promise any-order (default; lib/trove_engine.h since commit 9c04f1f, "Exact
+in real time for any lateness"): "the ledger equals event-time order for
+any arrival order"; a user with more than limits/max_user_history (20,000)
+stored events may have a late event rejected `history_limit`, so such users
+are left out.
+
+--promise lateness (lib/trove_engine.h before 9c04f1f, and still
+docs/architecture.md "Rules engine" and docs/events.md "Undo"): "when no event arrives after another event of the same
 user and hunt whose ts is more than `lateness` ahead of it, and at most 64
 of that user's matching events fall within `lateness`, the coins equal
 those of event-time order"; docs/events.md (undo): coins are exact "while the
@@ -107,8 +115,20 @@ def promised(rules, arrivals):
     return ok, why
 
 
+def promised_any_order(arrivals, max_history):
+    n = {}
+    for obj in arrivals:
+        n[obj["user"]] = n.get(obj["user"], 0) + 1
+    ok = {u: c <= max_history for u, c in n.items()}
+    why = {u: "%d events (more than limits/max_user_history %d)" % (c, max_history)
+           for u, c in n.items() if c > max_history}
+    return ok, why
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
+    ap.add_argument("--promise", choices=["any-order", "lateness"], default="any-order")
+    ap.add_argument("--max-user-history", type=int, default=20000)
     ap.add_argument("--rules", required=True)
     ap.add_argument("--events", required=True)
     ap.add_argument("--accepted")
@@ -119,7 +139,10 @@ def main(argv=None):
     raw = model.read_events(a.events)
     rows = model.read_accepted(a.accepted) if a.accepted else None
     evs = model.accepted_events(raw, rows)
-    ok, why = promised(rules, evs)
+    if a.promise == "lateness":
+        ok, why = promised(rules, evs)
+    else:
+        ok, why = promised_any_order(evs, a.max_user_history)
     users = sorted(u for u, v in ok.items() if v)
     text = "".join(u + "\n" for u in users)
     if a.out:
