@@ -358,17 +358,25 @@ typedef struct {
     int64_t due_us;         //  deadline of the current state (monotonic)
     int64_t opened_us;      //  when the first event was added (linger)
     unsigned retries;       //  consecutive RETRY rounds, for the backoff
+    bool sent;              //  transmitted at least once
+    void *handle;           //  its place in submitter->order
 } s_group_t;
 
 struct _trove_submitter_t {
-    zsock_t *sock;           //  DEALER connected to every ingestor
+    zsock_t *sock;           //  DEALER connected to one ingestor at a time
+    char **endpoints;        //  every ingestor's
+    size_t nendpoints;
+    size_t current;          //  the one connected
+    int64_t switched_us;     //  when it was chosen (monotonic)
+    int64_t failing_since_us;  //  first failed send since the last success, or 0
     size_t max_frame;        //  frame limit of the cluster
     size_t batch;            //  events per request
     size_t window;           //  events in flight at most
     int timeout_ms;          //  resend when a reply takes longer
     trove_submitter_fn *fn;  //  final answers go here
     void *arg;               //  for fn
-    zhashx_t *groups;        //  key -> s_group_t *, every sent or idle group
+    zhashx_t *groups;        //  key -> s_group_t *, every sent or idle group (owned)
+    zlistx_t *order;         //  the same groups, oldest first
     s_group_t *open;         //  the group being filled, or NULL
     size_t pending;          //  events added and not final
     Trove__Event **scratch;  //  event pointers of one transmission (capacity: batch)
@@ -429,16 +437,24 @@ trove_submitter_new (const trove_cfg_t *cfg, size_t batch, size_t window, trove_
     self->arg = arg;
     self->scratch = calloc (self->batch, sizeof *self->scratch);
     self->groups = zhashx_new ();
-    if (!self->scratch || !self->groups)
+    self->order = zlistx_new ();
+    self->nendpoints = trove_cfg_ingestors (cfg);
+    self->endpoints = calloc (self->nendpoints ? self->nendpoints : 1, sizeof *self->endpoints);
+    if (!self->scratch || !self->groups || !self->order || !self->endpoints || self->nendpoints == 0)
         goto fail;
     zhashx_set_destructor (self->groups, s_group_destructor);
+    for (size_t i = 0; i < self->nendpoints; i++)
+        if (!(self->endpoints [i] = strdup (trove_cfg_ingestor_endpoint (cfg, i))))
+            goto fail;
     self->sock = s_socket (ZMQ_DEALER, NULL, self->max_frame, true);
     if (!self->sock)
         goto fail;
-    for (size_t i = 0; i < trove_cfg_ingestors (cfg); i++)
-        if (trove_curve_connect (self->sock, trove_cfg_ingestor_endpoint (cfg, i), false))
-            goto fail;
-    if (trove_cfg_ingestors (cfg) == 0)
+    //  One ingestor at a time, so that the requests of this producer reach
+    //  the scorers in the order it sends them (docs/architecture.md,
+    //  "Order"); producers spread over the ingestors by a random start.
+    self->current = (size_t) (trove_client_req_id () % self->nendpoints);
+    self->switched_us = trove_mono_us ();
+    if (trove_curve_connect (self->sock, self->endpoints [self->current], false))
         goto fail;
     return self;
 fail:
@@ -452,9 +468,13 @@ trove_submitter_destroy (trove_submitter_t **self_p)
     assert (self_p);
     trove_submitter_t *self = *self_p;
     if (self) {
+        zlistx_destroy (&self->order);
         zhashx_destroy (&self->groups);
         s_group_destroy (&self->open);
         zsock_destroy (&self->sock);
+        for (size_t i = 0; self->endpoints && i < self->nendpoints; i++)
+            free (self->endpoints [i]);
+        free (self->endpoints);
         free (self->scratch);
         free (self);
         *self_p = NULL;
@@ -488,7 +508,9 @@ s_group_send (trove_submitter_t *self, s_group_t *group)
     int64_t now = trove_mono_us ();
     if (trove_msg_send (self->sock, NULL, 0, &msg, ZMQ_DONTWAIT) == 0) {
         group->state = S_WAITING;
+        group->sent = true;
         group->due_us = now + (int64_t) self->timeout_ms * 1000;
+        self->failing_since_us = 0;
         for (size_t i = 0; i < group->count; i++)
             if (!group->items [i].final && group->items [i].first_us == 0)
                 group->items [i].first_us = now;
@@ -496,7 +518,33 @@ s_group_send (trove_submitter_t *self, s_group_t *group)
     else {
         group->state = S_IDLE;
         group->due_us = now + S_SEND_RETRY_US;
+        if (!self->failing_since_us)
+            self->failing_since_us = now;
     }
+}
+
+//  The ingestor in use does not answer (a request timed out) or cannot be
+//  reached (sends refused for a whole timeout): go on with the next one.
+//  At most once per timeout, so that a burst of timeouts moves once.
+static void
+s_failover (trove_submitter_t *self, int64_t now)
+{
+    if (self->nendpoints < 2 || now - self->switched_us < (int64_t) self->timeout_ms * 1000)
+        return;
+    zsock_disconnect (self->sock, "%s", self->endpoints [self->current]);
+    self->current = (self->current + 1) % self->nendpoints;
+    self->switched_us = now;
+    self->failing_since_us = 0;
+    if (trove_curve_connect (self->sock, self->endpoints [self->current], false))
+        zsys_warning ("submitter: cannot connect to %s", self->endpoints [self->current]);
+}
+
+//  Forget a finished group.
+static void
+s_group_done (trove_submitter_t *self, s_group_t *group)
+{
+    zlistx_delete (self->order, group->handle);
+    zhashx_delete (self->groups, group->key);
 }
 
 //  Move the open group to the table of sent groups and send it.
@@ -512,7 +560,16 @@ s_flush_open (trove_submitter_t *self)
         return;
     }
     zhashx_insert (self->groups, group->key, group);
-    s_group_send (self, group);
+    group->handle = zlistx_add_end (self->order, group);
+    //  Sent in order: never before an older group's first transmission
+    //  (s_timers sends it once that one went out).
+    bool older_unsent = false;
+    for (s_group_t *g = zlistx_first (self->order); g && g != group && !older_unsent; g = zlistx_next (self->order))
+        older_unsent = !g->sent;
+    group->state = S_IDLE;
+    group->due_us = 0;
+    if (!older_unsent)
+        s_group_send (self, group);
 }
 
 //  Deliver a final answer for one item.
@@ -577,7 +634,7 @@ s_on_reply (trove_submitter_t *self, const Trove__SubmitReply *reply)
             s_finish (self, group, item, result);
     }
     if (group->live == 0) {
-        zhashx_delete (self->groups, key);
+        s_group_done (self, group);
         return;
     }
     //  Some events must come again later, with the same req_id.
@@ -602,13 +659,24 @@ s_timers (trove_submitter_t *self)
         else
             next = self->open->opened_us + S_LINGER_US;
     }
-    for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
-         group = (s_group_t *) zhashx_next (self->groups)) {
-        if (group->due_us <= now)
+    //  Oldest first; a group never sent waits while an older one has not
+    //  gone out yet (a refused send), so requests leave in order.
+    bool held = false;
+    for (s_group_t *group = (s_group_t *) zlistx_first (self->order); group;
+         group = (s_group_t *) zlistx_next (self->order)) {
+        bool waits = held && !group->sent;  //  goes once the older one went
+        if (group->due_us <= now && !waits) {
+            if (group->state == S_WAITING)
+                s_failover (self, now);  //  no answer in time
             s_group_send (self, group);
-        if (group->due_us < next)
+        }
+        if (!group->sent)
+            held = true;
+        if (!waits && group->due_us < next)
             next = group->due_us;
     }
+    if (self->failing_since_us && now - self->failing_since_us >= (int64_t) self->timeout_ms * 1000)
+        s_failover (self, now);
     return next;
 }
 

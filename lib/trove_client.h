@@ -68,8 +68,13 @@ typedef struct _trove_submitter_t trove_submitter_t;
 //  answer. result is borrowed for the duration of the call.
 typedef void (trove_submitter_fn) (void *arg, uint64_t tag, const Trove__Result *result, int64_t latency_us);
 
-//  Create a submitter for the ingestors of cfg (one DEALER connected to all,
-//  ZMQ_IMMEDIATE: requests round-robin over the connected ones). batch:
+//  Create a submitter for the ingestors of cfg: one DEALER (ZMQ_IMMEDIATE)
+//  connected to one ingestor at a time, chosen at random and left for the
+//  next when a request times out or sends are refused for a whole timeout.
+//  Requests go out in the order they were made (one never overtakes an
+//  older one's first transmission), so one producer's events reach their
+//  scorer in its order while nothing fails (docs/architecture.md, "Order").
+//  batch:
 //  events per request (0 or more than limits/max_batch means max_batch; a
 //  request is also closed before it would exceed max_frame); window: max
 //  events in flight (0 = 4 batches). cfg is only read here. NULL on failure

@@ -223,7 +223,11 @@ s_period (const trove_hunt_t *v, trove_per_t per, int64_t ts, char *text, size_t
     int64_t p = 0;
     switch (per) {
         case TROVE_PER_DAY:
+#ifdef TROVE_MUTANT_UTC_DAY
+            p = ts >= 0 ? ts / 86400000 : -((-ts + 86399999) / 86400000);  //  TEST-ONLY MUTANT: UTC days
+#else
             p = trove_tz_day (v->tz, ts);
+#endif
             trove_tz_day_text (p, date, sizeof date);
             snprintf (text, size, "day:%s", date);
             break;
@@ -292,7 +296,11 @@ s_process (const char *user, s_states_t st, const trove_hunt_t *v, const Trove__
                     if (rs->used && p != rs->period)
                         rs->used = 0;
                     rs->period = p;
+#ifdef TROVE_MUTANT_CAP_OFF_BY_ONE
+                    if (rs->used >= r->cap_max + 1)  //  TEST-ONLY MUTANT: one award too many
+#else
                     if (rs->used >= r->cap_max)
+#endif
                         continue;
                     snprintf (num, sizeof num, "%u", rs->used++);
                     occ_len = s_occ (occ, "cap", ptext, num);

@@ -170,7 +170,7 @@ struct _trove_ledger_t {
 
     size_t history_max;         //  a re-derive reads at most this many of a user's events
     const char *reject_reason;  //  why the last trove_ledger_apply said REJECTED
-    uint64_t rederives, rederive_events;  //  re-derives for late events and undo, events they read
+    trove_ledger_counts_t counts;  //  re-derives and repairs (metrics)
 
     char error [256];  //  last storage error (main thread)
     bool full;         //  last error was MAP_FULL / ENOSPC
@@ -1671,6 +1671,11 @@ s_store_put (void *arg, const char *user, const char *hunt, const void *data, si
         self->rec_state_ptrs = ptrs;
         self->states_cap = cap;
     }
+#ifdef TROVE_MUTANT_STATE_NOT_SAVED
+    //  TEST-ONLY MUTANT: the state stays in memory for this batch but is not
+    //  written with it, so it is gone once the batch is applied.
+    return 0;
+#endif
     //  The record borrows the staged copy (packed before the next put).
     char key [KEY_MAX];
     snprintf (key, sizeof key, "%s\x1f%s", user, hunt);
@@ -1936,8 +1941,8 @@ s_rederive (trove_ledger_t *self, const char *user, const Trove__Event *ev, cons
         list [k++] = e;
     if (ev)
         list [k++] = (Trove__Event *) ev;
-    self->rederives += ev != NULL;
-    self->rederive_events += ev ? n : 0;
+    self->counts.rederives += ev != NULL;
+    self->counts.rederive_events += ev ? n : 0;
     if (trove_engine_derive_into (rules, list, n, s_keep_derived, derived, mem))
         goto done;
     rc = 0;
@@ -1959,6 +1964,11 @@ s_rederive (trove_ledger_t *self, const char *user, const Trove__Event *ev, cons
         //  event only when that is this one.
         d->accepted_us = earned ? self->scoring_accepted_us : 0;
         rc = s_coin_change (self, d, false, reconciler ? reason : earned ? "scored" : "rescored", run);
+    }
+    if (rc == 0 && reconciler && self->ncoins) {
+        //  Real time is exact: what a reconciler still finds is an incident.
+        self->counts.repairs++;
+        self->counts.repair_entries += self->ncoins;
     }
     //  The user's rule state becomes what event-time order leaves.
     trove_store_t store = trove_memstore_store (mem), ledger = {s_store_get, s_store_put, self};
@@ -1996,10 +2006,9 @@ trove_ledger_reject_reason (trove_ledger_t *self)
 }
 
 void
-trove_ledger_rederive_counts (trove_ledger_t *self, uint64_t *rederives_p, uint64_t *events_p)
+trove_ledger_counts (trove_ledger_t *self, trove_ledger_counts_t *counts)
 {
-    *rederives_p = self->rederives;
-    *events_p = self->rederive_events;
+    *counts = self->counts;
 }
 
 int
@@ -2013,6 +2022,12 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
     int seen = s_seen (self, ev->source, ev->id, &first);
     if (seen < 0)
         return -1;
+#ifdef TROVE_MUTANT_DEDUP_SKIPPED
+    //  TEST-ONLY MUTANT: an event sent again by another submission is
+    //  applied again (tests/integration/test_mutants.sh must catch it).
+    if (seen == 1 && first != req_id)
+        seen = 0;
+#endif
     if (seen == 1) {
         //  The same submission retried (its answer was lost) is still "accepted".
         *status_p = first == req_id && req_id != 0 ? TROVE__STATUS__ACCEPTED : TROVE__STATUS__DUPLICATE;

@@ -84,9 +84,14 @@ void trove_ledger_destroy (trove_ledger_t **self_p);
 void trove_ledger_set_history_max (trove_ledger_t *self, size_t max);
 //  Why the last trove_ledger_apply answered TROVE__STATUS__REJECTED.
 const char *trove_ledger_reject_reason (trove_ledger_t *self);
-//  Re-derives done to place an event (late events, undo) and the events
-//  they read, since start (for metrics).
-void trove_ledger_rederive_counts (trove_ledger_t *self, uint64_t *rederives_p, uint64_t *events_p);
+//  Since start (for metrics): re-derives done to place an event (late
+//  events, undo) and the stored events they read; reconciler requests that
+//  found something to repair, and the entries they wrote.
+typedef struct {
+    uint64_t rederives, rederive_events;
+    uint64_t repairs, repair_entries;
+} trove_ledger_counts_t;
+void trove_ledger_counts (trove_ledger_t *self, trove_ledger_counts_t *counts);
 
 //  Start a batch. Returns 0, or -1 if LMDB refuses (e.g. MDB_PANIC).
 int trove_ledger_begin (trove_ledger_t *self);

@@ -88,7 +88,9 @@ typedef struct {
         trove_histogram_t *query_seconds;  //  arrival to answer, waits included
         trove_counter_t *rederives;        //  events placed by re-deriving their user
         trove_counter_t *rederive_events;  //  stored events those re-derives read
-        uint64_t rederives_seen, rederive_events_seen;
+        trove_counter_t *repairs;          //  users a reconciler request repaired
+        trove_counter_t *repair_entries;   //  entries those repairs wrote
+        trove_ledger_counts_t seen;        //  counts already added
     } m;                                   //  Prometheus metrics
 } s_scorer_t;
 
@@ -123,12 +125,13 @@ s_update_gauges (s_scorer_t *self)
     trove_ledger_sizes (self->ledger, &tables, &log);
     trove_gauge_set_int (self->m.tables_bytes, (int64_t) tables);
     trove_gauge_set_int (self->m.log_bytes, (int64_t) log);
-    uint64_t rederives, events;
-    trove_ledger_rederive_counts (self->ledger, &rederives, &events);
-    trove_counter_add (self->m.rederives, rederives - self->m.rederives_seen);
-    trove_counter_add (self->m.rederive_events, events - self->m.rederive_events_seen);
-    self->m.rederives_seen = rederives;
-    self->m.rederive_events_seen = events;
+    trove_ledger_counts_t now_counts;
+    trove_ledger_counts (self->ledger, &now_counts);
+    trove_counter_add (self->m.rederives, now_counts.rederives - self->m.seen.rederives);
+    trove_counter_add (self->m.rederive_events, now_counts.rederive_events - self->m.seen.rederive_events);
+    trove_counter_add (self->m.repairs, now_counts.repairs - self->m.seen.repairs);
+    trove_counter_add (self->m.repair_entries, now_counts.repair_entries - self->m.seen.repair_entries);
+    self->m.seen = now_counts;
 }
 
 static void
@@ -347,7 +350,7 @@ s_process_batches (s_scorer_t *self)
     }
     int64_t commit_start_us = trove_mono_us ();
 #ifdef TROVE_MUTANT_ACK_BEFORE_COMMIT
-    //  TEST-ONLY MUTANT (CMake option TROVE_MUTANT_ACK_BEFORE_COMMIT): answer
+    //  TEST-ONLY MUTANT (CMake -DTROVE_MUTANT=ack_before_commit): answer
     //  before the commit, the bug the chaos suite must catch
     //  (tests/integration/test_chaos_mutant.sh). Never in a real build.
     if (!storage_failed) {
@@ -859,6 +862,13 @@ s_metrics_init (s_scorer_t *self)
         NULL);
     self->m.rederive_events = trove_metrics_counter (r, "trove_scorer_rederive_events_total",
                                                      "Stored events those re-derives read.", NULL, NULL);
+    //  Named for the reconciler, whose finding it is; counted where the
+    //  repair is written (the reconciler serves no /metrics).
+    self->m.repairs = trove_metrics_counter (
+        r, "trove_reconciler_repairs_total",
+        "Users a reconciler request repaired: real time is exact, so each is an incident.", NULL, NULL);
+    self->m.repair_entries = trove_metrics_counter (r, "trove_reconciler_repair_entries_total",
+                                                    "Ledger entries those repairs wrote.", NULL, NULL);
     const char *address = trove_cfg_shard_metrics (self->cfg, self->shard);
     char *err = NULL;
     if (address && trove_metrics_serve (r, address, &err)) {

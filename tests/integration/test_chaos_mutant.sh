@@ -1,11 +1,11 @@
 # Proof that the chaos suite can fail: build a scorer that acknowledges
-# before it commits (CMake option TROVE_MUTANT_ACK_BEFORE_COMMIT, test only)
+# before it commits (CMake -DTROVE_MUTANT=ack_before_commit, test only)
 # and require the chaos checker to catch it losing accepted events.
 source "$(dirname "$0")/lib.sh"
 
 SRC=$(cd "$HERE/../.." && pwd)
 MUTANT="$WORK/mutant"
-cmake -S "$SRC" -B "$MUTANT" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTROVE_MUTANT_ACK_BEFORE_COMMIT=ON >/dev/null \
+cmake -S "$SRC" -B "$MUTANT" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTROVE_MUTANT=ack_before_commit >/dev/null \
     || fail "cannot configure the mutant build"
 cmake --build "$MUTANT" --parallel 2 --target trovectl trove-broker trove-ingestor trove-scorer trove-load trove-reconciler >/dev/null \
     || fail "cannot build the mutant"

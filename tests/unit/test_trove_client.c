@@ -866,6 +866,45 @@ test_submitter_delivers_each_answer_once (void **state)
     zsock_destroy (&s_fx.ingestor);
 }
 
+//  Requests leave in the order they were made, even when the first ones
+//  are refused by the socket (no ingestor connected yet: ZMQ_IMMEDIATE):
+//  issue 17 saw a file's last request applied first about once in five.
+static void
+test_submitter_sends_in_order (void **state)
+{
+    (void) state;
+    s_results_t results;
+    memset (&results, 0, sizeof results);
+    //  No ingestor yet: every send is refused until it binds.
+    trove_submitter_t *sub = s_fx.sub = trove_submitter_new (s_cfg, 2, 40, s_on_result, &results);
+    assert_non_null (sub);
+    for (int n = 0; n < 20; n++) {
+        assert_int_equal (s_add (sub, n, NULL), 0);
+        trove_submitter_poll (sub, 0);
+        if (n % 3 == 0)
+            zclock_sleep (40);  //  spread the first sends over the retry timer
+    }
+    trove_submitter_flush (sub);
+    zsock_t *router = s_ingestor_new ();
+    int next = 0;
+    while (next < 20) {
+        s_request_t req;
+        if (!s_next_request (router, sub, 5000, &req))
+            fail_msg ("the fake ingestor got %d of 20 events", next);
+        for (size_t i = 0; i < req.submit->n_events; i++) {
+            int n = s_event_no (req.submit->events [i]);
+            if (n != next)
+                fail_msg ("event %d arrived when %d was due: requests overtook each other", n, next);
+            next++;
+        }
+        s_reply_all (router, &req, TROVE__STATUS__ACCEPTED);
+        s_request_free (&req);
+    }
+    assert_int_equal (s_drive (sub, 0, 3000), 0);
+    trove_submitter_destroy (&s_fx.sub);
+    zsock_destroy (&s_fx.ingestor);
+}
+
 static void
 test_submitter_resends_retry_with_same_req_id (void **state)
 {
@@ -1526,6 +1565,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_call_all_keeps_answers_and_retries_the_silent, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_submitter_delivers_each_answer_once, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_submitter_sends_in_order, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_submitter_resends_retry_with_same_req_id, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_submitter_resends_after_timeout, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_submitter_window_bounds_events_in_flight, s_setup, s_teardown),
