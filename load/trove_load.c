@@ -62,11 +62,14 @@ typedef struct {
     size_t ntypes;
     double dup_ratio;          //  fraction of submissions that are re-sends
     double ooo_ratio;          //  fraction of new events with ts moved back
+    double backdate_ratio;     //  fraction of new events with ts moved days back
+    double backdate_days;      //  how far at most
     size_t batch;              //  events per request
     size_t window;             //  max events in flight
     uint64_t seed;             //  random seed
     char prefix [PREFIX_MAX];  //  id prefix
     char *history;             //  path of the per-event answer file, or NULL
+    char *events_out;          //  path of the NDJSON of every distinct event, or NULL
     bool awards;               //  follow the award stream
     bool users_in_order;       //  event i is user i % users (fills a board)
     bool json;                 //  final report as JSON
@@ -300,6 +303,7 @@ typedef struct {
     const s_opts_t *opts;  //  options (borrowed)
     trove_submitter_t *submitter;
     FILE *history;      //  per-event answers, or NULL
+    FILE *events_out;   //  every distinct event as sent (NDJSON), or NULL
     uint64_t rng;       //  random state
     s_send_t *sends;    //  opts->events entries
     size_t nsent;       //  submissions handed to the submitter
@@ -427,6 +431,10 @@ s_send_next (s_run_t *self, int64_t sched_us)
         event->ts_ms = trove_now_ms () - (int64_t) (s_rand (&self->rng) % 20);
         if (opts->ooo_ratio > 0 && s_rand_unit (&self->rng) < opts->ooo_ratio)
             event->ts_ms -= 1000 + (int64_t) (s_rand (&self->rng) % 4000);
+        //  Days back: other local days (caps, streaks) and events older than
+        //  what the scorer's rules engine still holds for the user.
+        if (opts->backdate_ratio > 0 && s_rand_unit (&self->rng) < opts->backdate_ratio)
+            event->ts_ms -= (int64_t) (s_rand_unit (&self->rng) * opts->backdate_days * 86400000.0);
         event->status = 0;
         event->first_send = self->nsent;
     }
@@ -457,6 +465,10 @@ s_send_next (s_run_t *self, int64_t sched_us)
     else {
         self->nevents++;
         self->dup_owed = owed;
+        if (self->events_out)
+            fprintf (self->events_out,
+                     "{\"source\":\"%s\",\"id\":\"%s\",\"user\":\"%s\",\"type\":\"%s\",\"ts\":%lld}\n", ev.source,
+                     ev.id, ev.user, ev.type, (long long) ev.ts_ms);
     }
     return 0;
 }
@@ -503,6 +515,9 @@ s_usage (FILE *out)
              "  --types LIST       comma-separated event types (checkin,visit,purchase)\n"
              "  --dup-ratio F      fraction of submissions re-sending an answered event (0)\n"
              "  --ooo-ratio F      fraction of events with ts moved 1-5 s back (0)\n"
+             "  --backdate-ratio F fraction of events with ts moved up to --backdate-days back (0)\n"
+             "  --backdate-days D  (1)\n"
+             "  --events-out FILE  every distinct event as sent, one JSON line each (for a reference model)\n"
              "  --batch B          events per request (100)\n"
              "  --window W         max events in flight (20000)\n"
              "  --seed S           random seed (from the clock)\n"
@@ -567,6 +582,7 @@ s_opts_free (s_opts_t *opts)
 {
     free (opts->config);
     free (opts->history);
+    free (opts->events_out);
     for (size_t i = 0; i < opts->nsources; i++)
         free (opts->sources [i]);
     for (size_t i = 0; i < opts->ntypes; i++)
@@ -587,6 +603,9 @@ s_parse_args (int argc, char *argv [], s_opts_t *opts)
         O_TYPES,
         O_DUP,
         O_OOO,
+        O_BACKDATE,
+        O_BACKDATE_DAYS,
+        O_EVENTS_OUT,
         O_BATCH,
         O_WINDOW,
         O_SEED,
@@ -608,6 +627,9 @@ s_parse_args (int argc, char *argv [], s_opts_t *opts)
                                                {"types", required_argument, NULL, O_TYPES},
                                                {"dup-ratio", required_argument, NULL, O_DUP},
                                                {"ooo-ratio", required_argument, NULL, O_OOO},
+                                               {"backdate-ratio", required_argument, NULL, O_BACKDATE},
+                                               {"backdate-days", required_argument, NULL, O_BACKDATE_DAYS},
+                                               {"events-out", required_argument, NULL, O_EVENTS_OUT},
                                                {"batch", required_argument, NULL, O_BATCH},
                                                {"window", required_argument, NULL, O_WINDOW},
                                                {"seed", required_argument, NULL, O_SEED},
@@ -621,6 +643,7 @@ s_parse_args (int argc, char *argv [], s_opts_t *opts)
                                                {"help", no_argument, NULL, O_HELP},
                                                {NULL, 0, NULL, 0}};
     *opts = (s_opts_t){.events = 100000,
+                       .backdate_days = 1,
                        .users = 1000,
                        .batch = 100,
                        .window = 20000,
@@ -703,6 +726,18 @@ s_parse_args (int argc, char *argv [], s_opts_t *opts)
             case O_HISTORY:
                 free (opts->history);
                 opts->history = strdup (optarg);
+                break;
+            case O_EVENTS_OUT:
+                free (opts->events_out);
+                opts->events_out = strdup (optarg);
+                break;
+            case O_BACKDATE:
+                if (s_parse_double (optarg, 0, 1, &opts->backdate_ratio))
+                    bad = "--backdate-ratio";
+                break;
+            case O_BACKDATE_DAYS:
+                if (s_parse_double (optarg, 0, 366, &opts->backdate_days))
+                    bad = "--backdate-days";
                 break;
             case O_AWARDS:
                 opts->awards = true;
@@ -937,6 +972,13 @@ main (int argc, char *argv [])
             goto cleanup;
         }
     }
+    if (opts.events_out) {
+        run.events_out = fopen (opts.events_out, "w");
+        if (!run.events_out) {
+            trove_log ('E', "%s: %s", opts.events_out, strerror (errno));
+            goto cleanup;
+        }
+    }
     if (opts.awards) {
         awards.cfg = cfg;
         awards.prefix = opts.prefix;
@@ -1010,6 +1052,8 @@ main (int argc, char *argv [])
         //  Watchers (the crash tests) follow the history file as it grows.
         if (run.history)
             fflush (run.history);
+        if (run.events_out)
+            fflush (run.events_out);
         now = trove_mono_us ();
         if (now >= next_report) {
             s_progress (&run, opts.awards ? &awards : NULL, &report_answered, &report_us);
@@ -1056,6 +1100,10 @@ main (int argc, char *argv [])
 cleanup:
     zactor_destroy (&actor);
     trove_submitter_destroy (&run.submitter);
+    if (run.events_out && fclose (run.events_out) != 0) {
+        trove_log ('E', "%s: %s", opts.events_out, strerror (errno));
+        rc = 1;
+    }
     if (run.history && fclose (run.history) != 0) {
         trove_log ('E', "%s: %s", opts.history, strerror (errno));
         rc = 1;

@@ -24,12 +24,14 @@
 #      rejected); no event only ever answered `duplicate`.
 #   L1 liveness: every process answers `trovectl status` (bounded wait) and
 #      the scorers' and ingestors' lag drains to 0.
-#   X  reconcilers (if configured): a run, then a second one that must find
-#      no mismatched user (the checks below see the reconciled ledger).
 #   S  stored events across scorers (status `events`) == distinct accepted
 #      events; award entries (sum of `last_aseq`) >= the coins expected
 #      (replays of out-of-order events re-issue chaos coins: revoke + mint).
-#   B  every user's balance == reference from accepted events.
+#   B  every user's balance in the demo and chaos hunts == reference from
+#      accepted events.
+#   M  every user's coins and balances, all hunts (chaos-time: a day cap, a
+#      sequence and a streak in Europe/Paris), == the independent model of
+#      tests/oracle (model.py, from the docs), before any reconciler run.
 #   Q  leaderboards: the "*" all-time board is exactly the reference balances
 #      (positive ones), in order, with ranks; per-hunt balances add up.
 #   C  for the sampled users: the live coins (latest entry of each id not a
@@ -39,6 +41,9 @@
 #      while live); no demo coin is ever revoked; balance == sum of live coins.
 #   R  rejected events: none stored (their users' balances are in B; for a
 #      sample, the coin id they would have minted is `not found`).
+#   X  reconcilers (if configured), after every check above (which judged
+#      the ledger as real time left it): a run must find nothing to repair
+#      (no mismatched user, no balance that is not the sum of its coins).
 #   L2 liveness: a fresh event sent with `trovectl send` is accepted and its
 #      coin is in its user's balance within the bounded time.
 #   D  after `trovectl down`: no daemon left; for every shard `mdb_stat -e`
@@ -162,27 +167,6 @@ done
 online_checks() {
 
 # ---------------------------------------------------------------------------
-# X: the reconcilers (when the cluster has them) re-derive every user from
-# their replicas; whatever they repair, a second run must find nothing, and
-# the checks below then see the reconciled ledger.
-if grep -q '^ *reconcile = ' "$D/trove.cfg" 2>/dev/null; then
-    if tctl reconcile --json > "$OUT/reconcile1.json" 2> "$OUT/reconcile1.err" \
-       && tctl reconcile --json > "$OUT/reconcile2.json" 2> "$OUT/reconcile2.err"; then
-        first=$(jq -s -c '{mismatched: (map(.mismatched_users) | add), repaired: (map(.repairs_verified) | add), events: (map(.events_scanned) | add)}' "$OUT/reconcile1.json")
-        second=$(jq -s 'map(.mismatched_users + .unrepaired) | add' "$OUT/reconcile2.json")
-        if [ "$second" != 0 ]; then
-            violation "X: a second reconciler run still finds $second mismatched or unrepaired users"
-            evidence "$OUT/reconcile2.json"
-        else
-            say "X: reconcilers: first run $first; second run finds nothing"
-        fi
-    else
-        violation "X: trovectl reconcile failed"
-        evidence "$OUT/reconcile1.err"; evidence "$OUT/reconcile2.err"
-    fi
-fi
-
-# ---------------------------------------------------------------------------
 # S: counts
 STORED=$(jq -s '[.[] | select(.role == "scorer") | .events] | add' "$OUT/status.json")
 MINTED=$(jq -s '[.[] | select(.role == "scorer") | .last_aseq] | add' "$OUT/status.json")
@@ -211,16 +195,45 @@ balance_rc=0
 # In chunks (argument lists stay small).
 cut -d' ' -f1 "$OUT/balance_expected.txt" | xargs -r -n 200 "$TROVECTL" balance --dir "$D" --json > "$OUT/balance.json" 2> "$OUT/balance.err" || balance_rc=$?
 jq -r '"\(.user) \(.balance)"' "$OUT/balance.json" | sort > "$OUT/balance_actual.txt"
+# The reference here covers the demo and chaos hunts; chaos-time is the model's (M).
+jq -r '"\(.user) \((.hunts.demo // 0) + (.hunts.chaos // 0))"' "$OUT/balance.json" | sort > "$OUT/balance_actual_dc.txt"
 [ $balance_rc -eq 0 ] || { violation "B: trovectl balance failed (rc $balance_rc)"; evidence "$OUT/balance.err"; }
-join -a1 -a2 -e MISSING -o 0,1.2,2.2 "$OUT/balance_expected.txt" "$OUT/balance_actual.txt" \
+join -a1 -a2 -e MISSING -o 0,1.2,2.2 "$OUT/balance_expected.txt" "$OUT/balance_actual_dc.txt" \
     | awk '$2 != $3 { print $1, "expected", $2, "actual", $3, "diff", ($3 ~ /^-?[0-9]+$/ && $2 ~ /^-?[0-9]+$/) ? $3 - $2 : "?" }' > "$OUT/balance_wrong.txt"
 NUSERS=$(wc -l < "$OUT/balance_expected.txt")
+cut -d' ' -f1 "$OUT/balance_expected.txt" > "$OUT/users.txt"
 SUMMARY[wrong_balances]=$(wc -l < "$OUT/balance_wrong.txt")
 if [ -s "$OUT/balance_wrong.txt" ]; then
-    violation "B: $(wc -l < "$OUT/balance_wrong.txt") of $NUSERS users have a wrong balance (user expected actual)"
+    violation "B: $(wc -l < "$OUT/balance_wrong.txt") of $NUSERS users have a wrong balance in the demo and chaos hunts (user expected actual)"
     evidence "$OUT/balance_wrong.txt" 20
 else
-    say "B: $NUSERS balances equal the reference (total $(awk '{s += $2} END {print s + 0}' "$OUT/balance_expected.txt") coins' worth)"
+    say "B: $NUSERS balances in the demo and chaos hunts equal the reference (total $(awk '{s += $2} END {print s + 0}' "$OUT/balance_expected.txt") coins' worth)"
+fi
+
+# ---------------------------------------------------------------------------
+# M: every hunt, chaos-time included, against the independent model of the
+# docs (tests/oracle/model.py, Python): every user's balance, per-hunt
+# balances and live coins (ids, values, versions, provenance), as real time
+# left them. Needs the events with their times (run.sh writes them).
+ORACLE=$(cd "$(dirname "${BASH_SOURCE[0]}")/../oracle" && pwd)
+TOTALS_EXPECTED=$OUT/balance_expected.txt
+if ls "$D"/events-*.ndjson > /dev/null 2>&1 && [ -f "$D/rules/chaos-time.yaml" ]; then
+    cat "$D"/events-*.ndjson > "$OUT/events.ndjson"
+    if ! /usr/bin/python3 "$ORACLE/model.py" --rules "$D/rules" --events "$OUT/events.ndjson" \
+            --accepted "$OUT/history.all" --out "$OUT/model.json" 2> "$OUT/model.err"; then
+        violation "M: the model failed"; evidence "$OUT/model.err"
+    else
+        jq -r '.users | to_entries[] | "\(.key) \(.value.balance)"' "$OUT/model.json" | sort > "$OUT/balance_total_expected.txt"
+        TOTALS_EXPECTED=$OUT/balance_total_expected.txt
+        if ! DUMP_VIA=tail bash "$ORACLE/dump.sh" "$BUILD" "$D" "$OUT/users.txt" > "$OUT/model_actual.json" 2> "$OUT/model_dump.err"; then
+            violation "M: reading the ledger (tests/oracle/dump.sh) failed"; evidence "$OUT/model_dump.err"
+        elif /usr/bin/python3 "$ORACLE/compare.py" --expected "$OUT/model.json" --actual "$OUT/model_actual.json" \
+                > "$OUT/model_compare.txt" 2>&1; then
+            say "M: every user's coins and balances (all hunts) equal the model's: $(tail -n 1 "$OUT/model_compare.txt")"
+        else
+            violation "M: the ledger differs from the model (expected vs actual)"; evidence "$OUT/model_compare.txt" 30
+        fi
+    fi
 fi
 
 # ---------------------------------------------------------------------------
@@ -232,7 +245,7 @@ if [ "$NUSERS" -le 1000 ]; then
     "$TROVECTL" board --dir "$D" '*' --limit 1000 --json > "$OUT/board.json" 2> "$OUT/board.err" ||
         { violation "Q: trovectl board failed"; evidence "$OUT/board.err"; }
     jq -r '.entries[] | "\(.rank) \(.user) \(.score)"' "$OUT/board.json" > "$OUT/board_actual.txt" 2>/dev/null || true
-    awk '$2 > 0' "$OUT/balance_expected.txt" | LC_ALL=C sort -k2,2nr -k1,1 |
+    awk '$2 > 0' "$TOTALS_EXPECTED" | LC_ALL=C sort -k2,2nr -k1,1 |
         awk '{ n++; if ($2 != prev) rank = n; prev = $2; print rank, $1, $2 }' > "$OUT/board_expected.txt"
     jq -r 'select(((.hunts // {}) | [.[]] | add // 0) != .balance) | "\(.user) balance \(.balance) hunts \(.hunts)"' \
         "$OUT/balance.json" > "$OUT/hunts_wrong.txt"
@@ -250,8 +263,7 @@ else
 fi
 
 # ---------------------------------------------------------------------------
-# C: the coins of a sample of users, id by id
-cut -d' ' -f1 "$OUT/balance_expected.txt" > "$OUT/users.txt"
+# C: the coins of a sample of users, id by id (demo and chaos; chaos-time is M's)
 if [ "$NUSERS" -le "$SAMPLE" ]; then
     cp "$OUT/users.txt" "$OUT/sample_users.txt"
 else
@@ -308,6 +320,7 @@ done < "$OUT/sample_users.txt"
 [ $coins_err -eq 0 ] || { violation "C: trovectl coins failed for $coins_err users"; evidence "$OUT/coins.err"; }
 # actual: the live coins, "user coinid value rule source id [flags]"
 jq -s -r 'map(select(.id)) | group_by(.id) | map(max_by(.aseq)) | .[] | select(.revoked | not) |
+       select(.hunt != "chaos-time") |
        "\(.user) \(.id) \(.value) \(.rule) " +
        (if .hunt == "chaos" then "- -" else "\(.events[0].source // "-") \(.events[0].id // "-")" end) +
        (if .hunt != "demo" and .hunt != "chaos" then " hunt=\(.hunt)" else "" end) +
@@ -358,6 +371,27 @@ if [ "$REJECTED" -gt 0 ]; then
         violation "R: a rejected event has a coin (or the lookup failed)"; evidence "$OUT/rejected_found.txt"
     else
         say "R: $REJECTED rejected events, none stored (counts, balances), $rchecked would-be coin ids not found"
+    fi
+fi
+
+# ---------------------------------------------------------------------------
+# X: the reconcilers (when the cluster has them) judge after everything
+# above, which saw the ledger exactly as real time left it: real time is
+# exact for any arrival order and any kill, so a reconciler run must find
+# nothing to repair. A repair is a violation (what it repaired is evidence).
+if grep -q '^ *reconcile = ' "$D/trove.cfg" 2>/dev/null; then
+    if tctl reconcile --json > "$OUT/reconcile.json" 2> "$OUT/reconcile.err"; then
+        found=$(jq -s -c '{mismatched: (map(.mismatched_users) | add), repaired: (map(.repairs_applied) | add), unrepaired: (map(.unrepaired) | add), balance_not_sum: (map(.integrity.balance_not_sum) | add), events: (map(.events_scanned) | add)}' "$OUT/reconcile.json")
+        bad=$(jq -s 'map(.mismatched_users + .unrepaired + .integrity.balance_not_sum) | add' "$OUT/reconcile.json")
+        if [ "$bad" != 0 ]; then
+            violation "X: the reconciler found what real time got wrong: $found"
+            evidence "$OUT/reconcile.json"
+        else
+            say "X: a reconciler run after the checks finds nothing to repair: $found"
+        fi
+    else
+        violation "X: trovectl reconcile failed"
+        evidence "$OUT/reconcile.err"
     fi
 fi
 

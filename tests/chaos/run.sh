@@ -89,8 +89,13 @@ trap 'exit 1' INT TERM
 log "seed $SEED  events $EVENTS  rate $RATE/s  users $USERS  port base $PORT_BASE  dir $D"
 # Besides the demo hunt (`each`), a hunt with per-user rule state: a cap and
 # a count. Their coins do not depend on arrival order (ids name the slot and
-# the completion), so the checker's reference needs no event times; the
+# the completion), so the checker's own reference needs no event times; the
 # scorers' rule state must survive every kill for them to come out exact.
+# And a hunt whose coins depend on event time in a zone with DST (a cap per
+# local day, a sequence within an hour, a streak of two local days): a
+# tenth of the events are backdated up to 3 days (later than anything the
+# engine's buffer holds: the scorer re-derives the user), and the checker
+# judges it with the independent model of tests/oracle (check M).
 mkdir -p "$D/rules"
 cat > "$D/rules/chaos.yaml" <<'EOF'
 hunt: chaos
@@ -99,6 +104,17 @@ lateness: 30s
 rules:
   - {id: capped, kind: each, match: {type: checkin}, coins: 3, cap: {max: 3, per: hunt}}
   - {id: every4, kind: count, match: {type: visit}, count: 4, coins: 7, repeat: true}
+EOF
+cat > "$D/rules/chaos-time.yaml" <<'EOF'
+hunt: chaos-time
+version: 1
+timezone: Europe/Paris
+lateness: 30s
+rules:
+  - {id: daily, kind: each, match: {type: share}, coins: 2, cap: {max: 2, per: day}}
+  - {id: trio, kind: sequence, within: 1h, coins: 11, repeat: true,
+     steps: [{type: checkin}, {type: visit}, {type: purchase}]}
+  - {id: two-days, kind: streak, match: {type: purchase}, days: 2, coins: 13, repeat: true}
 EOF
 if ! "$TROVECTL" up --dir "$D" --port-base "$PORT_BASE" --detach --ingestors 2 --shards 3 > "$D/up.txt" 2>&1; then
     cat "$D/up.txt"; log "trovectl up failed"; exit 1
@@ -113,8 +129,8 @@ done
 # `share` earns nothing in the demo hunt: the checker's reference must say 0.
 "$TROVE_LOAD" --dir "$D" --events "$EVENTS" --rate "$RATE" --users "$USERS" \
     --sources web,mobile,game,partner --types checkin,visit,purchase,share \
-    --dup-ratio 0.05 --ooo-ratio 0.05 --seed "$SEED" --id-prefix "c$SEED-" \
-    --history "$D/history.txt" --awards --json --report-every 10 \
+    --dup-ratio 0.05 --ooo-ratio 0.05 --backdate-ratio 0.1 --backdate-days 3 --seed "$SEED" --id-prefix "c$SEED-" \
+    --history "$D/history.txt" --events-out "$D/events-load.ndjson" --awards --json --report-every 10 \
     > "$D/load.json" 2> "$D/load.err" &
 LOAD_PID=$!
 
@@ -145,6 +161,7 @@ inject() {
         echo "game rej$SEED-$n-3 $r purchase" >> "$f.meta"
         printf '{"source":"mobile","id":"rej%s-%s-4","user":"%s","type":"checkin","ts":%s,"bonus":1}\n' "$SEED" "$n" "$u" "$now" >> "$f.ndjson"
         echo "mobile rej$SEED-$n-4 $u checkin" >> "$f.meta"
+        cat "$f.ndjson" >> "$D/events-send.ndjson"
         "$TROVECTL" send "$f.ndjson" --dir "$D" --json --timeout 60 > "$f.out" 2> "$f.err"
         # history format; an event without an answer is written "unanswered".
         jq -r 'select(.line) | "\(.line) \(.status) \(.reason // "-" | gsub(" "; "_"))"' "$f.out" 2>/dev/null \
