@@ -23,6 +23,7 @@
 #include "trove_queries.h"
 #include "trove_rules.h"
 #include "trove_sock.h"
+#include "trove_source.h"
 #include "trove_util.h"
 
 #include <ctype.h>
@@ -57,6 +58,7 @@ typedef struct {
     const char *name;        //  our shard name
     trove_rules_t *rules;    //  hunt rules
     trove_ledger_t *ledger;  //  our LMDB state
+    trove_sources_t *sources;  //  per-source rules (types, backdating), re-checked here
     zsock_t *events;         //  ROUTER: ingestor batches
     zsock_t *query;          //  ROUTER: queries
     zsock_t *pub;            //  PUB -> broker: awards, heartbeats
@@ -151,15 +153,25 @@ s_publish_heartbeat (s_scorer_t *self)
     self->next_heartbeat_us = trove_mono_us () + HEARTBEAT_MS * 1000;
 }
 
+//  How far the ingestor's receipt time of a batch may be from our clock:
+//  clocks of one cluster agree within seconds, and an ingestor resends a
+//  batch for seconds, not hours.
+#define RECEIVED_SKEW_US (300LL * 1000000)
+#define RECEIVED_AGE_US (3600LL * 1000000)
+
 //  Validate one event the way the ingestor did, plus what only we can check:
-//  that it belongs to this shard. Never trust the network.
+//  that it belongs to this shard. Never trust the network: everything the
+//  ledger depends on is checked where the ledger is written (a client that
+//  reaches this socket directly gets no wider door than the ingestor's).
 static const char *
-s_check (s_scorer_t *self, const Trove__Event *ev, uint32_t partition, char *detail, size_t size)
+s_check (s_scorer_t *self, const Trove__Event *ev, uint32_t partition, int64_t received_us, char *detail,
+         size_t size)
 {
-    //  The time window was checked by the ingestor against its clock at
-    //  receipt; re-checking here against ours would turn a resend into a
-    //  different answer.
+    //  The time windows are checked at the ingestor's receipt time, carried
+    //  in the batch, as the ingestor checked them: a resend gets the same
+    //  answer. That time must itself be plausible for our clock.
     const char *reason = NULL;
+    int64_t now_us = trove_now_us ();
     if (strcmp (ev->source, TROVE_RECONCILER_SOURCE) == 0) {
         //  Not a producer's source: only a reconciler's re-derive request,
         //  which reaches the scorer directly (ingestors refuse the source).
@@ -169,7 +181,15 @@ s_check (s_scorer_t *self, const Trove__Event *ev, uint32_t partition, char *det
             return "bad_reconcile";
         }
     }
-    else if ((reason = trove_event_check (ev, self->cfg, ev->ts_ms ? ev->ts_ms : 1, detail, size)))
+    else if (received_us > now_us + RECEIVED_SKEW_US || received_us < now_us - RECEIVED_AGE_US) {
+        snprintf (detail, size, "the batch says the ingestor received it at %lld us, too far from this scorer's clock",
+                  (long long) received_us);
+        return "bad_ts";
+    }
+    else if ((reason = trove_event_check (ev, self->cfg, received_us / 1000, detail, size)))
+        return reason;
+    else if ((reason = trove_sources_check (self->sources, trove_cfg_source_index (self->cfg, ev->source), ev,
+                                            received_us / 1000, detail, size)))
         return reason;
     uint32_t expect = trove_hash_partition (ev->user, strlen (ev->user), trove_cfg_partitions (self->cfg));
     if (partition != expect || trove_cfg_shard_of (self->cfg, partition) != self->shard) {
@@ -258,7 +278,8 @@ s_take_one (s_scorer_t *self, bool *storage_failed)
             continue;
         }
         char detail [256];
-        const char *bad = s_check (self, batch->events [i], batch->partitions [i], detail, sizeof detail);
+        const char *bad =
+            s_check (self, batch->events [i], batch->partitions [i], batch->received_us, detail, sizeof detail);
         if (bad) {
             r->status = TROVE__STATUS__REJECTED;
             r->reason = (char *) bad;
@@ -949,6 +970,11 @@ main (int argc, char *argv [])
         goto done;
     }
     trove_ledger_set_history_max (self->ledger, trove_cfg_limits (self->cfg)->max_user_history);
+    self->sources = trove_sources_new (self->cfg, &err);
+    if (!self->sources) {
+        trove_log ('E', "%s", err);
+        goto done;
+    }
     if (s_metrics_init (self))
         goto done;
     if (trove_curve_start (self->cfg, self->m.registry, true, &err)) {
@@ -1018,6 +1044,7 @@ done:
     zhashx_destroy (&self->m.queries);
     zhashx_destroy (&self->m.minted);
     trove_rules_destroy (&self->rules);
+    trove_sources_destroy (&self->sources);
     trove_cfg_destroy (&self->cfg);
     return rc;
 }

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "trove_cfg.h"
+#include "trove_hash.h"
 #include "trove_client.h"
 #include "trove_msg.h"
 #include "trove_sock.h"
@@ -186,6 +187,93 @@ test_bad_events_are_rejected_with_reasons (void **state)
     assert_int_equal (s_total_events (), before);
 }
 
+//  A client that reaches a scorer's events socket directly (no ingestor)
+//  gets no wider door: the scorer checks what the ledger depends on
+//  itself (issue 18): the time windows, the source's types and backdating,
+//  and the plausibility of the receipt time the batch claims.
+static void
+test_scorer_checks_what_the_ingestor_checks (void **state)
+{
+    (void) state;
+    uint64_t before = s_total_events ();
+    const char *user = "u-direct";
+    uint32_t partition = trove_hash_partition (user, strlen (user), trove_cfg_partitions (s_cfg));
+    size_t shard = trove_cfg_shard_of (s_cfg, partition);
+    int64_t now = trove_now_ms ();
+    Trove__Event ev [5];
+    Trove__Event *evs [5];
+    uint32_t parts [5];
+    static const char *const ids [5] = {"direct-1", "direct-2", "direct-3", "direct-4", "direct-5"};
+    for (int i = 0; i < 5; i++) {
+        trove__event__init (&ev [i]);
+        ev [i].source = "web";
+        ev [i].id = (char *) ids [i];
+        ev [i].user = (char *) user;
+        ev [i].type = "purchase";
+        ev [i].ts_ms = now;
+        evs [i] = &ev [i];
+        parts [i] = partition;
+    }
+    ev [0].ts_ms = 1000;                        //  1970
+    ev [1].ts_ms = now + 10LL * 86400000;       //  ten days ahead
+    ev [2].source = "mobile";                   //  mobile may not send "share" (test config)
+    ev [2].type = "share";
+    ev [3].source = "mobile";                   //  older than mobile's 7-day window,
+    ev [3].ts_ms = now - 8LL * 86400000;        //  inside the global 366 days
+    static const char *const expect [4] = {"bad_ts", "bad_ts", "type_not_allowed", "bad_ts"};
+    Trove__ShardBatch batch = TROVE__SHARD_BATCH__INIT;
+    batch.batch_id = 77;
+    batch.req_id = 78;
+    batch.events = evs;
+    batch.n_events = 4;
+    batch.partitions = parts;
+    batch.n_partitions = 4;
+    batch.received_us = now * 1000;
+    Trove__Msg msg = TROVE__MSG__INIT;
+    msg.body_case = TROVE__MSG__BODY_BATCH;
+    msg.batch = &batch;
+    zsock_t *dealer = trove_sock_dealer (trove_cfg_shard_events (s_cfg, shard), NULL, 64 << 20);
+    assert_non_null (dealer);
+    zsock_set_rcvtimeo (dealer, 5000);
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            //  The same (fine) event with a receipt time the batch claims
+            //  to be ten days ahead, to widen every window: refused.
+            batch.events = &evs [4];
+            batch.n_events = 1;
+            batch.n_partitions = 1;
+            batch.received_us = (now + 10LL * 86400000) * 1000;
+            ev [4].ts_ms = now + 10LL * 86400000;
+        }
+        size_t size;
+        void *buf = trove_msg_pack (&msg, &size);
+        int rc = -1;
+        for (int i = 0; i < 100 && rc == -1; i++) {
+            rc = zmq_send (zsock_resolve (dealer), buf, size, ZMQ_DONTWAIT);
+            if (rc == -1)
+                zclock_sleep (20);
+        }
+        free (buf);
+        assert_true (rc >= 0);
+        zframe_t *frame = zframe_recv (dealer);
+        assert_non_null (frame);
+        Trove__Msg *reply = trove_msg_decode (zframe_data (frame), zframe_size (frame), 64 << 20, NULL);
+        zframe_destroy (&frame);
+        assert_non_null (reply);
+        assert_int_equal (reply->body_case, TROVE__MSG__BODY_BATCH_REPLY);
+        assert_int_equal (reply->batch_reply->n_results, batch.n_events);
+        for (size_t i = 0; i < batch.n_events; i++) {
+            const Trove__Result *r = reply->batch_reply->results [i];
+            assert_int_equal (r->status, TROVE__STATUS__REJECTED);
+            assert_string_equal (r->reason, round == 0 ? expect [i] : "bad_ts");
+            assert_true (strlen (r->detail) > 0);
+        }
+        trove_msg_free (&reply);
+    }
+    zsock_destroy (&dealer);
+    assert_int_equal (s_total_events (), before);
+}
+
 static void
 test_daemons_still_answer (void **state)
 {
@@ -226,6 +314,7 @@ main (int argc, char *argv [])
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_bad_frames_are_refused),
         cmocka_unit_test (test_bad_events_are_rejected_with_reasons),
+        cmocka_unit_test (test_scorer_checks_what_the_ingestor_checks),
         cmocka_unit_test (test_daemons_still_answer),
     };
     int rc = cmocka_run_group_tests (tests, NULL, NULL);

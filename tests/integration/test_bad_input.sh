@@ -4,6 +4,13 @@
 source "$(dirname "$0")/lib.sh"
 
 cluster_up
+"$TROVECTL" down --dir "$DIR" > /dev/null
+# Source mobile gets its own rules (types, a 7-day backdating window): the
+# scorer must enforce them for a client that bypasses the ingestor.
+awk '{ print } /^    mobile$/ { print "        types = \"checkin,visit,purchase,undo\""; print "        max_past_s = 604800" }' \
+    "$DIR/trove.cfg" > "$DIR/trove.cfg.new" && mv "$DIR/trove.cfg.new" "$DIR/trove.cfg"
+grep -q 'max_past_s = 604800' "$DIR/trove.cfg" || fail "could not give source mobile its own rules"
+cluster_up
 wait_healthy
 "$BUILD/tests/badinput" "$DIR/trove.cfg"
 wait_healthy 10
