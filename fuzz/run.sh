@@ -4,7 +4,8 @@
 #   Usage: fuzz/run.sh [--brief] [--seconds N] [--target T] [BUILD_DIR]
 #
 #   Targets: msg (protobuf decode + validation), json (JSON/NDJSON bodies),
-#   http (HTTP request handling), rules (hunt file parser).
+#   http (HTTP request handling), rules (hunt file parser), frame (HTTP
+#   request framing: the first bytes of a connection).
 #   For each target: first every input of fuzz/corpus/T and
 #   fuzz/regressions/T is run once (a crash there is a regression: exit 1),
 #   then libFuzzer runs N seconds (default 600; --brief: 4, for CI) from a
@@ -20,7 +21,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 seconds=600
-targets=(msg json http rules)
+targets=(msg json http rules frame)
 build=""
 while [ $# -gt 0 ]; do
     case "$1" in

@@ -1,17 +1,20 @@
 /*  trove_http - a small HTTP/1.1 server (libmicrohttpd) with a route table,
-    for the ingestor's HTTP API (POST /v1/events, later read-only queries).
+    for the ingestor's HTTP API (POST /v1/events, the GET query API).
 
     A route is a method and a path: a path ending in '/' is a prefix (the
     handler gets the rest of the path in req->rest, e.g. "/v1/users/" with
     "u42/balance"), any other path must match exactly. The longest matching
-    route wins. A path some route knows under another method is answered
-    405 with `Allow`; an unknown path 404. The server reads the whole body
-    (at most max_body bytes: more is answered 413 without calling a
-    handler, as soon as Content-Length or the received bytes tell) and then
-    calls the handler once, in one of the server's threads: handlers must be
-    thread-safe and may block (a blocked handler holds one thread of the
-    pool). The handler fills a response: status, a body (JSON unless it sets
-    another content type) and up to TROVE_HTTP_MAX_HEADERS extra headers.
+    route wins. With an authentication hook (trove_http_set_auth) every
+    request is authenticated before it is routed: without a valid key an
+    unknown path or an OPTIONS is 401, never 404 or 405. Then a path some
+    route knows under another method is answered 405 with `Allow`; an
+    unknown path 404. The server reads the whole body (at most max_body
+    bytes: more is answered 413 without calling a handler, as soon as
+    Content-Length or the received bytes tell) and then calls the handler
+    once, in one of the server's threads: handlers must be thread-safe and
+    may block (a blocked handler holds one thread of the pool). The handler
+    fills a response: status, a body (JSON unless it sets another content
+    type) and up to TROVE_HTTP_MAX_HEADERS extra headers.
 
     Paths are routed as sent, percent-encoded: req->path and req->rest are
     not decoded, so a handler splits the rest on '/' first and then decodes
@@ -20,17 +23,44 @@
     decode to UTF-8 text (a bad escape, %00, a control character) is
     answered 400 `bad_query` without calling a handler.
 
+    The door (docs/security.md, "The HTTP listener"): the server accepts
+    connections itself and reads each new connection's request head
+    (request line and headers) before libmicrohttpd sees a byte of it:
+      - the head must be complete within limits.header_timeout_s of the
+        connect (else 408 `header_timeout`, closed), at most 32 KiB (431);
+      - the framing must be unambiguous (trove_http_frame_check): at most
+        one Content-Length, all digits; a Transfer-Encoding only alone and
+        exactly `chunked`; HTTP/1.1 with exactly one Host; CRLF line ends;
+        header names without spaces; else 400 with a JSON error and the
+        connection closed, so no byte after it is ever read as a request;
+      - a client (IPv4 address, or IPv6 /64) holds at most
+        limits.max_per_client connections, everyone at most
+        limits.max_connections: more are closed at once.
+    Later requests on a kept-alive connection are read by libmicrohttpd;
+    their headers get the same checks (trove_http_fields_check) before any
+    handler runs, and a connection waiting for its next request longer
+    than header_timeout_s, or whose body takes longer than
+    body_timeout_s, is closed. Every refusal and every dropped connection
+    is counted (trove_http_set_metrics), and logged at most once a minute
+    with a summary of the rest.
+
     trove_http_dispatch runs the same routing on a request built by the
     caller, without a socket: unit tests and fuzz targets use it.
 
-    Caveats: no TLS (terminate it in front, or keep the address private);
-    request headers are bounded by libmicrohttpd's per-connection memory
-    (32 KiB: more is answered 431 by libmicrohttpd); a client idle for the
-    connection timeout (30 s) is dropped; at most 256 connections at once.
-    Nothing is logged about requests except libmicrohttpd's own errors
-    (never a header: they may carry keys). */
+    Caveats: no TLS (terminate it in front, or keep the address private;
+    behind a proxy every connection comes from the proxy's address, so set
+    max_per_client for it, or 0); a client idle for the connection timeout
+    (30 s) is dropped. libmicrohttpd 0.9.75 answers a malformed
+    Content-Length on a kept-alive connection's later request itself (400,
+    HTML, connection closed; it repeats the status line): the first request
+    of every connection is checked by the door, which answers in JSON.
+    Nothing is logged about requests except connection problems (never a
+    header: they may carry keys). */
 #ifndef TROVE_HTTP_H_INCLUDED
 #define TROVE_HTTP_H_INCLUDED
+
+#include "trove_cfg.h"
+#include "trove_metrics.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -55,6 +85,7 @@ typedef struct {
     size_t nheaders;
     const char *const *args;  //  query arguments, decoded, same layout (value may be "")
     size_t nargs;
+    const void *principal;  //  what the authentication hook returned (NULL: none ran)
 } trove_http_request_t;
 
 //  What a handler answers. status 0 means "not set": 500 is sent.
@@ -65,9 +96,31 @@ typedef struct {
     char header_name [TROVE_HTTP_MAX_HEADERS][40];
     char header_value [TROVE_HTTP_MAX_HEADERS][160];
     size_t nheaders;
+    char error [40];  //  the error code of a refusal (trove_http_reply_error), for the counters
 } trove_http_response_t;
 
 typedef void (trove_http_fn) (void *arg, const trove_http_request_t *req, trove_http_response_t *resp);
+
+//  Authentication before routing: returns what the handlers get in
+//  req->principal (not NULL), or NULL after filling resp with the refusal
+//  (401). Runs in the server's threads.
+typedef const void *(trove_http_auth_fn) (void *arg, const trove_http_request_t *req,
+                                           trove_http_response_t *resp);
+
+//  Connection limits (docs/security.md; config section `limits`).
+typedef struct {
+    size_t max_connections;     //  open connections in all (http_max_connections, 256)
+    size_t max_per_client;      //  per client address (http_max_per_client, 32; 0: no cap)
+    unsigned header_timeout_s;  //  to send a request head (http_header_timeout_s, 10)
+    unsigned body_timeout_s;    //  to send a body after its head (http_body_timeout_s, 60)
+    unsigned idle_timeout_s;    //  with no byte moving (http_idle_timeout_s, 30)
+} trove_http_limits_t;
+
+//  The defaults above.
+void trove_http_limits_default (trove_http_limits_t *limits);
+//  Read them from cfg's `limits` section. Returns 0, or -1 with a message
+//  in *err_p (caller frees) for a value out of range.
+int trove_http_limits_read (const trove_cfg_t *cfg, trove_http_limits_t *limits, char **err_p);
 
 //  A server (not listening yet) reading bodies of at most max_body bytes.
 //  NULL on OOM.
@@ -89,10 +142,58 @@ int trove_http_start (trove_http_t *self, const char *address, unsigned threads,
 //  The port served (useful after port 0), 0 when not serving.
 uint16_t trove_http_port (trove_http_t *self);
 
+//  Connection limits (before trove_http_start; defaults otherwise).
+//  Returns 0, or -1 when started or a limit is 0 where it may not be.
+int trove_http_set_limits (trove_http_t *self, const trove_http_limits_t *limits);
+
+//  Authenticate every request with fn before routing (before
+//  trove_http_start). Returns 0, or -1 when started.
+int trove_http_set_auth (trove_http_t *self, trove_http_auth_fn *fn, void *arg);
+
+//  Count refusals and connections in registry (before trove_http_start):
+//  trove_ingestor_http_refused_total{reason} and the gauge
+//  trove_ingestor_http_connections (docs/metrics.md). Returns 0, or -1 when
+//  started.
+int trove_http_set_metrics (trove_http_t *self, trove_metrics_t *registry);
+
 //  Route req (req->rest is ignored and set by routing) and fill resp, exactly
-//  as a request from a socket would be, body limit included. The caller
-//  frees resp->body. Can't fail (out of memory gives a 500).
+//  as a request from a socket would be: authentication (when a hook is set;
+//  req->principal is what it returns), body limit, routing. The caller frees
+//  resp->body. Refusals are counted. Can't fail (out of memory gives a 500).
 void trove_http_dispatch (trove_http_t *self, const trove_http_request_t *req, trove_http_response_t *resp);
+
+//  ---------------------------------------------------------------------------
+//  Request framing, public for tests and fuzzing.
+
+//  The largest request head (request line, headers, blank line) accepted.
+#define TROVE_HTTP_MAX_HEAD 32768
+//  Most header fields in a request head.
+#define TROVE_HTTP_MAX_FIELDS 100
+
+//  How a well-framed request head frames its body.
+typedef struct {
+    size_t head_size;  //  bytes of the head, blank line included
+    bool http11;       //  HTTP/1.1 (else HTTP/1.0)
+    bool chunked;      //  Transfer-Encoding: chunked
+    bool has_length;   //  Content-Length given
+    uint64_t length;
+} trove_http_frame_t;
+
+//  Check the first len bytes a connection sent. Returns 0 when they start
+//  with a complete, unambiguously framed request head (*frame filled; what
+//  follows it is the body, then maybe the next request); 1 when the head is
+//  not complete yet and nothing seen so far is wrong; or the HTTP status of
+//  the refusal (400, 431, 505) with a static error code in *code_p and a
+//  static sentence in *detail_p.
+int trove_http_frame_check (const char *buf, size_t len, trove_http_frame_t *frame, const char **code_p,
+                            const char **detail_p);
+
+//  The field checks of trove_http_frame_check on headers already split
+//  (name, value, name, value, ...; values without surrounding spaces), as
+//  libmicrohttpd gives them for a kept-alive connection's later requests.
+//  Returns 0, or 400 with *code_p and *detail_p.
+int trove_http_fields_check (bool http11, const char *const *headers, size_t nheaders, const char **code_p,
+                             const char **detail_p);
 
 //  Header value of a request, by case-insensitive name, or NULL.
 const char *trove_http_header (const trove_http_request_t *req, const char *name);
@@ -110,6 +211,8 @@ int trove_http_unescape (const char *in, size_t len, char *out, size_t size);
 
 //  Set the status and take ownership of a heap body (may be NULL: empty).
 void trove_http_reply (trove_http_response_t *resp, unsigned status, char *body);
+//  Name the error code of a refusal built by hand (what the counters see).
+void trove_http_reply_code (trove_http_response_t *resp, const char *code);
 //  An error answer: {"error": code, "detail": detail}. Can't fail (falls back
 //  to an empty body on OOM).
 void trove_http_reply_error (trove_http_response_t *resp, unsigned status, const char *code,

@@ -3,15 +3,27 @@
     answers nothing, percent-decoding and the Bearer key; then a real server
     on loopback: a POST round trip, 413 for a body over the limit with and
     without Content-Length, the path routed as sent (encoded) and the
-    arguments decoded, 400 bad_query for arguments that do not decode. */
+    arguments decoded, 400 bad_query for arguments that do not decode.
+    Issue 18 (hostile HTTP): request framing (trove_http_frame_check on a
+    table of heads; then every smuggling case over a real socket: 400 with a
+    JSON error, the connection closed, the handler never called and the
+    bytes after it never run as a request; the same on a kept-alive
+    connection's second request), the header deadline, the per-client cap,
+    authentication before routing (401 for unknown paths and OPTIONS), and
+    every refusal counted by reason. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
 #include "trove_http.h"
+#include "trove_metrics.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,9 +32,12 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+static atomic_int s_calls;  //  handler calls, for "the smuggled request never ran"
+
 static void
 s_echo (void *arg, const trove_http_request_t *req, trove_http_response_t *resp)
 {
+    atomic_fetch_add (&s_calls, 1);
     const char *tag = arg;
     const char *h = trove_http_header (req, "x-test");
     const char *a = trove_http_arg (req, "q");
@@ -231,6 +246,386 @@ test_server (void **state)
     trove_http_destroy (&http);
 }
 
+//  ---------------------------------------------------------------------------
+//  Issue 18: framing, deadlines, caps, authentication before routing
+
+static void
+test_frame_check (void **state)
+{
+    (void) state;
+    struct {
+        const char *head;
+        int status;        //  0 ok, 1 incomplete, else the refusal
+        const char *code;  //  for refusals
+    } cases [] = {
+        {"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n{\"a\":1}", 0, NULL},
+        {"POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", 0, NULL},
+        {"POST /v1/events HTTP/1.1\r\nHost: x\r\ntransfer-encoding:  CHUNKED \r\n\r\n", 0, NULL},
+        {"GET /v1/users/u1/balance HTTP/1.0\r\n\r\n", 0, NULL},
+        {"GET /x HTTP/1.1\r\nHost: x\r\n", 1, NULL},
+        {"GET /x HTTP/1.1\r", 1, NULL},
+        {"", 1, NULL},
+        {"POS", 1, NULL},
+        //  Smuggling: the two framings at once, in either order and case.
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
+         "ambiguous_length"},
+        {"POST / HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\ncontent-length: 4\r\n\r\n", 400,
+         "ambiguous_length"},
+        //  Several Content-Length, equal or not.
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nContent-Length: 7\r\n\r\n", 400, "ambiguous_length"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nContent-Length: 40\r\n\r\n", 400,
+         "ambiguous_length"},
+        //  Content-Length that is not digits.
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400, "bad_content_length"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +7\r\n\r\n", 400, "bad_content_length"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 7x\r\n\r\n", 400, "bad_content_length"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x10\r\n\r\n", 400, "bad_content_length"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 7, 7\r\n\r\n", 400, "bad_content_length"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n\r\n", 400, "bad_content_length"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400,
+         "bad_content_length"},
+        //  Transfer-Encoding other than exactly chunked.
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 400, "bad_transfer_encoding"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400,
+         "bad_transfer_encoding"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n", 400, "bad_transfer_encoding"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
+         "bad_transfer_encoding"},
+        {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "bad_transfer_encoding"},
+        //  Host: none on 1.1, or two.
+        {"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 400, "missing_host"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "bad_header"},
+        //  A name with a space before the colon (another parser's other header).
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length : 7\r\n\r\n", 400, "bad_header"},
+        {"POST / HTTP/1.1\r\nHost: x\r\n Content-Length: 7\r\n\r\n", 400, "bad_header"},  //  folded
+        {"POST / HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n", 400, "bad_header"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n", 400, "bad_header"},
+        //  Bare LF or CR line ends.
+        {"POST / HTTP/1.1\nHost: x\n\n", 400, "bad_request_line"},
+        {"POST / HTTP/1.1\r\nHost: x\nContent-Length: 7\r\n\r\n", 400, "bad_header"},
+        {"POST / HTTP/1.1\r\nHost: x\rContent-Length: 7\r\n\r\n", 400, "bad_header"},
+        //  Request lines.
+        {"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request_line"},
+        {"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request_line"},
+        {"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request_line"},
+        {"G(T / HTTP/1.1\r\n", 400, "bad_request_line"},
+        {"G(T", 400, "bad_request_line"},
+        {"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, "http_version"},
+        {"GET / FTP/1.1\r\n\r\n", 400, "bad_request_line"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        trove_http_frame_t frame;
+        const char *code = NULL, *detail = NULL;
+        int status = trove_http_frame_check (cases [i].head, strlen (cases [i].head), &frame, &code, &detail);
+        if (status != cases [i].status)
+            fail_msg ("case %zu (%s): %d, want %d", i, cases [i].head, status, cases [i].status);
+        if (cases [i].code) {
+            assert_string_equal (code, cases [i].code);
+            assert_non_null (detail);
+        }
+    }
+    trove_http_frame_t frame;
+    const char *code, *detail;
+    const char *ok = "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n{\"a\":1}GET";
+    assert_int_equal (trove_http_frame_check (ok, strlen (ok), &frame, &code, &detail), 0);
+    assert_int_equal (frame.head_size, strlen (ok) - 10);
+    assert_true (frame.has_length && !frame.chunked && frame.http11);
+    assert_int_equal (frame.length, 7);
+    //  A head over 32 KiB: 431 once that much arrived without its end.
+    char *big = malloc (TROVE_HTTP_MAX_HEAD + 10);
+    assert_non_null (big);
+    memset (big, 'a', TROVE_HTTP_MAX_HEAD + 10);
+    memcpy (big, "GET / HTTP/1.1\r\nX: ", 19);
+    assert_int_equal (trove_http_frame_check (big, TROVE_HTTP_MAX_HEAD - 1, &frame, &code, &detail), 1);
+    assert_int_equal (trove_http_frame_check (big, TROVE_HTTP_MAX_HEAD + 10, &frame, &code, &detail), 431);
+    free (big);
+    //  The field checks libmicrohttpd's split headers get.
+    const char *two [] = {"Host", "x", "Content-Length", "1", "content-length", "1"};
+    assert_int_equal (trove_http_fields_check (true, two, 3, &code, &detail), 400);
+    assert_string_equal (code, "ambiguous_length");
+    assert_int_equal (trove_http_fields_check (true, two, 2, &code, &detail), 0);
+    assert_int_equal (trove_http_fields_check (true, two + 2, 1, &code, &detail), 400);
+    assert_string_equal (code, "missing_host");
+    assert_int_equal (trove_http_fields_check (false, two + 2, 1, &code, &detail), 0);
+}
+
+//  A connection to port from a loopback source address (127.0.0.x), or -1.
+static int
+s_connect_from (uint16_t port, const char *source)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    assert_true (fd >= 0);
+    if (source) {
+        struct sockaddr_in local = {.sin_family = AF_INET};
+        inet_pton (AF_INET, source, &local.sin_addr);
+        assert_int_equal (bind (fd, (struct sockaddr *) &local, sizeof local), 0);
+    }
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons (port)};
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    assert_int_equal (connect (fd, (struct sockaddr *) &addr, sizeof addr), 0);
+    struct timeval tv = {5, 0};
+    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+//  Read until the server closes (or 5 s pass: then "closed" is false).
+static char *
+s_read_all (int fd, bool *closed)
+{
+    char *out = calloc (1, 16384);
+    size_t got = 0;
+    ssize_t n = 0;
+    while (got < 16383 && (n = recv (fd, out + got, 16383 - got, 0)) > 0)
+        got += (size_t) n;
+    *closed = n == 0 || (n < 0 && errno == ECONNRESET);
+    return out;
+}
+
+//  How many answers (status lines) out holds.
+static int
+s_answers (const char *out)
+{
+    int n = 0;
+    for (const char *p = out; (p = strstr (p, "HTTP/1.1 ")); p++)
+        n += p [9] >= '1' && p [9] <= '5';
+    return n;
+}
+
+//  The value of trove_ingestor_http_refused_total{reason} in a render.
+static long
+s_refused (trove_metrics_t *metrics, const char *reason)
+{
+    char *text = trove_metrics_render (metrics);
+    char name [120];
+    snprintf (name, sizeof name, "trove_ingestor_http_refused_total{reason=\"%s\"} ", reason);
+    const char *at = text ? strstr (text, name) : NULL;
+    long value = at ? atol (at + strlen (name)) : -1;
+    free (text);
+    return value;
+}
+
+static void
+test_smuggling (void **state)
+{
+    (void) state;
+    trove_http_t *http = s_server ();
+    assert_int_equal (trove_http_start (http, "127.0.0.1:0", 2, NULL), 0);
+    uint16_t port = trove_http_port (http);
+    //  Each request is followed by a second one that must never run.
+    const char *next = "GET /v1/users/smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+    struct {
+        const char *request;
+        const char *code;
+    } cases [] = {
+        {"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+         "ambiguous_length"},
+        {"POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+         "ambiguous_length"},
+        {"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+         "ambiguous_length"},
+        {"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 50\r\n\r\nabc",
+         "ambiguous_length"},
+        {"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\nabc", "bad_content_length"},
+        {"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\nabc", "bad_content_length"},
+        {"POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc", "bad_transfer_encoding"},
+        {"POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+         "bad_transfer_encoding"},
+        {"POST /v1/events HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", "missing_host"},
+        {"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc", "bad_header"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        atomic_store (&s_calls, 0);
+        int fd = s_connect_from (port, NULL);
+        char request [600];
+        int len = snprintf (request, sizeof request, "%s%s", cases [i].request, next);
+        assert_int_equal (send (fd, request, (size_t) len, MSG_NOSIGNAL), len);
+        bool closed = false;
+        char *out = s_read_all (fd, &closed);
+        close (fd);
+        if (strncmp (out, "HTTP/1.1 400 ", 13) != 0 || !strstr (out, cases [i].code) || s_answers (out) != 1
+            || !closed || atomic_load (&s_calls) != 0)
+            fail_msg ("case %zu: closed %d, handler calls %d, answer:\n%s", i, closed, atomic_load (&s_calls),
+                      out);
+        //  The body is exactly one JSON error.
+        const char *body = strstr (out, "\r\n\r\n");
+        assert_non_null (body);
+        assert_non_null (strstr (body, "{\"error\":\""));
+        assert_null (strstr (body + 4, "\r\n"));
+        free (out);
+    }
+    //  A kept-alive connection: the first request is served, the second
+    //  (two Content-Length) refused and the connection closed; the third
+    //  never runs.
+    atomic_store (&s_calls, 0);
+    int fd = s_connect_from (port, NULL);
+    const char *keep = "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+                       "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 9\r\n\r\nabc"
+                       "GET /v1/users/smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal (send (fd, keep, strlen (keep), MSG_NOSIGNAL), (ssize_t) strlen (keep));
+    bool closed = false;
+    char *out = s_read_all (fd, &closed);
+    close (fd);
+    if (!strstr (out, "HTTP/1.1 200") || !strstr (out, "HTTP/1.1 400") || !strstr (out, "ambiguous_length")
+        || s_answers (out) != 2 || !closed || atomic_load (&s_calls) != 1)
+        fail_msg ("kept-alive: closed %d, calls %d:\n%s", closed, atomic_load (&s_calls), out);
+    free (out);
+    //  Well-framed requests still go through, chunked included.
+    fd = s_connect_from (port, NULL);
+    const char *chunked = "POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                          "Connection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    assert_int_equal (send (fd, chunked, strlen (chunked), MSG_NOSIGNAL), (ssize_t) strlen (chunked));
+    out = s_read_all (fd, &closed);
+    close (fd);
+    assert_non_null (strstr (out, "HTTP/1.1 200"));
+    assert_non_null (strstr (out, "events|POST||3|-|-"));
+    free (out);
+    trove_http_destroy (&http);
+}
+
+//  Wait (bounded) until fd is closed by the server; returns what it sent.
+static char *
+s_wait_closed (int fd, int seconds)
+{
+    struct timeval tv = {seconds, 0};
+    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    bool closed = false;
+    char *out = s_read_all (fd, &closed);
+    if (!closed)
+        fail_msg ("the server kept the connection open %d s", seconds);
+    return out;
+}
+
+static void
+test_deadlines_and_caps (void **state)
+{
+    (void) state;
+    trove_metrics_t *metrics = trove_metrics_new ();
+    trove_http_t *http = s_server ();
+    trove_http_limits_t limits;
+    trove_http_limits_default (&limits);
+    assert_int_equal (limits.max_connections, 256);
+    assert_int_equal (limits.max_per_client, 32);
+    assert_int_equal (limits.header_timeout_s, 10);
+    limits.max_per_client = 3;
+    limits.header_timeout_s = 1;
+    limits.body_timeout_s = 2;
+    assert_int_equal (trove_http_set_limits (http, &limits), 0);
+    assert_int_equal (trove_http_set_metrics (http, metrics), 0);
+    assert_int_equal (trove_http_start (http, "127.0.0.1:0", 2, NULL), 0);
+    assert_int_equal (trove_http_set_limits (http, &limits), -1);  //  started
+    uint16_t port = trove_http_port (http);
+    //  A head that never ends is closed after the deadline with 408.
+    int slow = s_connect_from (port, "127.0.0.2");
+    assert_int_equal (send (slow, "GET /v1/users/u HTTP/1.1\r\nHost: x\r\n", 35, MSG_NOSIGNAL), 35);
+    char *out = s_wait_closed (slow, 10);
+    close (slow);
+    assert_non_null (strstr (out, "HTTP/1.1 408"));
+    assert_non_null (strstr (out, "header_timeout"));
+    free (out);
+    //  Three slow connections from 127.0.0.3 fill its cap: a fourth is
+    //  closed at once without an answer; 127.0.0.1 is still served.
+    int held [3];
+    for (int i = 0; i < 3; i++) {
+        held [i] = s_connect_from (port, "127.0.0.3");
+        assert_int_equal (send (held [i], "GET /v1/users/u HTTP/1.1\r\n", 26, MSG_NOSIGNAL), 26);
+    }
+    int over = s_connect_from (port, "127.0.0.3");
+    out = s_wait_closed (over, 5);
+    assert_string_equal (out, "");
+    free (out);
+    close (over);
+    const char *get = "GET /v1/users/u1/balance HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    out = s_roundtrip (port, get, strlen (get));
+    assert_non_null (strstr (out, "HTTP/1.1 200"));
+    free (out);
+    for (int i = 0; i < 3; i++)
+        close (held [i]);
+    //  A body that stops coming is closed after its deadline.
+    int stalled = s_connect_from (port, "127.0.0.4");
+    const char *part = "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\nabc";
+    assert_int_equal (send (stalled, part, strlen (part), MSG_NOSIGNAL), (ssize_t) strlen (part));
+    out = s_wait_closed (stalled, 10);
+    close (stalled);
+    free (out);
+    //  Counted by reason (the door counts before it closes). The three
+    //  held connections may have met their deadline too.
+    assert_true (s_refused (metrics, "header_timeout") >= 1);
+    assert_int_equal (s_refused (metrics, "per_client_cap"), 1);
+    assert_int_equal (s_refused (metrics, "body_timeout"), 1);
+    trove_http_destroy (&http);
+    trove_metrics_destroy (&metrics);
+}
+
+//  Authentication hook: the key "good" is the principal "p".
+static const void *
+s_auth (void *arg, const trove_http_request_t *req, trove_http_response_t *resp)
+{
+    (void) arg;
+    size_t len;
+    const char *key = trove_http_bearer (req, &len);
+    if (key && len == 4 && memcmp (key, "good", 4) == 0)
+        return "p";
+    trove_http_reply_error (resp, 401, "unauthorized", "no");
+    return NULL;
+}
+
+static void
+s_whoami (void *arg, const trove_http_request_t *req, trove_http_response_t *resp)
+{
+    (void) arg;
+    trove_http_reply (resp, 200, strdup (req->principal ? (const char *) req->principal : "none"));
+}
+
+static unsigned
+s_auth_dispatch (trove_http_t *http, const char *method, const char *path, const char *auth)
+{
+    const char *headers [] = {"Authorization", auth};
+    trove_http_request_t req = {.method = method, .path = path, .headers = headers, .nheaders = auth ? 1 : 0};
+    trove_http_response_t resp;
+    trove_http_dispatch (http, &req, &resp);
+    if (resp.status == 200)
+        assert_string_equal (resp.body, "p");
+    free (resp.body);
+    return resp.status;
+}
+
+static void
+test_auth_first (void **state)
+{
+    (void) state;
+    trove_metrics_t *metrics = trove_metrics_new ();
+    trove_http_t *http = trove_http_new (100);
+    assert_int_equal (trove_http_route (http, "POST", "/v1/events", s_whoami, NULL), 0);
+    assert_int_equal (trove_http_set_auth (http, s_auth, NULL), 0);
+    assert_int_equal (trove_http_set_metrics (http, metrics), 0);
+    //  Without a valid key nothing is routed: 401 for every path and method.
+    assert_int_equal (s_auth_dispatch (http, "GET", "/nope", NULL), 401);
+    assert_int_equal (s_auth_dispatch (http, "OPTIONS", "/v1/events", NULL), 401);
+    assert_int_equal (s_auth_dispatch (http, "GET", "/v1/events", "Bearer bad"), 401);
+    assert_int_equal (s_auth_dispatch (http, "POST", "/v1/events", NULL), 401);
+    //  With one: routing as before, the handler sees the principal.
+    assert_int_equal (s_auth_dispatch (http, "GET", "/nope", "Bearer good"), 404);
+    assert_int_equal (s_auth_dispatch (http, "OPTIONS", "/v1/events", "Bearer good"), 405);
+    assert_int_equal (s_auth_dispatch (http, "POST", "/v1/events", "Bearer good"), 200);
+    //  Over a socket too, the body never read for a stranger.
+    assert_int_equal (trove_http_start (http, "127.0.0.1:0", 2, NULL), 0);
+    const char *options = "OPTIONS /anything HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc";
+    char *out = s_roundtrip (trove_http_port (http), options, strlen (options));
+    assert_non_null (strstr (out, "HTTP/1.1 401"));
+    assert_non_null (strstr (out, "Connection: close"));
+    free (out);
+    const char *post = "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer good\r\n"
+                       "Content-Length: 3\r\nConnection: close\r\n\r\nabc";
+    out = s_roundtrip (trove_http_port (http), post, strlen (post));
+    assert_non_null (strstr (out, "HTTP/1.1 200"));
+    free (out);
+    assert_int_equal (s_refused (metrics, "unauthorized"), 5);
+    assert_int_equal (s_refused (metrics, "not_found"), 1);
+    assert_int_equal (s_refused (metrics, "method_not_allowed"), 1);
+    trove_http_destroy (&http);
+    trove_metrics_destroy (&metrics);
+}
+
 int
 main (void)
 {
@@ -238,6 +633,10 @@ main (void)
         cmocka_unit_test (test_routing),
         cmocka_unit_test (test_unescape),
         cmocka_unit_test (test_server),
+        cmocka_unit_test (test_frame_check),
+        cmocka_unit_test (test_smuggling),
+        cmocka_unit_test (test_deadlines_and_caps),
+        cmocka_unit_test (test_auth_first),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
