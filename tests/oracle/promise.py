@@ -129,6 +129,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--promise", choices=["any-order", "lateness"], default="any-order")
     ap.add_argument("--max-user-history", type=int, default=20000)
+    ap.add_argument("--withheld", help="a hunt file of the rules dir that was applied only later")
+    ap.add_argument("--withheld-until", type=int, default=0,
+                    help="... before the event at this line (0-based) of the events file arrived")
     ap.add_argument("--rules", required=True)
     ap.add_argument("--events", required=True)
     ap.add_argument("--accepted")
@@ -143,6 +146,23 @@ def main(argv=None):
         ok, why = promised(rules, evs)
     else:
         ok, why = promised_any_order(evs, a.max_user_history)
+    if a.withheld:
+        # a version applied to the past: an event scored before the apply
+        # whose ts falls in that version's time was scored by the old rules
+        # (docs/architecture.md: the reconciler repairs "rule versions
+        # applied to the past")
+        import os
+        v = model.Version(os.path.join(a.rules, a.withheld))
+        early = set()
+        for obj in raw[:a.withheld_until]:
+            early.add((obj["source"], obj["id"]))
+        for obj in evs:
+            e = model.norm_event(obj)
+            if (e["source"], e["id"]) in early and e["ts"] >= v.effective and v.in_window(e["ts"]):
+                if ok.get(e["user"]):
+                    ok[e["user"]] = False
+                    why[e["user"]] = "%s/%s arrived before %s was applied and falls in its time" % (
+                        e["source"], e["id"], a.withheld)
     users = sorted(u for u, v in ok.items() if v)
     text = "".join(u + "\n" for u in users)
     if a.out:

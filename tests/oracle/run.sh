@@ -8,7 +8,7 @@
 #
 # usage: tests/oracle/run.sh BUILD_DIR [--seeds "1 2"] [--orders "sorted shuffled late"]
 #                            [--users N] [--now MS] [--out DIR] [--keep] [--strict]
-#                            [--promise any-order|lateness]
+#                            [--promise any-order|lateness] [--shards N] [--ingestors N]
 #   --out DIR  keep every run's files there (default: a temp dir, removed
 #              when everything passed unless --keep)
 #   --promise any-order|lateness   which users real time must get exactly
@@ -17,6 +17,12 @@
 #              in docs/architecture.md): users none of whose events arrived
 #              later than `lateness` (all of them in sorted and shuffled)
 #   --strict   real time must be exact for every user whatever --promise says
+#   --shards N, --ingestors N   the cluster's layout (trovectl up; default 2, 1)
+#   ORDER may be X+apply (e.g. shuffled+apply): order X, and city-quest's
+#              version 2 is installed by `trovectl rules apply` only after
+#              half the events were sent (a version applied to the past:
+#              real time is then promised only for users none of whose
+#              events sent before the apply falls in version 2's time)
 # Exit 0 when every (seed, order) passed, 1 otherwise.
 set -euo pipefail
 ORACLE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -32,6 +38,7 @@ OUT=""
 KEEP=0
 STRICT=0
 PROMISE=any-order
+LAYOUT=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --seeds) SEEDS=$2; shift 2 ;;
@@ -42,6 +49,8 @@ while [ $# -gt 0 ]; do
         --keep) KEEP=1; shift ;;
         --strict) STRICT=1; shift ;;
         --promise) PROMISE=$2; shift 2 ;;
+        --shards) LAYOUT+=(--shards "$2"); shift 2 ;;
+        --ingestors) LAYOUT+=(--ingestors "$2"); shift 2 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -60,7 +69,7 @@ trap oracle_cleanup EXIT
 # A config with the periodic reconciler off (reconcile_every_s = 0: only on
 # request), written once by `trovectl up` and reused by every run.
 log "writing the cluster config (port base $PORT_BASE)"
-cluster_up
+cluster_up "${LAYOUT[@]}"
 "$TROVECTL" down --dir "$DIR" >/dev/null
 sed -i 's/^\(\s*reconcile_every_s\s*=\s*\).*/\10/' "$DIR/trove.cfg"
 grep -q 'reconcile_every_s = 0' "$DIR/trove.cfg" || fail "no reconcile_every_s in the config trovectl up wrote"
@@ -109,8 +118,13 @@ for seed in $SEEDS; do
         rm -rf "$R"
         mkdir -p "$R/answers"
         t0=$SECONDS
-        nice "$PY" "$ORACLE/stories.py" --seed "$seed" --users "$USERS_N" --order "$order" --now "$NOW_MS" --out "$R/stories" 2>/dev/null
+        base=${order%+apply}
+        nice "$PY" "$ORACLE/stories.py" --seed "$seed" --users "$USERS_N" --order "$base" --now "$NOW_MS" --out "$R/stories" 2>/dev/null
         n_events=$(wc -l < "$R/stories/events.ndjson")
+        # ORDER+apply: city-quest version 2 is applied (`trovectl rules apply`)
+        # only after half the chunks were sent: a version applied to the past
+        WITHHELD=""
+        [ "$base" = "$order" ] || WITHHELD=city-quest-v2.yaml
 
         # a fresh cluster: the saved config, the stories' rules (trovectl up adds demo.yaml)
         "$TROVECTL" down --dir "$DIR" >/dev/null 2>&1 || true
@@ -118,17 +132,25 @@ for seed in $SEEDS; do
         mkdir -p "$DIR/rules"
         cp "$WORK/trove.cfg" "$DIR/trove.cfg"
         cp "$R/stories/rules/"*.yaml "$DIR/rules/"
+        [ -z "$WITHHELD" ] || rm "$DIR/rules/$WITHHELD"
         cluster_up
         wait_healthy
-        cp -r "$DIR/rules" "$R/rules"
 
         # send in the file's order, 500 lines per `trovectl send`
         split -l 500 -d -a 4 "$R/stories/events.ndjson" "$R/answers/chunk."
+        n_chunks=$(ls "$R"/answers/chunk.* | wc -l)
+        applied_at=0
         for c in "$R"/answers/chunk.*; do
             k=${c##*.}
+            if [ -n "$WITHHELD" ] && [ "$((10#$k))" -eq $((n_chunks / 2)) ]; then
+                "$TROVECTL" rules apply --dir "$DIR" "$R/stories/rules/$WITHHELD" > "$R/apply.txt" ||
+                    fail "rules apply $WITHHELD failed: $(cat "$R/apply.txt")"
+                applied_at=$((10#$k * 500))
+            fi
             "$TROVECTL" send --dir "$DIR" --json "$c" > "$R/answers/ans.$((10#$k))" 2> "$R/answers/sum.$((10#$k))" ||
                 fail "trovectl send $c failed: $(tail -c 400 "$R/answers/sum.$((10#$k))")"
         done
+        cp -r "$DIR/rules" "$R/rules"
         history "$R/stories/events.ndjson" "$R/answers" > "$R/history.txt"
         read -r acc dup rej other < <(awk '{n[$5]++} END {print n["accepted"]+0, n["duplicate"]+0, n["rejected"]+0, NR-n["accepted"]-n["duplicate"]-n["rejected"]}' "$R/history.txt")
         t_send=$((SECONDS - t0))
@@ -137,7 +159,7 @@ for seed in $SEEDS; do
         dup_want=$(jq -r '"\(.source)\t\(.id)"' "$R/stories/events.ndjson" | sort | uniq -d -c | awk '{n += $1 - 1} END {print n + 0}')
 
         "$PY" "$ORACLE/model.py" --rules "$R/rules" --events "$R/stories/events.ndjson" --accepted "$R/history.txt" --out "$R/expected.json"
-        "$PY" "$ORACLE/promise.py" --promise "$PROMISE" --rules "$R/rules" --events "$R/stories/events.ndjson" --accepted "$R/history.txt" \
+        "$PY" "$ORACLE/promise.py" --promise "$PROMISE" ${WITHHELD:+--withheld "$WITHHELD" --withheld-until "$applied_at"} --rules "$R/rules" --events "$R/stories/events.ndjson" --accepted "$R/history.txt" \
             --out "$R/promised.txt" --why "$R/not-promised.txt" 2>/dev/null
         n_prom=$(wc -l < "$R/promised.txt")
 
