@@ -706,12 +706,24 @@ s_http_start (s_ingestor_t *self, const char *inproc, char **err)
         trove_log ('W', "http on %s, but no source has keys: every request will be answered 401", address);
     snprintf (path, sizeof path, "ingestor/%s/http_threads", self->name);
     long threads = atol (trove_cfg_get (self->cfg, path, "16"));
+    trove_http_limits_t limits;
+    if (trove_http_limits_read (self->cfg, &limits, err))
+        return -1;
+    //  Keys from before scopes keep what they could do (docs/security.md).
+    size_t unscoped = trove_sources_unscoped (self->sources);
+    if (unscoped)
+        trove_log ('W', "%zu source keys have no scopes: each may write events and read users and boards; "
+                   "give each key only what it needs (keys = \"HASH=events:write\", docs/security.md)",
+                   unscoped);
     self->ingest = trove_ingest_new (self->cfg, self->sources, inproc, NULL, NULL, self->m.registry, err);
     if (!self->ingest)
         return -1;
     self->api = trove_api_new (self->cfg, self->sources);
     self->http = trove_http_new (trove_ingest_max_body (self->ingest));
-    if (!self->api || !self->http
+    //  The key before the route: no path or method is told to a stranger.
+    if (!self->api || !self->http || trove_http_set_limits (self->http, &limits)
+        || trove_http_set_auth (self->http, trove_ingest_auth, self->ingest)
+        || (self->m.registry && trove_http_set_metrics (self->http, self->m.registry))
         || trove_http_route (self->http, "POST", "/v1/events", trove_ingest_handle, self->ingest)
         || trove_api_routes (self->api, self->http)) {
         *err = strdup ("out of memory");
@@ -719,7 +731,9 @@ s_http_start (s_ingestor_t *self, const char *inproc, char **err)
     }
     if (trove_http_start (self->http, address, threads > 0 && threads <= 64 ? (unsigned) threads : 0, err))
         return -1;
-    trove_log ('I', "http ingest and queries on %s (%ld threads)", address, threads);
+    trove_log ('I', "http ingest and queries on %s (%ld threads; at most %zu connections, %zu per client, "
+               "head within %u s)",
+               address, threads, limits.max_connections, limits.max_per_client, limits.header_timeout_s);
     return 0;
 }
 

@@ -4,6 +4,7 @@
 #include "trove_client.h"
 #include "trove_hash.h"
 #include "trove_json.h"
+#include "trove_ratelimit.h"
 #include "trove_router.h"
 #include "trove_util.h"
 
@@ -30,6 +31,7 @@ struct _trove_api_t {
     const trove_sources_t *sources;  //  swapped under sources_mutex
     pthread_mutex_t sources_mutex;   //  guards the pointer only (held for a load)
     pthread_key_t routers;           //  each server thread's router
+    trove_ratelimit_t *reads;        //  one bucket per source (read_rate, read_burst)
 };
 
 static void
@@ -56,6 +58,11 @@ trove_api_new (const trove_cfg_t *cfg, const trove_sources_t *sources)
         free (self);
         return NULL;
     }
+    self->reads = trove_ratelimit_new (64);
+    if (!self->reads) {
+        trove_api_destroy (&self);
+        return NULL;
+    }
     return self;
 }
 
@@ -70,6 +77,7 @@ trove_api_destroy (trove_api_t **self_p)
         pthread_setspecific (self->routers, NULL);
         pthread_key_delete (self->routers);
         pthread_mutex_destroy (&self->sources_mutex);
+        trove_ratelimit_destroy (&self->reads);
         free (self);
         *self_p = NULL;
     }
@@ -165,22 +173,89 @@ s_failed (trove_http_response_t *resp, const Trove__QueryReply *reply, char *err
 //  ---------------------------------------------------------------------------
 //  Requests
 
-//  The key names a source (of the sources now in force)? Answers 401 if not.
-static bool
-s_authorized (trove_api_t *self, const trove_http_request_t *req, trove_http_response_t *resp)
+//  Who asks, and may they? The key names a source (of the sources now in
+//  force: 401 if not), has the scope (403 if not), and its source has a
+//  read token (429 if not). Returns the key, or NULL after answering.
+static const trove_source_key_t *
+s_authorized (trove_api_t *self, const trove_http_request_t *req, trove_http_response_t *resp, unsigned scope)
 {
-    size_t len = 0;
-    const char *key = trove_http_bearer (req, &len);
     //  One set for the request; the main thread never waits behind a check.
     pthread_mutex_lock (&self->sources_mutex);
     const trove_sources_t *sources = self->sources;
     pthread_mutex_unlock (&self->sources_mutex);
-    if (key && trove_sources_auth (sources, key, len) >= 0)
-        return true;
-    trove_http_reply_error (resp, 401, "unauthorized",
-                            key ? "the key matches no source" : "missing header Authorization: Bearer KEY");
-    trove_http_reply_header (resp, "WWW-Authenticate", "Bearer realm=\"trove\"");
-    return false;
+    const trove_source_key_t *who = req->principal;
+    if (!who) {
+        size_t len = 0;
+        const char *key = trove_http_bearer (req, &len);
+        who = key ? trove_sources_key (sources, key, len) : NULL;
+        if (!who) {
+            trove_http_reply_error (resp, 401, "unauthorized",
+                                    key ? "the key matches no source" : "missing header Authorization: Bearer KEY");
+            trove_http_reply_header (resp, "WWW-Authenticate", "Bearer realm=\"trove\"");
+            return NULL;
+        }
+    }
+    if (!trove_source_key_can (who, scope)) {
+        s_error (resp, 403, "forbidden", "this key lacks the scope %s", trove_source_scope_name (scope));
+        return NULL;
+    }
+    const trove_source_policy_t *policy = trove_sources_policy (sources, (size_t) who->source);
+    //  Reads have their own bucket per source, apart from its events'.
+    trove_ratelimit_ask_t ask = {policy->name, strlen (policy->name), 1, policy->read_rate, policy->read_burst};
+    long wait_s = 0;
+    size_t which = 0;
+    int rc = trove_ratelimit_take (self->reads, &ask, 1, trove_mono_us (), &wait_s, &which);
+    if (rc) {
+        char after [24];
+        snprintf (after, sizeof after, "%ld", wait_s > 0 ? wait_s : 1);
+        json_t *root = json_pack ("{s:s, s:s, s:s, s:I}", "error", "rate_limited", "scope", "read", "detail",
+                                  "too many reads for this source; retry after Retry-After seconds",
+                                  "retry_after_s", (json_int_t) (wait_s > 0 ? wait_s : 1));
+        char *text = root ? json_dumps (root, JSON_COMPACT) : NULL;
+        json_decref (root);
+        trove_http_reply (resp, 429, text);
+        trove_http_reply_code (resp, "rate_limited");
+        trove_http_reply_header (resp, "Retry-After", after);
+        return NULL;
+    }
+    return who;
+}
+
+//  Another source's event as a key of this source sees it: its id and attrs
+//  hidden (docs/security.md, "Key scopes"). event is a JSON object with
+//  "source" and "id" (a coin's event reference, or a whole event).
+static void
+s_hide_event (json_t *event, const char *source)
+{
+    const char *from = json_string_value (json_object_get (event, "source"));
+    if (!json_is_object (event) || (from && strcmp (from, source) == 0))
+        return;
+    json_object_set_new (event, "id", json_null ());
+    json_object_del (event, "attrs");
+}
+
+//  Hide other sources' event details in a coin object (its "events").
+static void
+s_hide_coin (json_t *coin, const char *source)
+{
+    json_t *events = json_object_get (coin, "events");
+    size_t i;
+    json_t *e;
+    json_array_foreach (events, i, e)
+        s_hide_event (e, source);
+}
+
+//  The name of the source a key reads for, or NULL when it sees everything
+//  (admin).
+static const char *
+s_reader_source (trove_api_t *self, const trove_source_key_t *who)
+{
+    if (who->scopes & TROVE_SCOPE_ADMIN)
+        return NULL;
+    pthread_mutex_lock (&self->sources_mutex);
+    const trove_sources_t *sources = self->sources;
+    pthread_mutex_unlock (&self->sources_mutex);
+    return trove_sources_policy (sources, (size_t) who->source)->name;
 }
 
 typedef struct {
@@ -323,7 +398,8 @@ static void
 s_users (void *arg, const trove_http_request_t *req, trove_http_response_t *resp)
 {
     trove_api_t *self = arg;
-    if (!s_authorized (self, req, resp))
+    const trove_source_key_t *who = s_authorized (self, req, resp, TROVE_SCOPE_USERS_READ);
+    if (!who)
         return;
     static const char *want = "/v1/users/{user}/balance|coins|progress";
     s_path_t path;
@@ -356,8 +432,16 @@ s_users (void *arg, const trove_http_request_t *req, trove_http_response_t *resp
     char *err = NULL;
     Trove__QueryReply *reply = trove_router_user (router, &q, &err);
     if (!s_failed (resp, reply, err)) {
-        if (coins)
-            s_json (resp, trove_json_coins (user, reply));
+        if (coins) {
+            json_t *root = trove_json_coins (user, reply);
+            const char *source = s_reader_source (self, who);
+            size_t i;
+            json_t *coin;
+            json_array_foreach (json_object_get (root, "coins"), i, coin)
+                if (source)
+                    s_hide_coin (coin, source);
+            s_json (resp, root);
+        }
         else if (strcmp (what, "balance") == 0)
             s_json (resp, trove_json_balance (user, reply));
         else
@@ -371,7 +455,8 @@ static void
 s_coins (void *arg, const trove_http_request_t *req, trove_http_response_t *resp)
 {
     trove_api_t *self = arg;
-    if (!s_authorized (self, req, resp))
+    const trove_source_key_t *who = s_authorized (self, req, resp, TROVE_SCOPE_USERS_READ);
+    if (!who)
         return;
     s_path_t path;
     if (!s_split (req, resp, &path, "/v1/coins/{id}"))
@@ -392,8 +477,18 @@ s_coins (void *arg, const trove_http_request_t *req, trove_http_response_t *resp
         return;
     char *err = NULL;
     Trove__QueryReply *reply = trove_router_coin (router, id, &err);
-    if (!s_failed (resp, reply, err))
-        s_json (resp, trove_json_coin_provenance (reply));
+    if (!s_failed (resp, reply, err)) {
+        json_t *root = trove_json_coin_provenance (reply);
+        const char *source = s_reader_source (self, who);
+        if (source) {
+            s_hide_coin (json_object_get (root, "coin"), source);
+            size_t i;
+            json_t *event;
+            json_array_foreach (json_object_get (root, "events"), i, event)
+                s_hide_event (event, source);
+        }
+        s_json (resp, root);
+    }
     trove_client_reply_free (&reply);
 }
 
@@ -402,7 +497,7 @@ static void
 s_boards (void *arg, const trove_http_request_t *req, trove_http_response_t *resp)
 {
     trove_api_t *self = arg;
-    if (!s_authorized (self, req, resp))
+    if (!s_authorized (self, req, resp, TROVE_SCOPE_BOARDS_READ))
         return;
     static const char *want = "/v1/leaderboards/{hunt}[/around/{user}|/periods]";
     s_path_t path;

@@ -10,7 +10,16 @@
       GET /v1/leaderboards/{hunt}/periods?limit=N
     Path segments are percent-decoded one by one (a user "a/b" is
     /v1/users/a%2Fb/balance). Every request needs "Authorization: Bearer
-    KEY" with a key of a declared source (401 otherwise, checked first).
+    KEY" with a key of a declared source (401 otherwise, checked first:
+    the server's hook, trove_ingest_auth, or here when none ran), with the
+    scope of the route (403 forbidden otherwise): users:read for
+    /v1/users/... and /v1/coins/..., boards:read for /v1/leaderboards/...;
+    then a read token of the key's source (sources/S/read_rate, read_burst;
+    429 rate_limited with scope "read" and Retry-After otherwise). A key
+    without admin sees only its own source's events in detail: in a coin's
+    "events" and in a coin's provenance, another source's event keeps its
+    "source" (and, in provenance, "user", "type", "ts") but its "id" is
+    null and its "attrs" are left out.
     Answers: 200 with the JSON of trove_json (what `trovectl ... --json`
     prints); 400 a malformed request (bad_path, bad_user, bad_hunt,
     bad_coin_id, bad_period, bad_param: an unknown or repeated parameter, a

@@ -19,9 +19,20 @@
 #define S_DEADLINE_US 10000000  //  how long RETRY answers are resubmitted
 #define S_POOL_MAX 64           //  idle DEALERs kept
 #define S_USER_SLOTS 65536      //  rate-limit buckets (source and user)
+#define S_IDEM_SLOTS 16384      //  Idempotency-Keys remembered (with their body's hash)
+#define S_IDEM_PROBE 8          //  slots looked at per key
+#define S_IDEM_TTL_US (24LL * 3600 * 1000000)
+#define S_IDEM_MAX 200          //  bytes of an Idempotency-Key
+
+//  One Idempotency-Key seen: a keyed hash of (source, key) and of the body.
+typedef struct {
+    uint8_t key [16];
+    uint8_t body [16];
+    int64_t at_us;  //  0: free
+} s_idem_t;
 
 //  Request counters by answer code (bounded label set).
-static const unsigned s_codes [] = {200, 400, 401, 413, 429, 503};
+static const unsigned s_codes [] = {200, 400, 401, 403, 413, 422, 429, 503};
 #define S_NCODES (sizeof s_codes / sizeof s_codes [0])
 
 struct _trove_ingest_t {
@@ -39,6 +50,9 @@ struct _trove_ingest_t {
     zsock_t *pool [S_POOL_MAX];  //  idle DEALERs to endpoint
     size_t npool;
     trove_counter_t *requests [S_NCODES + 1];  //  by code, last: other
+    pthread_mutex_t idem_mutex;  //  guards idem
+    s_idem_t *idem;              //  S_IDEM_SLOTS
+    uint8_t idem_secret [32];    //  keys the slot hash: no aimed collisions
 };
 
 static int
@@ -114,13 +128,17 @@ trove_ingest_new (const trove_cfg_t *cfg, const trove_sources_t *sources, const 
     atomic_init (&self->stopping, false);
     pthread_mutex_init (&self->pool_mutex, NULL);
     pthread_mutex_init (&self->sources_mutex, NULL);
+    pthread_mutex_init (&self->idem_mutex, NULL);
     if (trove_ingest_limits (cfg, &self->limits, err_p)) {
         trove_ingest_destroy (&self);
         return NULL;
     }
     self->ratelimit = trove_ratelimit_new (S_USER_SLOTS);
     self->endpoint = endpoint ? strdup (endpoint) : NULL;
-    if (!self->ratelimit || (endpoint && !self->endpoint)) {
+    self->idem = calloc (S_IDEM_SLOTS, sizeof *self->idem);
+    if (sodium_init () >= 0)
+        randombytes_buf (self->idem_secret, sizeof self->idem_secret);
+    if (!self->ratelimit || (endpoint && !self->endpoint) || !self->idem) {
         if (err_p)
             *err_p = strdup ("out of memory");
         trove_ingest_destroy (&self);
@@ -167,6 +185,8 @@ trove_ingest_destroy (trove_ingest_t **self_p)
             zsock_destroy (&self->pool [i]);
         pthread_mutex_destroy (&self->pool_mutex);
         pthread_mutex_destroy (&self->sources_mutex);
+        pthread_mutex_destroy (&self->idem_mutex);
+        free (self->idem);
         trove_ratelimit_destroy (&self->ratelimit);
         free (self->endpoint);
         free (self);
@@ -492,25 +512,130 @@ s_refuse (trove_ingest_t *self, trove_http_response_t *resp, unsigned status, co
     s_count (self, status);
 }
 
-//  The req_id of a submission: from the client's Idempotency-Key (so its
-//  resend of the same events is answered `accepted`), else random.
+static void
+s_unauthorized (trove_http_response_t *resp, bool had_key)
+{
+    trove_http_reply_error (resp, 401, "unauthorized",
+                            had_key ? "the key matches no source" : "missing header Authorization: Bearer KEY");
+    trove_http_reply_header (resp, "WWW-Authenticate", "Bearer realm=\"trove\"");
+}
+
+static const trove_sources_t *
+s_sources (trove_ingest_t *self)
+{
+    //  One set for the whole request; the main thread never waits behind a check.
+    pthread_mutex_lock (&self->sources_mutex);
+    const trove_sources_t *sources = self->sources;
+    pthread_mutex_unlock (&self->sources_mutex);
+    return sources;
+}
+
+const void *
+trove_ingest_auth (void *arg, const trove_http_request_t *req, trove_http_response_t *resp)
+{
+    trove_ingest_t *self = arg;
+    assert (self);
+    size_t keylen = 0;
+    const char *key = trove_http_bearer (req, &keylen);
+    const trove_source_key_t *who = key ? trove_sources_key (s_sources (self), key, keylen) : NULL;
+    if (!who) {
+        s_unauthorized (resp, key != NULL);
+        //  trove_ingestor_http_requests_total keeps counting the ingest
+        //  path's 401s (every path's are in ..._refused_total).
+        if (req->path && strcmp (req->path, "/v1/events") == 0)
+            s_count (self, 401);
+    }
+    return who;
+}
+
+//  The body's hash, for the req_id and the Idempotency-Key check.
+static void
+s_body_hash (const trove_http_request_t *req, uint8_t out [16])
+{
+    crypto_generichash (out, 16, (const unsigned char *) req->body, req->body_size, NULL, 0);
+}
+
+//  The req_id of a submission: from the client's Idempotency-Key and the
+//  body (so a resend of the same body is answered `accepted`, and another
+//  body under the same key is never taken for a resend), else random.
 static uint64_t
-s_req_id (const char *source, const char *idem)
+s_req_id (const char *source, const char *idem, const uint8_t body [16])
 {
     uint64_t id = 0;
     if (idem && *idem) {
         crypto_generichash_state st;
         uint8_t hash [16];
         crypto_generichash_init (&st, NULL, 0, sizeof hash);
-        crypto_generichash_update (&st, (const unsigned char *) "trove-http-v1", 14);
+        crypto_generichash_update (&st, (const unsigned char *) "trove-http-v2", 14);
         crypto_generichash_update (&st, (const unsigned char *) source, strlen (source) + 1);
-        crypto_generichash_update (&st, (const unsigned char *) idem, strlen (idem));
+        crypto_generichash_update (&st, (const unsigned char *) idem, strlen (idem) + 1);
+        crypto_generichash_update (&st, body, 16);
         crypto_generichash_final (&st, hash, sizeof hash);
         memcpy (&id, hash, sizeof id);
     }
     else
         randombytes_buf (&id, sizeof id);
     return id ? id : 1;
+}
+
+//  An Idempotency-Key is 1..200 bytes of visible ASCII.
+static bool
+s_idem_valid (const char *idem)
+{
+    size_t len = strlen (idem);
+    if (len == 0 || len > S_IDEM_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (idem [i] <= ' ' || idem [i] > '~')
+            return false;
+    return true;
+}
+
+//  Was (source, idem) seen with another body? When remember is set, note
+//  this body for it (the request is going to be submitted).
+static bool
+s_idem_mismatch (trove_ingest_t *self, const char *source, const char *idem, const uint8_t body [16],
+                 bool remember)
+{
+    uint8_t key [16];
+    crypto_generichash_state st;
+    crypto_generichash_init (&st, self->idem_secret, sizeof self->idem_secret, sizeof key);
+    crypto_generichash_update (&st, (const unsigned char *) source, strlen (source) + 1);
+    crypto_generichash_update (&st, (const unsigned char *) idem, strlen (idem));
+    crypto_generichash_final (&st, key, sizeof key);
+    uint64_t h;
+    memcpy (&h, key, sizeof h);
+    int64_t now = trove_mono_us ();
+    bool mismatch = false;
+    pthread_mutex_lock (&self->idem_mutex);
+    s_idem_t *slot = NULL, *free_slot = NULL, *oldest = NULL;
+    for (size_t k = 0; k < S_IDEM_PROBE; k++) {
+        s_idem_t *e = &self->idem [(h + k) % S_IDEM_SLOTS];
+        bool live = e->at_us && now - e->at_us < S_IDEM_TTL_US;
+        if (live && memcmp (e->key, key, sizeof key) == 0) {
+            slot = e;
+            break;
+        }
+        if (!live) {
+            if (!free_slot)
+                free_slot = e;
+        }
+        else if (!oldest || e->at_us < oldest->at_us)
+            oldest = e;
+    }
+    if (slot)
+        mismatch = memcmp (slot->body, body, 16) != 0;
+    else if (remember) {
+        //  A free slot of the window, else its oldest: memory stays bounded,
+        //  and a key forgotten this way is still bound by its req_id.
+        slot = free_slot ? free_slot : oldest;
+        memcpy (slot->key, key, sizeof key);
+        memcpy (slot->body, body, 16);
+    }
+    if (slot && remember && !mismatch)
+        slot->at_us = now;
+    pthread_mutex_unlock (&self->idem_mutex);
+    return mismatch;
 }
 
 static json_t *
@@ -547,21 +672,39 @@ trove_ingest_handle (void *arg, const trove_http_request_t *req, trove_http_resp
         trove_http_reply_header (resp, "Retry-After", "1");
         return;
     }
-    //  Authenticate before looking at the body. The key is never logged,
-    //  echoed or kept.
-    pthread_mutex_lock (&self->sources_mutex);
-    const trove_sources_t *sources = self->sources;  //  one set for the whole request
-    pthread_mutex_unlock (&self->sources_mutex);
-    size_t keylen = 0;
-    const char *key = trove_http_bearer (req, &keylen);
-    int source = key ? trove_sources_auth (sources, key, keylen) : -1;
-    if (source < 0) {
-        s_refuse (self, resp, 401, "unauthorized",
-                  key ? "the key matches no source" : "missing header Authorization: Bearer KEY");
-        trove_http_reply_header (resp, "WWW-Authenticate", "Bearer realm=\"trove\"");
+    //  1. Who: the server's authentication hook ran before routing; without
+    //  one (tests, fuzzing) the key is checked here. Never logged, echoed
+    //  or kept.
+    const trove_sources_t *sources = s_sources (self);
+    const trove_source_key_t *who = req->principal;
+    if (!who) {
+        size_t keylen = 0;
+        const char *key = trove_http_bearer (req, &keylen);
+        who = key ? trove_sources_key (sources, key, keylen) : NULL;
+        if (!who) {
+            s_unauthorized (resp, key != NULL);
+            s_count (self, 401);
+            return;
+        }
+    }
+    if (!trove_source_key_can (who, TROVE_SCOPE_EVENTS_WRITE)) {
+        s_refuse (self, resp, 403, "forbidden", "this key may not send events (it lacks the scope events:write)");
         return;
     }
-    const trove_source_policy_t *policy = trove_sources_policy (sources, (size_t) source);
+    const trove_source_policy_t *policy = trove_sources_policy (sources, (size_t) who->source);
+    //  2. What: the request, then every event.
+    const char *idem = trove_http_header (req, "Idempotency-Key");
+    if (idem && !s_idem_valid (idem)) {
+        s_refuse (self, resp, 400, "bad_idempotency_key", "Idempotency-Key: 1 to 200 visible ASCII characters");
+        return;
+    }
+    uint8_t body_hash [16];
+    s_body_hash (req, body_hash);
+    if (idem && s_idem_mismatch (self, policy->name, idem, body_hash, false)) {
+        s_refuse (self, resp, 422, "idempotency_mismatch",
+                  "this Idempotency-Key was used with another body; a resend must be byte for byte the same");
+        return;
+    }
     const char *err = NULL;
     char *detail = NULL;
     int status = trove_ingest_parse (req->body, req->body_size, &self->limits, &items, &n, &err, &detail);
@@ -570,7 +713,11 @@ trove_ingest_handle (void *arg, const trove_http_request_t *req, trove_http_resp
         free (detail);
         return;
     }
-    //  A source speaks for itself only; an event without `source` is the key's.
+    //  A source speaks for itself only; an event without `source` is the
+    //  key's. Then the checks the ingestor makes on every path (fields,
+    //  the ts window, the source's types and backdating window), so that
+    //  what will be rejected costs no user any token.
+    int64_t now_ms = trove_now_ms ();
     size_t nsubmit = 0;
     for (size_t i = 0; i < n; i++) {
         Trove__Event *ev = items [i].event;
@@ -590,10 +737,20 @@ trove_ingest_handle (void *arg, const trove_http_request_t *req, trove_http_resp
                 "the key is source '%s'; it may not send events of another source", policy->name);
             continue;
         }
+        char why [256];
+        const char *reason = trove_event_check (ev, self->cfg, now_ms, why, sizeof why);
+        if (!reason)
+            reason = trove_sources_check (sources, who->source, ev, now_ms, why, sizeof why);
+        if (reason) {
+            items [i].reason = reason;
+            items [i].detail = strdup (why);
+            continue;
+        }
         nsubmit++;
     }
-    //  Rate limits: the source pays for every event of the request, each
-    //  user for its own; all or nothing.
+    //  3. How much: the source pays for every event of the request (its own
+    //  key's garbage throttles only itself), each user only for its events
+    //  that can be accepted; all or nothing.
     users = zhashx_new ();
     asks = calloc (n + 1, sizeof *asks);
     //  The source's bucket key starts with a NUL, which no user id holds
@@ -642,6 +799,7 @@ trove_ingest_handle (void *arg, const trove_http_request_t *req, trove_http_resp
             char *text = root ? json_dumps (root, JSON_COMPACT) : NULL;
             json_decref (root);
             trove_http_reply (resp, 429, text);
+            trove_http_reply_code (resp, "rate_limited");
             s_count (self, 429);
             char after [24];
             snprintf (after, sizeof after, "%ld", wait_s);
@@ -656,7 +814,7 @@ trove_ingest_handle (void *arg, const trove_http_request_t *req, trove_http_resp
         free (why);
         goto done;
     }
-    //  Submit what is left, in order.
+    //  4. Submit what is left, in order.
     submit = calloc (nsubmit ? nsubmit : 1, sizeof *submit);
     submit_index = calloc (nsubmit ? nsubmit : 1, sizeof *submit_index);
     results = calloc (nsubmit ? nsubmit : 1, sizeof *results);
@@ -668,8 +826,14 @@ trove_ingest_handle (void *arg, const trove_http_request_t *req, trove_http_resp
             submit_index [k] = i;
             submit [k++] = items [i].event;
         }
+    if (idem && s_idem_mismatch (self, policy->name, idem, body_hash, true)) {
+        //  A concurrent request with the same key and another body got in first.
+        s_refuse (self, resp, 422, "idempotency_mismatch",
+                  "this Idempotency-Key was used with another body; a resend must be byte for byte the same");
+        goto done;
+    }
     if (nsubmit) {
-        uint64_t req_id = s_req_id (policy->name, trove_http_header (req, "Idempotency-Key"));
+        uint64_t req_id = s_req_id (policy->name, idem, body_hash);
         if (self->endpoint)
             s_inproc_submit (self, req_id, submit, nsubmit, results);
         else

@@ -3,29 +3,43 @@
 
     One request carries a JSON array of events or NDJSON (one event per
     line), authenticated by `Authorization: Bearer KEY` (trove_source). In
-    order, a request is refused whole, with nothing submitted, when:
+    order (authentication, validation, then rate tokens), a request is
+    refused whole, with nothing submitted, when:
+      401 the key is missing or matches no source (trove_ingest_auth, the
+          HTTP server's hook, before routing);
       413 the body is over limits/max_body (the HTTP server, before this
           handler: give it trove_ingest_max_body);
-      401 the key is missing or matches no source;
+      403 the key lacks the scope events:write;
+      400 a bad Idempotency-Key (bad_idempotency_key);
+      422 the Idempotency-Key was used with another body (idempotency_mismatch);
       400 the body is neither a JSON array of objects nor NDJSON, or empty;
       413 it holds more than limits/max_batch events, an event is over
           limits/max_event bytes, or the request needs more tokens than a
           rate-limit bucket can ever hold;
       429 the source's or a user's rate limit has not enough tokens now
-          (`Retry-After` says when it will).
-    Otherwise every event gets a result, in order: events that do not parse
-    or name another source than the key's are rejected here (`bad_json`,
-    `source_mismatch`, ...); the others are submitted through the same path
-    as ZeroMQ producers (the ingestor's own ROUTER over inproc), so
-    `accepted` means the owning scorer committed it. Answer 200:
+          (`Retry-After` says when it will). The source pays a token for
+          every event of the request, a user only for its events that pass
+          the checks below: rejected events cost no user anything.
+    Otherwise every event gets a result, in order: events that do not parse,
+    name another source than the key's, or fail the checks every producer's
+    events get (trove_event_check: fields, ts window; trove_sources_check:
+    allowed types, backdating window) are rejected here (`bad_json`,
+    `source_mismatch`, `type_not_allowed`, `bad_ts`, ...); the others are
+    submitted through the same path as ZeroMQ producers (the ingestor's own
+    ROUTER over inproc), so `accepted` means the owning scorer committed
+    it. Answer 200:
       {"results":[{"index":0,"id":"e-1","status":"accepted"},
                   {"index":1,"id":"e-2","status":"rejected","reason":"type_not_allowed","detail":"..."}],
        "accepted":1,"duplicate":0,"rejected":1,"retry":0}
     RETRY answers from the cluster are resubmitted (same req_id) for up to
     10 s; what is still `retry` then is answered so, with `Retry-After: 1`.
-    An `Idempotency-Key` header makes the req_id a hash of (source, key), so
-    a client that lost an answer and resends the same events with the same
-    key is told `accepted` rather than `duplicate`.
+    An `Idempotency-Key` header makes the req_id a hash of (source, key,
+    body), so a client that lost an answer and resends the same body with
+    the same key is told `accepted` rather than `duplicate`; the ingestor
+    remembers the body's hash of the last 16,384 keys for 24 h and answers
+    a reuse with another body 422 `idempotency_mismatch` (past that memory,
+    or on another ingestor, such a reuse gets a req_id of its own: its
+    events are answered on their merits, never a false `accepted`).
 
     Thread-safe: the handler runs in the HTTP server's threads. Caveats: the
     rate limits are per ingestor and in memory (trove_ratelimit). A handler
@@ -95,8 +109,15 @@ void trove_ingest_stop (trove_ingest_t *self);
 //  Destroy (after the HTTP server stopped); safe on NULL.
 void trove_ingest_destroy (trove_ingest_t **self_p);
 
-//  The POST /v1/events handler (arg: the trove_ingest_t).
+//  The POST /v1/events handler (arg: the trove_ingest_t). Uses
+//  req->principal when the server authenticated (trove_ingest_auth), else
+//  checks the key itself.
 void trove_ingest_handle (void *arg, const trove_http_request_t *req, trove_http_response_t *resp);
+
+//  The HTTP server's authentication hook (trove_http_set_auth, arg: the
+//  trove_ingest_t): the key's trove_source_key_t from the sources now in
+//  force, or NULL after a 401. Keys of every route (events and queries).
+const void *trove_ingest_auth (void *arg, const trove_http_request_t *req, trove_http_response_t *resp);
 
 //  The body limit to give trove_http_new.
 size_t trove_ingest_max_body (const trove_ingest_t *self);

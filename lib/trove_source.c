@@ -13,10 +13,20 @@
 
 typedef struct {
     trove_source_policy_t policy;
-    uint8_t keys [S_MAX_KEYS][32];  //  BLAKE2b-256 of each key
-    char **types;                   //  allowed types, NULL: any
+    uint8_t keys [S_MAX_KEYS][32];           //  BLAKE2b-256 of each key
+    trove_source_key_t key_info [S_MAX_KEYS];  //  who each key is
+    char **types;                            //  allowed types, NULL: any
     size_t ntypes;
 } s_source_t;
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} s_scopes [] = {{"events:write", TROVE_SCOPE_EVENTS_WRITE},
+                 {"users:read", TROVE_SCOPE_USERS_READ},
+                 {"boards:read", TROVE_SCOPE_BOARDS_READ},
+                 {"admin", TROVE_SCOPE_ADMIN}};
+#define S_NSCOPES (sizeof s_scopes / sizeof s_scopes [0])
 
 struct _trove_sources_t {
     s_source_t *sources;  //  in the config's order
@@ -81,8 +91,33 @@ s_number (const trove_cfg_t *cfg, const char *path, double def, double min, doub
     return 0;
 }
 
+//  "events:write+users:read" (len bytes) into *scopes. Returns 0 or -1.
 static int
-s_parse_keys (s_source_t *src, const char *text, const char *path, char **err)
+s_parse_scopes (const char *p, size_t len, unsigned *scopes)
+{
+    *scopes = 0;
+    while (len) {
+        size_t n = 0;
+        while (n < len && p [n] != '+')
+            n++;
+        size_t s = 0;
+        while (s < S_NSCOPES && (strlen (s_scopes [s].name) != n || strncmp (s_scopes [s].name, p, n) != 0))
+            s++;
+        if (s == S_NSCOPES)
+            return -1;
+        *scopes |= s_scopes [s].bit;
+        p += n, len -= n;
+        if (len) {
+            p++, len--;  //  the '+'
+            if (!len)
+                return -1;
+        }
+    }
+    return *scopes ? 0 : -1;
+}
+
+static int
+s_parse_keys (s_source_t *src, int index, const char *text, const char *path, char **err)
 {
     const char *p = text;
     while (*p) {
@@ -91,9 +126,18 @@ s_parse_keys (s_source_t *src, const char *text, const char *path, char **err)
         if (!*p)
             break;
         size_t len = strcspn (p, " ,");
+        size_t hash_len = strcspn (p, " ,=");
         uint8_t bin [32];
         size_t got = 0;
-        if (len != 8 + 64 || strncmp (p, "blake2b:", 8) != 0
+        unsigned scopes = TROVE_SCOPE_UNSCOPED;
+        bool scoped = hash_len < len;
+        if (scoped && s_parse_scopes (p + hash_len + 1, len - hash_len - 1, &scopes)) {
+            *err = trove_strdupf ("%s: after a key's hash, '=' and scopes joined by '+': events:write, "
+                                  "users:read, boards:read, admin",
+                                  path);
+            return -1;
+        }
+        if (hash_len != 8 + 64 || strncmp (p, "blake2b:", 8) != 0
             || sodium_hex2bin (bin, sizeof bin, p + 8, 64, NULL, &got, NULL) || got != 32) {
             //  Never echo the value: it might be a key pasted by mistake.
             *err = trove_strdupf ("%s: each key must be 'blake2b:' and 64 hex digits, the hash of the key "
@@ -105,6 +149,7 @@ s_parse_keys (s_source_t *src, const char *text, const char *path, char **err)
             *err = trove_strdupf ("%s: more than %d keys", path, S_MAX_KEYS);
             return -1;
         }
+        src->key_info [src->policy.nkeys] = (trove_source_key_t){index, scopes, scoped};
         memcpy (src->keys [src->policy.nkeys++], bin, 32);
         p += len;
     }
@@ -158,9 +203,11 @@ trove_sources_new (const trove_cfg_t *cfg, char **err_p)
         goto fail;
     }
     const trove_limits_t *lim = trove_cfg_limits (cfg);
-    double rate, burst;
+    double rate, burst, read_rate, read_burst;
     if (s_number (cfg, "limits/source_rate", 1000, 0, 1e9, &rate, &err)
-        || s_number (cfg, "limits/source_burst", 2000, 1, 1e9, &burst, &err))
+        || s_number (cfg, "limits/source_burst", 2000, 1, 1e9, &burst, &err)
+        || s_number (cfg, "limits/read_rate", 50, 0, 1e9, &read_rate, &err)
+        || s_number (cfg, "limits/read_burst", 100, 1, 1e9, &read_burst, &err))
         goto fail;
     for (size_t i = 0; i < n; i++) {
         s_source_t *src = &self->sources [i];
@@ -176,7 +223,7 @@ trove_sources_new (const trove_cfg_t *cfg, char **err_p)
         char path [200];
         snprintf (path, sizeof path, "sources/%s/keys", name);
         const char *keys = trove_cfg_get (cfg, path, NULL);
-        if (keys && s_parse_keys (src, keys, path, &err))
+        if (keys && s_parse_keys (src, (int) i, keys, path, &err))
             goto fail;
         snprintf (path, sizeof path, "sources/%s/types", name);
         const char *types = trove_cfg_get (cfg, path, NULL);
@@ -193,6 +240,12 @@ trove_sources_new (const trove_cfg_t *cfg, char **err_p)
             goto fail;
         snprintf (path, sizeof path, "sources/%s/burst", name);
         if (s_number (cfg, path, burst, 1, 1e9, &src->policy.burst, &err))
+            goto fail;
+        snprintf (path, sizeof path, "sources/%s/read_rate", name);
+        if (s_number (cfg, path, read_rate, 0, 1e9, &src->policy.read_rate, &err))
+            goto fail;
+        snprintf (path, sizeof path, "sources/%s/read_burst", name);
+        if (s_number (cfg, path, read_burst, 1, 1e9, &src->policy.read_burst, &err))
             goto fail;
     }
     return self;
@@ -224,22 +277,55 @@ trove_sources_destroy (trove_sources_t **self_p)
     }
 }
 
-int
-trove_sources_auth (const trove_sources_t *self, const char *key, size_t size)
+const trove_source_key_t *
+trove_sources_key (const trove_sources_t *self, const char *key, size_t size)
 {
     assert (self);
     if (!key || s_key_valid (key, size) || sodium_init () < 0)
-        return -1;
+        return NULL;
     uint8_t hash [32];
     crypto_generichash (hash, sizeof hash, (const unsigned char *) key, size, NULL, 0);
-    int found = -1;
+    const trove_source_key_t *found = NULL;
     //  Every key is compared, whatever matched: no early exit to time.
     for (size_t i = 0; i < self->count; i++)
         for (size_t k = 0; k < self->sources [i].policy.nkeys; k++)
-            if (sodium_memcmp (hash, self->sources [i].keys [k], sizeof hash) == 0 && found < 0)
-                found = (int) i;
+            if (sodium_memcmp (hash, self->sources [i].keys [k], sizeof hash) == 0 && !found)
+                found = &self->sources [i].key_info [k];
     sodium_memzero (hash, sizeof hash);
     return found;
+}
+
+int
+trove_sources_auth (const trove_sources_t *self, const char *key, size_t size)
+{
+    const trove_source_key_t *found = trove_sources_key (self, key, size);
+    return found ? found->source : -1;
+}
+
+bool
+trove_source_key_can (const trove_source_key_t *key, unsigned scope)
+{
+    return key && ((key->scopes & TROVE_SCOPE_ADMIN) || (key->scopes & scope) == scope);
+}
+
+const char *
+trove_source_scope_name (unsigned scope)
+{
+    for (size_t s = 0; s < S_NSCOPES; s++)
+        if (s_scopes [s].bit == scope)
+            return s_scopes [s].name;
+    return "?";
+}
+
+size_t
+trove_sources_unscoped (const trove_sources_t *self)
+{
+    assert (self);
+    size_t n = 0;
+    for (size_t i = 0; i < self->count; i++)
+        for (size_t k = 0; k < self->sources [i].policy.nkeys; k++)
+            n += !self->sources [i].key_info [k].scoped;
+    return n;
 }
 
 const char *

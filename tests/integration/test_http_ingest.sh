@@ -135,14 +135,17 @@ CODE=$(curl -s -o "$WORK/resp" -w '%{http_code}' -X POST "$URL" -H "Authorizatio
 jq -e '.error == "unauthorized"' "$WORK/resp" >/dev/null || fail "401 body: $(cat "$WORK/resp")"
 unchanged "401 answers"
 
-# 400 / 404 / 405
+# 400 / 404 / 405: routing answers only to a valid key (401 before routing).
 printf '[{"id":"x1","user":"u1"' >"$WORK/bad.json"
 post "$KEY_A" "$WORK/bad.json"; expect 400 "truncated array"
 jq -e '.error == "bad_json"' "$WORK/resp" >/dev/null || fail "400 body: $(cat "$WORK/resp")"
 printf '  \n\n' >"$WORK/empty.json"
 post "$KEY_A" "$WORK/empty.json"; expect 400 "empty body"
-CODE=$(curl -s -o /dev/null -w '%{http_code}' "$URL"); expect 405 "GET /v1/events"
-CODE=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$HTTP_PORT/v1/nope" -d x); expect 404 "unknown path"
+CODE=$(curl -s -o /dev/null -w '%{http_code}' "$URL"); expect 401 "GET /v1/events without a key"
+CODE=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $KEY_A" "$URL"); expect 405 "GET /v1/events"
+CODE=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$HTTP_PORT/v1/nope" -d x); expect 401 "unknown path without a key"
+CODE=$(curl -s -o /dev/null -w '%{http_code}' -X OPTIONS "$URL"); expect 401 "OPTIONS without a key"
+CODE=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $KEY_A" -X POST "http://127.0.0.1:$HTTP_PORT/v1/nope" -d x); expect 404 "unknown path"
 unchanged "400/404/405 answers"
 
 # 413: body over max_body (with Content-Length, then chunked), an event over
@@ -260,6 +263,9 @@ log "key rotation by SIGHUP: old key 401, new key served, no restart"
 curl -s "http://127.0.0.1:$((P + 210))/metrics" >"$WORK/metrics"
 for c in 200 400 401 413 429; do
     grep -q "^trove_ingestor_http_requests_total{code=\"$c\"} [1-9]" "$WORK/metrics" || fail "no $c in metrics"
+done
+for r in unauthorized not_found method_not_allowed body_too_large event_too_large too_many_events over_burst rate_limited; do
+    grep -q "^trove_ingestor_http_refused_total{reason=\"$r\"} [1-9]" "$WORK/metrics" || fail "no refusal $r in metrics"
 done
 grep -qF "$KEY_A" "$DIR"/logs/*.log && fail "a key was logged"
 log "http ingest: 401/400/404/405/413/429 refused with nothing written; 11 events accepted exactly"

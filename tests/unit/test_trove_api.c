@@ -4,8 +4,12 @@
     bad_hunt, bad_coin_id), the query parameters (400 bad_param: unknown,
     repeated, limit and k out of range, cursor, after; bad_period), a key
     reload (trove_api_set_sources), and 503 with Retry-After when the shards
-    do not answer (the cfg's shard is a closed port). What a cluster answers
-    is tests/integration/test_queries.sh. */
+    do not answer (the cfg's shard is a closed port). Issue 18: key scopes
+    (403 for a write-only key, each read scope to its own routes, admin to
+    all, a key without scopes as before) and the read rate limit (429 with
+    Retry-After, per source). What a cluster answers is
+    tests/integration/test_queries.sh; which event details a key sees,
+    tests/integration/test_hostile_http.sh. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +25,10 @@
 
 #define KEY_WEB "trk_web_key_0000000000000000"
 #define KEY_NEW "trk_new_key_1111111111111111"
+#define KEY_WRITE "trk_write_key_22222222222222"
+#define KEY_USERS "trk_users_key_33333333333333"
+#define KEY_BOARDS "trk_boards_key_4444444444444"
+#define KEY_ADMIN "trk_admin_key_55555555555555"
 #define COIN "0123456789abcdef0123456789abcdef"
 
 //  A one-shard cluster whose shard nobody serves (port 1 is closed), with
@@ -275,6 +283,75 @@ test_unavailable (void **state)
     assert_string_equal (header, "Retry-After: 1");
 }
 
+static void
+test_scopes (void **state)
+{
+    (void) state;
+    const char *keys [] = {KEY_WRITE, KEY_USERS, KEY_BOARDS, KEY_ADMIN, KEY_WEB};
+    const char *scopes [] = {"=events:write", "=users:read", "=boards:read", "=admin", ""};
+    char line [1024] = "";
+    for (int i = 0; i < 5; i++) {
+        char hash [TROVE_SOURCE_HASH_SIZE];
+        assert_int_equal (trove_source_key_hash (keys [i], strlen (keys [i]), hash), 0);
+        strcat (line, hash);
+        strcat (line, scopes [i]);
+        strcat (line, " ");
+    }
+    char hash_new [TROVE_SOURCE_HASH_SIZE + 16];
+    assert_int_equal (trove_source_key_hash (KEY_NEW, strlen (KEY_NEW), hash_new), 0);
+    strcat (hash_new, "=users:read");
+    char path [] = "/tmp/trove-api-XXXXXX";
+    int fd = mkstemp (path);
+    FILE *file = fdopen (fd, "w");
+    fprintf (file,
+             "sources\n    web\n        keys = \"%s\"\n        read_rate = 0.001\n        read_burst = 7\n"
+             "    load\n        keys = \"%s\"\nbroker\n    pub = \"tcp://127.0.0.1:1\"\n"
+             "    sub = \"tcp://127.0.0.1:1\"\n    control = \"tcp://127.0.0.1:1\"\nscorer\n    s0\n"
+             "        events = \"tcp://127.0.0.1:1\"\n        query = \"tcp://127.0.0.1:1\"\n"
+             "        partitions = \"0-255\"\n        data = \"/tmp/x\"\n",
+             line, hash_new);
+    fclose (file);
+    s_fixture_t fx = {0}, *f = &fx;
+    f->cfg = trove_cfg_load (path, NULL);
+    unlink (path);
+    assert_non_null (f->cfg);
+    f->sources = trove_sources_new (f->cfg, NULL);
+    assert_non_null (f->sources);
+    assert_int_equal (trove_sources_unscoped (f->sources), 1);  //  KEY_WEB
+    f->api = trove_api_new (f->cfg, f->sources);
+    f->http = trove_http_new (1024);
+    assert_int_equal (trove_api_routes (f->api, f->http), 0);
+    //  A write-only key reads nothing: 403 before the path is looked at.
+    S_EXPECT (f, "Bearer " KEY_WRITE, "/v1/users/u1/balance", NULL, 403, "forbidden");
+    S_EXPECT (f, "Bearer " KEY_WRITE, "/v1/coins/" COIN, NULL, 403, "forbidden");
+    S_EXPECT (f, "Bearer " KEY_WRITE, "/v1/leaderboards/qb", NULL, 403, "forbidden");
+    //  users:read: users and coins, not boards; boards:read the other way.
+    S_EXPECT (f, "Bearer " KEY_USERS, "/v1/users/u1/nothing", NULL, 404, "not_found");
+    S_EXPECT (f, "Bearer " KEY_USERS, "/v1/coins/xyz", NULL, 400, "bad_coin_id");
+    S_EXPECT (f, "Bearer " KEY_USERS, "/v1/leaderboards/qb/nothing", NULL, 403, "forbidden");
+    S_EXPECT (f, "Bearer " KEY_BOARDS, "/v1/leaderboards/qb/nothing", NULL, 404, "not_found");
+    S_EXPECT (f, "Bearer " KEY_BOARDS, "/v1/users/u1/nothing", NULL, 403, "forbidden");
+    //  admin and a key without scopes (as before scopes): both.
+    S_EXPECT (f, "Bearer " KEY_ADMIN, "/v1/users/u1/nothing", NULL, 404, "not_found");
+    S_EXPECT (f, "Bearer " KEY_WEB, "/v1/leaderboards/qb/nothing", NULL, 404, "not_found");
+    //  web's read bucket (7) is spent by the 5 reads above that passed
+    //  their scope; 2 more pass, then 429 with Retry-After. Refusals (403)
+    //  took no token. Source load has its own bucket.
+    S_EXPECT (f, "Bearer " KEY_USERS, "/v1/users/u1/nothing", NULL, 404, "not_found");
+    S_EXPECT (f, "Bearer " KEY_USERS, "/v1/users/u1/nothing", NULL, 404, "not_found");
+    char code [40], header [256];
+    assert_int_equal (s_get (f, "Bearer " KEY_USERS, "/v1/users/u1/nothing", NULL, code, header), 429);
+    assert_string_equal (code, "rate_limited");
+    assert_memory_equal (header, "Retry-After: ", 13);
+    assert_true (atol (header + 13) >= 1);
+    S_EXPECT (f, "Bearer " KEY_BOARDS, "/v1/leaderboards/qb/nothing", NULL, 429, "rate_limited");
+    S_EXPECT (f, "Bearer " KEY_NEW, "/v1/users/u1/nothing", NULL, 404, "not_found");
+    trove_http_destroy (&f->http);
+    trove_api_destroy (&f->api);
+    trove_sources_destroy (&f->sources);
+    trove_cfg_destroy (&f->cfg);
+}
+
 int
 main (void)
 {
@@ -284,6 +361,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_params, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_reload, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_unavailable, s_setup, s_teardown),
+        cmocka_unit_test (test_scopes),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

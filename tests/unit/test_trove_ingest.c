@@ -1,9 +1,12 @@
 /*  Tests for trove_ingest: body decoding (JSON array, NDJSON, every 400 and
     413), the handler with a stub backend (401, source filled in and
     mismatched, 413 over a burst, 429 with Retry-After and nothing
-    submitted, the answer's JSON, Idempotency-Key), and the inproc path
-    against a fake ingestor ROUTER that answers RETRY first: the events are
-    resubmitted with the same req_id, and only those. */
+    submitted, the answer's JSON, Idempotency-Key bound to the body: 422
+    idempotency_mismatch), and the inproc path against a fake ingestor
+    ROUTER that answers RETRY first: the events are resubmitted with the
+    same req_id, and only those. Issue 18: rejected events cost a user no
+    token (validation before rate limits), a key without events:write gets
+    403, and trove_ingest_auth as the server's hook (401 before routing). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +14,7 @@
 
 #include "trove_ingest.h"
 #include "trove_msg.h"
+#include "trove_util.h"
 
 #include <czmq.h>
 #include <jansson.h>
@@ -142,10 +146,29 @@ s_stub_submit (void *arg, uint64_t req_id, Trove__Event **events, size_t n, trov
     stub->events += n;
 }
 
+//  body with every "NOW" replaced by the current time in epoch ms (heap).
+static char *
+s_now (const char *body)
+{
+    char now [24];
+    snprintf (now, sizeof now, "%lld", (long long) trove_now_ms ());
+    char *out = calloc (1, strlen (body) * 3 + 1);
+    assert_non_null (out);
+    for (const char *p = body; *p;)
+        if (strncmp (p, "NOW", 3) == 0) {
+            strcat (out, now);
+            p += 3;
+        }
+        else
+            strncat (out, p++, 1);
+    return out;
+}
+
 static unsigned
-s_post (trove_ingest_t *ingest, const char *auth, const char *idem, const char *body, json_t **json_p,
+s_post (trove_ingest_t *ingest, const char *auth, const char *idem, const char *raw, json_t **json_p,
         char *retry_after)
 {
+    char *body = s_now (raw);
     const char *headers [] = {"Authorization", auth, "Idempotency-Key", idem};
     trove_http_request_t req = {.method = "POST",
                                 .path = "/v1/events",
@@ -167,6 +190,7 @@ s_post (trove_ingest_t *ingest, const char *auth, const char *idem, const char *
     *json_p = json_loads (resp.body ? resp.body : "", 0, NULL);
     assert_non_null (*json_p);
     free (resp.body);
+    free (body);
     return resp.status;
 }
 
@@ -189,7 +213,7 @@ test_handle (void **state)
     assert_non_null (ingest);
     json_t *j;
     char after [40];
-    const char *one = "{\"id\":\"1\",\"user\":\"u1\",\"type\":\"t\",\"ts\":1}";
+    const char *one = "{\"id\":\"1\",\"user\":\"u1\",\"type\":\"t\",\"ts\":NOW}";
     assert_int_equal (s_post (ingest, NULL, NULL, one, &j, NULL), 401);
     json_decref (j);
     assert_int_equal (s_post (ingest, "Bearer trk_nobody_0000000000000", NULL, one, &j, NULL), 401);
@@ -198,9 +222,9 @@ test_handle (void **state)
     json_decref (j);
     assert_int_equal (stub.calls, 0);
     //  Source filled in from the key, another source's event refused.
-    const char *two = "{\"id\":\"1\",\"user\":\"u1\",\"type\":\"t\",\"ts\":1}\n"
-                      "{\"source\":\"partner\",\"id\":\"2\",\"user\":\"u2\",\"type\":\"t\",\"ts\":1}\n"
-                      "{\"source\":\"web\",\"id\":\"3\",\"user\":\"u2\",\"type\":\"t\",\"ts\":1}\n";
+    const char *two = "{\"id\":\"1\",\"user\":\"u1\",\"type\":\"t\",\"ts\":NOW}\n"
+                      "{\"source\":\"partner\",\"id\":\"2\",\"user\":\"u2\",\"type\":\"t\",\"ts\":NOW}\n"
+                      "{\"source\":\"web\",\"id\":\"3\",\"user\":\"u2\",\"type\":\"t\",\"ts\":NOW}\n";
     assert_int_equal (s_post (ingest, "Bearer  " KEY_WEB " ", NULL, two, &j, NULL), 200);
     assert_string_equal (s_status (j, 0, "status"), "accepted");
     assert_string_equal (s_status (j, 1, "status"), "rejected");
@@ -216,14 +240,14 @@ test_handle (void **state)
     assert_string_equal (stub.sources [1], "web");
     //  u3: 5 events in one request is over its burst (4): 413, nothing taken.
     const char *five =
-        "[{\"id\":\"a\",\"user\":\"u3\"},{\"id\":\"b\",\"user\":\"u3\"},{\"id\":\"c\",\"user\":\"u3\"},"
-        "{\"id\":\"d\",\"user\":\"u3\"},{\"id\":\"e\",\"user\":\"u3\"}]";
+        "[{\"id\":\"a\",\"user\":\"u3\",\"type\":\"t\",\"ts\":NOW},{\"id\":\"b\",\"user\":\"u3\",\"type\":\"t\",\"ts\":NOW},{\"id\":\"c\",\"user\":\"u3\",\"type\":\"t\",\"ts\":NOW},"
+        "{\"id\":\"d\",\"user\":\"u3\",\"type\":\"t\",\"ts\":NOW},{\"id\":\"e\",\"user\":\"u3\",\"type\":\"t\",\"ts\":NOW}]";
     assert_int_equal (s_post (ingest, "Bearer " KEY_WEB, NULL, five, &j, NULL), 413);
     assert_string_equal (json_string_value (json_object_get (j, "error")), "over_burst");
     json_decref (j);
     //  u1 has 3 tokens left: 3 pass, then 429 with Retry-After.
     const char *three =
-        "[{\"id\":\"x\",\"user\":\"u1\"},{\"id\":\"y\",\"user\":\"u1\"},{\"id\":\"z\",\"user\":\"u1\"}]";
+        "[{\"id\":\"x\",\"user\":\"u1\",\"type\":\"t\",\"ts\":NOW},{\"id\":\"y\",\"user\":\"u1\",\"type\":\"t\",\"ts\":NOW},{\"id\":\"z\",\"user\":\"u1\",\"type\":\"t\",\"ts\":NOW}]";
     assert_int_equal (s_post (ingest, "Bearer " KEY_WEB, NULL, three, &j, NULL), 200);
     json_decref (j);
     size_t before = stub.events;
@@ -234,34 +258,48 @@ test_handle (void **state)
     assert_int_equal (stub.events, before);
     //  The source's bucket (12): 3 + 3 + 5 (refused, not taken) ... 6 used; 6 more pass, then 429.
     const char *six =
-        "[{\"id\":\"1\",\"user\":\"v1\"},{\"id\":\"2\",\"user\":\"v2\"},{\"id\":\"3\",\"user\":\"v3\"},"
-        "{\"id\":\"4\",\"user\":\"v4\"},{\"id\":\"5\",\"user\":\"v5\"},{\"id\":\"6\",\"user\":\"v6\"}]";
+        "[{\"id\":\"1\",\"user\":\"v1\",\"type\":\"t\",\"ts\":NOW},{\"id\":\"2\",\"user\":\"v2\",\"type\":\"t\",\"ts\":NOW},{\"id\":\"3\",\"user\":\"v3\",\"type\":\"t\",\"ts\":NOW},"
+        "{\"id\":\"4\",\"user\":\"v4\",\"type\":\"t\",\"ts\":NOW},{\"id\":\"5\",\"user\":\"v5\",\"type\":\"t\",\"ts\":NOW},{\"id\":\"6\",\"user\":\"v6\",\"type\":\"t\",\"ts\":NOW}]";
     assert_int_equal (s_post (ingest, "Bearer " KEY_WEB, NULL, six, &j, NULL), 200);
     json_decref (j);
-    assert_int_equal (s_post (ingest, "Bearer " KEY_WEB, NULL, "{\"id\":\"9\",\"user\":\"w\"}", &j, after),
+    assert_int_equal (s_post (ingest, "Bearer " KEY_WEB, NULL, "{\"id\":\"9\",\"user\":\"w\",\"type\":\"t\",\"ts\":NOW}", &j, after),
                       429);
     assert_string_equal (json_string_value (json_object_get (j, "scope")), "source");
     json_decref (j);
-    //  Another source has its own bucket; Idempotency-Key gives a stable req_id.
-    assert_int_equal (s_post (ingest, "Bearer " KEY_PARTNER, "k1", "{\"id\":\"9\",\"user\":\"w\"}", &j, NULL),
-                      200);
+    //  Another source has its own bucket; Idempotency-Key gives a stable
+    //  req_id for the same body, and refuses another body (issue 18).
+    char *w = s_now ("{\"id\":\"9\",\"user\":\"w\",\"type\":\"t\",\"ts\":NOW}");
+    char *w2 = s_now ("{\"id\":\"9\",\"user\":\"w2\",\"type\":\"t\",\"ts\":NOW}");
+    assert_int_equal (s_post (ingest, "Bearer " KEY_PARTNER, "k1", w, &j, NULL), 200);
     json_decref (j);
     uint64_t first = stub.req_ids [(stub.calls - 1) % 16];
-    assert_int_equal (
-        s_post (ingest, "Bearer " KEY_PARTNER, "k1", "{\"id\":\"9\",\"user\":\"w2\"}", &j, NULL), 200);
+    size_t calls = stub.calls;
+    assert_int_equal (s_post (ingest, "Bearer " KEY_PARTNER, "k1", w, &j, NULL), 200);
     json_decref (j);
+    assert_int_equal (stub.calls, calls + 1);
     assert_true (stub.req_ids [(stub.calls - 1) % 16] == first);
-    assert_int_equal (
-        s_post (ingest, "Bearer " KEY_PARTNER, "k2", "{\"id\":\"9\",\"user\":\"w3\"}", &j, NULL), 200);
+    assert_int_equal (s_post (ingest, "Bearer " KEY_PARTNER, "k1", w2, &j, NULL), 422);
+    assert_string_equal (json_string_value (json_object_get (j, "error")), "idempotency_mismatch");
+    json_decref (j);
+    assert_int_equal (stub.calls, calls + 1);  //  nothing submitted
+    assert_int_equal (s_post (ingest, "Bearer " KEY_PARTNER, "k2", w, &j, NULL), 200);
     json_decref (j);
     assert_true (stub.req_ids [(stub.calls - 1) % 16] != first);
+    //  The same key under another source is another key.
+    assert_int_equal (s_post (ingest, "Bearer " KEY_WEB, "k1", w2, &j, NULL), 429);  //  web's bucket is empty
+    json_decref (j);
+    assert_int_equal (s_post (ingest, "Bearer " KEY_PARTNER, "bad key", w, &j, NULL), 400);
+    assert_string_equal (json_string_value (json_object_get (j, "error")), "bad_idempotency_key");
+    json_decref (j);
+    free (w);
+    free (w2);
     //  Stopping: 503.
     trove_ingest_stop (ingest);
     assert_int_equal (s_post (ingest, "Bearer " KEY_WEB, NULL, one, &j, after), 503);
     json_decref (j);
     char *text = trove_metrics_render (metrics);
     assert_non_null (strstr (text, "trove_ingestor_http_requests_total{code=\"401\"} 3"));
-    assert_non_null (strstr (text, "trove_ingestor_http_requests_total{code=\"429\"} 2"));
+    assert_non_null (strstr (text, "trove_ingestor_http_requests_total{code=\"429\"} 3"));
     free (text);
     trove_ingest_destroy (&ingest);
     trove_metrics_destroy (&metrics);
@@ -330,7 +368,7 @@ test_inproc_retry (void **state)
     pthread_t thread;
     pthread_create (&thread, NULL, s_fake_run, &fake);
     json_t *j;
-    const char *body = "{\"id\":\"a\",\"user\":\"p\"}\n{\"id\":\"b\",\"user\":\"q\"}";
+    const char *body = "{\"id\":\"a\",\"user\":\"p\",\"type\":\"t\",\"ts\":NOW}\n{\"id\":\"b\",\"user\":\"q\",\"type\":\"t\",\"ts\":NOW}";
     assert_int_equal (s_post (ingest, "Bearer " KEY_WEB, NULL, body, &j, NULL), 200);
     pthread_join (thread, NULL);
     assert_int_equal (fake.ok, 1);
@@ -339,6 +377,88 @@ test_inproc_retry (void **state)
     json_decref (j);
     trove_ingest_destroy (&ingest);
     zsock_destroy (&fake.router);
+    trove_sources_destroy (&sources);
+    trove_cfg_destroy (&cfg);
+}
+
+#define KEY_READ "trk_read_key_000000000000000"
+
+static void
+test_order_and_scopes (void **state)
+{
+    (void) state;
+    char hw [TROVE_SOURCE_HASH_SIZE], hp [TROVE_SOURCE_HASH_SIZE], hr [TROVE_SOURCE_HASH_SIZE];
+    trove_source_key_hash (KEY_WEB, strlen (KEY_WEB), hw);
+    trove_source_key_hash (KEY_PARTNER, strlen (KEY_PARTNER), hp);
+    trove_source_key_hash (KEY_READ, strlen (KEY_READ), hr);
+    char path [] = "/tmp/trove-ingest-XXXXXX";
+    int fd = mkstemp (path);
+    FILE *f = fdopen (fd, "w");
+    fprintf (f,
+             "limits\n    max_batch = 10\n    user_rate = 0.001\n    user_burst = 4\n"
+             "sources\n    web\n        keys = \"%s %s=users:read+boards:read\"\n        types = \"checkin\"\n"
+             "        max_past_s = 60\n    partner\n        keys = \"%s=events:write\"\n"
+             "broker\n    pub = \"tcp://127.0.0.1:1\"\n    sub = \"tcp://127.0.0.1:2\"\n"
+             "    control = \"tcp://127.0.0.1:3\"\nscorer\n    s0\n        events = \"tcp://127.0.0.1:5\"\n"
+             "        query = \"tcp://127.0.0.1:6\"\n        partitions = \"0-255\"\n        data = \"/tmp/x\"\n",
+             hw, hr, hp);
+    fclose (f);
+    trove_cfg_t *cfg = trove_cfg_load (path, NULL);
+    unlink (path);
+    assert_non_null (cfg);
+    trove_sources_t *sources = trove_sources_new (cfg, NULL);
+    assert_non_null (sources);
+    s_stub_t stub = {0};
+    trove_ingest_t *ingest = trove_ingest_new (cfg, sources, NULL, s_stub_submit, &stub, NULL, NULL);
+    assert_non_null (ingest);
+    json_t *j;
+    //  Four events of user "victim" the web key may not send (a type it is
+    //  not allowed, ts before its window, a ts in 1970, no type at all):
+    //  each rejected, none submitted, and none costs the user a token.
+    const char *bad = "{\"id\":\"b1\",\"user\":\"victim\",\"type\":\"purchase\",\"ts\":NOW}\n"
+                      "{\"id\":\"b2\",\"user\":\"victim\",\"type\":\"checkin\",\"ts\":\"2020-01-01T00:00:00Z\"}\n"
+                      "{\"id\":\"b3\",\"user\":\"victim\",\"type\":\"checkin\",\"ts\":1}\n"
+                      "{\"id\":\"b4\",\"user\":\"victim\",\"ts\":NOW}\n";
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal (s_post (ingest, "Bearer " KEY_WEB, NULL, bad, &j, NULL), 200);
+        assert_string_equal (s_status (j, 0, "reason"), "type_not_allowed");
+        assert_string_equal (s_status (j, 1, "reason"), "bad_ts");
+        assert_string_equal (s_status (j, 2, "reason"), "bad_ts");
+        assert_string_equal (s_status (j, 3, "reason"), "missing_field");
+        assert_int_equal (json_integer_value (json_object_get (j, "rejected")), 4);
+        json_decref (j);
+    }
+    assert_int_equal (stub.calls, 0);
+    //  The victim's own valid events from another source still pass: its
+    //  whole burst (4) is there.
+    const char *good = "[{\"id\":\"g1\",\"user\":\"victim\",\"type\":\"visit\",\"ts\":NOW},"
+                       "{\"id\":\"g2\",\"user\":\"victim\",\"type\":\"visit\",\"ts\":NOW},"
+                       "{\"id\":\"g3\",\"user\":\"victim\",\"type\":\"visit\",\"ts\":NOW},"
+                       "{\"id\":\"g4\",\"user\":\"victim\",\"type\":\"visit\",\"ts\":NOW}]";
+    assert_int_equal (s_post (ingest, "Bearer " KEY_PARTNER, NULL, good, &j, NULL), 200);
+    assert_int_equal (json_integer_value (json_object_get (j, "accepted")), 4);
+    json_decref (j);
+    assert_int_equal (stub.events, 4);
+    //  A read key may not write: 403, nothing submitted.
+    assert_int_equal (s_post (ingest, "Bearer " KEY_READ, NULL, good, &j, NULL), 403);
+    assert_string_equal (json_string_value (json_object_get (j, "error")), "forbidden");
+    json_decref (j);
+    assert_int_equal (stub.events, 4);
+    //  The server's hook: who the key is, or a 401 before any route.
+    const char *headers [] = {"Authorization", "Bearer " KEY_READ};
+    trove_http_request_t req = {.method = "GET", .path = "/x", .headers = headers, .nheaders = 1};
+    trove_http_response_t resp;
+    memset (&resp, 0, sizeof resp);
+    const trove_source_key_t *who = trove_ingest_auth (ingest, &req, &resp);
+    assert_non_null (who);
+    assert_int_equal (who->source, 0);
+    assert_int_equal (who->scopes, TROVE_SCOPE_USERS_READ | TROVE_SCOPE_BOARDS_READ);
+    assert_true (who->scoped);
+    headers [1] = "Bearer trk_nobody_0000000000000";
+    assert_null (trove_ingest_auth (ingest, &req, &resp));
+    assert_int_equal (resp.status, 401);
+    free (resp.body);
+    trove_ingest_destroy (&ingest);
     trove_sources_destroy (&sources);
     trove_cfg_destroy (&cfg);
 }
@@ -352,6 +472,7 @@ main (void)
         cmocka_unit_test (test_parse),
         cmocka_unit_test (test_handle),
         cmocka_unit_test (test_inproc_retry),
+        cmocka_unit_test (test_order_and_scopes),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

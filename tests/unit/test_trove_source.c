@@ -1,7 +1,9 @@
 /*  Tests for trove_source: key hashing and generation, authentication
     (two keys of one source, a wrong key, a hash given as a key), types and
     backdating window, defaults, and refused configs (a key instead of its
-    hash is refused without echoing it). */
+    hash is refused without echoing it). Issue 18: key scopes ("=scope+scope"
+    after a hash; none: the scopes keys had before), bad scopes refused, the
+    read rate limit's defaults and overrides. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -179,13 +181,75 @@ test_sample_config (void **state)
     trove_cfg_destroy (&cfg);
 }
 
+static void
+test_scopes (void **state)
+{
+    (void) state;
+    char ha [TROVE_SOURCE_HASH_SIZE], hb [TROVE_SOURCE_HASH_SIZE], hp [TROVE_SOURCE_HASH_SIZE];
+    trove_source_key_hash (KEY_A, strlen (KEY_A), ha);
+    trove_source_key_hash (KEY_B, strlen (KEY_B), hb);
+    trove_source_key_hash (KEY_P, strlen (KEY_P), hp);
+    char text [1024];
+    snprintf (text, sizeof text,
+              "    web\n        keys = \"%s=events:write, %s=users:read+boards:read\"\n        read_rate = 5\n"
+              "    partner\n        keys = \"%s\"\n",
+              ha, hb, hp);
+    trove_cfg_t *cfg = s_load (text, NULL);
+    assert_non_null (cfg);
+    trove_sources_t *src = trove_sources_new (cfg, NULL);
+    assert_non_null (src);
+    const trove_source_key_t *a = trove_sources_key (src, KEY_A, strlen (KEY_A));
+    const trove_source_key_t *b = trove_sources_key (src, KEY_B, strlen (KEY_B));
+    const trove_source_key_t *p = trove_sources_key (src, KEY_P, strlen (KEY_P));
+    assert_non_null (a);
+    assert_non_null (b);
+    assert_non_null (p);
+    assert_null (trove_sources_key (src, "trk_nobody_00000000000", 22));
+    assert_int_equal (a->source, 0);
+    assert_int_equal (p->source, 1);
+    assert_true (trove_source_key_can (a, TROVE_SCOPE_EVENTS_WRITE));
+    assert_false (trove_source_key_can (a, TROVE_SCOPE_USERS_READ));
+    assert_false (trove_source_key_can (b, TROVE_SCOPE_EVENTS_WRITE));
+    assert_true (trove_source_key_can (b, TROVE_SCOPE_USERS_READ));
+    assert_true (trove_source_key_can (b, TROVE_SCOPE_BOARDS_READ));
+    assert_false (trove_source_key_can (b, TROVE_SCOPE_ADMIN));
+    //  No scopes in the config: what keys could do before scopes.
+    assert_false (p->scoped);
+    assert_int_equal (p->scopes, TROVE_SCOPE_UNSCOPED);
+    assert_false (trove_source_key_can (p, TROVE_SCOPE_ADMIN));
+    assert_int_equal (trove_sources_unscoped (src), 1);
+    assert_string_equal (trove_source_scope_name (TROVE_SCOPE_BOARDS_READ), "boards:read");
+    //  Read limits: the source's own, else limits/read_rate and read_burst (50, 100).
+    assert_true (trove_sources_policy (src, 0)->read_rate == 5);
+    assert_true (trove_sources_policy (src, 1)->read_rate == 50);
+    assert_true (trove_sources_policy (src, 1)->read_burst == 100);
+    trove_sources_destroy (&src);
+    trove_cfg_destroy (&cfg);
+    trove_source_key_t admin = {0, TROVE_SCOPE_ADMIN, true};
+    assert_true (trove_source_key_can (&admin, TROVE_SCOPE_EVENTS_WRITE | TROVE_SCOPE_USERS_READ));
+    assert_false (trove_source_key_can (NULL, TROVE_SCOPE_USERS_READ));
+    //  Bad scopes: refused, the value not echoed.
+    const char *bad [] = {"=", "=write", "=events:write+", "=+users:read", "=events:write++admin", "=ADMIN"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        snprintf (text, sizeof text, "    web\n        keys = \"%s%s\"\n", ha, bad [i]);
+        cfg = s_load (text, NULL);
+        assert_non_null (cfg);
+        char *err = NULL;
+        assert_null (trove_sources_new (cfg, &err));
+        assert_non_null (strstr (err, "scopes"));
+        assert_null (strstr (err, ha + 8));
+        free (err);
+        trove_cfg_destroy (&cfg);
+    }
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_key_hash),      cmocka_unit_test (test_auth_and_policy),
         cmocka_unit_test (test_refused),       cmocka_unit_test (test_same_names),
-        cmocka_unit_test (test_sample_config),
+        cmocka_unit_test (test_sample_config), cmocka_unit_test (test_scopes),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
