@@ -4,7 +4,8 @@
     compare.py --expected model.json --actual actual.json [--max N] [--json FILE]
                [--users FILE] [--no-balance-check]
 
-Both files have the shape model.py prints:
+Both files have the shape model.py prints (with "boards" on both sides,
+model.py --boards and boards.sh, every leaderboard is compared too):
     {"users": {USER: {"balance", "hunts": {HUNT: n}, "coins": [{"id", "hunt",
      "rule", "version", "value", "events": [[source, id], ...]}]}}}
 Per user: the balance, the per-hunt balances (hunts at 0 are the same as
@@ -73,6 +74,17 @@ def compare(exp, act, only=None, balance_check=True):
             stats["users_differ"] += 1
             bad.append(user)
             lines.extend(ul)
+    if "boards" in exp and "boards" in act and only is None:
+        stats["boards"] = 0
+        eb, ab = exp["boards"], act["boards"]
+        for k in sorted(set(eb) | set(ab)):
+            x, y = [list(r) for r in eb.get(k, [])], [list(r) for r in ab.get(k, [])]
+            if x != y:
+                stats["boards"] += 1
+                i = next((i for i in range(min(len(x), len(y))) if x[i] != y[i]), min(len(x), len(y)))
+                lines.append("board %s: %d entries expected, %d actual; first difference at position %d: "
+                             "expected %s actual %s" % (k, len(x), len(y), i + 1,
+                                                        x[i] if i < len(x) else "-", y[i] if i < len(y) else "-"))
     return lines, stats, bad
 
 
@@ -117,6 +129,9 @@ def main(argv=None):
                    "EQUAL" if not lines else "DIFFERENT", st["users"], ncoins, st["users_differ"],
                    st["balance"], st["hunt_balance"], st["missing"], st["extra"], st["amended"],
                    st["stored_balance_not_sum"]))
+    if "boards" in st:
+        summary += "; boards: %d compared, %d differ" % (
+            len(set(exp["boards"]) | set(act["boards"])), st["boards"])
     print(summary)
     if a.json:
         with open(a.json, "w", encoding="utf-8") as f:

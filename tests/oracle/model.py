@@ -406,6 +406,9 @@ def score_hunt(rules, hunt, user, events, coins):
                 st = states[r.id] = RuleState()
             c = _score_rule(v, r, st, ev, user)
             if c is not None:
+                # the completing (last earning) event decides the coin's
+                # boards: its local day in the version's time zone
+                c["_day"] = v.zone.local_date(ev["ts"])
                 coins.append(c)
 
 
@@ -554,9 +557,43 @@ def derive(rules, raw_events):
     return out
 
 
-def summarize(coins_by_user):
+def boards(coins_by_user):
+    """docs/queries.md "Leaderboards": per hunt the boards `all`, `day:D`
+    and `week:W` (W the Monday of D) of the local day D of each coin's
+    earning event (READING: the last earning event, trove_engine.h
+    `local_day`), and `*` `all`. Score = sum of live coins on the board;
+    users with a score above 0; order score descending then user id (bytes);
+    rank = 1 + users with a higher score. Returns {"HUNT PERIOD": [[user,
+    score, rank], ...]}."""
+    scores = {}
+    for user, coins in coins_by_user.items():
+        for c in coins:
+            d = c["_day"]
+            w = d - dt.timedelta(days=d.weekday())
+            for key in ("%s all" % c["hunt"], "%s day:%s" % (c["hunt"], d.isoformat()),
+                        "%s week:%s" % (c["hunt"], w.isoformat()), "* all"):
+                b = scores.setdefault(key, {})
+                b[user] = b.get(user, 0) + c["value"]
+    out = {}
+    for key, b in scores.items():
+        entries = sorted(((u, n) for u, n in b.items() if n > 0),
+                         key=lambda x: (-x[1], x[0].encode("utf-8")))
+        rows = []
+        for i, (u, n) in enumerate(entries):
+            rank = rows[-1][2] if rows and rows[-1][1] == n else i + 1
+            rows.append([u, n, rank])
+        if rows:
+            out[key] = rows
+    return out
+
+
+def summarize(coins_by_user, with_boards=False):
+    res = {}
+    if with_boards:
+        res["boards"] = boards(coins_by_user)
     users = {}
     for user, coins in coins_by_user.items():
+        coins = [{k: v for k, v in c.items() if not k.startswith("_")} for c in coins]
         hunts = {}
         for c in coins:
             hunts[c["hunt"]] = hunts.get(c["hunt"], 0) + c["value"]
@@ -568,7 +605,28 @@ def summarize(coins_by_user):
             "hunts": hunts,
             "coins": sorted(coins, key=lambda c: c["id"]),
         }
-    return {"users": users}
+    res["users"] = users
+    return res
+
+
+def dumps(res):
+    """JSON text with one user per block and one coin per line (diff-friendly)."""
+    c = lambda o: json.dumps(o, sort_keys=True, separators=(", ", ": "))
+    out = ['{"users": {']
+    users = sorted(res["users"])
+    for i, u in enumerate(users):
+        d = res["users"][u]
+        out.append(' %s: {"balance": %d, "hunts": %s, "coins": [' % (c(u), d["balance"], c(d["hunts"])))
+        for j, coin in enumerate(d["coins"]):
+            out.append("  " + c(coin) + ("," if j + 1 < len(d["coins"]) else ""))
+        out.append(" ]}" + ("," if i + 1 < len(users) else ""))
+    if "boards" in res:
+        out.append('}, "boards": {')
+        keys = sorted(res["boards"])
+        for i, k in enumerate(keys):
+            out.append(" %s: %s%s" % (c(k), c(res["boards"][k]), "," if i + 1 < len(keys) else ""))
+    out.append("}}")
+    return "\n".join(out) + "\n"
 
 
 def main(argv=None):
@@ -579,6 +637,7 @@ def main(argv=None):
                     "'source id user type status reason'")
     ap.add_argument("--user", help="print only this user")
     ap.add_argument("--out", help="write here instead of standard output")
+    ap.add_argument("--boards", action="store_true", help="also the leaderboards (\"boards\")")
     a = ap.parse_args(argv)
     rules = load_rules(a.rules)
     raw = read_events(a.events)
@@ -586,10 +645,10 @@ def main(argv=None):
     evs = accepted_events(raw, rows)
     if a.user is not None:
         evs = [e for e in evs if e["user"] == a.user]
-    res = summarize(derive(rules, evs))
+    res = summarize(derive(rules, evs), a.boards)
     if a.user is not None:
-        res = {"users": {a.user: res["users"].get(a.user, {"balance": 0, "hunts": {}, "coins": []})}}
-    text = json.dumps(res, indent=1, sort_keys=True) + "\n"
+        res["users"] = {a.user: res["users"].get(a.user, {"balance": 0, "hunts": {}, "coins": []})}
+    text = dumps(res)
     if a.out:
         with open(a.out, "w", encoding="utf-8") as f:
             f.write(text)

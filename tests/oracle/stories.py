@@ -303,6 +303,23 @@ def s_week_cap(g):
     g.ev("quiz", local_ms(PARIS, wed, 10, 0), wm())    # week's cap reached
 
 
+def s_midnight_exact(g):
+    # 1 ms before local midnight and local midnight itself: two days
+    d = g.paris_day()
+    n = d + dt.timedelta(days=1)
+    m = local_ms(PARIS, n, 0, 0)
+    g.ev("checkin", m - 1)
+    g.ev("checkin", m)
+    g.ev("checkin", m + 1)
+    dn = g.ny_day()
+    mn = local_ms(NEWYORK, dn + dt.timedelta(days=1), 0, 0)
+    g.ev("purchase", mn - 1, "web", amount=5)
+    g.ev("purchase", mn + 20 * MIN, "web", amount=5)   # cooldown 20 min: exactly
+    g.ev("purchase", mn + 40 * MIN, "web", amount=5)   # cap 2 of the new day
+    g.ev("play", m - 1)
+    g.ev("play", m)
+
+
 def s_month_cap(g):
     # the latest first-of-month (Paris) between 55 and 2 days ago
     d = local_date(PARIS, g.now - 2 * DAY)
