@@ -1,7 +1,8 @@
 /*  Fuzz target: HTTP request handling past the socket: routing
-    (trove_http_dispatch) and the POST /v1/events handler with its
-    authentication, decoding, limits and per-event answers, submitting to a
-    stub that validates like an ingestor. Input layout: a request line
+    (trove_http_dispatch) behind the authentication hook (trove_ingest_auth,
+    as trove-ingestor wires it) and the POST /v1/events handler with its
+    scopes, decoding, validation, limits, Idempotency-Key and per-event
+    answers, submitting to a stub that validates like an ingestor. Input layout: a request line
     "METHOD PATH", header lines "Name: value", an empty line, the body.
     Properties checked: every answer has a known status and a JSON body; a
     200 lists one result per event. */
@@ -48,7 +49,9 @@ s_server (void)
         return http;
     ingest = trove_ingest_new (fuzz_cfg (), fuzz_sources (), NULL, s_submit, NULL, NULL, NULL);
     http = ingest ? trove_http_new (trove_ingest_max_body (ingest)) : NULL;
-    if (!http || trove_http_route (http, "POST", "/v1/events", trove_ingest_handle, ingest)
+    //  As trove-ingestor wires it: the key before the route.
+    if (!http || trove_http_set_auth (http, trove_ingest_auth, ingest)
+        || trove_http_route (http, "POST", "/v1/events", trove_ingest_handle, ingest)
         || trove_http_route (http, "GET", "/v1/users/", s_query, NULL))
         abort ();
     return http;
@@ -104,7 +107,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
                                 .nheaders = npairs};
     trove_http_response_t resp;
     trove_http_dispatch (http, &req, &resp);
-    static const unsigned known [] = {200, 400, 401, 404, 405, 413, 429, 503};
+    static const unsigned known [] = {200, 400, 401, 403, 404, 405, 413, 422, 429, 503};
     size_t k = 0;
     while (k < sizeof known / sizeof known [0] && known [k] != resp.status)
         k++;

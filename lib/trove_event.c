@@ -30,6 +30,37 @@ s_check_text (const char *field, const char *value, size_t max, bool required, c
     return NULL;
 }
 
+//  The first code point of UTF-8 text s that does not show: a control
+//  (Unicode category Cc), a format character (Cf: bidirectional controls
+//  such as U+202E, zero-width ones such as U+200B, U+2066..U+2069, ...) or
+//  a line or paragraph separator (U+2028, U+2029); 0 when there is none.
+//  A user id holding one could pass for another on a leaderboard.
+static uint32_t
+s_invisible (const char *s, size_t len)
+{
+    static const uint32_t ranges [][2] = {
+        {0x0000, 0x001f},   {0x007f, 0x009f},   {0x00ad, 0x00ad},   {0x0600, 0x0605},   {0x061c, 0x061c},
+        {0x06dd, 0x06dd},   {0x070f, 0x070f},   {0x0890, 0x0891},   {0x08e2, 0x08e2},   {0x180e, 0x180e},
+        {0x200b, 0x200f},   {0x2028, 0x202e},   {0x2060, 0x2064},   {0x2066, 0x206f},   {0xfeff, 0xfeff},
+        {0xfff9, 0xfffb},   {0x110bd, 0x110bd}, {0x110cd, 0x110cd}, {0x13430, 0x1343f}, {0x1bca0, 0x1bca3},
+        {0x1d173, 0x1d17a}, {0xe0001, 0xe0001}, {0xe0020, 0xe007f},
+    };
+    const uint8_t *p = (const uint8_t *) s;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp = p [i];
+        size_t n = cp < 0x80 ? 0 : cp < 0xe0 ? 1 : cp < 0xf0 ? 2 : 3;
+        if (n)
+            cp &= 0x3f >> n;
+        for (size_t k = 1; k <= n && i + k < len; k++)
+            cp = (cp << 6) | (p [i + k] & 0x3f);
+        for (size_t r = 0; r < sizeof ranges / sizeof ranges [0]; r++)
+            if (cp >= ranges [r][0] && cp <= ranges [r][1])
+                return cp ? cp : 0xffffffff;
+        i += n + 1;
+    }
+    return 0;
+}
+
 const char *
 trove_event_check (const Trove__Event *ev, const trove_cfg_t *cfg, int64_t now_ms, char *detail, size_t size)
 {
@@ -40,6 +71,12 @@ trove_event_check (const Trove__Event *ev, const trove_cfg_t *cfg, int64_t now_m
         || (reason = s_check_text ("user", ev->user, lim->max_user, true, detail, size))
         || (reason = s_check_text ("type", ev->type, lim->max_type, true, detail, size)))
         return reason;
+    uint32_t hidden = s_invisible (ev->user, strlen (ev->user));
+    if (hidden) {
+        snprintf (detail, size, "'user' holds U+%04X, an invisible or format character (controls, "
+                  "bidirectional marks, zero-width characters are refused)", (unsigned) hidden);
+        return "invisible_char";
+    }
     if (!trove_cfg_source_known (cfg, ev->source)) {
         snprintf (detail, size, "source '%s' is not declared in the cluster config", ev->source);
         return "unknown_source";

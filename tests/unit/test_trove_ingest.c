@@ -5,8 +5,10 @@
     idempotency_mismatch), and the inproc path against a fake ingestor
     ROUTER that answers RETRY first: the events are resubmitted with the
     same req_id, and only those. Issue 18: rejected events cost a user no
-    token (validation before rate limits), a key without events:write gets
-    403, and trove_ingest_auth as the server's hook (401 before routing). */
+    token (validation before rate limits), user ids with invisible or
+    format characters are rejected invisible_char, a key without
+    events:write gets 403, and trove_ingest_auth as the server's hook (401
+    before routing). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -439,11 +441,34 @@ test_order_and_scopes (void **state)
     assert_int_equal (json_integer_value (json_object_get (j, "accepted")), 4);
     json_decref (j);
     assert_int_equal (stub.events, 4);
+    //  User ids that hide characters (bidirectional controls, zero-width
+    //  and other format characters, C1 controls, separators): rejected
+    //  invisible_char; a visible non-ASCII id passes.
+    const char *hidden = "{\"id\":\"h1\",\"user\":\"adm\\u202Enib\",\"type\":\"visit\",\"ts\":NOW}\n"
+                         "{\"id\":\"h2\",\"user\":\"bob\\u200B\",\"type\":\"visit\",\"ts\":NOW}\n"
+                         "{\"id\":\"h3\",\"user\":\"\\u2066x\\u2069\",\"type\":\"visit\",\"ts\":NOW}\n"
+                         "{\"id\":\"h4\",\"user\":\"a\\u0085b\",\"type\":\"visit\",\"ts\":NOW}\n"
+                         "{\"id\":\"h5\",\"user\":\"so\\u00ADft\",\"type\":\"visit\",\"ts\":NOW}\n"
+                         "{\"id\":\"h6\",\"user\":\"x\\uFEFF\",\"type\":\"visit\",\"ts\":NOW}\n"
+                         "{\"id\":\"h7\",\"user\":\"p\\u2028q\",\"type\":\"visit\",\"ts\":NOW}\n"
+                         "{\"id\":\"h8\",\"user\":\"tag\\uDB40\\uDC41\",\"type\":\"visit\",\"ts\":NOW}\n"
+                         "{\"id\":\"h9\",\"user\":\"zo\\u00e9 \\u5c0f\\u660e\",\"type\":\"visit\",\"ts\":NOW}\n";
+    assert_int_equal (s_post (ingest, "Bearer " KEY_PARTNER, NULL, hidden, &j, NULL), 200);
+    for (size_t i = 0; i < 8; i++) {
+        if (strcmp (s_status (j, i, "reason") ? s_status (j, i, "reason") : "", "invisible_char") != 0)
+            fail_msg ("event %zu: %s", i, s_status (j, i, "status"));
+        assert_non_null (strstr (s_status (j, i, "detail"), "U+"));
+    }
+    assert_string_equal (s_status (j, 0, "detail") + 15, "202E, an invisible or format character (controls, "
+                                                          "bidirectional marks, zero-width characters are refused)");
+    assert_string_equal (s_status (j, 8, "status"), "accepted");
+    json_decref (j);
+    assert_int_equal (stub.events, 5);
     //  A read key may not write: 403, nothing submitted.
     assert_int_equal (s_post (ingest, "Bearer " KEY_READ, NULL, good, &j, NULL), 403);
     assert_string_equal (json_string_value (json_object_get (j, "error")), "forbidden");
     json_decref (j);
-    assert_int_equal (stub.events, 4);
+    assert_int_equal (stub.events, 5);
     //  The server's hook: who the key is, or a 401 before any route.
     const char *headers [] = {"Authorization", "Bearer " KEY_READ};
     trove_http_request_t req = {.method = "GET", .path = "/x", .headers = headers, .nheaders = 1};
