@@ -179,15 +179,20 @@ s_exists (const char *path)
     return stat (path, &st) == 0;
 }
 
-//  Write a whole file atomically (temporary file, then rename). 0 or -1.
+//  Write a whole file atomically (temporary file, then rename), 0600: the
+//  config and the hunts are the cluster's own. 0 or -1.
 static int
 s_write_file (const char *path, const char *text)
 {
     char tmp [PATH_MAX + 16];
     snprintf (tmp, sizeof tmp, "%s.tmp", path);
-    FILE *file = fopen (tmp, "w");
-    if (!file)
+    int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *file = fd >= 0 && fchmod (fd, 0600) == 0 ? fdopen (fd, "w") : NULL;
+    if (!file) {
+        if (fd >= 0)
+            close (fd);
         return -1;
+    }
     bool ok = fputs (text, file) >= 0;
     ok = fflush (file) == 0 && ok;
     ok = fsync (fileno (file)) == 0 && ok;
@@ -431,7 +436,7 @@ s_write_pid (const char *path, pid_t pid)
     snprintf (text, sizeof text, "%d\n", (int) pid);
     char tmp [PATH_MAX + 16];
     snprintf (tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd == -1)
         return;
     bool ok = write (fd, text, strlen (text)) == (ssize_t) strlen (text);
@@ -460,7 +465,7 @@ s_start (s_super_t *self, s_child_t *child)
         signal (SIGHUP, SIG_DFL);
         sigprocmask (SIG_SETMASK, &none, NULL);
         int null = open ("/dev/null", O_RDONLY);
-        int log = open (child->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int log = open (child->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (null >= 0)
             dup2 (null, 0);
         if (log >= 0) {
@@ -706,7 +711,7 @@ s_supervise (s_super_t *self)
     //  Blocked before any thread exists, so every signal waits for sigtimedwait.
     sigprocmask (SIG_BLOCK, &set, &old);
     int rc = 1;
-    int fd = open (self->pidpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open (self->pidpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd == -1) {
         s_log (self, "cannot open %s: %s", self->pidpath, strerror (errno));
         goto fail;
@@ -933,7 +938,7 @@ trovectl_up (int argc, char **argv)
     super.json = opts.json;
     const char *dir = trovectl_dir (opts.dir);
     char absolute [PATH_MAX];
-    if (trove_mkdir_p (dir, 0755) || !realpath (dir, absolute)) {
+    if (trove_mkdir_p (dir, 0700) || !realpath (dir, absolute)) {
         trovectl_fail ("cannot create %s: %s", dir, strerror (errno));
         goto fail;
     }
@@ -946,7 +951,9 @@ trovectl_up (int argc, char **argv)
     for (size_t i = 0; i < sizeof subdirs / sizeof subdirs [0]; i++) {
         char path [PATH_MAX + 16];
         snprintf (path, sizeof path, "%s/%s", super.dir, subdirs [i]);
-        if (trove_mkdir_p (path, 0755)) {
+        //  Logs, pids, hunts and ledgers are the cluster owner's only, also
+        //  when an older trovectl made them 0755.
+        if (trove_mkdir_p (path, 0700) || chmod (path, 0700)) {
             trovectl_fail ("cannot create %s: %s", path, strerror (errno));
             goto fail;
         }
@@ -1033,7 +1040,7 @@ trovectl_up (int argc, char **argv)
         char log [PATH_MAX + 32];
         snprintf (log, sizeof log, "%s/logs/supervisor.log", super.dir);
         int null = open ("/dev/null", O_RDWR);
-        int fd = open (log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int fd = open (log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (null >= 0)
             dup2 (null, 0);
         if (fd >= 0) {
