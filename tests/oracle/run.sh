@@ -8,7 +8,7 @@
 #
 # usage: tests/oracle/run.sh BUILD_DIR [--seeds "1 2"] [--orders "sorted shuffled late"]
 #                            [--users N] [--now MS] [--out DIR] [--keep] [--strict]
-#                            [--promise any-order|lateness] [--shards N] [--ingestors N]
+#                            [--promise any-order|lateness] [--shards N] [--ingestors N] [--boards]
 #   --out DIR  keep every run's files there (default: a temp dir, removed
 #              when everything passed unless --keep)
 #   --promise any-order|lateness   which users real time must get exactly
@@ -18,9 +18,11 @@
 #              later than `lateness` (all of them in sorted and shuffled)
 #   --strict   real time must be exact for every user whatever --promise says
 #   --shards N, --ingestors N   the cluster's layout (trovectl up; default 2, 1)
+#   --boards   also every leaderboard (boards.sh vs model.py --boards) after
+#              reconcile (~150 `trovectl board` calls: 10-45 s)
 #   ORDER may be X+apply (e.g. shuffled+apply): order X, and city-quest's
-#              version 2 is installed by `trovectl rules apply` only after
-#              half the events were sent (a version applied to the past:
+#              version 2 is installed by `trovectl rules apply` only before
+#              the last two chunks of 500 events (a version applied to the past:
 #              real time is then promised only for users none of whose
 #              events sent before the apply falls in version 2's time)
 # Exit 0 when every (seed, order) passed, 1 otherwise.
@@ -39,6 +41,8 @@ KEEP=0
 STRICT=0
 PROMISE=any-order
 LAYOUT=()
+BOARDS=0
+BOARDS_ARG=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --seeds) SEEDS=$2; shift 2 ;;
@@ -48,6 +52,7 @@ while [ $# -gt 0 ]; do
         --out) OUT=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
         --strict) STRICT=1; shift ;;
+        --boards) BOARDS=1; BOARDS_ARG=--boards; shift ;;
         --promise) PROMISE=$2; shift 2 ;;
         --shards) LAYOUT+=(--shards "$2"); shift 2 ;;
         --ingestors) LAYOUT+=(--ingestors "$2"); shift 2 ;;
@@ -122,7 +127,7 @@ for seed in $SEEDS; do
         nice "$PY" "$ORACLE/stories.py" --seed "$seed" --users "$USERS_N" --order "$base" --now "$NOW_MS" --out "$R/stories" 2>/dev/null
         n_events=$(wc -l < "$R/stories/events.ndjson")
         # ORDER+apply: city-quest version 2 is applied (`trovectl rules apply`)
-        # only after half the chunks were sent: a version applied to the past
+        # only before the last two chunks: a version applied to the past
         WITHHELD=""
         [ "$base" = "$order" ] || WITHHELD=city-quest-v2.yaml
 
@@ -142,7 +147,7 @@ for seed in $SEEDS; do
         applied_at=0
         for c in "$R"/answers/chunk.*; do
             k=${c##*.}
-            if [ -n "$WITHHELD" ] && [ "$((10#$k))" -eq $((n_chunks / 2)) ]; then
+            if [ -n "$WITHHELD" ] && [ "$((10#$k))" -eq $((n_chunks - 2)) ]; then
                 "$TROVECTL" rules apply --dir "$DIR" "$R/stories/rules/$WITHHELD" > "$R/apply.txt" ||
                     fail "rules apply $WITHHELD failed: $(cat "$R/apply.txt")"
                 applied_at=$((10#$k * 500))
@@ -158,7 +163,8 @@ for seed in $SEEDS; do
         # duplicates the file holds: every repeated (source, id) must be answered duplicate
         dup_want=$(jq -r '"\(.source)\t\(.id)"' "$R/stories/events.ndjson" | sort | uniq -d -c | awk '{n += $1 - 1} END {print n + 0}')
 
-        "$PY" "$ORACLE/model.py" --rules "$R/rules" --events "$R/stories/events.ndjson" --accepted "$R/history.txt" --out "$R/expected.json"
+        "$PY" "$ORACLE/model.py" --rules "$R/rules" --events "$R/stories/events.ndjson" --accepted "$R/history.txt" \
+            $BOARDS_ARG --out "$R/expected.json"
         "$PY" "$ORACLE/promise.py" --promise "$PROMISE" ${WITHHELD:+--withheld "$WITHHELD" --withheld-until "$applied_at"} --rules "$R/rules" --events "$R/stories/events.ndjson" --accepted "$R/history.txt" \
             --out "$R/promised.txt" --why "$R/not-promised.txt" 2>/dev/null
         n_prom=$(wc -l < "$R/promised.txt")
@@ -183,6 +189,13 @@ for seed in $SEEDS; do
         t_rec=$((SECONDS - t1))
         read -r mis1 rep1 unrep1 def1 integ1 < <(totals "$R/reconcile-1.json")
         DUMP_VIA=tail "$ORACLE/dump.sh" "$BUILD" "$DIR" "$R/stories/users.txt" > "$R/actual-reconciled.json"
+        if [ "$BOARDS" = 1 ]; then
+            # every leaderboard of every hunt, added to the reconciled dump
+            settle
+            "$ORACLE/boards.sh" "$BUILD" "$DIR" $(sed -n 's/^hunt: *//p' "$R"/rules/*.yaml | sort -u) > "$R/boards.json"
+            jq -s '.[0] + .[1]' "$R/actual-reconciled.json" "$R/boards.json" > "$R/actual-reconciled+boards.json"
+            mv "$R/actual-reconciled+boards.json" "$R/actual-reconciled.json"
+        fi
         # the players' path: `trovectl coins` of a sample of users must show what the award log holds
         awk -v s="$seed" 'BEGIN {srand(s)} rand() < 0.1' "$R/stories/users.txt" > "$R/sample-users.txt"
         DUMP_VIA=coins "$ORACLE/dump.sh" "$BUILD" "$DIR" "$R/sample-users.txt" > "$R/sample-coins.json"
