@@ -1132,6 +1132,7 @@ s_notify (void *cls, struct MHD_Connection *connection, void **socket_context,
         self->socks = sock;
         self->nsocks++;
         pthread_mutex_unlock (&self->mutex);
+        trove_gauge_add_int (self->connections, 1);
         *socket_context = sock;
         return;
     }
@@ -1154,6 +1155,7 @@ s_notify (void *cls, struct MHD_Connection *connection, void **socket_context,
         sock->next->prev = sock->prev;
     self->nsocks--;
     pthread_mutex_unlock (&self->mutex);
+    trove_gauge_add_int (self->connections, -1);
     free (sock);
     *socket_context = NULL;
 }

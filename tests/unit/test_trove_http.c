@@ -552,6 +552,16 @@ test_deadlines_and_caps (void **state)
     assert_true (s_refused (metrics, "header_timeout") >= 1);
     assert_int_equal (s_refused (metrics, "per_client_cap"), 1);
     assert_int_equal (s_refused (metrics, "body_timeout"), 1);
+    //  Every connection is closed: the gauge comes back to 0 (bounded wait).
+    bool zero = false;
+    for (int i = 0; i < 100 && !zero; i++) {
+        char *text = trove_metrics_render (metrics);
+        zero = text && strstr (text, "\ntrove_ingestor_http_connections 0\n");
+        free (text);
+        if (!zero)
+            usleep (50000);
+    }
+    assert_true (zero);
     trove_http_destroy (&http);
     trove_metrics_destroy (&metrics);
 }
