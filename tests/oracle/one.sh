@@ -20,6 +20,7 @@ for a in "$@"; do
     if [ "$a" = --chunk ]; then CHUNK=1; else SEL+=("$a"); fi
 done
 source "$ORACLE/../integration/lib.sh" "$BUILD_ARG"
+for f in "$RULES"/*.yaml; do "$TROVECTL" rules check "$f" >/dev/null || fail "rules check $f"; done
 O=${ONE_OUT:-$(mktemp -d /tmp/oracle-one-XXXXXX)}
 mkdir -p "$O"
 
