@@ -1322,7 +1322,7 @@ s_door_accept (trove_http_t *self)
 //  the socket (libmicrohttpd reads it again). Returns true when the
 //  connection left the pending list.
 static bool
-s_door_peek (trove_http_t *self, size_t i, char *buf)
+s_door_peek (trove_http_t *self, size_t i, char *buf, short revents)
 {
     s_pending_t *p = &self->pending [i];
     if (p->closing) {
@@ -1346,6 +1346,12 @@ s_door_peek (trove_http_t *self, size_t i, char *buf)
     int status = trove_http_frame_check (buf, (size_t) got, &frame, &code, &detail);
     if (status == 0) {
         s_pending_hand_over (self, i);
+        return true;
+    }
+    if (status == 1 && (revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+        //  The client stopped sending before the end of its head: it can
+        //  never be complete (and the socket would read as ready forever).
+        s_pending_drop (self, i);
         return true;
     }
     if (status == 1) {
@@ -1418,14 +1424,14 @@ s_door (void *arg)
         fds [1] = (struct pollfd){room ? self->listen_fd : -1, POLLIN, 0};
         size_t n = self->npending;
         for (size_t i = 0; i < n; i++)
-            fds [2 + i] = (struct pollfd){self->pending [i].fd, POLLIN, 0};
+            fds [2 + i] = (struct pollfd){self->pending [i].fd, POLLIN | POLLRDHUP, 0};
         int ready = poll (fds, 2 + n, S_TICK_MS);
         if (ready < 0 && errno != EINTR)
             break;
         //  From the end: a connection leaving moves the last one into its slot.
         for (size_t i = n; ready > 0 && i-- > 0;)
             if (fds [2 + i].revents)
-                s_door_peek (self, i, buf);
+                s_door_peek (self, i, buf, fds [2 + i].revents);
         if (ready > 0 && (fds [1].revents & POLLIN))
             s_door_accept (self);
         int64_t now = trove_mono_us ();
