@@ -26,6 +26,7 @@
 #define S_TICK_MS 200           //  the door's reaper and log cadence
 #define S_LOG_WINDOW_US 60000000  //  one line per minute about dropped connections
 #define S_LINGER_US 2000000     //  a refused connection is drained this long, then closed
+#define S_REPEEK_US 20000       //  an incomplete head is looked at again no sooner
 
 //  Refusal reasons counted (trove_ingestor_http_refused_total{reason}); an
 //  error code outside the list counts as bad_request (400) or other.
@@ -73,8 +74,9 @@ typedef struct {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     int64_t since_us;
-    size_t seen;   //  bytes peeked last time
-    bool closing;  //  refused: its answer is sent, the rest is drained
+    int64_t not_before_us;  //  next look at an incomplete head
+    size_t seen;            //  bytes peeked last time
+    bool closing;           //  refused: its answer is sent, the rest is drained
 } s_pending_t;
 
 struct _trove_http_t {
@@ -1360,6 +1362,9 @@ s_door_peek (trove_http_t *self, size_t i, char *buf, short revents)
         int lowat = (int) got + 1;
         setsockopt (p->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
         p->seen = (size_t) got;
+        //  Each look reads the head from its start: a client dribbling a
+        //  big head byte by byte gets a few looks a second, not one a byte.
+        p->not_before_us = trove_mono_us () + S_REPEEK_US;
         return false;
     }
     s_door_refuse (self, p, (unsigned) status, code, detail, (size_t) got);
@@ -1423,9 +1428,16 @@ s_door (void *arg)
         bool room = self->npending < self->limits.max_connections;
         fds [1] = (struct pollfd){room ? self->listen_fd : -1, POLLIN, 0};
         size_t n = self->npending;
-        for (size_t i = 0; i < n; i++)
-            fds [2 + i] = (struct pollfd){self->pending [i].fd, POLLIN | POLLRDHUP, 0};
-        int ready = poll (fds, 2 + n, S_TICK_MS);
+        int64_t now = trove_mono_us ();
+        int timeout_ms = S_TICK_MS;
+        for (size_t i = 0; i < n; i++) {
+            s_pending_t *p = &self->pending [i];
+            bool wait = !p->closing && p->not_before_us > now;
+            fds [2 + i] = (struct pollfd){wait ? -1 : p->fd, POLLIN | POLLRDHUP, 0};
+            if (wait && (p->not_before_us - now) / 1000 + 1 < timeout_ms)
+                timeout_ms = (int) ((p->not_before_us - now) / 1000 + 1);
+        }
+        int ready = poll (fds, 2 + n, timeout_ms);
         if (ready < 0 && errno != EINTR)
             break;
         //  From the end: a connection leaving moves the last one into its slot.
@@ -1434,7 +1446,7 @@ s_door (void *arg)
                 s_door_peek (self, i, buf, fds [2 + i].revents);
         if (ready > 0 && (fds [1].revents & POLLIN))
             s_door_accept (self);
-        int64_t now = trove_mono_us ();
+        now = trove_mono_us ();
         if (now - last_tick >= S_TICK_MS * 1000) {
             s_door_reap (self, now);
             s_log_tick (self, now);
