@@ -27,6 +27,7 @@
 #define S_LOG_WINDOW_US 60000000  //  one line per minute about dropped connections
 #define S_LINGER_US 2000000     //  a refused connection is drained this long, then closed
 #define S_REPEEK_US 20000       //  an incomplete head is looked at again no sooner
+#define S_SLOW_US 1000000       //  a head not complete after this may give way (the per-client cap)
 
 //  Refusal reasons counted (trove_ingestor_http_refused_total{reason}); an
 //  error code outside the list counts as bad_request (400) or other.
@@ -1272,6 +1273,48 @@ s_pending_hand_over (trove_http_t *self, size_t i)
     MHD_add_connection (self->daemon, p.fd, (struct sockaddr *) &p.addr, p.addrlen);
 }
 
+//  May a new connection of client key come in? NULL when it may (counted
+//  as pending), else the reason. A client at its cap that has a connection
+//  still sending its head after S_SLOW_US gets room by losing its oldest
+//  such: a slow-header flood from one address then churns through its own
+//  connections while the same address's quick requests still get in.
+static const char *
+s_admit (trove_http_t *self, const uint8_t key [16], const char *host)
+{
+    for (int attempt = 0;; attempt++) {
+        const char *refusal = NULL;
+        bool capped = false;
+        pthread_mutex_lock (&self->mutex);
+        s_client_t *client = NULL;
+        if (self->npending + self->nsocks >= self->limits.max_connections)
+            refusal = "connection_limit";
+        else if (!(client = s_client (self, key, true)))
+            refusal = "connection_limit";
+        else if (self->limits.max_per_client && client->pending + client->active >= self->limits.max_per_client)
+            refusal = "per_client_cap", capped = true;
+        else
+            client->pending++;
+        pthread_mutex_unlock (&self->mutex);
+        if (!capped || attempt > 0)
+            return refusal;
+        int64_t now = trove_mono_us ();
+        size_t victim = SIZE_MAX;
+        for (size_t i = 0; i < self->npending; i++) {
+            const s_pending_t *p = &self->pending [i];
+            if (!p->closing && memcmp (p->key, key, 16) == 0 && now - p->since_us > S_SLOW_US
+                && (victim == SIZE_MAX || p->since_us < self->pending [victim].since_us))
+                victim = i;
+        }
+        if (victim == SIZE_MAX)
+            return refusal;
+        char what [160];
+        snprintf (what, sizeof what, "%s is at its connection cap: its slowest head closed for a new connection",
+                  host);
+        s_dropped (self, s_reason_index ("per_client_cap", 0), what);
+        s_pending_drop (self, victim);
+    }
+}
+
 static void
 s_door_accept (trove_http_t *self)
 {
@@ -1283,25 +1326,14 @@ s_door_accept (trove_http_t *self)
             return;  //  EAGAIN, or a connection that died in the backlog
         uint8_t key [16];
         s_client_key ((struct sockaddr *) &addr, key);
-        const char *refusal = NULL;
-        pthread_mutex_lock (&self->mutex);
-        s_client_t *client = NULL;
-        if (self->npending + self->nsocks >= self->limits.max_connections)
-            refusal = "connection_limit";
-        else if (!(client = s_client (self, key, true)))
-            refusal = "connection_limit";
-        else if (self->limits.max_per_client && client->pending + client->active >= self->limits.max_per_client)
-            refusal = "per_client_cap";
-        else
-            client->pending++;
-        pthread_mutex_unlock (&self->mutex);
+        char host [INET6_ADDRSTRLEN] = "?";
+        if (addr.ss_family == AF_INET)
+            inet_ntop (AF_INET, &((struct sockaddr_in *) &addr)->sin_addr, host, sizeof host);
+        else if (addr.ss_family == AF_INET6)
+            inet_ntop (AF_INET6, &((struct sockaddr_in6 *) &addr)->sin6_addr, host, sizeof host);
+        const char *refusal = s_admit (self, key, host);
         if (refusal) {
             char what [160];
-            char host [INET6_ADDRSTRLEN] = "?";
-            if (addr.ss_family == AF_INET)
-                inet_ntop (AF_INET, &((struct sockaddr_in *) &addr)->sin_addr, host, sizeof host);
-            else if (addr.ss_family == AF_INET6)
-                inet_ntop (AF_INET6, &((struct sockaddr_in6 *) &addr)->sin6_addr, host, sizeof host);
             snprintf (what, sizeof what, "connection from %s closed: %s", host,
                       strcmp (refusal, "per_client_cap") == 0 ? "over the per-client cap"
                                                               : "over the connection limit");

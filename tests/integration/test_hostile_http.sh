@@ -5,10 +5,10 @@
 #     not), a negative or non-numeric one, a Transfer-Encoding other than
 #     chunked, HTTP/1.1 without Host: 400 with a JSON error, the connection
 #     closed, the bytes after it never run as a request;
-#   - slowloris: 500 slow connections from 127.0.0.2 while 127.0.0.1 sends
-#     normal requests: at least 99% of those succeed; the slow ones meet
-#     the per-client cap and the header deadline; counted, and logged as a
-#     summary, not one line each;
+#   - slowloris: a slow head meets the head deadline (408); 500 slow
+#     connections from 127.0.0.2 while 127.0.0.1 sends normal requests: at
+#     least 99% of those succeed; the slow ones meet the per-client cap;
+#     counted, and logged as a summary, not one line each;
 #   - limits in order: 40 rejected events of a user cost it no token;
 #   - key scopes: 403 without the scope, read keys apart from write keys, a
 #     read rate limit, other sources' event ids and attrs hidden;
@@ -195,6 +195,14 @@ done
 log "smuggling: 10 framings refused 400 (JSON, connection closed), nothing after them ran"
 
 # --- 2. slowloris ------------------------------------------------------------------
+# One slow head alone meets the head deadline (3 s here): 408, closed.
+exec 4<>"/dev/tcp/127.0.0.1/$HTTP_PORT"
+printf 'GET /v1/users/u1/balance HTTP/1.1\r\nHost: x\r\n' >&4
+timeout 10 cat <&4 >"$WORK/slow1.out" || fail "a slow head was not closed within 10 s"
+exec 4<&- 4>&-
+head -1 "$WORK/slow1.out" | grep -q '^HTTP/1.1 408 ' && grep -q header_timeout "$WORK/slow1.out" ||
+    fail "slow head: $(cat "$WORK/slow1.out")"
+[ "$(metric header_timeout)" = 1 ] || fail "header_timeout counted $(metric header_timeout), want 1"
 "$SLOWLORIS" --port "$HTTP_PORT" --from 127.0.0.2 --conns 500 --seconds 25 >"$WORK/slow.out" &
 SLOW_PID=$!
 deadline=$((SECONDS + 15))
@@ -209,12 +217,21 @@ for i in $(seq 1 $total); do
         "$BASE/v1/users/u$((i % 7))/balance" || true)
     [ "$code" = 200 ] && ok=$((ok + 1))
 done
-HEADER_TIMEOUTS=$(metric header_timeout)
+# The attacker's own address: its quick requests may take the place of its
+# slowest heads (measured, not asserted: the attacker churns the same slots).
+same=0
+for i in $(seq 1 50); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --interface 127.0.0.2 \
+        -H "Authorization: Bearer $KEY_L" "$BASE/v1/users/u$((i % 7))/balance" || true)
+    [ "$code" = 200 ] && same=$((same + 1))
+done
 wait "$SLOW_PID" || fail "slowloris failed"
-log "slowloris: $ok of $total normal requests answered 200 during the attack; attacker: $(cat "$WORK/slow.out")"
+log "slowloris: $ok of $total normal requests answered 200 during the attack ($same of 50 from the attacker's own address); attacker: $(cat "$WORK/slow.out")"
 [ $((ok * 100)) -ge $((total * 99)) ] || fail "only $ok of $total normal requests succeeded during the slowloris"
-[ "$HEADER_TIMEOUTS" -ge 1 ] || fail "no slow connection met the header deadline"
-grep -q "answered_408=[1-9]" "$WORK/slow.out" || fail "no slow connection got a 408: $(cat "$WORK/slow.out")"
+# The attacker's slow heads were closed: over its cap at once, or later to
+# make room (its oldest first), or at the head deadline.
+closed=$(sed -n 's/.* closed=\([0-9]*\).*/\1/p' "$WORK/slow.out")
+[ "${closed:-0}" -ge 32 ] || fail "the attacker's held connections were never closed: $(cat "$WORK/slow.out")"
 # Thousands of dropped connections, a handful of log lines.
 drops=$(($(metric per_client_cap) + $(metric header_timeout)))
 lines=$(grep -c "WARN.*http:" "$DIR/logs/i0.log" || true)
@@ -226,7 +243,7 @@ until grep "connections dropped or refused in the last minute" "$DIR/logs/i0.log
     sleep 1
 done
 unchanged "the slowloris"
-log "slowloris: capped and timed out, $drops drops counted, $lines log lines and a summary"
+log "slowloris: capped, $drops drops counted, $lines log lines and a summary"
 
 # --- 3. limits in order: rejected events cost the user nothing ----------------------
 # web may send checkin and visit only; 4 requests x 10 purchases of user
