@@ -57,8 +57,13 @@ typedef struct {
 
 //  A record of a user, committed (or staged) and not applied yet: queries
 //  about that user wait for it, others do not (read-your-writes per user).
+//  A user's record not applied yet: its lseq and a copy of the packed
+//  LogRecord, so that a re-derive reads the user's events and coins from
+//  the tables plus these, without waiting for the apply thread.
 typedef struct {
     uint64_t lseq;
+    void *data;  //  packed LogRecord (after user, owned with the mark)
+    size_t size;
     char user [];
 } s_user_mark_t;
 
@@ -71,8 +76,19 @@ typedef struct {
 } s_state_t;
 
 //  Dedup value of an event that an undo named before it arrived: the event
-//  is then stored when it comes but never scored.
+//  is then stored when it comes but never scored. The marker keeps a tag of
+//  the undo's user in its req_id slot: an undo takes back its own user's
+//  event only (docs/events.md), so an event of another user under that
+//  (source, id) is scored as if no undo had named it.
 #define MARKER_PARTITION 0xFFFFFFFFu
+
+//  The user tag of a marker (never 0: 0 is a marker from before tags, which
+//  applies to any user).
+static uint64_t
+s_user_tag (const char *user)
+{
+    return trove_hash_fnv1a64 (user, strlen (user)) | 1;
+}
 
 //  Hunt, rule and id of an award frame's coin (for metrics and undo).
 typedef struct {
@@ -124,7 +140,8 @@ struct _trove_ledger_t {
     size_t staged_keys;       //  keys added by the open batch (at the tail)
     //  Users with records not applied yet: user -> uint64_t lseq of the last.
     zhashx_t *users_pending;
-    zlistx_t *users_order;   //  s_user_mark_t in lseq order, for removal once applied
+    zlistx_t *users_order;   //  s_user_mark_t in lseq order, for removal once applied (owns them)
+    zhashx_t *users_records;  //  user -> zlistx of its marks in users_order (borrowed), lseq order
     zlistx_t *users_staged;  //  s_user_mark_t of the open batch
 
     s_record_t *batch_head, *batch_tail;  //  records of the open batch
@@ -169,6 +186,8 @@ struct _trove_ledger_t {
     bool batch_reading;  //  rtxn is held for the open batch
 
     size_t history_max;         //  a re-derive reads at most this many of a user's events
+    bool marks_lost;            //  a user mark was lost (OOM): re-derives wait for everything
+    uint64_t snap_applied;      //  the `applied` mark of the batch's fresh snapshot (s_user_latest)
     const char *reject_reason;  //  why the last trove_ledger_apply said REJECTED
     trove_ledger_counts_t counts;  //  re-derives and repairs (metrics)
 
@@ -177,6 +196,7 @@ struct _trove_ledger_t {
 };
 
 static int s_read_begin (trove_ledger_t *self, MDB_txn **txn_p);
+static int s_wait_applied_to (trove_ledger_t *self, uint64_t lseq, int timeout_ms);
 static int s_get_coin_at (trove_ledger_t *self, MDB_txn *txn, const void *aseq_be, Trove__Coin **coin_p);
 static Trove__Coin *s_unpack_coin (const MDB_val *val);
 static int s_coin_change (trove_ledger_t *self, const Trove__Coin *c, bool revoke, const char *reason,
@@ -371,6 +391,7 @@ s_apply_record (trove_ledger_t *self, MDB_txn *txn, const Trove__LogRecord *rec,
             memcpy (mkey, rec->undone->source, tl);
             mkey [tl] = 0;
             memcpy (mkey + tl + 1, rec->undone->id, il);
+            trove_put_be64 (mval, s_user_tag (ev->user));
             trove_put_be32 (mval + 8, MARKER_PARTITION);
             key = (MDB_val){tl + 1 + il, mkey};
             val = (MDB_val){sizeof mval, mval};
@@ -846,17 +867,23 @@ s_pending_add (trove_ledger_t *self, const char *source, const char *id, uint64_
 
 //  Note that user has a record at lseq (to list: users_staged for a batch
 //  that may still abort, users_order once committed).
-static void
-s_user_mark (zlistx_t *list, const char *user, uint64_t lseq)
+static int
+s_user_mark (zlistx_t *list, const char *user, uint64_t lseq, const void *data, size_t size)
 {
     size_t len = strlen (user);
-    s_user_mark_t *m = malloc (sizeof *m + len + 1);
+    s_user_mark_t *m = malloc (sizeof *m + len + 1 + size);
     if (!m)
-        return;  //  then a query about this user may not wait for this record
+        return -1;  //  then a query about this user may not wait for this record (see marks_lost)
     m->lseq = lseq;
     memcpy (m->user, user, len + 1);
-    if (!zlistx_add_end (list, m))
+    m->data = m->user + len + 1;
+    m->size = size;
+    memcpy (m->data, data, size);
+    if (!zlistx_add_end (list, m)) {
         free (m);
+        return -1;
+    }
+    return 0;
 }
 
 //  The batch committed: its users' marks become pending.
@@ -873,6 +900,11 @@ s_users_commit (trove_ledger_t *self)
             *lseq = m->lseq;
             zhashx_insert (self->users_pending, m->user, lseq);
         }
+        zlistx_t *mine = zhashx_lookup (self->users_records, m->user);
+        if (!mine && (mine = zlistx_new ()))
+            zhashx_insert (self->users_records, m->user, mine);
+        if (!mine || !zlistx_add_end (mine, m))
+            self->marks_lost = true;  //  re-derives wait for the tables instead
         if (!zlistx_add_end (self->users_order, m))
             free (m);
     }
@@ -930,9 +962,11 @@ s_recover (trove_ledger_t *self, char *err, size_t size)
             n++;
             const Trove__EventRecord *er = rec->record;
             s_pending_add (self, er->event->source, er->event->id, rec->req_id, lseq, false);
-            s_user_mark (self->users_staged, er->event->user, lseq);
+            if (s_user_mark (self->users_staged, er->event->user, lseq, val.mv_data, val.mv_size))
+                self->marks_lost = true;
             if (rec->undone && rec->undone->source && rec->undone->id)
-                s_pending_add (self, rec->undone->source, rec->undone->id, 0, lseq, true);
+                s_pending_add (self, rec->undone->source, rec->undone->id, s_user_tag (er->event->user), lseq,
+                               true);
             for (size_t i = 0; i < rec->n_states; i++)
                 if (s_state_set (self->states_pending, er->event->user, rec->states [i]->hunt, lseq,
                                  rec->states [i]->data.data, rec->states [i]->data.len)) {
@@ -1013,10 +1047,11 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
     self->users_pending = zhashx_new ();
     self->users_order = zlistx_new ();
     self->users_staged = zlistx_new ();
+    self->users_records = zhashx_new ();
     self->efd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!self->pseq || !self->pseq_loaded || !self->pending || !self->pending_order || !self->states_staged
         || !self->states_pending || !self->users_pending || !self->users_order || !self->users_staged
-        || self->efd == -1) {
+        || !self->users_records || self->efd == -1) {
         snprintf (err, sizeof err, "out of memory");
         goto fail;
     }
@@ -1027,6 +1062,7 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
     zhashx_set_destructor (self->users_pending, (zhashx_destructor_fn *) zstr_free);
     zlistx_set_destructor (self->users_order, (zlistx_destructor_fn *) zstr_free);
     zlistx_set_destructor (self->users_staged, (zlistx_destructor_fn *) zstr_free);
+    zhashx_set_destructor (self->users_records, (zhashx_destructor_fn *) zlistx_destroy);
     char logdir [4096];
     snprintf (logdir, sizeof logdir, "%s/log", dir);
     //  The tables may lose their last transaction in an OS crash
@@ -1154,6 +1190,7 @@ trove_ledger_destroy (trove_ledger_t **self_p)
     zhashx_destroy (&self->pending);
     zlistx_destroy (&self->pending_order);
     zhashx_destroy (&self->users_pending);
+    zhashx_destroy (&self->users_records);  //  before the marks it points at
     zlistx_destroy (&self->users_order);
     zlistx_destroy (&self->users_staged);
     if (self->efd != -1)
@@ -1224,6 +1261,13 @@ trove_ledger_absorb (trove_ledger_t *self)
         uint64_t *lseq = zhashx_lookup (self->users_pending, m->user);
         if (lseq && *lseq <= applied)
             zhashx_delete (self->users_pending, m->user);
+        //  The user's own list is in lseq order too: this mark is its first.
+        zlistx_t *mine = zhashx_lookup (self->users_records, m->user);
+        if (mine && zlistx_first (mine) == m) {
+            zlistx_detach_cur (mine);
+            if (zlistx_size (mine) == 0)
+                zhashx_delete (self->users_records, m->user);
+        }
         zlistx_delete (self->users_order, zlistx_cursor (self->users_order));
     }
     //  States the tables now hold (a newer write keeps its entry).
@@ -1256,9 +1300,17 @@ trove_ledger_hurry (trove_ledger_t *self)
 int
 trove_ledger_wait_applied (trove_ledger_t *self, int timeout_ms)
 {
+    return s_wait_applied_to (self, self->lseq, timeout_ms);
+}
+
+//  Wait until the tables hold every record up to lseq. 0, or -1 after
+//  timeout_ms or when the apply thread fails.
+static int
+s_wait_applied_to (trove_ledger_t *self, uint64_t lseq, int timeout_ms)
+{
     trove_ledger_hurry (self);
     int64_t deadline = trove_mono_us () + (int64_t) timeout_ms * 1000;
-    while (atomic_load (&self->applied) < self->lseq) {
+    while (atomic_load (&self->applied) < lseq) {
         int64_t left = (deadline - trove_mono_us ()) / 1000;
         if (left <= 0 || atomic_load (&self->apply_failing))
             return -1;
@@ -1747,15 +1799,19 @@ s_latest_put (zhashx_t *latest, const Trove__Coin *coin)
 }
 
 //  The latest entry of every coin of a user, committed or earlier in this
-//  batch (id -> Trove__Coin, owned). Needs the tables to hold everything
-//  committed, so it waits for the apply thread (undo and rescoring are
-//  rare), then takes a fresh snapshot for the rest of the batch. NULL on
-//  error (self->error set).
+//  batch (id -> Trove__Coin, owned). Needs the tables to hold the user's
+//  committed records, so it waits for the apply thread to reach the user's
+//  last one (none: no wait), then takes a fresh snapshot for the rest of
+//  the batch. NULL on error (self->error set).
 static zhashx_t *
 s_user_latest (trove_ledger_t *self, const char *user, const char *what)
 {
     s_batch_end_reading (self);
-    int rc = trove_ledger_wait_applied (self, 30000);
+    //  A lost mark (OOM) means the memory below may miss a record: then
+    //  wait until the tables hold everything committed, once.
+    int rc = 0;
+    if (self->marks_lost && (rc = s_wait_applied_to (self, self->lseq, 30000)) == 0)
+        self->marks_lost = false;
     MDB_txn *txn;
     if (s_read_begin (self, &txn))
         return NULL;
@@ -1764,13 +1820,32 @@ s_user_latest (trove_ledger_t *self, const char *user, const char *what)
         snprintf (self->error, sizeof self->error, "%s: the tables are behind the log; try again", what);
         return NULL;
     }
+    //  The snapshot holds the records up to its own `applied` mark; the
+    //  user's later ones are in memory (users_records) until absorbed.
+    MDB_val key = {7, "applied"}, val;
+    self->snap_applied = mdb_get (txn, self->meta, &key, &val) == 0 && val.mv_size == 8 ? trove_get_be64 (val.mv_data) : 0;
     zhashx_t *latest = zhashx_new ();
     if (!latest)
         return NULL;
     zhashx_set_destructor (latest, s_coin_item_free);
     //  1. The tables: the user's coins, oldest first.
     rc = s_scan_user (self, self->rtxn, user, latest);
-    //  2. Earlier records of this batch.
+    //  2. The user's committed records the snapshot lacks, then 3. earlier
+    //  records of this batch: aseq order throughout.
+    zlistx_t *mine = zhashx_lookup (self->users_records, user);
+    for (s_user_mark_t *m = mine ? zlistx_first (mine) : NULL; m && rc == 0; m = zlistx_next (mine)) {
+        if (m->lseq <= self->snap_applied)
+            continue;
+        Trove__LogRecord *rec = trove__log_record__unpack (NULL, m->size, m->data);
+        if (!rec) {
+            rc = -1;
+            break;
+        }
+        for (size_t i = 0; i < rec->n_coins && rc == 0; i++)
+            if (strcmp (rec->coins [i]->user, user) == 0)
+                rc = s_latest_put (latest, rec->coins [i]);
+        trove__log_record__free_unpacked (rec, NULL);
+    }
     for (s_record_t *r = self->batch_head; r && rc == 0; r = r->next) {
         Trove__LogRecord *rec = trove__log_record__unpack (NULL, r->size, r->data);
         if (!rec)
@@ -1783,7 +1858,7 @@ s_user_latest (trove_ledger_t *self, const char *user, const char *what)
     if (rc) {
         zhashx_destroy (&latest);
         if (!self->error [0])
-            snprintf (self->error, sizeof self->error, "%s: out of memory", what);
+            snprintf (self->error, sizeof self->error, "%s: out of memory or an unreadable record", what);
     }
     return latest;
 }
@@ -1891,6 +1966,27 @@ s_user_events (trove_ledger_t *self, const char *user, size_t max, zlistx_t *out
     mdb_cursor_close (cur);
     if (!bad && rc && rc != MDB_NOTFOUND)
         return s_fail_rc (self, "user events cursor", rc);
+    //  Committed records the snapshot lacks (s_user_latest set snap_applied).
+    zlistx_t *mine = zhashx_lookup (self->users_records, user);
+    for (s_user_mark_t *m = mine ? zlistx_first (mine) : NULL; m && !bad; m = zlistx_next (mine)) {
+        if (m->lseq <= self->snap_applied)
+            continue;
+        Trove__LogRecord *rec = trove__log_record__unpack (NULL, m->size, m->data);
+        const Trove__EventRecord *er = rec ? rec->record : NULL;
+        if (!er || !er->event)
+            bad = -1;
+        else if (er->pseq) {
+            Trove__Event *copy = trove_event_dup (er->event);
+            if (!copy)
+                bad = -1;
+            else if (max && zlistx_size (out) >= max)
+                bad = 1, trove_event_destroy (&copy);
+            else
+                zlistx_add_end (out, copy);
+        }
+        if (rec)
+            trove__log_record__free_unpacked (rec, NULL);
+    }
     for (s_record_t *r = self->batch_head; r && !bad; r = r->next) {
         Trove__LogRecord *rec = trove__log_record__unpack (NULL, r->size, r->data);
         const Trove__EventRecord *er = rec ? rec->record : NULL;
@@ -2033,7 +2129,9 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
         *status_p = first == req_id && req_id != 0 ? TROVE__STATUS__ACCEPTED : TROVE__STATUS__DUPLICATE;
         return 0;
     }
-    bool skipped = seen == 2;
+    //  Named by an undo that came first: never scored, if the undo was its
+    //  user's (seen: the marker's user tag, 0 for any user).
+    bool skipped = seen == 2 && (first == 0 || first == s_user_tag (ev->user));
     const char *tsource = NULL, *tid = NULL;
     bool undo = trove_engine_undo_target (ev, &tsource, &tid);
     int target_seen = 0;
@@ -2152,9 +2250,11 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
     self->lseq_pending++;
     self->nevents_pending += !request;
     s_pending_add (self, ev->source, ev->id, req_id, self->lseq_pending, false);
-    s_user_mark (self->users_staged, ev->user, self->lseq_pending);
+    if (s_user_mark (self->users_staged, ev->user, self->lseq_pending, self->batch_tail->data,
+                     self->batch_tail->size))
+        self->marks_lost = true;
     if (undo && target_seen == 0)
-        s_pending_add (self, tsource, tid, 0, self->lseq_pending, true);
+        s_pending_add (self, tsource, tid, s_user_tag (ev->user), self->lseq_pending, true);
     *status_p = TROVE__STATUS__ACCEPTED;
     rc = 0;
 done:

@@ -200,11 +200,17 @@ s_child (s_world_t *w, int start, uint32_t seed, int fd)
 {
     s_rng_t rng = {seed | 1};
     char *err = NULL;
+    int end = start + 20 + (int) s_below (&rng, 120);
+    int phase = (int) s_below (&rng, 3);  //  0 mid-batch, 1 after commit, 2 after apply
+    //  Half the time the apply thread lags by up to a second: re-derives
+    //  then read the user's committed records from memory, not the tables.
+    if (s_below (&rng, 2)) {
+        setenv ("TROVE_APPLY_MIN", "100000", 1);
+        setenv ("TROVE_APPLY_DELAY_MS", "1000", 1);
+    }
     trove_ledger_t *ledger = trove_ledger_new (w->data, 1, 256 * 1024 * 1024, false, &err);
     if (!ledger)
         _exit (3);
-    int end = start + 20 + (int) s_below (&rng, 120);
-    int phase = (int) s_below (&rng, 3);  //  0 mid-batch, 1 after commit, 2 after apply
     int i = start;
     while (i < OPS) {
         int n = 1 + (int) s_below (&rng, 8);
