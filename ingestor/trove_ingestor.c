@@ -53,7 +53,7 @@
 #define SHARD_WINDOW 65536         //  max events in flight per shard (credit)
 #define MAX_PENDING_EVENTS 400000  //  stop reading producers above this
 #define RESEND_US 1000000          //  resend a sub-batch unanswered this long
-#define GIVEUP_US 5000000          //  then answer RETRY (shard_unavailable)
+#define GIVEUP_US 15000000         //  then answer RETRY (shard_unavailable): resends at 1, 3, 7 s first
 #define TIMER_MS 100
 
 typedef struct _s_request_t s_request_t;
@@ -67,6 +67,8 @@ struct _s_request_t {
     size_t remaining;     //  sub-batches not yet answered
     int16_t *source;      //  source index of each event (-1: undeclared)
     int64_t received_us;  //  when the request arrived (monotonic)
+    zhashx_t *index;      //  the requests in flight it is listed in, or NULL
+    char key [48];        //  its key there
 };
 
 #define S_RESULTS 5
@@ -83,6 +85,7 @@ typedef struct {
     trove_gauge_t *inflight;            //  events received, not answered
     trove_counter_t **resends;          //  per shard
     trove_counter_t **giveups;          //  per shard
+    trove_counter_t *joined;            //  resubmissions joined to their request in flight
     trove_gauge_t **shard_inflight;     //  per shard: events sent, unanswered (credit used)
     trove_gauge_t **shard_queued;       //  per shard: sub-batches waiting for credit
     trove_counter_t *bad_frames;
@@ -105,6 +108,10 @@ typedef struct {
     trove_api_t *api;                //  GET query routes, or NULL
     trove_http_t *http;              //  HTTP server, or NULL
     size_t pending_events;           //  events received and unanswered
+    //  Requests in flight by req_id and size: a producer that resends one
+    //  (its answer is late, not lost) is not given a second copy of the work
+    //  (that is how an overloaded shard is kept from drowning in resends).
+    zhashx_t *requests;
     int64_t started_ms;
     uint64_t received, answered;  //  counters for status
     s_metrics_t m;                //  Prometheus metrics
@@ -179,6 +186,8 @@ s_request_destroy (s_request_t **req_p)
     s_request_t *req = *req_p;
     if (!req)
         return;
+    if (req->index)
+        zhashx_delete (req->index, req->key);
     zframe_destroy (&req->routing_id);
     for (size_t i = 0; i < req->nresults; i++) {
         free (req->results [i].reason);
@@ -323,15 +332,36 @@ s_mark_repeats (Trove__SubmitRequest *submit, s_request_t *req, size_t *shard_of
 }
 
 static void
-s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__SubmitRequest *submit, int64_t received_us)
+s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__SubmitRequest *submit, int64_t received_us,
+          const trove_peer_t *peer)
 {
     const trove_limits_t *lim = trove_cfg_limits (self->cfg);
+    if (!trove_curve_allows (peer, TROVE_ROLE_PRODUCER)) {
+        char error [200];
+        snprintf (error, sizeof error, "not_allowed: certificate '%s' (role %s) may not submit events",
+                  peer->name, trove_curve_role_name (peer->role));
+        s_refuse (self, *routing_id_p, submit->req_id, error);
+        s_dead_letter (self, *routing_id_p, error, NULL, trove__submit_request__get_packed_size (submit));
+        return;
+    }
     if (submit->n_events > lim->max_batch) {
         char error [120];
         snprintf (error, sizeof error, "batch_too_large: %zu events, limit %zu", submit->n_events,
                   lim->max_batch);
         s_refuse (self, *routing_id_p, submit->req_id, error);
         s_dead_letter (self, *routing_id_p, error, NULL, trove__submit_request__get_packed_size (submit));
+        return;
+    }
+    //  The same submission again while it is in flight: its answer will go
+    //  to where this copy came from (the producer may have reconnected).
+    char key [48];
+    snprintf (key, sizeof key, "%016llx/%zu", (unsigned long long) submit->req_id, submit->n_events);
+    s_request_t *same = self->requests ? zhashx_lookup (self->requests, key) : NULL;
+    if (same) {
+        zframe_destroy (&same->routing_id);
+        same->routing_id = *routing_id_p;
+        *routing_id_p = NULL;
+        trove_counter_inc (self->m.joined);
         return;
     }
     s_request_t *req = calloc (1, sizeof *req);
@@ -363,6 +393,7 @@ s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__SubmitRequest *sub
     req->source = calloc (n ? n : 1, sizeof *req->source);  //  NULL: counted as "other"
     trove_histogram_observe (self->m.request_events, (double) n);
     self->received += n;
+    snprintf (req->key, sizeof req->key, "%016llx/%zu", (unsigned long long) submit->req_id, n);
     self->pending_events += n;
     int64_t now_ms = received_us / 1000;
     for (size_t i = 0; i < n; i++) {
@@ -381,6 +412,12 @@ s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__SubmitRequest *sub
                 req->source ? req->source [i]
                             : trove_cfg_source_index (self->cfg, submit->events [i]->source),
                 submit->events [i], now_ms, detail, sizeof detail);
+        //  A producer's certificate names the one source it speaks for.
+        if (!reason && peer->role == TROVE_ROLE_PRODUCER && strcmp (submit->events [i]->source, peer->source)) {
+            snprintf (detail, sizeof detail, "certificate '%s' sends for source '%s', not '%s'", peer->name,
+                      peer->source, submit->events [i]->source);
+            reason = "source_mismatch";
+        }
         if (reason) {
             s_set_result (&req->results [i], TROVE__STATUS__REJECTED, reason, detail);
             shard_of [i] = SIZE_MAX;
@@ -393,6 +430,8 @@ s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__SubmitRequest *sub
     }
     s_mark_repeats (submit, req, shard_of, count);
     req->remaining = 1;  //  held until every sub-batch is queued
+    if (self->requests && zhashx_insert (self->requests, req->key, req) == 0)
+        req->index = self->requests;
     for (size_t s = 0; s < self->nshards; s++) {
         if (!count [s])
             continue;
@@ -453,13 +492,16 @@ static void
 s_front_message (s_ingestor_t *self)
 {
     int64_t received_us = trove_now_us ();
-    zframe_t *routing_id;
+    zframe_t *routing_id, *body = NULL;
     const char *reason;
     zframe_t *raw;
-    Trove__Msg *msg = trove_msg_recv_routed (self->front, trove_cfg_limits (self->cfg)->max_frame,
-                                             &routing_id, &reason, &raw);
+    Trove__Msg *msg = trove_msg_recv_from (self->front, trove_cfg_limits (self->cfg)->max_frame, &routing_id,
+                                           &reason, &raw, &body);
+    trove_peer_t peer;
+    trove_curve_peer (body, &peer);
+    zframe_destroy (&body);
     if (msg && msg->body_case == TROVE__MSG__BODY_SUBMIT)
-        s_submit (self, &routing_id, msg->submit, received_us);
+        s_submit (self, &routing_id, msg->submit, received_us, &peer);
     else if (msg && msg->body_case == TROVE__MSG__BODY_QUERY && strcmp (msg->query->kind, "status") == 0)
         s_answer_status (self, routing_id, msg->query->req_id);
     else if (routing_id) {
@@ -563,6 +605,9 @@ s_metrics_init (s_ingestor_t *self, size_t index)
     m->answer_seconds = trove_metrics_histogram (
         m->registry, "trove_ingestor_answer_seconds",
         "Submit request received to answered (every shard committed).", NULL, NULL, secs, 11);
+    m->joined = trove_metrics_counter (m->registry, "trove_ingestor_joined_total",
+                                       "Resubmissions joined to the same request still in flight (not forwarded again).",
+                                       NULL, NULL);
     m->inflight = trove_metrics_gauge (m->registry, "trove_ingestor_inflight_events",
                                        "Events received and not answered yet.", NULL, NULL);
     m->bad_frames =
@@ -809,8 +854,9 @@ main (int argc, char *argv [])
     }
     self->dealers = calloc (self->nshards, sizeof *self->dealers);
     self->outbox = trove_outbox_new (self->nshards, SHARD_WINDOW, RING_SIZE);
+    self->requests = zhashx_new ();
     items = calloc (self->nshards + 1, sizeof *items);
-    if (!self->front || !self->dealers || !self->outbox || !items)
+    if (!self->front || !self->dealers || !self->outbox || !self->requests || !items)
         goto done;
     //  64 MiB, then rotated once: bounded, the newest kept.
     self->deadletter = trove_deadletter_new (trove_cfg_ingestor_deadletter (self->cfg, (size_t) index), name,
@@ -901,6 +947,7 @@ done:
         if (self->outbox)
             trove_outbox_each (self->outbox, s_drop, self);
         trove_outbox_destroy (&self->outbox);
+        zhashx_destroy (&self->requests);  //  emptied by s_drop
         trove_deadletter_destroy (&self->deadletter);
         trove_curve_stop ();  //  its watcher counts into the registry
         trove_metrics_destroy (&self->m.registry);

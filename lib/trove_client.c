@@ -27,6 +27,8 @@
 #define S_LINGER_US 5000
 //  Submit resend after a failed send (no ingestor connected, HWM reached).
 #define S_SEND_RETRY_US 100000
+//  Ingestors a submitter polls (a config has at most 100).
+#define S_INGESTORS_MAX 128
 //  Backoff after a RETRY answer: first delay, ceiling.
 #define S_RETRY_MIN_US 50000
 #define S_RETRY_MAX_US 1000000
@@ -359,16 +361,18 @@ typedef struct {
     int64_t opened_us;      //  when the first event was added (linger)
     unsigned retries;       //  consecutive RETRY rounds, for the backoff
     bool sent;              //  transmitted at least once
+    unsigned sends;         //  transmissions so far
     void *handle;           //  its place in submitter->order
 } s_group_t;
 
 struct _trove_submitter_t {
-    zsock_t *sock;           //  DEALER connected to one ingestor at a time
+    zsock_t **socks;         //  one DEALER per ingestor, all connected
     char **endpoints;        //  every ingestor's
     size_t nendpoints;
-    size_t current;          //  the one connected
+    size_t current;          //  the one requests are sent to
     int64_t switched_us;     //  when it was chosen (monotonic)
     int64_t failing_since_us;  //  first failed send since the last success, or 0
+    int64_t heard_us;        //  last reply from the current ingestor (or its choice)
     size_t max_frame;        //  frame limit of the cluster
     size_t batch;            //  events per request
     size_t window;           //  events in flight at most
@@ -446,16 +450,21 @@ trove_submitter_new (const trove_cfg_t *cfg, size_t batch, size_t window, trove_
     for (size_t i = 0; i < self->nendpoints; i++)
         if (!(self->endpoints [i] = strdup (trove_cfg_ingestor_endpoint (cfg, i))))
             goto fail;
-    self->sock = s_socket (ZMQ_DEALER, NULL, self->max_frame, true);
-    if (!self->sock)
-        goto fail;
-    //  One ingestor at a time, so that the requests of this producer reach
+    //  Requests go to one ingestor at a time, so that this producer's reach
     //  the scorers in the order it sends them (docs/architecture.md,
     //  "Order"); producers spread over the ingestors by a random start.
-    self->current = (size_t) (trove_client_req_id () % self->nendpoints);
-    self->switched_us = trove_mono_us ();
-    if (trove_curve_connect (self->sock, self->endpoints [self->current], false))
+    //  Every ingestor stays connected: answers still come from the one left
+    //  behind after a switch.
+    self->socks = calloc (self->nendpoints, sizeof *self->socks);
+    if (!self->socks)
         goto fail;
+    for (size_t i = 0; i < self->nendpoints; i++) {
+        self->socks [i] = s_socket (ZMQ_DEALER, NULL, self->max_frame, true);
+        if (!self->socks [i] || trove_curve_connect (self->socks [i], self->endpoints [i], false))
+            goto fail;
+    }
+    self->current = (size_t) (trove_client_req_id () % self->nendpoints);
+    self->switched_us = self->heard_us = trove_mono_us ();
     return self;
 fail:
     trove_submitter_destroy (&self);
@@ -471,7 +480,9 @@ trove_submitter_destroy (trove_submitter_t **self_p)
         zlistx_destroy (&self->order);
         zhashx_destroy (&self->groups);
         s_group_destroy (&self->open);
-        zsock_destroy (&self->sock);
+        for (size_t i = 0; self->socks && i < self->nendpoints; i++)
+            zsock_destroy (&self->socks [i]);
+        free (self->socks);
         for (size_t i = 0; self->endpoints && i < self->nendpoints; i++)
             free (self->endpoints [i]);
         free (self->endpoints);
@@ -506,10 +517,15 @@ s_group_send (trove_submitter_t *self, s_group_t *group)
     msg.body_case = TROVE__MSG__BODY_SUBMIT;
     msg.submit = &request;
     int64_t now = trove_mono_us ();
-    if (trove_msg_send (self->sock, NULL, 0, &msg, ZMQ_DONTWAIT) == 0) {
+    if (trove_msg_send (self->socks [self->current], NULL, 0, &msg, ZMQ_DONTWAIT) == 0) {
+        //  Each transmission waits twice as long as the one before (up to
+        //  8 timeouts): an answer that is late is not lost, and copies only
+        //  add to the load of what is slow.
+        int64_t wait = (int64_t) self->timeout_ms * 1000 << (group->sends < 3 ? group->sends : 3);
+        group->sends++;
         group->state = S_WAITING;
         group->sent = true;
-        group->due_us = now + (int64_t) self->timeout_ms * 1000;
+        group->due_us = now + wait;
         self->failing_since_us = 0;
         for (size_t i = 0; i < group->count; i++)
             if (!group->items [i].final && group->items [i].first_us == 0)
@@ -523,20 +539,25 @@ s_group_send (trove_submitter_t *self, s_group_t *group)
     }
 }
 
-//  The ingestor in use does not answer (a request timed out) or cannot be
-//  reached (sends refused for a whole timeout): go on with the next one.
-//  At most once per timeout, so that a burst of timeouts moves once.
+//  The ingestor in use looks gone: nothing heard from it for a whole
+//  timeout while requests wait, or sends refused for that long (no
+//  connection). Go on with the next one. A slow shard is not a reason: the
+//  ingestor's other answers keep coming.
 static void
 s_failover (trove_submitter_t *self, int64_t now)
 {
-    if (self->nendpoints < 2 || now - self->switched_us < (int64_t) self->timeout_ms * 1000)
+    int64_t timeout = (int64_t) self->timeout_ms * 1000;
+    if (self->nendpoints < 2 || now - self->switched_us < timeout)
         return;
-    zsock_disconnect (self->sock, "%s", self->endpoints [self->current]);
+    //  Three timeouts of silence: an ingestor whose shards are slow still
+    //  answers something now and then; a dead one says nothing at all.
+    bool silent = now - self->heard_us >= 3 * timeout;
+    bool refused = self->failing_since_us && now - self->failing_since_us >= timeout;
+    if (!silent && !refused)
+        return;
     self->current = (self->current + 1) % self->nendpoints;
-    self->switched_us = now;
+    self->switched_us = self->heard_us = now;
     self->failing_since_us = 0;
-    if (trove_curve_connect (self->sock, self->endpoints [self->current], false))
-        zsys_warning ("submitter: cannot connect to %s", self->endpoints [self->current]);
 }
 
 //  Forget a finished group.
@@ -661,22 +682,19 @@ s_timers (trove_submitter_t *self)
     }
     //  Oldest first; a group never sent waits while an older one has not
     //  gone out yet (a refused send), so requests leave in order.
+    if (self->pending)
+        s_failover (self, now);
     bool held = false;
     for (s_group_t *group = (s_group_t *) zlistx_first (self->order); group;
          group = (s_group_t *) zlistx_next (self->order)) {
         bool waits = held && !group->sent;  //  goes once the older one went
-        if (group->due_us <= now && !waits) {
-            if (group->state == S_WAITING)
-                s_failover (self, now);  //  no answer in time
+        if (group->due_us <= now && !waits)
             s_group_send (self, group);
-        }
         if (!group->sent)
             held = true;
         if (!waits && group->due_us < next)
             next = group->due_us;
     }
-    if (self->failing_since_us && now - self->failing_since_us >= (int64_t) self->timeout_ms * 1000)
-        s_failover (self, now);
     return next;
 }
 
@@ -687,6 +705,8 @@ trove_submitter_add (trove_submitter_t *self, const Trove__Event *event, uint64_
     assert (event);
     if (self->pending >= self->window)
         return -1;
+    if (self->pending == 0)
+        self->heard_us = trove_mono_us ();  //  a busy spell starts: silence counts from here
     size_t size = trove__event__get_packed_size (event) + S_EVENT_OVERHEAD;
     if (size + S_SUBMIT_OVERHEAD > self->max_frame) {
         //  No request could carry it: the ingestor would drop the connection.
@@ -731,17 +751,26 @@ size_t
 trove_submitter_poll (trove_submitter_t *self, int timeout_ms)
 {
     assert (self);
-    void *handle = zsock_resolve (self->sock);
+    zmq_pollitem_t items [S_INGESTORS_MAX];
+    size_t n = self->nendpoints < S_INGESTORS_MAX ? self->nendpoints : S_INGESTORS_MAX;
+    for (size_t i = 0; i < n; i++)
+        items [i] = (zmq_pollitem_t){zsock_resolve (self->socks [i]), 0, ZMQ_POLLIN, 0};
     int64_t deadline = trove_mono_us () + (int64_t) (timeout_ms > 0 ? timeout_ms : 0) * 1000;
     while (true) {
         bool answered = false;
-        Trove__Msg *msg;
-        while (s_recv (handle, self->max_frame, ZMQ_DONTWAIT, &msg) == 0) {
-            if (msg && msg->body_case == TROVE__MSG__BODY_SUBMIT_REPLY) {
-                s_on_reply (self, msg->submit_reply);
-                answered = true;
+        //  Answers come from every ingestor: one left behind after a switch
+        //  may still answer what it was given.
+        for (size_t i = 0; i < n; i++) {
+            Trove__Msg *msg;
+            while (s_recv (items [i].socket, self->max_frame, ZMQ_DONTWAIT, &msg) == 0) {
+                if (i == self->current)
+                    self->heard_us = trove_mono_us ();
+                if (msg && msg->body_case == TROVE__MSG__BODY_SUBMIT_REPLY) {
+                    s_on_reply (self, msg->submit_reply);
+                    answered = true;
+                }
+                trove_msg_free (&msg);
             }
-            trove_msg_free (&msg);
         }
         int64_t next = s_timers (self);
         int64_t now = trove_mono_us ();
@@ -749,8 +778,7 @@ trove_submitter_poll (trove_submitter_t *self, int timeout_ms)
             break;
         int64_t until = next < deadline ? next : deadline;
         long wait_ms = (long) ((until - now + 999) / 1000);
-        zmq_pollitem_t item = {handle, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll (&item, 1, wait_ms < 1 ? 1 : wait_ms) == -1 && (errno == EINTR || errno == ETERM))
+        if (zmq_poll (items, (int) n, wait_ms < 1 ? 1 : wait_ms) == -1 && (errno == EINTR || errno == ETERM))
             break;
     }
     return self->pending;
@@ -774,7 +802,7 @@ void *
 trove_submitter_socket (trove_submitter_t *self)
 {
     assert (self);
-    return self->sock;
+    return self->socks [self->current];
 }
 
 //  ---------------------------------------------------------------------------

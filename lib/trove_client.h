@@ -68,9 +68,11 @@ typedef struct _trove_submitter_t trove_submitter_t;
 //  answer. result is borrowed for the duration of the call.
 typedef void (trove_submitter_fn) (void *arg, uint64_t tag, const Trove__Result *result, int64_t latency_us);
 
-//  Create a submitter for the ingestors of cfg: one DEALER (ZMQ_IMMEDIATE)
-//  connected to one ingestor at a time, chosen at random and left for the
-//  next when a request times out or sends are refused for a whole timeout.
+//  Create a submitter for the ingestors of cfg: a DEALER (ZMQ_IMMEDIATE)
+//  connected to each, requests sent to one of them at a time (chosen at
+//  random), the next one taken when the one in use has said nothing for a
+//  whole timeout while requests wait, or refused sends that long; answers
+//  are taken from every ingestor.
 //  Requests go out in the order they were made (one never overtakes an
 //  older one's first transmission), so one producer's events reach their
 //  scorer in its order while nothing fails (docs/architecture.md, "Order").
@@ -82,7 +84,8 @@ typedef void (trove_submitter_fn) (void *arg, uint64_t tag, const Trove__Result 
 trove_submitter_t *trove_submitter_new (const trove_cfg_t *cfg, size_t batch, size_t window,
                                         trove_submitter_fn *fn, void *arg);
 void trove_submitter_destroy (trove_submitter_t **self_p);
-//  Resend a request when its reply takes longer than timeout_ms (default 2000).
+//  Resend a request when its reply takes longer than timeout_ms (default
+//  2000), then after twice as long each time (up to 8 x timeout_ms).
 void trove_submitter_set_timeout (trove_submitter_t *self, int timeout_ms);
 
 //  Queue one event (copied) with a caller tag. A full batch is sent at once;

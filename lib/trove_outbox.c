@@ -179,8 +179,10 @@ trove_outbox_expire (trove_outbox_t *self, int64_t now_us, int64_t resend_us, in
             continue;
         if (now_us - item->queued_us > giveup_us)
             giveup (arg, item);
-        else if (item->sent_us && now_us - item->sent_us > resend_us)
+        else if (item->sent_us && now_us - item->sent_us > resend_us << (item->resends < 3 ? item->resends : 3)) {
+            item->resends++;
             resend (arg, item);
+        }
     }
 }
 

@@ -36,6 +36,7 @@ struct _trove_outbox_item_t {
     uint32_t *index;            //  caller's: event positions in the request (owned)
     int64_t queued_us;          //  when added
     int64_t sent_us;            //  last send; 0 while queued
+    unsigned resends;           //  resends so far (each waits twice as long, up to 8x)
     trove_outbox_item_t *next;  //  shard FIFO link (queued items only)
 };
 
@@ -65,8 +66,10 @@ trove_outbox_item_t *trove_outbox_find (trove_outbox_t *self, uint64_t batch_id)
 void trove_outbox_remove (trove_outbox_t *self, trove_outbox_item_t **item_p);
 
 //  Walk live items: sent ones unanswered for resend_us go to resend (the
-//  caller resends and calls _sent); any item older than giveup_us (since it
-//  was added) goes to giveup, which must _remove it.
+//  caller resends and calls _sent), and each further resend waits twice as
+//  long (up to 8 x resend_us): a shard that is slow, not gone, is not
+//  buried under copies. Any item older than giveup_us (since it was added)
+//  goes to giveup, which must _remove it.
 typedef void (trove_outbox_fn) (void *arg, trove_outbox_item_t *item);
 void trove_outbox_expire (trove_outbox_t *self, int64_t now_us, int64_t resend_us, int64_t giveup_us,
                           trove_outbox_fn *resend, trove_outbox_fn *giveup, void *arg);

@@ -14,9 +14,16 @@ trove_sock_tune (zsock_t *sock, size_t max_frame)
     zsock_set_rcvhwm (sock, 100000);
     zsock_set_reconnect_ivl (sock, 100);
     zsock_set_reconnect_ivl_max (sock, 2000);
-    zsock_set_heartbeat_ivl (sock, 1000);
-    zsock_set_heartbeat_timeout (sock, 3000);
-    zsock_set_heartbeat_ttl (sock, 3000);
+    //  Half-open connections (a host gone without a FIN) are found by TCP
+    //  keepalive (~8 s), not ZMTP heartbeats: libzmq 4.3 times out a
+    //  connection whose input is stopped by back-pressure (it cannot read
+    //  the peer's PINGs) and can then abort on `!_io_error`
+    //  (stream_engine_base.cpp; libzmq issues 3937, 4767), which the chaos
+    //  suite hit under load.
+    zsock_set_tcp_keepalive (sock, 1);
+    zsock_set_tcp_keepalive_idle (sock, 5);
+    zsock_set_tcp_keepalive_intvl (sock, 1);
+    zsock_set_tcp_keepalive_cnt (sock, 3);
 }
 
 zsock_t *

@@ -162,7 +162,7 @@ inject() {
         printf '{"source":"mobile","id":"rej%s-%s-4","user":"%s","type":"checkin","ts":%s,"bonus":1}\n' "$SEED" "$n" "$u" "$now" >> "$f.ndjson"
         echo "mobile rej$SEED-$n-4 $u checkin" >> "$f.meta"
         cat "$f.ndjson" >> "$D/events-send.ndjson"
-        "$TROVECTL" send "$f.ndjson" --dir "$D" --json --timeout 60 > "$f.out" 2> "$f.err"
+        "$TROVECTL" send "$f.ndjson" --dir "$D" --json --timeout 180 > "$f.out" 2> "$f.err"
         # history format; an event without an answer is written "unanswered".
         jq -r 'select(.line) | "\(.line) \(.status) \(.reason // "-" | gsub(" "; "_"))"' "$f.out" 2>/dev/null \
             | awk 'FILENAME == ARGV[1] { meta[FNR] = $0; next } { ans[$1] = $2 " " ($3 == "" ? "-" : $3) }
