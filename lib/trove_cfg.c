@@ -50,6 +50,7 @@ struct _trove_cfg_t {
     bool curve;         //  trove/curve = yes
     char *curve_cert;   //  resolved curve/cert (owned)
     char *curve_peers;  //  resolved curve/peers (owned)
+    char *curve_operator;  //  resolved curve/operator, or NULL (owned)
 };
 
 //  path as written in the file, resolved against the config file's folder.
@@ -255,6 +256,9 @@ trove_cfg_load (const char *path, char **err_p)
             goto fail;
         self->curve_cert = s_resolve (self, cert);
         self->curve_peers = s_resolve (self, peers);
+        const char *op = zconfig_get (self->root, "curve/operator", NULL);
+        if (op && !(self->curve_operator = s_resolve (self, op)))
+            err = strdup ("out of memory");
         if (!self->curve_cert || !self->curve_peers) {
             err = strdup ("out of memory");
             goto fail;
@@ -387,6 +391,7 @@ trove_cfg_destroy (trove_cfg_t **self_p)
         free (self->rules_dir);
         free (self->curve_cert);
         free (self->curve_peers);
+        free (self->curve_operator);
         for (size_t i = 0; i < MAX_INGESTORS; i++)
             free (self->ingestor_deadletter [i]);
         free (self->base);
@@ -601,6 +606,13 @@ trove_cfg_curve_cert (const trove_cfg_t *self)
 {
     assert (self);
     return self->curve_cert;
+}
+
+const char *
+trove_cfg_curve_operator (const trove_cfg_t *self)
+{
+    assert (self);
+    return self->curve_operator;
 }
 
 const char *

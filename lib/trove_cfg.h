@@ -112,6 +112,9 @@ bool trove_cfg_curve (const trove_cfg_t *self);
 //  resolved; NULL when CURVE is off.
 const char *trove_cfg_curve_cert (const trove_cfg_t *self);
 const char *trove_cfg_curve_peers (const trove_cfg_t *self);
+//  curve/operator: the certificate trovectl presents (role operator), or
+//  NULL: trovectl then presents curve/cert.
+const char *trove_cfg_curve_operator (const trove_cfg_t *self);
 //  Z85 public keys of the servers: the broker (pub, sub, control), an
 //  ingestor (endpoint), a scorer shard (events, query) and its reconciler
 //  (reconcile). NULL when CURVE is off.

@@ -276,8 +276,95 @@ s_key (const char *endpoint, const char *key)
         zhash_update (s_curve.keys, endpoint, (void *) key);  //  a copy (autofree)
 }
 
+//  --- roles -----------------------------------------------------------------
+
+static const char *s_role_names [] = {"any", "daemon", "operator", "producer", "reader"};
+
+const char *
+trove_curve_role_name (trove_role_t role)
+{
+    return (unsigned) role < sizeof s_role_names / sizeof *s_role_names ? s_role_names [role] : "?";
+}
+
+trove_role_t
+trove_curve_role_of (const char *name)
+{
+    for (size_t i = 1; name && i < sizeof s_role_names / sizeof *s_role_names; i++)
+        if (streq (name, s_role_names [i]))
+            return (trove_role_t) i;
+    return TROVE_ROLE_ANY;
+}
+
+void
+trove_curve_peer (zframe_t *frame, trove_peer_t *peer)
+{
+    assert (peer);
+    memset (peer, 0, sizeof *peer);
+    if (!s_curve.enabled || !frame)
+        return;
+    //  Only certificate metadata from zauth carries these names: a peer's
+    //  own ZMTP properties must start with "X-" (ZMQ_METADATA).
+    const char *role = zframe_meta (frame, "role");
+    const char *source = zframe_meta (frame, "source");
+    const char *name = zframe_meta (frame, "name");
+    if (!role)
+        peer->role = TROVE_ROLE_DAEMON;  //  a certificate from before roles
+    else if ((peer->role = trove_curve_role_of (role)) == TROVE_ROLE_ANY)
+        peer->role = TROVE_ROLE_READER;  //  unknown: the least
+    snprintf (peer->source, sizeof peer->source, "%s", peer->role == TROVE_ROLE_PRODUCER && source ? source : "");
+    snprintf (peer->name, sizeof peer->name, "%s", name ? name : "?");
+}
+
+bool
+trove_curve_allows (const trove_peer_t *peer, trove_role_t needs)
+{
+    switch (peer->role) {
+        case TROVE_ROLE_ANY:
+        case TROVE_ROLE_OPERATOR:
+            return true;
+        case TROVE_ROLE_DAEMON:
+            return needs != TROVE_ROLE_OPERATOR;
+        case TROVE_ROLE_PRODUCER:
+            return needs == TROVE_ROLE_PRODUCER || needs == TROVE_ROLE_READER;
+        case TROVE_ROLE_READER:
+            return needs == TROVE_ROLE_READER;
+    }
+    return false;
+}
+
+//  Certificates of the peers folder without a role: they count as daemons.
+static void
+s_warn_roleless (const char *peers)
+{
+    zdir_t *dir = zdir_new (peers, NULL);
+    if (!dir)
+        return;
+    zfile_t **files = zdir_flatten (dir);
+    for (size_t i = 0; files && files [i]; i++) {
+        const char *path = zfile_filename (files [i], NULL);
+        if (!zfile_is_regular (files [i]) || !s_parses (path))
+            continue;
+        zcert_t *cert = zcert_load (path);
+        if (cert && !zcert_meta (cert, "role"))
+            trove_log ('W', "CURVE: %s has no role: it counts as a daemon (everything but control "
+                            "operations); give it role = daemon, operator, producer or reader (docs/security.md)",
+                       path);
+        zcert_destroy (&cert);
+    }
+    zdir_flatten_free (&files);
+    zdir_destroy (&dir);
+}
+
 int
 trove_curve_start (const trove_cfg_t *cfg, trove_metrics_t *metrics, bool serve, char **err_p)
+{
+    return trove_curve_start_as (cfg, trove_cfg_curve (cfg) ? trove_cfg_curve_cert (cfg) : NULL, metrics, serve,
+                                 err_p);
+}
+
+int
+trove_curve_start_as (const trove_cfg_t *cfg, const char *cert_path, trove_metrics_t *metrics, bool serve,
+                      char **err_p)
 {
     assert (cfg);
     trove_curve_stop ();  //  a second start replaces the first
@@ -287,7 +374,7 @@ trove_curve_start (const trove_cfg_t *cfg, trove_metrics_t *metrics, bool serve,
         return 0;
     struct stat st;
     const char *peers = trove_cfg_curve_peers (cfg);
-    if (!(s_curve.cert = s_load_cert (trove_cfg_curve_cert (cfg), &err)))
+    if (!(s_curve.cert = s_load_cert (cert_path, &err)))
         goto fail;
     if (stat (peers, &st) || !S_ISDIR (st.st_mode)) {
         err = trove_strdupf ("curve/peers: %s is not a folder of public certificates", peers);
@@ -316,10 +403,11 @@ trove_curve_start (const trove_cfg_t *cfg, trove_metrics_t *metrics, bool serve,
             err = strdup ("cannot start the ZAP handler (zauth)");
             goto fail;
         }
+        s_warn_roleless (peers);
     }
     s_curve.enabled = true;
-    trove_log (serve ? 'I' : 'D', "CURVE on: certificate %s (public key %s), peers %s",
-               trove_cfg_curve_cert (cfg), zcert_public_txt (s_curve.cert), peers);
+    trove_log (serve ? 'I' : 'D', "CURVE on: certificate %s (public key %s), peers %s", cert_path,
+               zcert_public_txt (s_curve.cert), peers);
     return 0;
 fail:
     trove_curve_stop ();
@@ -402,7 +490,7 @@ trove_curve_connect (zsock_t *sock, const char *endpoint, bool watch)
 }
 
 char *
-trove_curve_keygen (const char *path, const char *name, char **err_p)
+trove_curve_keygen (const char *path, const char *name, const char *role, const char *source, char **err_p)
 {
     assert (path);
     char *err = NULL;
@@ -410,8 +498,13 @@ trove_curve_keygen (const char *path, const char *name, char **err_p)
     char *secret = trove_strdupf ("%s_secret", path);
     zcert_t *cert = NULL;
     struct stat st;
+    trove_role_t r = role ? trove_curve_role_of (role) : TROVE_ROLE_DAEMON;
     if (!secret)
         err = strdup ("out of memory");
+    else if (r == TROVE_ROLE_ANY)
+        err = trove_strdupf ("role '%s': want daemon, operator, producer or reader", role);
+    else if ((r == TROVE_ROLE_PRODUCER) != (source != NULL))
+        err = strdup (source ? "only a producer has a source" : "a producer needs its source (--source NAME)");
     else if (stat (secret, &st) == 0)
         err = trove_strdupf ("%s exists: not overwriting a secret key (remove it to make a new one)", secret);
     else if (!(cert = zcert_new ()))
@@ -419,6 +512,9 @@ trove_curve_keygen (const char *path, const char *name, char **err_p)
     else {
         if (name)
             zcert_set_meta (cert, "name", "%s", name);
+        zcert_set_meta (cert, "role", "%s", trove_curve_role_name (r));
+        if (source)
+            zcert_set_meta (cert, "source", "%s", source);
         //  The secret file is created 0600 before anything is written to it.
         mode_t old = umask (077);
         int rc = zcert_save_secret (cert, secret);

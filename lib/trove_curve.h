@@ -20,7 +20,24 @@
     (socket monitor, ZMQ_EVENT_HANDSHAKE_FAILED_*): every refusal is counted
     in trove_curve_refused_total{endpoint,reason} (peers our servers
     refused) or trove_curve_rejected_total{endpoint,reason} (servers that
-    refused us), and logged, at most once per 10 s per socket. */
+    refused us), and logged, at most once per 10 s per socket.
+
+    Roles. What a peer may do is written in its certificate in the peers
+    folder, as metadata that zauth hands to every message of that peer
+    (`role`, and `source` for a producer; a client cannot choose it, the
+    server's copy of its certificate says it):
+      daemon    the cluster's own processes (ingestors, scorers, brokers,
+                reconcilers; trove-load and `trovectl send` on a daemon
+                host): everything but control operations
+      operator  trovectl: control operations (rules apply, leaderboard
+                exclusions, reconciler runs) and every read
+      producer  submits events of its `source` only (others are rejected
+                `source_mismatch`); reads the award stream
+      reader    queries and the award stream, no writes
+    A certificate without `role` counts as daemon (host certificates made
+    before roles existed; the daemons warn at start). With CURVE off there
+    are no identities and everything is allowed: only for a trusted
+    loopback (`trovectl up --insecure`). */
 #ifndef TROVE_CURVE_H_INCLUDED
 #define TROVE_CURVE_H_INCLUDED
 
@@ -37,6 +54,34 @@ extern "C" {
 //  ZAP domain of every Trove CURVE server.
 #define TROVE_CURVE_DOMAIN "trove"
 
+typedef enum {
+    TROVE_ROLE_ANY = 0,  //  CURVE off: no identity, everything allowed
+    TROVE_ROLE_DAEMON,
+    TROVE_ROLE_OPERATOR,
+    TROVE_ROLE_PRODUCER,
+    TROVE_ROLE_READER,
+} trove_role_t;
+
+//  A peer, as the server's copy of its certificate says.
+typedef struct {
+    trove_role_t role;
+    char source [72];  //  producer: the only source it may send ("" otherwise)
+    char name [72];    //  the certificate's name, for messages
+} trove_peer_t;
+
+//  The sender of a frame received on a socket this process bound (its
+//  certificate's metadata). TROVE_ROLE_ANY while CURVE is off.
+void trove_curve_peer (zframe_t *frame, trove_peer_t *peer);
+
+//  Role names as written in certificates ("daemon", ...), and back
+//  (TROVE_ROLE_ANY for an unknown name).
+const char *trove_curve_role_name (trove_role_t role);
+trove_role_t trove_curve_role_of (const char *name);
+
+//  May peer do what needs role at least? ANY (CURVE off) may do anything;
+//  operator may do what a daemon or reader may; daemon what a reader may.
+bool trove_curve_allows (const trove_peer_t *peer, trove_role_t needs);
+
 //  Set the process up from cfg. When CURVE is on: load this host's
 //  certificate (its secret file must exist, hold a secret key, and be
 //  readable by the owner only), check the peers folder, and, when serve is
@@ -44,6 +89,10 @@ extern "C" {
 //  the refusal counters. 0, or -1 with a message in *err_p (caller frees).
 //  A second call replaces what the first set up.
 int trove_curve_start (const trove_cfg_t *cfg, trove_metrics_t *metrics, bool serve, char **err_p);
+//  The same, presenting the certificate at cert_path instead of curve/cert
+//  (trovectl presents curve/operator when the config names one).
+int trove_curve_start_as (const trove_cfg_t *cfg, const char *cert_path, trove_metrics_t *metrics, bool serve,
+                          char **err_p);
 
 //  Undo trove_curve_start (stop zauth and the watcher); safe when not started.
 void trove_curve_stop (void);
@@ -65,10 +114,13 @@ int trove_curve_bind (zsock_t *sock, const char *endpoint, bool watch);
 //  the config or connect fails.
 int trove_curve_connect (zsock_t *sock, const char *endpoint, bool watch);
 
-//  A new certificate at path (public, 0644) and path_secret (0600), name in
-//  its metadata. Refuses to overwrite an existing secret file. Returns the
-//  Z85 public key (caller frees), or NULL with a message in *err_p.
-char *trove_curve_keygen (const char *path, const char *name, char **err_p);
+//  A new certificate at path (public, 0644) and path_secret (0600), name,
+//  role and source (each may be NULL) in its metadata. Refuses to
+//  overwrite an existing secret file, an unknown role, a producer without
+//  a source. Returns the Z85 public key (caller frees), or NULL with a
+//  message in *err_p.
+char *trove_curve_keygen (const char *path, const char *name, const char *role, const char *source,
+                          char **err_p);
 
 //  The Z85 public key of the certificate at path (public or secret file),
 //  or NULL with a message in *err_p.

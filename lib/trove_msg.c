@@ -134,6 +134,15 @@ Trove__Msg *
 trove_msg_recv_routed (zsock_t *router, size_t max_size, zframe_t **routing_id_p, const char **reason_p,
                        zframe_t **raw_p)
 {
+    return trove_msg_recv_from (router, max_size, routing_id_p, reason_p, raw_p, NULL);
+}
+
+Trove__Msg *
+trove_msg_recv_from (zsock_t *router, size_t max_size, zframe_t **routing_id_p, const char **reason_p,
+                     zframe_t **raw_p, zframe_t **body_p)
+{
+    if (body_p)
+        *body_p = NULL;
     *routing_id_p = NULL;
     *reason_p = NULL;
     if (raw_p)
@@ -150,6 +159,10 @@ trove_msg_recv_routed (zsock_t *router, size_t max_size, zframe_t **routing_id_p
         msg = trove_msg_decode (zframe_data (body), zframe_size (body), max_size, reason_p);
     if (!msg && raw_p && body) {
         *raw_p = body;  //  the refused bytes, for the dead-letter file
+        body = NULL;
+    }
+    if (msg && body_p) {
+        *body_p = body;
         body = NULL;
     }
     zframe_destroy (&body);

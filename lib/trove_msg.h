@@ -49,6 +49,11 @@ int trove_msg_send_heartbeat (void *socket, Trove__Heartbeat *heartbeat);
 //  caller destroys it; NULL when there was none).
 Trove__Msg *trove_msg_recv_routed (zsock_t *router, size_t max_size, zframe_t **routing_id_p,
                                    const char **reason_p, zframe_t **raw_p);
+//  The same; for a message that decodes, *body_p (when not NULL) gets its
+//  body frame, whose metadata say who sent it (trove_curve_peer); the
+//  caller destroys it.
+Trove__Msg *trove_msg_recv_from (zsock_t *router, size_t max_size, zframe_t **routing_id_p,
+                                 const char **reason_p, zframe_t **raw_p, zframe_t **body_p);
 
 //  A deep copy of a coin (free with trove__coin__free_unpacked). NULL on OOM.
 Trove__Coin *trove_msg_coin_dup (const Trove__Coin *coin);

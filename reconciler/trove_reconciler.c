@@ -674,19 +674,36 @@ s_run (s_rec_t *self, const char *only)
 static void
 s_control (s_rec_t *self)
 {
-    zframe_t *routing_id;
+    zframe_t *routing_id, *body = NULL;
     const char *reason;
-    Trove__Msg *msg = trove_msg_recv_routed (self->control, trove_cfg_limits (self->cfg)->max_frame,
-                                             &routing_id, &reason, NULL);
+    Trove__Msg *msg = trove_msg_recv_from (self->control, trove_cfg_limits (self->cfg)->max_frame, &routing_id,
+                                           &reason, NULL, &body);
     if (!routing_id) {
         trove_msg_free (&msg);
         return;
     }
+    trove_peer_t peer;
+    trove_curve_peer (body, &peer);
+    zframe_destroy (&body);
     Trove__QueryReply reply = TROVE__QUERY_REPLY__INIT;
     Trove__StatusInfo status = TROVE__STATUS_INFO__INIT;
     char *report = NULL;
+    char refusal [200];
     if (!msg || msg->body_case != TROVE__MSG__BODY_QUERY)
         reply.error = (char *) (reason ? reason : "not a query");
+    else if (strcmp (msg->query->kind, "reconcile") == 0 && !trove_curve_allows (&peer, TROVE_ROLE_OPERATOR)) {
+        //  A run writes repairs: the operator's to ask (docs/security.md, "Roles").
+        reply.req_id = msg->query->req_id;
+        snprintf (refusal, sizeof refusal, "not_allowed: a reconcile run needs role operator; certificate '%s' has role %s",
+                  peer.name, trove_curve_role_name (peer.role));
+        reply.error = refusal;
+        static int64_t logged_us;  //  one line per 10 s: a refused client may insist
+        if (!logged_us || trove_mono_us () - logged_us > 10000000) {
+            trove_log ('W', "refused a reconcile request from certificate '%s' (role %s)", peer.name,
+                       trove_curve_role_name (peer.role));
+            logged_us = trove_mono_us ();
+        }
+    }
     else {
         const Trove__Query *q = msg->query;
         reply.req_id = q->req_id;

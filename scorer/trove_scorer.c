@@ -90,11 +90,45 @@ typedef struct {
         trove_histogram_t *query_seconds;  //  arrival to answer, waits included
         trove_counter_t *rederives;        //  events placed by re-deriving their user
         trove_counter_t *rederive_events;  //  stored events those re-derives read
+        trove_counter_t *refused;          //  requests refused: the peer's role may not
+        int64_t refused_logged_us;         //  last log line about one
+        uint64_t refused_unlogged;         //  refusals since
         trove_counter_t *repairs;          //  users a reconciler request repaired
         trove_counter_t *repair_entries;   //  entries those repairs wrote
         trove_ledger_counts_t seen;        //  counts already added
     } m;                                   //  Prometheus metrics
 } s_scorer_t;
+
+//  A request refused for the sender's role: counted, logged at most once per
+//  10 s (a hostile client must not fill the disk).
+static void
+s_refused (s_scorer_t *self, const char *what, const char *kind, const trove_peer_t *peer)
+{
+    trove_counter_inc (self->m.refused);
+    int64_t now = trove_mono_us ();
+    if (self->m.refused_logged_us && now - self->m.refused_logged_us < 10000000) {
+        self->m.refused_unlogged++;
+        return;
+    }
+    trove_log ('W', "refused a %s %s from certificate '%s' (role %s)%s", what, kind, peer->name,
+               trove_curve_role_name (peer->role),
+               self->m.refused_unlogged ? " (and others since the last line: see trove_scorer_refused_total)" : "");
+    self->m.refused_logged_us = now;
+    self->m.refused_unlogged = 0;
+}
+
+//  The least role a query kind needs (docs/security.md, "Roles"): control
+//  operations are the operator's; the event log and the reconciler's
+//  digests are the cluster's own; every other read is a reader's.
+static trove_role_t
+s_query_role (const char *kind)
+{
+    if (strcmp (kind, "rules_apply") == 0 || strcmp (kind, "board_exclude") == 0)
+        return TROVE_ROLE_OPERATOR;
+    if (strcmp (kind, "events") == 0 || strcmp (kind, "digests") == 0 || strcmp (kind, "rules_preview") == 0)
+        return TROVE_ROLE_DAEMON;
+    return TROVE_ROLE_READER;
+}
 
 //  A query that must see everything committed when it arrived.
 typedef struct {
@@ -237,12 +271,17 @@ s_take_one (s_scorer_t *self, bool *storage_failed)
 {
     if (!(zsock_events (self->events) & ZMQ_POLLIN))
         return 0;
-    zframe_t *routing_id;
+    zframe_t *routing_id, *body = NULL;
     const char *reason;
-    Trove__Msg *msg = trove_msg_recv_routed (self->events, trove_cfg_limits (self->cfg)->max_frame,
-                                             &routing_id, &reason, NULL);
+    Trove__Msg *msg = trove_msg_recv_from (self->events, trove_cfg_limits (self->cfg)->max_frame, &routing_id,
+                                           &reason, NULL, &body);
     if (!routing_id && !reason)
         return 0;
+    //  Only the cluster's own processes (ingestors, reconcilers) write here.
+    trove_peer_t peer;
+    trove_curve_peer (body, &peer);
+    zframe_destroy (&body);
+    bool allowed = trove_curve_allows (&peer, TROVE_ROLE_DAEMON);
     int taken = 1;  //  count a bad message as progress so the loop moves on
     if (!msg || msg->body_case != TROVE__MSG__BODY_BATCH
         || msg->batch->n_partitions != msg->batch->n_events) {
@@ -273,6 +312,17 @@ s_take_one (s_scorer_t *self, bool *storage_failed)
         trove__result__init (r);
         reply->result_ptrs [i] = r;
         r->reason = "";
+        if (!allowed) {
+            if (i == 0)
+                s_refused (self, "batch", "", &peer);
+            r->status = TROVE__STATUS__REJECTED;
+            r->reason = "not_allowed";
+            char text [200];
+            snprintf (text, sizeof text, "certificate '%s' (role %s) may not write to a scorer: role daemon only",
+                      peer.name, trove_curve_role_name (peer.role));
+            r->detail = strdup (text);
+            continue;
+        }
         if (*storage_failed) {
             r->status = TROVE__STATUS__RETRY;
             continue;
@@ -767,13 +817,33 @@ static void
 s_process_queries (s_scorer_t *self)
 {
     for (int i = 0; i < 100 && (zsock_events (self->query) & ZMQ_POLLIN); i++) {
-        zframe_t *routing_id;
+        zframe_t *routing_id, *body = NULL;
         const char *reason;
-        Trove__Msg *msg = trove_msg_recv_routed (self->query, trove_cfg_limits (self->cfg)->max_frame,
-                                                 &routing_id, &reason, NULL);
+        Trove__Msg *msg = trove_msg_recv_from (self->query, trove_cfg_limits (self->cfg)->max_frame, &routing_id,
+                                               &reason, NULL, &body);
         if (!routing_id && !reason)
             break;
-        if (msg && msg->body_case == TROVE__MSG__BODY_QUERY) {
+        trove_peer_t peer;
+        trove_curve_peer (body, &peer);
+        zframe_destroy (&body);
+        trove_role_t needs = msg && msg->body_case == TROVE__MSG__BODY_QUERY ? s_query_role (msg->query->kind)
+                                                                              : TROVE_ROLE_READER;
+        if (msg && msg->body_case == TROVE__MSG__BODY_QUERY && !trove_curve_allows (&peer, needs)) {
+            //  Answered, so that a refused client learns why.
+            char text [240];
+            snprintf (text, sizeof text, "not_allowed: '%s' needs role %s; certificate '%s' has role %s",
+                      msg->query->kind, trove_curve_role_name (needs), peer.name,
+                      trove_curve_role_name (peer.role));
+            Trove__QueryReply reply = TROVE__QUERY_REPLY__INIT;
+            reply.req_id = msg->query->req_id;
+            reply.error = text;
+            Trove__Msg out = TROVE__MSG__INIT;
+            out.body_case = TROVE__MSG__BODY_QUERY_REPLY;
+            out.query_reply = &reply;
+            trove_msg_send (self->query, zframe_data (routing_id), zframe_size (routing_id), &out, ZMQ_DONTWAIT);
+            s_refused (self, "query", msg->query->kind, &peer);
+        }
+        else if (msg && msg->body_case == TROVE__MSG__BODY_QUERY) {
             //  Reads see the ledger tables, which trail the log by a few
             //  milliseconds: answer once they hold what the query must see
             //  (docs/queries.md, Freshness).
@@ -877,6 +947,9 @@ s_metrics_init (s_scorer_t *self)
         trove_metrics_gauge (r, "trove_scorer_ledger_map_bytes",
                              "LMDB map size of each environment (trove/map_size_mb).", NULL, NULL);
     trove_gauge_set_int (self->m.map_bytes, (int64_t) trove_cfg_map_size (self->cfg));
+    self->m.refused = trove_metrics_counter (
+        r, "trove_scorer_refused_total",
+        "Batches and queries refused because the sender's certificate role may not make them.", NULL, NULL);
     self->m.rederives = trove_metrics_counter (
         r, "trove_scorer_rederives_total",
         "Events placed exactly by re-deriving their user (later than the engine's state, or an undo).", NULL,

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 //  Timeout and retries of the queries of balance, coins and coin.
 #define S_QUERY_TIMEOUT_MS 2000
@@ -105,7 +106,10 @@ enum {
     S_OPT_REASON,
     S_OPT_AFTER,
     S_OPT_CURVE,
-    S_OPT_NAME
+    S_OPT_NAME,
+    S_OPT_INSECURE,
+    S_OPT_ROLE,
+    S_OPT_SOURCE
 };
 
 static const struct option s_options [] = {{"dir", required_argument, NULL, S_OPT_DIR},
@@ -134,6 +138,9 @@ static const struct option s_options [] = {{"dir", required_argument, NULL, S_OP
                                            {"after", required_argument, NULL, S_OPT_AFTER},
                                            {"curve", no_argument, NULL, S_OPT_CURVE},
                                            {"name", required_argument, NULL, S_OPT_NAME},
+                                           {"insecure", no_argument, NULL, S_OPT_INSECURE},
+                                           {"role", required_argument, NULL, S_OPT_ROLE},
+                                           {"source", required_argument, NULL, S_OPT_SOURCE},
                                            {NULL, 0, NULL, 0}};
 
 static bool
@@ -236,6 +243,15 @@ trovectl_parse (int argc, char **argv, const char *allowed, trovectl_opts_t *opt
             case S_OPT_NAME:
                 opts->name = optarg;
                 break;
+            case S_OPT_INSECURE:
+                opts->insecure = true;
+                break;
+            case S_OPT_ROLE:
+                opts->role = optarg;
+                break;
+            case S_OPT_SOURCE:
+                opts->source = optarg;
+                break;
             case S_OPT_LIMIT:
                 rc = s_parse_number (name, optarg, &opts->limit);
                 break;
@@ -291,7 +307,14 @@ trovectl_load_cfg (const trovectl_opts_t *opts)
         snprintf (path, sizeof path, "%s/trove.cfg", trovectl_dir (opts->dir));
     char *err = NULL;
     trove_cfg_t *cfg = trove_cfg_load (path, &err);
-    if (cfg && trove_curve_start (cfg, NULL, false, &err))
+    //  trovectl is the operator's tool: it presents the operator's
+    //  certificate when the config names one this user can read (control
+    //  operations need it), else the host's.
+    const char *op = cfg && trove_cfg_curve (cfg) ? trove_cfg_curve_operator (cfg) : NULL;
+    char secret [4096 + 8];
+    snprintf (secret, sizeof secret, "%s_secret", op ? op : "");
+    if (cfg && (op && access (secret, R_OK) == 0 ? trove_curve_start_as (cfg, op, NULL, false, &err)
+                                                  : trove_curve_start (cfg, NULL, false, &err)))
         trove_cfg_destroy (&cfg);
     if (!cfg) {
         trovectl_fail ("%s", err ? err : "cannot load config");

@@ -24,6 +24,9 @@ typedef struct {
     bool detach;         //  --detach (up)
     bool curve;          //  --curve (up)
     const char *name;    //  --name (curve new)
+    bool insecure;       //  --insecure (up): no CURVE
+    const char *role;    //  --role (curve new)
+    const char *source;  //  --source (curve new, producer)
     long limit;          //  --limit (coins), -1 when absent
     long count;          //  --count (tail), -1 when absent
     long timeout;        //  --timeout seconds (send), -1 when absent

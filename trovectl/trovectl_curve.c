@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *s_help = "usage: trovectl curve new PATH [--name NAME] [--json]\n"
+static const char *s_help = "usage: trovectl curve new PATH [--name NAME] [--role ROLE [--source S]] [--json]\n"
                             "       trovectl curve show PATH [--json]\n"
                             "\n"
                             "new   make a CURVE key pair: PATH holds the public certificate (0644: copy\n"
@@ -18,13 +18,19 @@ static const char *s_help = "usage: trovectl curve new PATH [--name NAME] [--jso
                             "      Refuses to overwrite an existing PATH_secret. NAME goes into the\n"
                             "      certificate's metadata. Prints the public key (40 Z85 characters):\n"
                             "      the value of `curve_key` for the processes of this host.\n"
+                            "      ROLE (in the metadata too) says what the holder may do once its\n"
+                            "      certificate is in a peers folder (docs/security.md, \"Roles\"):\n"
+                            "        daemon    (default) a host's processes: all but control operations\n"
+                            "        operator  trovectl: control operations (rules, exclusions, reconcile)\n"
+                            "        producer  submits events of source S only (--source S)\n"
+                            "        reader    queries and the award stream only\n"
                             "show  print the public key of the certificate at PATH (public or secret).\n";
 
 int
 trovectl_curve (int argc, char **argv)
 {
     trovectl_opts_t opts;
-    if (trovectl_parse (argc, argv, "name json", &opts))
+    if (trovectl_parse (argc, argv, "name role source json", &opts))
         return 1;
     if (opts.help) {
         fputs (s_help, stdout);
@@ -32,11 +38,11 @@ trovectl_curve (int argc, char **argv)
     }
     if (opts.nargs != 2 || (strcmp (opts.args [0], "new") && strcmp (opts.args [0], "show")))
         return trovectl_fail ("curve: want `new PATH` or `show PATH` (see trovectl curve --help)");
-    if (opts.name && strcmp (opts.args [0], "new"))
-        return trovectl_fail ("curve show: --name is for `new`");
+    if ((opts.name || opts.role || opts.source) && strcmp (opts.args [0], "new"))
+        return trovectl_fail ("curve show: --name, --role and --source are for `new`");
     char *err = NULL;
     const char *path = opts.args [1];
-    char *key = strcmp (opts.args [0], "new") == 0 ? trove_curve_keygen (path, opts.name, &err)
+    char *key = strcmp (opts.args [0], "new") == 0 ? trove_curve_keygen (path, opts.name, opts.role, opts.source, &err)
                                                    : trove_curve_public_key (path, &err);
     if (!key) {
         trovectl_fail ("curve %s: %s", opts.args [0], err ? err : "out of memory");

@@ -98,8 +98,13 @@ static const char *s_up_help =
     "                  in contiguous ranges.\n"
     "  --ingestors N   ingestors (default 1, at most 10).\n"
     "  --sync full|none  LMDB durability (default full), see etc/trove.cfg.\n"
-    "  --curve         CURVE on every ZeroMQ link: one certificate for the host\n"
-    "                  in DIR/curve (docs/security.md).\n"
+    "  --insecure      no CURVE: any local process may submit, query and run\n"
+    "                  control operations (benchmarks of the bare path only).\n"
+    "                  By default every ZeroMQ link is CURVE (docs/security.md):\n"
+    "                  DIR/curve holds the host's certificate (role daemon) and\n"
+    "                  the operator's (role operator, used by trovectl), both\n"
+    "                  admitted in DIR/curve/peers.\n"
+    "  --curve         (the default; kept for scripts)\n"
     "A new config gets a demo key for source web in DIR/web.key (its hash in the\n"
     "config): curl -H \"Authorization: Bearer $(cat DIR/web.key)\"\n"
     "http://127.0.0.1:P+250/v1/users/USER/balance. `up` prints each HTTP address\n"
@@ -367,6 +372,8 @@ s_config_text (const char *dir, long base, long shards, long ingestors, const ch
                        "curve\n"
                        "    cert = \"curve/host.cert\"\n"
                        "    peers = \"curve/peers\"\n"
+                       "    #   trovectl presents this one: role operator (control operations)\n"
+                       "    operator = \"curve/operator.cert\"\n"
                      : "",
            web_hash, base + 1, base + 2, base + 3, base + 200, broker_line);
     for (long k = 0; k < ingestors; k++)
@@ -396,22 +403,22 @@ s_config_text (const char *dir, long base, long shards, long ingestors, const ch
     return text;
 }
 
-//  DIR/curve/host.cert (+ _secret) and DIR/curve/peers/host.cert, the one
-//  certificate of a local cluster. Returns its public key (caller frees), or
-//  NULL after printing the error.
+//  A new certificate DIR/curve/NAME.cert (+ _secret) of role, admitted in
+//  DIR/curve/peers. Returns its public key (caller frees), or NULL after
+//  printing the error.
 static char *
-s_curve_certs (const char *dir)
+s_curve_cert (const char *dir, const char *name, const char *role)
 {
-    char folder [PATH_MAX], cert [PATH_MAX + 16], peer [PATH_MAX + 16];
+    char folder [PATH_MAX], cert [PATH_MAX + 32], peer [PATH_MAX + 32];
     snprintf (folder, sizeof folder, "%s/curve/peers", dir);
     if (trove_mkdir_p (folder, 0700)) {
         trovectl_fail ("cannot create %s: %s", folder, strerror (errno));
         return NULL;
     }
-    snprintf (cert, sizeof cert, "%s/curve/host.cert", dir);
-    snprintf (peer, sizeof peer, "%s/curve/peers/host.cert", dir);
+    snprintf (cert, sizeof cert, "%s/curve/%s.cert", dir, name);
+    snprintf (peer, sizeof peer, "%s/curve/peers/%s.cert", dir, name);
     char *err = NULL;
-    char *key = trove_curve_keygen (cert, "local", &err);
+    char *key = trove_curve_keygen (cert, name, role, NULL, &err);
     FILE *in = key ? fopen (cert, "r") : NULL;
     char text [4096];
     size_t size = in ? fread (text, 1, sizeof text - 1, in) : 0;
@@ -424,9 +431,22 @@ s_curve_certs (const char *dir)
         key = NULL;
     }
     if (!key)
-        trovectl_fail ("up --curve: %s", err ? err : "out of memory");
+        trovectl_fail ("up (CURVE): %s", err ? err : "out of memory");
     free (err);
     return key;
+}
+
+//  The certificates of a local cluster: the host's (every daemon, role
+//  daemon) and the operator's (trovectl). Returns the host's public key
+//  (caller frees), or NULL after printing the error.
+static char *
+s_curve_certs (const char *dir)
+{
+    char *op = s_curve_cert (dir, "operator", "operator");
+    if (!op)
+        return NULL;
+    free (op);
+    return s_curve_cert (dir, "host", "daemon");
 }
 
 //  Write the pid of a child, atomically.
@@ -909,7 +929,7 @@ int
 trovectl_up (int argc, char **argv)
 {
     trovectl_opts_t opts;
-    if (trovectl_parse (argc, argv, "dir json detach port-base shards ingestors sync curve", &opts))
+    if (trovectl_parse (argc, argv, "dir json detach port-base shards ingestors sync curve insecure", &opts))
         return 1;
     if (opts.help) {
         fputs (s_up_help, stdout);
@@ -931,6 +951,8 @@ trovectl_up (int argc, char **argv)
         return trovectl_fail ("up: --port-base %ld: ports would leave 1024-65535", base);
     if (strcmp (sync, "full") && strcmp (sync, "none"))
         return trovectl_fail ("up: --sync '%s': want full or none", sync);
+    if (opts.curve && opts.insecure)
+        return trovectl_fail ("up: --curve and --insecure contradict each other");
 
     int rc = 1;
     trove_cfg_t *cfg = NULL;
@@ -976,7 +998,7 @@ trovectl_up (int argc, char **argv)
             goto fail;
         }
         char *curve_key = NULL;
-        if (opts.curve && !(curve_key = s_curve_certs (super.dir)))
+        if (!opts.insecure && !(curve_key = s_curve_certs (super.dir)))
             goto fail;
         char *text = s_config_text (super.dir, base, shards, ingestors, sync, hash, curve_key);
         free (curve_key);
@@ -987,7 +1009,8 @@ trovectl_up (int argc, char **argv)
         }
         free (text);
     }
-    else if (opts.port_base >= 0 || opts.shards >= 0 || opts.ingestors >= 0 || opts.sync || opts.curve)
+    else if (opts.port_base >= 0 || opts.shards >= 0 || opts.ingestors >= 0 || opts.sync || opts.curve
+             || opts.insecure)
         fprintf (stderr, "trovectl: note: %s exists; layout options are ignored\n", super.cfgpath);
     char rules [PATH_MAX + 32];
     snprintf (rules, sizeof rules, "%s/rules/demo.yaml", super.dir);

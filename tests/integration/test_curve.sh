@@ -77,7 +77,9 @@ unchanged() {
 echo "{\"source\":\"game\",\"id\":\"refused-1\",\"user\":\"cu-1\",\"type\":\"purchase\",\"ts\":$now}" > "$WORK/one.ndjson"
 "$TROVECTL" curve new "$WORK/stranger.cert" --name stranger >/dev/null
 # A client whose certificate is not in the peers folder.
-sed "s#cert = \"curve/host.cert\"#cert = \"$WORK/stranger.cert\"#; s#\"curve/peers\"#\"$DIR/curve/peers\"#" \
+# (Configs made from the cluster's drop its `operator` line: trovectl would
+# present the operator's certificate instead.)
+sed "s#cert = \"curve/host.cert\"#cert = \"$WORK/stranger.cert\"#; s#\"curve/peers\"#\"$DIR/curve/peers\"#; /^    operator = /d" \
     "$DIR/trove.cfg" > "$WORK/stranger.cfg"
 before=$(refused "$I0" unknown_key)
 if "$TROVECTL" send --config "$WORK/stranger.cfg" --timeout 2 "$WORK/one.ndjson" > "$WORK/out" 2>&1; then
@@ -94,7 +96,7 @@ if "$TROVECTL" balance --config "$WORK/stranger.cfg" cu-1 > "$WORK/out" 2>&1; th
 wait_refused "$SCORERS" unknown_key "$before"
 # A plain ZeroMQ client: the server sees the wrong mechanism (not_curve), or
 # the client hanging up first on seeing CURVE (other).
-sed '/^    curve = yes/d' "$DIR/trove.cfg" > "$DIR/plain.cfg"
+sed '/^    curve = yes/d; /^    operator = /d' "$DIR/trove.cfg" > "$DIR/plain.cfg"
 before=$(refused "$I0" "not_curve|other")
 if "$TROVECTL" send --config "$DIR/plain.cfg" --timeout 2 "$WORK/one.ndjson" > "$WORK/out" 2>&1; then
     fail "a plain client's event was answered: $(cat "$WORK/out")"
@@ -104,7 +106,7 @@ unchanged "plain client"
 # A client that has the wrong server key (a man in the middle would).
 WRONG=$("$TROVECTL" curve show "$WORK/stranger.cert")
 awk -v k="$WRONG" '/^ *curve_key = / { match($0, /^ */); print substr($0, 1, RLENGTH) "curve_key = \"" k "\""; next }
-    { print }' "$DIR/trove.cfg" > "$DIR/wrong.cfg"
+    /^    operator = / { next } { print }' "$DIR/trove.cfg" > "$DIR/wrong.cfg"
 [ "$(grep -cF "curve_key = \"$WRONG\"" "$DIR/wrong.cfg")" -eq 4 ] || fail "wrong.cfg does not carry the wrong key"
 before=$(refused "$I0" bad_key)
 if "$TROVECTL" send --config "$DIR/wrong.cfg" --timeout 2 "$WORK/one.ndjson" > "$WORK/out" 2>&1; then
@@ -113,6 +115,53 @@ fi
 wait_refused "$I0" bad_key "$before"
 unchanged "wrong server key"
 log "unknown key, plain client, wrong server key: refused, logged, counted; ledger unchanged"
+
+# --- Roles (docs/security.md, "Roles"): what an admitted certificate may do ---
+# cfg_as NAME: a config in which trovectl presents $WORK/NAME.cert.
+cfg_as() {
+    sed "s#cert = \"curve/host.cert\"#cert = \"$2\"#; s#\"curve/peers\"#\"$DIR/curve/peers\"#; /^    operator = /d" \
+        "$DIR/trove.cfg" > "$WORK/$1.cfg"
+}
+"$TROVECTL" curve new "$WORK/prod.cert" --name prod --role producer --source game >/dev/null
+"$TROVECTL" curve new "$WORK/reader.cert" --name reader --role reader >/dev/null
+cp "$WORK/prod.cert" "$WORK/reader.cert" "$DIR/curve/peers/"
+cfg_as prod "$WORK/prod.cert"
+cfg_as reader "$WORK/reader.cert"
+cfg_as daemon "$DIR/curve/host.cert"
+grep -q 'role = "daemon"' "$DIR/curve/host.cert" && grep -q 'role = "operator"' "$DIR/curve/operator.cert" ||
+    fail "trovectl up made no daemon and operator certificates"
+refused_scorers() { for a in $SCORERS; do curl -s "http://$a/metrics"; done | awk '$1 == "trove_scorer_refused_total" {s += $2} END {print s + 0}'; }
+# A producer speaks for its source only.
+printf '{"source":"game","id":"role-1","user":"cu-3","type":"checkin","ts":%s}\n{"source":"web","id":"role-2","user":"cu-3","type":"checkin","ts":%s}\n' \
+    "$now" "$now" > "$WORK/role.ndjson"
+"$TROVECTL" send --config "$WORK/prod.cfg" --json --timeout 20 "$WORK/role.ndjson" > "$WORK/out" 2>&1 || true
+jq -e -s 'map(select(.line)) | (.[0].status == "accepted") and (.[1].status == "rejected") and (.[1].reason == "source_mismatch")' \
+    "$WORK/out" >/dev/null || fail "producer of game: want accepted then rejected source_mismatch: $(cat "$WORK/out")"
+# A reader may read, not write.
+"$TROVECTL" balance --config "$WORK/reader.cfg" --json cu-3 > "$WORK/out" 2>&1 || fail "a reader could not read: $(cat "$WORK/out")"
+printf '{"source":"game","id":"role-3","user":"cu-3","type":"checkin","ts":%s}\n' "$now" > "$WORK/role3.ndjson"
+"$TROVECTL" send --config "$WORK/reader.cfg" --json --timeout 20 "$WORK/role3.ndjson" > "$WORK/out" 2>&1 || true
+jq -e -s 'map(select(.line)) | .[0].status == "rejected" and .[0].reason == "not_allowed"' "$WORK/out" >/dev/null ||
+    fail "a reader's event: want rejected not_allowed: $(cat "$WORK/out")"
+# Control operations are the operator's: producer, reader and even the
+# daemons' own certificate are refused; the operator (trovectl with the
+# cluster's config) is not.
+before=$(refused_scorers)
+for who in prod reader daemon; do
+    if "$TROVECTL" exclude --config "$WORK/$who.cfg" cu-4 --reason test > "$WORK/out" 2>&1; then
+        fail "$who could exclude a user: $(cat "$WORK/out")"
+    fi
+    grep -q "not_allowed" "$WORK/out" || fail "$who exclude: want not_allowed: $(cat "$WORK/out")"
+    if "$TROVECTL" reconcile --config "$WORK/$who.cfg" --json > "$WORK/out" 2>&1; then
+        fail "$who could run the reconciler: $(cat "$WORK/out")"
+    fi
+    grep -q "not_allowed" "$WORK/out" || fail "$who reconcile: want not_allowed: $(cat "$WORK/out")"
+done
+[ "$(refused_scorers)" -gt "$before" ] || fail "the scorers counted no refusal in trove_scorer_refused_total"
+"$TROVECTL" exclude --dir "$DIR" cu-4 --reason test > "$WORK/out" 2>&1 || fail "the operator could not exclude: $(cat "$WORK/out")"
+"$TROVECTL" include --dir "$DIR" cu-4 > "$WORK/out" 2>&1 || fail "the operator could not include: $(cat "$WORK/out")"
+[ "$(stored)" -eq $((STORED + 1)) ] || fail "stored $(stored) after the role checks, want $((STORED + 1)) (only the producer's game event)"
+log "roles: a producer sends its source only, a reader only reads, only the operator runs control operations"
 
 # --- Start-up refusals ---
 cp "$DIR/curve/host.cert" "$WORK/open.cert"

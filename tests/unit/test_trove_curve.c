@@ -82,7 +82,7 @@ s_setup (void **state)
         return -1;
     if (mkdir (s_path ("peers"), 0700) || mkdir (s_path ("nopeers"), 0700))
         return -1;
-    char *key = trove_curve_keygen (s_path ("host.cert"), "host", NULL);
+    char *key = trove_curve_keygen (s_path ("host.cert"), "host", NULL, NULL, NULL);
     if (!key)
         return -1;
     snprintf (s_key, sizeof s_key, "%s", key);
@@ -120,7 +120,7 @@ test_keygen (void **state)
     free (key);
     //  Never overwrites a secret.
     char *err = NULL;
-    assert_null (trove_curve_keygen (s_path ("host.cert"), "again", &err));
+    assert_null (trove_curve_keygen (s_path ("host.cert"), "again", NULL, NULL, &err));
     assert_non_null (strstr (err, "exists"));
     free (err);
     key = trove_curve_public_key (s_path ("host.cert"), NULL);
@@ -192,7 +192,7 @@ test_start_refusals (void **state)
     (void) state;
     s_expect_start_error ("absent.cert", "peers", "cannot read");
     //  A secret anyone can read is refused, not used.
-    char *key = trove_curve_keygen (s_path ("open.cert"), NULL, NULL);
+    char *key = trove_curve_keygen (s_path ("open.cert"), NULL, NULL, NULL, NULL);
     free (key);
     assert_int_equal (chmod (s_path ("open.cert_secret"), 0644), 0);
     s_expect_start_error ("open.cert", "peers", "chmod 600");
@@ -353,6 +353,106 @@ test_refusals (void **state)
     trove_cfg_destroy (&cfg);
 }
 
+//  Roles come from the server's copy of each client's certificate: every
+//  message of a peer carries them (trove_curve_peer), and
+//  trove_curve_allows grants by them.
+static void
+test_roles (void **state)
+{
+    (void) state;
+    char *err = NULL;
+    //  Bad roles and sources are refused at key generation.
+    assert_null (trove_curve_keygen (s_path ("x.cert"), "x", "king", NULL, &err));
+    assert_non_null (strstr (err, "want daemon, operator, producer or reader"));
+    free (err);
+    assert_null (trove_curve_keygen (s_path ("x.cert"), "x", "producer", NULL, &err));
+    assert_non_null (strstr (err, "needs its source"));
+    free (err);
+    assert_null (trove_curve_keygen (s_path ("x.cert"), "x", "reader", "web", &err));
+    assert_non_null (strstr (err, "only a producer"));
+    free (err);
+    struct {
+        const char *name, *role, *source;
+        trove_role_t want;
+    } peers [] = {
+        {"op", "operator", NULL, TROVE_ROLE_OPERATOR},
+        {"prod", "producer", "web", TROVE_ROLE_PRODUCER},
+        {"read", "reader", NULL, TROVE_ROLE_READER},
+        {"dmn", "daemon", NULL, TROVE_ROLE_DAEMON},
+    };
+    char command [1200];
+    for (size_t i = 0; i < 4; i++) {
+        char file [64];
+        snprintf (file, sizeof file, "%s.cert", peers [i].name);
+        char *key = trove_curve_keygen (s_path (file), peers [i].name, peers [i].role, peers [i].source, &err);
+        assert_non_null (key);
+        free (key);
+        snprintf (command, sizeof command, "cp %s %s/peers/", s_path (file), s_dir);
+        assert_int_equal (system (command), 0);
+    }
+    const char *path = s_write_cfg ("roles.cfg", "host.cert", "peers", s_key, NULL);
+    trove_cfg_t *cfg = trove_cfg_load (path, &err);
+    assert_non_null (cfg);
+    assert_int_equal (trove_curve_start (cfg, NULL, true, &err), 0);
+    zsock_t *server = zsock_new (ZMQ_ROUTER);
+    zsock_set_linger (server, 0);
+    assert_int_equal (trove_curve_bind (server, s_server_ep, false), 0);
+    zpoller_t *poller = zpoller_new (server, NULL);
+    //  The host certificate (made before roles: no role) counts as daemon.
+    const char *names [] = {"op", "prod", "read", "dmn", "host"};
+    trove_role_t want [] = {TROVE_ROLE_OPERATOR, TROVE_ROLE_PRODUCER, TROVE_ROLE_READER, TROVE_ROLE_DAEMON,
+                            TROVE_ROLE_DAEMON};
+    for (size_t i = 0; i < 5; i++) {
+        char file [64];
+        snprintf (file, sizeof file, "%s.cert", names [i]);
+        zcert_t *cert = zcert_load (s_path (file));
+        assert_non_null (cert);
+        zsock_t *client = s_client (cert, s_key);
+        assert_ptr_equal (zpoller_wait (poller, 5000), server);
+        zframe_t *rid = zframe_recv (server);
+        zframe_t *body = zframe_recv (server);
+        assert_non_null (body);
+        trove_peer_t peer;
+        trove_curve_peer (body, &peer);
+        if (peer.role != want [i])
+            fail_msg ("certificate %s: role %s, want %s", names [i], trove_curve_role_name (peer.role),
+                      trove_curve_role_name (want [i]));
+        assert_string_equal (peer.source, i == 1 ? "web" : "");
+        assert_string_equal (peer.name, names [i]);
+        zframe_destroy (&rid);
+        zframe_destroy (&body);
+        zsock_destroy (&client);
+        zcert_destroy (&cert);
+    }
+    //  What each role may do.
+    trove_peer_t p = {.role = TROVE_ROLE_READER};
+    assert_true (trove_curve_allows (&p, TROVE_ROLE_READER));
+    assert_false (trove_curve_allows (&p, TROVE_ROLE_PRODUCER));
+    assert_false (trove_curve_allows (&p, TROVE_ROLE_DAEMON));
+    p.role = TROVE_ROLE_PRODUCER;
+    assert_true (trove_curve_allows (&p, TROVE_ROLE_PRODUCER));
+    assert_false (trove_curve_allows (&p, TROVE_ROLE_DAEMON));
+    assert_false (trove_curve_allows (&p, TROVE_ROLE_OPERATOR));
+    p.role = TROVE_ROLE_DAEMON;
+    assert_true (trove_curve_allows (&p, TROVE_ROLE_DAEMON));
+    assert_false (trove_curve_allows (&p, TROVE_ROLE_OPERATOR));
+    p.role = TROVE_ROLE_OPERATOR;
+    assert_true (trove_curve_allows (&p, TROVE_ROLE_OPERATOR));
+    p.role = TROVE_ROLE_ANY;  //  CURVE off
+    assert_true (trove_curve_allows (&p, TROVE_ROLE_OPERATOR));
+    zpoller_destroy (&poller);
+    zsock_destroy (&server);
+    trove_curve_stop ();
+    //  CURVE off: no identity.
+    trove_curve_peer (NULL, &p);
+    assert_int_equal (p.role, TROVE_ROLE_ANY);
+    trove_cfg_destroy (&cfg);
+    //  Back to a folder that admits the host only, for the other tests.
+    snprintf (command, sizeof command, "rm -f %s/peers/op.cert %s/peers/prod.cert %s/peers/read.cert %s/peers/dmn.cert",
+              s_dir, s_dir, s_dir, s_dir);
+    assert_int_equal (system (command), 0);
+}
+
 static void
 test_harden (void **state)
 {
@@ -377,7 +477,7 @@ main (void)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_keygen),         cmocka_unit_test (test_cfg_needs_keys),
         cmocka_unit_test (test_start_refusals), cmocka_unit_test (test_refusals),
-        cmocka_unit_test (test_harden),
+        cmocka_unit_test (test_roles),          cmocka_unit_test (test_harden),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
