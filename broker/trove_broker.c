@@ -28,6 +28,7 @@ typedef struct {
     zsock_t *xsub;     //  publishers connect here
     zsock_t *xpub;     //  subscribers connect here
     zsock_t *control;  //  ROUTER: status
+    trove_lograte_t bad_log;  //  a peer may send garbage at will
     int64_t started_ms;
     uint64_t forwarded;  //  messages passed downstream
     trove_metrics_t *metrics;
@@ -107,7 +108,8 @@ s_control (s_broker_t *self)
                         ZMQ_DONTWAIT);
     }
     else
-        trove_log ('W', "dropped a bad message on the control socket: %s", msg ? "not a query" : reason);
+        trove_log_limited (&self->bad_log, 10000000, 'W', "dropped a bad message on the control socket: %s",
+                           msg ? "not a query" : reason);
     trove_msg_free (&msg);
     zframe_destroy (&routing_id);
 }

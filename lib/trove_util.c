@@ -61,6 +61,28 @@ trove_log (char level, const char *fmt, ...)
     fprintf (stderr, "%s %s %s[%d]: %s\n", stamp, name, s_process, (int) getpid (), line);
 }
 
+void
+trove_log_limited (trove_lograte_t *rate, int64_t every_us, char level, const char *fmt, ...)
+{
+    int64_t now = trove_mono_us ();
+    if (rate->logged_us && now - rate->logged_us < every_us) {
+        rate->unlogged++;
+        return;
+    }
+    char line [900];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (line, sizeof line, fmt, args);
+    va_end (args);
+    if (rate->unlogged)
+        trove_log (level, "%s (and %llu more like it since the last such line)", line,
+                   (unsigned long long) rate->unlogged);
+    else
+        trove_log (level, "%s", line);
+    rate->logged_us = now;
+    rate->unlogged = 0;
+}
+
 bool
 trove_utf8_valid (const char *s, size_t len)
 {

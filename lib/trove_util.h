@@ -24,6 +24,16 @@ int64_t trove_mono_us (void);
 void trove_log_init (const char *process);
 void trove_log (char level, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 
+//  A log line that a peer can provoke at will (a bad frame, a refused
+//  request): at most one per `every_us` per limiter, the rest counted and
+//  named in the next line ("... and N more since"). Zero-initialize it.
+typedef struct {
+    int64_t logged_us;  //  last line (monotonic), 0 = never
+    uint64_t unlogged;  //  calls since
+} trove_lograte_t;
+void trove_log_limited (trove_lograte_t *rate, int64_t every_us, char level, const char *fmt, ...)
+    __attribute__ ((format (printf, 4, 5)));
+
 //  True when [s, s+len) is well-formed UTF-8 (no overlongs, no surrogates,
 //  nothing above U+10FFFF) and contains no NUL or ASCII control character.
 bool trove_utf8_valid (const char *s, size_t len);

@@ -697,12 +697,9 @@ s_control (s_rec_t *self)
         snprintf (refusal, sizeof refusal, "not_allowed: a reconcile run needs role operator; certificate '%s' has role %s",
                   peer.name, trove_curve_role_name (peer.role));
         reply.error = refusal;
-        static int64_t logged_us;  //  one line per 10 s: a refused client may insist
-        if (!logged_us || trove_mono_us () - logged_us > 10000000) {
-            trove_log ('W', "refused a reconcile request from certificate '%s' (role %s)", peer.name,
-                       trove_curve_role_name (peer.role));
-            logged_us = trove_mono_us ();
-        }
+        static trove_lograte_t refused_log;  //  a refused client may insist
+        trove_log_limited (&refused_log, 10000000, 'W', "refused a reconcile request from certificate '%s' (role %s)",
+                           peer.name, trove_curve_role_name (peer.role));
     }
     else {
         const Trove__Query *q = msg->query;

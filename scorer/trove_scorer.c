@@ -91,8 +91,8 @@ typedef struct {
         trove_counter_t *rederives;        //  events placed by re-deriving their user
         trove_counter_t *rederive_events;  //  stored events those re-derives read
         trove_counter_t *refused;          //  requests refused: the peer's role may not
-        int64_t refused_logged_us;         //  last log line about one
-        uint64_t refused_unlogged;         //  refusals since
+        trove_lograte_t refused_log;       //  their log lines
+        trove_lograte_t bad_log;           //  bad messages' log lines
         trove_counter_t *repairs;          //  users a reconciler request repaired
         trove_counter_t *repair_entries;   //  entries those repairs wrote
         trove_ledger_counts_t seen;        //  counts already added
@@ -105,16 +105,8 @@ static void
 s_refused (s_scorer_t *self, const char *what, const char *kind, const trove_peer_t *peer)
 {
     trove_counter_inc (self->m.refused);
-    int64_t now = trove_mono_us ();
-    if (self->m.refused_logged_us && now - self->m.refused_logged_us < 10000000) {
-        self->m.refused_unlogged++;
-        return;
-    }
-    trove_log ('W', "refused a %s %s from certificate '%s' (role %s)%s", what, kind, peer->name,
-               trove_curve_role_name (peer->role),
-               self->m.refused_unlogged ? " (and others since the last line: see trove_scorer_refused_total)" : "");
-    self->m.refused_logged_us = now;
-    self->m.refused_unlogged = 0;
+    trove_log_limited (&self->m.refused_log, 10000000, 'W', "refused a %s %s from certificate '%s' (role %s)", what,
+                       kind, peer->name, trove_curve_role_name (peer->role));
 }
 
 //  The least role a query kind needs (docs/security.md, "Roles"): control
@@ -285,7 +277,7 @@ s_take_one (s_scorer_t *self, bool *storage_failed)
     int taken = 1;  //  count a bad message as progress so the loop moves on
     if (!msg || msg->body_case != TROVE__MSG__BODY_BATCH
         || msg->batch->n_partitions != msg->batch->n_events) {
-        trove_log ('W', "dropped a bad message on the events socket: %s",
+        trove_log_limited (&self->m.bad_log, 10000000, 'W', "dropped a bad message on the events socket: %s",
                    msg ? "not a well-formed batch" : reason);
         s_set_error (self, "bad message on events socket");
         goto done;
@@ -866,7 +858,8 @@ s_process_queries (s_scorer_t *self)
             }
         }
         else
-            trove_log ('W', "dropped a bad message on the query socket: %s", msg ? "not a query" : reason);
+            trove_log_limited (&self->m.bad_log, 10000000, 'W', "dropped a bad message on the query socket: %s",
+                               msg ? "not a query" : reason);
         trove_msg_free (&msg);
         zframe_destroy (&routing_id);
     }

@@ -794,10 +794,27 @@ test_rfc3339_round_trip (void **state)
     assert_string_equal (out, "2026-03-10T08:00:00.250Z");
 }
 
+//  A log line a peer can provoke: one per interval, the rest counted and
+//  reported with the next line.
+static void
+test_log_limited (void **state)
+{
+    (void) state;
+    trove_lograte_t rate = {0};
+    for (int i = 0; i < 100; i++)
+        trove_log_limited (&rate, 60000000, 'W', "bad frame %d", i);
+    assert_true (rate.logged_us > 0);
+    assert_int_equal (rate.unlogged, 99);  //  one line, 99 counted
+    rate.logged_us -= 60000001;            //  the interval has passed
+    trove_log_limited (&rate, 60000000, 'W', "bad frame again");
+    assert_int_equal (rate.unlogged, 0);  //  that line named the 99
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
+        cmocka_unit_test (test_log_limited),
         cmocka_unit_test (test_now_ms_matches_wall_clock),
         cmocka_unit_test (test_now_us_agrees_with_now_ms),
         cmocka_unit_test (test_mono_us_advances),
