@@ -37,6 +37,7 @@
 #include "trove_metrics.h"
 #include "trove_msg.h"
 #include "trove_outbox.h"
+#include "trove_ratelimit.h"
 #include "trove_sock.h"
 #include "trove_source.h"
 #include "trove_util.h"
@@ -86,6 +87,7 @@ typedef struct {
     trove_counter_t **resends;          //  per shard
     trove_counter_t **giveups;          //  per shard
     trove_counter_t *joined;            //  resubmissions joined to their request in flight
+    trove_counter_t *rate_limited;      //  producers' requests refused by their limits
     trove_gauge_t **shard_inflight;     //  per shard: events sent, unanswered (credit used)
     trove_gauge_t **shard_queued;       //  per shard: sub-batches waiting for credit
     trove_counter_t *bad_frames;
@@ -112,6 +114,10 @@ typedef struct {
     //  (its answer is late, not lost) is not given a second copy of the work
     //  (that is how an overloaded shard is kept from drowning in resends).
     zhashx_t *requests;
+    //  Producers from outside (certificate role producer) get the limits
+    //  of HTTP ingest: per source and per user (docs/security.md).
+    trove_ratelimit_t *ratelimit;
+    trove_ingest_limits_t limits;
     int64_t started_ms;
     uint64_t received, answered;  //  counters for status
     s_metrics_t m;                //  Prometheus metrics
@@ -296,6 +302,56 @@ s_refuse (s_ingestor_t *self, zframe_t *routing_id, uint64_t req_id, const char 
     trove_msg_send (self->front, zframe_data (routing_id), zframe_size (routing_id), &msg, ZMQ_DONTWAIT);
 }
 
+//  Take a producer's tokens for the events of req that passed the checks:
+//  its source's bucket and each user's, all or nothing (the rules of HTTP
+//  ingest, lib/trove_ingest). NULL when taken; else why, *wait_s_p set
+//  (0: the request alone exceeds a burst and can never pass).
+static const char *
+s_producer_limit (s_ingestor_t *self, Trove__SubmitRequest *submit, s_request_t *req, const trove_peer_t *peer,
+                  long *wait_s_p)
+{
+    int index = trove_cfg_source_index (self->cfg, peer->source);
+    if (index < 0 || !self->ratelimit)
+        return NULL;  //  an unknown source was rejected event by event already
+    const trove_source_policy_t *policy = trove_sources_policy (self->sources, (size_t) index);
+    size_t n = submit->n_events;
+    trove_ratelimit_ask_t *asks = calloc (n + 1, sizeof *asks);
+    zhashx_t *users = zhashx_new ();
+    char skey [80];
+    skey [0] = 0;  //  NUL first: no user id can be it
+    size_t skey_size = 1 + (size_t) snprintf (skey + 1, sizeof skey - 1, "%s", policy->name);
+    if (!asks || !users) {
+        free (asks);
+        zhashx_destroy (&users);
+        return NULL;  //  out of memory: let it through rather than refuse wrongly
+    }
+    size_t nasks = 1, valid = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (req->results [i].status)
+            continue;  //  already rejected: costs no token
+        valid++;
+        if (self->limits.user_rate <= 0)
+            continue;
+        const char *user = submit->events [i]->user;
+        size_t slot = (size_t) zhashx_lookup (users, user);
+        if (slot)
+            asks [slot].tokens += 1;
+        else {
+            asks [nasks] = (trove_ratelimit_ask_t){user, strlen (user), 1, self->limits.user_rate,
+                                                   self->limits.user_burst};
+            zhashx_insert (users, user, (void *) nasks++);
+        }
+    }
+    asks [0] = (trove_ratelimit_ask_t){skey, skey_size, (double) valid, policy->rate, policy->burst};
+    size_t which = 0;
+    int rc = valid ? trove_ratelimit_take (self->ratelimit, asks, nasks, trove_mono_us (), wait_s_p, &which) : 0;
+    free (asks);
+    zhashx_destroy (&users);
+    if (rc == 2)
+        *wait_s_p = 0;
+    return rc == 0 ? NULL : which == 0 ? "the source's events/s" : "a user's events/s";
+}
+
 //  The same (source, id) twice in one request: the later copies are answered
 //  `duplicate` here. The scorer cannot tell them apart from a retry of the
 //  first (same req_id), so they must not reach it.
@@ -427,6 +483,26 @@ s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__SubmitRequest *sub
         partition [i] = trove_hash_partition (user, strlen (user), trove_cfg_partitions (self->cfg));
         shard_of [i] = trove_cfg_shard_of (self->cfg, partition [i]);
         count [shard_of [i]]++;
+    }
+    if (peer->role == TROVE_ROLE_PRODUCER) {
+        long wait_s = 0;
+        const char *limit = s_producer_limit (self, submit, req, peer, &wait_s);
+        if (limit) {
+            char error [360];
+            if (wait_s)
+                snprintf (error, sizeof error, "rate_limited: %s of certificate '%s' (source %s); retry after %ld s",
+                          limit, peer->name, peer->source, wait_s);
+            else
+                snprintf (error, sizeof error, "over_burst: the request alone exceeds %s limit; split it", limit);
+            trove_counter_inc (self->m.rate_limited);
+            s_refuse (self, req->routing_id, submit->req_id, error);
+            self->pending_events -= n;
+            s_request_destroy (&req);
+            free (partition);
+            free (shard_of);
+            free (count);
+            return;
+        }
     }
     s_mark_repeats (submit, req, shard_of, count);
     req->remaining = 1;  //  held until every sub-batch is queued
@@ -605,6 +681,10 @@ s_metrics_init (s_ingestor_t *self, size_t index)
     m->answer_seconds = trove_metrics_histogram (
         m->registry, "trove_ingestor_answer_seconds",
         "Submit request received to answered (every shard committed).", NULL, NULL, secs, 11);
+    m->rate_limited = trove_metrics_counter (
+        m->registry, "trove_ingestor_rate_limited_total",
+        "ZeroMQ requests of certificates of role producer refused by their source's or users' rate limits.", NULL,
+        NULL);
     m->joined = trove_metrics_counter (m->registry, "trove_ingestor_joined_total",
                                        "Resubmissions joined to the same request still in flight (not forwarded again).",
                                        NULL, NULL);
@@ -855,6 +935,11 @@ main (int argc, char *argv [])
     self->dealers = calloc (self->nshards, sizeof *self->dealers);
     self->outbox = trove_outbox_new (self->nshards, SHARD_WINDOW, RING_SIZE);
     self->requests = zhashx_new ();
+    self->ratelimit = trove_ratelimit_new (65536);
+    if (trove_ingest_limits (self->cfg, &self->limits, &err)) {
+        trove_log ('E', "%s", err);
+        goto done;
+    }
     items = calloc (self->nshards + 1, sizeof *items);
     if (!self->front || !self->dealers || !self->outbox || !self->requests || !items)
         goto done;
@@ -948,6 +1033,7 @@ done:
             trove_outbox_each (self->outbox, s_drop, self);
         trove_outbox_destroy (&self->outbox);
         zhashx_destroy (&self->requests);  //  emptied by s_drop
+        trove_ratelimit_destroy (&self->ratelimit);
         trove_deadletter_destroy (&self->deadletter);
         trove_curve_stop ();  //  its watcher counts into the registry
         trove_metrics_destroy (&self->m.registry);

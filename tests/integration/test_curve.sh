@@ -11,6 +11,12 @@ source "$(dirname "$0")/lib.sh"
 P=$PORT_BASE
 
 cluster_up --curve --shards 2
+# Source game gets small HTTP-style limits: they must bind producers on
+# ZeroMQ too (certificate role producer), not the cluster's own tools.
+"$TROVECTL" down --dir "$DIR" > /dev/null
+awk '{ print } /^    game$/ { print "        rate = 20"; print "        burst = 20" }' "$DIR/trove.cfg" > "$DIR/trove.cfg.new" &&
+    mv "$DIR/trove.cfg.new" "$DIR/trove.cfg"
+cluster_up
 wait_healthy
 grep -q '^    curve = yes' "$DIR/trove.cfg" || fail "up --curve wrote no curve = yes"
 [ "$(stat -c %a "$DIR/curve/host.cert_secret")" = 600 ] || fail "secret key file is not 0600"
@@ -137,6 +143,20 @@ printf '{"source":"game","id":"role-1","user":"cu-3","type":"checkin","ts":%s}\n
 "$TROVECTL" send --config "$WORK/prod.cfg" --json --timeout 20 "$WORK/role.ndjson" > "$WORK/out" 2>&1 || true
 jq -e -s 'map(select(.line)) | (.[0].status == "accepted") and (.[1].status == "rejected") and (.[1].reason == "source_mismatch")' \
     "$WORK/out" >/dev/null || fail "producer of game: want accepted then rejected source_mismatch: $(cat "$WORK/out")"
+# A producer gets its source's limits (burst 20, 20 events/s): a request of
+# 30 of its events can never pass; 10 can.
+awk -v now="$now" 'BEGIN { for (i = 0; i < 30; i++)
+    printf "{\"source\":\"game\",\"id\":\"burst-%d\",\"user\":\"cu-9\",\"type\":\"checkin\",\"ts\":%s}\n", i, now }' > "$WORK/burst.ndjson"
+"$TROVECTL" send --config "$WORK/prod.cfg" --json --timeout 20 "$WORK/burst.ndjson" > "$WORK/out" 2>&1 || true
+jq -e -s 'map(select(.line)) | length == 30 and all(.status == "rejected" and .reason == "over_burst")' "$WORK/out" >/dev/null ||
+    fail "30 events of a producer whose burst is 20: want all rejected over_burst: $(head -c 400 "$WORK/out")"
+head -n 10 "$WORK/burst.ndjson" | sed 's/burst-/fits-/' > "$WORK/fits.ndjson"
+"$TROVECTL" send --config "$WORK/prod.cfg" --json --timeout 20 "$WORK/fits.ndjson" > "$WORK/out" 2>&1 || true
+jq -e -s 'map(select(.line)) | length == 10 and all(.status == "accepted")' "$WORK/out" >/dev/null ||
+    fail "10 events of a producer within its burst: want accepted: $(head -c 400 "$WORK/out")"
+curl -s "http://$I0/metrics" | awk '$1 == "trove_ingestor_rate_limited_total" && $2 > 0 {f = 1} END {exit !f}' ||
+    fail "trove_ingestor_rate_limited_total did not count the refusal"
+STORED=$((STORED + 10))
 # A reader may read, not write.
 "$TROVECTL" balance --config "$WORK/reader.cfg" --json cu-3 > "$WORK/out" 2>&1 || fail "a reader could not read: $(cat "$WORK/out")"
 printf '{"source":"game","id":"role-3","user":"cu-3","type":"checkin","ts":%s}\n' "$now" > "$WORK/role3.ndjson"
