@@ -70,7 +70,20 @@ struct _s_request_t {
     int64_t received_us;  //  when the request arrived (monotonic)
     zhashx_t *index;      //  the requests in flight it is listed in, or NULL
     char key [48];        //  its key there
+    //  Two phases (docs/protocol.md, "Event identity"): first the claims
+    //  of the events whose (source, id) another shard keeps than their
+    //  user's, then the events. Kept for the second phase:
+    Trove__Msg *msg;            //  the submit message (owned): its events
+    uint32_t *partition;        //  each event's user partition
+    uint32_t *claim_partition;  //  each event's (source, id) partition
+    size_t *shard_of;           //  each event's shard, SIZE_MAX: not forwarded
+    int64_t batch_received_us;  //  receipt time carried in its batches
+    bool claiming;              //  in the first phase
 };
+
+//  What an outbox item of a request carries.
+#define S_SUB_EVENTS 0
+#define S_SUB_CLAIMS 1
 
 #define S_RESULTS 5
 #define S_MAX_SOURCES 256
@@ -202,6 +215,10 @@ s_request_destroy (s_request_t **req_p)
     free (req->results);
     free (req->result_ptrs);
     free (req->source);
+    trove_msg_free (&req->msg);
+    free (req->partition);
+    free (req->claim_partition);
+    free (req->shard_of);
     free (req);
     *req_p = NULL;
 }
@@ -218,23 +235,29 @@ s_set_result (Trove__Result *r, Trove__Status status, const char *reason, const 
 
 //  A sub-batch is answered (by its shard or by giving up): fill in the
 //  request, and answer the producer when it was the last one.
+static void s_request_advance (s_ingestor_t *self, s_request_t *req);
+
 static void
 s_sub_complete (s_ingestor_t *self, trove_outbox_item_t *sub, Trove__Result **results)
 {
     s_request_t *req = sub->owner;
+    bool claims = sub->kind == S_SUB_CLAIMS;
     for (size_t i = 0; i < sub->events; i++) {
-        Trove__Result *r = &req->results [sub->index [i]];
+        uint32_t at = sub->index [i];
+        Trove__Result *r = &req->results [at];
+        if (claims && results && results [i]->status == TROVE__STATUS__ACCEPTED)
+            continue;  //  claimed: the event goes on to its user's shard
         if (results)
             s_set_result (r, results [i]->status, results [i]->reason, results [i]->detail);
         else
             s_set_result (r, TROVE__STATUS__RETRY, "shard_unavailable",
                           "the owning scorer shard did not answer in time; resubmit with the same req_id");
+        if (claims)
+            req->shard_of [at] = SIZE_MAX;  //  not claimed: not forwarded
     }
     trove_outbox_remove (self->outbox, &sub);
-    if (--req->remaining == 0) {
-        s_request_reply (self, req, NULL);
-        s_request_destroy (&req);
-    }
+    if (--req->remaining == 0)
+        s_request_advance (self, req);
 }
 
 static int
@@ -300,6 +323,96 @@ s_refuse (s_ingestor_t *self, zframe_t *routing_id, uint64_t req_id, const char 
     msg.body_case = TROVE__MSG__BODY_SUBMIT_REPLY;
     msg.submit_reply = &body;
     trove_msg_send (self->front, zframe_data (routing_id), zframe_size (routing_id), &msg, ZMQ_DONTWAIT);
+}
+
+//  The shard an event of req goes to in this phase, or SIZE_MAX: its
+//  claim's shard when another one than its user's keeps it, its user's.
+static size_t
+s_sub_shard (s_ingestor_t *self, s_request_t *req, size_t i, int kind)
+{
+    if (req->shard_of [i] == SIZE_MAX)
+        return SIZE_MAX;
+    if (kind == S_SUB_EVENTS)
+        return req->shard_of [i];
+    size_t c = trove_cfg_shard_of (self->cfg, req->claim_partition [i]);
+    return c != req->shard_of [i] ? c : SIZE_MAX;
+}
+
+//  Queue a phase's sub-batches of req, one per shard, and send what the
+//  shards' credit allows.
+static void
+s_send_subs (s_ingestor_t *self, s_request_t *req, int kind)
+{
+    size_t n = req->nresults;
+    Trove__SubmitRequest *submit = req->msg->submit;
+    for (size_t s = 0; s < self->nshards; s++) {
+        size_t count = 0;
+        for (size_t i = 0; i < n; i++)
+            count += s_sub_shard (self, req, i, kind) == s;
+        if (!count)
+            continue;
+        uint32_t *index = calloc (count, sizeof *index);
+        Trove__Event **events = calloc (count, sizeof *events);
+        uint32_t *parts = calloc (count, sizeof *parts);
+        size_t k = 0;
+        for (size_t i = 0; index && events && parts && i < n; i++)
+            if (s_sub_shard (self, req, i, kind) == s) {
+                events [k] = submit->events [i];
+                parts [k] = kind == S_SUB_CLAIMS ? req->claim_partition [i] : req->partition [i];
+                index [k++] = (uint32_t) i;
+            }
+        Trove__ShardBatch batch = TROVE__SHARD_BATCH__INIT;
+        batch.req_id = submit->req_id;
+        batch.n_events = batch.n_partitions = k;
+        batch.events = events;
+        batch.partitions = parts;
+        batch.received_us = req->batch_received_us;
+        batch.claims = kind == S_SUB_CLAIMS;
+        //  batch_id is known only once the outbox takes the item: add it
+        //  first, then pack into it.
+        trove_outbox_item_t *sub =
+            k == count ? trove_outbox_add (self->outbox, s, k, NULL, 0, req, index, trove_mono_us ()) : NULL;
+        if (sub) {
+            index = NULL;  //  owned by the outbox now
+            sub->kind = kind;
+            batch.batch_id = sub->batch_id;
+            Trove__Msg msg = TROVE__MSG__INIT;
+            msg.body_case = TROVE__MSG__BODY_BATCH;
+            msg.batch = &batch;
+            sub->frame = trove_msg_pack (&msg, &sub->size);
+            if (!sub->frame)
+                trove_outbox_remove (self->outbox, &sub);
+        }
+        if (sub)
+            req->remaining++;
+        else
+            for (size_t i = 0; i < n; i++)
+                if (s_sub_shard (self, req, i, kind) == s) {
+                    s_set_result (&req->results [i], TROVE__STATUS__RETRY, "overloaded", "out of memory");
+                    req->shard_of [i] = SIZE_MAX;
+                }
+        free (index);
+        free (events);
+        free (parts);
+    }
+    for (size_t s = 0; s < self->nshards; s++)
+        s_shard_pump (self, s);
+}
+
+//  Every sub-batch of the phase answered: after the claims, the events;
+//  after the events, the answer.
+static void
+s_request_advance (s_ingestor_t *self, s_request_t *req)
+{
+    if (req->claiming) {
+        req->claiming = false;
+        req->remaining = 1;
+        s_send_subs (self, req, S_SUB_EVENTS);
+        if (--req->remaining > 0)
+            return;
+    }
+    s_request_reply (self, req, NULL);
+    s_request_destroy (&req);
 }
 
 //  Take a producer's tokens for the events of req that passed the checks:
@@ -388,9 +501,10 @@ s_mark_repeats (Trove__SubmitRequest *submit, s_request_t *req, size_t *shard_of
 }
 
 static void
-s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__SubmitRequest *submit, int64_t received_us,
+s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__Msg **msg_p, int64_t received_us,
           const trove_peer_t *peer)
 {
+    Trove__SubmitRequest *submit = (*msg_p)->submit;
     const trove_limits_t *lim = trove_cfg_limits (self->cfg);
     if (!trove_curve_allows (peer, TROVE_ROLE_PRODUCER)) {
         char error [200];
@@ -505,63 +619,34 @@ s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__SubmitRequest *sub
         }
     }
     s_mark_repeats (submit, req, shard_of, count);
-    req->remaining = 1;  //  held until every sub-batch is queued
+    free (count);
     if (self->requests && zhashx_insert (self->requests, req->key, req) == 0)
         req->index = self->requests;
-    for (size_t s = 0; s < self->nshards; s++) {
-        if (!count [s])
+    //  The request keeps the message (its events) for the second phase.
+    req->msg = *msg_p;
+    *msg_p = NULL;
+    req->partition = partition;
+    req->shard_of = shard_of;
+    req->batch_received_us = received_us;
+    req->claim_partition = calloc (n ? n : 1, sizeof *req->claim_partition);
+    bool claims = false;
+    for (size_t i = 0; i < n; i++) {
+        if (shard_of [i] == SIZE_MAX)
             continue;
-        uint32_t *index = calloc (count [s], sizeof *index);
-        Trove__Event **events = calloc (count [s], sizeof *events);
-        uint32_t *parts = calloc (count [s], sizeof *parts);
-        size_t k = 0;
-        for (size_t i = 0; index && events && parts && i < n; i++)
-            if (shard_of [i] == s) {
-                events [k] = submit->events [i];
-                parts [k] = partition [i];
-                index [k++] = (uint32_t) i;
-            }
-        Trove__ShardBatch batch = TROVE__SHARD_BATCH__INIT;
-        batch.req_id = submit->req_id;
-        batch.n_events = batch.n_partitions = k;
-        batch.events = events;
-        batch.partitions = parts;
-        batch.received_us = received_us;
-        //  batch_id is known only once the outbox takes the item: add it
-        //  first, then pack into it.
-        trove_outbox_item_t *sub =
-            k == count [s] ? trove_outbox_add (self->outbox, s, k, NULL, 0, req, index, trove_mono_us ())
-                           : NULL;
-        if (sub) {
-            index = NULL;  //  owned by the outbox now
-            batch.batch_id = sub->batch_id;
-            Trove__Msg msg = TROVE__MSG__INIT;
-            msg.body_case = TROVE__MSG__BODY_BATCH;
-            msg.batch = &batch;
-            sub->frame = trove_msg_pack (&msg, &sub->size);
-            if (!sub->frame)
-                trove_outbox_remove (self->outbox, &sub);
+        if (!req->claim_partition) {
+            s_set_result (&req->results [i], TROVE__STATUS__RETRY, "overloaded", "out of memory");
+            shard_of [i] = SIZE_MAX;
+            continue;
         }
-        if (sub)
-            req->remaining++;
-        else
-            for (size_t i = 0; i < n; i++)
-                if (shard_of [i] == s)
-                    s_set_result (&req->results [i], TROVE__STATUS__RETRY, "overloaded", "out of memory");
-        free (index);
-        free (events);
-        free (parts);
+        const Trove__Event *ev = submit->events [i];
+        req->claim_partition [i] = trove_hash_claim_partition (ev->source, ev->id, trove_cfg_partitions (self->cfg));
+        claims |= trove_cfg_shard_of (self->cfg, req->claim_partition [i]) != shard_of [i];
     }
-    free (partition);
-    free (shard_of);
-    free (count);
-    if (--req->remaining == 0) {
-        s_request_reply (self, req, NULL);
-        s_request_destroy (&req);
-        return;
-    }
-    for (size_t s = 0; s < self->nshards; s++)
-        s_shard_pump (self, s);
+    req->claiming = claims;
+    req->remaining = 1;  //  held until every sub-batch is queued
+    s_send_subs (self, req, claims ? S_SUB_CLAIMS : S_SUB_EVENTS);
+    if (--req->remaining == 0)
+        s_request_advance (self, req);
 }
 
 static void
@@ -577,7 +662,7 @@ s_front_message (s_ingestor_t *self)
     trove_curve_peer (body, &peer);
     zframe_destroy (&body);
     if (msg && msg->body_case == TROVE__MSG__BODY_SUBMIT)
-        s_submit (self, &routing_id, msg->submit, received_us, &peer);
+        s_submit (self, &routing_id, &msg, received_us, &peer);
     else if (msg && msg->body_case == TROVE__MSG__BODY_QUERY && strcmp (msg->query->kind, "status") == 0)
         s_answer_status (self, routing_id, msg->query->req_id);
     else if (routing_id) {

@@ -5,6 +5,7 @@
 #include <assert.h>
 #include <jansson.h>
 #include <math.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,4 +378,45 @@ trove_event_status_name (int status)
         default:
             return "unspecified";
     }
+}
+
+static int
+s_attr_order (const void *a, const void *b)
+{
+    return strcmp ((*(Trove__Attr *const *) a)->key, (*(Trove__Attr *const *) b)->key);
+}
+
+void
+trove_event_content_hash (const Trove__Event *ev, uint8_t out [TROVE_EVENT_CONTENT_SIZE])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init (&st, NULL, 0, TROVE_EVENT_CONTENT_SIZE);
+    char num [40];
+    //  Each part ends with a NUL: no two events share a byte stream.
+    crypto_generichash_update (&st, (const unsigned char *) "trove-content-v1", 17);
+    crypto_generichash_update (&st, (const unsigned char *) ev->user, strlen (ev->user) + 1);
+    crypto_generichash_update (&st, (const unsigned char *) ev->type, strlen (ev->type) + 1);
+    int len = snprintf (num, sizeof num, "%lld", (long long) ev->ts_ms);
+    crypto_generichash_update (&st, (const unsigned char *) num, (size_t) len + 1);
+    //  Validation bounds attrs (limits/max_attrs <= 1024).
+    Trove__Attr *sorted [1024];
+    size_t n = ev->n_attrs < 1024 ? ev->n_attrs : 1024;
+    memcpy (sorted, ev->attrs, n * sizeof *sorted);
+    qsort (sorted, n, sizeof *sorted, s_attr_order);
+    for (size_t i = 0; i < n; i++) {
+        const Trove__Attr *a = sorted [i];
+        crypto_generichash_update (&st, (const unsigned char *) a->key, strlen (a->key) + 1);
+        if (a->value_case == TROVE__ATTR__VALUE_S) {
+            crypto_generichash_update (&st, (const unsigned char *) "s", 1);
+            crypto_generichash_update (&st, (const unsigned char *) a->s, strlen (a->s) + 1);
+        }
+        else {
+            if (a->value_case == TROVE__ATTR__VALUE_N)
+                len = snprintf (num, sizeof num, "n%.17g", a->n);
+            else
+                len = snprintf (num, sizeof num, "b%d", a->value_case == TROVE__ATTR__VALUE_B && a->b);
+            crypto_generichash_update (&st, (const unsigned char *) num, (size_t) len + 1);
+        }
+    }
+    crypto_generichash_final (&st, out, TROVE_EVENT_CONTENT_SIZE);
 }

@@ -42,6 +42,13 @@ void trove_event_destroy (Trove__Event **event_p);
 //  Deep copy of any event (e.g. one inside an unpacked message). NULL on OOM.
 Trove__Event *trove_event_dup (const Trove__Event *event);
 
+//  What an event says, as 16 bytes (BLAKE2b-128): its user, type, ts and
+//  attributes (sorted by key, typed), not its source and id. Two sends of
+//  one event agree whatever their attributes' order; the cluster-wide
+//  identity of (source, id) is checked against it (id_conflict).
+#define TROVE_EVENT_CONTENT_SIZE 16
+void trove_event_content_hash (const Trove__Event *event, uint8_t out [TROVE_EVENT_CONTENT_SIZE]);
+
 #ifdef __cplusplus
 }
 #endif

@@ -29,6 +29,22 @@ trove_hash_partition (const char *user, size_t len, uint32_t partitions)
     return (uint32_t) (trove_hash_fnv1a64 (user, len) % partitions);
 }
 
+uint32_t
+trove_hash_claim_partition (const char *source, const char *id, uint32_t partitions)
+{
+    assert (partitions > 0);
+    //  FNV-1a continues byte by byte: hash source, its NUL, then id.
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char *p = source;; p++) {
+        h = (h ^ (uint8_t) *p) * 0x100000001b3ULL;
+        if (!*p)
+            break;
+    }
+    for (const char *p = id; *p; p++)
+        h = (h ^ (uint8_t) *p) * 0x100000001b3ULL;
+    return (uint32_t) (h % partitions);
+}
+
 void
 trove_hash_coin_id (const char *hunt, const char *rule, const char *user, const void *occurrence,
                     size_t occurrence_len, char *out)

@@ -30,6 +30,10 @@ uint64_t trove_hash_fnv1a64 (const void *data, size_t len);
 
 //  Partition of a user for a cluster with `partitions` partitions (> 0).
 uint32_t trove_hash_partition (const char *user, size_t len, uint32_t partitions);
+//  Partition of an event's identity, (source, id): its shard keeps the
+//  claim that makes (source, id) unique cluster-wide. FNV-1a 64 of
+//  source NUL id, mod partitions. Can't fail.
+uint32_t trove_hash_claim_partition (const char *source, const char *id, uint32_t partitions);
 
 //  Coin id into out (TROVE_COIN_ID_LEN + 1 bytes). occurrence may contain NULs,
 //  hence its explicit length. Can't fail.

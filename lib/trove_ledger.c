@@ -53,6 +53,8 @@ typedef struct {
     uint64_t req_id;  //  submission that was accepted
     uint64_t lseq;    //  its log record
     bool undone;      //  not arrived: an undo named it first (see MARKER)
+    bool claim;       //  a claim (key "\x01source\x1fid"), not a dedup entry
+    uint8_t content [TROVE_EVENT_CONTENT_SIZE];  //  the claim's content hash
 } s_pending_t;
 
 //  A record of a user, committed (or staged) and not applied yet: queries
@@ -116,6 +118,7 @@ struct _trove_ledger_t {
     MDB_env *env;
     MDB_dbi dedup, events, coins, coinids, users, meta, states;
     MDB_dbi uevents;  //  user NUL partition pseq: a user's events, for re-derives
+    MDB_dbi claims;   //  source NUL id -> content hash: the cluster-wide identity of events
     trove_board_t *board;  //  leaderboard tables (deltas: apply thread only)
     MDB_txn *rtxn;         //  main thread's reusable read transaction
     //  Write-ahead log
@@ -351,9 +354,31 @@ s_uevents_put (trove_ledger_t *self, MDB_txn *txn, const char *user, const uint8
     return mdb_put (txn, self->uevents, &key, &empty, 0);
 }
 
+//  A claim: (source, id) means this content from now on.
+static int
+s_apply_claim (trove_ledger_t *self, MDB_txn *txn, const Trove__Claim *claim)
+{
+    size_t sl = strlen (claim->source), il = strlen (claim->id);
+    uint8_t key [KEY_MAX];
+    if (sl + 1 + il > sizeof key || claim->content.len != TROVE_EVENT_CONTENT_SIZE)
+        return EINVAL;
+    memcpy (key, claim->source, sl);
+    key [sl] = 0;
+    memcpy (key + sl + 1, claim->id, il);
+    MDB_val k = {sl + 1 + il, key}, v = {claim->content.len, claim->content.data};
+    //  Replayed after a crash: the same claim again (a claim never changes).
+    int rc = mdb_put (txn, self->claims, &k, &v, MDB_NOOVERWRITE);
+    return rc == MDB_KEYEXIST ? 0 : rc;
+}
+
 static int
 s_apply_record (trove_ledger_t *self, MDB_txn *txn, const Trove__LogRecord *rec, zhashx_t *deltas)
 {
+    if (rec->claim) {
+        int crc = s_apply_claim (self, txn, rec->claim);
+        if (crc || !rec->record)
+            return crc;
+    }
     const Trove__EventRecord *er = rec->record;
     const Trove__Event *ev = er->event;
     int rc;
@@ -611,7 +636,7 @@ s_apply_batch (trove_ledger_t *self, s_record_t *head, uint64_t *last_p)
     uint64_t last = 0;
     for (s_record_t *r = head; r && rc == 0; r = r->next) {
         Trove__LogRecord *rec = trove__log_record__unpack (NULL, r->size, r->data);
-        if (!rec || !rec->record || !rec->record->event) {
+        if (!rec || (!rec->claim && (!rec->record || !rec->record->event))) {
             if (rec)
                 trove__log_record__free_unpacked (rec, NULL);
             rc = EINVAL;
@@ -856,9 +881,32 @@ s_pending_add (trove_ledger_t *self, const char *source, const char *id, uint64_
         p = malloc (sizeof *p);
         if (!p)
             return;  //  then the dedup check misses it until applied
-        *p = (s_pending_t){req_id, lseq, undone};
+        *p = (s_pending_t){.req_id = req_id, .lseq = lseq, .undone = undone};
         zhashx_insert (self->pending, key, p);
     }
+    char *copy = strdup (key);
+    if (copy)
+        zlistx_add_end (self->pending_order, copy);
+    self->staged_keys++;
+}
+
+//  A claim committed (or staged) and not applied yet: the same list as the
+//  dedup entries, so staging, abort and pruning treat both alike.
+static void
+s_claim_pending_add (trove_ledger_t *self, const char *source, const char *id, const uint8_t *content,
+                     uint64_t lseq)
+{
+    char key [KEY_MAX + 2];
+    snprintf (key, sizeof key, "\x01%s\x1f%s", source, id);
+    s_pending_t *p = zhashx_lookup (self->pending, key);
+    if (!p) {
+        if (!(p = calloc (1, sizeof *p)))
+            return;  //  then the check reads the tables only, until applied
+        zhashx_insert (self->pending, key, p);
+    }
+    p->lseq = lseq;
+    p->claim = true;
+    memcpy (p->content, content, TROVE_EVENT_CONTENT_SIZE);
     char *copy = strdup (key);
     if (copy)
         zlistx_add_end (self->pending_order, copy);
@@ -941,7 +989,7 @@ s_recover (trove_ledger_t *self, char *err, size_t size)
             Trove__LogRecord *rec = trove__log_record__unpack (NULL, val.mv_size, val.mv_data);
             s_record_t *r = calloc (1, sizeof *r);
             void *copy = malloc (val.mv_size ? val.mv_size : 1);
-            if (!rec || !rec->record || !rec->record->event || !r || !copy) {
+            if (!rec || (!rec->claim && (!rec->record || !rec->record->event)) || !r || !copy) {
                 if (rec)
                     trove__log_record__free_unpacked (rec, NULL);
                 free (r);
@@ -960,6 +1008,14 @@ s_recover (trove_ledger_t *self, char *err, size_t size)
                 head = r;
             tail = r;
             n++;
+            if (rec->claim)
+                s_claim_pending_add (self, rec->claim->source, rec->claim->id, rec->claim->content.data, lseq);
+            if (!rec->record) {
+                self->lseq = lseq;  //  a claim only
+                trove__log_record__free_unpacked (rec, NULL);
+                rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
+                continue;
+            }
             const Trove__EventRecord *er = rec->record;
             s_pending_add (self, er->event->source, er->event->id, rec->req_id, lseq, false);
             if (s_user_mark (self->users_staged, er->event->user, lseq, val.mv_data, val.mv_size))
@@ -1080,7 +1136,8 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
         || (rc = mdb_dbi_open (txn, "users", MDB_CREATE, &self->users))
         || (rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta))
         || (rc = mdb_dbi_open (txn, "states", MDB_CREATE, &self->states))
-        || (rc = mdb_dbi_open (txn, "uevents", MDB_CREATE, &self->uevents))) {
+        || (rc = mdb_dbi_open (txn, "uevents", MDB_CREATE, &self->uevents))
+        || (rc = mdb_dbi_open (txn, "claims", MDB_CREATE, &self->claims))) {
         snprintf (err, sizeof err, "cannot open databases in %s: %s", dir, mdb_strerror (rc));
         goto fail;
     }
@@ -2105,6 +2162,92 @@ void
 trove_ledger_counts (trove_ledger_t *self, trove_ledger_counts_t *counts)
 {
     *counts = self->counts;
+}
+
+//  --- the cluster-wide identity of events ----------------------------------
+
+int
+trove_ledger_claim (trove_ledger_t *self, const Trove__Event *ev, Trove__Status *status_p, char *why,
+                    size_t why_size)
+{
+    assert (self->txn);
+    uint8_t content [TROVE_EVENT_CONTENT_SIZE];
+    trove_event_content_hash (ev, content);
+    char key [KEY_MAX + 2];
+    snprintf (key, sizeof key, "\x01%s\x1f%s", ev->source, ev->id);
+    const uint8_t *held = NULL;
+    s_pending_t *p = zhashx_lookup (self->pending, key);
+    MDB_val val;
+    MDB_txn *txn = NULL;
+    if (p && p->claim)
+        held = p->content;
+    else {
+        size_t sl = strlen (ev->source), il = strlen (ev->id);
+        uint8_t dkey [KEY_MAX];
+        if (sl + 1 + il > sizeof dkey)
+            return -1;  //  validation bounds these
+        memcpy (dkey, ev->source, sl);
+        dkey [sl] = 0;
+        memcpy (dkey + sl + 1, ev->id, il);
+        if (s_read_begin (self, &txn))
+            return -1;
+        MDB_val k = {sl + 1 + il, dkey};
+        int rc = mdb_get (txn, self->claims, &k, &val);
+        if (rc == 0 && val.mv_size == TROVE_EVENT_CONTENT_SIZE)
+            held = val.mv_data;
+        else if (rc && rc != MDB_NOTFOUND) {
+            s_read_end (self);
+            return s_fail_rc (self, "get claim", rc);
+        }
+    }
+    if (held) {
+        bool same = memcmp (held, content, TROVE_EVENT_CONTENT_SIZE) == 0;
+        if (txn)
+            s_read_end (self);
+        *status_p = same ? TROVE__STATUS__ACCEPTED : TROVE__STATUS__REJECTED;
+        if (!same)
+            snprintf (why, why_size, "source '%s' already sent an event with id '%s' that says something else "
+                                     "(another user, type, ts or attributes); ids are unique per source",
+                      ev->source, ev->id);
+        return 0;
+    }
+    if (txn)
+        s_read_end (self);
+    //  New: a record of its own, committed with the batch.
+    Trove__Claim claim = TROVE__CLAIM__INIT;
+    claim.source = ev->source;
+    claim.id = ev->id;
+    claim.content.data = content;
+    claim.content.len = sizeof content;
+    Trove__LogRecord rec = TROVE__LOG_RECORD__INIT;
+    rec.claim = &claim;
+    s_record_t *r = calloc (1, sizeof *r);
+    if (!r) {
+        snprintf (self->error, sizeof self->error, "out of memory");
+        return -1;
+    }
+    r->lseq = self->lseq_pending + 1;
+    r->size = trove__log_record__get_packed_size (&rec);
+    r->data = malloc (r->size ? r->size : 1);
+    uint8_t kbuf [8];
+    trove_put_be64 (kbuf, r->lseq);
+    MDB_val key_log = {8, kbuf}, val_log = {r->size, r->data};
+    int mrc = r->data ? (trove__log_record__pack (&rec, r->data), mdb_put (self->txn, self->log, &key_log, &val_log, MDB_APPEND))
+                      : ENOMEM;
+    if (mrc) {
+        free (r->data);
+        free (r);
+        return s_fail_rc (self, "append a claim to the log", mrc);
+    }
+    if (self->batch_tail)
+        self->batch_tail->next = r;
+    else
+        self->batch_head = r;
+    self->batch_tail = r;
+    self->lseq_pending++;
+    s_claim_pending_add (self, ev->source, ev->id, content, self->lseq_pending);
+    *status_p = TROVE__STATUS__ACCEPTED;
+    return 0;
 }
 
 int

@@ -93,6 +93,16 @@ typedef struct {
 } trove_ledger_counts_t;
 void trove_ledger_counts (trove_ledger_t *self, trove_ledger_counts_t *counts);
 
+//  Claim (source, id) for this event's content (trove_event_content_hash)
+//  within the batch: the cluster-wide identity of events, kept by the shard
+//  that owns the partition of hash(source NUL id) (docs/architecture.md,
+//  "Event identity"). *status_p: ACCEPTED (claimed now, committed with the
+//  batch, or claimed before by the same content) or REJECTED (claimed by
+//  other content: reason id_conflict, a sentence in why). Returns 0, or -1
+//  on a storage error (abort the batch).
+int trove_ledger_claim (trove_ledger_t *self, const Trove__Event *event, Trove__Status *status_p, char *why,
+                        size_t why_size);
+
 //  Start a batch. Returns 0, or -1 if LMDB refuses (e.g. MDB_PANIC).
 int trove_ledger_begin (trove_ledger_t *self);
 

@@ -38,6 +38,7 @@ struct _trove_outbox_item_t {
     int64_t sent_us;            //  last send; 0 while queued
     unsigned resends;           //  resends so far (each waits twice as long, up to 8x)
     trove_outbox_item_t *next;  //  shard FIFO link (queued items only)
+    int kind;                   //  caller's (what the item is)
 };
 
 //  capacity: max live items (rounded up to a power of two). NULL on OOM.

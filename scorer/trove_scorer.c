@@ -190,8 +190,8 @@ s_publish_heartbeat (s_scorer_t *self)
 //  ledger depends on is checked where the ledger is written (a client that
 //  reaches this socket directly gets no wider door than the ingestor's).
 static const char *
-s_check (s_scorer_t *self, const Trove__Event *ev, uint32_t partition, int64_t received_us, char *detail,
-         size_t size)
+s_check (s_scorer_t *self, const Trove__Event *ev, uint32_t partition, bool claim, int64_t received_us,
+         char *detail, size_t size)
 {
     //  The time windows are checked at the ingestor's receipt time, carried
     //  in the batch, as the ingestor checked them: a resend gets the same
@@ -217,10 +217,13 @@ s_check (s_scorer_t *self, const Trove__Event *ev, uint32_t partition, int64_t r
     else if ((reason = trove_sources_check (self->sources, trove_cfg_source_index (self->cfg, ev->source), ev,
                                             received_us / 1000, detail, size)))
         return reason;
-    uint32_t expect = trove_hash_partition (ev->user, strlen (ev->user), trove_cfg_partitions (self->cfg));
+    //  An event comes to its user's shard; a claim to the shard of its
+    //  (source, id).
+    uint32_t expect = claim ? trove_hash_claim_partition (ev->source, ev->id, trove_cfg_partitions (self->cfg))
+                            : trove_hash_partition (ev->user, strlen (ev->user), trove_cfg_partitions (self->cfg));
     if (partition != expect || trove_cfg_shard_of (self->cfg, partition) != self->shard) {
-        snprintf (detail, size, "user '%s' is partition %u, not owned by shard %s", ev->user, expect,
-                  self->name);
+        snprintf (detail, size, "%s is partition %u, not owned by shard %s", claim ? "this (source, id)" : "the user",
+                  expect, self->name);
         return "wrong_shard";
     }
     return NULL;
@@ -319,16 +322,42 @@ s_take_one (s_scorer_t *self, bool *storage_failed)
             r->status = TROVE__STATUS__RETRY;
             continue;
         }
-        char detail [256];
-        const char *bad =
-            s_check (self, batch->events [i], batch->partitions [i], batch->received_us, detail, sizeof detail);
+        char detail [360];
+        const Trove__Event *ev = batch->events [i];
+        const char *bad = s_check (self, ev, batch->partitions [i], batch->claims, batch->received_us, detail,
+                                   sizeof detail);
         if (bad) {
             r->status = TROVE__STATUS__REJECTED;
             r->reason = (char *) bad;
             r->detail = strdup (detail);
             continue;
         }
+        //  The identity of (source, id), cluster-wide: this shard keeps the
+        //  claims of its partitions of hash(source NUL id); an event whose
+        //  claim is kept elsewhere was claimed there by its ingestor first.
         Trove__Status status;
+        bool claim_here = batch->claims
+                       || (strcmp (ev->source, TROVE_RECONCILER_SOURCE)
+                           && trove_cfg_shard_of (self->cfg, trove_hash_claim_partition (ev->source, ev->id,
+                                                                                       trove_cfg_partitions (self->cfg)))
+                                  == self->shard);
+        if (claim_here) {
+            if (trove_ledger_claim (self->ledger, ev, &status, detail, sizeof detail)) {
+                *storage_failed = true;
+                r->status = TROVE__STATUS__RETRY;
+                continue;
+            }
+            if (status == TROVE__STATUS__REJECTED) {
+                r->status = status;
+                r->reason = "id_conflict";
+                r->detail = strdup (detail);
+                continue;
+            }
+            if (batch->claims) {
+                r->status = status;  //  claimed: the ingestor forwards the event to its user's shard
+                continue;
+            }
+        }
         if (trove_ledger_apply (self->ledger, batch->events [i], batch->partitions [i], batch->req_id,
                                 batch->received_us, self->rules, &status)) {
             *storage_failed = true;
