@@ -752,10 +752,37 @@ test_dup_borrowed_and_unpacked (void **state)
     trove_event_destroy (&copy);
 }
 
+//  Content hash: the same event whatever the attributes' order; any field
+//  but source and id changes it.
+static void
+test_content_hash (void **state)
+{
+    (void) state;
+    const char *texts [] = {
+        "{\"source\":\"web\",\"id\":\"a\",\"user\":\"u\",\"type\":\"t\",\"ts\":1000,\"attrs\":{\"x\":1,\"y\":\"b\"}}",
+        "{\"source\":\"app\",\"id\":\"b\",\"user\":\"u\",\"type\":\"t\",\"ts\":1000,\"attrs\":{\"y\":\"b\",\"x\":1}}",
+        "{\"source\":\"web\",\"id\":\"a\",\"user\":\"v\",\"type\":\"t\",\"ts\":1000,\"attrs\":{\"x\":1,\"y\":\"b\"}}",
+        "{\"source\":\"web\",\"id\":\"a\",\"user\":\"u\",\"type\":\"t\",\"ts\":1001,\"attrs\":{\"x\":1,\"y\":\"b\"}}",
+        "{\"source\":\"web\",\"id\":\"a\",\"user\":\"u\",\"type\":\"t\",\"ts\":1000,\"attrs\":{\"x\":\"1\",\"y\":\"b\"}}",
+    };
+    uint8_t h [5][TROVE_EVENT_CONTENT_SIZE];
+    for (int i = 0; i < 5; i++) {
+        const char *reason;
+        Trove__Event *ev = trove_event_from_json (texts [i], strlen (texts [i]), &reason, NULL);
+        assert_non_null (ev);
+        trove_event_content_hash (ev, h [i]);
+        trove_event_destroy (&ev);
+    }
+    assert_memory_equal (h [0], h [1], TROVE_EVENT_CONTENT_SIZE);  //  order, source, id: no matter
+    for (int i = 2; i < 5; i++)
+        assert_memory_not_equal (h [0], h [i], TROVE_EVENT_CONTENT_SIZE);  //  user, ts, a typed value
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
+        cmocka_unit_test (test_content_hash),
         cmocka_unit_test (test_check_valid),
         cmocka_unit_test (test_check_missing_field),
         cmocka_unit_test (test_check_undo_needs_its_target),

@@ -177,10 +177,23 @@ test_coin_id_differs_when_any_input_differs (void **state)
     assert_string_not_equal (x, y);
 }
 
+//  The claim partition is FNV-1a 64 of "source NUL id", like a user's.
+static void
+test_claim_partition (void **state)
+{
+    (void) state;
+    const char key [] = "web\0e-1001";
+    uint32_t want = (uint32_t) (trove_hash_fnv1a64 (key, sizeof key - 1) % 256);
+    assert_int_equal (trove_hash_claim_partition ("web", "e-1001", 256), want);
+    assert_true (trove_hash_claim_partition ("we", "be-1001", 256) != want
+                 || trove_hash_fnv1a64 ("we\0be-1001", 11) % 256 == want);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
+        cmocka_unit_test (test_claim_partition),
         cmocka_unit_test (test_fnv1a64_standard_vectors),
         cmocka_unit_test (test_fnv1a64_trove_vectors),
         cmocka_unit_test (test_fnv1a64_uses_exactly_len_bytes),
