@@ -80,6 +80,9 @@ cluster_up "${LAYOUT[@]}"
 sed -i 's/^\(\s*reconcile_every_s\s*=\s*\).*/\10/' "$DIR/trove.cfg"
 grep -q 'reconcile_every_s = 0' "$DIR/trove.cfg" || fail "no reconcile_every_s in the config trovectl up wrote"
 cp "$DIR/trove.cfg" "$WORK/trove.cfg"
+# Its CURVE certificates (trovectl up's default) and HTTP key go with it.
+[ ! -d "$DIR/curve" ] || cp -a "$DIR/curve" "$WORK/curve"
+[ ! -f "$DIR/web.key" ] || cp -a "$DIR/web.key" "$WORK/web.key"
 
 # reconcile REPORT_FILE: run every shard's reconciler now (exit 3: users
 # left unrepaired, counted below)
@@ -137,6 +140,8 @@ for seed in $SEEDS; do
         rm -rf "$DIR"
         mkdir -p "$DIR/rules"
         cp "$WORK/trove.cfg" "$DIR/trove.cfg"
+        [ ! -d "$WORK/curve" ] || cp -a "$WORK/curve" "$DIR/curve"
+        [ ! -f "$WORK/web.key" ] || cp -a "$WORK/web.key" "$DIR/web.key"
         cp "$R/stories/rules/"*.yaml "$DIR/rules/"
         [ -z "$WITHHELD" ] || rm "$DIR/rules/$WITHHELD"
         cluster_up
