@@ -490,7 +490,16 @@ s_mark_repeats (Trove__SubmitRequest *submit, s_request_t *req, size_t *shard_of
             }
             const Trove__Event *other = submit->events [table [slot] - 1];
             if (strcmp (other->source, ev->source) == 0 && strcmp (other->id, ev->id) == 0) {
-                s_set_result (&req->results [i], TROVE__STATUS__DUPLICATE, "", "repeated within the request");
+                //  The same event again, or another under the same id.
+                uint8_t a [TROVE_EVENT_CONTENT_SIZE], b [TROVE_EVENT_CONTENT_SIZE];
+                trove_event_content_hash (other, a);
+                trove_event_content_hash (ev, b);
+                if (memcmp (a, b, sizeof a) == 0)
+                    s_set_result (&req->results [i], TROVE__STATUS__DUPLICATE, "", "repeated within the request");
+                else
+                    s_set_result (&req->results [i], TROVE__STATUS__REJECTED, "id_conflict",
+                                  "an earlier event of this request has this source and id and says something "
+                                  "else; ids are unique per source");
                 count [shard_of [i]]--;
                 shard_of [i] = SIZE_MAX;
                 break;
