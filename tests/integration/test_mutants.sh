@@ -13,7 +13,7 @@ source "$(dirname "$0")/lib.sh"
 
 SRC=$(cd "$HERE/../.." && pwd)
 MUTANTS=${TROVE_MUTANTS:-"dedup_skipped state_not_saved cap_off_by_one utc_day"}
-USERS_N=${TROVE_MUTANT_USERS:-150}
+USERS_N=${TROVE_MUTANT_USERS:-100}
 caught=0 total=0
 for m in $MUTANTS; do
     total=$((total + 1))
