@@ -530,11 +530,28 @@ s_apply_record (trove_ledger_t *self, MDB_txn *txn, const Trove__LogRecord *rec,
 //  latest entry of each id, when it is a mint) once (coins without
 //  local_day use their UTC day). Marked done in meta "boards" by the same
 //  transaction.
+//  A one-time migration of the tables: MDB_NOTFOUND when `name` is still to
+//  do (meta holds the names of those done), 0 when done, or an error.
+static int
+s_migration_todo (trove_ledger_t *self, MDB_txn *txn, const char *name)
+{
+    MDB_val key = {strlen (name), (void *) name}, val;
+    return mdb_get (txn, self->meta, &key, &val);
+}
+
+//  Mark it done, in the transaction that did it.
+static int
+s_migration_done (trove_ledger_t *self, MDB_txn *txn, const char *name)
+{
+    MDB_val key = {strlen (name), (void *) name}, val = {1, "1"};
+    return mdb_put (txn, self->meta, &key, &val, 0);
+}
+
 static int
 s_board_rebuild (trove_ledger_t *self, MDB_txn *txn)
 {
-    MDB_val key = {6, "boards"}, val;
-    int rc = mdb_get (txn, self->meta, &key, &val);
+    MDB_val key, val;
+    int rc = s_migration_todo (self, txn, "boards");
     if (rc != MDB_NOTFOUND)
         return rc;
     MDB_cursor *cur;
@@ -574,9 +591,7 @@ s_board_rebuild (trove_ledger_t *self, MDB_txn *txn)
         return rc;
     if (n)
         trove_log ('I', "leaderboards built from %zu coin entries", n);
-    key = (MDB_val){6, "boards"};
-    val = (MDB_val){1, "1"};
-    return mdb_put (txn, self->meta, &key, &val, 0);
+    return s_migration_done (self, txn, "boards");
 }
 
 //  A ledger from before the per-user event index: index every stored event
@@ -584,8 +599,8 @@ s_board_rebuild (trove_ledger_t *self, MDB_txn *txn)
 static int
 s_uevents_rebuild (trove_ledger_t *self, MDB_txn *txn)
 {
-    MDB_val key = {7, "uevents"}, val;
-    int rc = mdb_get (txn, self->meta, &key, &val);
+    MDB_val key, val;
+    int rc = s_migration_todo (self, txn, "uevents");
     if (rc != MDB_NOTFOUND)
         return rc;
     MDB_cursor *cur;
@@ -612,9 +627,7 @@ s_uevents_rebuild (trove_ledger_t *self, MDB_txn *txn)
         return rc;
     if (n)
         trove_log ('I', "indexed %zu stored events by user", n);
-    key = (MDB_val){7, "uevents"};
-    val = (MDB_val){1, "1"};
-    return mdb_put (txn, self->meta, &key, &val, 0);
+    return s_migration_done (self, txn, "uevents");
 }
 
 //  Apply a list of records in one transaction. Returns 0 or an LMDB error.
@@ -1855,6 +1868,72 @@ s_latest_put (zhashx_t *latest, const Trove__Coin *coin)
     return 0;
 }
 
+//  Each record of user the tables' snapshot lacks (self->snap_applied),
+//  oldest first: committed ones kept in memory (users_records), then those
+//  of the open batch. fn returns 0 to go on. Returns 0, or -1 when fn
+//  failed or a record is unreadable.
+typedef int (s_record_fn) (const Trove__LogRecord *rec, const char *user, void *arg);
+
+static int
+s_user_records (trove_ledger_t *self, const char *user, s_record_fn *fn, void *arg)
+{
+    int rc = 0;
+    zlistx_t *mine = zhashx_lookup (self->users_records, user);
+    for (s_user_mark_t *m = mine ? zlistx_first (mine) : NULL; m && rc == 0; m = zlistx_next (mine)) {
+        if (m->lseq <= self->snap_applied)
+            continue;
+        Trove__LogRecord *rec = trove__log_record__unpack (NULL, m->size, m->data);
+        rc = rec ? fn (rec, user, arg) : -1;
+        if (rec)
+            trove__log_record__free_unpacked (rec, NULL);
+    }
+    for (s_record_t *r = self->batch_head; r && rc == 0; r = r->next) {
+        Trove__LogRecord *rec = trove__log_record__unpack (NULL, r->size, r->data);
+        const Trove__EventRecord *er = rec ? rec->record : NULL;
+        if (er && er->event && strcmp (er->event->user, user) == 0)
+            rc = fn (rec, user, arg);
+        if (rec)
+            trove__log_record__free_unpacked (rec, NULL);
+    }
+    return rc;
+}
+
+//  s_record_fn: the user's coin entries into a latest-entry map.
+static int
+s_records_coins (const Trove__LogRecord *rec, const char *user, void *arg)
+{
+    for (size_t i = 0; i < rec->n_coins; i++)
+        if (strcmp (rec->coins [i]->user, user) == 0 && s_latest_put (arg, rec->coins [i]))
+            return -1;
+    return 0;
+}
+
+typedef struct {
+    zlistx_t *out;  //  Trove__Event copies
+    size_t max;     //  0: no limit
+    bool over;      //  stopped: more than max
+} s_events_walk_t;
+
+//  s_record_fn: the record's event (an event of the log: pseq) into a list.
+static int
+s_records_events (const Trove__LogRecord *rec, const char *user, void *arg)
+{
+    (void) user;
+    s_events_walk_t *w = arg;
+    const Trove__EventRecord *er = rec->record;
+    if (!er || !er->event || !er->pseq)
+        return 0;
+    if (w->max && zlistx_size (w->out) >= w->max) {
+        w->over = true;
+        return -1;
+    }
+    Trove__Event *copy = trove_event_dup (er->event);
+    if (!copy)
+        return -1;
+    zlistx_add_end (w->out, copy);
+    return 0;
+}
+
 //  The latest entry of every coin of a user, committed or earlier in this
 //  batch (id -> Trove__Coin, owned). Needs the tables to hold the user's
 //  committed records, so it waits for the apply thread to reach the user's
@@ -1887,31 +1966,9 @@ s_user_latest (trove_ledger_t *self, const char *user, const char *what)
     zhashx_set_destructor (latest, s_coin_item_free);
     //  1. The tables: the user's coins, oldest first.
     rc = s_scan_user (self, self->rtxn, user, latest);
-    //  2. The user's committed records the snapshot lacks, then 3. earlier
-    //  records of this batch: aseq order throughout.
-    zlistx_t *mine = zhashx_lookup (self->users_records, user);
-    for (s_user_mark_t *m = mine ? zlistx_first (mine) : NULL; m && rc == 0; m = zlistx_next (mine)) {
-        if (m->lseq <= self->snap_applied)
-            continue;
-        Trove__LogRecord *rec = trove__log_record__unpack (NULL, m->size, m->data);
-        if (!rec) {
-            rc = -1;
-            break;
-        }
-        for (size_t i = 0; i < rec->n_coins && rc == 0; i++)
-            if (strcmp (rec->coins [i]->user, user) == 0)
-                rc = s_latest_put (latest, rec->coins [i]);
-        trove__log_record__free_unpacked (rec, NULL);
-    }
-    for (s_record_t *r = self->batch_head; r && rc == 0; r = r->next) {
-        Trove__LogRecord *rec = trove__log_record__unpack (NULL, r->size, r->data);
-        if (!rec)
-            continue;
-        for (size_t i = 0; i < rec->n_coins && rc == 0; i++)
-            if (strcmp (rec->coins [i]->user, user) == 0)
-                rc = s_latest_put (latest, rec->coins [i]);
-        trove__log_record__free_unpacked (rec, NULL);
-    }
+    //  2. The user's records the snapshot lacks: aseq order throughout.
+    if (rc == 0)
+        rc = s_user_records (self, user, s_records_coins, latest);
     if (rc) {
         zhashx_destroy (&latest);
         if (!self->error [0])
@@ -2023,42 +2080,10 @@ s_user_events (trove_ledger_t *self, const char *user, size_t max, zlistx_t *out
     mdb_cursor_close (cur);
     if (!bad && rc && rc != MDB_NOTFOUND)
         return s_fail_rc (self, "user events cursor", rc);
-    //  Committed records the snapshot lacks (s_user_latest set snap_applied).
-    zlistx_t *mine = zhashx_lookup (self->users_records, user);
-    for (s_user_mark_t *m = mine ? zlistx_first (mine) : NULL; m && !bad; m = zlistx_next (mine)) {
-        if (m->lseq <= self->snap_applied)
-            continue;
-        Trove__LogRecord *rec = trove__log_record__unpack (NULL, m->size, m->data);
-        const Trove__EventRecord *er = rec ? rec->record : NULL;
-        if (!er || !er->event)
-            bad = -1;
-        else if (er->pseq) {
-            Trove__Event *copy = trove_event_dup (er->event);
-            if (!copy)
-                bad = -1;
-            else if (max && zlistx_size (out) >= max)
-                bad = 1, trove_event_destroy (&copy);
-            else
-                zlistx_add_end (out, copy);
-        }
-        if (rec)
-            trove__log_record__free_unpacked (rec, NULL);
-    }
-    for (s_record_t *r = self->batch_head; r && !bad; r = r->next) {
-        Trove__LogRecord *rec = trove__log_record__unpack (NULL, r->size, r->data);
-        const Trove__EventRecord *er = rec ? rec->record : NULL;
-        if (er && er->event && er->pseq && strcmp (er->event->user, user) == 0) {
-            Trove__Event *copy = trove_event_dup (er->event);
-            if (!copy)
-                bad = -1;
-            else if (max && zlistx_size (out) >= max)
-                bad = 1, trove_event_destroy (&copy);
-            else
-                zlistx_add_end (out, copy);
-        }
-        if (rec)
-            trove__log_record__free_unpacked (rec, NULL);
-    }
+    //  Then the records the snapshot lacks (s_user_latest set snap_applied).
+    s_events_walk_t walk = {out, max, 0};
+    if (!bad && s_user_records (self, user, s_records_events, &walk))
+        bad = walk.over ? 1 : -1;
     return bad;
 }
 
