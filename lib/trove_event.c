@@ -401,7 +401,8 @@ trove_event_content_hash (const Trove__Event *ev, uint8_t out [TROVE_EVENT_CONTE
     //  Validation bounds attrs (limits/max_attrs <= 1024).
     Trove__Attr *sorted [1024];
     size_t n = ev->n_attrs < 1024 ? ev->n_attrs : 1024;
-    memcpy (sorted, ev->attrs, n * sizeof *sorted);
+    if (n)
+        memcpy (sorted, ev->attrs, n * sizeof *sorted);
     qsort (sorted, n, sizeof *sorted, s_attr_order);
     for (size_t i = 0; i < n; i++) {
         const Trove__Attr *a = sorted [i];

@@ -50,6 +50,7 @@ typedef struct {
     Trove__Result *results;  //  one per event
     Trove__Result **result_ptrs;
     size_t nresults;
+    bool claims;  //  a batch of claims, not events
 } s_reply_t;
 
 typedef struct {
@@ -74,6 +75,7 @@ typedef struct {
     struct {
         trove_metrics_t *registry;
         trove_counter_t *events [5];           //  by Trove__Status of the answer
+        trove_counter_t *claims [5];           //  claims, by answer
         trove_histogram_t *batch_events;       //  events per log commit
         trove_histogram_t *commit_seconds;     //  log commit (fsync) time
         trove_histogram_t *to_commit_seconds;  //  ingestor receipt to log commit
@@ -290,6 +292,7 @@ s_take_one (s_scorer_t *self, bool *storage_failed)
     memset (reply, 0, sizeof *reply);
     reply->batch_id = batch->batch_id;
     reply->received_us = batch->received_us;
+    reply->claims = batch->claims;
     reply->results = calloc (batch->n_events ? batch->n_events : 1, sizeof *reply->results);
     reply->result_ptrs = calloc (batch->n_events ? batch->n_events : 1, sizeof *reply->result_ptrs);
     if (!reply->results || !reply->result_ptrs) {
@@ -386,9 +389,9 @@ s_send_replies (s_scorer_t *self)
 {
     for (size_t i = 0; i < self->nreplies; i++) {
         s_reply_t *reply = &self->replies [i];
+        trove_counter_t **by_status = reply->claims ? self->m.claims : self->m.events;
         for (size_t k = 0; k < reply->nresults; k++)
-            trove_counter_inc (
-                self->m.events [reply->results [k].status < 5 ? reply->results [k].status : 0]);
+            trove_counter_inc (by_status [reply->results [k].status < 5 ? reply->results [k].status : 0]);
         Trove__ShardBatchReply body = TROVE__SHARD_BATCH_REPLY__INIT;
         body.batch_id = reply->batch_id;
         body.n_results = reply->nresults;
@@ -931,6 +934,11 @@ s_metrics_init (s_scorer_t *self)
         const char *values [] = {trove_event_status_name (i), NULL};
         self->m.events [i] = trove_metrics_counter (
             r, "trove_scorer_events_total", "Events answered to ingestors, by answer.", labels, values);
+        self->m.claims [i] = trove_metrics_counter (
+            r, "trove_scorer_claims_total",
+            "Claims of (source, id) answered to ingestors, by answer: accepted (claimed, now or before by the "
+            "same content), rejected (id_conflict).",
+            labels, values);
     }
     static const double sizes [] = {1, 10, 100, 1000, 10000, 32768};
     static const double secs [] = {0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 1};
