@@ -13,9 +13,8 @@
       rate() assumes too). A series that appeared since the previous scrape
       started at 0.
     - histograms: the increase of every bucket, summed over the processes,
-      then the quantile by linear interpolation inside the bucket where it
-      falls, as PromQL histogram_quantile () does (a quantile falling in the
-      +Inf bucket is the highest finite bound).
+      then the quantile as PromQL histogram_quantile () computes it
+      (trovectl_prom.h).
     - gauges (apply backlog, last aseq, inflight): the last value.
 
     Caveats: the first view comes one interval after the start (it needs two
@@ -24,6 +23,7 @@
     one interval. Each scrape renders the process's whole registry, holding
     its metrics mutex briefly; an interval below 0.1 s is refused. */
 #include "trovectl.h"
+#include "trovectl_prom.h"
 #include "trove_util.h"
 
 #include <errno.h>
@@ -45,9 +45,9 @@
 //  Largest /metrics answer accepted (a daemon's is a few kB).
 #define S_MAX_ANSWER (8 << 20)
 //  Labels kept per sample (the daemons use at most 3, plus le).
-#define S_MAX_LABELS 4
+#define TROVECTL_PROM_MAX_LABELS 4
 //  Buckets of an aggregated histogram (the daemons use 12).
-#define S_MAX_BUCKETS 64
+#define TROVECTL_PROM_MAX_BUCKETS 64
 //  Interval bounds, seconds.
 #define S_MIN_INTERVAL 0.1
 #define S_MAX_INTERVAL 3600.0
@@ -80,235 +80,6 @@ static const char *s_top_help =
     "other, separated by a blank line.\n"
     "Exit: 0 after N views or on SIGINT; 1 when the config names no metrics\n"
     "address or cannot be loaded.\n";
-
-static volatile sig_atomic_t s_interrupted = 0;
-
-static void
-s_on_signal (int signum)
-{
-    (void) signum;
-    s_interrupted = 1;
-}
-
-//  ---------------------------------------------------------------------------
-//  Prometheus text format: just samples (name, labels, value).
-
-typedef struct {
-    char *key;                         //  series as rendered, "name{labels}": its identity
-    char *name;                        //  metric name
-    int nlabels;                       //  labels kept
-    char *label_name [S_MAX_LABELS];   //  label names
-    char *label_value [S_MAX_LABELS];  //  unescaped label values
-    double value;                      //  sample value (may be +-Inf or NaN)
-} s_sample_t;
-
-//  One successful scrape of one process.
-typedef struct {
-    s_sample_t *samples;  //  in the order of the answer
-    size_t count;         //  used
-    size_t max;           //  allocated
-    double started;       //  process_start_time_seconds, NAN when absent
-    int64_t at_us;        //  monotonic time the answer was complete
-} s_scrape_t;
-
-static void
-s_scrape_destroy (s_scrape_t **self_p)
-{
-    s_scrape_t *self = *self_p;
-    if (self) {
-        for (size_t i = 0; i < self->count; i++)
-            free (self->samples [i].key);  //  one block per sample
-        free (self->samples);
-        free (self);
-        *self_p = NULL;
-    }
-}
-
-static bool
-s_name_char (char c, bool first)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':'
-        || (!first && c >= '0' && c <= '9');
-}
-
-//  Parse one sample line (len bytes, no newline) into sample. Returns 0, or
-//  -1 when the line is not a sample (comment, blank, malformed). On -1
-//  nothing is allocated.
-static int
-s_parse_line (const char *line, size_t len, s_sample_t *sample)
-{
-    const char *end = line + len;
-    const char *p = line;
-    while (p < end && (*p == ' ' || *p == '\t'))
-        p++;
-    const char *series = p;
-    if (p == end || *p == '#' || !s_name_char (*p, true))
-        return -1;
-    while (p < end && s_name_char (*p, false))
-        p++;
-    size_t name_len = (size_t) (p - series);
-    //  Labels: only checked here; decoded below once memory is allocated.
-    if (p < end && *p == '{') {
-        p++;
-        bool in_value = false;
-        while (p < end && (in_value || *p != '}')) {
-            if (*p == '"')
-                in_value = !in_value;
-            else if (in_value && *p == '\\')
-                p++;
-            p++;
-        }
-        if (p >= end)
-            return -1;
-        p++;  //  '}'
-    }
-    size_t series_len = (size_t) (p - series);
-    if (p == end || (*p != ' ' && *p != '\t'))
-        return -1;
-    while (p < end && (*p == ' ' || *p == '\t'))
-        p++;
-    char number [64];
-    size_t nlen = 0;
-    while (p + nlen < end && p [nlen] != ' ' && p [nlen] != '\t')
-        nlen++;
-    if (nlen == 0 || nlen >= sizeof number)
-        return -1;
-    memcpy (number, p, nlen);
-    number [nlen] = 0;
-    char *stop;
-    double value = strtod (number, &stop);
-    if (*stop)
-        return -1;
-
-    //  One block: the series text, then the decoded name, label names and
-    //  values (each no longer than its text, plus a NUL).
-    char *mem = malloc (2 * series_len + 2);
-    if (!mem)
-        return -1;
-    memset (sample, 0, sizeof *sample);
-    sample->key = mem;
-    memcpy (mem, series, series_len);
-    mem [series_len] = 0;
-    char *out = mem + series_len + 1;
-    sample->name = out;
-    memcpy (out, series, name_len);
-    out [name_len] = 0;
-    out += name_len + 1;
-    sample->value = value;
-    const char *q = series + name_len;
-    const char *qend = series + series_len;
-    if (q < qend && *q == '{') {
-        q++;
-        while (q < qend) {
-            while (q < qend && (*q == ' ' || *q == ','))
-                q++;
-            if (q >= qend || *q == '}')
-                break;
-            const char *lname = q;
-            while (q < qend && s_name_char (*q, false))
-                q++;
-            size_t lname_len = (size_t) (q - lname);
-            while (q < qend && *q == ' ')
-                q++;
-            if (lname_len == 0 || q >= qend || *q != '=')
-                goto bad;
-            q++;
-            while (q < qend && *q == ' ')
-                q++;
-            if (q >= qend || *q != '"')
-                goto bad;
-            q++;
-            char *lvalue = out + lname_len + 1;
-            char *v = lvalue;
-            while (q < qend && *q != '"') {
-                if (*q == '\\' && q + 1 < qend) {
-                    q++;
-                    *v++ = *q == 'n' ? '\n' : *q;
-                }
-                else
-                    *v++ = *q;
-                q++;
-            }
-            if (q >= qend)
-                goto bad;
-            q++;  //  closing quote
-            *v = 0;
-            if (sample->nlabels < S_MAX_LABELS) {
-                memcpy (out, lname, lname_len);
-                out [lname_len] = 0;
-                sample->label_name [sample->nlabels] = out;
-                sample->label_value [sample->nlabels] = lvalue;
-                sample->nlabels++;
-            }
-            out = v + 1;
-        }
-    }
-    return 0;
-bad:
-    free (mem);
-    memset (sample, 0, sizeof *sample);
-    return -1;
-}
-
-//  Parse a /metrics body. Lines that are not samples are skipped. NULL on
-//  OOM.
-static s_scrape_t *
-s_scrape_parse (const char *body, size_t size)
-{
-    s_scrape_t *self = calloc (1, sizeof *self);
-    if (!self)
-        return NULL;
-    self->started = NAN;
-    const char *end = body + size;
-    for (const char *line = body; line < end;) {
-        const char *eol = memchr (line, '\n', (size_t) (end - line));
-        size_t len = eol ? (size_t) (eol - line) : (size_t) (end - line);
-        if (len && line [len - 1] == '\r')
-            len--;
-        if (self->count == self->max) {
-            size_t max = self->max ? self->max * 2 : 256;
-            s_sample_t *samples = realloc (self->samples, max * sizeof *samples);
-            if (!samples)
-                goto fail;
-            self->samples = samples;
-            self->max = max;
-        }
-        s_sample_t *sample = &self->samples [self->count];
-        if (s_parse_line (line, len, sample) == 0) {
-            self->count++;
-            if (strcmp (sample->name, "process_start_time_seconds") == 0 && sample->nlabels == 0)
-                self->started = sample->value;
-        }
-        line = eol ? eol + 1 : end;
-    }
-    return self;
-fail:
-    s_scrape_destroy (&self);
-    return NULL;
-}
-
-//  Value of a label of sample, or NULL.
-static const char *
-s_label (const s_sample_t *sample, const char *name)
-{
-    for (int i = 0; i < sample->nlabels; i++)
-        if (strcmp (sample->label_name [i], name) == 0)
-            return sample->label_value [i];
-    return NULL;
-}
-
-//  The sample of scrape with this key; hint is where to look first (series
-//  keep their order from one scrape to the next).
-static const s_sample_t *
-s_find (const s_scrape_t *scrape, const char *key, size_t hint)
-{
-    if (hint < scrape->count && strcmp (scrape->samples [hint].key, key) == 0)
-        return &scrape->samples [hint];
-    for (size_t i = 0; i < scrape->count; i++)
-        if (strcmp (scrape->samples [i].key, key) == 0)
-            return &scrape->samples [i];
-    return NULL;
-}
 
 //  ---------------------------------------------------------------------------
 //  HTTP/1.0 GET /metrics, every process at once. Each connection is a small
@@ -475,13 +246,13 @@ s_conn_body (s_conn_t *self, size_t *size_p)
 //  The processes we scrape
 
 typedef struct {
-    const char *role;     //  "broker", "ingestor", "scorer"
-    const char *name;     //  "broker", "i0", "s0", ...
-    int shard;            //  scorer shard, -1 otherwise
-    const char *address;  //  "127.0.0.1:PORT" (borrowed from the config)
-    s_scrape_t *cur;      //  this round's scrape, NULL when down
-    s_scrape_t *prev;     //  the previous round's, NULL when down then
-    char error [96];      //  why it is down
+    const char *role;       //  "broker", "ingestor", "scorer"
+    const char *name;       //  "broker", "i0", "s0", ...
+    int shard;              //  scorer shard, -1 otherwise
+    const char *address;    //  "127.0.0.1:PORT" (borrowed from the config)
+    trovectl_prom_t *cur;   //  this round's scrape, NULL when down
+    trovectl_prom_t *prev;  //  the previous round's, NULL when down then
+    char error [96];        //  why it is down
 } s_target_t;
 
 //  Scrape every target at once, within S_SCRAPE_TIMEOUT_MS. The previous
@@ -497,13 +268,13 @@ s_scrape_all (s_target_t *targets, size_t count)
     if (!conns || !fds || !which)
         goto cleanup;
     for (size_t i = 0; i < count; i++) {
-        s_scrape_destroy (&targets [i].prev);
+        trovectl_prom_destroy (&targets [i].prev);
         targets [i].prev = targets [i].cur;
         targets [i].cur = NULL;
         s_conn_start (&conns [i], targets [i].address);
     }
     int64_t deadline = trove_mono_us () + S_SCRAPE_TIMEOUT_MS * 1000;
-    while (!s_interrupted) {
+    while (!trovectl_interrupted ()) {
         nfds_t nfds = 0;
         for (size_t i = 0; i < count; i++) {
             s_conn_state_t state = conns [i].state;
@@ -529,7 +300,7 @@ s_scrape_all (s_target_t *targets, size_t count)
             if (fds [k].revents)
                 s_conn_on (&conns [which [k]], fds [k].events == POLLIN ? S_EV_READABLE : S_EV_WRITABLE);
     }
-    if (s_interrupted)
+    if (trovectl_interrupted ())
         goto cleanup;
     int64_t now = trove_mono_us ();
     for (size_t i = 0; i < count; i++) {
@@ -538,7 +309,7 @@ s_scrape_all (s_target_t *targets, size_t count)
         size_t size = 0;
         const char *body = conn->state == S_DONE ? s_conn_body (conn, &size) : NULL;
         if (body) {
-            target->cur = s_scrape_parse (body, size);
+            target->cur = trovectl_prom_parse (body, size);
             if (!target->cur)
                 goto cleanup;
             target->cur->at_us = now;
@@ -566,14 +337,14 @@ cleanup:
 static double
 s_increase (const s_target_t *target, size_t i)
 {
-    const s_sample_t *sample = &target->cur->samples [i];
-    const s_scrape_t *prev = target->prev;
+    const trovectl_prom_sample_t *sample = &target->cur->samples [i];
+    const trovectl_prom_t *prev = target->prev;
     if (!prev)
         return NAN;
     if (isfinite (prev->started) && isfinite (target->cur->started)
         && fabs (prev->started - target->cur->started) > 1e-3)
         return sample->value;  //  restarted
-    const s_sample_t *before = s_find (prev, sample->key, i);
+    const trovectl_prom_sample_t *before = trovectl_prom_find (prev, sample->key, i);
     if (!before)
         return sample->value;
     double delta = sample->value - before->value;
@@ -599,10 +370,10 @@ s_rate (const s_target_t *target, const char *name, const char *label, const cha
         return NAN;
     double sum = 0;
     for (size_t i = 0; i < target->cur->count; i++) {
-        const s_sample_t *sample = &target->cur->samples [i];
+        const trovectl_prom_sample_t *sample = &target->cur->samples [i];
         if (strcmp (sample->name, name))
             continue;
-        const char *v = label ? s_label (sample, label) : NULL;
+        const char *v = label ? trovectl_prom_label (sample, label) : NULL;
         if (label && !(v && strcmp (v, value) == 0))
             continue;
         sum += s_increase (target, i);
@@ -625,83 +396,26 @@ s_gauge (const s_target_t *target, const char *name)
 //  ---------------------------------------------------------------------------
 //  Histograms: bucket increases summed over processes, quantiles.
 
-typedef struct {
-    double le [S_MAX_BUCKETS];     //  upper bounds, increasing
-    double count [S_MAX_BUCKETS];  //  cumulative increase of each bucket
-    size_t n;                      //  buckets
-} s_hist_t;
-
-static void
-s_hist_add (s_hist_t *self, double le, double count)
-{
-    size_t at = 0;
-    while (at < self->n && self->le [at] < le)
-        at++;
-    if (at < self->n && self->le [at] == le) {
-        self->count [at] += count;
-        return;
-    }
-    if (self->n == S_MAX_BUCKETS)
-        return;  //  a daemon never has this many: drop
-    memmove (self->le + at + 1, self->le + at, (self->n - at) * sizeof self->le [0]);
-    memmove (self->count + at + 1, self->count + at, (self->n - at) * sizeof self->count [0]);
-    self->le [at] = le;
-    self->count [at] = count;
-    self->n++;
-}
-
 //  Add the bucket increases of histogram name of target (name_bucket
 //  samples). Does nothing without a baseline.
 static void
-s_hist_collect (s_hist_t *self, const s_target_t *target, const char *name)
+s_hist_collect (trovectl_prom_hist_t *self, const s_target_t *target, const char *name)
 {
     if (s_elapsed (target) <= 0)
         return;
     char bucket [128];
     snprintf (bucket, sizeof bucket, "%s_bucket", name);
     for (size_t i = 0; i < target->cur->count; i++) {
-        const s_sample_t *sample = &target->cur->samples [i];
-        const char *le = strcmp (sample->name, bucket) == 0 ? s_label (sample, "le") : NULL;
+        const trovectl_prom_sample_t *sample = &target->cur->samples [i];
+        const char *le = strcmp (sample->name, bucket) == 0 ? trovectl_prom_label (sample, "le") : NULL;
         if (!le)
             continue;
         char *end;
         double bound = strtod (le, &end);
         if (*end || isnan (bound))
             continue;
-        s_hist_add (self, bound, s_increase (target, i));
+        trovectl_prom_hist_add (self, bound, s_increase (target, i));
     }
-}
-
-//  The q-quantile the way PromQL histogram_quantile () computes it, or NAN
-//  when there is no observation (or no +Inf bucket).
-static double
-s_hist_quantile (const s_hist_t *self, double q)
-{
-    if (self->n < 2 || !isinf (self->le [self->n - 1]))
-        return NAN;
-    //  Cumulative counts must not decrease (a reset of one series could
-    //  make them): take the running maximum.
-    double count [S_MAX_BUCKETS];
-    for (size_t i = 0; i < self->n; i++)
-        count [i] = i && self->count [i] < count [i - 1] ? count [i - 1] : self->count [i];
-    double total = count [self->n - 1];
-    if (!(total > 0))
-        return NAN;
-    double rank = q * total;
-    size_t b = 0;
-    while (b < self->n - 1 && count [b] < rank)
-        b++;
-    if (b == self->n - 1)
-        return self->le [self->n - 2];
-    if (b == 0 && self->le [0] <= 0)
-        return self->le [0];
-    double start = 0, in_bucket = count [b];
-    if (b > 0) {
-        start = self->le [b - 1];
-        in_bucket -= count [b - 1];
-        rank -= count [b - 1];
-    }
-    return start + (self->le [b] - start) * (rank / in_bucket);
 }
 
 //  ---------------------------------------------------------------------------
@@ -715,10 +429,10 @@ s_num (double value)
 
 //  {"p50":..,"p99":..}
 static json_t *
-s_quantiles (const s_hist_t *hist)
+s_quantiles (const trovectl_prom_hist_t *hist)
 {
-    return json_pack ("{s:o,s:o}", "p50", s_num (s_hist_quantile (hist, 0.5)), "p99",
-                      s_num (s_hist_quantile (hist, 0.99)));
+    return json_pack ("{s:o,s:o}", "p50", s_num (trovectl_prom_hist_quantile (hist, 0.5)), "p99",
+                      s_num (trovectl_prom_hist_quantile (hist, 0.99)));
 }
 
 //  obj [key] += value (NAN adds nothing but creates the key).
@@ -741,7 +455,7 @@ static json_t *
 s_report (s_target_t *targets, size_t count, double interval_s)
 {
     size_t up = 0;
-    s_hist_t answer = {.n = 0}, commit = {.n = 0};
+    trovectl_prom_hist_t answer = {.n = 0}, commit = {.n = 0};
     json_t *by_source = json_object (), *by_result = json_object (), *rejections = json_object ();
     json_t *ingestors = json_array (), *shards = json_array (), *broker = json_null ();
     double events = NAN, inflight = NAN;
@@ -757,9 +471,10 @@ s_report (s_target_t *targets, size_t count, double interval_s)
             if (is_up && s_elapsed (t) > 0) {
                 rate = s_rate (t, "trove_ingestor_events_total", NULL, NULL);
                 for (size_t k = 0; k < t->cur->count; k++) {
-                    const s_sample_t *s = &t->cur->samples [k];
-                    const char *source = s_label (s, "source"), *result = s_label (s, "result");
-                    const char *reason = s_label (s, "reason");
+                    const trovectl_prom_sample_t *s = &t->cur->samples [k];
+                    const char *source = trovectl_prom_label (s, "source"),
+                               *result = trovectl_prom_label (s, "result");
+                    const char *reason = trovectl_prom_label (s, "reason");
                     double per_s = s_increase (t, k) / s_elapsed (t);
                     if (strcmp (s->name, "trove_ingestor_events_total") == 0 && source && result) {
                         s_tally (by_source, source, per_s);
@@ -778,7 +493,7 @@ s_report (s_target_t *targets, size_t count, double interval_s)
             json_array_append_new (ingestors, proc);
         }
         else if (strcmp (t->role, "scorer") == 0) {
-            s_hist_t mine = {.n = 0};
+            trovectl_prom_hist_t mine = {.n = 0};
             json_object_set_new (proc, "shard", json_integer (t->shard));
             json_object_set_new (
                 proc, "accepted_per_s",
@@ -957,43 +672,19 @@ s_print_screen (const json_t *report, const char *cfg_path, bool tty)
 //  ---------------------------------------------------------------------------
 //  The command
 
-//  Take --interval SECONDS / --interval=SECONDS out of argv (trovectl_parse
-//  does not know it): rest gets the other arguments. Returns 0, or -1 after
+//  The seconds of --interval TEXT into *interval. Returns 0, or -1 after
 //  printing a one-line error.
 static int
-s_take_interval (int argc, char **argv, char **rest, int *nrest, double *interval)
+s_parse_interval (const char *text, double *interval)
 {
-    int n = 0;
-    bool options = true;
-    for (int i = 0; i < argc; i++) {
-        const char *text = NULL;
-        if (options && i > 0 && strcmp (argv [i], "--") == 0)
-            options = false;
-        if (options && i > 0 && strcmp (argv [i], "--interval") == 0) {
-            if (i + 1 >= argc) {
-                trovectl_fail ("top: missing value of option '--interval' (see trovectl top --help)");
-                return -1;
-            }
-            text = argv [++i];
-        }
-        else if (options && i > 0 && strncmp (argv [i], "--interval=", 11) == 0)
-            text = argv [i] + 11;
-        else {
-            rest [n++] = argv [i];
-            continue;
-        }
-        char *end;
-        errno = 0;
-        double value = strtod (text, &end);
-        if (errno || end == text || *end || !(value >= S_MIN_INTERVAL && value <= S_MAX_INTERVAL)) {
-            trovectl_fail ("--interval '%s': want seconds from %g to %g", text, S_MIN_INTERVAL,
-                           S_MAX_INTERVAL);
-            return -1;
-        }
-        *interval = value;
+    char *end;
+    errno = 0;
+    double value = strtod (text, &end);
+    if (errno || end == text || *end || !(value >= S_MIN_INTERVAL && value <= S_MAX_INTERVAL)) {
+        trovectl_fail ("--interval '%s': want seconds from %g to %g", text, S_MIN_INTERVAL, S_MAX_INTERVAL);
+        return -1;
     }
-    rest [n] = NULL;
-    *nrest = n;
+    *interval = value;
     return 0;
 }
 
@@ -1002,12 +693,12 @@ s_take_interval (int argc, char **argv, char **rest, int *nrest, double *interva
 static int
 s_sleep_until (int64_t until_us)
 {
-    while (!s_interrupted) {
+    while (!trovectl_interrupted ()) {
         int64_t left = until_us - trove_mono_us ();
         if (left <= 0)
             return 0;
         struct timespec ts = {.tv_sec = left / 1000000, .tv_nsec = (left % 1000000) * 1000};
-        nanosleep (&ts, NULL);  //  EINTR: the loop looks at s_interrupted
+        nanosleep (&ts, NULL);  //  EINTR: the loop looks at trovectl_interrupted ()
     }
     return -1;
 }
@@ -1016,17 +707,13 @@ int
 trovectl_top (int argc, char **argv)
 {
     double interval = 1.0;
-    char **rest = calloc ((size_t) argc + 1, sizeof *rest);
-    if (!rest)
-        return trovectl_fail ("out of memory");
-    int nrest = 0;
     int rc = 1;
     trove_cfg_t *cfg = NULL;
     s_target_t *targets = NULL;
     size_t count = 0;
     trovectl_opts_t opts;
-    if (s_take_interval (argc, argv, rest, &nrest, &interval)
-        || trovectl_parse (nrest, rest, "dir config json count", &opts))
+    if (trovectl_parse (argc, argv, "dir config json count interval", &opts)
+        || (opts.interval && s_parse_interval (opts.interval, &interval)))
         goto cleanup;
     if (opts.help) {
         fputs (s_top_help, stdout);
@@ -1078,12 +765,7 @@ trovectl_top (int argc, char **argv)
         goto cleanup;
     }
 
-    struct sigaction action;
-    memset (&action, 0, sizeof action);
-    action.sa_handler = s_on_signal;
-    sigemptyset (&action.sa_mask);
-    sigaction (SIGINT, &action, NULL);
-    sigaction (SIGTERM, &action, NULL);
+    trovectl_catch_signals ();
 
     bool tty = !opts.json && isatty (STDOUT_FILENO);
     long views = opts.count > 0 ? opts.count : 0;  //  0: until SIGINT
@@ -1112,7 +794,7 @@ trovectl_top (int argc, char **argv)
         json_decref (report);
         fflush (stdout);
     }
-    if (scraped && !s_interrupted) {
+    if (scraped && !trovectl_interrupted ()) {
         trovectl_fail ("out of memory");
         goto cleanup;
     }
@@ -1120,11 +802,10 @@ trovectl_top (int argc, char **argv)
     rc = 0;
 cleanup:
     for (size_t i = 0; targets && i < count; i++) {
-        s_scrape_destroy (&targets [i].cur);
-        s_scrape_destroy (&targets [i].prev);
+        trovectl_prom_destroy (&targets [i].cur);
+        trovectl_prom_destroy (&targets [i].prev);
     }
     free (targets);
     trove_cfg_destroy (&cfg);
-    free (rest);
     return rc;
 }
