@@ -261,6 +261,235 @@ s_occ (char *buf, const char *a, const char *b, const char *c)
     return n;
 }
 
+//  --------------------------------------------------------------------------
+//  Rule kinds: one step function per kind, dispatched by s_kinds
+
+//  What a rule kind's step sees of the event being applied.
+typedef struct {
+    const char *user;
+    const trove_hunt_t *v;
+    const trove_rule_t *r;
+    const Trove__Event *ev;
+    int64_t accepted_us;
+    Trove__EventRef **self_refs;  //  the event itself, as one reference
+} s_step_t;
+
+//  A rule kind's step: apply s->ev to the rule state rs. Sets *coin_p to the
+//  coin the event earns (left NULL when it earns none). Returns 0, or -1
+//  when out of memory (rs may then hold a partial update; the caller drops
+//  the whole state).
+typedef int (s_step_fn) (const s_step_t *s, Trove__RuleState *rs, Trove__Coin **coin_p);
+
+//  A new coin of s's rule, or -1 when out of memory.
+static int
+s_award (const s_step_t *s, const char *occ, size_t occ_len, Trove__EventRef *const *refs, size_t nrefs,
+         Trove__Coin **coin_p)
+{
+    *coin_p = s_coin_new (s->user, s->v, s->r, occ, occ_len, refs, nrefs, s->ev, s->accepted_us);
+    return *coin_p ? 0 : -1;
+}
+
+//  each: one coin per matching event, within its cooldown and its cap per
+//  period.
+static int
+s_each_step (const s_step_t *s, Trove__RuleState *rs, Trove__Coin **coin_p)
+{
+    const trove_rule_t *r = s->r;
+    const Trove__Event *ev = s->ev;
+    char occ [OCC_MAX], num [24];
+    size_t occ_len;
+    if (r->cooldown_ms && rs->awarded && ev->ts_ms - rs->last_award_ts < r->cooldown_ms)
+        return 0;
+    if (r->cap_max) {
+        char ptext [64];
+        int64_t p = s_period (s->v, r->cap_per, ev->ts_ms, ptext, sizeof ptext);
+        if (rs->used && p < rs->period)
+            return 0;  //  a late event of a past period: its slots are unknown here
+        if (rs->used && p != rs->period)
+            rs->used = 0;
+        rs->period = p;
+#ifdef TROVE_MUTANT_CAP_OFF_BY_ONE
+        if (rs->used >= r->cap_max + 1)  //  TEST-ONLY MUTANT: one award too many
+#else
+        if (rs->used >= r->cap_max)
+#endif
+            return 0;
+        snprintf (num, sizeof num, "%u", rs->used++);
+        occ_len = s_occ (occ, "cap", ptext, num);
+    }
+    else
+        occ_len = s_occ (occ, ev->source, ev->id, NULL);
+    rs->awarded = true;
+    rs->last_award_ts = ev->ts_ms;
+    return s_award (s, occ, occ_len, s->self_refs, 1, coin_p);
+}
+
+//  count: a coin every `count` matching events (or distinct values).
+static int
+s_count_step (const s_step_t *s, Trove__RuleState *rs, Trove__Coin **coin_p)
+{
+    const trove_rule_t *r = s->r;
+    const Trove__Event *ev = s->ev;
+    char occ [OCC_MAX], num [24];
+    if (rs->done && !r->repeat)
+        return 0;
+    if (r->distinct) {
+        char text [320];
+        if (!trove_attr_text (ev, r->distinct, text, sizeof text))
+            return 0;
+        uint64_t h = trove_hash_fnv1a64 (text, strlen (text));
+        bool seen = false;
+        for (size_t k = 0; k < rs->n_seen && !seen; k++)
+            seen = rs->seen [k] == h;
+        if (seen)
+            return 0;
+        uint64_t *bigger = realloc (rs->seen, (rs->n_seen + 1) * sizeof *bigger);
+        if (!bigger)
+            return -1;
+        rs->seen = bigger;
+        rs->seen [rs->n_seen++] = h;
+    }
+    if (s_refs_push (&rs->refs, &rs->n_refs, ev->source, ev->id))
+        return -1;
+    if (rs->n_refs < r->count)
+        return 0;
+    snprintf (num, sizeof num, "%u", ++rs->done);
+    size_t occ_len = s_occ (occ, "count", num, NULL);
+    int rc = s_award (s, occ, occ_len, rs->refs, rs->n_refs, coin_p);
+    s_refs_clear (&rs->refs, &rs->n_refs);
+    //  Each award counts afresh: with repeat, the next needs `count`
+    //  distinct values again (so `seen` stays below `count`).
+    free (rs->seen);
+    rs->seen = NULL;
+    rs->n_seen = 0;
+    return rc;
+}
+
+//  sequence: a coin when the steps match in order within `within`.
+//  partials [j] holds the best match of steps 0..j so far.
+static int
+s_sequence_step (const s_step_t *s, Trove__RuleState *rs, Trove__Coin **coin_p)
+{
+    const trove_rule_t *r = s->r;
+    const Trove__Event *ev = s->ev;
+    char occ [OCC_MAX], num [24];
+    if (rs->done && !r->repeat)
+        return 0;
+    size_t k = r->nsteps;
+    while (rs->n_partials < k - 1) {
+        Trove__SeqPartial **bigger = realloc (rs->partials, (rs->n_partials + 1) * sizeof *bigger);
+        if (!bigger)
+            return -1;
+        rs->partials = bigger;
+        Trove__SeqPartial *sp = malloc (sizeof *sp);
+        if (!sp)
+            return -1;
+        trove__seq_partial__init (sp);
+        rs->partials [rs->n_partials++] = sp;
+    }
+    for (size_t j = 0; j + 1 < k; j++) {
+        Trove__SeqPartial *sp = rs->partials [j];
+        if (sp->set && ev->ts_ms - sp->start_ts > r->within_ms) {
+            sp->set = false;
+            s_refs_clear (&sp->refs, &sp->n_refs);
+        }
+    }
+    //  Highest step first: one event advances a match by one step only.
+    for (size_t j = k; j-- > 0;) {
+        if (!trove_match (&r->steps [j], ev))
+            continue;
+        if (j == 0) {
+            Trove__SeqPartial *sp = rs->partials [0];
+            if (s_refs_copy (&sp->refs, &sp->n_refs, s->self_refs, 1))
+                return -1;
+            sp->set = true;
+            sp->start_ts = ev->ts_ms;
+            return 0;
+        }
+        Trove__SeqPartial *prev = rs->partials [j - 1];
+        if (!prev->set || ev->ts_ms - prev->start_ts > r->within_ms)
+            continue;
+        if (j == k - 1) {
+            if (s_refs_push (&prev->refs, &prev->n_refs, ev->source, ev->id))
+                return -1;
+            snprintf (num, sizeof num, "%u", ++rs->done);
+            size_t occ_len = s_occ (occ, "sequence", num, NULL);
+            int rc = s_award (s, occ, occ_len, prev->refs, prev->n_refs, coin_p);
+            for (size_t q = 0; q < rs->n_partials; q++) {
+                rs->partials [q]->set = false;
+                s_refs_clear (&rs->partials [q]->refs, &rs->partials [q]->n_refs);
+            }
+            return rc;
+        }
+        Trove__SeqPartial *sp = rs->partials [j];
+        if (sp->set && sp->start_ts > prev->start_ts)
+            continue;  //  the match already there started later: it has more time left
+        if (s_refs_copy (&sp->refs, &sp->n_refs, prev->refs, prev->n_refs)
+            || s_refs_push (&sp->refs, &sp->n_refs, ev->source, ev->id))
+            return -1;
+        sp->set = true;
+        sp->start_ts = prev->start_ts;
+        return 0;
+    }
+    return 0;
+}
+
+//  streak: a coin after `days` consecutive local days with a matching event.
+static int
+s_streak_step (const s_step_t *s, Trove__RuleState *rs, Trove__Coin **coin_p)
+{
+    const trove_rule_t *r = s->r;
+    const Trove__Event *ev = s->ev;
+    char occ [OCC_MAX], num [24];
+    if (rs->done && !r->repeat)
+        return 0;
+    int64_t day = trove_tz_day (s->v->tz, ev->ts_ms);
+    if (rs->active && day <= rs->last_day)
+        return 0;  //  same day (or a late past day)
+    if (!rs->active || day != rs->last_day + 1)
+        s_refs_clear (&rs->refs, &rs->n_refs);  //  broken: a new run
+    if (s_refs_push (&rs->refs, &rs->n_refs, ev->source, ev->id))
+        return -1;
+    rs->active = true;
+    rs->last_day = day;
+    if (rs->n_refs < r->days)
+        return 0;
+    snprintf (num, sizeof num, "%u", ++rs->done);
+    size_t occ_len = s_occ (occ, "streak", num, NULL);
+    int rc = s_award (s, occ, occ_len, rs->refs, rs->n_refs, coin_p);
+    s_refs_clear (&rs->refs, &rs->n_refs);
+    return rc;
+}
+
+//  Progress of one rule kind: fills p's need/have/done/period from rs (NULL
+//  when the user has no state for the rule). Returns 0 or -1 (out of memory).
+typedef int (s_progress_fn) (const trove_hunt_t *v, const trove_rule_t *r, const Trove__RuleState *rs,
+                             int64_t now_ms, Trove__Progress *p);
+static s_progress_fn s_each_progress, s_count_progress, s_sequence_progress, s_streak_progress;
+
+//  One row per rule kind (trove_kind_t): adding a kind is adding a row here,
+//  its keys in trove_rules.c and its state fields in proto/trove.proto.
+typedef struct {
+    const char *name;         //  as in the hunt file and in progress answers
+    bool own_match;           //  matches events itself (its steps), not r->match
+    s_step_fn *step;          //  apply one event
+    s_progress_fn *progress;  //  where a user stands
+} s_kind_t;
+
+static const s_kind_t s_kinds [] = {
+    [TROVE_KIND_EACH] = {"each", false, s_each_step, s_each_progress},
+    [TROVE_KIND_COUNT] = {"count", false, s_count_step, s_count_progress},
+    [TROVE_KIND_SEQUENCE] = {"sequence", true, s_sequence_step, s_sequence_progress},
+    [TROVE_KIND_STREAK] = {"streak", false, s_streak_step, s_streak_progress},
+};
+
+static const s_kind_t *
+s_kind (trove_kind_t kind)
+{
+    assert (kind >= TROVE_KIND_EACH && kind <= TROVE_KIND_STREAK);
+    return &s_kinds [kind];
+}
+
 //  Apply one event to the rule states of hs under version v; the coins it
 //  earns are appended to out. Returns 0 or -1 (out of memory).
 static int
@@ -271,169 +500,23 @@ s_process (const char *user, s_states_t st, const trove_hunt_t *v, const Trove__
     self_ref.source = ev->source;
     self_ref.id = ev->id;
     Trove__EventRef *self_refs [1] = {&self_ref};
-    char occ [OCC_MAX];
-    size_t occ_len;
+    s_step_t step = {user, v, NULL, ev, accepted_us, self_refs};
     for (size_t i = 0; i < v->nrules; i++) {
         const trove_rule_t *r = &v->rules [i];
         if (!trove_rule_stateful (r))
             continue;
-        if (r->kind != TROVE_KIND_SEQUENCE && !trove_match (&r->match, ev))
+        const s_kind_t *kind = s_kind (r->kind);
+        if (!kind->own_match && !trove_match (&r->match, ev))
             continue;
         Trove__RuleState *rs = s_rule_state (&st, r);
         if (!rs)
             return -1;
         Trove__Coin *coin = NULL;
-        char num [24];
-        switch (r->kind) {
-            case TROVE_KIND_EACH:
-                if (r->cooldown_ms && rs->awarded && ev->ts_ms - rs->last_award_ts < r->cooldown_ms)
-                    continue;
-                if (r->cap_max) {
-                    char ptext [64];
-                    int64_t p = s_period (v, r->cap_per, ev->ts_ms, ptext, sizeof ptext);
-                    if (rs->used && p < rs->period)
-                        continue;  //  a late event of a past period: its slots are unknown here
-                    if (rs->used && p != rs->period)
-                        rs->used = 0;
-                    rs->period = p;
-#ifdef TROVE_MUTANT_CAP_OFF_BY_ONE
-                    if (rs->used >= r->cap_max + 1)  //  TEST-ONLY MUTANT: one award too many
-#else
-                    if (rs->used >= r->cap_max)
-#endif
-                        continue;
-                    snprintf (num, sizeof num, "%u", rs->used++);
-                    occ_len = s_occ (occ, "cap", ptext, num);
-                }
-                else {
-                    occ_len = s_occ (occ, ev->source, ev->id, NULL);
-                }
-                rs->awarded = true;
-                rs->last_award_ts = ev->ts_ms;
-                coin = s_coin_new (user, v, r, occ, occ_len, self_refs, 1, ev, accepted_us);
-                break;
-            case TROVE_KIND_COUNT:
-                if (rs->done && !r->repeat)
-                    continue;
-                if (r->distinct) {
-                    char text [320];
-                    if (!trove_attr_text (ev, r->distinct, text, sizeof text))
-                        continue;
-                    uint64_t h = trove_hash_fnv1a64 (text, strlen (text));
-                    bool seen = false;
-                    for (size_t k = 0; k < rs->n_seen && !seen; k++)
-                        seen = rs->seen [k] == h;
-                    if (seen)
-                        continue;
-                    uint64_t *bigger = realloc (rs->seen, (rs->n_seen + 1) * sizeof *bigger);
-                    if (!bigger)
-                        return -1;
-                    rs->seen = bigger;
-                    rs->seen [rs->n_seen++] = h;
-                }
-                if (s_refs_push (&rs->refs, &rs->n_refs, ev->source, ev->id))
-                    return -1;
-                if (rs->n_refs < r->count)
-                    continue;
-                snprintf (num, sizeof num, "%u", ++rs->done);
-                occ_len = s_occ (occ, "count", num, NULL);
-                coin = s_coin_new (user, v, r, occ, occ_len, rs->refs, rs->n_refs, ev, accepted_us);
-                s_refs_clear (&rs->refs, &rs->n_refs);
-                //  Each award counts afresh: with repeat, the next needs `count`
-                //  distinct values again (so `seen` stays below `count`).
-                free (rs->seen);
-                rs->seen = NULL;
-                rs->n_seen = 0;
-                break;
-            case TROVE_KIND_SEQUENCE: {
-                if (rs->done && !r->repeat)
-                    continue;
-                size_t k = r->nsteps;
-                while (rs->n_partials < k - 1) {
-                    Trove__SeqPartial **bigger =
-                        realloc (rs->partials, (rs->n_partials + 1) * sizeof *bigger);
-                    if (!bigger)
-                        return -1;
-                    rs->partials = bigger;
-                    Trove__SeqPartial *sp = malloc (sizeof *sp);
-                    if (!sp)
-                        return -1;
-                    trove__seq_partial__init (sp);
-                    rs->partials [rs->n_partials++] = sp;
-                }
-                for (size_t j = 0; j + 1 < k; j++) {
-                    Trove__SeqPartial *sp = rs->partials [j];
-                    if (sp->set && ev->ts_ms - sp->start_ts > r->within_ms) {
-                        sp->set = false;
-                        s_refs_clear (&sp->refs, &sp->n_refs);
-                    }
-                }
-                //  Highest step first: one event advances a match by one step only.
-                for (size_t j = k; j-- > 0;) {
-                    if (!trove_match (&r->steps [j], ev))
-                        continue;
-                    if (j == 0) {
-                        Trove__SeqPartial *sp = rs->partials [0];
-                        if (s_refs_copy (&sp->refs, &sp->n_refs, self_refs, 1))
-                            return -1;
-                        sp->set = true;
-                        sp->start_ts = ev->ts_ms;
-                        break;
-                    }
-                    Trove__SeqPartial *prev = rs->partials [j - 1];
-                    if (!prev->set || ev->ts_ms - prev->start_ts > r->within_ms)
-                        continue;
-                    if (j == k - 1) {
-                        if (s_refs_push (&prev->refs, &prev->n_refs, ev->source, ev->id))
-                            return -1;
-                        snprintf (num, sizeof num, "%u", ++rs->done);
-                        occ_len = s_occ (occ, "sequence", num, NULL);
-                        coin =
-                            s_coin_new (user, v, r, occ, occ_len, prev->refs, prev->n_refs, ev, accepted_us);
-                        for (size_t q = 0; q < rs->n_partials; q++) {
-                            rs->partials [q]->set = false;
-                            s_refs_clear (&rs->partials [q]->refs, &rs->partials [q]->n_refs);
-                        }
-                        break;
-                    }
-                    Trove__SeqPartial *sp = rs->partials [j];
-                    if (sp->set && sp->start_ts > prev->start_ts)
-                        continue;  //  the match already there started later: it has more time left
-                    if (s_refs_copy (&sp->refs, &sp->n_refs, prev->refs, prev->n_refs)
-                        || s_refs_push (&sp->refs, &sp->n_refs, ev->source, ev->id))
-                        return -1;
-                    sp->set = true;
-                    sp->start_ts = prev->start_ts;
-                    break;
-                }
-                if (!coin)
-                    continue;
-                break;
-            }
-            case TROVE_KIND_STREAK: {
-                if (rs->done && !r->repeat)
-                    continue;
-                int64_t day = trove_tz_day (v->tz, ev->ts_ms);
-                if (rs->active && day <= rs->last_day)
-                    continue;  //  same day (or a late past day)
-                if (!rs->active || day != rs->last_day + 1)
-                    s_refs_clear (&rs->refs, &rs->n_refs);  //  broken: a new run
-                if (s_refs_push (&rs->refs, &rs->n_refs, ev->source, ev->id))
-                    return -1;
-                rs->active = true;
-                rs->last_day = day;
-                if (rs->n_refs < r->days)
-                    continue;
-                snprintf (num, sizeof num, "%u", ++rs->done);
-                occ_len = s_occ (occ, "streak", num, NULL);
-                coin = s_coin_new (user, v, r, occ, occ_len, rs->refs, rs->n_refs, ev, accepted_us);
-                s_refs_clear (&rs->refs, &rs->n_refs);
-                break;
-            }
-        }
-        if (!coin || s_coins_push (out, coin)) {
-            if (coin)
-                trove__coin__free_unpacked (coin, NULL);
+        step.r = r;
+        if (kind->step (&step, rs, &coin))
+            return -1;
+        if (coin && s_coins_push (out, coin)) {
+            trove__coin__free_unpacked (coin, NULL);
             return -1;
         }
     }
@@ -1159,13 +1242,57 @@ done:
 //  --------------------------------------------------------------------------
 //  Progress
 
-static const char *
-s_kind_name (trove_kind_t kind)
+static int
+s_each_progress (const trove_hunt_t *v, const trove_rule_t *r, const Trove__RuleState *rs, int64_t now_ms,
+                 Trove__Progress *p)
 {
-    return kind == TROVE_KIND_EACH     ? "each"
-         : kind == TROVE_KIND_COUNT    ? "count"
-         : kind == TROVE_KIND_SEQUENCE ? "sequence"
-                                       : "streak";
+    if (!r->cap_max)
+        return 0;
+    char period [40] = "";
+    int64_t now_period = s_period (v, r->cap_per, now_ms, period, sizeof period);
+    p->need = r->cap_max;
+    p->have = rs && rs->period == now_period ? rs->used : 0;
+    p->left = p->have < p->need ? p->need - p->have : 0;
+    return (p->period = strdup (period)) ? 0 : -1;
+}
+
+static int
+s_count_progress (const trove_hunt_t *v, const trove_rule_t *r, const Trove__RuleState *rs, int64_t now_ms,
+                  Trove__Progress *p)
+{
+    (void) v;
+    (void) now_ms;
+    p->need = r->count;
+    p->have = rs ? (uint32_t) (r->distinct ? rs->n_seen : rs->n_refs) : 0;
+    p->done = rs ? rs->done : 0;
+    return 0;
+}
+
+static int
+s_sequence_progress (const trove_hunt_t *v, const trove_rule_t *r, const Trove__RuleState *rs,
+                     int64_t now_ms, Trove__Progress *p)
+{
+    (void) v;
+    p->need = (uint32_t) r->nsteps;
+    p->done = rs ? rs->done : 0;
+    //  partials [j] holds a match of steps 0..j
+    for (size_t j = 0; rs && j < rs->n_partials; j++)
+        if (rs->partials [j]->set && (r->within_ms <= 0 || now_ms - rs->partials [j]->start_ts <= r->within_ms))
+            p->have = (uint32_t) j + 1;
+    return 0;
+}
+
+static int
+s_streak_progress (const trove_hunt_t *v, const trove_rule_t *r, const Trove__RuleState *rs, int64_t now_ms,
+                   Trove__Progress *p)
+{
+    p->need = r->days;
+    p->done = rs ? rs->done : 0;
+    //  Alive while its last day is today or yesterday (local).
+    int64_t today = trove_tz_day (v->tz, now_ms);
+    if (rs && rs->active && rs->last_day >= today - 1)
+        p->have = (uint32_t) rs->n_refs;
+    return 0;
 }
 
 int
@@ -1194,47 +1321,12 @@ trove_engine_progress (const trove_hunt_t *v, const Trove__HuntState *state, int
             goto fail;
         trove__progress__init (p);
         (*progress_p) [(*n_p)++] = p;
-        char period [40] = "";
+        const s_kind_t *kind = s_kind (r->kind);
         p->hunt = strdup (v->hunt);
         p->rule = strdup (r->id);
-        p->kind = strdup (s_kind_name (r->kind));
-        if (!p->hunt || !p->rule || !p->kind)
+        p->kind = strdup (kind->name);
+        if (!p->hunt || !p->rule || !p->kind || kind->progress (v, r, rs, now_ms, p))
             goto fail;
-        switch (r->kind) {
-            case TROVE_KIND_EACH:
-                if (r->cap_max) {
-                    int64_t now_period = s_period (v, r->cap_per, now_ms, period, sizeof period);
-                    p->need = r->cap_max;
-                    p->have = rs && rs->period == now_period ? rs->used : 0;
-                    p->left = p->have < p->need ? p->need - p->have : 0;
-                    if (!(p->period = strdup (period)))
-                        goto fail;
-                }
-                break;
-            case TROVE_KIND_COUNT:
-                p->need = r->count;
-                p->have = rs ? (uint32_t) (r->distinct ? rs->n_seen : rs->n_refs) : 0;
-                p->done = rs ? rs->done : 0;
-                break;
-            case TROVE_KIND_SEQUENCE:
-                p->need = (uint32_t) r->nsteps;
-                p->done = rs ? rs->done : 0;
-                //  partials [j] holds a match of steps 0..j
-                for (size_t j = 0; rs && j < rs->n_partials; j++)
-                    if (rs->partials [j]->set
-                        && (r->within_ms <= 0 || now_ms - rs->partials [j]->start_ts <= r->within_ms))
-                        p->have = (uint32_t) j + 1;
-                break;
-            case TROVE_KIND_STREAK: {
-                p->need = r->days;
-                p->done = rs ? rs->done : 0;
-                //  Alive while its last day is today or yesterday (local).
-                int64_t today = trove_tz_day (v->tz, now_ms);
-                if (rs && rs->active && rs->last_day >= today - 1)
-                    p->have = (uint32_t) rs->n_refs;
-                break;
-            }
-        }
     }
     return 0;
 fail:
