@@ -7,7 +7,7 @@
     baseline. Then the read costs on the resulting board of --users users.
 
     usage: bench-boards [--coins N] [--users U] [--txn T] [--dir D] */
-#include "trove_board.h"
+#include "trove_board_internal.h"
 #include "trove_util.h"
 
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /*  trove_board - leaderboard indexes and their bounded reads. See
     trove_board.h for the tables and the cost model. */
-#include "trove_board.h"
+#include "trove_board_internal.h"
 #include "trove_tz.h"
 #include "trove_util.h"
 

@@ -190,12 +190,54 @@ int trove_ledger_coin (trove_ledger_t *self, const char *coin_id, Trove__Coin **
 //  when none). Free with trove__hunt_state__free_unpacked. Returns 0 or -1.
 int trove_ledger_state (trove_ledger_t *self, const char *user, const char *hunt, trove_cost_t *cost,
                         Trove__HuntState **state_p);
-//  The leaderboards (trove_board.h): read them with trove_board_* in a
-//  snapshot from trove_ledger_read_begin (main thread; NULL on error),
-//  ended by trove_ledger_read_end before the caller waits for anything.
-trove_board_t *trove_ledger_board (trove_ledger_t *self);
-MDB_txn *trove_ledger_read_begin (trove_ledger_t *self);
-void trove_ledger_read_end (trove_ledger_t *self);
+
+//  --- the leaderboards (trove_board.h), read in one snapshot ------------------
+//  A read snapshot of the tables: several reads see the same state. Main
+//  thread only, one at a time (it is the ledger's reusable read
+//  transaction: no allocation). NULL on error (trove_ledger_error). End it
+//  with trove_ledger_read_end before the caller waits for anything: a held
+//  snapshot pins old pages and makes the file grow.
+typedef struct _trove_ledger_read_t trove_ledger_read_t;
+trove_ledger_read_t *trove_ledger_read_begin (trove_ledger_t *self);
+//  End the snapshot; *read_p becomes NULL. Safe with NULL.
+void trove_ledger_read_end (trove_ledger_read_t **read_p);
+
+//  The board reads below charge cost as the other reads do and return 0, or
+//  -1 (cost->over set past its limit, or a storage error). Entries are
+//  freed with trove_board_entries_free.
+//  Up to limit entries of board (hunt, period) in board order, starting at
+//  the top, or after (after_score, after_user) when after_user is not NULL.
+//  Entries get user and score (rank 0: the caller knows positions).
+//  *more_p: entries follow.
+int trove_ledger_board_top (trove_ledger_read_t *read, const char *hunt, const char *period, int64_t after_score,
+                            const char *after_user, size_t limit, trove_cost_t *cost,
+                            Trove__BoardEntry ***entries_p, size_t *n_p, bool *more_p);
+//  Users with a score above score, and with exactly score, for each of n
+//  scores.
+int trove_ledger_board_counts (trove_ledger_read_t *read, const char *hunt, const char *period,
+                               const int64_t *scores, size_t n, trove_cost_t *cost, uint64_t *above,
+                               uint64_t *equal);
+//  The k entries just before (score, user) in board order (closest last)
+//  and the k just after (closest first); (score, user) itself is in
+//  neither.
+int trove_ledger_board_window (trove_ledger_read_t *read, const char *hunt, const char *period, int64_t score,
+                               const char *user, size_t k, trove_cost_t *cost, Trove__BoardEntry ***before_p,
+                               size_t *nbefore_p, Trove__BoardEntry ***after_p, size_t *nafter_p);
+//  A user's score on a board (0 when not on it); *excluded_p when the user
+//  is excluded (may be NULL).
+int trove_ledger_board_score (trove_ledger_read_t *read, const char *user, const char *hunt, const char *period,
+                              trove_cost_t *cost, int64_t *score_p, bool *excluded_p);
+//  A user's all-time score per hunt (entries with hunt and score; "*" left
+//  out).
+int trove_ledger_board_hunts (trove_ledger_read_t *read, const char *user, trove_cost_t *cost,
+                              Trove__BoardEntry ***entries_p, size_t *n_p);
+//  The boards of a hunt (entries with period and users), weeks newest
+//  first, then days newest first, then "all"; at most limit.
+int trove_ledger_board_list (trove_ledger_read_t *read, const char *hunt, size_t limit, trove_cost_t *cost,
+                             Trove__BoardEntry ***entries_p, size_t *n_p, bool *more_p);
+//  The excluded users (entries with user and reason), at most limit.
+int trove_ledger_board_excluded (trove_ledger_read_t *read, size_t limit, trove_cost_t *cost,
+                                 Trove__BoardEntry ***entries_p, size_t *n_p, bool *more_p);
 //  Exclude a user from every leaderboard (staff, banned), or put the user
 //  back (excluded false). Durable when it returns 0. Its own write
 //  transaction: it waits for the apply thread's (milliseconds). -1 on error.

@@ -91,7 +91,6 @@ trove_queries_answer (trove_ledger_t *ledger, const trove_rules_t *rules, const 
                       size_t max_cost, Trove__QueryReply *reply, trove_queries_mem_t *mem)
 {
     trove_cost_t cost = {0, max_cost, false};
-    trove_board_t *board = trove_ledger_board (ledger);
     const char *error = NULL;
     const char *period = *q->period ? q->period : "all";
     bool on_board = strncmp (q->kind, "board_", 6) == 0;
@@ -116,40 +115,40 @@ trove_queries_answer (trove_ledger_t *ledger, const trove_rules_t *rules, const 
     }
     if (!error && !cost.over
         && (strcmp (q->kind, "balance") == 0 || (on_board && strcmp (q->kind, "board_exclude")))) {
-        MDB_txn *txn = trove_ledger_read_begin (ledger);
+        trove_ledger_read_t *snap = trove_ledger_read_begin (ledger);
         Trove__BoardEntry **a = NULL, **b = NULL;
         size_t na = 0, nb = 0;
         bool more = false;
         int rc = 0;
-        if (!txn)
+        if (!snap)
             error = "storage_error";
         else if (strcmp (q->kind, "balance") == 0) {
-            rc = trove_board_hunts (board, txn, q->user, &cost, &a, &na);
+            rc = trove_ledger_board_hunts (snap, q->user, &cost, &a, &na);
         }
         else if (strcmp (q->kind, "board_top") == 0) {
-            rc = trove_board_top (board, txn, q->hunt, period, q->score, q->has_after ? q->user : NULL, limit,
-                                  &cost, &a, &na, &more);
+            rc = trove_ledger_board_top (snap, q->hunt, period, q->score, q->has_after ? q->user : NULL, limit,
+                                         &cost, &a, &na, &more);
         }
         else if (strcmp (q->kind, "board_list") == 0)
-            rc = trove_board_list (board, txn, q->hunt, limit, &cost, &a, &na, &more);
+            rc = trove_ledger_board_list (snap, q->hunt, limit, &cost, &a, &na, &more);
         else if (strcmp (q->kind, "board_excluded") == 0)
-            rc = trove_board_excluded (board, txn, limit, &cost, &a, &na, &more);
+            rc = trove_ledger_board_excluded (snap, limit, &cost, &a, &na, &more);
         else if (strcmp (q->kind, "board_around") == 0) {
             //  The owning shard looks the user's score up; the others are
             //  given the position (has_after).
             int64_t score = q->score;
             bool excluded = false;
             if (!q->has_after)
-                rc = trove_board_score (board, txn, q->user, q->hunt, period, &cost, &score, &excluded);
+                rc = trove_ledger_board_score (snap, q->user, q->hunt, period, &cost, &score, &excluded);
             reply->balance = score;
             if (rc == 0 && excluded)
                 error = "excluded: the user is on no leaderboard";
             else if (rc == 0 && (mem->counts = calloc (2, sizeof *mem->counts))) {
-                rc = trove_board_counts (board, txn, q->hunt, period, &score, 1, &cost, mem->counts,
-                                         mem->counts + 1);
+                rc = trove_ledger_board_counts (snap, q->hunt, period, &score, 1, &cost, mem->counts,
+                                                mem->counts + 1);
                 if (rc == 0)
-                    rc = trove_board_window (board, txn, q->hunt, period, score, q->user,
-                                             q->k > 100 ? 100 : q->k, &cost, &a, &na, &b, &nb);
+                    rc = trove_ledger_board_window (snap, q->hunt, period, score, q->user,
+                                                    q->k > 100 ? 100 : q->k, &cost, &a, &na, &b, &nb);
                 reply->above = mem->counts;
                 reply->equal = mem->counts + 1;
                 reply->n_above = reply->n_equal = 1;
@@ -164,15 +163,14 @@ trove_queries_answer (trove_ledger_t *ledger, const trove_rules_t *rules, const 
             else if (n && !(mem->counts = calloc (2 * n, sizeof *mem->counts)))
                 error = "out of memory";
             else if (n) {
-                rc = trove_board_counts (board, txn, q->hunt, period, q->scores, n, &cost, mem->counts,
-                                         mem->counts + n);
+                rc = trove_ledger_board_counts (snap, q->hunt, period, q->scores, n, &cost, mem->counts,
+                                                mem->counts + n);
                 reply->above = mem->counts;
                 reply->equal = mem->counts + n;
                 reply->n_above = reply->n_equal = n;
             }
         }
-        if (txn)
-            trove_ledger_read_end (ledger);
+        trove_ledger_read_end (&snap);
         if (rc && !cost.over)
             error = "storage_error";
         if (s_take (mem, a, na) || s_take (mem, b, nb))

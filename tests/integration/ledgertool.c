@@ -14,7 +14,7 @@
     invented coin entry would. Run it while the scorer is stopped (it reads
     its last aseq from the tables at start). */
 #include "trove.pb-c.h"
-#include "trove_board.h"
+#include "trove_board_internal.h"
 #include "trove_hash.h"
 #include "trove_util.h"
 

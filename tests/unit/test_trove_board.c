@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "trove_board.h"
+#include "trove_board_internal.h"
 #include "trove_util.h"
 
 #include <stdbool.h>

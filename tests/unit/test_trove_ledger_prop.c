@@ -316,14 +316,15 @@ s_check_user (s_world_t *w, trove_ledger_t *ledger, const char *user)
     if (balance != sum)
         fail_msg ("user %s: stored balance %lld, live coins sum to %lld (%zu entries)", user,
                   (long long) balance, (long long) sum, nall);
-    MDB_txn *txn = trove_ledger_read_begin (ledger);
-    assert_non_null (txn);
+    trove_ledger_read_t *snap = trove_ledger_read_begin (ledger);
+    assert_non_null (snap);
     trove_cost_t cost = {0};
     int64_t star, p, q;
-    assert_int_equal (trove_board_score (trove_ledger_board (ledger), txn, user, "*", "all", &cost, &star, NULL), 0);
-    assert_int_equal (trove_board_score (trove_ledger_board (ledger), txn, user, "p", "all", &cost, &p, NULL), 0);
-    assert_int_equal (trove_board_score (trove_ledger_board (ledger), txn, user, "q", "all", &cost, &q, NULL), 0);
-    trove_ledger_read_end (ledger);
+    assert_int_equal (trove_ledger_board_score (snap, user, "*", "all", &cost, &star, NULL), 0);
+    assert_int_equal (trove_ledger_board_score (snap, user, "p", "all", &cost, &p, NULL), 0);
+    assert_int_equal (trove_ledger_board_score (snap, user, "q", "all", &cost, &q, NULL), 0);
+    trove_ledger_read_end (&snap);
+    assert_null (snap);
     if (star != sum || p != sum_p || q != sum_q)
         fail_msg ("user %s: boards * %lld p %lld q %lld, live coins %lld / %lld / %lld", user, (long long) star,
                   (long long) p, (long long) q, (long long) sum, (long long) sum_p, (long long) sum_q);
