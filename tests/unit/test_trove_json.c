@@ -55,12 +55,13 @@ test_coin_shape (void **state)
     coin.aseq = 42;
     coin.events = refs;
     coin.n_events = 2;
-    s_expect (trove_json_coin (&coin),
-              "{\"id\":\"0123456789abcdef0123456789abcdef\",\"user\":\"ann\",\"hunt\":\"demo\",\"rule\":\"visit\","
-              "\"rule_version\":3,\"value\":2,\"reason\":\"scored\",\"minted\":\"2023-11-14T22:13:20.123Z\","
-              "\"minted_ms\":1700000000123,\"shard\":1,\"aseq\":42,"
-              "\"events\":[{\"source\":\"web\",\"id\":\"e-1\"},{\"source\":\"game\",\"id\":\"e-2\"}],"
-              "\"revoked\":false}");
+    s_expect (
+        trove_json_coin (&coin),
+        "{\"id\":\"0123456789abcdef0123456789abcdef\",\"user\":\"ann\",\"hunt\":\"demo\",\"rule\":\"visit\","
+        "\"rule_version\":3,\"value\":2,\"reason\":\"scored\",\"minted\":\"2023-11-14T22:13:20.123Z\","
+        "\"minted_ms\":1700000000123,\"shard\":1,\"aseq\":42,"
+        "\"events\":[{\"source\":\"web\",\"id\":\"e-1\"},{\"source\":\"game\",\"id\":\"e-2\"}],"
+        "\"revoked\":false}");
     //  a reconciler's entry names its run; a revoked coin says so
     coin.run = "r-7";
     coin.revoked = true;
@@ -79,8 +80,9 @@ test_escaping (void **state)
     Trove__QueryReply reply = TROVE__QUERY_REPLY__INIT;
     reply.balance = 5;
     //  quote, backslash, control characters, slash, and UTF-8 kept as is
-    s_expect (trove_json_balance ("a\"b\\c\n\t\x01/\xc3\xa9\xe2\x82\xac", &reply),
-              "{\"user\":\"a\\\"b\\\\c\\n\\t\\u0001/\xc3\xa9\xe2\x82\xac\",\"balance\":5,\"hunts\":{},\"cost\":0}");
+    s_expect (
+        trove_json_balance ("a\"b\\c\n\t\x01/\xc3\xa9\xe2\x82\xac", &reply),
+        "{\"user\":\"a\\\"b\\\\c\\n\\t\\u0001/\xc3\xa9\xe2\x82\xac\",\"balance\":5,\"hunts\":{},\"cost\":0}");
 }
 
 static void
@@ -159,7 +161,8 @@ test_coins_page (void **state)
     //  the last page: next_cursor is "" (never absent)
     reply.next_cursor = NULL;
     reply.n_coins = 0;
-    s_expect (trove_json_coins ("fay", &reply), "{\"user\":\"fay\",\"coins\":[],\"next_cursor\":\"\",\"cost\":8}");
+    s_expect (trove_json_coins ("fay", &reply),
+              "{\"user\":\"fay\",\"coins\":[],\"next_cursor\":\"\",\"cost\":8}");
 }
 
 static void
@@ -184,9 +187,9 @@ test_board_list_and_around (void **state)
     reply.cost = 4;
     reply.more = true;
     reply.balance = 30;
-    s_expect (trove_json_board (&reply, false),
-              "{\"entries\":[{\"rank\":1,\"user\":\"ann\",\"score\":30},{\"rank\":1,\"user\":\"bob\",\"score\":30}],"
-              "\"cost\":4,\"more\":true}");
+    s_expect (trove_json_board (&reply, false), "{\"entries\":[{\"rank\":1,\"user\":\"ann\",\"score\":30},{"
+                                                "\"rank\":1,\"user\":\"bob\",\"score\":30}],"
+                                                "\"cost\":4,\"more\":true}");
     s_expect (trove_json_board (&reply, true),
               "{\"entries\":[{\"period\":\"all\",\"users\":12},{\"period\":\"d2024-01-02\",\"users\":3}],"
               "\"cost\":4,\"more\":true}");
@@ -222,10 +225,11 @@ test_progress (void **state)
     reply.n_progress = 2;
     reply.cost = 2;
     //  period and left only for a rule with a period (a cap)
-    s_expect (trove_json_progress ("ann", &reply),
-              "{\"user\":\"ann\",\"rules\":[{\"hunt\":\"demo\",\"rule\":\"clues\",\"kind\":\"count\",\"have\":2,"
-              "\"need\":5,\"done\":0},{\"hunt\":\"demo\",\"rule\":\"daily\",\"kind\":\"each\",\"have\":1,"
-              "\"need\":1,\"done\":3,\"period\":\"d2024-01-02\",\"left\":7}],\"cost\":2}");
+    s_expect (
+        trove_json_progress ("ann", &reply),
+        "{\"user\":\"ann\",\"rules\":[{\"hunt\":\"demo\",\"rule\":\"clues\",\"kind\":\"count\",\"have\":2,"
+        "\"need\":5,\"done\":0},{\"hunt\":\"demo\",\"rule\":\"daily\",\"kind\":\"each\",\"have\":1,"
+        "\"need\":1,\"done\":3,\"period\":\"d2024-01-02\",\"left\":7}],\"cost\":2}");
 }
 
 int

@@ -120,18 +120,18 @@ test_malformed_lines_are_skipped (void **state)
 {
     (void) state;
     const char *bad [] = {
-        "",                              //  blank
-        "   ",                           //  blank
-        "# a comment 1",                 //  comment
-        "9starts_with_digit 1",          //  not a name
-        "no_value",                      //  no value
-        "no_value ",                     //  no value
-        "m{a=\"1\" 1",                   //  unclosed braces
-        "m{a=\"1} 1",                    //  unclosed quote
-        "m{a=1} 1",                      //  value not quoted
-        "m{=\"1\"} 1",                   //  label without a name
-        "m 12abc",                       //  not a number
-        "m{a=\"1\"}1",                   //  no space before the value
+        "",                      //  blank
+        "   ",                   //  blank
+        "# a comment 1",         //  comment
+        "9starts_with_digit 1",  //  not a name
+        "no_value",              //  no value
+        "no_value ",             //  no value
+        "m{a=\"1\" 1",           //  unclosed braces
+        "m{a=\"1} 1",            //  unclosed quote
+        "m{a=1} 1",              //  value not quoted
+        "m{=\"1\"} 1",           //  label without a name
+        "m 12abc",               //  not a number
+        "m{a=\"1\"}1",           //  no space before the value
         "m 123456789012345678901234567890123456789012345678901234567890123456789",  //  too long
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
