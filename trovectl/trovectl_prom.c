@@ -26,6 +26,59 @@ s_name_char (char c, bool first)
         || (!first && c >= '0' && c <= '9');
 }
 
+//  Decode the labels of series text [q, qend) (from the '{', already
+//  checked to close) into sample, their strings into out (room enough).
+//  Returns 0, or -1 when a label is malformed.
+static int
+s_decode_labels (const char *q, const char *qend, char *out, trovectl_prom_sample_t *sample)
+{
+    q++;  //  '{'
+    while (q < qend) {
+        while (q < qend && (*q == ' ' || *q == ','))
+            q++;
+        if (q >= qend || *q == '}')
+            break;
+        const char *lname = q;
+        while (q < qend && s_name_char (*q, false))
+            q++;
+        size_t lname_len = (size_t) (q - lname);
+        while (q < qend && *q == ' ')
+            q++;
+        if (lname_len == 0 || q >= qend || *q != '=')
+            return -1;
+        q++;
+        while (q < qend && *q == ' ')
+            q++;
+        if (q >= qend || *q != '"')
+            return -1;
+        q++;
+        char *lvalue = out + lname_len + 1;
+        char *v = lvalue;
+        while (q < qend && *q != '"') {
+            if (*q == '\\' && q + 1 < qend) {
+                q++;
+                *v++ = *q == 'n' ? '\n' : *q;
+            }
+            else
+                *v++ = *q;
+            q++;
+        }
+        if (q >= qend)
+            return -1;
+        q++;  //  closing quote
+        *v = 0;
+        if (sample->nlabels < TROVECTL_PROM_MAX_LABELS) {
+            memcpy (out, lname, lname_len);
+            out [lname_len] = 0;
+            sample->label_name [sample->nlabels] = out;
+            sample->label_value [sample->nlabels] = lvalue;
+            sample->nlabels++;
+        }
+        out = v + 1;
+    }
+    return 0;
+}
+
 //  Parse one sample line (len bytes, no newline) into sample. Returns 0, or
 //  -1 when the line is not a sample (comment, blank, malformed). On -1
 //  nothing is allocated.
@@ -92,52 +145,8 @@ trovectl_prom_parse_line (const char *line, size_t len, trovectl_prom_sample_t *
     sample->value = value;
     const char *q = series + name_len;
     const char *qend = series + series_len;
-    if (q < qend && *q == '{') {
-        q++;
-        while (q < qend) {
-            while (q < qend && (*q == ' ' || *q == ','))
-                q++;
-            if (q >= qend || *q == '}')
-                break;
-            const char *lname = q;
-            while (q < qend && s_name_char (*q, false))
-                q++;
-            size_t lname_len = (size_t) (q - lname);
-            while (q < qend && *q == ' ')
-                q++;
-            if (lname_len == 0 || q >= qend || *q != '=')
-                goto bad;
-            q++;
-            while (q < qend && *q == ' ')
-                q++;
-            if (q >= qend || *q != '"')
-                goto bad;
-            q++;
-            char *lvalue = out + lname_len + 1;
-            char *v = lvalue;
-            while (q < qend && *q != '"') {
-                if (*q == '\\' && q + 1 < qend) {
-                    q++;
-                    *v++ = *q == 'n' ? '\n' : *q;
-                }
-                else
-                    *v++ = *q;
-                q++;
-            }
-            if (q >= qend)
-                goto bad;
-            q++;  //  closing quote
-            *v = 0;
-            if (sample->nlabels < TROVECTL_PROM_MAX_LABELS) {
-                memcpy (out, lname, lname_len);
-                out [lname_len] = 0;
-                sample->label_name [sample->nlabels] = out;
-                sample->label_value [sample->nlabels] = lvalue;
-                sample->nlabels++;
-            }
-            out = v + 1;
-        }
-    }
+    if (q < qend && *q == '{' && s_decode_labels (q, qend, out, sample))
+        goto bad;
     return 0;
 bad:
     free (mem);

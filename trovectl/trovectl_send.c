@@ -49,6 +49,8 @@ typedef struct {
     size_t nlines;    //  used
     size_t maxlines;  //  allocated
     size_t accepted, duplicate, rejected;
+    trove_submitter_t *submitter;  //  to the ingestors
+    int64_t deadline;              //  --timeout as monotonic time, INT64_MAX: none
 } s_send_t;
 
 static void
@@ -111,6 +113,75 @@ s_guess_ids (const char *text, size_t len, char **source_p, char **id_p)
     json_decref (root);
 }
 
+//  Hand the event of one input line (len bytes, line ends removed) to the
+//  submitter, or report it rejected when it does not parse. Returns 0, 1
+//  when interrupted or timed out before the submitter took it, -1 after
+//  printing an error.
+static int
+s_send_line (s_send_t *self, const char *text, size_t len, long lineno)
+{
+    const char *reason = NULL;
+    char *err = NULL;
+    Trove__Event *event = trove_event_from_json (text, len, &reason, &err);
+    if (!event) {
+        char *source, *id;
+        s_guess_ids (text, len, &source, &id);
+        s_send_report (self, lineno, source, id, TROVE__STATUS__REJECTED, reason ? reason : "bad_json", err);
+        free (source);
+        free (id);
+        free (err);
+        return 0;
+    }
+    if (self->nlines == self->maxlines) {
+        size_t max = self->maxlines ? self->maxlines * 2 : 1024;
+        s_line_t *lines = realloc (self->lines, max * sizeof *lines);
+        if (!lines) {
+            trove_event_destroy (&event);
+            trovectl_fail ("out of memory");
+            return -1;
+        }
+        self->lines = lines;
+        self->maxlines = max;
+    }
+    s_line_t *line = &self->lines [self->nlines];
+    line->line = lineno;
+    line->source = strdup (event->source);
+    line->id = strdup (event->id);
+    int rc = 0;
+    while (rc == 0 && trove_submitter_add (self->submitter, event, self->nlines) == -1) {
+        trove_submitter_poll (self->submitter, 100);
+        if (trovectl_interrupted () || trove_mono_us () >= self->deadline)
+            rc = 1;
+    }
+    trove_event_destroy (&event);
+    if (rc) {
+        free (line->source);
+        free (line->id);
+    }
+    else
+        self->nlines++;
+    return rc;
+}
+
+//  The summary on stderr: a sentence, or one JSON line.
+static void
+s_send_summary (const s_send_t *self, bool json)
+{
+    size_t unanswered = trove_submitter_pending (self->submitter);
+    //  events never handed to the submitter (stopped while reading)
+    size_t events = self->accepted + self->duplicate + self->rejected + unanswered;
+    if (json)
+        fprintf (stderr,
+                 "{\"summary\":{\"events\":%zu,\"accepted\":%zu,\"duplicate\":%zu,"
+                 "\"rejected\":%zu,\"unanswered\":%zu}}\n",
+                 events, self->accepted, self->duplicate, self->rejected, unanswered);
+    else
+        fprintf (stderr, "%zu events: %zu accepted, %zu duplicate, %zu rejected%s", events, self->accepted,
+                 self->duplicate, self->rejected, unanswered ? "" : "\n");
+    if (unanswered && !json)
+        fprintf (stderr, ", %zu unanswered\n", unanswered);
+}
+
 int
 trovectl_send (int argc, char **argv)
 {
@@ -125,7 +196,6 @@ trovectl_send (int argc, char **argv)
         return trovectl_fail ("send: one input file at most (see trovectl send --help)");
     int rc = 1;
     trove_cfg_t *cfg = NULL;
-    trove_submitter_t *submitter = NULL;
     FILE *input = NULL;
     char *text = NULL;
     s_send_t state = {.json = opts.json, .quiet = opts.quiet};
@@ -142,13 +212,13 @@ trovectl_send (int argc, char **argv)
         trovectl_fail ("cannot read %s: %s", path, strerror (errno));
         goto fail;
     }
-    submitter = trove_submitter_new (cfg, 0, 20000, s_on_result, &state);
-    if (!submitter) {
+    state.submitter = trove_submitter_new (cfg, 0, 20000, s_on_result, &state);
+    if (!state.submitter) {
         trovectl_fail ("cannot create a submitter for the ingestors");
         goto fail;
     }
     trovectl_catch_signals ();
-    int64_t deadline = opts.timeout > 0 ? trove_mono_us () + opts.timeout * 1000000LL : INT64_MAX;
+    state.deadline = opts.timeout > 0 ? trove_mono_us () + opts.timeout * 1000000LL : INT64_MAX;
     size_t cap = 0;
     ssize_t len;
     long lineno = 0;
@@ -157,89 +227,38 @@ trovectl_send (int argc, char **argv)
         lineno++;
         while (len > 0 && (text [len - 1] == '\n' || text [len - 1] == '\r'))
             text [--len] = 0;
-        size_t start = strspn (text, " \t");
-        if ((size_t) len == start)
+        if ((size_t) len == strspn (text, " \t"))
             continue;
-        const char *reason = NULL;
-        char *err = NULL;
-        Trove__Event *event = trove_event_from_json (text, (size_t) len, &reason, &err);
-        if (!event) {
-            char *source, *id;
-            s_guess_ids (text, (size_t) len, &source, &id);
-            s_send_report (&state, lineno, source, id, TROVE__STATUS__REJECTED, reason ? reason : "bad_json",
-                           err);
-            free (source);
-            free (id);
-            free (err);
-            continue;
-        }
-        if (state.nlines == state.maxlines) {
-            size_t max = state.maxlines ? state.maxlines * 2 : 1024;
-            s_line_t *lines = realloc (state.lines, max * sizeof *lines);
-            if (!lines) {
-                trove_event_destroy (&event);
-                trovectl_fail ("out of memory");
-                goto fail;
-            }
-            state.lines = lines;
-            state.maxlines = max;
-        }
-        s_line_t *line = &state.lines [state.nlines];
-        line->line = lineno;
-        line->source = strdup (event->source);
-        line->id = strdup (event->id);
-        while (trove_submitter_add (submitter, event, state.nlines) == -1) {
-            trove_submitter_poll (submitter, 100);
-            if (trovectl_interrupted () || trove_mono_us () >= deadline) {
-                stopped = true;
-                break;
-            }
-        }
-        trove_event_destroy (&event);
-        if (stopped) {
-            free (line->source);
-            free (line->id);
-            break;
-        }
-        state.nlines++;
+        int sent = s_send_line (&state, text, (size_t) len, lineno);
+        if (sent < 0)
+            goto fail;
+        stopped = sent == 1;
     }
     if (!stopped && ferror (input)) {
         trovectl_fail ("reading %s: %s", path, strerror (errno));
         goto fail;
     }
-    trove_submitter_flush (submitter);
-    while (!stopped && trove_submitter_pending (submitter) > 0) {
-        trove_submitter_poll (submitter, 200);
-        if (trovectl_interrupted () || trove_mono_us () >= deadline)
+    trove_submitter_flush (state.submitter);
+    while (!stopped && trove_submitter_pending (state.submitter) > 0) {
+        trove_submitter_poll (state.submitter, 200);
+        if (trovectl_interrupted () || trove_mono_us () >= state.deadline)
             stopped = true;
     }
     fflush (stdout);
-    size_t unanswered = trove_submitter_pending (submitter);
-    //  events never handed to the submitter (stopped while reading)
-    size_t events = state.accepted + state.duplicate + state.rejected + unanswered;
-    if (opts.json)
-        fprintf (stderr,
-                 "{\"summary\":{\"events\":%zu,\"accepted\":%zu,\"duplicate\":%zu,"
-                 "\"rejected\":%zu,\"unanswered\":%zu}}\n",
-                 events, state.accepted, state.duplicate, state.rejected, unanswered);
-    else
-        fprintf (stderr, "%zu events: %zu accepted, %zu duplicate, %zu rejected%s", events, state.accepted,
-                 state.duplicate, state.rejected, unanswered ? "" : "\n");
-    if (unanswered && !opts.json)
-        fprintf (stderr, ", %zu unanswered\n", unanswered);
+    s_send_summary (&state, opts.json);
     if (stopped) {
-        const char *why = trove_submitter_last_retry (submitter);
+        size_t unanswered = trove_submitter_pending (state.submitter);
+        const char *why = trove_submitter_last_retry (state.submitter);
         trovectl_fail ("%s with %zu event%s unanswered%s%s%s%s",
                        trovectl_interrupted () ? "interrupted" : "timed out", unanswered,
-                       unanswered == 1 ? "" : "s",
-                       stopped && !feof (input) ? " (input not read to the end)" : "",
+                       unanswered == 1 ? "" : "s", !feof (input) ? " (input not read to the end)" : "",
                        *why ? "; last answer: retry " : "", why,
                        *why || trovectl_interrupted () ? "" : trove_curve_hint ());
         goto fail;
     }
     rc = opts.strict && state.rejected ? 2 : 0;
 fail:
-    trove_submitter_destroy (&submitter);
+    trove_submitter_destroy (&state.submitter);
     for (size_t i = 0; i < state.nlines; i++) {
         free (state.lines [i].source);
         free (state.lines [i].id);

@@ -133,6 +133,86 @@ s_collect_heartbeats (const trove_cfg_t *cfg, zsock_t *sub, trovectl_proc_t *pro
     }
 }
 
+//  What status shows of one process.
+typedef struct {
+    const trovectl_proc_t *proc;    //  the process
+    const Trove__StatusInfo *info;  //  its status, NULL when it gave none
+    bool up;                        //  answered without error
+    uint64_t last_aseq;             //  scorers: last award sequence
+    int64_t uptime;                 //  ms since its start, -1: unknown
+} s_row_t;
+
+static s_row_t
+s_row (const trovectl_proc_t *proc, int64_t now)
+{
+    s_row_t row = {proc, proc->reply ? proc->reply->status : NULL, false, 0, -1};
+    row.up = proc->reply && !(proc->reply->error && *proc->reply->error);
+    if (proc->reply)
+        row.last_aseq = proc->reply->last_aseq;
+    if (row.info && row.info->last_aseq > row.last_aseq)
+        row.last_aseq = row.info->last_aseq;
+    if (row.info && row.info->started_ms)
+        row.uptime = now - row.info->started_ms;
+    return row;
+}
+
+static void
+s_print_row_json (const s_row_t *row, int64_t now)
+{
+    const trovectl_proc_t *proc = row->proc;
+    const Trove__StatusInfo *info = row->info;
+    json_t *obj = json_pack ("{s:s,s:s,s:o,s:s,s:b}", "role", proc->role, "name", proc->name, "shard",
+                             proc->shard >= 0 ? json_integer (proc->shard) : json_null (), "endpoint",
+                             proc->endpoint, "up", row->up);
+    if (proc->reply && proc->reply->error && *proc->reply->error)
+        json_object_set_new (obj, "error", json_string (proc->reply->error));
+    if (info) {
+        json_object_set_new (obj, "pid", json_integer (info->pid));
+        json_object_set_new (obj, "uptime_s", json_integer (row->uptime >= 0 ? row->uptime / 1000 : 0));
+        json_object_set_new (obj, "version", s_str (info->version));
+        json_object_set_new (obj, "host", s_str (info->host));
+        json_object_set_new (obj, "inflight", json_integer ((json_int_t) info->inflight));
+        if (info->last_error && *info->last_error)
+            json_object_set_new (obj, "last_error", json_string (info->last_error));
+    }
+    if (proc->shard >= 0 && row->up) {
+        json_object_set_new (obj, "last_aseq", json_integer ((json_int_t) row->last_aseq));
+        json_object_set_new (obj, "events", json_integer (info ? (json_int_t) info->events : 0));
+    }
+    json_object_set_new (obj, "heartbeat_age_s",
+                         proc->heartbeat_ms ? json_real ((now - proc->heartbeat_ms) / 1000.0) : json_null ());
+    trovectl_print_json (obj);
+}
+
+static void
+s_print_row (const s_row_t *row, int64_t now)
+{
+    const trovectl_proc_t *proc = row->proc;
+    const Trove__StatusInfo *info = row->info;
+    char shard [16] = "-", pid [24] = "-", aseq [24] = "-", events [24] = "-", upt [32] = "-";
+    char lag [24] = "-";
+    if (proc->shard >= 0)
+        snprintf (shard, sizeof shard, "%d", proc->shard);
+    if (info) {
+        snprintf (pid, sizeof pid, "%lld", (long long) info->pid);
+        if (strcmp (proc->role, "broker"))
+            snprintf (lag, sizeof lag, "%llu", (unsigned long long) info->inflight);
+        if (row->uptime >= 0)
+            s_format_uptime (row->uptime, upt, sizeof upt);
+    }
+    if (proc->shard >= 0 && row->up) {
+        snprintf (aseq, sizeof aseq, "%llu", (unsigned long long) row->last_aseq);
+        snprintf (events, sizeof events, "%llu", info ? (unsigned long long) info->events : 0ULL);
+    }
+    char hb [24] = "-";
+    if (proc->heartbeat_ms)
+        snprintf (hb, sizeof hb, "%.1fs ago", (now - proc->heartbeat_ms) / 1000.0);
+    printf ("%-8s %-8s %-5s %-24s %-4s %-8s %-10s %-10s %-8s %-9s %s%s%s\n", proc->role, proc->name, shard,
+            proc->endpoint, row->up ? "up" : "down", pid, aseq, events, lag, hb, upt,
+            info && info->last_error && *info->last_error ? "  last error: " : "",
+            info && info->last_error ? info->last_error : "");
+}
+
 int
 trovectl_status (int argc, char **argv)
 {
@@ -175,65 +255,12 @@ trovectl_status (int argc, char **argv)
                 "ENDPOINT", "UP", "PID", "LAST_ASEQ", "EVENTS", "LAG", "HEARTBEAT", "UPTIME");
     int64_t now = trove_now_ms ();
     for (size_t i = 0; i < count; i++) {
-        trovectl_proc_t *proc = &procs [i];
-        const Trove__StatusInfo *info = proc->reply ? proc->reply->status : NULL;
-        bool up = proc->reply && !(proc->reply->error && *proc->reply->error);
-        if (!up)
-            down++;
-        uint64_t last_aseq = 0;
-        if (proc->reply)
-            last_aseq = proc->reply->last_aseq;
-        if (info && info->last_aseq > last_aseq)
-            last_aseq = info->last_aseq;
-        int64_t uptime = info && info->started_ms ? now - info->started_ms : -1;
-        if (opts.json) {
-            json_t *obj = json_pack ("{s:s,s:s,s:o,s:s,s:b}", "role", proc->role, "name", proc->name, "shard",
-                                     proc->shard >= 0 ? json_integer (proc->shard) : json_null (), "endpoint",
-                                     proc->endpoint, "up", up);
-            if (proc->reply && proc->reply->error && *proc->reply->error)
-                json_object_set_new (obj, "error", json_string (proc->reply->error));
-            if (info) {
-                json_object_set_new (obj, "pid", json_integer (info->pid));
-                json_object_set_new (obj, "uptime_s", json_integer (uptime >= 0 ? uptime / 1000 : 0));
-                json_object_set_new (obj, "version", s_str (info->version));
-                json_object_set_new (obj, "host", s_str (info->host));
-                json_object_set_new (obj, "inflight", json_integer ((json_int_t) info->inflight));
-                if (info->last_error && *info->last_error)
-                    json_object_set_new (obj, "last_error", json_string (info->last_error));
-            }
-            if (proc->shard >= 0 && up) {
-                json_object_set_new (obj, "last_aseq", json_integer ((json_int_t) last_aseq));
-                json_object_set_new (obj, "events", json_integer (info ? (json_int_t) info->events : 0));
-            }
-            json_object_set_new (obj, "heartbeat_age_s",
-                                 proc->heartbeat_ms ? json_real ((now - proc->heartbeat_ms) / 1000.0)
-                                                    : json_null ());
-            trovectl_print_json (obj);
-        }
-        else {
-            char shard [16] = "-", pid [24] = "-", aseq [24] = "-", events [24] = "-", upt [32] = "-";
-            char lag [24] = "-";
-            if (proc->shard >= 0)
-                snprintf (shard, sizeof shard, "%d", proc->shard);
-            if (info) {
-                snprintf (pid, sizeof pid, "%lld", (long long) info->pid);
-                if (strcmp (proc->role, "broker"))
-                    snprintf (lag, sizeof lag, "%llu", (unsigned long long) info->inflight);
-                if (uptime >= 0)
-                    s_format_uptime (uptime, upt, sizeof upt);
-            }
-            if (proc->shard >= 0 && up) {
-                snprintf (aseq, sizeof aseq, "%llu", (unsigned long long) last_aseq);
-                snprintf (events, sizeof events, "%llu", info ? (unsigned long long) info->events : 0ULL);
-            }
-            char hb [24] = "-";
-            if (proc->heartbeat_ms)
-                snprintf (hb, sizeof hb, "%.1fs ago", (now - proc->heartbeat_ms) / 1000.0);
-            printf ("%-8s %-8s %-5s %-24s %-4s %-8s %-10s %-10s %-8s %-9s %s%s%s\n", proc->role, proc->name,
-                    shard, proc->endpoint, up ? "up" : "down", pid, aseq, events, lag, hb, upt,
-                    info && info->last_error && *info->last_error ? "  last error: " : "",
-                    info && info->last_error ? info->last_error : "");
-        }
+        s_row_t row = s_row (&procs [i], now);
+        down += !row.up;
+        if (opts.json)
+            s_print_row_json (&row, now);
+        else
+            s_print_row (&row, now);
     }
     if (down) {
         trovectl_fail ("%zu of %zu processes down", down, count);

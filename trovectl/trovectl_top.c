@@ -703,6 +703,34 @@ s_sleep_until (int64_t until_us)
     return -1;
 }
 
+//  The processes of cfg that have a metrics address (*count_p of them, maybe
+//  0). NULL on OOM.
+static s_target_t *
+s_targets (const trove_cfg_t *cfg, size_t *count_p)
+{
+    size_t max = 1 + trove_cfg_ingestors (cfg) + trove_cfg_shards (cfg), count = 0;
+    s_target_t *targets = calloc (max, sizeof *targets);
+    if (!targets)
+        return NULL;
+    const char *address = trove_cfg_broker_metrics (cfg);
+    if (address && *address)
+        targets [count++] = (s_target_t){.role = "broker", .name = "broker", .shard = -1, .address = address};
+    for (size_t i = 0; i < trove_cfg_ingestors (cfg); i++)
+        if ((address = trove_cfg_ingestor_metrics (cfg, i)) && *address)
+            targets [count++] = (s_target_t){.role = "ingestor",
+                                             .name = trove_cfg_ingestor_name (cfg, i),
+                                             .shard = -1,
+                                             .address = address};
+    for (size_t i = 0; i < trove_cfg_shards (cfg); i++)
+        if ((address = trove_cfg_shard_metrics (cfg, i)) && *address)
+            targets [count++] = (s_target_t){.role = "scorer",
+                                             .name = trove_cfg_shard_name (cfg, i),
+                                             .shard = (int) i,
+                                             .address = address};
+    *count_p = count;
+    return targets;
+}
+
 int
 trovectl_top (int argc, char **argv)
 {
@@ -737,27 +765,11 @@ trovectl_top (int argc, char **argv)
         goto cleanup;
     }
 
-    size_t max = 1 + trove_cfg_ingestors (cfg) + trove_cfg_shards (cfg);
-    targets = calloc (max, sizeof *targets);
+    targets = s_targets (cfg, &count);
     if (!targets) {
         trovectl_fail ("out of memory");
         goto cleanup;
     }
-    const char *address = trove_cfg_broker_metrics (cfg);
-    if (address && *address)
-        targets [count++] = (s_target_t){.role = "broker", .name = "broker", .shard = -1, .address = address};
-    for (size_t i = 0; i < trove_cfg_ingestors (cfg); i++)
-        if ((address = trove_cfg_ingestor_metrics (cfg, i)) && *address)
-            targets [count++] = (s_target_t){.role = "ingestor",
-                                             .name = trove_cfg_ingestor_name (cfg, i),
-                                             .shard = -1,
-                                             .address = address};
-    for (size_t i = 0; i < trove_cfg_shards (cfg); i++)
-        if ((address = trove_cfg_shard_metrics (cfg, i)) && *address)
-            targets [count++] = (s_target_t){.role = "scorer",
-                                             .name = trove_cfg_shard_name (cfg, i),
-                                             .shard = (int) i,
-                                             .address = address};
     if (count == 0) {
         trovectl_fail ("top: %s gives no metrics address (metrics = \"127.0.0.1:PORT\" of the broker, "
                        "ingestors or scorers)",
