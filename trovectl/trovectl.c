@@ -45,28 +45,32 @@ static const char *s_usage =
     "\n"
     "A failed command prints one line on stderr and exits non-zero.\n";
 
+//  Every command once: its name, what runs it, the options it accepts (the
+//  rows of trovectl_opts.c's table; --help always) and its --help text.
 typedef struct {
-    const char *name;
-    int (*run) (int argc, char **argv);
+    const char *name;          //  the word after trovectl
+    trovectl_command_fn *run;  //  runs it
+    const char *options;       //  the options it accepts, space separated
+    const char *const *help;   //  its --help text
 } s_command_t;
 
 static const s_command_t s_commands [] = {
-    {"send", trovectl_send},
-    {"balance", trovectl_balance},
-    {"coins", trovectl_coins},
-    {"coin", trovectl_coin},
-    {"tail", trovectl_tail},
-    {"status", trovectl_status},
-    {"up", trovectl_up},
-    {"down", trovectl_down},
-    {"top", trovectl_top},
-    {"rules", trovectl_rules},
-    {"reconcile", trovectl_reconcile},
-    {"board", trovectl_board},
-    {"progress", trovectl_progress},
-    {"exclude", trovectl_exclude},
-    {"include", trovectl_exclude},
-    {"curve", trovectl_curve},
+    {"send", trovectl_send, "dir config json quiet strict timeout", &trovectl_send_help},
+    {"balance", trovectl_balance, "dir config json", &trovectl_balance_help},
+    {"coins", trovectl_coins, "dir config json limit", &trovectl_coins_help},
+    {"coin", trovectl_coin, "dir config json", &trovectl_coin_help},
+    {"tail", trovectl_tail, "dir config json from-start count", &trovectl_tail_help},
+    {"status", trovectl_status, "dir config json", &trovectl_status_help},
+    {"up", trovectl_up, "dir json detach port-base shards ingestors sync curve insecure", &trovectl_up_help},
+    {"down", trovectl_down, "dir json", &trovectl_down_help},
+    {"top", trovectl_top, "dir config json count interval", &trovectl_top_help},
+    {"rules", trovectl_rules, "dir config json user", &trovectl_rules_help},
+    {"reconcile", trovectl_reconcile, "dir config json user shard wait report", &trovectl_reconcile_help},
+    {"board", trovectl_board, "dir config json period limit user k list after", &trovectl_board_help},
+    {"progress", trovectl_progress, "dir config json", &trovectl_progress_help},
+    {"exclude", trovectl_exclude, "dir config json reason list", &trovectl_exclude_help},
+    {"include", trovectl_exclude, "dir config json", &trovectl_exclude_help},
+    {"curve", trovectl_curve, "name role source json", &trovectl_curve_help},
 };
 
 int
@@ -107,7 +111,16 @@ main (int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (i != at)
             args [n++] = argv [i];
-    int rc = command->run (n, args);
+    trovectl_opts_t opts;
+    int rc = 1;
+    if (trovectl_parse (n, args, command->options, &opts) == 0) {
+        if (opts.help) {
+            fputs (*command->help, stdout);
+            rc = 0;
+        }
+        else
+            rc = command->run (&opts);
+    }
     free (args);
     fflush (stdout);
     return rc;

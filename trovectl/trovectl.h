@@ -23,6 +23,7 @@ bool trovectl_interrupted (void);
 
 //  Options of every command; each command accepts a subset.
 typedef struct {
+    const char *command;   //  the command's name (argv [0])
     const char *dir;       //  --dir
     const char *config;    //  --config
     bool json;             //  --json
@@ -62,6 +63,10 @@ typedef struct {
 //  accepted. Returns 0, or -1 after printing a one-line error.
 int trovectl_parse (int argc, char **argv, const char *allowed, trovectl_opts_t *opts);
 
+//  A command: runs with the options main () parsed for it (those of its row
+//  in trovectl.c's command table). Returns the exit code.
+typedef int (trovectl_command_fn) (const trovectl_opts_t *opts);
+
 //  True when text is a long option of the table that takes the next
 //  argument as its value ("--dir", not "--dir=X", not "--json").
 bool trovectl_takes_value (const char *text);
@@ -97,33 +102,41 @@ void trovectl_procs_free (trovectl_proc_t **procs_p, size_t count);
 int trovectl_probe (const trove_cfg_t *cfg, trovectl_proc_t *procs, size_t count, int timeout_ms,
                     int retries);
 
-//  Commands in trovectl_send.c, trovectl_query.c and trovectl_status.c.
-int trovectl_send (int argc, char **argv);
-int trovectl_balance (int argc, char **argv);
-int trovectl_coins (int argc, char **argv);
-int trovectl_coin (int argc, char **argv);
-int trovectl_tail (int argc, char **argv);
-int trovectl_status (int argc, char **argv);
-
-//  Commands in trovectl_board.c: leaderboards, progress, exclusions.
-int trovectl_board (int argc, char **argv);
-int trovectl_progress (int argc, char **argv);
-int trovectl_exclude (int argc, char **argv);
-
-//  Commands in trovectl_up.c; argv [0] is the command name.
-int trovectl_up (int argc, char **argv);
-int trovectl_down (int argc, char **argv);
-
-//  Command in trovectl_top.c: live view from every process's /metrics.
-int trovectl_top (int argc, char **argv);
-
-//  Command in trovectl_rules.c: rules check | apply | preview.
-int trovectl_rules (int argc, char **argv);
-
-//  Command in trovectl_reconcile.c: run the reconcilers, show their reports.
-int trovectl_reconcile (int argc, char **argv);
-
-//  trovectl curve new|show (trovectl_curve.c).
-int trovectl_curve (int argc, char **argv);
+//  The commands and their --help texts, by file: trovectl_send.c;
+//  trovectl_query.c; trovectl_status.c; trovectl_board.c (leaderboards,
+//  progress, exclusions; exclude serves include too); trovectl_up.c (up,
+//  down); trovectl_top.c (live view from every /metrics); trovectl_rules.c
+//  (rules check | apply | preview); trovectl_reconcile.c (run the
+//  reconcilers, show their reports); trovectl_curve.c (curve new | show).
+trovectl_command_fn trovectl_send;
+extern const char *const trovectl_send_help;
+trovectl_command_fn trovectl_balance;
+extern const char *const trovectl_balance_help;
+trovectl_command_fn trovectl_coins;
+extern const char *const trovectl_coins_help;
+trovectl_command_fn trovectl_coin;
+extern const char *const trovectl_coin_help;
+trovectl_command_fn trovectl_tail;
+extern const char *const trovectl_tail_help;
+trovectl_command_fn trovectl_status;
+extern const char *const trovectl_status_help;
+trovectl_command_fn trovectl_board;
+extern const char *const trovectl_board_help;
+trovectl_command_fn trovectl_progress;
+extern const char *const trovectl_progress_help;
+trovectl_command_fn trovectl_exclude;
+extern const char *const trovectl_exclude_help;
+trovectl_command_fn trovectl_up;
+extern const char *const trovectl_up_help;
+trovectl_command_fn trovectl_down;
+extern const char *const trovectl_down_help;
+trovectl_command_fn trovectl_top;
+extern const char *const trovectl_top_help;
+trovectl_command_fn trovectl_rules;
+extern const char *const trovectl_rules_help;
+trovectl_command_fn trovectl_reconcile;
+extern const char *const trovectl_reconcile_help;
+trovectl_command_fn trovectl_curve;
+extern const char *const trovectl_curve_help;
 
 #endif

@@ -12,7 +12,7 @@
 
 #define S_TIMEOUT_MS 5000
 
-static const char *s_board_help =
+const char *const trovectl_board_help =
     "usage: trovectl board HUNT [--period P] [--limit N] [--after SCORE:USER] [--json]\n"
     "       trovectl board HUNT --user USER [--k K] [--period P] [--json]\n"
     "       trovectl board HUNT --list [--limit N] [--json]\n"
@@ -31,7 +31,7 @@ static const char *s_board_help =
     "same as the ingestors' GET /v1/leaderboards/HUNT[/around/USER|/periods].\n"
     "Exit 1 on an error (cost_limit included).\n";
 
-static const char *s_progress_help =
+const char *const trovectl_progress_help =
     "usage: trovectl progress USER [--dir DIR | --config FILE] [--json]\n"
     "\n"
     "USER's progress on every rule of the hunts in force: each + cap: awards\n"
@@ -39,7 +39,7 @@ static const char *s_progress_help =
     "next award; sequence: steps matched; streak: consecutive days. Output:\n"
     "\"HUNT RULE KIND HAVE/NEED done D [period P, left L]\" per rule.\n";
 
-static const char *s_exclude_help =
+const char *const trovectl_exclude_help =
     "usage: trovectl exclude USER [--reason TEXT] [--dir DIR | --config FILE] [--json]\n"
     "       trovectl include USER [--dir DIR | --config FILE] [--json]\n"
     "       trovectl exclude --list [--dir DIR | --config FILE] [--json]\n"
@@ -84,29 +84,22 @@ s_print_entries (const Trove__QueryReply *r, bool json, bool list, const char *a
 }
 
 int
-trovectl_board (int argc, char **argv)
+trovectl_board (const trovectl_opts_t *opts)
 {
-    trovectl_opts_t opts;
-    if (trovectl_parse (argc, argv, "dir config json period limit user k list after", &opts))
-        return 1;
-    if (opts.help) {
-        fputs (s_board_help, stdout);
-        return 0;
-    }
-    if (opts.nargs != 1)
+    if (opts->nargs != 1)
         return trovectl_fail ("board: name one hunt (see trovectl board --help)");
-    const char *hunt = opts.args [0], *period = opts.period ? opts.period : "all";
+    const char *hunt = opts->args [0], *period = opts->period ? opts->period : "all";
     int64_t after_score = 0;
     const char *after_user = NULL;
-    if (opts.after) {
+    if (opts->after) {
         char *end;
-        after_score = strtoll (opts.after, &end, 10);
-        if (end == opts.after || *end != ':' || !end [1])
+        after_score = strtoll (opts->after, &end, 10);
+        if (end == opts->after || *end != ':' || !end [1])
             return trovectl_fail ("board: --after '%s': want SCORE:USER (the last entry of a page)",
-                                  opts.after);
+                                  opts->after);
         after_user = end + 1;
     }
-    trove_cfg_t *cfg = trovectl_load_cfg (&opts);
+    trove_cfg_t *cfg = trovectl_load_cfg (opts);
     if (!cfg)
         return 1;
     trove_router_t *router = trove_router_new (cfg, S_TIMEOUT_MS);
@@ -116,18 +109,18 @@ trovectl_board (int argc, char **argv)
     else {
         char *err = NULL;
         Trove__QueryReply *reply;
-        size_t limit = opts.limit > 0 ? (size_t) opts.limit : 10;
-        if (opts.list)
-            reply = trove_router_boards (router, hunt, opts.limit > 0 ? (size_t) opts.limit : 50, &err);
-        else if (opts.user)
-            reply = trove_router_around (router, hunt, period, opts.user, opts.k >= 0 ? (size_t) opts.k : 5,
-                                         &err);
+        size_t limit = opts->limit > 0 ? (size_t) opts->limit : 10;
+        if (opts->list)
+            reply = trove_router_boards (router, hunt, opts->limit > 0 ? (size_t) opts->limit : 50, &err);
+        else if (opts->user)
+            reply = trove_router_around (router, hunt, period, opts->user,
+                                         opts->k >= 0 ? (size_t) opts->k : 5, &err);
         else
             reply = trove_router_top (router, hunt, period, limit, after_score, after_user, &err);
         if (s_failed (reply))
             rc = s_reply_error ("board", reply, err);
         else {
-            s_print_entries (reply, opts.json, opts.list, opts.list ? NULL : opts.user);
+            s_print_entries (reply, opts->json, opts->list, opts->list ? NULL : opts->user);
             trove_client_reply_free (&reply);
         }
     }
@@ -137,31 +130,24 @@ trovectl_board (int argc, char **argv)
 }
 
 int
-trovectl_progress (int argc, char **argv)
+trovectl_progress (const trovectl_opts_t *opts)
 {
-    trovectl_opts_t opts;
-    if (trovectl_parse (argc, argv, "dir config json", &opts))
-        return 1;
-    if (opts.help) {
-        fputs (s_progress_help, stdout);
-        return 0;
-    }
-    if (opts.nargs != 1)
+    if (opts->nargs != 1)
         return trovectl_fail ("progress: name one user (see trovectl progress --help)");
-    trove_cfg_t *cfg = trovectl_load_cfg (&opts);
+    trove_cfg_t *cfg = trovectl_load_cfg (opts);
     if (!cfg)
         return 1;
     trove_router_t *router = trove_router_new (cfg, S_TIMEOUT_MS);
     int rc = 0;
     Trove__Query q = TROVE__QUERY__INIT;
     q.kind = "progress";
-    q.user = opts.args [0];
+    q.user = opts->args [0];
     char *err = NULL;
     Trove__QueryReply *reply = router ? trove_router_user (router, &q, &err) : NULL;
     if (s_failed (reply))
         rc = s_reply_error ("progress", reply, err);
     else {
-        for (size_t i = 0; !opts.json && i < reply->n_progress; i++) {
+        for (size_t i = 0; !opts->json && i < reply->n_progress; i++) {
             const Trove__Progress *p = reply->progress [i];
             if (*p->period)
                 printf ("%s %s %s %u/%u done %u period %s left %u\n", p->hunt, p->rule, p->kind, p->have,
@@ -169,7 +155,7 @@ trovectl_progress (int argc, char **argv)
             else
                 printf ("%s %s %s %u/%u done %u\n", p->hunt, p->rule, p->kind, p->have, p->need, p->done);
         }
-        if (opts.json) {
+        if (opts->json) {
             json_t *obj = trove_json_progress (q.user, reply);
             char *text = obj ? json_dumps (obj, JSON_COMPACT) : NULL;
             puts (text ? text : "{}");
@@ -186,19 +172,12 @@ trovectl_progress (int argc, char **argv)
 }
 
 int
-trovectl_exclude (int argc, char **argv)
+trovectl_exclude (const trovectl_opts_t *opts)
 {
-    trovectl_opts_t opts;
-    bool include = strcmp (argv [0], "include") == 0;
-    if (trovectl_parse (argc, argv, include ? "dir config json" : "dir config json reason list", &opts))
-        return 1;
-    if (opts.help) {
-        fputs (s_exclude_help, stdout);
-        return 0;
-    }
-    if (opts.nargs != (opts.list ? 0 : 1))
-        return trovectl_fail ("%s: name one user (see trovectl %s --help)", argv [0], argv [0]);
-    trove_cfg_t *cfg = trovectl_load_cfg (&opts);
+    bool include = strcmp (opts->command, "include") == 0;
+    if (opts->nargs != (opts->list ? 0 : 1))
+        return trovectl_fail ("%s: name one user (see trovectl %s --help)", opts->command, opts->command);
+    trove_cfg_t *cfg = trovectl_load_cfg (opts);
     if (!cfg)
         return 1;
     trove_router_t *router = trove_router_new (cfg, S_TIMEOUT_MS);
@@ -206,8 +185,8 @@ trovectl_exclude (int argc, char **argv)
     Trove__Query q = TROVE__QUERY__INIT;
     char *err = NULL;
     if (!router)
-        rc = trovectl_fail ("%s: cannot create sockets", argv [0]);
-    else if (opts.list) {
+        rc = trovectl_fail ("%s: cannot create sockets", opts->command);
+    else if (opts->list) {
         q.kind = "board_excluded";
         q.limit = 1000;
         Trove__QueryReply *replies [256] = {NULL};
@@ -217,7 +196,7 @@ trovectl_exclude (int argc, char **argv)
         for (size_t k = 0; k < n; k++) {
             for (size_t i = 0; rc == 0 && replies [k] && i < replies [k]->n_entries; i++) {
                 const Trove__BoardEntry *e = replies [k]->entries [i];
-                if (opts.json) {
+                if (opts->json) {
                     json_t *o = json_pack ("{s:s,s:s}", "user", e->user, "reason", e->reason);
                     char *text = json_dumps (o, JSON_COMPACT);
                     puts (text ? text : "{}");
@@ -232,14 +211,14 @@ trovectl_exclude (int argc, char **argv)
     }
     else {
         q.kind = "board_exclude";
-        q.user = opts.args [0];
+        q.user = opts->args [0];
         q.exclude = !include;
-        q.reason = (char *) (opts.reason ? opts.reason : "");
+        q.reason = (char *) (opts->reason ? opts->reason : "");
         Trove__QueryReply *reply = trove_router_user (router, &q, &err);
         if (s_failed (reply))
-            rc = s_reply_error (argv [0], reply, err);
+            rc = s_reply_error (opts->command, reply, err);
         else {
-            if (opts.json) {
+            if (opts->json) {
                 json_t *o = json_pack ("{s:s,s:b}", "user", q.user, "excluded", !include);
                 char *text = json_dumps (o, JSON_COMPACT);
                 puts (text ? text : "{}");

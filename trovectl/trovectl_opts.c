@@ -208,6 +208,7 @@ trovectl_parse (int argc, char **argv, const char *allowed, trovectl_opts_t *opt
                                        s_options [i].type == S_FLAG ? no_argument : required_argument, NULL,
                                        S_OPT_BASE + (int) i};
     memset (opts, 0, sizeof *opts);
+    opts->command = argv [0];
     for (size_t i = 0; i < S_NOPTIONS; i++)
         if (s_options [i].type == S_NUMBER)
             *(long *) ((char *) opts + s_options [i].field) = -1;

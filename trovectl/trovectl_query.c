@@ -78,7 +78,7 @@ s_router_new (const trove_cfg_t *cfg)
 //  ---------------------------------------------------------------------------
 //  balance
 
-static const char *s_balance_help =
+const char *const trovectl_balance_help =
     "usage: trovectl balance USER [USER...] [--dir DIR | --config FILE] [--json]\n"
     "\n"
     "Print each user's coin balance, asked from the user's scorer shard.\n"
@@ -87,24 +87,17 @@ static const char *s_balance_help =
     "Exit 1 if a shard does not answer.\n";
 
 int
-trovectl_balance (int argc, char **argv)
+trovectl_balance (const trovectl_opts_t *opts)
 {
-    trovectl_opts_t opts;
-    if (trovectl_parse (argc, argv, "dir config json", &opts))
-        return 1;
-    if (opts.help) {
-        fputs (s_balance_help, stdout);
-        return 0;
-    }
-    if (opts.nargs == 0)
+    if (opts->nargs == 0)
         return trovectl_fail ("balance: name at least one user (see trovectl balance --help)");
-    trove_cfg_t *cfg = trovectl_load_cfg (&opts);
+    trove_cfg_t *cfg = trovectl_load_cfg (opts);
     if (!cfg)
         return 1;
     trove_router_t *router = s_router_new (cfg);
     int rc = router ? 0 : 1;
-    for (int i = 0; i < opts.nargs && rc == 0; i++) {
-        const char *user = opts.args [i];
+    for (int i = 0; i < opts->nargs && rc == 0; i++) {
+        const char *user = opts->args [i];
         Trove__Query query = TROVE__QUERY__INIT;
         query.kind = "balance";
         query.user = (char *) user;
@@ -113,7 +106,7 @@ trovectl_balance (int argc, char **argv)
             rc = 1;
             break;
         }
-        if (opts.json)
+        if (opts->json)
             trovectl_print_json (trove_json_balance (user, reply));
         else
             printf ("%s %lld\n", user, (long long) reply->balance);
@@ -127,7 +120,7 @@ trovectl_balance (int argc, char **argv)
 //  ---------------------------------------------------------------------------
 //  coins
 
-static const char *s_coins_help =
+const char *const trovectl_coins_help =
     "usage: trovectl coins USER [--limit N] [--dir DIR | --config FILE] [--json]\n"
     "\n"
     "List a user's coins, newest first: id, value, hunt, rule, rule version,\n"
@@ -136,23 +129,16 @@ static const char *s_coins_help =
     "--json: one coin object per line.\n";
 
 int
-trovectl_coins (int argc, char **argv)
+trovectl_coins (const trovectl_opts_t *opts)
 {
-    trovectl_opts_t opts;
-    if (trovectl_parse (argc, argv, "dir config json limit", &opts))
-        return 1;
-    if (opts.help) {
-        fputs (s_coins_help, stdout);
-        return 0;
-    }
-    if (opts.nargs != 1)
+    if (opts->nargs != 1)
         return trovectl_fail ("coins: name one user (see trovectl coins --help)");
-    trove_cfg_t *cfg = trovectl_load_cfg (&opts);
+    trove_cfg_t *cfg = trovectl_load_cfg (opts);
     if (!cfg)
         return 1;
-    const char *user = opts.args [0];
+    const char *user = opts->args [0];
     trove_router_t *router = s_router_new (cfg);
-    long limit = opts.limit < 0 ? 50 : opts.limit;
+    long limit = opts->limit < 0 ? 50 : opts->limit;
     long shown = 0;
     char *cursor = router ? strdup ("") : NULL;
     int rc = router ? 0 : 1;
@@ -169,7 +155,7 @@ trovectl_coins (int argc, char **argv)
             break;
         }
         for (size_t i = 0; i < reply->n_coins && (limit == 0 || shown < limit); i++, shown++) {
-            if (opts.json)
+            if (opts->json)
                 trovectl_print_json (trove_json_coin (reply->coins [i]));
             else
                 s_print_coin_line (reply->coins [i], false);
@@ -189,7 +175,7 @@ trovectl_coins (int argc, char **argv)
 //  ---------------------------------------------------------------------------
 //  coin
 
-static const char *s_coin_help =
+const char *const trovectl_coin_help =
     "usage: trovectl coin ID [--dir DIR | --config FILE] [--json]\n"
     "\n"
     "Show one coin and the events that earned it (each as its full event JSON).\n"
@@ -199,38 +185,31 @@ static const char *s_coin_help =
     "Exit 1 if the coin is not found (or a shard that might hold it is down).\n";
 
 int
-trovectl_coin (int argc, char **argv)
+trovectl_coin (const trovectl_opts_t *opts)
 {
-    trovectl_opts_t opts;
-    if (trovectl_parse (argc, argv, "dir config json", &opts))
-        return 1;
-    if (opts.help) {
-        fputs (s_coin_help, stdout);
-        return 0;
-    }
-    if (opts.nargs != 1)
+    if (opts->nargs != 1)
         return trovectl_fail ("coin: name one coin id (see trovectl coin --help)");
-    trove_cfg_t *cfg = trovectl_load_cfg (&opts);
+    trove_cfg_t *cfg = trovectl_load_cfg (opts);
     if (!cfg)
         return 1;
     int rc = 1;
     //  Every shard at once, as the HTTP API does (the same cost).
     trove_router_t *router = trove_router_new (cfg, S_QUERY_TIMEOUT_MS);
     char *err = NULL;
-    Trove__QueryReply *reply = router ? trove_router_coin (router, opts.args [0], &err) : NULL;
+    Trove__QueryReply *reply = router ? trove_router_coin (router, opts->args [0], &err) : NULL;
     trove_router_destroy (&router);
     if (!reply || (reply->error && *reply->error) || reply->n_coins == 0) {
         if (!reply)
-            trovectl_fail ("coin %s not found (%s)", opts.args [0], err ? err : "cannot create sockets");
+            trovectl_fail ("coin %s not found (%s)", opts->args [0], err ? err : "cannot create sockets");
         else if (!(reply->error && *reply->error) || strcmp (reply->error, "not_found") == 0)
-            trovectl_fail ("coin %s not found", opts.args [0]);
+            trovectl_fail ("coin %s not found", opts->args [0]);
         else
-            trovectl_fail ("coin %s: %s", opts.args [0], reply->error);
+            trovectl_fail ("coin %s: %s", opts->args [0], reply->error);
         free (err);
         goto fail;
     }
     const Trove__Coin *coin = reply->coins [0];
-    if (opts.json)
+    if (opts->json)
         trovectl_print_json (trove_json_coin_provenance (reply));
     else {
         char minted [40];
@@ -261,7 +240,7 @@ fail:
 //  ---------------------------------------------------------------------------
 //  tail
 
-static const char *s_tail_help =
+const char *const trovectl_tail_help =
     "usage: trovectl tail [--from-start] [--count N] [--dir DIR | --config FILE] [--json]\n"
     "\n"
     "Follow the award stream: every award of every shard exactly once, in award\n"
@@ -292,23 +271,16 @@ s_on_award (void *arg, const Trove__Coin *coin)
 }
 
 int
-trovectl_tail (int argc, char **argv)
+trovectl_tail (const trovectl_opts_t *opts)
 {
-    trovectl_opts_t opts;
-    if (trovectl_parse (argc, argv, "dir config json from-start count", &opts))
-        return 1;
-    if (opts.help) {
-        fputs (s_tail_help, stdout);
-        return 0;
-    }
-    if (opts.nargs)
-        return trovectl_fail ("tail: unexpected argument '%s'", opts.args [0]);
-    trove_cfg_t *cfg = trovectl_load_cfg (&opts);
+    if (opts->nargs)
+        return trovectl_fail ("tail: unexpected argument '%s'", opts->args [0]);
+    trove_cfg_t *cfg = trovectl_load_cfg (opts);
     if (!cfg)
         return 1;
     trovectl_catch_signals ();
-    s_tail_t state = {.json = opts.json, .count = opts.count > 0 ? opts.count : 0};
-    trove_awardsub_t *sub = trove_awardsub_new (cfg, !opts.from_start, s_on_award, &state);
+    s_tail_t state = {.json = opts->json, .count = opts->count > 0 ? opts->count : 0};
+    trove_awardsub_t *sub = trove_awardsub_new (cfg, !opts->from_start, s_on_award, &state);
     int rc = 0;
     if (!sub)
         rc = trovectl_fail ("cannot subscribe to %s", trove_cfg_broker_sub (cfg));

@@ -13,18 +13,19 @@
 //  the connection go): ask its replacement. A run is idempotent.
 #define S_RUN_RETRIES 3
 
-static const char *s_help = "usage: trovectl reconcile [--shard NAME] [--user USER] [--wait] [--json]\n"
-                            "       trovectl reconcile --report [RUN] [--shard NAME] [--json]\n"
-                            "                          [--dir DIR | --config FILE]\n"
-                            "\n"
-                            "Run each shard's reconciler now (or only --shard's; with --user only that\n"
-                            "user): it re-derives the coins from its replica of the event log with the\n"
-                            "rules in force, compares them with the scorer's ledger and has the scorer\n"
-                            "repair what differs (entries with reason `reconciled` and the run id).\n"
-                            "The command always waits for the run (--wait is accepted for scripts) and\n"
-                            "prints its report. --report prints the report of RUN, or of the last run.\n"
-                            "Exit 1 when a reconciler cannot be reached or a run failed, 3 when a run\n"
-                            "left users it could not repair.\n";
+const char *const trovectl_reconcile_help =
+    "usage: trovectl reconcile [--shard NAME] [--user USER] [--wait] [--json]\n"
+    "       trovectl reconcile --report [RUN] [--shard NAME] [--json]\n"
+    "                          [--dir DIR | --config FILE]\n"
+    "\n"
+    "Run each shard's reconciler now (or only --shard's; with --user only that\n"
+    "user): it re-derives the coins from its replica of the event log with the\n"
+    "rules in force, compares them with the scorer's ledger and has the scorer\n"
+    "repair what differs (entries with reason `reconciled` and the run id).\n"
+    "The command always waits for the run (--wait is accepted for scripts) and\n"
+    "prints its report. --report prints the report of RUN, or of the last run.\n"
+    "Exit 1 when a reconciler cannot be reached or a run failed, 3 when a run\n"
+    "left users it could not repair.\n";
 
 static void
 s_print_report (json_t *r, bool json)
@@ -61,28 +62,21 @@ s_print_report (json_t *r, bool json)
 }
 
 int
-trovectl_reconcile (int argc, char **argv)
+trovectl_reconcile (const trovectl_opts_t *opts)
 {
-    trovectl_opts_t opts;
-    if (trovectl_parse (argc, argv, "dir config json user shard wait report", &opts))
-        return 1;
-    if (opts.help) {
-        fputs (s_help, stdout);
-        return 0;
-    }
-    if (opts.nargs > (opts.report ? 1 : 0))
+    if (opts->nargs > (opts->report ? 1 : 0))
         return trovectl_fail ("reconcile: unexpected argument '%s' (see trovectl reconcile --help)",
-                              opts.args [0]);
-    trove_cfg_t *cfg = trovectl_load_cfg (&opts);
+                              opts->args [0]);
+    trove_cfg_t *cfg = trovectl_load_cfg (opts);
     if (!cfg)
         return 1;
     int rc = 0;
     bool found = false;
     for (size_t k = 0; k < trove_cfg_shards (cfg); k++) {
         const char *name = trove_cfg_shard_name (cfg, k);
-        if (opts.shard && strcmp (opts.shard, name))
+        if (opts->shard && strcmp (opts->shard, name))
             continue;
-        if (opts.user && !opts.shard && trove_cfg_shard_of_user (cfg, opts.user) != k)
+        if (opts->user && !opts->shard && trove_cfg_shard_of_user (cfg, opts->user) != k)
             continue;
         found = true;
         const char *endpoint = trove_cfg_shard_reconcile (cfg, k);
@@ -92,9 +86,9 @@ trovectl_reconcile (int argc, char **argv)
             continue;
         }
         Trove__Query q = TROVE__QUERY__INIT;
-        q.kind = opts.report ? "report" : "reconcile";
-        q.user = (char *) (opts.user ? opts.user : "");
-        q.cursor = opts.report && opts.nargs ? opts.args [0] : "";
+        q.kind = opts->report ? "report" : "reconcile";
+        q.user = (char *) (opts->user ? opts->user : "");
+        q.cursor = opts->report && opts->nargs ? opts->args [0] : "";
         char *err = NULL;
         Trove__QueryReply *reply = trove_client_call_max (endpoint, &q, S_RUN_TIMEOUT_MS, S_RUN_RETRIES,
                                                           trove_cfg_limits (cfg)->max_frame, &err);
@@ -109,7 +103,7 @@ trovectl_reconcile (int argc, char **argv)
         if (!report)
             rc = trovectl_fail ("reconciler of %s: unreadable report", name);
         else {
-            s_print_report (report, opts.json);
+            s_print_report (report, opts->json);
             if (rc == 0 && json_integer_value (json_object_get (report, "unrepaired")) > 0)
                 rc = 3;
             json_decref (report);
@@ -117,7 +111,7 @@ trovectl_reconcile (int argc, char **argv)
         trove_client_reply_free (&reply);
     }
     if (!found)
-        rc = trovectl_fail ("no shard %s", opts.shard ? opts.shard : "matches");
+        rc = trovectl_fail ("no shard %s", opts->shard ? opts->shard : "matches");
     trove_cfg_destroy (&cfg);
     return rc;
 }

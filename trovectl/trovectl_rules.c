@@ -20,7 +20,7 @@
 #define S_APPLY_TIMEOUT_MS 10000
 #define S_PREVIEW_TIMEOUT_MS 600000
 
-static const char *s_rules_help =
+const char *const trovectl_rules_help =
     "usage: trovectl rules check FILE...\n"
     "       trovectl rules apply FILE [--dir DIR | --config FILE] [--json]\n"
     "       trovectl rules preview FILE [--user USER] [--dir DIR | --config FILE] [--json]\n"
@@ -187,50 +187,43 @@ s_on_preview (void *arg, size_t shard, json_t *report)
 }
 
 int
-trovectl_rules (int argc, char **argv)
+trovectl_rules (const trovectl_opts_t *opts)
 {
-    trovectl_opts_t opts;
-    if (trovectl_parse (argc, argv, "dir config json user", &opts))
-        return 1;
-    if (opts.help) {
-        fputs (s_rules_help, stdout);
-        return 0;
-    }
-    if (opts.nargs < 2)
+    if (opts->nargs < 2)
         return trovectl_fail ("rules: want check|apply|preview and a FILE (see trovectl rules --help)");
-    const char *sub = opts.args [0];
+    const char *sub = opts->args [0];
     if (strcmp (sub, "check") == 0)
-        return s_check (opts.nargs - 1, opts.args + 1, opts.json, false);
+        return s_check (opts->nargs - 1, opts->args + 1, opts->json, false);
     bool apply = strcmp (sub, "apply") == 0;
     if (!apply && strcmp (sub, "preview"))
         return trovectl_fail ("rules: unknown subcommand '%s' (check, apply or preview)", sub);
-    if (opts.nargs != 2)
+    if (opts->nargs != 2)
         return trovectl_fail ("rules %s: one FILE at a time", sub);
-    if (opts.user && apply)
+    if (opts->user && apply)
         return trovectl_fail ("rules apply: --user does not apply");
     //  Refuse locally first: a clear message without touching the cluster.
-    if (s_check (1, opts.args + 1, false, true) != 0)
+    if (s_check (1, opts->args + 1, false, true) != 0)
         return 1;
-    trove_cfg_t *cfg = trovectl_load_cfg (&opts);
+    trove_cfg_t *cfg = trovectl_load_cfg (opts);
     if (!cfg)
         return 1;
     int failures;
     if (apply) {
-        s_print_t p = {cfg, opts.json};
+        s_print_t p = {cfg, opts->json};
         failures =
-            s_send_all (cfg, "rules_apply", opts.args [1], NULL, -1, S_APPLY_TIMEOUT_MS, s_on_applied, &p);
+            s_send_all (cfg, "rules_apply", opts->args [1], NULL, -1, S_APPLY_TIMEOUT_MS, s_on_applied, &p);
     }
     else {
         s_merge_t m = {json_object (), json_array (), 0, 0, 0, 0, 0, false};
-        long only = opts.user ? (long) trove_cfg_shard_of_user (cfg, opts.user) : -1;
-        failures = s_send_all (cfg, "rules_preview", opts.args [1], opts.user, only, S_PREVIEW_TIMEOUT_MS,
+        long only = opts->user ? (long) trove_cfg_shard_of_user (cfg, opts->user) : -1;
+        failures = s_send_all (cfg, "rules_preview", opts->args [1], opts->user, only, S_PREVIEW_TIMEOUT_MS,
                                s_on_preview, &m);
         if (failures == 0) {
             json_t *rules = json_array ();
             const char *key;
             json_t *value;
             json_object_foreach (m.rules, key, value) json_array_append (rules, value);
-            if (opts.json) {
+            if (opts->json) {
                 json_t *out = json_pack ("{s:I,s:I,s:I,s:I,s:I,s:O,s:O,s:b}", "users", m.users, "events",
                                          m.events, "mint", m.mint, "revoke", m.revoke, "coins_delta", m.delta,
                                          "rules", rules, "changes", m.changes, "truncated", m.truncated);
@@ -243,7 +236,7 @@ trovectl_rules (int argc, char **argv)
                 printf (
                     "preview of %s: %lld user(s), %lld event(s) replayed; would mint %lld and revoke %lld "
                     "coin(s), balance change %+lld\n",
-                    opts.args [1], (long long) m.users, (long long) m.events, (long long) m.mint,
+                    opts->args [1], (long long) m.users, (long long) m.events, (long long) m.mint,
                     (long long) m.revoke, (long long) m.delta);
                 size_t i;
                 json_array_foreach (rules, i, value)

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *s_send_help =
+const char *const trovectl_send_help =
     "usage: trovectl send [FILE|-] [--dir DIR | --config FILE] [--json] [--quiet]\n"
     "                     [--strict] [--timeout SECONDS]\n"
     "\n"
@@ -183,24 +183,17 @@ s_send_summary (const s_send_t *self, bool json)
 }
 
 int
-trovectl_send (int argc, char **argv)
+trovectl_send (const trovectl_opts_t *opts)
 {
-    trovectl_opts_t opts;
-    if (trovectl_parse (argc, argv, "dir config json quiet strict timeout", &opts))
-        return 1;
-    if (opts.help) {
-        fputs (s_send_help, stdout);
-        return 0;
-    }
-    if (opts.nargs > 1)
+    if (opts->nargs > 1)
         return trovectl_fail ("send: one input file at most (see trovectl send --help)");
     int rc = 1;
     trove_cfg_t *cfg = NULL;
     FILE *input = NULL;
     char *text = NULL;
-    s_send_t state = {.json = opts.json, .quiet = opts.quiet};
-    const char *path = opts.nargs ? opts.args [0] : "-";
-    cfg = trovectl_load_cfg (&opts);
+    s_send_t state = {.json = opts->json, .quiet = opts->quiet};
+    const char *path = opts->nargs ? opts->args [0] : "-";
+    cfg = trovectl_load_cfg (opts);
     if (!cfg)
         goto fail;
     if (trove_cfg_ingestors (cfg) == 0) {
@@ -218,7 +211,7 @@ trovectl_send (int argc, char **argv)
         goto fail;
     }
     trovectl_catch_signals ();
-    state.deadline = opts.timeout > 0 ? trove_mono_us () + opts.timeout * 1000000LL : INT64_MAX;
+    state.deadline = opts->timeout > 0 ? trove_mono_us () + opts->timeout * 1000000LL : INT64_MAX;
     size_t cap = 0;
     ssize_t len;
     long lineno = 0;
@@ -245,7 +238,7 @@ trovectl_send (int argc, char **argv)
             stopped = true;
     }
     fflush (stdout);
-    s_send_summary (&state, opts.json);
+    s_send_summary (&state, opts->json);
     if (stopped) {
         size_t unanswered = trove_submitter_pending (state.submitter);
         const char *why = trove_submitter_last_retry (state.submitter);
@@ -256,7 +249,7 @@ trovectl_send (int argc, char **argv)
                        *why || trovectl_interrupted () ? "" : trove_curve_hint ());
         goto fail;
     }
-    rc = opts.strict && state.rejected ? 2 : 0;
+    rc = opts->strict && state.rejected ? 2 : 0;
 fail:
     trove_submitter_destroy (&state.submitter);
     for (size_t i = 0; i < state.nlines; i++) {

@@ -16,7 +16,7 @@ s_str (const char *text)
     return json_string (text ? text : "");
 }
 
-static const char *s_status_help =
+const char *const trovectl_status_help =
     "usage: trovectl status [--dir DIR | --config FILE] [--json]\n"
     "\n"
     "Ask the broker, every ingestor and every scorer for its status (500 ms\n"
@@ -214,18 +214,11 @@ s_print_row (const s_row_t *row, int64_t now)
 }
 
 int
-trovectl_status (int argc, char **argv)
+trovectl_status (const trovectl_opts_t *opts)
 {
-    trovectl_opts_t opts;
-    if (trovectl_parse (argc, argv, "dir config json", &opts))
-        return 1;
-    if (opts.help) {
-        fputs (s_status_help, stdout);
-        return 0;
-    }
-    if (opts.nargs)
-        return trovectl_fail ("status: unexpected argument '%s'", opts.args [0]);
-    trove_cfg_t *cfg = trovectl_load_cfg (&opts);
+    if (opts->nargs)
+        return trovectl_fail ("status: unexpected argument '%s'", opts->args [0]);
+    trove_cfg_t *cfg = trovectl_load_cfg (opts);
     if (!cfg)
         return 1;
     int rc = 1;
@@ -250,14 +243,14 @@ trovectl_status (int argc, char **argv)
         s_collect_heartbeats (cfg, sub, procs, count, listen_until);
     zsock_destroy (&sub);
     size_t down = 0;
-    if (!opts.json)
+    if (!opts->json)
         printf ("%-8s %-8s %-5s %-24s %-4s %-8s %-10s %-10s %-8s %-9s %s\n", "ROLE", "NAME", "SHARD",
                 "ENDPOINT", "UP", "PID", "LAST_ASEQ", "EVENTS", "LAG", "HEARTBEAT", "UPTIME");
     int64_t now = trove_now_ms ();
     for (size_t i = 0; i < count; i++) {
         s_row_t row = s_row (&procs [i], now);
         down += !row.up;
-        if (opts.json)
+        if (opts->json)
             s_print_row_json (&row, now);
         else
             s_print_row (&row, now);

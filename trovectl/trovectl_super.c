@@ -61,20 +61,31 @@ s_log (trovectl_super_t *self, const char *fmt, ...)
 }
 
 
+//  The start of /proc/PID/WHAT into buf (NUL-terminated). Returns the bytes
+//  read, or -1 when the file cannot be opened (no such process).
+static ssize_t
+s_read_proc (pid_t pid, const char *what, char *buf, size_t size)
+{
+    char path [64];
+    snprintf (path, sizeof path, "/proc/%d/%s", (int) pid, what);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return -1;
+    size_t n = fread (buf, 1, size - 1, file);
+    fclose (file);
+    buf [n] = 0;
+    return (ssize_t) n;
+}
+
 //  True when pid is a live (not zombie) process.
 bool
 trovectl_super_alive (pid_t pid)
 {
     if (pid <= 0 || (kill (pid, 0) == -1 && errno == ESRCH))
         return false;
-    char path [64], buf [512];
-    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
-    FILE *file = fopen (path, "r");
-    if (!file)
+    char buf [512];
+    if (s_read_proc (pid, "stat", buf, sizeof buf) < 0)
         return true;
-    size_t n = fread (buf, 1, sizeof buf - 1, file);
-    fclose (file);
-    buf [n] = 0;
     const char *paren = strrchr (buf, ')');
     return !(paren && paren [1] == ' ' && (paren [2] == 'Z' || paren [2] == 'X'));
 }
@@ -372,14 +383,11 @@ trovectl_super_wait_ready (const char *dir, const trove_cfg_t *cfg, int64_t time
 static bool
 s_uses_config (pid_t pid, const char *cfgpath)
 {
-    char path [64], buf [8192];
-    snprintf (path, sizeof path, "/proc/%d/cmdline", (int) pid);
-    FILE *file = fopen (path, "r");
-    if (!file)
+    char buf [8192];
+    ssize_t got = s_read_proc (pid, "cmdline", buf, sizeof buf);
+    if (got < 0)
         return false;
-    size_t n = fread (buf, 1, sizeof buf - 1, file);
-    fclose (file);
-    buf [n] = 0;
+    size_t n = (size_t) got;
     for (size_t at = 0; at < n; at += strlen (buf + at) + 1)
         if (strcmp (buf + at, cfgpath) == 0)
             return true;

@@ -52,7 +52,7 @@
 #define S_MIN_INTERVAL 0.1
 #define S_MAX_INTERVAL 3600.0
 
-static const char *s_top_help =
+const char *const trovectl_top_help =
     "usage: trovectl top [--dir DIR | --config FILE] [--interval SECONDS] [--count N]\n"
     "                    [--json]\n"
     "\n"
@@ -732,31 +732,24 @@ s_targets (const trove_cfg_t *cfg, size_t *count_p)
 }
 
 int
-trovectl_top (int argc, char **argv)
+trovectl_top (const trovectl_opts_t *opts)
 {
     double interval = 1.0;
     int rc = 1;
     trove_cfg_t *cfg = NULL;
     s_target_t *targets = NULL;
     size_t count = 0;
-    trovectl_opts_t opts;
-    if (trovectl_parse (argc, argv, "dir config json count interval", &opts)
-        || (opts.interval && s_parse_interval (opts.interval, &interval)))
+    if (opts->interval && s_parse_interval (opts->interval, &interval))
         goto cleanup;
-    if (opts.help) {
-        fputs (s_top_help, stdout);
-        rc = 0;
-        goto cleanup;
-    }
-    if (opts.nargs) {
-        trovectl_fail ("top: unexpected argument '%s'", opts.args [0]);
+    if (opts->nargs) {
+        trovectl_fail ("top: unexpected argument '%s'", opts->args [0]);
         goto cleanup;
     }
     char path [4096];
-    if (opts.config)
-        snprintf (path, sizeof path, "%s", opts.config);
+    if (opts->config)
+        snprintf (path, sizeof path, "%s", opts->config);
     else
-        snprintf (path, sizeof path, "%s/trove.cfg", trovectl_dir (opts.dir));
+        snprintf (path, sizeof path, "%s/trove.cfg", trovectl_dir (opts->dir));
     char *err = NULL;
     cfg = trove_cfg_load (path, &err);
     if (!cfg) {
@@ -779,8 +772,8 @@ trovectl_top (int argc, char **argv)
 
     trovectl_catch_signals ();
 
-    bool tty = !opts.json && isatty (STDOUT_FILENO);
-    long views = opts.count > 0 ? opts.count : 0;  //  0: until SIGINT
+    bool tty = !opts->json && isatty (STDOUT_FILENO);
+    long views = opts->count > 0 ? opts->count : 0;  //  0: until SIGINT
     int64_t round_us = trove_mono_us ();
     int scraped = s_scrape_all (targets, count);
     for (long view = 0; scraped == 0 && (views == 0 || view < views); view++) {
@@ -795,7 +788,7 @@ trovectl_top (int argc, char **argv)
             trovectl_fail ("out of memory");
             goto cleanup;
         }
-        if (opts.json) {
+        if (opts->json) {
             char *text = json_dumps (report, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION (6));
             if (text)
                 puts (text);

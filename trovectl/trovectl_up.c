@@ -24,7 +24,7 @@
 #define S_DOWN_TIMEOUT_US 15000000
 
 
-static const char *s_up_help =
+const char *const trovectl_up_help =
     "usage: trovectl up [--dir DIR] [--detach] [--port-base P] [--shards N]\n"
     "                   [--ingestors N] [--sync full|none] [--json]\n"
     "\n"
@@ -64,7 +64,7 @@ static const char *s_up_help =
     "On SIGTERM the supervisor stops every child (SIGTERM, SIGKILL after 5 s).\n";
 
 
-static const char *s_down_help =
+const char *const trovectl_down_help =
     "usage: trovectl down [--dir DIR] [--json]\n"
     "\n"
     "Stop the cluster that `trovectl up` runs in DIR: SIGTERM to its supervisor,\n"
@@ -230,23 +230,16 @@ s_detach (trovectl_super_t *super, trove_cfg_t *cfg, bool json)
 }
 
 int
-trovectl_up (int argc, char **argv)
+trovectl_up (const trovectl_opts_t *opts)
 {
-    trovectl_opts_t opts;
-    if (trovectl_parse (argc, argv, "dir json detach port-base shards ingestors sync curve insecure", &opts))
-        return 1;
-    if (opts.help) {
-        fputs (s_up_help, stdout);
-        return 0;
-    }
-    if (opts.nargs)
-        return trovectl_fail ("up: unexpected argument '%s' (see trovectl up --help)", opts.args [0]);
+    if (opts->nargs)
+        return trovectl_fail ("up: unexpected argument '%s' (see trovectl up --help)", opts->args [0]);
     int rc = 1;
     trove_cfg_t *cfg = NULL;
     trovectl_super_t super;
     memset (&super, 0, sizeof super);
-    super.json = opts.json;
-    if (s_prepare (&super, &opts))
+    super.json = opts->json;
+    if (s_prepare (&super, opts))
         goto fail;
     char *err = NULL;
     cfg = trove_cfg_load (super.cfgpath, &err);
@@ -266,19 +259,19 @@ trovectl_up (int argc, char **argv)
                            super.dir, (int) running);
             goto fail;
         }
-        s_report_up (opts.json, cfg, super.dir, running, true);
+        s_report_up (opts->json, cfg, super.dir, running, true);
         rc = 0;
     }
     else if (trovectl_super_plan (&super))
         trovectl_fail ("out of memory");
-    else if (!opts.detach) {
+    else if (!opts->detach) {
         super.foreground = true;
         rc = trovectl_super_run (&super);
         if (rc == 3)
             rc = trovectl_fail ("another supervisor started for %s meanwhile", super.dir);
     }
     else
-        rc = s_detach (&super, cfg, opts.json);
+        rc = s_detach (&super, cfg, opts->json);
 fail:
     free (super.children);
     trove_cfg_destroy (&cfg);
@@ -286,21 +279,14 @@ fail:
 }
 
 int
-trovectl_down (int argc, char **argv)
+trovectl_down (const trovectl_opts_t *opts)
 {
-    trovectl_opts_t opts;
-    if (trovectl_parse (argc, argv, "dir json", &opts))
-        return 1;
-    if (opts.help) {
-        fputs (s_down_help, stdout);
-        return 0;
-    }
-    if (opts.nargs)
-        return trovectl_fail ("down: unexpected argument '%s' (see trovectl down --help)", opts.args [0]);
-    const char *dir = trovectl_dir (opts.dir);
+    if (opts->nargs)
+        return trovectl_fail ("down: unexpected argument '%s' (see trovectl down --help)", opts->args [0]);
+    const char *dir = trovectl_dir (opts->dir);
     pid_t pid = trovectl_super_running (dir);
     if (pid <= 0) {
-        if (opts.json)
+        if (opts->json)
             trovectl_print_json (json_pack ("{s:s,s:b}", "dir", dir, "running", 0));
         else
             printf ("no cluster running in %s\n", dir);
@@ -315,7 +301,7 @@ trovectl_down (int argc, char **argv)
                                   S_DOWN_TIMEOUT_US / 1000000);
         usleep (50000);
     }
-    if (opts.json)
+    if (opts->json)
         trovectl_print_json (json_pack ("{s:s,s:b,s:b,s:i}", "dir", dir, "running", 1, "stopped", 1,
                                         "supervisor_pid", (int) pid));
     else
