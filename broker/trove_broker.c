@@ -174,17 +174,10 @@ main (int argc, char *argv [])
         goto done;
     }
     size_t max_frame = trove_cfg_limits (self->cfg)->max_frame;
-    self->xsub = zsock_new (ZMQ_XSUB);
-    self->xpub = zsock_new (ZMQ_XPUB);
-    if (!self->xsub || !self->xpub)
-        goto done;
-    trove_sock_tune (self->xsub, max_frame);
-    trove_sock_tune (self->xpub, max_frame);
-    if (trove_curve_bind (self->xsub, trove_cfg_broker_pub (self->cfg), true)
-        || trove_curve_bind (self->xpub, trove_cfg_broker_sub (self->cfg), true))
-        goto done;
-    self->control = trove_sock_router (trove_cfg_broker_control (self->cfg), max_frame);
-    if (!self->control)
+    self->xsub = trove_sock_bound (ZMQ_XSUB, TROVE_SOCK_LINK, trove_cfg_broker_pub (self->cfg), max_frame);
+    self->xpub = trove_sock_bound (ZMQ_XPUB, TROVE_SOCK_LINK, trove_cfg_broker_sub (self->cfg), max_frame);
+    self->control = trove_sock_bound (ZMQ_ROUTER, TROVE_SOCK_LINK, trove_cfg_broker_control (self->cfg), max_frame);
+    if (!self->xsub || !self->xpub || !self->control)
         goto done;
     trove_log ('I', "broker ready: pub %s, sub %s", trove_cfg_broker_pub (self->cfg),
                trove_cfg_broker_sub (self->cfg));

@@ -1018,14 +1018,13 @@ main (int argc, char *argv [])
         trove_log ('E', "%s", err);
         goto done;
     }
-    self->front = trove_sock_router (trove_cfg_ingestor_endpoint (self->cfg, (size_t) index), max_frame);
+    self->front = trove_sock_bound (ZMQ_ROUTER, TROVE_SOCK_LINK, trove_cfg_ingestor_endpoint (self->cfg, (size_t) index),
+                                    max_frame);
     //  HTTP ingest submits here, as one more producer.
     char inproc [120];
     snprintf (inproc, sizeof inproc, "inproc://trove-ingestor-%s", name);
-    if (self->front && zsock_bind (self->front, "%s", inproc) == -1) {
-        trove_log ('E', "cannot bind %s: %s", inproc, zmq_strerror (zmq_errno ()));
+    if (self->front && trove_sock_bind (self->front, TROVE_SOCK_LINK, inproc))
         goto done;
-    }
     self->dealers = calloc (self->nshards, sizeof *self->dealers);
     self->outbox = trove_outbox_new (self->nshards, SHARD_WINDOW, RING_SIZE);
     self->requests = zhashx_new ();
@@ -1052,14 +1051,12 @@ main (int argc, char *argv [])
         trove_log ('E', "%s", err ? err : "out of memory");
         goto done;
     }
-    self->pub = zsock_new (ZMQ_PUB);
+    self->pub = trove_sock_connected (ZMQ_PUB, TROVE_SOCK_LINK, trove_cfg_broker_pub (self->cfg), max_frame);
     if (!self->pub)
         goto done;
-    trove_sock_tune (self->pub, max_frame);
-    if (trove_curve_connect (self->pub, trove_cfg_broker_pub (self->cfg), true))
-        goto done;
     for (size_t s = 0; s < self->nshards; s++) {
-        self->dealers [s] = trove_sock_dealer (trove_cfg_shard_events (self->cfg, s), NULL, max_frame);
+        self->dealers [s] =
+            trove_sock_connected (ZMQ_DEALER, TROVE_SOCK_LINK, trove_cfg_shard_events (self->cfg, s), max_frame);
         if (!self->dealers [s])
             goto done;
         items [s + 1] = (zmq_pollitem_t){zsock_resolve (self->dealers [s]), 0, ZMQ_POLLIN, 0};

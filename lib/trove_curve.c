@@ -150,6 +150,8 @@ s_watcher (zsock_t *pipe, void *args)
                 zframe_destroy (&frame);
                 int rc = -1;
                 if (watch) {
+                    //  The one socket not made by trove_sock, which applies
+                    //  CURVE through this module: inproc, no options to share.
                     watch->pair = zsock_new (ZMQ_PAIR);
                     if (watch->pair && zsock_connect (watch->pair, "%s", watch->inproc) == 0
                         && zpoller_add (poller, watch->pair) == 0 && zlistx_add_end (watches, watch))

@@ -3,6 +3,7 @@
 #include "trove_event.h"
 #include "trove_msg.h"
 #include "trove_ratelimit.h"
+#include "trove_sock.h"
 #include "trove_util.h"
 
 #include <assert.h>
@@ -363,14 +364,7 @@ s_pool_take (trove_ingest_t *self)
     pthread_mutex_unlock (&self->pool_mutex);
     if (sock)
         return sock;
-    sock = zsock_new (ZMQ_DEALER);
-    if (!sock)
-        return NULL;
-    zsock_set_linger (sock, 0);
-    zsock_set_maxmsgsize (sock, (int) self->max_frame);
-    if (zsock_connect (sock, "%s", self->endpoint) == -1)
-        zsock_destroy (&sock);
-    return sock;
+    return trove_sock_connected (ZMQ_DEALER, TROVE_SOCK_INPROC, self->endpoint, self->max_frame);
 }
 
 //  Sockets move between the server's threads: the mutex is the full memory

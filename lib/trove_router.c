@@ -1,9 +1,9 @@
 /*  trove_router - routes player-facing queries to the owning shard and
     merges leaderboards across shards. See trove_router.h. */
 #include "trove_router.h"
-#include "trove_curve.h"
 #include "trove_client.h"
 #include "trove_msg.h"
+#include "trove_sock.h"
 #include "trove_util.h"
 
 #include <assert.h>
@@ -27,15 +27,8 @@ struct _trove_router_t {
 static zsock_t *
 s_connect (trove_router_t *self, size_t shard)
 {
-    zsock_t *sock = zsock_new (ZMQ_DEALER);
-    if (!sock)
-        return NULL;
-    zsock_set_linger (sock, 0);
-    zsock_set_maxmsgsize (sock, (int) self->max_frame);
-    zsock_set_reconnect_ivl (sock, 100);
-    if (trove_curve_connect (sock, trove_cfg_shard_query (self->cfg, shard), false))
-        zsock_destroy (&sock);
-    return sock;
+    return trove_sock_connected (ZMQ_DEALER, TROVE_SOCK_REQUEST, trove_cfg_shard_query (self->cfg, shard),
+                                 self->max_frame);
 }
 
 trove_router_t *

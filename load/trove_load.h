@@ -5,7 +5,9 @@
 #define TROVE_LOAD_H_INCLUDED
 
 #include "trove_cfg.h"
+#include "trove_awardsub.h"
 #include "trove_client.h"
+#include "trove_submitter.h"
 
 #include <czmq.h>
 #include <stdatomic.h>

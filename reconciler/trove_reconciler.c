@@ -835,9 +835,10 @@ main (int argc, char **argv)
     //  Bind before connecting: a control address this host cannot bind
     //  stops the reconciler before it sends a packet anywhere.
     const char *control = trove_cfg_shard_reconcile (self.cfg, self.shard);
-    if (control && !(self.control = trove_sock_router (control, max_frame)))
+    if (control && !(self.control = trove_sock_bound (ZMQ_ROUTER, TROVE_SOCK_LINK, control, max_frame)))
         goto done;
-    self.events_sock = trove_sock_dealer (trove_cfg_shard_events (self.cfg, self.shard), NULL, max_frame);
+    self.events_sock =
+        trove_sock_connected (ZMQ_DEALER, TROVE_SOCK_LINK, trove_cfg_shard_events (self.cfg, self.shard), max_frame);
     if (!self.events_sock)
         goto done;
     long every = trove_cfg_shard_reconcile_every (self.cfg, self.shard);

@@ -1087,13 +1087,14 @@ main (int argc, char *argv [])
     self->replies = calloc (BATCH_MAX_MSGS, sizeof *self->replies);
     self->parked = zlistx_new ();
     size_t max_frame = trove_cfg_limits (self->cfg)->max_frame;
-    self->events = trove_sock_router (trove_cfg_shard_events (self->cfg, self->shard), max_frame);
-    self->query = trove_sock_router (trove_cfg_shard_query (self->cfg, self->shard), max_frame);
-    self->pub = zsock_new (ZMQ_PUB);
-    if (!self->replies || !self->parked || !self->events || !self->query || !self->pub)
+    self->events = trove_sock_bound (ZMQ_ROUTER, TROVE_SOCK_LINK, trove_cfg_shard_events (self->cfg, self->shard),
+                                     max_frame);
+    self->query = trove_sock_bound (ZMQ_ROUTER, TROVE_SOCK_LINK, trove_cfg_shard_query (self->cfg, self->shard),
+                                    max_frame);
+    if (!self->replies || !self->parked || !self->events || !self->query)
         goto done;
-    trove_sock_tune (self->pub, max_frame);
-    if (trove_curve_connect (self->pub, trove_cfg_broker_pub (self->cfg), true))
+    self->pub = trove_sock_connected (ZMQ_PUB, TROVE_SOCK_LINK, trove_cfg_broker_pub (self->cfg), max_frame);
+    if (!self->pub)
         goto done;
     trove_log ('I', "shard %s (%zu) ready: %zu hunt version(s), %llu events, last aseq %llu", name,
                self->shard, trove_rules_count (self->rules),

@@ -3,6 +3,7 @@
 #include "trovectl.h"
 #include "trove_curve.h"
 #include "trove_msg.h"
+#include "trove_sock.h"
 #include "trove_util.h"
 
 #include <czmq.h>
@@ -227,11 +228,10 @@ trovectl_status (const trovectl_opts_t *opts)
     //  Heartbeats travel through the broker: subscribe first, probe each
     //  process directly meanwhile, then listen until a heartbeat period passed.
     int64_t listen_until = trove_mono_us () + 1100 * 1000;
-    zsock_t *sub = zsock_new (ZMQ_SUB);
+    zsock_t *sub = trove_sock_new (ZMQ_SUB, TROVE_SOCK_REQUEST, trove_cfg_limits (cfg)->max_frame);
     if (sub) {
-        zsock_set_maxmsgsize (sub, (int) trove_cfg_limits (cfg)->max_frame + 65536);
         zsock_set_subscribe (sub, "");
-        if (trove_curve_connect (sub, trove_cfg_broker_sub (cfg), false))
+        if (trove_sock_connect (sub, TROVE_SOCK_REQUEST, trove_cfg_broker_sub (cfg)))
             zsock_destroy (&sub);
     }
     if (!procs || trovectl_probe (cfg, procs, count, 500, 1) < 0) {

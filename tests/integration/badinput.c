@@ -25,7 +25,7 @@ static trove_cfg_t *s_cfg;
 static Trove__Msg *
 s_roundtrip (const void *data, size_t size)
 {
-    zsock_t *dealer = trove_sock_dealer (trove_cfg_ingestor_endpoint (s_cfg, 0), NULL, 64 << 20);
+    zsock_t *dealer = trove_sock_connected (ZMQ_DEALER, TROVE_SOCK_LINK, trove_cfg_ingestor_endpoint (s_cfg, 0), 64 << 20);
     assert_non_null (dealer);
     zsock_set_rcvtimeo (dealer, 5000);
     zsock_set_sndtimeo (dealer, 5000);
@@ -233,7 +233,7 @@ test_scorer_checks_what_the_ingestor_checks (void **state)
     Trove__Msg msg = TROVE__MSG__INIT;
     msg.body_case = TROVE__MSG__BODY_BATCH;
     msg.batch = &batch;
-    zsock_t *dealer = trove_sock_dealer (trove_cfg_shard_events (s_cfg, shard), NULL, 64 << 20);
+    zsock_t *dealer = trove_sock_connected (ZMQ_DEALER, TROVE_SOCK_LINK, trove_cfg_shard_events (s_cfg, shard), 64 << 20);
     assert_non_null (dealer);
     zsock_set_rcvtimeo (dealer, 5000);
     for (int round = 0; round < 2; round++) {

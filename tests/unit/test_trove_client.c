@@ -21,8 +21,10 @@
 #include <cmocka.h>
 
 #include "trove_cfg.h"
+#include "trove_awardsub.h"
 #include "trove_client.h"
 #include "trove_msg.h"
+#include "trove_submitter.h"
 #include "trove_util.h"
 
 #include <czmq.h>
