@@ -3,7 +3,8 @@
     migrations.
 
     INVARIANTS (the tables keep these; tests/unit/test_trove_ledger_prop.c
-    checks A1-A3 by name through trove_ledger_audit_user)
+    checks A1-A3 after random histories against a model of its own, and
+    trove_ledger_audit_user checks A2-A3 for the reconciler)
 
     A1. At most one live entry per coin id: coinids points at a coin's
         latest entry (mint or revocation), and only that entry counts.
@@ -13,9 +14,12 @@
     A3. A user's board scores are the sums of the same live coins, per
         hunt and period: the boards are flushed in the transaction that
         writes the balances, so the two never disagree.
-    A4. Applying a record twice changes nothing: an entry at or below a
-        coin's latest aseq is skipped, dedup and events are overwritten
-        with the same bytes, claims and markers are put only once.
+    A4. Applying a record again changes nothing: a coin entry at or below
+        the coin's latest aseq is skipped (no balance or board delta),
+        dedup, events and states are rewritten with the same bytes, claims
+        and markers are put only once. (The apply mark is committed with
+        the records, so recovery normally starts after them; this is the
+        second line of defence.)
     A5. The apply mark (meta "applied") is the lseq of the last record in
         the transaction that writes it: the tables hold exactly the records
         up to it (trove_ledger.c invariant 2). Once the next transaction

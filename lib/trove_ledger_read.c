@@ -7,9 +7,9 @@
         invariant 2), in one snapshot per call (one per
         trove_ledger_read_begin for the board reads): never a mix of two
         apply transactions.
-    R2. A read charges its cost before it reads (one unit per LMDB entry)
-        and stops with -1 and cost->over set past the limit, having
-        returned nothing. */
+    R2. A read given a trove_cost_t charges each unit (one LMDB entry)
+        before the read it pays for; past the limit it stops with -1 and
+        cost->over set, and returns nothing. */
 #include "trove_ledger_internal.h"
 #include "trove_util.h"
 
