@@ -1,5 +1,6 @@
 /*  trove_queries - balance, progress and leaderboard answers of a scorer
-    shard. See trove_queries.h. */
+    shard: handlers of rows of the query table (trove_query_table.c). See
+    trove_queries.h. */
 #include "trove_queries.h"
 #include "trove_board.h"
 #include "trove_engine.h"
@@ -9,53 +10,89 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const s_kinds [] = {"balance",      "progress",   "board_top",     "board_around",
-                                       "board_counts", "board_list", "board_exclude", "board_excluded"};
-
-bool
-trove_queries_handles (const char *kind)
-{
-    for (size_t i = 0; i < sizeof s_kinds / sizeof s_kinds [0]; i++)
-        if (strcmp (kind, s_kinds [i]) == 0)
-            return true;
-    return false;
-}
-
-void
-trove_queries_free (trove_queries_mem_t *mem)
-{
-    trove_board_entries_free (mem->entries, mem->nentries);
-    trove_engine_progress_free (mem->progress, mem->nprogress);
-    free (mem->counts);
-    memset (mem, 0, sizeof *mem);
-}
-
-//  Append the entries of an array (taking them) to mem.
+//  Append the entries of an array (taking them) to a.
 static int
-s_take (trove_queries_mem_t *mem, Trove__BoardEntry **entries, size_t n)
+s_take (trove_query_answer_t *a, Trove__BoardEntry **entries, size_t n)
 {
     if (n == 0) {
         free (entries);
         return 0;
     }
-    Trove__BoardEntry **all = realloc (mem->entries, (mem->nentries + n) * sizeof *all);
+    Trove__BoardEntry **all = realloc (a->entries, (a->nentries + n) * sizeof *all);
     if (!all) {
         trove_board_entries_free (entries, n);
         return -1;
     }
-    memcpy (all + mem->nentries, entries, n * sizeof *all);
-    mem->entries = all;
-    mem->nentries += n;
+    memcpy (all + a->nentries, entries, n * sizeof *all);
+    a->entries = all;
+    a->nentries += n;
     free (entries);
     return 0;
 }
 
-static const char *
-s_progress (trove_ledger_t *ledger, const trove_rules_t *rules, const Trove__Query *q, trove_cost_t *cost,
-            trove_queries_mem_t *mem)
+//  One kind's read of the boards in snapshot snap: entries into *x (and *y
+//  for a second list), *more when the page was cut. May set a->error.
+//  Returns 0 or -1 (storage, or the cost ran out).
+typedef int (s_board_fn) (trove_ledger_read_t *snap, trove_query_answer_t *a, Trove__BoardEntry ***x, size_t *nx,
+                          Trove__BoardEntry ***y, size_t *ny, bool *more);
+
+//  Run fn in one snapshot of the tables (unless the answer already failed);
+//  what it read goes into a.
+static void
+s_board_read (trove_query_ctx_t *ctx, trove_query_answer_t *a, s_board_fn *fn)
 {
-    if (!rules)
-        return "no rules loaded";
+    if (a->error || a->cost.over)
+        return;
+    trove_ledger_read_t *snap = trove_ledger_read_begin (ctx->ledger);
+    Trove__BoardEntry **x = NULL, **y = NULL;
+    size_t nx = 0, ny = 0;
+    bool more = false;
+    int rc = 0;
+    if (!snap)
+        a->error = trove_strerror (TROVE_E_STORAGE_ERROR);
+    else
+        rc = fn (snap, a, &x, &nx, &y, &ny, &more);
+    trove_ledger_read_end (&snap);
+    if (rc && !a->cost.over)
+        a->error = trove_strerror (TROVE_E_STORAGE_ERROR);
+    if (s_take (a, x, nx) || s_take (a, y, ny))
+        a->error = trove_strerror (TROVE_E_NO_MEMORY);
+    a->reply->more = more;
+}
+
+static const char *
+s_period (const Trove__Query *q)
+{
+    return *q->period ? q->period : "all";
+}
+
+//  balance: the total, then the user's score on each hunt's board.
+static int
+s_balance_hunts (trove_ledger_read_t *snap, trove_query_answer_t *a, Trove__BoardEntry ***x, size_t *nx,
+                 Trove__BoardEntry ***y, size_t *ny, bool *more)
+{
+    (void) y, (void) ny, (void) more;
+    return trove_ledger_board_hunts (snap, a->q->user, &a->cost, x, nx);
+}
+
+void
+trove_queries_balance (trove_query_ctx_t *ctx, trove_query_answer_t *a)
+{
+    if (trove_ledger_balance (ctx->ledger, a->q->user, &a->reply->balance, &a->cost))
+        a->error = a->cost.over ? NULL : trove_strerror (TROVE_E_STORAGE_ERROR);
+    s_board_read (ctx, a, s_balance_hunts);
+}
+
+//  progress: where the user stands on each rule of each hunt (or of q->hunt).
+void
+trove_queries_progress (trove_query_ctx_t *ctx, trove_query_answer_t *a)
+{
+    const Trove__Query *q = a->q;
+    const trove_rules_t *rules = *ctx->rules_p;
+    if (!rules) {
+        a->error = trove_strerror (TROVE_E_NO_RULES);
+        return;
+    }
     int64_t now = trove_now_ms ();
     for (size_t h = 0; h < trove_rules_hunts (rules); h++) {
         const trove_hunt_t *v = trove_rules_effective (rules, h, now);
@@ -64,135 +101,140 @@ s_progress (trove_ledger_t *ledger, const trove_rules_t *rules, const Trove__Que
         if (!v || (*q->hunt && strcmp (q->hunt, v->hunt)))
             continue;
         Trove__HuntState *state = NULL;
-        if (trove_ledger_state (ledger, q->user, v->hunt, cost, &state))
-            return cost->over ? NULL : "storage_error";
+        if (trove_ledger_state (ctx->ledger, q->user, v->hunt, &a->cost, &state)) {
+            a->error = a->cost.over ? NULL : trove_strerror (TROVE_E_STORAGE_ERROR);
+            return;
+        }
         Trove__Progress **p = NULL;
         size_t n = 0;
         int rc = trove_engine_progress (v, state, now, &p, &n);
         if (state)
             trove__hunt_state__free_unpacked (state, NULL);
-        if (rc)
-            return "out of memory";
-        Trove__Progress **all = realloc (mem->progress, (mem->nprogress + n) * sizeof *all);
+        Trove__Progress **all = rc ? NULL : realloc (a->progress, (a->nprogress + n) * sizeof *all);
         if (!all) {
             trove_engine_progress_free (p, n);
-            return "out of memory";
+            a->error = trove_strerror (TROVE_E_NO_MEMORY);
+            return;
         }
-        memcpy (all + mem->nprogress, p, n * sizeof *all);
-        mem->progress = all;
-        mem->nprogress += n;
+        memcpy (all + a->nprogress, p, n * sizeof *all);
+        a->progress = all;
+        a->nprogress += n;
         free (p);
     }
-    return NULL;
+}
+
+static int
+s_top (trove_ledger_read_t *snap, trove_query_answer_t *a, Trove__BoardEntry ***x, size_t *nx,
+       Trove__BoardEntry ***y, size_t *ny, bool *more)
+{
+    (void) y, (void) ny;
+    const Trove__Query *q = a->q;
+    return trove_ledger_board_top (snap, q->hunt, s_period (q), q->score, q->has_after ? q->user : NULL, a->limit,
+                                   &a->cost, x, nx, more);
 }
 
 void
-trove_queries_answer (trove_ledger_t *ledger, const trove_rules_t *rules, const Trove__Query *q, size_t limit,
-                      size_t max_cost, Trove__QueryReply *reply, trove_queries_mem_t *mem)
+trove_queries_board_top (trove_query_ctx_t *ctx, trove_query_answer_t *a)
 {
-    trove_cost_t cost = {0, max_cost, false};
-    const char *error = NULL;
-    const char *period = *q->period ? q->period : "all";
-    bool on_board = strncmp (q->kind, "board_", 6) == 0;
-    bool needs_user = strcmp (q->kind, "balance") == 0 || strcmp (q->kind, "progress") == 0
-                   || strcmp (q->kind, "board_around") == 0 || strcmp (q->kind, "board_exclude") == 0;
-    bool needs_board = on_board && strcmp (q->kind, "board_exclude") && strcmp (q->kind, "board_excluded");
-    if (needs_user && !*q->user)
-        error = "missing user";
-    else if (needs_board && !*q->hunt)
-        error = "missing hunt";
-    else if (needs_board && strcmp (q->kind, "board_list") && !trove_board_period_valid (q->hunt, period))
-        error = "bad period: want all, day:YYYY-MM-DD or week:YYYY-MM-DD (a Monday); \"*\" has only all";
-    else if (strcmp (q->kind, "progress") == 0)
-        error = s_progress (ledger, rules, q, &cost, mem);
-    else if (strcmp (q->kind, "balance") == 0) {
-        if (trove_ledger_balance (ledger, q->user, &reply->balance, &cost))
-            error = cost.over ? NULL : "storage_error";
+    s_board_read (ctx, a, s_top);
+}
+
+//  The owning shard looks the user's score up; the others are given the
+//  position (has_after).
+static int
+s_around (trove_ledger_read_t *snap, trove_query_answer_t *a, Trove__BoardEntry ***x, size_t *nx,
+          Trove__BoardEntry ***y, size_t *ny, bool *more)
+{
+    (void) more;
+    const Trove__Query *q = a->q;
+    const char *period = s_period (q);
+    int64_t score = q->score;
+    bool excluded = false;
+    int rc = 0;
+    if (!q->has_after)
+        rc = trove_ledger_board_score (snap, q->user, q->hunt, period, &a->cost, &score, &excluded);
+    a->reply->balance = score;
+    if (rc == 0 && excluded)
+        a->error = "excluded: the user is on no leaderboard";
+    else if (rc == 0 && (a->counts = calloc (2, sizeof *a->counts))) {
+        rc = trove_ledger_board_counts (snap, q->hunt, period, &score, 1, &a->cost, a->counts, a->counts + 1);
+        if (rc == 0)
+            rc = trove_ledger_board_window (snap, q->hunt, period, score, q->user, q->k > 100 ? 100 : q->k,
+                                            &a->cost, x, nx, y, ny);
+        a->reply->above = a->counts;
+        a->reply->equal = a->counts + 1;
+        a->reply->n_above = a->reply->n_equal = 1;
     }
-    else if (strcmp (q->kind, "board_exclude") == 0) {
-        if (trove_ledger_set_excluded (ledger, q->user, q->exclude, q->reason))
-            error = "storage_error";
+    else if (rc == 0)
+        a->error = trove_strerror (TROVE_E_NO_MEMORY);
+    return rc;
+}
+
+void
+trove_queries_board_around (trove_query_ctx_t *ctx, trove_query_answer_t *a)
+{
+    s_board_read (ctx, a, s_around);
+}
+
+static int
+s_counts (trove_ledger_read_t *snap, trove_query_answer_t *a, Trove__BoardEntry ***x, size_t *nx,
+          Trove__BoardEntry ***y, size_t *ny, bool *more)
+{
+    (void) x, (void) nx, (void) y, (void) ny, (void) more;
+    const Trove__Query *q = a->q;
+    size_t n = q->n_scores;
+    if (n > 1000)
+        a->error = "too many scores (at most 1000)";
+    else if (n && !(a->counts = calloc (2 * n, sizeof *a->counts)))
+        a->error = trove_strerror (TROVE_E_NO_MEMORY);
+    else if (n) {
+        int rc = trove_ledger_board_counts (snap, q->hunt, s_period (q), q->scores, n, &a->cost, a->counts,
+                                            a->counts + n);
+        a->reply->above = a->counts;
+        a->reply->equal = a->counts + n;
+        a->reply->n_above = a->reply->n_equal = n;
+        return rc;
     }
-    if (!error && !cost.over
-        && (strcmp (q->kind, "balance") == 0 || (on_board && strcmp (q->kind, "board_exclude")))) {
-        trove_ledger_read_t *snap = trove_ledger_read_begin (ledger);
-        Trove__BoardEntry **a = NULL, **b = NULL;
-        size_t na = 0, nb = 0;
-        bool more = false;
-        int rc = 0;
-        if (!snap)
-            error = "storage_error";
-        else if (strcmp (q->kind, "balance") == 0) {
-            rc = trove_ledger_board_hunts (snap, q->user, &cost, &a, &na);
-        }
-        else if (strcmp (q->kind, "board_top") == 0) {
-            rc = trove_ledger_board_top (snap, q->hunt, period, q->score, q->has_after ? q->user : NULL, limit,
-                                         &cost, &a, &na, &more);
-        }
-        else if (strcmp (q->kind, "board_list") == 0)
-            rc = trove_ledger_board_list (snap, q->hunt, limit, &cost, &a, &na, &more);
-        else if (strcmp (q->kind, "board_excluded") == 0)
-            rc = trove_ledger_board_excluded (snap, limit, &cost, &a, &na, &more);
-        else if (strcmp (q->kind, "board_around") == 0) {
-            //  The owning shard looks the user's score up; the others are
-            //  given the position (has_after).
-            int64_t score = q->score;
-            bool excluded = false;
-            if (!q->has_after)
-                rc = trove_ledger_board_score (snap, q->user, q->hunt, period, &cost, &score, &excluded);
-            reply->balance = score;
-            if (rc == 0 && excluded)
-                error = "excluded: the user is on no leaderboard";
-            else if (rc == 0 && (mem->counts = calloc (2, sizeof *mem->counts))) {
-                rc = trove_ledger_board_counts (snap, q->hunt, period, &score, 1, &cost, mem->counts,
-                                                mem->counts + 1);
-                if (rc == 0)
-                    rc = trove_ledger_board_window (snap, q->hunt, period, score, q->user,
-                                                    q->k > 100 ? 100 : q->k, &cost, &a, &na, &b, &nb);
-                reply->above = mem->counts;
-                reply->equal = mem->counts + 1;
-                reply->n_above = reply->n_equal = 1;
-            }
-            else if (rc == 0)
-                error = "out of memory";
-        }
-        else if (strcmp (q->kind, "board_counts") == 0) {
-            size_t n = q->n_scores;
-            if (n > 1000)
-                error = "too many scores (at most 1000)";
-            else if (n && !(mem->counts = calloc (2 * n, sizeof *mem->counts)))
-                error = "out of memory";
-            else if (n) {
-                rc = trove_ledger_board_counts (snap, q->hunt, period, q->scores, n, &cost, mem->counts,
-                                                mem->counts + n);
-                reply->above = mem->counts;
-                reply->equal = mem->counts + n;
-                reply->n_above = reply->n_equal = n;
-            }
-        }
-        trove_ledger_read_end (&snap);
-        if (rc && !cost.over)
-            error = "storage_error";
-        if (s_take (mem, a, na) || s_take (mem, b, nb))
-            error = "out of memory";
-        reply->more = more;
-    }
-    if (cost.over) {
-        snprintf (
-            mem->error, sizeof mem->error,
-            "cost_limit: the query needs more than %zu units (limits/max_query_cost); ask for fewer entries",
-            max_cost);
-        error = mem->error;
-        trove_board_entries_free (mem->entries, mem->nentries);
-        mem->entries = NULL;
-        mem->nentries = 0;
-        reply->n_above = reply->n_equal = 0;
-    }
-    if (error)
-        reply->error = (char *) error;
-    reply->cost = cost.used;
-    reply->entries = mem->entries;
-    reply->n_entries = mem->nentries;
-    reply->progress = mem->progress;
-    reply->n_progress = mem->nprogress;
+    return 0;
+}
+
+void
+trove_queries_board_counts (trove_query_ctx_t *ctx, trove_query_answer_t *a)
+{
+    s_board_read (ctx, a, s_counts);
+}
+
+static int
+s_list (trove_ledger_read_t *snap, trove_query_answer_t *a, Trove__BoardEntry ***x, size_t *nx,
+        Trove__BoardEntry ***y, size_t *ny, bool *more)
+{
+    (void) y, (void) ny;
+    return trove_ledger_board_list (snap, a->q->hunt, a->limit, &a->cost, x, nx, more);
+}
+
+void
+trove_queries_board_list (trove_query_ctx_t *ctx, trove_query_answer_t *a)
+{
+    s_board_read (ctx, a, s_list);
+}
+
+static int
+s_excluded (trove_ledger_read_t *snap, trove_query_answer_t *a, Trove__BoardEntry ***x, size_t *nx,
+            Trove__BoardEntry ***y, size_t *ny, bool *more)
+{
+    (void) y, (void) ny;
+    return trove_ledger_board_excluded (snap, a->limit, &a->cost, x, nx, more);
+}
+
+void
+trove_queries_board_excluded (trove_query_ctx_t *ctx, trove_query_answer_t *a)
+{
+    s_board_read (ctx, a, s_excluded);
+}
+
+void
+trove_queries_board_exclude (trove_query_ctx_t *ctx, trove_query_answer_t *a)
+{
+    if (trove_ledger_set_excluded (ctx->ledger, a->q->user, a->q->exclude, a->q->reason))
+        a->error = trove_strerror (TROVE_E_STORAGE_ERROR);
 }

@@ -20,7 +20,7 @@
 #include "trove_metrics.h"
 #include "trove_msg.h"
 #include "trove_preview.h"
-#include "trove_queries.h"
+#include "trove_query_table.h"
 #include "trove_rules.h"
 #include "trove_sock.h"
 #include "trove_source.h"
@@ -40,7 +40,6 @@
 //  Group-commit bounds: how much one transaction may take.
 #define BATCH_MAX_MSGS 1024
 #define BATCH_MAX_EVENTS 32768
-#define QUERY_MAX_LIMIT 1000
 #define HEARTBEAT_MS 1000
 
 typedef struct {
@@ -70,7 +69,6 @@ typedef struct {
     s_reply_t *replies;      //  replies of the current batch
     size_t nreplies;
     char last_error [256];   //  shown by status
-    char query_error [600];  //  error text of the query being answered
     zlistx_t *parked;        //  queries waiting for the tables to catch up
     struct {
         trove_metrics_t *registry;
@@ -109,19 +107,6 @@ s_refused (s_scorer_t *self, const char *what, const char *kind, const trove_pee
     trove_counter_inc (self->m.refused);
     trove_log_limited (&self->m.refused_log, 10000000, 'W', "refused a %s %s from certificate '%s' (role %s)", what,
                        kind, peer->name, trove_curve_role_name (peer->role));
-}
-
-//  The least role a query kind needs (docs/security.md, "Roles"): control
-//  operations are the operator's; the event log and the reconciler's
-//  digests are the cluster's own; every other read is a reader's.
-static trove_role_t
-s_query_role (const char *kind)
-{
-    if (strcmp (kind, "rules_apply") == 0 || strcmp (kind, "board_exclude") == 0)
-        return TROVE_ROLE_OPERATOR;
-    if (strcmp (kind, "events") == 0 || strcmp (kind, "digests") == 0 || strcmp (kind, "rules_preview") == 0)
-        return TROVE_ROLE_DAEMON;
-    return TROVE_ROLE_READER;
 }
 
 //  A query that must see everything committed when it arrived.
@@ -531,12 +516,7 @@ s_fit_frame (s_scorer_t *self, Trove__QueryReply *reply, char **next_p)
 static void
 s_count_query (s_scorer_t *self, const char *kind, int64_t arrived_us)
 {
-    static const char *const known [] = {"status",      "balance",       "coins",  "coin",   "awards",
-                                         "rules_apply", "rules_preview", "events", "digests"};
-    const char *label = "other";
-    for (size_t i = 0; i < sizeof known / sizeof known [0]; i++)
-        if (strcmp (kind, known [i]) == 0)
-            label = known [i];
+    const char *label = trove_query_label (kind);
     trove_counter_t *c = zhashx_lookup (self->m.queries, label);
     if (!c) {
         static const char *const labels [] = {"kind", NULL};
@@ -550,291 +530,21 @@ s_count_query (s_scorer_t *self, const char *kind, int64_t arrived_us)
     trove_histogram_observe (self->m.query_seconds, (trove_mono_us () - arrived_us) / 1e6);
 }
 
-//  A hunt file name as `rules apply` may write it: a plain *.yaml name.
-static bool
-s_rules_name_ok (const char *name)
-{
-    size_t n = strlen (name);
-    if (n < 6 || n > 128 || name [0] == '.' || strcmp (name + n - 5, ".yaml"))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum ((unsigned char) name [i]) && !strchr ("._-", name [i]))
-            return false;
-    return true;
-}
-
-//  The rules with the query's file added, or NULL with query_error set.
-static trove_rules_t *
-s_rules_candidate (s_scorer_t *self, const Trove__Query *q)
-{
-    if (!s_rules_name_ok (q->rules_name)) {
-        snprintf (self->query_error, sizeof self->query_error,
-                  "bad hunt file name '%.200s': want letters, digits, . _ - ending in .yaml", q->rules_name);
-        return NULL;
-    }
-    char *err = NULL;
-    trove_rules_t *rules = trove_rules_load_dir_with (trove_cfg_rules_dir (self->cfg), q->rules_name,
-                                                      q->rules_text, strlen (q->rules_text), &err);
-    if (!rules)
-        snprintf (self->query_error, sizeof self->query_error, "%s", err ? err : "out of memory");
-    free (err);
-    return rules;
-}
-
-//  Write path durably: a temporary file, fsync, rename, fsync the directory.
-static int
-s_write_durably (const char *dir, const char *name, const char *text, char *err, size_t size)
-{
-    char tmp [4096], path [4096];
-    snprintf (tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
-    snprintf (path, sizeof path, "%s/%s", dir, name);
-    int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    size_t len = strlen (text), done = 0;
-    while (fd >= 0 && done < len) {
-        ssize_t n = write (fd, text + done, len - done);
-        if (n <= 0)
-            break;
-        done += (size_t) n;
-    }
-    int rc = fd < 0 || done < len || fsync (fd) ? -1 : 0;
-    if (fd >= 0)
-        close (fd);
-    if (rc == 0)
-        rc = rename (tmp, path);
-    int dfd = rc == 0 ? open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-    if (dfd >= 0) {
-        rc = fsync (dfd);
-        close (dfd);
-    }
-    if (rc) {
-        snprintf (err, size, "cannot write %.300s: %s", path, strerror (errno));
-        unlink (tmp);
-    }
-    return rc;
-}
-
-//  rules_apply: validate, store in the rules directory, swap. Events scored
-//  from now on use the new rules; nothing is restarted or lost.
-static char *
-s_rules_apply (s_scorer_t *self, const Trove__Query *q)
-{
-    trove_rules_t *next = s_rules_candidate (self, q);
-    if (!next)
-        return NULL;
-    char *err = NULL;
-    trove_rules_t *one = trove_rules_load_text (q->rules_name, q->rules_text, strlen (q->rules_text), &err);
-    free (err);
-    if (!one
-        || s_write_durably (trove_cfg_rules_dir (self->cfg), q->rules_name, q->rules_text, self->query_error,
-                            sizeof self->query_error)) {
-        trove_rules_destroy (&one);
-        trove_rules_destroy (&next);
-        return NULL;
-    }
-    const trove_hunt_t *h = trove_rules_at (one, 0);
-    trove_rules_destroy (&self->rules);
-    self->rules = next;
-    trove_log ('I', "rules: applied %s (hunt %s version %u); %zu hunt versions loaded", q->rules_name,
-               h->hunt, h->version, trove_rules_count (next));
-    char *report = NULL;
-    if (asprintf (&report,
-                  "{\"shard\":%u,\"file\":\"%s\",\"hunt\":\"%s\",\"version\":%u,\"versions_loaded\":%zu}",
-                  (unsigned) self->shard, q->rules_name, h->hunt, h->version, trove_rules_count (next))
-        < 0)
-        report = NULL;
-    trove_rules_destroy (&one);
-    return report;
-}
-
-//  rules_preview: what the candidate rules would mint and revoke; reads only.
-static char *
-s_rules_preview (s_scorer_t *self, const Trove__Query *q)
-{
-    trove_rules_t *candidate = s_rules_candidate (self, q);
-    if (!candidate)
-        return NULL;
-    //  The tables must hold everything committed (preview reads them).
-    if (trove_ledger_wait_applied (self->ledger, 30000)) {
-        snprintf (self->query_error, sizeof self->query_error, "the ledger tables are behind; try again");
-        trove_rules_destroy (&candidate);
-        return NULL;
-    }
-    int64_t partition = -1;
-    if (*q->user)
-        partition = trove_hash_partition (q->user, strlen (q->user), trove_cfg_partitions (self->cfg));
-    char *err = NULL;
-    char *report = trove_preview_run (self->ledger, candidate, partition, q->user, 200, &err);
-    if (!report)
-        snprintf (self->query_error, sizeof self->query_error, "preview failed: %s", err ? err : "?");
-    free (err);
-    trove_rules_destroy (&candidate);
-    return report;
-}
-
-static char *
-s_cost_error (s_scorer_t *self, size_t max_cost)
-{
-    snprintf (
-        self->query_error, sizeof self->query_error,
-        "cost_limit: the query needs more than %zu units (limits/max_query_cost); ask for fewer entries",
-        max_cost);
-    return self->query_error;
-}
-
 static void
 s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
 {
-    char host [256] = "";  //  outlives the if below: the reply is sent at the end
+    trove_query_ctx_t ctx = {self->cfg,    self->shard,      self->name,
+                             self->ledger, &self->rules,     self->started_ms,
+                             self->last_error};
     Trove__QueryReply reply = TROVE__QUERY_REPLY__INIT;
-    Trove__StatusInfo status = TROVE__STATUS_INFO__INIT;
-    Trove__Coin **coins = NULL, *one = NULL;
-    Trove__EventRecord **events = NULL;
-    size_t ncoins = 0, nevents = 0;
-    char *next = NULL, *report = NULL, *digest_text = NULL;
-    Trove__UserDigest *digests = NULL, **digest_ptrs = NULL;
-    size_t ndigests = 0;
-    reply.req_id = q->req_id;
-    reply.last_aseq = trove_ledger_last_aseq (self->ledger);
-    size_t limit = q->limit == 0 ? 50 : q->limit > QUERY_MAX_LIMIT ? QUERY_MAX_LIMIT : q->limit;
-    size_t max_cost = trove_cfg_limits (self->cfg)->max_query_cost;
-    trove_cost_t cost = {0, max_cost, false};
-    trove_queries_mem_t mem = {0};
-    if (strcmp (q->kind, "status") == 0) {
-        status.role = "scorer";
-        status.shard = (int32_t) self->shard;
-        status.name = (char *) self->name;
-        status.pid = getpid ();
-        status.started_ms = self->started_ms;
-        status.last_aseq = reply.last_aseq;
-        status.events = trove_ledger_event_count (self->ledger);
-        //  lag: accepted events the ledger tables do not hold yet
-        status.inflight = trove_ledger_backlog (self->ledger);
-        status.version = TROVE_VERSION;
-        gethostname (host, sizeof host - 1);
-        status.host = host;
-        status.last_error = self->last_error;
-        reply.status = &status;
-    }
-    else if (trove_queries_handles (q->kind))
-        trove_queries_answer (self->ledger, self->rules, q, limit, max_cost, &reply, &mem);
-    else if (strcmp (q->kind, "coins") == 0) {
-        if (!*q->user
-            || trove_ledger_coins (self->ledger, q->user, q->cursor, limit, &coins, &ncoins, &next, &cost))
-            reply.error = !*q->user ? "missing user"
-                        : cost.over ? s_cost_error (self, max_cost)
-                                    : "storage_error";
-        reply.coins = coins;
-        reply.n_coins = ncoins;
-        reply.next_cursor = next ? next : "";
-        reply.cost = cost.used;
-    }
-    else if (strcmp (q->kind, "coin") == 0) {
-        int rc = trove_ledger_coin (self->ledger, q->coin_id, &one, &events, &nevents, &cost);
-        reply.cost = cost.used;
-        if (rc == 1)
-            reply.error = "not_found";
-        else if (rc)
-            reply.error = cost.over ? s_cost_error (self, max_cost) : "storage_error";
-        else {
-            reply.coins = &one;
-            reply.n_coins = 1;
-            reply.events = events;
-            reply.n_events = nevents;
-        }
-    }
-    else if (strcmp (q->kind, "awards") == 0) {
-        if (trove_ledger_awards (self->ledger, q->from_aseq, limit, &coins, &ncoins))
-            reply.error = "storage_error";
-        reply.coins = coins;
-        reply.n_coins = ncoins;
-    }
-    else if (strcmp (q->kind, "events") == 0) {
-        //  A reconciler pulls the log of one partition (docs/protocol.md).
-        if (q->partition >= trove_cfg_partitions (self->cfg)
-            || trove_cfg_shard_of (self->cfg, q->partition) != self->shard)
-            reply.error = "wrong_shard";
-        else if (trove_ledger_events_from (self->ledger, q->partition, q->from_pseq,
-                                           limit > 500 ? 500 : limit, &events, &nevents, &reply.last_pseq))
-            reply.error = "storage_error";
-        reply.events = events;
-        reply.n_events = nevents;
-    }
-    else if (strcmp (q->kind, "digests") == 0) {
-        ndigests = q->n_users < QUERY_MAX_LIMIT ? q->n_users : QUERY_MAX_LIMIT;
-        digests = calloc (ndigests ? ndigests : 1, sizeof *digests);
-        digest_ptrs = calloc (ndigests ? ndigests : 1, sizeof *digest_ptrs);
-        digest_text = calloc (ndigests ? ndigests : 1, TROVE_COIN_ID_LEN + 1);
-        for (size_t i = 0; digests && digest_ptrs && digest_text && i < ndigests; i++) {
-            Trove__Coin **live = NULL;
-            size_t nlive = 0;
-            char *text = digest_text + i * (TROVE_COIN_ID_LEN + 1);
-            trove_ledger_audit_t audit = {0};
-            if (trove_ledger_audit_user (self->ledger, q->users [i], &live, &nlive, &audit)
-                || trove_hash_coins_digest (live, nlive, text))
-                reply.error = "storage_error";
-            trove__user_digest__init (&digests [i]);
-            digests [i].user = q->users [i];
-            digests [i].digest = text;
-            digests [i].coins = (uint32_t) nlive;
-            digests [i].balance = audit.live_sum;
-            digests [i].audited = true;
-            digests [i].stored_balance = audit.balance;
-            digests [i].boards_differ = audit.boards_differ;
-            digest_ptrs [i] = &digests [i];
-            trove_ledger_free_coins (live, nlive);
-        }
-        if (!digests || !digest_ptrs || !digest_text)
-            reply.error = "out of memory";
-        else {
-            reply.digests = digest_ptrs;
-            reply.n_digests = ndigests;
-        }
-    }
-    else if (strcmp (q->kind, "rules_apply") == 0 || strcmp (q->kind, "rules_preview") == 0) {
-        report = q->kind [6] == 'a' ? s_rules_apply (self, q) : s_rules_preview (self, q);
-        if (report)
-            reply.report = report;
-        else
-            reply.error = self->query_error;
-    }
-    else
-        reply.error = "unknown query kind";
-    s_fit_frame (self, &reply, &next);
+    trove_query_answer_t answer;
+    trove_query_answer (&ctx, q, &reply, &answer);
+    s_fit_frame (self, &reply, &answer.next);
     Trove__Msg msg = TROVE__MSG__INIT;
     msg.body_case = TROVE__MSG__BODY_QUERY_REPLY;
     msg.query_reply = &reply;
     trove_msg_send (self->query, zframe_data (routing_id), zframe_size (routing_id), &msg, ZMQ_DONTWAIT);
-    trove_ledger_free_coins (coins, ncoins);
-    if (one)
-        trove__coin__free_unpacked (one, NULL);
-    trove_ledger_free_events (events, nevents);
-    free (next);
-    free (report);
-    free (digests);
-    free (digest_ptrs);
-    free (digest_text);
-    trove_queries_free (&mem);
-}
-
-//  The log position a query must see (docs/queries.md, Freshness). A
-//  question about one user waits for that user's records only
-//  (read-your-writes per user: cheap while the tables trail a busy log);
-//  leaderboard reads (top N, the list of boards, a rank's context from the
-//  shards that do not own the user) and status read the tables as they are,
-//  at most the apply backlog behind; every other query sees all that was
-//  committed when it arrived.
-static uint64_t
-s_query_target (s_scorer_t *self, const Trove__Query *q)
-{
-    const char *k = q->kind;
-    if (strcmp (k, "status") == 0 || strcmp (k, "board_counts") == 0 || strcmp (k, "board_top") == 0
-        || strcmp (k, "board_list") == 0 || (strcmp (k, "board_around") == 0 && q->has_after))
-        return 0;
-    if (*q->user
-        && (strcmp (k, "balance") == 0 || strcmp (k, "coins") == 0 || strcmp (k, "progress") == 0
-            || strcmp (k, "board_around") == 0))
-        return trove_ledger_user_pending (self->ledger, q->user);
-    return trove_ledger_committed (self->ledger);
+    trove_query_answer_free (&answer);
 }
 
 static void
@@ -850,13 +560,13 @@ s_process_queries (s_scorer_t *self)
         trove_peer_t peer;
         trove_curve_peer (body, &peer);
         zframe_destroy (&body);
-        trove_role_t needs = msg && msg->body_case == TROVE__MSG__BODY_QUERY ? s_query_role (msg->query->kind)
+        trove_role_t needs = msg && msg->body_case == TROVE__MSG__BODY_QUERY ? trove_query_role (msg->query->kind)
                                                                               : TROVE_ROLE_READER;
         if (msg && msg->body_case == TROVE__MSG__BODY_QUERY && !trove_curve_allows (&peer, needs)) {
             //  Answered, so that a refused client learns why.
             char text [240];
-            snprintf (text, sizeof text, "not_allowed: '%s' needs role %s; certificate '%s' has role %s",
-                      msg->query->kind, trove_curve_role_name (needs), peer.name,
+            snprintf (text, sizeof text, "%s: '%s' needs role %s; certificate '%s' has role %s",
+                      trove_strerror (TROVE_E_NOT_ALLOWED), msg->query->kind, trove_curve_role_name (needs), peer.name,
                       trove_curve_role_name (peer.role));
             Trove__QueryReply reply = TROVE__QUERY_REPLY__INIT;
             reply.req_id = msg->query->req_id;
@@ -871,7 +581,7 @@ s_process_queries (s_scorer_t *self)
             //  Reads see the ledger tables, which trail the log by a few
             //  milliseconds: answer once they hold what the query must see
             //  (docs/queries.md, Freshness).
-            uint64_t target = s_query_target (self, msg->query);
+            uint64_t target = trove_query_target (self->ledger, msg->query);
             s_parked_t *parked = NULL;
             //  While the tables cannot be written, waiting would be forever:
             //  answer from what they hold.

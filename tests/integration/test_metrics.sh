@@ -62,7 +62,12 @@ check_format "$ingest" "ingestor"
 [ "$(value "$ingest" trove_ingestor_request_events_count)" -eq 2 ] || fail "requests != 2"
 grep -q '^process_start_time_seconds ' <<<"$ingest" || fail "no process_start_time_seconds"
 
-accepted=0; duplicate=0; coins=0
+# Every query kind is counted under its own label (the scorer's query table):
+# progress goes to the user's shard, a board's top N to every shard.
+"$TROVECTL" progress --dir "$DIR" u1 > /dev/null || fail "progress"
+"$TROVECTL" board --dir "$DIR" demo > /dev/null || fail "board"
+
+accepted=0; duplicate=0; coins=0; progress=0; board_top=0; other=0
 for s in s0 s1; do
     body=$(scrape "$(metrics_addr "$s")")
     check_format "$body" "$s"
@@ -71,7 +76,13 @@ for s in s0 s1; do
     coins=$((coins + $(value "$body" trove_scorer_coins_minted_total)))
     rule_coins=$((${rule_coins:-0} + $(value "$body" trove_scorer_rule_coins_total 'hunt="demo"' 'rule="checkin"')))
     grep -q '^trove_scorer_ledger_bytes{env="tables"} [1-9]' <<<"$body" || fail "$s: no ledger size"
+    progress=$((progress + $(value "$body" trove_scorer_queries_total 'kind="progress"')))
+    board_top=$((board_top + $(value "$body" trove_scorer_queries_total 'kind="board_top"')))
+    other=$((other + $(value "$body" trove_scorer_queries_total 'kind="other"')))
 done
+[ "$progress" -eq 1 ] || fail "queries counted as progress: $progress, want 1"
+[ "$board_top" -eq 2 ] || fail "queries counted as board_top: $board_top, want 2 (one per shard)"
+[ "$other" -eq 0 ] || fail "known query kinds counted as other: $other"
 [ "$accepted" -eq 85 ] || fail "scorers accepted $accepted, want 85"
 [ "$duplicate" -eq 10 ] || fail "scorers answered $duplicate duplicates, want 10"
 [ "$coins" -eq 85 ] || fail "scorers minted $coins coins, want 85"
@@ -82,5 +93,5 @@ check_format "$broker" "broker"
 # (publishers send only what someone subscribed to: with no subscriber here,
 # the broker forwards nothing, so only the family is checked)
 grep -q '^trove_broker_forwarded_total ' <<<"$broker" || fail "no trove_broker_forwarded_total"
-log "metrics: exact counts on ingestor, scorers and broker"
+log "metrics: exact counts on ingestor, scorers (queries by kind) and broker"
 cluster_down_checked
