@@ -75,7 +75,10 @@ s_check (int nfiles, char **files, bool json, bool quiet)
 }
 
 //  Send the file to the scorers (one shard when only is >= 0). Each reply's
-//  report goes to on_report. Returns the number of failures.
+//  report goes to on_report. Returns the number of failures. One shard after
+//  the other, not all at once through trove_router_all: the scorers of a
+//  local cluster share one rules folder and each writes the file there; two
+//  writing at once fail ("cannot write ...", test_rules).
 static int
 s_send_all (const trove_cfg_t *cfg, const char *kind, const char *path, const char *user, long only,
             int timeout_ms, void (*on_report) (void *, size_t, json_t *), void *arg)
