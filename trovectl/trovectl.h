@@ -3,9 +3,7 @@
 #define TROVECTL_H_INCLUDED
 
 #include "trove_cfg.h"
-#include "trove_awardsub.h"
 #include "trove_client.h"
-#include "trove_submitter.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -72,6 +70,9 @@ typedef int (trovectl_command_fn) (const trovectl_opts_t *opts);
 //  True when text is a long option of the table that takes the next
 //  argument as its value ("--dir", not "--dir=X", not "--json").
 bool trovectl_takes_value (const char *text);
+
+//  The path of the cluster config: --config, or DIR/trove.cfg.
+void trovectl_cfg_path (const trovectl_opts_t *opts, char *path, size_t size);
 
 //  Load the cluster config named by --config, or DIR/trove.cfg; NULL after
 //  printing the error.

@@ -244,15 +244,21 @@ trovectl_parse (int argc, char **argv, const char *allowed, trovectl_opts_t *opt
 }
 
 
+void
+trovectl_cfg_path (const trovectl_opts_t *opts, char *path, size_t size)
+{
+    if (opts->config)
+        snprintf (path, size, "%s", opts->config);
+    else
+        snprintf (path, size, "%s/trove.cfg", trovectl_dir (opts->dir));
+}
+
 //  Load the cluster config named by --config, or DIR/trove.cfg.
 trove_cfg_t *
 trovectl_load_cfg (const trovectl_opts_t *opts)
 {
     char path [4096];
-    if (opts->config)
-        snprintf (path, sizeof path, "%s", opts->config);
-    else
-        snprintf (path, sizeof path, "%s/trove.cfg", trovectl_dir (opts->dir));
+    trovectl_cfg_path (opts, path, sizeof path);
     char *err = NULL;
     trove_cfg_t *cfg = trove_cfg_load (path, &err);
     //  trovectl is the operator's tool: it presents the operator's

@@ -159,6 +159,22 @@ s_write_pid (const char *path, pid_t pid)
 }
 
 
+void
+trovectl_super_redirect (const char *log)
+{
+    int null = open ("/dev/null", O_RDWR);
+    int fd = open (log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (null >= 0)
+        dup2 (null, 0);
+    if (fd >= 0) {
+        dup2 (fd, 1);
+        dup2 (fd, 2);
+    }
+    if (close_range (3, ~0U, 0))
+        for (int i = 3; i < 4096; i++)
+            close (i);
+}
+
 //  Start one child. On failure it is scheduled again after its backoff.
 static void
 s_start (trovectl_super_t *self, trovectl_child_t *child)
@@ -178,17 +194,7 @@ s_start (trovectl_super_t *self, trovectl_child_t *child)
         signal (SIGTERM, SIG_DFL);
         signal (SIGHUP, SIG_DFL);
         sigprocmask (SIG_SETMASK, &none, NULL);
-        int null = open ("/dev/null", O_RDONLY);
-        int log = open (child->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (null >= 0)
-            dup2 (null, 0);
-        if (log >= 0) {
-            dup2 (log, 1);
-            dup2 (log, 2);
-        }
-        if (close_range (3, ~0U, 0))
-            for (int fd = 3; fd < 4096; fd++)
-                close (fd);
+        trovectl_super_redirect (child->log);
         if (chdir (self->dir)) {
             //  paths in the config are absolute when we wrote it
         }

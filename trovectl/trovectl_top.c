@@ -746,10 +746,7 @@ trovectl_top (const trovectl_opts_t *opts)
         goto cleanup;
     }
     char path [4096];
-    if (opts->config)
-        snprintf (path, sizeof path, "%s", opts->config);
-    else
-        snprintf (path, sizeof path, "%s/trove.cfg", trovectl_dir (opts->dir));
+    trovectl_cfg_path (opts, path, sizeof path);
     char *err = NULL;
     cfg = trove_cfg_load (path, &err);
     if (!cfg) {

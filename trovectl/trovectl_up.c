@@ -178,17 +178,7 @@ s_detached (trovectl_super_t *super, trove_cfg_t *cfg)
     setsid ();
     char log [PATH_MAX + 32];
     snprintf (log, sizeof log, "%s/logs/supervisor.log", super->dir);
-    int null = open ("/dev/null", O_RDWR);
-    int fd = open (log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    if (null >= 0)
-        dup2 (null, 0);
-    if (fd >= 0) {
-        dup2 (fd, 1);
-        dup2 (fd, 2);
-    }
-    if (close_range (3, ~0U, 0))
-        for (int i = 3; i < 4096; i++)
-            close (i);
+    trovectl_super_redirect (log);
     int code = trovectl_super_run (super);
     free (super->children);
     trove_cfg_destroy (&cfg);

@@ -78,6 +78,11 @@ bool trovectl_super_alive (pid_t pid);
 int trovectl_super_wait_ready (const char *dir, const trove_cfg_t *cfg, int64_t timeout_us, pid_t child,
                                int *status_p);
 
+//  In a forked child: standard input from /dev/null, output and errors
+//  appended to the file log, every other descriptor closed. Calls only
+//  async-signal-safe functions.
+void trovectl_super_redirect (const char *log);
+
 //  Where the ingestors serve HTTP and the demo key (trovectl_up.c), for
 //  people (lines on stdout, obj NULL) or scripts ("http", "key_file" set in obj).
 void trovectl_up_report_http (const trove_cfg_t *cfg, const char *dir, json_t *obj);
