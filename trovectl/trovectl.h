@@ -3,7 +3,9 @@
 #define TROVECTL_H_INCLUDED
 
 #include "trove_cfg.h"
+#include "trove_awardsub.h"
 #include "trove_client.h"
+#include "trove_submitter.h"
 
 #include <jansson.h>
 #include <stdbool.h>
