@@ -10,8 +10,7 @@
 
     Usage: trove-broker --config FILE */
 #include "trove_cfg.h"
-#include "trove_curve.h"
-#include "trove_harden.h"
+#include "trove_daemon.h"
 #include "trove_metrics.h"
 #include "trove_msg.h"
 #include "trove_sock.h"
@@ -20,21 +19,19 @@
 #include <czmq.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct {
-    trove_cfg_t *cfg;
+    trove_daemon_t *daemon;
+    trove_cfg_t *cfg;  //  the daemon's
     zsock_t *xsub;     //  publishers connect here
     zsock_t *xpub;     //  subscribers connect here
     zsock_t *control;  //  ROUTER: status
     trove_lograte_t bad_log;  //  a peer may send garbage at will
     int64_t started_ms;
     uint64_t forwarded;  //  messages passed downstream
-    trove_metrics_t *metrics;
     trove_counter_t *forwarded_total;  //  same, for Prometheus
     trove_counter_t *subscriptions_total;
-    uint64_t incarnation;  //  random per start
 } s_broker_t;
 
 //  Move everything queued on one side to the other (multipart kept whole).
@@ -67,11 +64,7 @@ static void
 s_heartbeat (s_broker_t *self)
 {
     Trove__Heartbeat hb = TROVE__HEARTBEAT__INIT;
-    hb.role = "broker";
-    hb.name = "broker";
-    hb.started_ms = self->started_ms;
-    hb.incarnation = self->incarnation;
-    trove_msg_send_heartbeat (self->xpub, &hb);
+    trove_daemon_heartbeat (self->daemon, self->xpub, &hb);
 }
 
 static void
@@ -114,65 +107,31 @@ s_control (s_broker_t *self)
     zframe_destroy (&routing_id);
 }
 
+static const trove_daemon_spec_t s_spec = {
+    .role = "broker",
+    .usage = "usage: trove-broker --config FILE\n",
+    .metrics = true,
+};
+
 int
 main (int argc, char *argv [])
 {
-    const char *config = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp (argv [i], "--config") == 0 && i + 1 < argc)
-            config = argv [++i];
-        else {
-            config = NULL;
-            break;
-        }
-    }
-    if (!config) {
-        fprintf (stderr, "usage: trove-broker --config FILE\n");
-        return 2;
-    }
-    trove_log_init ("trove-broker");
-    //  The broker writes no file today; any it ever does is the service
-    //  user's only, as in every daemon (docs/security.md, "Hardening").
-    umask (077);
-    zsys_init ();
-    zsys_set_logstream (NULL);
-    int rc = 1;
-    char *err = NULL;
+    int rc;
     s_broker_t self_ = {0}, *self = &self_;
-    self->started_ms = trove_now_ms ();
-    self->cfg = trove_cfg_load (config, &err);
-    if (!self->cfg) {
-        trove_log ('E', "%s", err);
+    trove_daemon_t *daemon = trove_daemon_new (&s_spec, argc, argv, &rc);
+    if (!daemon)
+        return rc;
+    rc = 1;
+    self->daemon = daemon;
+    self->cfg = trove_daemon_cfg (daemon);
+    self->started_ms = trove_daemon_started_ms (daemon);
+    trove_metrics_t *metrics = trove_daemon_metrics (daemon);
+    self->forwarded_total = trove_metrics_counter (metrics, "trove_broker_forwarded_total",
+                                                   "Award stream messages passed to subscribers.", NULL, NULL);
+    self->subscriptions_total = trove_metrics_counter (
+        metrics, "trove_broker_subscriptions_total", "Subscription messages passed to publishers.", NULL, NULL);
+    if (trove_daemon_serve_metrics (daemon, NULL, NULL) || trove_daemon_secure (daemon))
         goto done;
-    }
-    if (trove_harden_check (self->cfg, "broker", NULL, &err)) {
-        trove_log ('E', "%s", err);
-        goto done;
-    }
-    self->metrics = trove_metrics_new ();
-    if (!self->metrics)
-        goto done;
-    trove_metrics_process_start (self->metrics);
-    self->forwarded_total =
-        trove_metrics_counter (self->metrics, "trove_broker_forwarded_total",
-                               "Award stream messages passed to subscribers.", NULL, NULL);
-    self->subscriptions_total =
-        trove_metrics_counter (self->metrics, "trove_broker_subscriptions_total",
-                               "Subscription messages passed to publishers.", NULL, NULL);
-    const char *address = trove_cfg_broker_metrics (self->cfg);
-    char *merr = NULL;
-    //  Every configured listener is bound at start or the daemon refuses to
-    //  run: a wrong address is a wrong config, found now, not by a silent
-    //  dashboard later.
-    if (address && trove_metrics_serve (self->metrics, address, &merr)) {
-        trove_log ('E', "cannot serve metrics on %s: %s", address, merr ? merr : "out of memory");
-        free (merr);
-        goto done;
-    }
-    if (trove_curve_start (self->cfg, self->metrics, true, &err)) {
-        trove_log ('E', "%s", err);
-        goto done;
-    }
     size_t max_frame = trove_cfg_limits (self->cfg)->max_frame;
     self->xsub = trove_sock_bound (ZMQ_XSUB, TROVE_SOCK_LINK, trove_cfg_broker_pub (self->cfg), max_frame);
     self->xpub = trove_sock_bound (ZMQ_XPUB, TROVE_SOCK_LINK, trove_cfg_broker_sub (self->cfg), max_frame);
@@ -186,7 +145,6 @@ main (int argc, char *argv [])
         {zsock_resolve (self->xpub), 0, ZMQ_POLLIN, 0},
         {zsock_resolve (self->control), 0, ZMQ_POLLIN, 0},
     };
-    self->incarnation = (uint64_t) trove_now_us () ^ ((uint64_t) getpid () << 32);
     int64_t next_heartbeat = 0;
     while (!zsys_interrupted) {
         if (trove_mono_us () >= next_heartbeat) {
@@ -212,12 +170,9 @@ main (int argc, char *argv [])
     trove_log ('I', "broker stopping");
     rc = 0;
 done:
-    free (err);
     zsock_destroy (&self->xsub);
     zsock_destroy (&self->xpub);
     zsock_destroy (&self->control);
-    trove_curve_stop ();
-    trove_metrics_destroy (&self->metrics);
-    trove_cfg_destroy (&self->cfg);
+    trove_daemon_destroy (&daemon);
     return rc;
 }

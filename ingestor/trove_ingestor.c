@@ -27,9 +27,9 @@
            trove-ingestor --hash-key     (reads a key on stdin, prints its hash) */
 #include "trove_cfg.h"
 #include "trove_curve.h"
+#include "trove_daemon.h"
 #include "trove_deadletter.h"
 #include "trove_event.h"
-#include "trove_harden.h"
 #include "trove_hash.h"
 #include "trove_http.h"
 #include "trove_ingest.h"
@@ -43,11 +43,9 @@
 #include "trove_util.h"
 
 #include <czmq.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define RING_SIZE 65536            //  max sub-batches in flight (power of two)
@@ -107,12 +105,12 @@ typedef struct {
 } s_metrics_t;
 
 typedef struct {
-    trove_cfg_t *cfg;
+    trove_daemon_t *daemon;  //  the start-up's: config, registry, CURVE
+    trove_cfg_t *cfg;        //  the daemon's
     const char *name;
-    zsock_t *front;        //  ROUTER for producers
-    zsock_t **dealers;     //  one per shard, to its events ROUTER
-    zsock_t *pub;          //  PUB to the broker: heartbeats
-    uint64_t incarnation;  //  random per start
+    zsock_t *front;     //  ROUTER for producers
+    zsock_t **dealers;  //  one per shard, to its events ROUTER
+    zsock_t *pub;       //  PUB to the broker: heartbeats
     size_t nshards;
     trove_outbox_t *outbox;          //  sub-batches not yet answered
     trove_deadletter_t *deadletter;  //  refused whole messages
@@ -734,12 +732,8 @@ static void
 s_heartbeat (s_ingestor_t *self)
 {
     Trove__Heartbeat hb = TROVE__HEARTBEAT__INIT;
-    hb.role = "ingestor";
-    hb.name = (char *) self->name;
-    hb.started_ms = self->started_ms;
-    hb.incarnation = self->incarnation;
     hb.lag = self->pending_events;
-    trove_msg_send_heartbeat (self->pub, &hb);
+    trove_daemon_heartbeat (self->daemon, self->pub, &hb);
 }
 
 static void
@@ -755,10 +749,10 @@ s_timer (s_ingestor_t *self)
 }
 
 static int
-s_metrics_init (s_ingestor_t *self, size_t index)
+s_metrics_init (s_ingestor_t *self)
 {
     s_metrics_t *m = &self->m;
-    m->registry = trove_metrics_new ();
+    m->registry = trove_daemon_metrics (self->daemon);
     m->rejections = zhashx_new ();
     m->resends = calloc (self->nshards, sizeof *m->resends);
     m->giveups = calloc (self->nshards, sizeof *m->giveups);
@@ -767,7 +761,6 @@ s_metrics_init (s_ingestor_t *self, size_t index)
     if (!m->registry || !m->rejections || !m->resends || !m->giveups || !m->shard_inflight
         || !m->shard_queued)
         return -1;
-    trove_metrics_process_start (m->registry);
     static const double sizes [] = {1, 10, 100, 1000, 10000};
     static const double secs [] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5};
     m->request_events = trove_metrics_histogram (m->registry, "trove_ingestor_request_events",
@@ -803,15 +796,6 @@ s_metrics_init (s_ingestor_t *self, size_t index)
             trove_metrics_gauge (m->registry, "trove_ingestor_shard_queued_batches",
                                  "Sub-batches waiting for a shard's credit or connection.", labels, values);
     }
-    const char *address = trove_cfg_ingestor_metrics (self->cfg, index);
-    char *err = NULL;
-    if (address && trove_metrics_serve (m->registry, address, &err)) {
-        //  Bound at start or refused, like every listener: a wrong address
-        //  is a wrong config (the supervisor's log says which).
-        trove_log ('E', "cannot serve metrics on %s: %s", address, err ? err : "out of memory");
-        free (err);
-        return -1;
-    }
     return 0;
 }
 
@@ -826,24 +810,6 @@ s_drop (void *arg, trove_outbox_item_t *sub)
         s_request_destroy (&req);
 }
 
-static int
-s_usage (void)
-{
-    fprintf (stderr, "usage: trove-ingestor --config FILE --name NAME\n"
-                     "       trove-ingestor --new-key    print a new source key and its hash\n"
-                     "       trove-ingestor --hash-key   read a key on stdin, print its hash\n");
-    return 2;
-}
-
-static volatile sig_atomic_t s_reload_asked;
-
-static void
-s_on_sighup (int sig)
-{
-    (void) sig;
-    s_reload_asked = 1;
-}
-
 //  SIGHUP: read the sources again (keys, types, windows, rates). The old
 //  ones stay alive until exit (an HTTP handler may be using them); a bad
 //  file or a changed list of sources changes nothing and is logged.
@@ -851,7 +817,7 @@ static void
 s_reload_sources (s_ingestor_t *self)
 {
     char *err = NULL;
-    trove_cfg_t *cfg = trove_cfg_load (self->config, &err);
+    trove_cfg_t *cfg = trove_cfg_load (trove_daemon_config_path (self->daemon), &err);
     trove_sources_t *sources = cfg ? trove_sources_new (cfg, &err) : NULL;
     trove_cfg_destroy (&cfg);
     if (!sources)
@@ -876,7 +842,7 @@ s_reload_sources (s_ingestor_t *self)
         size_t keys = 0;
         for (size_t i = 0; i < trove_sources_count (sources); i++)
             keys += trove_sources_policy (sources, i)->nkeys;
-        trove_log ('I', "sources reloaded from %s: %zu sources, %zu keys", self->config,
+        trove_log ('I', "sources reloaded from %s: %zu sources, %zu keys", trove_daemon_config_path (self->daemon),
                    trove_sources_count (sources), keys);
     }
     free (err);
@@ -920,7 +886,7 @@ s_http_start (s_ingestor_t *self, const char *inproc, char **err)
     snprintf (path, sizeof path, "ingestor/%s/http", self->name);
     const char *address = trove_cfg_get (self->cfg, path, NULL);
     if (!address)
-        return 0;
+        return trove_daemon_serve_metrics (self->daemon, NULL, NULL);
     if (!trove_sources_any_key (self->sources))
         trove_log ('W', "http on %s, but no source has keys: every request will be answered 401", address);
     snprintf (path, sizeof path, "ingestor/%s/http_threads", self->name);
@@ -948,6 +914,9 @@ s_http_start (s_ingestor_t *self, const char *inproc, char **err)
         *err = strdup ("out of memory");
         return -1;
     }
+    //  On this listener too when its address is the metrics address.
+    if (trove_daemon_serve_metrics (self->daemon, self->http, address))
+        return -1;
     if (trove_http_start (self->http, address, threads > 0 && threads <= 64 ? (unsigned) threads : 0, err))
         return -1;
     trove_log ('I', "http ingest and queries on %s (%ld threads; at most %zu connections, %zu per client, "
@@ -956,55 +925,53 @@ s_http_start (s_ingestor_t *self, const char *inproc, char **err)
     return 0;
 }
 
+static int
+s_new_key (void)
+{
+    return s_key_tool (true);
+}
+
+static int
+s_hash_key (void)
+{
+    return s_key_tool (false);
+}
+
+static const trove_daemon_tool_t s_tools [] = {{"--new-key", s_new_key}, {"--hash-key", s_hash_key}, {NULL, NULL}};
+
+static const trove_daemon_spec_t s_spec = {
+    .role = "ingestor",
+    .name_option = "--name",
+    .usage = "usage: trove-ingestor --config FILE --name NAME\n"
+             "       trove-ingestor --new-key    print a new source key and its hash\n"
+             "       trove-ingestor --hash-key   read a key on stdin, print its hash\n",
+    .metrics = true,
+    .reload = true,  //  SIGHUP: read the sources again
+    .tools = s_tools,
+};
+
 int
 main (int argc, char *argv [])
 {
-    const char *config = NULL, *name = NULL;
-    if (argc == 2 && (strcmp (argv [1], "--new-key") == 0 || strcmp (argv [1], "--hash-key") == 0))
-        return s_key_tool (strcmp (argv [1], "--new-key") == 0);
-    for (int i = 1; i < argc; i++) {
-        if (strcmp (argv [i], "--config") == 0 && i + 1 < argc)
-            config = argv [++i];
-        else if (strcmp (argv [i], "--name") == 0 && i + 1 < argc)
-            name = argv [++i];
-        else
-            return s_usage ();
-    }
-    if (!config || !name)
-        return s_usage ();
-    char logname [80];
-    snprintf (logname, sizeof logname, "trove-ingestor/%s", name);
-    trove_log_init (logname);
+    int rc;
     //  Files this process creates (dead letters) are the service user's only.
-    umask (077);
-    zsys_init ();
-    zsys_set_logstream (NULL);
-    int rc = 1;
+    trove_daemon_t *daemon = trove_daemon_new (&s_spec, argc, argv, &rc);
+    if (!daemon)
+        return rc;
+    rc = 1;
     char *err = NULL;
     zmq_pollitem_t *items = NULL;
     s_ingestor_t *self = calloc (1, sizeof *self);
     if (!self)
         goto done;
-    self->started_ms = trove_now_ms ();
-    self->name = name;
-    self->config = config;
+    self->daemon = daemon;
+    self->cfg = trove_daemon_cfg (daemon);
+    self->started_ms = trove_daemon_started_ms (daemon);
+    const char *name = self->name = trove_daemon_name (daemon);
+    size_t index = trove_daemon_index (daemon);
     self->old_sources = zlist_new ();
     if (!self->old_sources)
         goto done;
-    self->cfg = trove_cfg_load (config, &err);
-    if (!self->cfg) {
-        trove_log ('E', "%s", err);
-        goto done;
-    }
-    int index = trove_cfg_ingestor_find (self->cfg, name);
-    if (index < 0) {
-        trove_log ('E', "ingestor '%s' is not in %s", name, config);
-        goto done;
-    }
-    if (trove_harden_check (self->cfg, "ingestor", name, &err)) {
-        trove_log ('E', "%s", err);
-        goto done;
-    }
     self->sources = trove_sources_new (self->cfg, &err);
     if (!self->sources) {
         trove_log ('E', "%s", err);
@@ -1012,13 +979,9 @@ main (int argc, char *argv [])
     }
     size_t max_frame = trove_cfg_limits (self->cfg)->max_frame;
     self->nshards = trove_cfg_shards (self->cfg);
-    if (s_metrics_init (self, (size_t) index))
+    if (s_metrics_init (self) || trove_daemon_secure (daemon))
         goto done;
-    if (trove_curve_start (self->cfg, self->m.registry, true, &err)) {
-        trove_log ('E', "%s", err);
-        goto done;
-    }
-    self->front = trove_sock_bound (ZMQ_ROUTER, TROVE_SOCK_LINK, trove_cfg_ingestor_endpoint (self->cfg, (size_t) index),
+    self->front = trove_sock_bound (ZMQ_ROUTER, TROVE_SOCK_LINK, trove_cfg_ingestor_endpoint (self->cfg, index),
                                     max_frame);
     //  HTTP ingest submits here, as one more producer.
     char inproc [120];
@@ -1037,13 +1000,12 @@ main (int argc, char *argv [])
     if (!self->front || !self->dealers || !self->outbox || !self->requests || !items)
         goto done;
     //  64 MiB, then rotated once: bounded, the newest kept.
-    self->deadletter = trove_deadletter_new (trove_cfg_ingestor_deadletter (self->cfg, (size_t) index), name,
+    self->deadletter = trove_deadletter_new (trove_cfg_ingestor_deadletter (self->cfg, index), name,
                                              64 * 1024 * 1024, &err);
     if (!self->deadletter) {
         trove_log ('E', "%s", err);
         goto done;
     }
-    self->incarnation = (uint64_t) trove_now_us () ^ ((uint64_t) getpid () << 32);
     //  Every listener before the first outgoing connection: a host that
     //  cannot bind its own address (wrong config, wrong machine) stops
     //  here without sending a packet anywhere (docs/protocol.md, "Start-up").
@@ -1062,11 +1024,8 @@ main (int argc, char *argv [])
         items [s + 1] = (zmq_pollitem_t){zsock_resolve (self->dealers [s]), 0, ZMQ_POLLIN, 0};
     }
     items [0] = (zmq_pollitem_t){zsock_resolve (self->front), 0, ZMQ_POLLIN, 0};
-    struct sigaction hup = {.sa_handler = s_on_sighup};
-    sigemptyset (&hup.sa_mask);
-    sigaction (SIGHUP, &hup, NULL);
     trove_log ('I', "ingestor %s ready on %s, %zu shard(s)", name,
-               trove_cfg_ingestor_endpoint (self->cfg, (size_t) index), self->nshards);
+               trove_cfg_ingestor_endpoint (self->cfg, index), self->nshards);
     int64_t next_timer = trove_mono_us () + TIMER_MS * 1000;
     int64_t next_heartbeat = 0;
     while (!zsys_interrupted) {
@@ -1087,10 +1046,8 @@ main (int argc, char *argv [])
             room = self->pending_events < MAX_PENDING_EVENTS
                 && trove_outbox_live (self->outbox) + self->nshards < RING_SIZE - 1;
         }
-        if (s_reload_asked) {
-            s_reload_asked = 0;
+        if (trove_daemon_reload_asked (daemon))
             s_reload_sources (self);
-        }
         if (trove_mono_us () >= next_timer) {
             s_timer (self);
             next_timer = trove_mono_us () + TIMER_MS * 1000;
@@ -1126,8 +1083,6 @@ done:
         zhashx_destroy (&self->requests);  //  emptied by s_drop
         trove_ratelimit_destroy (&self->ratelimit);
         trove_deadletter_destroy (&self->deadletter);
-        trove_curve_stop ();  //  its watcher counts into the registry
-        trove_metrics_destroy (&self->m.registry);
         zhashx_destroy (&self->m.rejections);
         free (self->m.resends);
         free (self->m.giveups);
@@ -1138,8 +1093,9 @@ done:
         free (self->dealers);
         zsock_destroy (&self->front);
         zsock_destroy (&self->pub);
-        trove_cfg_destroy (&self->cfg);
         free (self);
     }
+    //  After everything that counts into its registry.
+    trove_daemon_destroy (&daemon);
     return rc;
 }

@@ -48,6 +48,7 @@ typedef struct {
     char *path;    //  exact path, or prefix when it ends in '/'
     trove_http_fn *fn;
     void *arg;
+    bool open;  //  served without the authentication hook
 } s_route_t;
 
 //  A client address as the caps count it: IPv4, or the /64 of IPv6.
@@ -294,8 +295,8 @@ trove_http_destroy (trove_http_t **self_p)
     }
 }
 
-int
-trove_http_route (trove_http_t *self, const char *method, const char *path, trove_http_fn *fn, void *arg)
+static int
+s_add_route (trove_http_t *self, const char *method, const char *path, trove_http_fn *fn, void *arg, bool open)
 {
     assert (self);
     assert (method && path && fn);
@@ -311,8 +312,21 @@ trove_http_route (trove_http_t *self, const char *method, const char *path, trov
     }
     r->fn = fn;
     r->arg = arg;
+    r->open = open;
     self->nroutes++;
     return 0;
+}
+
+int
+trove_http_route (trove_http_t *self, const char *method, const char *path, trove_http_fn *fn, void *arg)
+{
+    return s_add_route (self, method, path, fn, arg, false);
+}
+
+int
+trove_http_route_open (trove_http_t *self, const char *method, const char *path, trove_http_fn *fn, void *arg)
+{
+    return s_add_route (self, method, path, fn, arg, true);
 }
 
 int
@@ -774,6 +788,12 @@ s_authenticate (trove_http_t *self, trove_http_request_t *req, trove_http_respon
 {
     if (!self->auth)
         return true;
+    const char *path = req->path ? req->path : "", *method = req->method ? req->method : "", *rest;
+    for (size_t i = 0; i < self->nroutes; i++) {
+        const s_route_t *r = &self->routes [i];
+        if (r->open && strcmp (r->method, method) == 0 && s_route_matches (r, path, &rest))
+            return true;
+    }
     req->principal = self->auth (self->auth_arg, req, resp);
     if (req->principal)
         return true;

@@ -1,11 +1,15 @@
-/*  trove_http - a small HTTP/1.1 server (libmicrohttpd) with a route table,
-    for the ingestor's HTTP API (POST /v1/events, the GET query API).
+/*  trove_http - a small HTTP/1.1 server (libmicrohttpd) with a route table:
+    the only HTTP server in Trove. It serves the ingestor's HTTP API (POST
+    /v1/events, the GET query API) and every daemon's GET /metrics
+    (trove_metrics_route), on one listener when their addresses are the
+    same.
 
     A route is a method and a path: a path ending in '/' is a prefix (the
     handler gets the rest of the path in req->rest, e.g. "/v1/users/" with
     "u42/balance"), any other path must match exactly. The longest matching
     route wins. With an authentication hook (trove_http_set_auth) every
-    request is authenticated before it is routed: without a valid key an
+    request but one for an open route (trove_http_route_open) is
+    authenticated before it is routed: without a valid key an
     unknown path or an OPTIONS is 401, never 404 or 405. Then a path some
     route knows under another method is answered 405 with `Allow`; an
     unknown path 404. The server reads the whole body (at most max_body
@@ -133,6 +137,13 @@ void trove_http_destroy (trove_http_t **self_p);
 //  passed to fn. Returns 0, or -1 when the server is started, the path does
 //  not begin with '/', or out of memory.
 int trove_http_route (trove_http_t *self, const char *method, const char *path, trove_http_fn *fn, void *arg);
+
+//  Add a route that the authentication hook does not guard (GET /metrics on
+//  the API's listener): a request for exactly this method and path is
+//  routed without a key; any other method on it still needs one. Otherwise
+//  as trove_http_route.
+int trove_http_route_open (trove_http_t *self, const char *method, const char *path, trove_http_fn *fn,
+                           void *arg);
 
 //  Serve on address ("127.0.0.1:8080", "[::1]:8080"; port 0 picks one) with
 //  `threads` threads (1..64). Returns 0, or -1 with a message in *err_p

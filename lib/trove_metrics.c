@@ -1,14 +1,12 @@
 /*  trove_metrics - Prometheus registry and /metrics endpoint. */
 #include "trove_metrics.h"
+#include "trove_http.h"
 #include "trove_util.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -54,13 +52,16 @@ struct _s_family_t {
 };
 
 struct _trove_metrics_t {
-    pthread_mutex_t mutex;      //  guards the families and children lists (not the values)
-    s_family_t *head, *tail;    //  families, in registration order
-    struct MHD_Daemon *daemon;  //  HTTP server, NULL when not serving
-    uint16_t port;              //  port the server listens on
-    pthread_mutex_t log_mutex;  //  guards last_error
-    char last_error [256];      //  last message libmicrohttpd logged
+    pthread_mutex_t mutex;    //  guards the families and children lists (not the values)
+    s_family_t *head, *tail;  //  families, in registration order
+    trove_http_t *http;       //  the /metrics listener of trove_metrics_serve, NULL when none
 };
+
+//  The /metrics listener of trove_metrics_serve: connections in all, the
+//  time a client may take or sit idle, the body read (only to answer 405).
+#define S_HTTP_CONNECTIONS 16
+#define S_HTTP_TIMEOUT_S 10
+#define S_HTTP_MAX_BODY 4096
 
 
 //  --------------------------------------------------------------------------
@@ -687,11 +688,6 @@ trove_metrics_new (void)
         free (self);
         return NULL;
     }
-    if (pthread_mutex_init (&self->log_mutex, NULL)) {
-        pthread_mutex_destroy (&self->mutex);
-        free (self);
-        return NULL;
-    }
     return self;
 }
 
@@ -703,14 +699,12 @@ trove_metrics_destroy (trove_metrics_t **self_p)
     if (!self)
         return;
     //  First: no request may be rendering while the families go.
-    if (self->daemon)
-        MHD_stop_daemon (self->daemon);
+    trove_http_destroy (&self->http);
     while (self->head) {
         s_family_t *next = self->head->next;
         s_family_destroy (&self->head);
         self->head = next;
     }
-    pthread_mutex_destroy (&self->log_mutex);
     pthread_mutex_destroy (&self->mutex);
     free (self);
     *self_p = NULL;
@@ -851,92 +845,32 @@ trove_metrics_render (trove_metrics_t *self)
 
 
 //  --------------------------------------------------------------------------
-//  HTTP
+//  HTTP: the route, on trove_http's server (its own listener or the
+//  process's API listener).
 
-static enum MHD_Result
-s_respond (struct MHD_Connection *connection, unsigned status, char *body, const char *content_type)
-{
-    if (!body)
-        return MHD_NO;  //  out of memory: libmicrohttpd closes the connection
-    struct MHD_Response *response =
-        MHD_create_response_from_buffer (strlen (body), body, MHD_RESPMEM_MUST_FREE);
-    if (!response) {
-        free (body);
-        return MHD_NO;
-    }
-    enum MHD_Result result = MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    if (result == MHD_YES && status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        result = MHD_add_response_header (response, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-    if (result == MHD_YES)
-        result = MHD_queue_response (connection, status, response);
-    MHD_destroy_response (response);
-    return result;
-}
-
-//  Answers on the first call: nothing here reads a request body.
-static enum MHD_Result
-s_handle (void *cls, struct MHD_Connection *connection, const char *url, const char *method,
-          const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
-{
-    (void) version, (void) upload_data, (void) upload_data_size, (void) con_cls;
-    trove_metrics_t *self = cls;
-    const char *text = "text/plain; charset=utf-8";
-    if (strcmp (method, MHD_HTTP_METHOD_GET) != 0 && strcmp (method, MHD_HTTP_METHOD_HEAD) != 0)
-        return s_respond (connection, MHD_HTTP_METHOD_NOT_ALLOWED, strdup ("method not allowed\n"), text);
-    if (strcmp (url, "/metrics") != 0)
-        return s_respond (connection, MHD_HTTP_NOT_FOUND, strdup ("not found; try /metrics\n"), text);
-    char *body = trove_metrics_render (self);
-    if (!body)
-        return s_respond (connection, MHD_HTTP_INTERNAL_SERVER_ERROR, strdup ("out of memory\n"), text);
-    return s_respond (connection, MHD_HTTP_OK, body, "text/plain; version=0.0.4");
-}
-
-//  libmicrohttpd's messages go to the Trove log; the last one is kept for
-//  trove_metrics_serve's error message.
 static void
-s_log (void *cls, const char *fmt, va_list args)
+s_serve (void *arg, const trove_http_request_t *req, trove_http_response_t *resp)
 {
-    trove_metrics_t *self = cls;
-    char line [256];
-    vsnprintf (line, sizeof line, fmt, args);
-    size_t len = strlen (line);
-    while (len && (line [len - 1] == '\n' || line [len - 1] == '\r'))
-        line [--len] = 0;
-    pthread_mutex_lock (&self->log_mutex);
-    memcpy (self->last_error, line, len + 1);
-    pthread_mutex_unlock (&self->log_mutex);
-    trove_log ('W', "metrics http: %s", line);
+    (void) req;
+    char *body = trove_metrics_render (arg);
+    if (!body) {
+        trove_http_reply_error (resp, 500, "internal", "out of memory");
+        return;
+    }
+    trove_http_reply (resp, 200, body);
+    resp->content_type = "text/plain; version=0.0.4";
 }
 
-//  "a.b.c.d:port" or "[v6]:port" into *addr. Returns 0 or -1.
-static int
-s_parse_address (const char *address, struct sockaddr_storage *addr)
+int
+trove_metrics_route (trove_metrics_t *self, trove_http_t *http)
 {
-    const char *colon = strrchr (address, ':');
-    if (!colon || colon == address || !colon [1] || strlen (colon + 1) > 5)
+    assert (self);
+    assert (http);
+    //  GET first: a 405 lists `Allow: GET, HEAD` in this order.
+    if (trove_http_route_open (http, "GET", "/metrics", s_serve, self)
+        || trove_http_route_open (http, "HEAD", "/metrics", s_serve, self))
         return -1;
-    char *end;
-    unsigned long port = strtoul (colon + 1, &end, 10);
-    if (*end || port > 65535 || colon [1] < '0' || colon [1] > '9')
-        return -1;
-    char host [INET6_ADDRSTRLEN + 2];
-    size_t len = (size_t) (colon - address);
-    if (len >= sizeof host)
-        return -1;
-    memcpy (host, address, len);
-    host [len] = 0;
-    memset (addr, 0, sizeof *addr);
-    if (host [0] == '[' && host [len - 1] == ']') {
-        host [len - 1] = 0;
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) addr;
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons ((uint16_t) port);
-        return inet_pton (AF_INET6, host + 1, &in6->sin6_addr) == 1 ? 0 : -1;
-    }
-    struct sockaddr_in *in = (struct sockaddr_in *) addr;
-    in->sin_family = AF_INET;
-    in->sin_port = htons ((uint16_t) port);
-    return inet_pton (AF_INET, host, &in->sin_addr) == 1 ? 0 : -1;
+    return 0;
 }
 
 int
@@ -945,43 +879,25 @@ trove_metrics_serve (trove_metrics_t *self, const char *address, char **err)
     assert (self);
     assert (address);
     char *message = NULL;
-    struct sockaddr_storage addr;
-    if (self->daemon) {
-        message = trove_strdupf ("metrics: already serving on port %u", self->port);
+    if (self->http) {
+        message = trove_strdupf ("metrics: already serving on port %u", trove_http_port (self->http));
         goto fail;
     }
-    if (s_parse_address (address, &addr)) {
-        message = trove_strdupf ("metrics: '%s' is not a numeric address:port", address);
+    //  A scrape is a bodiless GET; a body is read only to answer 405.
+    trove_http_limits_t limits = {.max_connections = S_HTTP_CONNECTIONS,
+                                  .max_per_client = 0,
+                                  .header_timeout_s = S_HTTP_TIMEOUT_S,
+                                  .body_timeout_s = S_HTTP_TIMEOUT_S,
+                                  .idle_timeout_s = S_HTTP_TIMEOUT_S};
+    self->http = trove_http_new (S_HTTP_MAX_BODY);
+    if (!self->http || trove_http_set_limits (self->http, &limits) || trove_metrics_route (self, self->http))
         goto fail;
-    }
-    pthread_mutex_lock (&self->log_mutex);
-    self->last_error [0] = 0;
-    pthread_mutex_unlock (&self->log_mutex);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-    if (addr.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    uint16_t port = ntohs (addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *) &addr)->sin6_port
-                                                      : ((struct sockaddr_in *) &addr)->sin_port);
-    errno = 0;
-    //  The logger must come first to catch every message.
-    self->daemon =
-        MHD_start_daemon (flags, port, NULL, NULL, s_handle, self, MHD_OPTION_EXTERNAL_LOGGER, s_log, self,
-                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr, MHD_OPTION_CONNECTION_LIMIT,
-                          (unsigned) 16, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 10, MHD_OPTION_END);
-    if (!self->daemon) {
-        int error = errno;
-        pthread_mutex_lock (&self->log_mutex);
-        message = trove_strdupf ("metrics: cannot serve on %s: %s", address,
-                                 self->last_error [0] ? self->last_error
-                                 : error              ? strerror (error)
-                                                      : "libmicrohttpd failed to start");
-        pthread_mutex_unlock (&self->log_mutex);
+    if (trove_http_start (self->http, address, 1, &message))
         goto fail;
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    self->port = info && info->port ? info->port : port;
     return 0;
 fail:
+    if (self->http && !trove_http_port (self->http))
+        trove_http_destroy (&self->http);
     if (err)
         *err = message;
     else
@@ -993,5 +909,5 @@ uint16_t
 trove_metrics_port (trove_metrics_t *self)
 {
     assert (self);
-    return self->daemon ? self->port : 0;
+    return self->http ? trove_http_port (self->http) : 0;
 }

@@ -25,8 +25,7 @@
 
     Caveats: memory only; every value restarts from zero with the process
     (Prometheus handles counter resets). The HTTP endpoint has no TLS and no
-    authentication: bind it to loopback or a private interface. It accepts 16
-    connections at a time and drops a client idle for 10 s. A handle must not
+    authentication: bind it to loopback or a private interface. A handle must not
     be used after trove_metrics_destroy. Rendering holds the mutex, so a child
     being created waits for a render in progress (updates do not). */
 #ifndef TROVE_METRICS_H_INCLUDED
@@ -48,6 +47,7 @@ typedef struct _trove_metrics_t trove_metrics_t;
 typedef struct _trove_counter_t trove_counter_t;
 typedef struct _trove_gauge_t trove_gauge_t;
 typedef struct _trove_histogram_t trove_histogram_t;
+typedef struct _trove_http_t trove_http_t;
 
 //  An empty registry. NULL on OOM.
 trove_metrics_t *trove_metrics_new (void);
@@ -117,16 +117,26 @@ int trove_metrics_process_start (trove_metrics_t *self);
 //  in "\n" ("" when empty). The caller frees it. NULL on OOM.
 char *trove_metrics_render (trove_metrics_t *self);
 
-//  Serve the registry over HTTP from a thread of its own (libmicrohttpd),
-//  bound to address only: "127.0.0.1:9100" or "[::1]:9100" (numeric
-//  addresses only; port 0 picks a free port, see trove_metrics_port).
-//  GET (or HEAD) /metrics answers 200 with Content-Type
-//  "text/plain; version=0.0.4"; any other path answers 404, any other method
-//  405. Runs until trove_metrics_destroy.
+//  Serve the registry over HTTP on a listener of its own (trove_http, one
+//  thread), bound to address only: "127.0.0.1:9100" or "[::1]:9100"
+//  (numeric addresses only; port 0 picks a free port, see
+//  trove_metrics_port). The routes are trove_metrics_route's; any other
+//  path answers 404, any other method 405 (JSON errors, as trove_http's).
+//  At most 16 connections, each dropped after 10 s idle. Runs until
+//  trove_metrics_destroy.
 //  Returns 0, or -1 when the address does not parse, when already serving,
 //  or when the server cannot start (address in use, no permission); then,
-//  when err is not NULL, *err is a message the caller frees (or NULL on OOM).
+//  when err is not NULL, *err is a message naming the address that the
+//  caller frees (or NULL on OOM).
 int trove_metrics_serve (trove_metrics_t *self, const char *address, char **err);
+
+//  Add GET and HEAD /metrics to http (not started yet), open to every
+//  client even when http authenticates its other routes: a process whose
+//  metrics and API addresses are the same serves both on one listener.
+//  GET answers 200 with Content-Type "text/plain; version=0.0.4" and the
+//  registry; HEAD the same without the body. The registry must outlive
+//  http. Returns 0, or -1 (http started, out of memory).
+int trove_metrics_route (trove_metrics_t *self, trove_http_t *http);
 
 //  The port the server listens on, 0 when not serving.
 uint16_t trove_metrics_port (trove_metrics_t *self);

@@ -22,7 +22,7 @@
 #include "trove_cfg.h"
 #include "trove_client.h"
 #include "trove_engine.h"
-#include "trove_harden.h"
+#include "trove_daemon.h"
 #include "trove_hash.h"
 #include "trove_msg.h"
 #include "trove_rules.h"
@@ -32,7 +32,6 @@
 
 #include <czmq.h>
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <lmdb.h>
 #include <sodium.h>
@@ -755,59 +754,26 @@ s_control (s_rec_t *self)
     zframe_destroy (&routing_id);
 }
 
+static const trove_daemon_spec_t s_spec = {
+    .role = "reconciler",
+    .name_option = "--shard",
+    .usage = "usage: trove-reconciler --config FILE --shard NAME\n",
+};
+
 int
 main (int argc, char **argv)
 {
-    const char *config = NULL, *shard_name = NULL;
-    static const struct option options [] = {{"config", required_argument, NULL, 'c'},
-                                             {"shard", required_argument, NULL, 's'},
-                                             {NULL, 0, NULL, 0}};
-    int c;
-    while ((c = getopt_long (argc, argv, "", options, NULL)) != -1) {
-        if (c == 'c')
-            config = optarg;
-        else if (c == 's')
-            shard_name = optarg;
-        else {
-            fprintf (stderr, "usage: trove-reconciler --config FILE --shard NAME\n");
-            return 2;
-        }
-    }
-    if (!config || !shard_name) {
-        fprintf (stderr, "usage: trove-reconciler --config FILE --shard NAME\n");
-        return 2;
-    }
-    char logname [128];
-    snprintf (logname, sizeof logname, "trove-reconciler/%s", shard_name);
-    trove_log_init (logname);
+    int rc;
     //  Files this process creates (the replica, run reports) are the service
-    //  user's only.
-    umask (077);
-    if (sodium_init () < 0) {
-        trove_log ('E', "libsodium failed to initialise");
-        return 1;
-    }
-    int rc = 1;
-    char *err = NULL;
+    //  user's only (trove_daemon: umask 077).
+    trove_daemon_t *daemon = trove_daemon_new (&s_spec, argc, argv, &rc);
+    if (!daemon)
+        return rc;
+    rc = 1;
     s_rec_t self = {0};
-    self.name = shard_name;
-    self.cfg = trove_cfg_load (config, &err);
-    if (!self.cfg) {
-        trove_log ('E', "%s", err);
-        goto done;
-    }
-    self.shard = SIZE_MAX;
-    for (size_t i = 0; i < trove_cfg_shards (self.cfg); i++)
-        if (strcmp (trove_cfg_shard_name (self.cfg, i), shard_name) == 0)
-            self.shard = i;
-    if (self.shard == SIZE_MAX) {
-        trove_log ('E', "shard '%s' is not in %s", shard_name, config);
-        goto done;
-    }
-    if (trove_harden_check (self.cfg, "reconciler", shard_name, &err)) {
-        trove_log ('E', "%s", err);
-        goto done;
-    }
+    self.cfg = trove_daemon_cfg (daemon);
+    self.shard = trove_daemon_index (daemon);
+    const char *shard_name = self.name = trove_daemon_name (daemon);
     self.replica_dir = strdup (trove_cfg_shard_replica (self.cfg, self.shard));
     int mrc;
     MDB_txn *txn;
@@ -827,10 +793,8 @@ main (int argc, char **argv)
         goto done;
     }
     //  No metrics here: refused peers are logged only.
-    if (trove_curve_start (self.cfg, NULL, true, &err)) {
-        trove_log ('E', "%s", err);
+    if (trove_daemon_secure (daemon))
         goto done;
-    }
     size_t max_frame = trove_cfg_limits (self.cfg)->max_frame;
     //  Bind before connecting: a control address this host cannot bind
     //  stops the reconciler before it sends a packet anywhere.
@@ -882,13 +846,11 @@ main (int argc, char **argv)
     trove_log ('I', "reconciler %s stopping", shard_name);
     rc = 0;
 done:
-    free (err);
     zsock_destroy (&self.control);
     zsock_destroy (&self.events_sock);
-    trove_curve_stop ();
     if (self.env)
         mdb_env_close (self.env);
     free (self.replica_dir);
-    trove_cfg_destroy (&self.cfg);
+    trove_daemon_destroy (&daemon);
     return rc;
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "trove_http.h"
 #include "trove_metrics.h"
 #include "trove_util.h"
 
@@ -873,6 +874,65 @@ test_http_endpoint (void **state)
     close (fd);
 }
 
+//  Refuses every key: only open routes answer without one.
+static const void *
+s_refuse_all (void *arg, const trove_http_request_t *req, trove_http_response_t *resp)
+{
+    (void) arg, (void) req, (void) resp;
+    return NULL;
+}
+
+static void
+s_api_route (void *arg, const trove_http_request_t *req, trove_http_response_t *resp)
+{
+    (void) arg, (void) req;
+    trove_http_reply (resp, 200, strdup ("{}"));
+}
+
+//  Metrics and API on one address: one listener, /metrics open to
+//  Prometheus while every other route still needs a key.
+static void
+test_route_on_api_listener (void **state)
+{
+    (void) state;
+    trove_metrics_t *m = trove_metrics_new ();
+    trove_counter_add (trove_metrics_counter (m, "trove_shared_total", "Shared.", NULL, NULL), 7);
+    trove_http_t *http = trove_http_new (1024);
+    assert_non_null (http);
+    assert_int_equal (trove_http_set_auth (http, s_refuse_all, NULL), 0);
+    assert_int_equal (trove_http_route (http, "GET", "/v1/thing", s_api_route, NULL), 0);
+    assert_int_equal (trove_metrics_route (m, http), 0);
+    char *err = NULL;
+    assert_int_equal (trove_http_start (http, "127.0.0.1:0", 2, &err), 0);
+    uint16_t port = trove_http_port (http);
+
+    char *reply = s_http (port, "GET /metrics HTTP/1.0\r\n\r\n");
+    assert_true (strncmp (reply + 8, " 200 ", 5) == 0);
+    char type [128];
+    assert_true (s_header (reply, "Content-Type", type, sizeof type));
+    assert_string_equal (type, "text/plain; version=0.0.4");
+    assert_non_null (strstr (reply, "trove_shared_total 7\n"));
+    free (reply);
+    reply = s_http (port, "HEAD /metrics HTTP/1.0\r\n\r\n");
+    assert_true (strncmp (reply + 8, " 200 ", 5) == 0);
+    free (reply);
+    //  The key still guards the rest, /metrics under another method too.
+    reply = s_http (port, "GET /v1/thing HTTP/1.0\r\n\r\n");
+    assert_true (strncmp (reply + 8, " 401 ", 5) == 0);
+    free (reply);
+    reply = s_http (port, "POST /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n");
+    assert_true (strncmp (reply + 8, " 401 ", 5) == 0);
+    free (reply);
+    reply = s_http (port, "GET /metricsx HTTP/1.0\r\n\r\n");
+    assert_true (strncmp (reply + 8, " 401 ", 5) == 0);
+    free (reply);
+
+    //  A route cannot be added to a started server.
+    assert_int_equal (trove_metrics_route (m, http), -1);
+    trove_http_destroy (&http);
+    trove_metrics_destroy (&m);
+}
+
 static void
 test_serve_bad_address (void **state)
 {
@@ -975,6 +1035,7 @@ main (void)
         cmocka_unit_test (test_invalid_names_refused), cmocka_unit_test (test_same_name_rules),
         cmocka_unit_test (test_child_bound),           cmocka_unit_test (test_concurrent_updates),
         cmocka_unit_test (test_http_endpoint),         cmocka_unit_test (test_serve_bad_address),
+        cmocka_unit_test (test_route_on_api_listener),
         cmocka_unit_test (test_strict_parser_rejects), cmocka_unit_test (test_process_start),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
