@@ -1,5 +1,6 @@
 /*  trove_api - GET routes of the query API. See trove_api.h. */
 #include "trove_api.h"
+#include "trove_error.h"
 #include "trove_board.h"
 #include "trove_client.h"
 #include "trove_hash.h"
@@ -114,7 +115,7 @@ s_json (trove_http_response_t *resp, json_t *value)
     if (text)
         trove_http_reply (resp, 200, text);
     else
-        trove_http_reply_error (resp, 500, "internal", "cannot build the answer");
+        trove_http_reply_error (resp, 500, trove_strerror (TROVE_E_INTERNAL), "cannot build the answer");
 }
 
 //  The same with a sentence made from a format.
@@ -145,7 +146,8 @@ static bool
 s_failed (trove_http_response_t *resp, const Trove__QueryReply *reply, char *err)
 {
     if (!reply) {
-        s_unavailable (resp, "shard_unavailable", err ? err : "a shard did not answer");
+        s_unavailable (resp, trove_strerror (TROVE_E_SHARD_UNAVAILABLE),
+                       err ? err : "a shard did not answer");
         free (err);
         return true;
     }
@@ -153,20 +155,41 @@ s_failed (trove_http_response_t *resp, const Trove__QueryReply *reply, char *err
     const char *e = reply->error;
     if (!e || !*e)
         return false;
-    if (strncmp (e, "cost_limit", 10) == 0)
-        trove_http_reply_error (resp, 422, "cost_limit", e);
-    else if (strcmp (e, "not_found") == 0)
-        trove_http_reply_error (resp, 404, "not_found", "no such coin");
-    else if (strncmp (e, "excluded", 8) == 0)
-        trove_http_reply_error (resp, 404, "excluded", e);
-    else if (strncmp (e, "bad period", 10) == 0)
-        trove_http_reply_error (resp, 400, "bad_period", e);
-    else if (strncmp (e, "missing ", 8) == 0 || strcmp (e, "bad cursor") == 0)
-        trove_http_reply_error (resp, 400, "bad_request", e);
-    else if (strcmp (e, "storage_error") == 0)
-        trove_http_reply_error (resp, 500, "storage_error", "a shard cannot read its ledger");
-    else
-        trove_http_reply_error (resp, 500, "internal", e);
+    //  The scorer's and the router's texts, by the code they start with
+    switch (trove_error_parse (e)) {
+        case TROVE_E_COST_LIMIT:
+            trove_http_reply_error (resp, 422, trove_strerror (TROVE_E_COST_LIMIT), e);
+            break;
+        case TROVE_E_NOT_FOUND:
+            if (strcmp (e, trove_strerror (TROVE_E_NOT_FOUND)) == 0) {
+                trove_http_reply_error (resp, 404, trove_strerror (TROVE_E_NOT_FOUND), "no such coin");
+                break;
+            }
+            trove_http_reply_error (resp, 500, trove_strerror (TROVE_E_INTERNAL), e);
+            break;
+        case TROVE_E_EXCLUDED:
+            trove_http_reply_error (resp, 404, trove_strerror (TROVE_E_EXCLUDED), e);
+            break;
+        case TROVE_E_PERIOD_TEXT:
+            trove_http_reply_error (resp, 400, trove_strerror (TROVE_E_BAD_PERIOD), e);
+            break;
+        case TROVE_E_MISSING_USER:
+        case TROVE_E_MISSING_HUNT:
+        case TROVE_E_BAD_CURSOR:
+            trove_http_reply_error (resp, 400, trove_strerror (TROVE_E_BAD_REQUEST), e);
+            break;
+        case TROVE_E_STORAGE_ERROR:
+            if (strcmp (e, trove_strerror (TROVE_E_STORAGE_ERROR)) == 0) {
+                trove_http_reply_error (resp, 500, trove_strerror (TROVE_E_STORAGE_ERROR),
+                                        "a shard cannot read its ledger");
+                break;
+            }
+            trove_http_reply_error (resp, 500, trove_strerror (TROVE_E_INTERNAL), e);
+            break;
+        default:
+            trove_http_reply_error (resp, 500, trove_strerror (TROVE_E_INTERNAL), e);
+            break;
+    }
     return true;
 }
 
@@ -189,8 +212,9 @@ s_authorized (trove_api_t *self, const trove_http_request_t *req, trove_http_res
         const char *key = trove_http_bearer (req, &len);
         who = key ? trove_sources_key (sources, key, len) : NULL;
         if (!who) {
-            trove_http_reply_error (resp, 401, "unauthorized",
-                                    key ? "the key matches no source" : "missing header Authorization: Bearer KEY");
+            trove_http_reply_error (resp, 401, trove_strerror (TROVE_E_UNAUTHORIZED),
+                                    key ? "the key matches no source"
+                                        : "missing header Authorization: Bearer KEY");
             trove_http_reply_header (resp, "WWW-Authenticate", "Bearer realm=\"trove\"");
             return NULL;
         }
@@ -208,13 +232,14 @@ s_authorized (trove_api_t *self, const trove_http_request_t *req, trove_http_res
     if (rc) {
         char after [24];
         snprintf (after, sizeof after, "%ld", wait_s > 0 ? wait_s : 1);
-        json_t *root = json_pack ("{s:s, s:s, s:s, s:I}", "error", "rate_limited", "scope", "read", "detail",
-                                  "too many reads for this source; retry after Retry-After seconds",
-                                  "retry_after_s", (json_int_t) (wait_s > 0 ? wait_s : 1));
+        json_t *root =
+            json_pack ("{s:s, s:s, s:s, s:I}", "error", trove_strerror (TROVE_E_RATE_LIMITED), "scope",
+                       "read", "detail", "too many reads for this source; retry after Retry-After seconds",
+                       "retry_after_s", (json_int_t) (wait_s > 0 ? wait_s : 1));
         char *text = root ? json_dumps (root, JSON_COMPACT) : NULL;
         json_decref (root);
         trove_http_reply (resp, 429, text);
-        trove_http_reply_code (resp, "rate_limited");
+        trove_http_reply_code (resp, trove_strerror (TROVE_E_RATE_LIMITED));
         trove_http_reply_header (resp, "Retry-After", after);
         return NULL;
     }
@@ -275,11 +300,11 @@ s_split (const trove_http_request_t *req, trove_http_response_t *resp, s_path_t 
         const char *slash = strchr (p, '/');
         size_t len = slash ? (size_t) (slash - p) : strlen (p);
         if (len == 0 || path->n == S_MAX_SEGMENTS) {
-            s_error (resp, 404, "not_found", "no such path: want %s", want);
+            s_error (resp, 404, trove_strerror (TROVE_E_NOT_FOUND), "no such path: want %s", want);
             return false;
         }
         if (trove_http_unescape (p, len, path->seg [path->n], sizeof path->seg [0]) < 0) {
-            s_error (resp, 400, "bad_path",
+            s_error (resp, 400, trove_strerror (TROVE_E_BAD_PATH),
                      "a path segment is not percent-encoded UTF-8 text (at most %d bytes, no control "
                      "characters)",
                      S_SEGMENT_MAX);
@@ -309,13 +334,13 @@ s_params (const trove_http_request_t *req, trove_http_response_t *resp, const ch
         //  Echoed only when it is short text.
         const char *shown = len <= 40 && trove_utf8_valid (name, len) ? name : "?";
         if (!known) {
-            s_error (resp, 400, "bad_param", "unknown parameter '%s'; this path takes %s", shown,
-                     *allowed ? allowed : "none");
+            s_error (resp, 400, trove_strerror (TROVE_E_BAD_PARAM),
+                     "unknown parameter '%s'; this path takes %s", shown, *allowed ? allowed : "none");
             return false;
         }
         for (size_t j = 0; j < i; j++)
             if (req->args [2 * j] && strcmp (req->args [2 * j], name) == 0) {
-                s_error (resp, 400, "bad_param", "parameter '%s' given twice", shown);
+                s_error (resp, 400, trove_strerror (TROVE_E_BAD_PARAM), "parameter '%s' given twice", shown);
                 return false;
             }
     }
@@ -342,7 +367,8 @@ s_number (const trove_http_request_t *req, trove_http_response_t *resp, const ch
         return true;
     long v = s_digits (text, 9) ? strtol (text, NULL, 10) : -1;
     if (v < lo || v > hi) {
-        s_error (resp, 400, "bad_param", "%s: want an integer in %ld..%ld", name, lo, hi);
+        s_error (resp, 400, trove_strerror (TROVE_E_BAD_PARAM), "%s: want an integer in %ld..%ld", name, lo,
+                 hi);
         return false;
     }
     *value_p = v;
@@ -362,7 +388,8 @@ s_check_user (trove_http_response_t *resp, const char *user)
 {
     if (s_user_ok (user))
         return true;
-    s_error (resp, 400, "bad_user", "a user id is 1 to %d bytes of UTF-8 text", S_USER_MAX);
+    s_error (resp, 400, trove_strerror (TROVE_E_BAD_USER), "a user id is 1 to %d bytes of UTF-8 text",
+             S_USER_MAX);
     return false;
 }
 
@@ -375,7 +402,7 @@ s_check_hunt (trove_http_response_t *resp, const char *hunt)
         || (len >= 1 && len <= S_HUNT_MAX
             && strspn (hunt, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == len))
         return true;
-    s_error (resp, 400, "bad_hunt",
+    s_error (resp, 400, trove_strerror (TROVE_E_BAD_HUNT),
              "a hunt id is 1 to %d characters of A-Z a-z 0-9 . _ -, or * for every hunt", S_HUNT_MAX);
     return false;
 }
@@ -386,7 +413,8 @@ s_router_or_503 (trove_api_t *self, trove_http_response_t *resp)
 {
     trove_router_t *router = s_router (self);
     if (!router)
-        s_unavailable (resp, "overloaded", "cannot open the sockets to the shards; retry later");
+        s_unavailable (resp, trove_strerror (TROVE_E_OVERLOADED),
+                       "cannot open the sockets to the shards; retry later");
     return router;
 }
 
@@ -407,7 +435,7 @@ s_users (void *arg, const trove_http_request_t *req, trove_http_response_t *resp
         return;
     const char *what = path.n == 2 ? path.seg [1] : "";
     if (strcmp (what, "balance") && strcmp (what, "coins") && strcmp (what, "progress")) {
-        s_error (resp, 404, "not_found", "no such path: want %s", want);
+        s_error (resp, 404, trove_strerror (TROVE_E_NOT_FOUND), "no such path: want %s", want);
         return;
     }
     const char *user = path.seg [0];
@@ -418,7 +446,8 @@ s_users (void *arg, const trove_http_request_t *req, trove_http_response_t *resp
         return;
     const char *cursor = coins ? trove_http_arg (req, "cursor") : NULL;
     if (cursor && *cursor && !s_digits (cursor, S_CURSOR_DIGITS)) {
-        trove_http_reply_error (resp, 400, "bad_param", "cursor: want the next_cursor of the previous page");
+        trove_http_reply_error (resp, 400, trove_strerror (TROVE_E_BAD_PARAM),
+                                "cursor: want the next_cursor of the previous page");
         return;
     }
     trove_router_t *router = s_router_or_503 (self, resp);
@@ -462,12 +491,14 @@ s_coins (void *arg, const trove_http_request_t *req, trove_http_response_t *resp
     if (!s_split (req, resp, &path, "/v1/coins/{id}"))
         return;
     if (path.n != 1) {
-        trove_http_reply_error (resp, 404, "not_found", "no such path: want /v1/coins/{id}");
+        trove_http_reply_error (resp, 404, trove_strerror (TROVE_E_NOT_FOUND),
+                                "no such path: want /v1/coins/{id}");
         return;
     }
     const char *id = path.seg [0];
     if (strlen (id) != TROVE_COIN_ID_LEN || strspn (id, "0123456789abcdef") != TROVE_COIN_ID_LEN) {
-        s_error (resp, 400, "bad_coin_id", "a coin id is %d lowercase hex digits", TROVE_COIN_ID_LEN);
+        s_error (resp, 400, trove_strerror (TROVE_E_BAD_COIN_ID), "a coin id is %d lowercase hex digits",
+                 TROVE_COIN_ID_LEN);
         return;
     }
     if (!s_params (req, resp, ""))
@@ -507,7 +538,7 @@ s_boards (void *arg, const trove_http_request_t *req, trove_http_response_t *res
     bool periods = path.n == 2 && strcmp (path.seg [1], "periods") == 0;
     bool around = path.n == 3 && strcmp (path.seg [1], "around") == 0;
     if (!top && !periods && !around) {
-        s_error (resp, 404, "not_found", "no such path: want %s", want);
+        s_error (resp, 404, trove_strerror (TROVE_E_NOT_FOUND), "no such path: want %s", want);
         return;
     }
     const char *hunt = path.seg [0], *user = around ? path.seg [2] : NULL;
@@ -523,7 +554,7 @@ s_boards (void *arg, const trove_http_request_t *req, trove_http_response_t *res
     const char *period = trove_http_arg (req, "period");
     period = period ? period : "all";
     if (!periods && !trove_board_period_valid (hunt, period)) {
-        trove_http_reply_error (resp, 400, "bad_period",
+        trove_http_reply_error (resp, 400, trove_strerror (TROVE_E_BAD_PERIOD),
                                 "period: want all, day:YYYY-MM-DD or week:YYYY-MM-DD (a Monday); "
                                 "\"*\" has only all");
         return;
@@ -540,7 +571,7 @@ s_boards (void *arg, const trove_http_request_t *req, trove_http_response_t *res
             digits [len] = 0;
         }
         if (!s_digits (digits, S_SCORE_DIGITS) || !s_user_ok (colon + 1)) {
-            trove_http_reply_error (resp, 400, "bad_param",
+            trove_http_reply_error (resp, 400, trove_strerror (TROVE_E_BAD_PARAM),
                                     "after: want SCORE:USER (the last entry of the previous page)");
             return;
         }

@@ -4,6 +4,7 @@
     it is malloc'd (protobuf-c's default allocator), so fields are replaced
     with malloc'd copies and trove__hunt_state__free_unpacked frees it all. */
 #include "trove_engine.h"
+#include "trove_error.h"
 #include "trove_event.h"
 #include "trove_msg.h"
 #include "trove_tz.h"
@@ -128,7 +129,7 @@ s_coin_new (const char *user, const trove_hunt_t *v, const trove_rule_t *r, cons
     c->user = strdup (user);
     c->hunt = strdup (v->hunt);
     c->rule = strdup (r->id);
-    c->reason = strdup ("scored");
+    c->reason = strdup (trove_strerror (TROVE_REASON_SCORED));
     c->rule_version = v->version;
     c->value = r->coins;
     c->event_ts_ms = ev->ts_ms;
@@ -676,7 +677,8 @@ s_replay (s_ctx_t *ctx, size_t h, Trove__HuntState *hs, const Trove__Event *trig
             continue;
         bool earned =
             trigger && s_refs_have (fresh.v [i]->events, fresh.v [i]->n_events, trigger->source, trigger->id);
-        rc = s_emit (ctx, fresh.v [i], false, earned ? "scored" : "rescored");
+        rc = s_emit (ctx, fresh.v [i], false,
+                     earned ? trove_strerror (TROVE_REASON_SCORED) : trove_strerror (TROVE_REASON_RESCORED));
     }
     if (rc == 0) {
         //  The tail now lists what the ledger holds for the buffer.
@@ -802,7 +804,7 @@ static int
 s_emit_all (s_ctx_t *ctx, s_coins_t *coins)
 {
     for (size_t i = 0; i < coins->n; i++)
-        if (s_emit (ctx, coins->v [i], false, "scored"))
+        if (s_emit (ctx, coins->v [i], false, trove_strerror (TROVE_REASON_SCORED)))
             return -1;
     return 0;
 }
@@ -854,7 +856,7 @@ s_score_stateful (s_ctx_t *ctx, const trove_store_t *store, size_t h, const trov
     if (fresh || ev->ts_ms > hs->max_ts)
         hs->max_ts = ev->ts_ms;
     if (rc == 0)
-        rc = s_replay (ctx, h, hs, ev, "rescored");
+        rc = s_replay (ctx, h, hs, ev, trove_strerror (TROVE_REASON_RESCORED));
     if (rc == 0)
         rc = s_fold (ctx, h, hs, v->lateness_ms);
     if (rc == 0)
@@ -886,7 +888,7 @@ s_undo (s_ctx_t *ctx, const trove_store_t *store, const char *source, const char
             trove__buffered_event__free_unpacked (hs->buffer [i], NULL);
             memmove (hs->buffer + i, hs->buffer + i + 1, (hs->n_buffer - i - 1) * sizeof *hs->buffer);
             hs->n_buffer--;
-            rc = s_replay (ctx, h, hs, NULL, "undo");
+            rc = s_replay (ctx, h, hs, NULL, trove_strerror (TROVE_REASON_UNDO));
             if (rc == 0)
                 rc = s_state_save (ctx, store, hs);
             break;
@@ -1005,7 +1007,7 @@ trove_engine_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t 
                 .event_ts_ms = ev->ts_ms,
                 .local_day = (int32_t) trove_tz_day (v->tz, ev->ts_ms),
                 .accepted_us = accepted_us,
-                .reason = "scored",
+                .reason = trove_strerror (TROVE_REASON_SCORED),
             };
             if (emit (arg, &ch))
                 rc = -1;
@@ -1228,7 +1230,7 @@ trove_engine_derive_into (const trove_rules_t *rules, Trove__Event *const *event
     s_ctx_t ctx = {rules, NULL, emit, arg};
     rc = 0;
     for (size_t i = 0; i < nlive && rc == 0; i++)
-        rc = s_emit (&ctx, list [i], false, "scored");
+        rc = s_emit (&ctx, list [i], false, trove_strerror (TROVE_REASON_SCORED));
 done:
     free (list);
     free (sorted);

@@ -59,6 +59,10 @@ static const char *const s_text [TROVE_E_COUNT_] = {
     [TROVE_E_UNKNOWN_KIND] = "unknown query kind",
     [TROVE_E_NO_MEMORY] = "out of memory",
     [TROVE_E_NO_RULES] = "no rules loaded",
+    [TROVE_REASON_SCORED] = "scored",
+    [TROVE_REASON_RESCORED] = "rescored",
+    [TROVE_REASON_UNDO] = "undo",
+    [TROVE_REASON_RECONCILED] = "reconciled",
 };
 
 const char *

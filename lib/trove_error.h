@@ -88,14 +88,20 @@ typedef enum {
     TROVE_E_BAD_PERIOD,
     //  The scorer's query texts, older than the codes and kept as they are
     //  on the wire: trove_api maps them onto the HTTP codes above.
-    TROVE_E_MISSING_USER,      //  "missing user"
-    TROVE_E_MISSING_HUNT,      //  "missing hunt"
-    TROVE_E_PERIOD_TEXT,       //  "bad period" (HTTP: bad_period)
-    TROVE_E_BAD_CURSOR,        //  "bad cursor"
-    TROVE_E_UNKNOWN_KIND,      //  "unknown query kind"
-    TROVE_E_NO_MEMORY,         //  "out of memory"
-    TROVE_E_NO_RULES,          //  "no rules loaded"
-    TROVE_E_COUNT_             //  not a code: the number of codes
+    TROVE_E_MISSING_USER,  //  "missing user"
+    TROVE_E_MISSING_HUNT,  //  "missing hunt"
+    TROVE_E_PERIOD_TEXT,   //  "bad period" (HTTP: bad_period)
+    TROVE_E_BAD_CURSOR,    //  "bad cursor"
+    TROVE_E_UNKNOWN_KIND,  //  "unknown query kind"
+    TROVE_E_NO_MEMORY,     //  "out of memory"
+    TROVE_E_NO_RULES,      //  "no rules loaded"
+
+    //  Why a coin entry was written (Coin.reason; docs/rules.md)
+    TROVE_REASON_SCORED,      //  minted by the event that earned it
+    TROVE_REASON_RESCORED,    //  minted or revoked by re-scoring (a late event)
+    TROVE_REASON_UNDO,        //  revoked or minted by an undo event
+    TROVE_REASON_RECONCILED,  //  written by a reconciler repair
+    TROVE_E_COUNT_            //  not a code: the number of codes
 } trove_err_t;
 
 //  The wire text of code: a static string, never NULL ("internal" for a

@@ -1,5 +1,6 @@
 /*  trove_event - validation and JSON for events. */
 #include "trove_event.h"
+#include "trove_error.h"
 #include "trove_util.h"
 
 #include <assert.h>
@@ -18,15 +19,15 @@ s_check_text (const char *field, const char *value, size_t max, bool required, c
         if (!required)
             return NULL;
         snprintf (detail, size, "'%s' is missing or empty", field);
-        return "missing_field";
+        return trove_strerror (TROVE_E_MISSING_FIELD);
     }
     if (len > max) {
         snprintf (detail, size, "'%s' is %zu bytes, limit %zu", field, len, max);
-        return "too_long";
+        return trove_strerror (TROVE_E_TOO_LONG);
     }
     if (!trove_utf8_valid (value, len)) {
         snprintf (detail, size, "'%s' is not valid UTF-8 text", field);
-        return "bad_utf8";
+        return trove_strerror (TROVE_E_BAD_UTF8);
     }
     return NULL;
 }
@@ -76,26 +77,26 @@ trove_event_check (const Trove__Event *ev, const trove_cfg_t *cfg, int64_t now_m
     if (hidden) {
         snprintf (detail, size, "'user' holds U+%04X, an invisible or format character (controls, "
                   "bidirectional marks, zero-width characters are refused)", (unsigned) hidden);
-        return "invisible_char";
+        return trove_strerror (TROVE_E_INVISIBLE_CHAR);
     }
     if (!trove_cfg_source_known (cfg, ev->source)) {
         snprintf (detail, size, "source '%s' is not declared in the cluster config", ev->source);
-        return "unknown_source";
+        return trove_strerror (TROVE_E_UNKNOWN_SOURCE);
     }
     if (ev->ts_ms == 0) {
         snprintf (detail, size, "'ts' is missing");
-        return "missing_field";
+        return trove_strerror (TROVE_E_MISSING_FIELD);
     }
     if (ev->ts_ms < now_ms - lim->max_past_ms || ev->ts_ms > now_ms + lim->max_future_ms) {
         char ts [40];
         trove_format_rfc3339 (ev->ts_ms, ts, sizeof ts);
         snprintf (detail, size, "ts %s is more than %lld s in the past or %lld s in the future", ts,
                   (long long) (lim->max_past_ms / 1000), (long long) (lim->max_future_ms / 1000));
-        return "bad_ts";
+        return trove_strerror (TROVE_E_BAD_TS);
     }
     if (ev->n_attrs > lim->max_attrs) {
         snprintf (detail, size, "%zu attributes, limit %zu", ev->n_attrs, lim->max_attrs);
-        return "too_many_attrs";
+        return trove_strerror (TROVE_E_TOO_MANY_ATTRS);
     }
     for (size_t i = 0; i < ev->n_attrs; i++) {
         const Trove__Attr *a = ev->attrs [i];
@@ -104,7 +105,7 @@ trove_event_check (const Trove__Event *ev, const trove_cfg_t *cfg, int64_t now_m
         for (size_t j = 0; j < i; j++)
             if (strcmp (ev->attrs [j]->key, a->key) == 0) {
                 snprintf (detail, size, "attribute '%s' appears twice", a->key);
-                return "bad_attr";
+                return trove_strerror (TROVE_E_BAD_ATTR);
             }
         switch (a->value_case) {
             case TROVE__ATTR__VALUE_S:
@@ -114,14 +115,14 @@ trove_event_check (const Trove__Event *ev, const trove_cfg_t *cfg, int64_t now_m
             case TROVE__ATTR__VALUE_N:
                 if (!isfinite (a->n)) {
                     snprintf (detail, size, "attribute '%s' is not a finite number", a->key);
-                    return "bad_attr";
+                    return trove_strerror (TROVE_E_BAD_ATTR);
                 }
                 break;
             case TROVE__ATTR__VALUE_B:
                 break;
             default:
                 snprintf (detail, size, "attribute '%s' has no value", a->key);
-                return "bad_attr";
+                return trove_strerror (TROVE_E_BAD_ATTR);
         }
     }
     if (strcmp (ev->type, "undo") == 0) {
@@ -134,7 +135,7 @@ trove_event_check (const Trove__Event *ev, const trove_cfg_t *cfg, int64_t now_m
                     found = ev->attrs [i];
             if (!found || found->value_case != TROVE__ATTR__VALUE_S || !*found->s) {
                 snprintf (detail, size, "an undo event needs the string attribute '%s'", keys [k]);
-                return "bad_undo";
+                return trove_strerror (TROVE_E_BAD_UNDO);
             }
         }
     }
@@ -220,7 +221,7 @@ fail:
 Trove__Event *
 trove_event_from_json (const char *text, size_t len, const char **reason_p, char **err_p)
 {
-    const char *reason = "bad_json";
+    const char *reason = trove_strerror (TROVE_E_BAD_JSON);
     char *err = NULL;
     Trove__Event *ev = NULL;
     json_error_t jerr;
@@ -255,7 +256,7 @@ trove_event_from_json (const char *text, size_t len, const char **reason_p, char
                                                   : NULL;
         if (slot) {
             if (!json_is_string (value)) {
-                reason = "missing_field";
+                reason = trove_strerror (TROVE_E_MISSING_FIELD);
                 err = trove_strdupf ("'%s' must be a string", key);
                 goto fail;
             }
@@ -268,14 +269,14 @@ trove_event_from_json (const char *text, size_t len, const char **reason_p, char
             if (json_is_integer (value))
                 ev->ts_ms = json_integer_value (value);
             else if (!json_is_string (value) || trove_parse_rfc3339 (json_string_value (value), &ev->ts_ms)) {
-                reason = "bad_ts";
+                reason = trove_strerror (TROVE_E_BAD_TS);
                 err = trove_strdupf ("'ts' must be RFC 3339 text or integer epoch milliseconds");
                 goto fail;
             }
         }
         else if (strcmp (key, "attrs") == 0) {
             if (!json_is_object (value)) {
-                reason = "bad_attr";
+                reason = trove_strerror (TROVE_E_BAD_ATTR);
                 err = trove_strdupf ("'attrs' must be an object");
                 goto fail;
             }
@@ -310,14 +311,14 @@ trove_event_from_json (const char *text, size_t len, const char **reason_p, char
                     a->value_case = TROVE__ATTR__VALUE_B;
                 }
                 else {
-                    reason = "bad_attr";
+                    reason = trove_strerror (TROVE_E_BAD_ATTR);
                     err = trove_strdupf ("attribute '%s' must be a string, number or boolean", akey);
                     goto fail;
                 }
             }
         }
         else {
-            reason = "unknown_field";
+            reason = trove_strerror (TROVE_E_UNKNOWN_FIELD);
             err = trove_strdupf ("unknown field '%s'", key);
             goto fail;
         }
@@ -325,7 +326,7 @@ trove_event_from_json (const char *text, size_t len, const char **reason_p, char
     json_decref (root);
     return ev;
 oom:
-    reason = "internal";
+    reason = trove_strerror (TROVE_E_INTERNAL);
     free (err);
     err = strdup ("out of memory");
 fail:

@@ -1,5 +1,6 @@
 /*  trove_ingest - HTTP ingest handler: authenticate, decode, limit, submit. */
 #include "trove_ingest.h"
+#include "trove_error.h"
 #include "trove_event.h"
 #include "trove_msg.h"
 #include "trove_ratelimit.h"
@@ -224,7 +225,7 @@ s_item_decode (trove_ingest_item_t *item, const char *text, size_t len)
 {
     item->event = trove_event_from_json (text, len, &item->reason, &item->detail);
     if (!item->event && !item->reason)
-        item->reason = "bad_json";
+        item->reason = trove_strerror (TROVE_E_BAD_JSON);
 }
 
 static bool
@@ -248,7 +249,7 @@ trove_ingest_parse (const char *body, size_t size, const trove_ingest_limits_t *
            && (body [start] == ' ' || body [start] == '\t' || body [start] == '\r' || body [start] == '\n'))
         start++;
     if (start == size) {
-        *err_p = "empty";
+        *err_p = trove_strerror (TROVE_E_EMPTY);
         *detail_p = strdup ("the body holds no event");
         return 400;
     }
@@ -258,7 +259,7 @@ trove_ingest_parse (const char *body, size_t size, const trove_ingest_limits_t *
         json_error_t jerr;
         json_t *root = json_loadb (body, size, JSON_REJECT_DUPLICATES, &jerr);
         if (!root || !json_is_array (root)) {
-            *err_p = "bad_json";
+            *err_p = trove_strerror (TROVE_E_BAD_JSON);
             *detail_p = root ? strdup ("want a JSON array of events, or NDJSON")
                              : trove_strdupf ("invalid JSON array: %s (line %d)", jerr.text, jerr.line);
             json_decref (root);
@@ -267,7 +268,7 @@ trove_ingest_parse (const char *body, size_t size, const trove_ingest_limits_t *
         n = json_array_size (root);
         if (n == 0 || n > limits->max_batch) {
             json_decref (root);
-            *err_p = n ? "too_many_events" : "empty";
+            *err_p = n ? trove_strerror (TROVE_E_TOO_MANY_EVENTS) : trove_strerror (TROVE_E_EMPTY);
             *detail_p = n ? trove_strdupf ("%zu events, limit %zu per request", n, limits->max_batch)
                           : strdup ("the body holds no event");
             return n ? 413 : 400;
@@ -275,14 +276,14 @@ trove_ingest_parse (const char *body, size_t size, const trove_ingest_limits_t *
         items = calloc (n, sizeof *items);
         if (!items) {
             json_decref (root);
-            *err_p = "internal";
+            *err_p = trove_strerror (TROVE_E_INTERNAL);
             *detail_p = strdup ("out of memory");
             return 503;
         }
         for (size_t i = 0; i < n; i++) {
             json_t *element = json_array_get (root, i);
             if (!json_is_object (element)) {
-                items [i].reason = "bad_json";
+                items [i].reason = trove_strerror (TROVE_E_BAD_JSON);
                 items [i].detail = strdup ("an event must be a JSON object");
                 continue;
             }
@@ -290,7 +291,7 @@ trove_ingest_parse (const char *body, size_t size, const trove_ingest_limits_t *
             //  JSON line, from its compact text.
             char *text = json_dumps (element, JSON_COMPACT | JSON_PRESERVE_ORDER);
             if (text && strlen (text) > limits->max_event) {
-                *err_p = "event_too_large";
+                *err_p = trove_strerror (TROVE_E_EVENT_TOO_LARGE);
                 *detail_p =
                     trove_strdupf ("event %zu is %zu bytes, limit %zu", i, strlen (text), limits->max_event);
                 free (text);
@@ -301,7 +302,7 @@ trove_ingest_parse (const char *body, size_t size, const trove_ingest_limits_t *
             if (text)
                 s_item_decode (&items [i], text, strlen (text));
             else {
-                items [i].reason = "internal";
+                items [i].reason = trove_strerror (TROVE_E_INTERNAL);
                 items [i].detail = strdup ("out of memory");
             }
             free (text);
@@ -316,13 +317,13 @@ trove_ingest_parse (const char *body, size_t size, const trove_ingest_limits_t *
             size_t len = nl ? (size_t) (nl - (body + p)) : size - p;
             if (!s_blank (body + p, len)) {
                 if (len > limits->max_event) {
-                    *err_p = "event_too_large";
+                    *err_p = trove_strerror (TROVE_E_EVENT_TOO_LARGE);
                     *detail_p =
                         trove_strdupf ("event %zu is %zu bytes, limit %zu", n, len, limits->max_event);
                     return 413;
                 }
                 if (++n > limits->max_batch) {
-                    *err_p = "too_many_events";
+                    *err_p = trove_strerror (TROVE_E_TOO_MANY_EVENTS);
                     *detail_p = trove_strdupf ("more than %zu events, limit %zu per request",
                                                limits->max_batch, limits->max_batch);
                     return 413;
@@ -332,7 +333,7 @@ trove_ingest_parse (const char *body, size_t size, const trove_ingest_limits_t *
         }
         items = calloc (n ? n : 1, sizeof *items);
         if (!items) {
-            *err_p = "internal";
+            *err_p = trove_strerror (TROVE_E_INTERNAL);
             *detail_p = strdup ("out of memory");
             return 503;
         }
@@ -424,7 +425,7 @@ s_inproc_submit (trove_ingest_t *self, uint64_t req_id, Trove__Event **events, s
     zsock_t *sock = pending && batch ? s_pool_take (self) : NULL;
     size_t npending = 0;
     for (size_t i = 0; i < n; i++) {
-        s_result (&results [i], TROVE__STATUS__RETRY, "overloaded",
+        s_result (&results [i], TROVE__STATUS__RETRY, trove_strerror (TROVE_E_OVERLOADED),
                   "the ingestor could not take the request");
         if (pending)
             pending [npending++] = i;
@@ -462,7 +463,8 @@ s_inproc_submit (trove_ingest_t *self, uint64_t req_id, Trove__Event **events, s
         }
         else if (sr->n_results != npending) {
             for (size_t k = 0; k < npending; k++)
-                s_result (&results [pending [k]], TROVE__STATUS__RETRY, "internal", "malformed answer");
+                s_result (&results [pending [k]], TROVE__STATUS__RETRY, trove_strerror (TROVE_E_INTERNAL),
+                          "malformed answer");
         }
         else
             for (size_t k = 0; k < npending; k++) {
@@ -509,8 +511,9 @@ s_refuse (trove_ingest_t *self, trove_http_response_t *resp, unsigned status, co
 static void
 s_unauthorized (trove_http_response_t *resp, bool had_key)
 {
-    trove_http_reply_error (resp, 401, "unauthorized",
-                            had_key ? "the key matches no source" : "missing header Authorization: Bearer KEY");
+    trove_http_reply_error (resp, 401, trove_strerror (TROVE_E_UNAUTHORIZED),
+                            had_key ? "the key matches no source"
+                                    : "missing header Authorization: Bearer KEY");
     trove_http_reply_header (resp, "WWW-Authenticate", "Bearer realm=\"trove\"");
 }
 
@@ -689,13 +692,14 @@ trove_ingest_handle (void *arg, const trove_http_request_t *req, trove_http_resp
     //  2. What: the request, then every event.
     const char *idem = trove_http_header (req, "Idempotency-Key");
     if (idem && !s_idem_valid (idem)) {
-        s_refuse (self, resp, 400, "bad_idempotency_key", "Idempotency-Key: 1 to 200 visible ASCII characters");
+        s_refuse (self, resp, 400, trove_strerror (TROVE_E_BAD_IDEMPOTENCY_KEY),
+                  "Idempotency-Key: 1 to 200 visible ASCII characters");
         return;
     }
     uint8_t body_hash [16];
     s_body_hash (req, body_hash);
     if (idem && s_idem_mismatch (self, policy->name, idem, body_hash, false)) {
-        s_refuse (self, resp, 422, "idempotency_mismatch",
+        s_refuse (self, resp, 422, trove_strerror (TROVE_E_IDEMPOTENCY_MISMATCH),
                   "this Idempotency-Key was used with another body; a resend must be byte for byte the same");
         return;
     }
@@ -726,7 +730,7 @@ trove_ingest_handle (void *arg, const trove_http_request_t *req, trove_http_resp
         }
         else if (strcmp (ev->source, policy->name) != 0) {
             //  Kept (for its id in the answer), never submitted.
-            items [i].reason = "source_mismatch";
+            items [i].reason = trove_strerror (TROVE_E_SOURCE_MISMATCH);
             items [i].detail = trove_strdupf (
                 "the key is source '%s'; it may not send events of another source", policy->name);
             continue;
@@ -786,14 +790,15 @@ trove_ingest_handle (void *arg, const trove_http_request_t *req, trove_http_resp
                                : trove_strdupf ("a user of this request: %g events/s, burst %g",
                                                 self->limits.user_rate, self->limits.user_burst);
         if (rc == 1) {
-            json_t *root = json_pack ("{s:s, s:s, s:s, s:I}", "error", "rate_limited", "scope", scope,
-                                      "detail", why ? why : "", "retry_after_s", (json_int_t) wait_s);
+            json_t *root =
+                json_pack ("{s:s, s:s, s:s, s:I}", "error", trove_strerror (TROVE_E_RATE_LIMITED), "scope",
+                           scope, "detail", why ? why : "", "retry_after_s", (json_int_t) wait_s);
             if (root && which > 0 && asks [which].key_size <= 128)
                 json_object_set_new (root, "user", json_string (asks [which].key));
             char *text = root ? json_dumps (root, JSON_COMPACT) : NULL;
             json_decref (root);
             trove_http_reply (resp, 429, text);
-            trove_http_reply_code (resp, "rate_limited");
+            trove_http_reply_code (resp, trove_strerror (TROVE_E_RATE_LIMITED));
             s_count (self, 429);
             char after [24];
             snprintf (after, sizeof after, "%ld", wait_s);
@@ -802,7 +807,7 @@ trove_ingest_handle (void *arg, const trove_http_request_t *req, trove_http_resp
         else {
             char *more = trove_strdupf ("the request alone exceeds the burst of the %s limit (%s); split it",
                                         scope, why ? why : "");
-            s_refuse (self, resp, 413, "over_burst", more);
+            s_refuse (self, resp, 413, trove_strerror (TROVE_E_OVER_BURST), more);
             free (more);
         }
         free (why);
@@ -822,7 +827,7 @@ trove_ingest_handle (void *arg, const trove_http_request_t *req, trove_http_resp
         }
     if (idem && s_idem_mismatch (self, policy->name, idem, body_hash, true)) {
         //  A concurrent request with the same key and another body got in first.
-        s_refuse (self, resp, 422, "idempotency_mismatch",
+        s_refuse (self, resp, 422, trove_strerror (TROVE_E_IDEMPOTENCY_MISMATCH),
                   "this Idempotency-Key was used with another body; a resend must be byte for byte the same");
         goto done;
     }
@@ -870,7 +875,7 @@ trove_ingest_handle (void *arg, const trove_http_request_t *req, trove_http_resp
     goto done;
 oom:
     resp->nheaders = 0;
-    s_refuse (self, resp, 503, "overloaded", "out of memory; retry later");
+    s_refuse (self, resp, 503, trove_strerror (TROVE_E_OVERLOADED), "out of memory; retry later");
     trove_http_reply_header (resp, "Retry-After", "1");
 done:
     trove_ingest_items_free (&items, n);

@@ -1,5 +1,6 @@
 /*  trove_source - source policies and keys. */
 #include "trove_source.h"
+#include "trove_error.h"
 #include "trove_util.h"
 
 #include <assert.h>
@@ -343,13 +344,13 @@ trove_sources_check (const trove_sources_t *self, int source, const Trove__Event
         if (t == src->ntypes) {
             snprintf (detail, size, "source '%s' may not send events of type '%s'", src->policy.name,
                       ev->type);
-            return "type_not_allowed";
+            return trove_strerror (TROVE_E_TYPE_NOT_ALLOWED);
         }
     }
     if (ev->ts_ms < now_ms - src->policy.max_past_ms) {
         snprintf (detail, size, "ts is more than %lld s in the past, the backdating window of source '%s'",
                   (long long) (src->policy.max_past_ms / 1000), src->policy.name);
-        return "bad_ts";
+        return trove_strerror (TROVE_E_BAD_TS);
     }
     return NULL;
 }

@@ -33,8 +33,8 @@ s_take (trove_query_answer_t *a, Trove__BoardEntry **entries, size_t n)
 //  One kind's read of the boards in snapshot snap: entries into *x (and *y
 //  for a second list), *more when the page was cut. May set a->error.
 //  Returns 0 or -1 (storage, or the cost ran out).
-typedef int (s_board_fn) (trove_ledger_read_t *snap, trove_query_answer_t *a, Trove__BoardEntry ***x, size_t *nx,
-                          Trove__BoardEntry ***y, size_t *ny, bool *more);
+typedef int (s_board_fn) (trove_ledger_read_t *snap, trove_query_answer_t *a, Trove__BoardEntry ***x,
+                          size_t *nx, Trove__BoardEntry ***y, size_t *ny, bool *more);
 
 //  Run fn in one snapshot of the tables (unless the answer already failed);
 //  what it read goes into a.
@@ -129,8 +129,8 @@ s_top (trove_ledger_read_t *snap, trove_query_answer_t *a, Trove__BoardEntry ***
 {
     (void) y, (void) ny;
     const Trove__Query *q = a->q;
-    return trove_ledger_board_top (snap, q->hunt, s_period (q), q->score, q->has_after ? q->user : NULL, a->limit,
-                                   &a->cost, x, nx, more);
+    return trove_ledger_board_top (snap, q->hunt, s_period (q), q->score, q->has_after ? q->user : NULL,
+                                   a->limit, &a->cost, x, nx, more);
 }
 
 void

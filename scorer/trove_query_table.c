@@ -87,10 +87,12 @@ static void
 s_events (trove_query_ctx_t *ctx, trove_query_answer_t *a)
 {
     const Trove__Query *q = a->q;
-    if (q->partition >= trove_cfg_partitions (ctx->cfg) || trove_cfg_shard_of (ctx->cfg, q->partition) != ctx->shard)
+    if (q->partition >= trove_cfg_partitions (ctx->cfg)
+        || trove_cfg_shard_of (ctx->cfg, q->partition) != ctx->shard)
         a->error = trove_strerror (TROVE_E_WRONG_SHARD);
-    else if (trove_ledger_events_from (ctx->ledger, q->partition, q->from_pseq, a->limit > 500 ? 500 : a->limit,
-                                       &a->events, &a->nevents, &a->reply->last_pseq))
+    else if (trove_ledger_events_from (ctx->ledger, q->partition, q->from_pseq,
+                                       a->limit > 500 ? 500 : a->limit, &a->events, &a->nevents,
+                                       &a->reply->last_pseq))
         a->error = trove_strerror (TROVE_E_STORAGE_ERROR);
     a->reply->events = a->events;
     a->reply->n_events = a->nevents;
@@ -159,8 +161,8 @@ s_rules_candidate (trove_query_ctx_t *ctx, trove_query_answer_t *a)
         return NULL;
     }
     char *err = NULL;
-    trove_rules_t *rules = trove_rules_load_dir_with (trove_cfg_rules_dir (ctx->cfg), q->rules_name, q->rules_text,
-                                                      strlen (q->rules_text), &err);
+    trove_rules_t *rules = trove_rules_load_dir_with (trove_cfg_rules_dir (ctx->cfg), q->rules_name,
+                                                      q->rules_text, strlen (q->rules_text), &err);
     if (!rules)
         snprintf (a->text, sizeof a->text, "%s", err ? err : trove_strerror (TROVE_E_NO_MEMORY));
     else
@@ -216,7 +218,9 @@ s_rules_apply (trove_query_ctx_t *ctx, trove_query_answer_t *a)
         snprintf (a->text, sizeof a->text, "%s", err ? err : trove_strerror (TROVE_E_NO_MEMORY));
     free (err);
     a->error = a->text;
-    if (!one || s_write_durably (trove_cfg_rules_dir (ctx->cfg), q->rules_name, q->rules_text, a->text, sizeof a->text)) {
+    if (!one
+        || s_write_durably (trove_cfg_rules_dir (ctx->cfg), q->rules_name, q->rules_text, a->text,
+                            sizeof a->text)) {
         trove_rules_destroy (&one);
         trove_rules_destroy (&next);
         return;
@@ -225,9 +229,10 @@ s_rules_apply (trove_query_ctx_t *ctx, trove_query_answer_t *a)
     const trove_hunt_t *h = trove_rules_at (one, 0);
     trove_rules_destroy (ctx->rules_p);
     *ctx->rules_p = next;
-    trove_log ('I', "rules: applied %s (hunt %s version %u); %zu hunt versions loaded", q->rules_name, h->hunt,
-               h->version, trove_rules_count (next));
-    if (asprintf (&a->report, "{\"shard\":%u,\"file\":\"%s\",\"hunt\":\"%s\",\"version\":%u,\"versions_loaded\":%zu}",
+    trove_log ('I', "rules: applied %s (hunt %s version %u); %zu hunt versions loaded", q->rules_name,
+               h->hunt, h->version, trove_rules_count (next));
+    if (asprintf (&a->report,
+                  "{\"shard\":%u,\"file\":\"%s\",\"hunt\":\"%s\",\"version\":%u,\"versions_loaded\":%zu}",
                   (unsigned) ctx->shard, q->rules_name, h->hunt, h->version, trove_rules_count (next))
         < 0)
         a->report = NULL;
@@ -277,25 +282,27 @@ s_rules_preview (trove_query_ctx_t *ctx, trove_query_answer_t *a)
 //  Roles: control operations are the operator's; the event log, the
 //  reconciler's digests and previews are the cluster's own; every other
 //  read is a reader's (docs/security.md, "Roles").
+// clang-format off
 static const trove_query_kind_t s_kinds [] = {
-    //  kind            handler                          freshness           needs              role                 label
-    {"status",          s_status,                        TROVE_FRESH_TABLES, 0,                 TROVE_ROLE_READER,   "status"},
-    {"balance",         trove_queries_balance,           TROVE_FRESH_USER,   USER,              TROVE_ROLE_READER,   "balance"},
-    {"coins",           s_coins,                         TROVE_FRESH_USER,   USER,              TROVE_ROLE_READER,   "coins"},
-    {"coin",            s_coin,                          TROVE_FRESH_LOG,    0,                 TROVE_ROLE_READER,   "coin"},
-    {"progress",        trove_queries_progress,          TROVE_FRESH_USER,   USER,              TROVE_ROLE_READER,   "progress"},
-    {"awards",          s_awards,                        TROVE_FRESH_LOG,    0,                 TROVE_ROLE_READER,   "awards"},
-    {"board_top",       trove_queries_board_top,         TROVE_FRESH_TABLES, HUNT | PERIOD,     TROVE_ROLE_READER,   "board_top"},
-    {"board_around",    trove_queries_board_around,      TROVE_FRESH_OWNER,  USER | HUNT | PERIOD, TROVE_ROLE_READER, "board_around"},
-    {"board_counts",    trove_queries_board_counts,      TROVE_FRESH_TABLES, HUNT | PERIOD,     TROVE_ROLE_READER,   "board_counts"},
-    {"board_list",      trove_queries_board_list,        TROVE_FRESH_TABLES, HUNT,              TROVE_ROLE_READER,   "board_list"},
-    {"board_excluded",  trove_queries_board_excluded,    TROVE_FRESH_LOG,    0,                 TROVE_ROLE_READER,   "board_excluded"},
-    {"board_exclude",   trove_queries_board_exclude,     TROVE_FRESH_LOG,    USER,              TROVE_ROLE_OPERATOR, "board_exclude"},
-    {"rules_apply",     s_rules_apply,                   TROVE_FRESH_LOG,    0,                 TROVE_ROLE_OPERATOR, "rules_apply"},
-    {"rules_preview",   s_rules_preview,                 TROVE_FRESH_LOG,    0,                 TROVE_ROLE_DAEMON,   "rules_preview"},
-    {"events",          s_events,                        TROVE_FRESH_LOG,    0,                 TROVE_ROLE_DAEMON,   "events"},
-    {"digests",         s_digests,                       TROVE_FRESH_LOG,    0,                 TROVE_ROLE_DAEMON,   "digests"},
+    // kind            handler                       freshness           needs             role                 label
+    {"status",         s_status,                     TROVE_FRESH_TABLES, 0,                TROVE_ROLE_READER,   "status"},
+    {"balance",        trove_queries_balance,        TROVE_FRESH_USER,   USER,             TROVE_ROLE_READER,   "balance"},
+    {"coins",          s_coins,                      TROVE_FRESH_USER,   USER,             TROVE_ROLE_READER,   "coins"},
+    {"coin",           s_coin,                       TROVE_FRESH_LOG,    0,                TROVE_ROLE_READER,   "coin"},
+    {"progress",       trove_queries_progress,       TROVE_FRESH_USER,   USER,             TROVE_ROLE_READER,   "progress"},
+    {"awards",         s_awards,                     TROVE_FRESH_LOG,    0,                TROVE_ROLE_READER,   "awards"},
+    {"board_top",      trove_queries_board_top,      TROVE_FRESH_TABLES, HUNT|PERIOD,      TROVE_ROLE_READER,   "board_top"},
+    {"board_around",   trove_queries_board_around,   TROVE_FRESH_OWNER,  USER|HUNT|PERIOD, TROVE_ROLE_READER,   "board_around"},
+    {"board_counts",   trove_queries_board_counts,   TROVE_FRESH_TABLES, HUNT|PERIOD,      TROVE_ROLE_READER,   "board_counts"},
+    {"board_list",     trove_queries_board_list,     TROVE_FRESH_TABLES, HUNT,             TROVE_ROLE_READER,   "board_list"},
+    {"board_excluded", trove_queries_board_excluded, TROVE_FRESH_LOG,    0,                TROVE_ROLE_READER,   "board_excluded"},
+    {"board_exclude",  trove_queries_board_exclude,  TROVE_FRESH_LOG,    USER,             TROVE_ROLE_OPERATOR, "board_exclude"},
+    {"rules_apply",    s_rules_apply,                TROVE_FRESH_LOG,    0,                TROVE_ROLE_OPERATOR, "rules_apply"},
+    {"rules_preview",  s_rules_preview,              TROVE_FRESH_LOG,    0,                TROVE_ROLE_DAEMON,   "rules_preview"},
+    {"events",         s_events,                     TROVE_FRESH_LOG,    0,                TROVE_ROLE_DAEMON,   "events"},
+    {"digests",        s_digests,                    TROVE_FRESH_LOG,    0,                TROVE_ROLE_DAEMON,   "digests"},
 };
+// clang-format on
 
 #undef USER
 #undef HUNT
@@ -359,7 +366,8 @@ s_check_needs (const trove_query_kind_t *row, const Trove__Query *q)
         return trove_strerror (TROVE_E_MISSING_USER);
     if ((row->needs & TROVE_NEEDS_HUNT) && !*q->hunt)
         return trove_strerror (TROVE_E_MISSING_HUNT);
-    if ((row->needs & TROVE_NEEDS_PERIOD) && !trove_board_period_valid (q->hunt, *q->period ? q->period : "all"))
+    if ((row->needs & TROVE_NEEDS_PERIOD)
+        && !trove_board_period_valid (q->hunt, *q->period ? q->period : "all"))
         return "bad period: want all, day:YYYY-MM-DD or week:YYYY-MM-DD (a Monday); \"*\" has only all";
     return NULL;
 }

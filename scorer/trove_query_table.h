@@ -31,19 +31,19 @@ typedef enum {
 } trove_fresh_t;
 
 //  Fields a kind requires, checked in this order before its handler runs.
-#define TROVE_NEEDS_USER   1  //  q->user: else "missing user"
-#define TROVE_NEEDS_HUNT   2  //  q->hunt: else "missing hunt"
+#define TROVE_NEEDS_USER 1    //  q->user: else "missing user"
+#define TROVE_NEEDS_HUNT 2    //  q->hunt: else "missing hunt"
 #define TROVE_NEEDS_PERIOD 4  //  q->period valid for q->hunt ("" is all): else "bad period: ..."
 
 //  The shard a handler answers for.
 typedef struct {
     trove_cfg_t *cfg;
-    size_t shard;              //  our shard index
-    const char *name;          //  our shard name
+    size_t shard;      //  our shard index
+    const char *name;  //  our shard name
     trove_ledger_t *ledger;
-    trove_rules_t **rules_p;   //  the hunt rules (rules_apply replaces them)
+    trove_rules_t **rules_p;  //  the hunt rules (rules_apply replaces them)
     int64_t started_ms;
-    const char *last_error;    //  shown by status
+    const char *last_error;  //  shown by status
 } trove_query_ctx_t;
 
 //  One answer being built: the query, its reply, and what the answer
@@ -51,10 +51,10 @@ typedef struct {
 typedef struct {
     const Trove__Query *q;
     Trove__QueryReply *reply;
-    size_t limit;        //  entries wanted, bounded
-    trove_cost_t cost;   //  units spent; over when the query's budget ran out
-    const char *error;   //  the reply's error, set by a handler (borrowed)
-    char text [600];     //  an error text built for this answer
+    size_t limit;       //  entries wanted, bounded
+    trove_cost_t cost;  //  units spent; over when the query's budget ran out
+    const char *error;  //  the reply's error, set by a handler (borrowed)
+    char text [600];    //  an error text built for this answer
     //  What the handler allocated
     Trove__BoardEntry **entries;
     size_t nentries;
