@@ -12,10 +12,10 @@
     Usage: trove-scorer --config FILE --shard NAME */
 #include "trove_cfg.h"
 #include "trove_curve.h"
+#include "trove_daemon.h"
 #include "trove_engine.h"
 #include "trove_error.h"
 #include "trove_event.h"
-#include "trove_harden.h"
 #include "trove_hash.h"
 #include "trove_ledger.h"
 #include "trove_metrics.h"
@@ -636,12 +636,11 @@ s_absorb (s_scorer_t *self)
 static int
 s_metrics_init (s_scorer_t *self)
 {
-    trove_metrics_t *r = self->m.registry = trove_metrics_new ();
+    trove_metrics_t *r = self->m.registry;
     self->m.queries = zhashx_new ();
     self->m.minted = zhashx_new ();
-    if (!r || !self->m.queries || !self->m.minted)
+    if (!self->m.queries || !self->m.minted)
         return -1;
-    trove_metrics_process_start (r);
     static const char *const labels [] = {"result", NULL};
     for (int i = 0; i < 5; i++) {
         const char *values [] = {trove_event_status_name (i), NULL};
@@ -706,74 +705,34 @@ s_metrics_init (s_scorer_t *self)
         "Users a reconciler request repaired: real time is exact, so each is an incident.", NULL, NULL);
     self->m.repair_entries = trove_metrics_counter (r, "trove_reconciler_repair_entries_total",
                                                     "Ledger entries those repairs wrote.", NULL, NULL);
-    const char *address = trove_cfg_shard_metrics (self->cfg, self->shard);
-    char *err = NULL;
-    if (address && trove_metrics_serve (r, address, &err)) {
-        //  Bound at start or refused, like every listener: a wrong address
-        //  is a wrong config (the supervisor's log says which).
-        trove_log ('E', "cannot serve metrics on %s: %s", address, err ? err : "out of memory");
-        free (err);
-        return -1;
-    }
     return 0;
 }
 
-static int
-s_usage (void)
-{
-    fprintf (stderr, "usage: trove-scorer --config FILE --shard NAME\n");
-    return 2;
-}
+static const trove_daemon_spec_t s_spec = {
+    .role = "scorer",
+    .name_option = "--shard",
+    .usage = "usage: trove-scorer --config FILE --shard NAME\n",
+    .metrics = true,
+};
 
 int
 main (int argc, char *argv [])
 {
-    const char *config = NULL, *name = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp (argv [i], "--config") == 0 && i + 1 < argc)
-            config = argv [++i];
-        else if (strcmp (argv [i], "--shard") == 0 && i + 1 < argc)
-            name = argv [++i];
-        else
-            return s_usage ();
-    }
-    if (!config || !name)
-        return s_usage ();
-    char logname [80];
-    snprintf (logname, sizeof logname, "trove-scorer/%s", name);
-    trove_log_init (logname);
+    int rc;
     //  Files this process creates (the ledger, hunt files of `trovectl rules
-    //  apply`) are the service user's only.
-    umask (077);
-    zsys_init ();
-    zsys_set_logstream (NULL);
-    if (sodium_init () < 0) {
-        trove_log ('E', "libsodium failed to initialise");
-        return 1;
-    }
-    int rc = 1;
+    //  apply`) are the service user's only (trove_daemon: umask 077).
+    trove_daemon_t *daemon = trove_daemon_new (&s_spec, argc, argv, &rc);
+    if (!daemon)
+        return rc;
+    rc = 1;
     char *err = NULL;
     s_scorer_t self_ = {0}, *self = &self_;
-    self->started_ms = trove_now_ms ();
-    randombytes_buf (&self->incarnation, sizeof self->incarnation);
-    self->cfg = trove_cfg_load (config, &err);
-    if (!self->cfg) {
-        trove_log ('E', "%s", err);
-        goto done;
-    }
-    size_t n = trove_cfg_shards (self->cfg);
-    for (self->shard = 0; self->shard < n; self->shard++)
-        if (strcmp (trove_cfg_shard_name (self->cfg, self->shard), name) == 0)
-            break;
-    if (self->shard == n) {
-        trove_log ('E', "shard '%s' is not in %s", name, config);
-        goto done;
-    }
-    if (trove_harden_check (self->cfg, "scorer", name, &err)) {
-        trove_log ('E', "%s", err);
-        goto done;
-    }
-    self->name = name;
+    self->cfg = trove_daemon_cfg (daemon);
+    self->shard = trove_daemon_index (daemon);
+    const char *name = self->name = trove_daemon_name (daemon);
+    self->started_ms = trove_daemon_started_ms (daemon);
+    self->incarnation = trove_daemon_incarnation (daemon);
+    self->m.registry = trove_daemon_metrics (daemon);
     self->rules = trove_rules_load_dir (trove_cfg_rules_dir (self->cfg), &err);
     if (!self->rules) {
         trove_log ('E', "rules: %s", err);
@@ -791,12 +750,8 @@ main (int argc, char *argv [])
         trove_log ('E', "%s", err);
         goto done;
     }
-    if (s_metrics_init (self))
+    if (s_metrics_init (self) || trove_daemon_serve_metrics (daemon, NULL, NULL) || trove_daemon_secure (daemon))
         goto done;
-    if (trove_curve_start (self->cfg, self->m.registry, true, &err)) {
-        trove_log ('E', "%s", err);
-        goto done;
-    }
     self->replies = calloc (BATCH_MAX_MSGS, sizeof *self->replies);
     self->parked = zlistx_new ();
     size_t max_frame = trove_cfg_limits (self->cfg)->max_frame;
@@ -856,12 +811,10 @@ done:
     //  Destroying the ledger applies what the log holds (or leaves it to the
     //  next start): nothing committed is lost either way.
     trove_ledger_destroy (&self->ledger);
-    trove_curve_stop ();  //  its watcher counts into the registry
-    trove_metrics_destroy (&self->m.registry);
     zhashx_destroy (&self->m.queries);
     zhashx_destroy (&self->m.minted);
     trove_rules_destroy (&self->rules);
     trove_sources_destroy (&self->sources);
-    trove_cfg_destroy (&self->cfg);
+    trove_daemon_destroy (&daemon);  //  after everything that counts into its registry
     return rc;
 }
