@@ -3,7 +3,7 @@
     text (as LMDB's mdb_strerror and SQLite's sqlite3_errstr).
 
     The texts are a protocol: clients match on them (docs/events.md,
-    "Answers and reason codes"; docs/api.md; docs/queries.md), so a text is
+    "Answers and reason codes"; docs/protocol.md; docs/queries.md), so a text is
     never changed, only added. Code compares codes, never strings: a module
     that answers with a reason writes trove_strerror (TROVE_E_BAD_TS), and a
     module that reads a peer's reason text turns it back into a code with
@@ -51,7 +51,7 @@ typedef enum {
     TROVE_E_WRONG_SHARD,
     TROVE_E_ID_CONFLICT,
     TROVE_E_HISTORY_LIMIT,
-    TROVE_E_TYPE_NOT_ALLOWED,  //  the source may not send this type (docs/sources.md)
+    TROVE_E_TYPE_NOT_ALLOWED,  //  the source may not send this type (docs/protocol.md)
     TROVE_E_SOURCE_MISMATCH,   //  HTTP: the event names another source than the key's
     TROVE_E_BAD_RECONCILE,     //  a reconciler event without its user or id
     //  An event to retry
@@ -96,7 +96,7 @@ typedef enum {
     TROVE_E_NO_MEMORY,     //  "out of memory"
     TROVE_E_NO_RULES,      //  "no rules loaded"
 
-    //  Why a coin entry was written (Coin.reason; docs/rules.md)
+    //  Why a coin entry was written (Coin.reason; docs/architecture.md)
     TROVE_REASON_SCORED,      //  minted by the event that earned it
     TROVE_REASON_RESCORED,    //  minted or revoked by re-scoring (a late event)
     TROVE_REASON_UNDO,        //  revoked or minted by an undo event
