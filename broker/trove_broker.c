@@ -78,16 +78,8 @@ s_control (s_broker_t *self)
         return;
     if (routing_id && msg && msg->body_case == TROVE__MSG__BODY_QUERY) {
         Trove__StatusInfo status = TROVE__STATUS_INFO__INIT;
-        status.role = "broker";
-        status.shard = -1;
-        status.name = "broker";
-        status.pid = getpid ();
-        status.started_ms = self->started_ms;
+        trove_daemon_status (self->daemon, &status);
         status.events = self->forwarded;
-        status.version = TROVE_VERSION;
-        char host [256] = "";
-        gethostname (host, sizeof host - 1);
-        status.host = host;
         Trove__QueryReply reply = TROVE__QUERY_REPLY__INIT;
         reply.req_id = msg->query->req_id;
         if (strcmp (msg->query->kind, "status") == 0)
@@ -107,21 +99,11 @@ s_control (s_broker_t *self)
     zframe_destroy (&routing_id);
 }
 
-static const trove_daemon_spec_t s_spec = {
-    .role = "broker",
-    .usage = "usage: trove-broker --config FILE\n",
-    .metrics = true,
-};
-
-int
-main (int argc, char *argv [])
+static int
+s_daemon_run (trove_daemon_t *daemon)
 {
-    int rc;
     s_broker_t self_ = {0}, *self = &self_;
-    trove_daemon_t *daemon = trove_daemon_new (&s_spec, argc, argv, &rc);
-    if (!daemon)
-        return rc;
-    rc = 1;
+    int rc = 1;
     self->daemon = daemon;
     self->cfg = trove_daemon_cfg (daemon);
     self->started_ms = trove_daemon_started_ms (daemon);
@@ -173,6 +155,17 @@ done:
     zsock_destroy (&self->xsub);
     zsock_destroy (&self->xpub);
     zsock_destroy (&self->control);
-    trove_daemon_destroy (&daemon);
     return rc;
+}
+
+static const trove_daemon_spec_t s_spec = {
+    .role = "broker",
+    .usage = "usage: trove-broker --config FILE\n",
+    .metrics = true,
+};
+
+int
+main (int argc, char *argv [])
+{
+    return trove_daemon_main (&s_spec, argc, argv, s_daemon_run);
 }

@@ -280,17 +280,9 @@ static void
 s_answer_status (s_ingestor_t *self, zframe_t *routing_id, uint64_t req_id)
 {
     Trove__StatusInfo status = TROVE__STATUS_INFO__INIT;
-    status.role = "ingestor";
-    status.shard = -1;
-    status.name = (char *) self->name;
-    status.pid = getpid ();
-    status.started_ms = self->started_ms;
+    trove_daemon_status (self->daemon, &status);
     status.events = self->received;
     status.inflight = self->pending_events;
-    status.version = TROVE_VERSION;
-    char host [256] = "";
-    gethostname (host, sizeof host - 1);
-    status.host = host;
     Trove__QueryReply reply = TROVE__QUERY_REPLY__INIT;
     reply.req_id = req_id;
     reply.status = &status;
@@ -939,26 +931,11 @@ s_hash_key (void)
 
 static const trove_daemon_tool_t s_tools [] = {{"--new-key", s_new_key}, {"--hash-key", s_hash_key}, {NULL, NULL}};
 
-static const trove_daemon_spec_t s_spec = {
-    .role = "ingestor",
-    .name_option = "--name",
-    .usage = "usage: trove-ingestor --config FILE --name NAME\n"
-             "       trove-ingestor --new-key    print a new source key and its hash\n"
-             "       trove-ingestor --hash-key   read a key on stdin, print its hash\n",
-    .metrics = true,
-    .reload = true,  //  SIGHUP: read the sources again
-    .tools = s_tools,
-};
-
-int
-main (int argc, char *argv [])
+static int
+s_daemon_run (trove_daemon_t *daemon)
 {
-    int rc;
     //  Files this process creates (dead letters) are the service user's only.
-    trove_daemon_t *daemon = trove_daemon_new (&s_spec, argc, argv, &rc);
-    if (!daemon)
-        return rc;
-    rc = 1;
+    int rc = 1;
     char *err = NULL;
     zmq_pollitem_t *items = NULL;
     s_ingestor_t *self = calloc (1, sizeof *self);
@@ -1095,7 +1072,22 @@ done:
         zsock_destroy (&self->pub);
         free (self);
     }
-    //  After everything that counts into its registry.
-    trove_daemon_destroy (&daemon);
     return rc;
+}
+
+static const trove_daemon_spec_t s_spec = {
+    .role = "ingestor",
+    .name_option = "--name",
+    .usage = "usage: trove-ingestor --config FILE --name NAME\n"
+             "       trove-ingestor --new-key    print a new source key and its hash\n"
+             "       trove-ingestor --hash-key   read a key on stdin, print its hash\n",
+    .metrics = true,
+    .reload = true,  //  SIGHUP: read the sources again
+    .tools = s_tools,
+};
+
+int
+main (int argc, char *argv [])
+{
+    return trove_daemon_main (&s_spec, argc, argv, s_daemon_run);
 }

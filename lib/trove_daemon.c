@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct _trove_daemon_t {
     const trove_daemon_spec_t *spec;  //  borrowed, static in the daemon
@@ -22,6 +23,7 @@ struct _trove_daemon_t {
     trove_metrics_t *metrics;  //  NULL unless spec->metrics
     int64_t started_ms;
     uint64_t incarnation;
+    char host [256];  //  for status answers
 };
 
 //  The command line: every option takes a value; which ones a daemon
@@ -136,6 +138,7 @@ trove_daemon_new (const trove_daemon_spec_t *spec, int argc, char **argv, int *e
     self->config = args.config;
     self->name = args.name ? args.name : spec->role;
     self->started_ms = trove_now_ms ();
+    gethostname (self->host, sizeof self->host - 1);
     while (self->incarnation == 0)
         randombytes_buf (&self->incarnation, sizeof self->incarnation);
     self->cfg = trove_cfg_load (args.config, &err);
@@ -300,4 +303,31 @@ trove_daemon_reload_asked (trove_daemon_t *self)
         return false;
     s_reload = 0;
     return true;
+}
+
+void
+trove_daemon_status (trove_daemon_t *self, Trove__StatusInfo *status)
+{
+    assert (self && status);
+    bool shard = self->spec->name_option && strcmp (self->spec->name_option, "--shard") == 0;
+    status->role = (char *) self->spec->role;
+    status->shard = shard ? (int32_t) self->index : -1;
+    status->name = (char *) self->name;
+    status->pid = getpid ();
+    status->started_ms = self->started_ms;
+    status->version = TROVE_VERSION;
+    status->host = self->host;
+}
+
+int
+trove_daemon_main (const trove_daemon_spec_t *spec, int argc, char **argv, trove_daemon_run_fn *run)
+{
+    assert (run);
+    int rc;
+    trove_daemon_t *self = trove_daemon_new (spec, argc, argv, &rc);
+    if (self) {
+        rc = run (self);
+        trove_daemon_destroy (&self);
+    }
+    return rc;
 }

@@ -61,6 +61,17 @@ typedef struct {
     const trove_daemon_tool_t *tools;  //  NULL, or terminated by {NULL, NULL}
 } trove_daemon_spec_t;
 
+//  The body of a daemon: runs until zsys_interrupted and returns the exit
+//  code (0 after a clean stop, 1 when something failed, logged). It frees
+//  everything it made before it returns: the daemon object (its config and
+//  registry) goes after it.
+typedef int (trove_daemon_run_fn) (trove_daemon_t *daemon);
+
+//  A daemon's whole life, for main (): trove_daemon_new, run, then
+//  trove_daemon_destroy. Returns the exit code (trove_daemon_new's when it
+//  refused, else run's).
+int trove_daemon_main (const trove_daemon_spec_t *spec, int argc, char **argv, trove_daemon_run_fn *run);
+
 //  Steps 1 to 3 above, and the registry of step 4. Returns the daemon, or
 //  NULL with *exit_code set: 2 for a bad command line (usage printed), a
 //  tool's own code when one ran, 1 when the config is unreadable, does not
@@ -100,6 +111,11 @@ int trove_daemon_secure (trove_daemon_t *self);
 //  Fill hb's role, name, start time and incarnation and publish it on pub
 //  (PUB never blocks; a lost heartbeat is replaced by the next one).
 void trove_daemon_heartbeat (trove_daemon_t *self, zsock_t *pub, Trove__Heartbeat *hb);
+
+//  Fill what every status answer says about the process: role, shard (the
+//  index for a scorer or reconciler, -1 otherwise), name, pid, start time,
+//  version and host. The strings are borrowed from the daemon object.
+void trove_daemon_status (trove_daemon_t *self, Trove__StatusInfo *status);
 
 //  True once after each SIGHUP (spec.reload only).
 bool trove_daemon_reload_asked (trove_daemon_t *self);

@@ -53,7 +53,8 @@
 #define IDLE_MAX_MS 3200
 
 typedef struct {
-    trove_cfg_t *cfg;
+    trove_daemon_t *daemon;  //  the start-up's: config, CURVE, status
+    trove_cfg_t *cfg;        //  the daemon's
     size_t shard;
     const char *name;
     char *replica_dir;
@@ -733,12 +734,8 @@ s_control (s_rec_t *self)
             }
         }
         else if (strcmp (q->kind, "status") == 0) {
-            status.role = "reconciler";
-            status.shard = (int32_t) self->shard;
-            status.name = (char *) self->name;
-            status.pid = getpid ();
+            trove_daemon_status (self->daemon, &status);
             status.events = self->pulled;
-            status.version = TROVE_VERSION;
             reply.status = &status;
         }
         else
@@ -754,23 +751,14 @@ s_control (s_rec_t *self)
     zframe_destroy (&routing_id);
 }
 
-static const trove_daemon_spec_t s_spec = {
-    .role = "reconciler",
-    .name_option = "--shard",
-    .usage = "usage: trove-reconciler --config FILE --shard NAME\n",
-};
-
-int
-main (int argc, char **argv)
+static int
+s_daemon_run (trove_daemon_t *daemon)
 {
-    int rc;
     //  Files this process creates (the replica, run reports) are the service
     //  user's only (trove_daemon: umask 077).
-    trove_daemon_t *daemon = trove_daemon_new (&s_spec, argc, argv, &rc);
-    if (!daemon)
-        return rc;
-    rc = 1;
+    int rc = 1;
     s_rec_t self = {0};
+    self.daemon = daemon;
     self.cfg = trove_daemon_cfg (daemon);
     self.shard = trove_daemon_index (daemon);
     const char *shard_name = self.name = trove_daemon_name (daemon);
@@ -851,6 +839,17 @@ done:
     if (self.env)
         mdb_env_close (self.env);
     free (self.replica_dir);
-    trove_daemon_destroy (&daemon);
     return rc;
+}
+
+static const trove_daemon_spec_t s_spec = {
+    .role = "reconciler",
+    .name_option = "--shard",
+    .usage = "usage: trove-reconciler --config FILE --shard NAME\n",
+};
+
+int
+main (int argc, char **argv)
+{
+    return trove_daemon_main (&s_spec, argc, argv, s_daemon_run);
 }

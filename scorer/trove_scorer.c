@@ -708,23 +708,12 @@ s_metrics_init (s_scorer_t *self)
     return 0;
 }
 
-static const trove_daemon_spec_t s_spec = {
-    .role = "scorer",
-    .name_option = "--shard",
-    .usage = "usage: trove-scorer --config FILE --shard NAME\n",
-    .metrics = true,
-};
-
-int
-main (int argc, char *argv [])
+static int
+s_daemon_run (trove_daemon_t *daemon)
 {
-    int rc;
     //  Files this process creates (the ledger, hunt files of `trovectl rules
     //  apply`) are the service user's only (trove_daemon: umask 077).
-    trove_daemon_t *daemon = trove_daemon_new (&s_spec, argc, argv, &rc);
-    if (!daemon)
-        return rc;
-    rc = 1;
+    int rc = 1;
     char *err = NULL;
     s_scorer_t self_ = {0}, *self = &self_;
     self->cfg = trove_daemon_cfg (daemon);
@@ -815,6 +804,18 @@ done:
     zhashx_destroy (&self->m.minted);
     trove_rules_destroy (&self->rules);
     trove_sources_destroy (&self->sources);
-    trove_daemon_destroy (&daemon);  //  after everything that counts into its registry
     return rc;
+}
+
+static const trove_daemon_spec_t s_spec = {
+    .role = "scorer",
+    .name_option = "--shard",
+    .usage = "usage: trove-scorer --config FILE --shard NAME\n",
+    .metrics = true,
+};
+
+int
+main (int argc, char *argv [])
+{
+    return trove_daemon_main (&s_spec, argc, argv, s_daemon_run);
 }
