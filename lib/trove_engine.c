@@ -1,9 +1,10 @@
-/*  trove_engine - per-user rule state, event time, undo. See trove_engine.h.
+/*  trove_engine - per-user rule state, event time, undo. See trove_engine.h;
+    the rule kinds are in trove_engine_kinds.c (trove_engine_internal.h).
 
     Working state is the unpacked protobuf (HuntState) itself: everything in
     it is malloc'd (protobuf-c's default allocator), so fields are replaced
     with malloc'd copies and trove__hunt_state__free_unpacked frees it all. */
-#include "trove_engine.h"
+#include "trove_engine_internal.h"
 #include "trove_error.h"
 #include "trove_event.h"
 #include "trove_msg.h"
@@ -14,8 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define OCC_MAX 600
 
 //  A growing list of owned coins.
 typedef struct {
@@ -55,56 +54,6 @@ s_coins_push (s_coins_t *c, Trove__Coin *coin)
     return 0;
 }
 
-static Trove__EventRef *
-s_ref_new (const char *source, const char *id)
-{
-    Trove__EventRef *r = malloc (sizeof *r);
-    if (!r)
-        return NULL;
-    trove__event_ref__init (r);
-    r->source = strdup (source);
-    r->id = strdup (id);
-    if (!r->source || !r->id) {
-        trove__event_ref__free_unpacked (r, NULL);
-        return NULL;
-    }
-    return r;
-}
-
-//  Append a ref to a malloc'd array of refs.
-static int
-s_refs_push (Trove__EventRef ***refs, size_t *n, const char *source, const char *id)
-{
-    Trove__EventRef **v = realloc (*refs, (*n + 1) * sizeof *v);
-    if (!v)
-        return -1;
-    *refs = v;
-    if (!(v [*n] = s_ref_new (source, id)))
-        return -1;
-    (*n)++;
-    return 0;
-}
-
-static void
-s_refs_clear (Trove__EventRef ***refs, size_t *n)
-{
-    for (size_t i = 0; i < *n; i++)
-        trove__event_ref__free_unpacked ((*refs) [i], NULL);
-    free (*refs);
-    *refs = NULL;
-    *n = 0;
-}
-
-static int
-s_refs_copy (Trove__EventRef ***dst, size_t *ndst, Trove__EventRef *const *src, size_t nsrc)
-{
-    s_refs_clear (dst, ndst);
-    for (size_t i = 0; i < nsrc; i++)
-        if (s_refs_push (dst, ndst, src [i]->source, src [i]->id))
-            return -1;
-    return 0;
-}
-
 static bool
 s_refs_have (Trove__EventRef *const *refs, size_t n, const char *source, const char *id)
 {
@@ -112,35 +61,6 @@ s_refs_have (Trove__EventRef *const *refs, size_t n, const char *source, const c
         if (strcmp (refs [i]->source, source) == 0 && strcmp (refs [i]->id, id) == 0)
             return true;
     return false;
-}
-
-//  A new owned coin (id computed from the occurrence key).
-static Trove__Coin *
-s_coin_new (const char *user, const trove_hunt_t *v, const trove_rule_t *r, const void *occ, size_t occ_len,
-            Trove__EventRef *const *refs, size_t nrefs, const Trove__Event *ev, int64_t accepted_us)
-{
-    char id [TROVE_COIN_ID_LEN + 1];
-    trove_hash_coin_id (v->hunt, r->id, user, occ, occ_len, id);
-    Trove__Coin *c = malloc (sizeof *c);
-    if (!c)
-        return NULL;
-    trove__coin__init (c);
-    c->id = strdup (id);
-    c->user = strdup (user);
-    c->hunt = strdup (v->hunt);
-    c->rule = strdup (r->id);
-    c->reason = strdup (trove_strerror (TROVE_REASON_SCORED));
-    c->rule_version = v->version;
-    c->value = r->coins;
-    c->event_ts_ms = ev->ts_ms;
-    c->local_day = (int32_t) trove_tz_day (v->tz, ev->ts_ms);
-    c->accepted_us = accepted_us;
-    if (!c->id || !c->user || !c->hunt || !c->rule || !c->reason
-        || s_refs_copy (&c->events, &c->n_events, refs, nrefs)) {
-        trove__coin__free_unpacked (c, NULL);
-        return NULL;
-    }
-    return c;
 }
 
 static int
@@ -216,281 +136,6 @@ s_rule_state (s_states_t *st, const trove_rule_t *r)
     return rs;
 }
 
-//  Period number of ts for a cap, and its text for the occurrence key.
-static int64_t
-s_period (const trove_hunt_t *v, trove_per_t per, int64_t ts, char *text, size_t size)
-{
-    char date [32];
-    int64_t p = 0;
-    switch (per) {
-        case TROVE_PER_DAY:
-#ifdef TROVE_MUTANT_UTC_DAY
-            p = ts >= 0 ? ts / 86400000 : -((-ts + 86399999) / 86400000);  //  TEST-ONLY MUTANT: UTC days
-#else
-            p = trove_tz_day (v->tz, ts);
-#endif
-            trove_tz_day_text (p, date, sizeof date);
-            snprintf (text, size, "day:%s", date);
-            break;
-        case TROVE_PER_WEEK:
-            p = trove_tz_week (v->tz, ts);
-            trove_tz_day_text (p * 7 - 3, date, sizeof date);
-            snprintf (text, size, "week:%s", date);
-            break;
-        case TROVE_PER_MONTH:
-            p = trove_tz_month (v->tz, ts);
-            trove_tz_month_text (p, date, sizeof date);
-            snprintf (text, size, "month:%s", date);
-            break;
-        default:
-            snprintf (text, size, "hunt");
-            break;
-    }
-    return p;
-}
-
-//  Occurrence key "a" NUL "b" [NUL "c"] into buf; returns its length.
-static size_t
-s_occ (char *buf, const char *a, const char *b, const char *c)
-{
-    size_t n = (size_t) snprintf (buf, OCC_MAX, "%s", a) + 1;
-    n += (size_t) snprintf (buf + n, OCC_MAX - n, "%s", b);
-    if (c) {
-        n++;
-        n += (size_t) snprintf (buf + n, OCC_MAX - n, "%s", c);
-    }
-    return n;
-}
-
-//  --------------------------------------------------------------------------
-//  Rule kinds: one step function per kind, dispatched by s_kinds
-
-//  What a rule kind's step sees of the event being applied.
-typedef struct {
-    const char *user;
-    const trove_hunt_t *v;
-    const trove_rule_t *r;
-    const Trove__Event *ev;
-    int64_t accepted_us;
-    Trove__EventRef **self_refs;  //  the event itself, as one reference
-} s_step_t;
-
-//  A rule kind's step: apply s->ev to the rule state rs. Sets *coin_p to the
-//  coin the event earns (left NULL when it earns none). Returns 0, or -1
-//  when out of memory (rs may then hold a partial update; the caller drops
-//  the whole state).
-typedef int (s_step_fn) (const s_step_t *s, Trove__RuleState *rs, Trove__Coin **coin_p);
-
-//  A new coin of s's rule, or -1 when out of memory.
-static int
-s_award (const s_step_t *s, const char *occ, size_t occ_len, Trove__EventRef *const *refs, size_t nrefs,
-         Trove__Coin **coin_p)
-{
-    *coin_p = s_coin_new (s->user, s->v, s->r, occ, occ_len, refs, nrefs, s->ev, s->accepted_us);
-    return *coin_p ? 0 : -1;
-}
-
-//  each: one coin per matching event, within its cooldown and its cap per
-//  period.
-static int
-s_each_step (const s_step_t *s, Trove__RuleState *rs, Trove__Coin **coin_p)
-{
-    const trove_rule_t *r = s->r;
-    const Trove__Event *ev = s->ev;
-    char occ [OCC_MAX], num [24];
-    size_t occ_len;
-    if (r->cooldown_ms && rs->awarded && ev->ts_ms - rs->last_award_ts < r->cooldown_ms)
-        return 0;
-    if (r->cap_max) {
-        char ptext [64];
-        int64_t p = s_period (s->v, r->cap_per, ev->ts_ms, ptext, sizeof ptext);
-        if (rs->used && p < rs->period)
-            return 0;  //  a late event of a past period: its slots are unknown here
-        if (rs->used && p != rs->period)
-            rs->used = 0;
-        rs->period = p;
-#ifdef TROVE_MUTANT_CAP_OFF_BY_ONE
-        if (rs->used >= r->cap_max + 1)  //  TEST-ONLY MUTANT: one award too many
-#else
-        if (rs->used >= r->cap_max)
-#endif
-            return 0;
-        snprintf (num, sizeof num, "%u", rs->used++);
-        occ_len = s_occ (occ, "cap", ptext, num);
-    }
-    else
-        occ_len = s_occ (occ, ev->source, ev->id, NULL);
-    rs->awarded = true;
-    rs->last_award_ts = ev->ts_ms;
-    return s_award (s, occ, occ_len, s->self_refs, 1, coin_p);
-}
-
-//  count: a coin every `count` matching events (or distinct values).
-static int
-s_count_step (const s_step_t *s, Trove__RuleState *rs, Trove__Coin **coin_p)
-{
-    const trove_rule_t *r = s->r;
-    const Trove__Event *ev = s->ev;
-    char occ [OCC_MAX], num [24];
-    if (rs->done && !r->repeat)
-        return 0;
-    if (r->distinct) {
-        char text [320];
-        if (!trove_attr_text (ev, r->distinct, text, sizeof text))
-            return 0;
-        uint64_t h = trove_hash_fnv1a64 (text, strlen (text));
-        bool seen = false;
-        for (size_t k = 0; k < rs->n_seen && !seen; k++)
-            seen = rs->seen [k] == h;
-        if (seen)
-            return 0;
-        uint64_t *bigger = realloc (rs->seen, (rs->n_seen + 1) * sizeof *bigger);
-        if (!bigger)
-            return -1;
-        rs->seen = bigger;
-        rs->seen [rs->n_seen++] = h;
-    }
-    if (s_refs_push (&rs->refs, &rs->n_refs, ev->source, ev->id))
-        return -1;
-    if (rs->n_refs < r->count)
-        return 0;
-    snprintf (num, sizeof num, "%u", ++rs->done);
-    size_t occ_len = s_occ (occ, "count", num, NULL);
-    int rc = s_award (s, occ, occ_len, rs->refs, rs->n_refs, coin_p);
-    s_refs_clear (&rs->refs, &rs->n_refs);
-    //  Each award counts afresh: with repeat, the next needs `count`
-    //  distinct values again (so `seen` stays below `count`).
-    free (rs->seen);
-    rs->seen = NULL;
-    rs->n_seen = 0;
-    return rc;
-}
-
-//  sequence: a coin when the steps match in order within `within`.
-//  partials [j] holds the best match of steps 0..j so far.
-static int
-s_sequence_step (const s_step_t *s, Trove__RuleState *rs, Trove__Coin **coin_p)
-{
-    const trove_rule_t *r = s->r;
-    const Trove__Event *ev = s->ev;
-    char occ [OCC_MAX], num [24];
-    if (rs->done && !r->repeat)
-        return 0;
-    size_t k = r->nsteps;
-    while (rs->n_partials < k - 1) {
-        Trove__SeqPartial **bigger = realloc (rs->partials, (rs->n_partials + 1) * sizeof *bigger);
-        if (!bigger)
-            return -1;
-        rs->partials = bigger;
-        Trove__SeqPartial *sp = malloc (sizeof *sp);
-        if (!sp)
-            return -1;
-        trove__seq_partial__init (sp);
-        rs->partials [rs->n_partials++] = sp;
-    }
-    for (size_t j = 0; j + 1 < k; j++) {
-        Trove__SeqPartial *sp = rs->partials [j];
-        if (sp->set && ev->ts_ms - sp->start_ts > r->within_ms) {
-            sp->set = false;
-            s_refs_clear (&sp->refs, &sp->n_refs);
-        }
-    }
-    //  Highest step first: one event advances a match by one step only.
-    for (size_t j = k; j-- > 0;) {
-        if (!trove_match (&r->steps [j], ev))
-            continue;
-        if (j == 0) {
-            Trove__SeqPartial *sp = rs->partials [0];
-            if (s_refs_copy (&sp->refs, &sp->n_refs, s->self_refs, 1))
-                return -1;
-            sp->set = true;
-            sp->start_ts = ev->ts_ms;
-            return 0;
-        }
-        Trove__SeqPartial *prev = rs->partials [j - 1];
-        if (!prev->set || ev->ts_ms - prev->start_ts > r->within_ms)
-            continue;
-        if (j == k - 1) {
-            if (s_refs_push (&prev->refs, &prev->n_refs, ev->source, ev->id))
-                return -1;
-            snprintf (num, sizeof num, "%u", ++rs->done);
-            size_t occ_len = s_occ (occ, "sequence", num, NULL);
-            int rc = s_award (s, occ, occ_len, prev->refs, prev->n_refs, coin_p);
-            for (size_t q = 0; q < rs->n_partials; q++) {
-                rs->partials [q]->set = false;
-                s_refs_clear (&rs->partials [q]->refs, &rs->partials [q]->n_refs);
-            }
-            return rc;
-        }
-        Trove__SeqPartial *sp = rs->partials [j];
-        if (sp->set && sp->start_ts > prev->start_ts)
-            continue;  //  the match already there started later: it has more time left
-        if (s_refs_copy (&sp->refs, &sp->n_refs, prev->refs, prev->n_refs)
-            || s_refs_push (&sp->refs, &sp->n_refs, ev->source, ev->id))
-            return -1;
-        sp->set = true;
-        sp->start_ts = prev->start_ts;
-        return 0;
-    }
-    return 0;
-}
-
-//  streak: a coin after `days` consecutive local days with a matching event.
-static int
-s_streak_step (const s_step_t *s, Trove__RuleState *rs, Trove__Coin **coin_p)
-{
-    const trove_rule_t *r = s->r;
-    const Trove__Event *ev = s->ev;
-    char occ [OCC_MAX], num [24];
-    if (rs->done && !r->repeat)
-        return 0;
-    int64_t day = trove_tz_day (s->v->tz, ev->ts_ms);
-    if (rs->active && day <= rs->last_day)
-        return 0;  //  same day (or a late past day)
-    if (!rs->active || day != rs->last_day + 1)
-        s_refs_clear (&rs->refs, &rs->n_refs);  //  broken: a new run
-    if (s_refs_push (&rs->refs, &rs->n_refs, ev->source, ev->id))
-        return -1;
-    rs->active = true;
-    rs->last_day = day;
-    if (rs->n_refs < r->days)
-        return 0;
-    snprintf (num, sizeof num, "%u", ++rs->done);
-    size_t occ_len = s_occ (occ, "streak", num, NULL);
-    int rc = s_award (s, occ, occ_len, rs->refs, rs->n_refs, coin_p);
-    s_refs_clear (&rs->refs, &rs->n_refs);
-    return rc;
-}
-
-//  Progress of one rule kind: fills p's need/have/done/period from rs (NULL
-//  when the user has no state for the rule). Returns 0 or -1 (out of memory).
-typedef int (s_progress_fn) (const trove_hunt_t *v, const trove_rule_t *r, const Trove__RuleState *rs,
-                             int64_t now_ms, Trove__Progress *p);
-static s_progress_fn s_each_progress, s_count_progress, s_sequence_progress, s_streak_progress;
-
-//  One row per rule kind (trove_kind_t): adding a kind is adding a row here,
-//  its keys in trove_rules.c and its state fields in proto/trove.proto.
-typedef struct {
-    const char *name;         //  as in the hunt file and in progress answers
-    bool own_match;           //  matches events itself (its steps), not r->match
-    s_step_fn *step;          //  apply one event
-    s_progress_fn *progress;  //  where a user stands
-} s_kind_t;
-
-static const s_kind_t s_kinds [] = {
-    [TROVE_KIND_EACH] = {"each", false, s_each_step, s_each_progress},
-    [TROVE_KIND_COUNT] = {"count", false, s_count_step, s_count_progress},
-    [TROVE_KIND_SEQUENCE] = {"sequence", true, s_sequence_step, s_sequence_progress},
-    [TROVE_KIND_STREAK] = {"streak", false, s_streak_step, s_streak_progress},
-};
-
-static const s_kind_t *
-s_kind (trove_kind_t kind)
-{
-    assert (kind >= TROVE_KIND_EACH && kind <= TROVE_KIND_STREAK);
-    return &s_kinds [kind];
-}
-
 //  Apply one event to the rule states of hs under version v; the coins it
 //  earns are appended to out. Returns 0 or -1 (out of memory).
 static int
@@ -501,12 +146,12 @@ s_process (const char *user, s_states_t st, const trove_hunt_t *v, const Trove__
     self_ref.source = ev->source;
     self_ref.id = ev->id;
     Trove__EventRef *self_refs [1] = {&self_ref};
-    s_step_t step = {user, v, NULL, ev, accepted_us, self_refs};
+    engine_step_t step = {user, v, NULL, ev, accepted_us, self_refs};
     for (size_t i = 0; i < v->nrules; i++) {
         const trove_rule_t *r = &v->rules [i];
         if (!trove_rule_stateful (r))
             continue;
-        const s_kind_t *kind = s_kind (r->kind);
+        const engine_kind_t *kind = engine_kind (r->kind);
         if (!kind->own_match && !trove_match (&r->match, ev))
             continue;
         Trove__RuleState *rs = s_rule_state (&st, r);
@@ -992,7 +637,7 @@ trove_engine_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t 
             ref.id = ev->id;
             Trove__EventRef *refs [1] = {&ref};
             char occ [OCC_MAX];
-            size_t occ_len = s_occ (occ, ev->source, ev->id, NULL);
+            size_t occ_len = engine_occ (occ, ev->source, ev->id, NULL);
             char id [TROVE_COIN_ID_LEN + 1];
             trove_hash_coin_id (v->hunt, r->id, ev->user, occ, occ_len, id);
             trove_change_t ch = {
@@ -1241,62 +886,6 @@ done:
     return rc;
 }
 
-//  --------------------------------------------------------------------------
-//  Progress
-
-static int
-s_each_progress (const trove_hunt_t *v, const trove_rule_t *r, const Trove__RuleState *rs, int64_t now_ms,
-                 Trove__Progress *p)
-{
-    if (!r->cap_max)
-        return 0;
-    char period [40] = "";
-    int64_t now_period = s_period (v, r->cap_per, now_ms, period, sizeof period);
-    p->need = r->cap_max;
-    p->have = rs && rs->period == now_period ? rs->used : 0;
-    p->left = p->have < p->need ? p->need - p->have : 0;
-    return (p->period = strdup (period)) ? 0 : -1;
-}
-
-static int
-s_count_progress (const trove_hunt_t *v, const trove_rule_t *r, const Trove__RuleState *rs, int64_t now_ms,
-                  Trove__Progress *p)
-{
-    (void) v;
-    (void) now_ms;
-    p->need = r->count;
-    p->have = rs ? (uint32_t) (r->distinct ? rs->n_seen : rs->n_refs) : 0;
-    p->done = rs ? rs->done : 0;
-    return 0;
-}
-
-static int
-s_sequence_progress (const trove_hunt_t *v, const trove_rule_t *r, const Trove__RuleState *rs,
-                     int64_t now_ms, Trove__Progress *p)
-{
-    (void) v;
-    p->need = (uint32_t) r->nsteps;
-    p->done = rs ? rs->done : 0;
-    //  partials [j] holds a match of steps 0..j
-    for (size_t j = 0; rs && j < rs->n_partials; j++)
-        if (rs->partials [j]->set && (r->within_ms <= 0 || now_ms - rs->partials [j]->start_ts <= r->within_ms))
-            p->have = (uint32_t) j + 1;
-    return 0;
-}
-
-static int
-s_streak_progress (const trove_hunt_t *v, const trove_rule_t *r, const Trove__RuleState *rs, int64_t now_ms,
-                   Trove__Progress *p)
-{
-    p->need = r->days;
-    p->done = rs ? rs->done : 0;
-    //  Alive while its last day is today or yesterday (local).
-    int64_t today = trove_tz_day (v->tz, now_ms);
-    if (rs && rs->active && rs->last_day >= today - 1)
-        p->have = (uint32_t) rs->n_refs;
-    return 0;
-}
-
 int
 trove_engine_progress (const trove_hunt_t *v, const Trove__HuntState *state, int64_t now_ms,
                        Trove__Progress ***progress_p, size_t *n_p)
@@ -1323,7 +912,7 @@ trove_engine_progress (const trove_hunt_t *v, const Trove__HuntState *state, int
             goto fail;
         trove__progress__init (p);
         (*progress_p) [(*n_p)++] = p;
-        const s_kind_t *kind = s_kind (r->kind);
+        const engine_kind_t *kind = engine_kind (r->kind);
         p->hunt = strdup (v->hunt);
         p->rule = strdup (r->id);
         p->kind = strdup (kind->name);

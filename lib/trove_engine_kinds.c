@@ -1,0 +1,375 @@
+/*  trove_engine_kinds - the rule kinds: each kind's step (apply one event
+    to its rule state) and progress (where a user stands), and the table
+    engine_kinds that the engine dispatches by. See trove_engine_internal.h.
+
+    Rule states are unpacked protobuf, malloc'd throughout (see
+    trove_engine.c), so fields are replaced with malloc'd copies. */
+#include "trove_engine_internal.h"
+#include "trove_error.h"
+#include "trove_hash.h"
+#include "trove_tz.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static Trove__EventRef *
+kind_ref_new (const char *source, const char *id)
+{
+    Trove__EventRef *r = malloc (sizeof *r);
+    if (!r)
+        return NULL;
+    trove__event_ref__init (r);
+    r->source = strdup (source);
+    r->id = strdup (id);
+    if (!r->source || !r->id) {
+        trove__event_ref__free_unpacked (r, NULL);
+        return NULL;
+    }
+    return r;
+}
+
+//  Append a ref to a malloc'd array of refs.
+static int
+kind_refs_push (Trove__EventRef ***refs, size_t *n, const char *source, const char *id)
+{
+    Trove__EventRef **v = realloc (*refs, (*n + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    *refs = v;
+    if (!(v [*n] = kind_ref_new (source, id)))
+        return -1;
+    (*n)++;
+    return 0;
+}
+
+static void
+kind_refs_clear (Trove__EventRef ***refs, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++)
+        trove__event_ref__free_unpacked ((*refs) [i], NULL);
+    free (*refs);
+    *refs = NULL;
+    *n = 0;
+}
+
+static int
+kind_refs_copy (Trove__EventRef ***dst, size_t *ndst, Trove__EventRef *const *src, size_t nsrc)
+{
+    kind_refs_clear (dst, ndst);
+    for (size_t i = 0; i < nsrc; i++)
+        if (kind_refs_push (dst, ndst, src [i]->source, src [i]->id))
+            return -1;
+    return 0;
+}
+
+//  A new owned coin (id computed from the occurrence key).
+static Trove__Coin *
+kind_coin_new (const char *user, const trove_hunt_t *v, const trove_rule_t *r, const void *occ, size_t occ_len,
+            Trove__EventRef *const *refs, size_t nrefs, const Trove__Event *ev, int64_t accepted_us)
+{
+    char id [TROVE_COIN_ID_LEN + 1];
+    trove_hash_coin_id (v->hunt, r->id, user, occ, occ_len, id);
+    Trove__Coin *c = malloc (sizeof *c);
+    if (!c)
+        return NULL;
+    trove__coin__init (c);
+    c->id = strdup (id);
+    c->user = strdup (user);
+    c->hunt = strdup (v->hunt);
+    c->rule = strdup (r->id);
+    c->reason = strdup (trove_strerror (TROVE_REASON_SCORED));
+    c->rule_version = v->version;
+    c->value = r->coins;
+    c->event_ts_ms = ev->ts_ms;
+    c->local_day = (int32_t) trove_tz_day (v->tz, ev->ts_ms);
+    c->accepted_us = accepted_us;
+    if (!c->id || !c->user || !c->hunt || !c->rule || !c->reason
+        || kind_refs_copy (&c->events, &c->n_events, refs, nrefs)) {
+        trove__coin__free_unpacked (c, NULL);
+        return NULL;
+    }
+    return c;
+}
+
+//  Period number of ts for a cap, and its text for the occurrence key.
+static int64_t
+kind_period (const trove_hunt_t *v, trove_per_t per, int64_t ts, char *text, size_t size)
+{
+    char date [32];
+    int64_t p = 0;
+    switch (per) {
+        case TROVE_PER_DAY:
+#ifdef TROVE_MUTANT_UTC_DAY
+            p = ts >= 0 ? ts / 86400000 : -((-ts + 86399999) / 86400000);  //  TEST-ONLY MUTANT: UTC days
+#else
+            p = trove_tz_day (v->tz, ts);
+#endif
+            trove_tz_day_text (p, date, sizeof date);
+            snprintf (text, size, "day:%s", date);
+            break;
+        case TROVE_PER_WEEK:
+            p = trove_tz_week (v->tz, ts);
+            trove_tz_day_text (p * 7 - 3, date, sizeof date);
+            snprintf (text, size, "week:%s", date);
+            break;
+        case TROVE_PER_MONTH:
+            p = trove_tz_month (v->tz, ts);
+            trove_tz_month_text (p, date, sizeof date);
+            snprintf (text, size, "month:%s", date);
+            break;
+        default:
+            snprintf (text, size, "hunt");
+            break;
+    }
+    return p;
+}
+
+//  --------------------------------------------------------------------------
+//  Rule kinds: one step function per kind, dispatched by engine_kinds
+
+//  A new coin of s's rule, or -1 when out of memory.
+static int
+kind_award (const engine_step_t *s, const char *occ, size_t occ_len, Trove__EventRef *const *refs, size_t nrefs,
+         Trove__Coin **coin_p)
+{
+    *coin_p = kind_coin_new (s->user, s->v, s->r, occ, occ_len, refs, nrefs, s->ev, s->accepted_us);
+    return *coin_p ? 0 : -1;
+}
+
+//  each: one coin per matching event, within its cooldown and its cap per
+//  period.
+static int
+kind_each_step (const engine_step_t *s, Trove__RuleState *rs, Trove__Coin **coin_p)
+{
+    const trove_rule_t *r = s->r;
+    const Trove__Event *ev = s->ev;
+    char occ [OCC_MAX], num [24];
+    size_t occ_len;
+    if (r->cooldown_ms && rs->awarded && ev->ts_ms - rs->last_award_ts < r->cooldown_ms)
+        return 0;
+    if (r->cap_max) {
+        char ptext [64];
+        int64_t p = kind_period (s->v, r->cap_per, ev->ts_ms, ptext, sizeof ptext);
+        if (rs->used && p < rs->period)
+            return 0;  //  a late event of a past period: its slots are unknown here
+        if (rs->used && p != rs->period)
+            rs->used = 0;
+        rs->period = p;
+#ifdef TROVE_MUTANT_CAP_OFF_BY_ONE
+        if (rs->used >= r->cap_max + 1)  //  TEST-ONLY MUTANT: one award too many
+#else
+        if (rs->used >= r->cap_max)
+#endif
+            return 0;
+        snprintf (num, sizeof num, "%u", rs->used++);
+        occ_len = engine_occ (occ, "cap", ptext, num);
+    }
+    else
+        occ_len = engine_occ (occ, ev->source, ev->id, NULL);
+    rs->awarded = true;
+    rs->last_award_ts = ev->ts_ms;
+    return kind_award (s, occ, occ_len, s->self_refs, 1, coin_p);
+}
+
+//  count: a coin every `count` matching events (or distinct values).
+static int
+kind_count_step (const engine_step_t *s, Trove__RuleState *rs, Trove__Coin **coin_p)
+{
+    const trove_rule_t *r = s->r;
+    const Trove__Event *ev = s->ev;
+    char occ [OCC_MAX], num [24];
+    if (rs->done && !r->repeat)
+        return 0;
+    if (r->distinct) {
+        char text [320];
+        if (!trove_attr_text (ev, r->distinct, text, sizeof text))
+            return 0;
+        uint64_t h = trove_hash_fnv1a64 (text, strlen (text));
+        bool seen = false;
+        for (size_t k = 0; k < rs->n_seen && !seen; k++)
+            seen = rs->seen [k] == h;
+        if (seen)
+            return 0;
+        uint64_t *bigger = realloc (rs->seen, (rs->n_seen + 1) * sizeof *bigger);
+        if (!bigger)
+            return -1;
+        rs->seen = bigger;
+        rs->seen [rs->n_seen++] = h;
+    }
+    if (kind_refs_push (&rs->refs, &rs->n_refs, ev->source, ev->id))
+        return -1;
+    if (rs->n_refs < r->count)
+        return 0;
+    snprintf (num, sizeof num, "%u", ++rs->done);
+    size_t occ_len = engine_occ (occ, "count", num, NULL);
+    int rc = kind_award (s, occ, occ_len, rs->refs, rs->n_refs, coin_p);
+    kind_refs_clear (&rs->refs, &rs->n_refs);
+    //  Each award counts afresh: with repeat, the next needs `count`
+    //  distinct values again (so `seen` stays below `count`).
+    free (rs->seen);
+    rs->seen = NULL;
+    rs->n_seen = 0;
+    return rc;
+}
+
+//  sequence: a coin when the steps match in order within `within`.
+//  partials [j] holds the best match of steps 0..j so far.
+static int
+kind_sequence_step (const engine_step_t *s, Trove__RuleState *rs, Trove__Coin **coin_p)
+{
+    const trove_rule_t *r = s->r;
+    const Trove__Event *ev = s->ev;
+    char occ [OCC_MAX], num [24];
+    if (rs->done && !r->repeat)
+        return 0;
+    size_t k = r->nsteps;
+    while (rs->n_partials < k - 1) {
+        Trove__SeqPartial **bigger = realloc (rs->partials, (rs->n_partials + 1) * sizeof *bigger);
+        if (!bigger)
+            return -1;
+        rs->partials = bigger;
+        Trove__SeqPartial *sp = malloc (sizeof *sp);
+        if (!sp)
+            return -1;
+        trove__seq_partial__init (sp);
+        rs->partials [rs->n_partials++] = sp;
+    }
+    for (size_t j = 0; j + 1 < k; j++) {
+        Trove__SeqPartial *sp = rs->partials [j];
+        if (sp->set && ev->ts_ms - sp->start_ts > r->within_ms) {
+            sp->set = false;
+            kind_refs_clear (&sp->refs, &sp->n_refs);
+        }
+    }
+    //  Highest step first: one event advances a match by one step only.
+    for (size_t j = k; j-- > 0;) {
+        if (!trove_match (&r->steps [j], ev))
+            continue;
+        if (j == 0) {
+            Trove__SeqPartial *sp = rs->partials [0];
+            if (kind_refs_copy (&sp->refs, &sp->n_refs, s->self_refs, 1))
+                return -1;
+            sp->set = true;
+            sp->start_ts = ev->ts_ms;
+            return 0;
+        }
+        Trove__SeqPartial *prev = rs->partials [j - 1];
+        if (!prev->set || ev->ts_ms - prev->start_ts > r->within_ms)
+            continue;
+        if (j == k - 1) {
+            if (kind_refs_push (&prev->refs, &prev->n_refs, ev->source, ev->id))
+                return -1;
+            snprintf (num, sizeof num, "%u", ++rs->done);
+            size_t occ_len = engine_occ (occ, "sequence", num, NULL);
+            int rc = kind_award (s, occ, occ_len, prev->refs, prev->n_refs, coin_p);
+            for (size_t q = 0; q < rs->n_partials; q++) {
+                rs->partials [q]->set = false;
+                kind_refs_clear (&rs->partials [q]->refs, &rs->partials [q]->n_refs);
+            }
+            return rc;
+        }
+        Trove__SeqPartial *sp = rs->partials [j];
+        if (sp->set && sp->start_ts > prev->start_ts)
+            continue;  //  the match already there started later: it has more time left
+        if (kind_refs_copy (&sp->refs, &sp->n_refs, prev->refs, prev->n_refs)
+            || kind_refs_push (&sp->refs, &sp->n_refs, ev->source, ev->id))
+            return -1;
+        sp->set = true;
+        sp->start_ts = prev->start_ts;
+        return 0;
+    }
+    return 0;
+}
+
+//  streak: a coin after `days` consecutive local days with a matching event.
+static int
+kind_streak_step (const engine_step_t *s, Trove__RuleState *rs, Trove__Coin **coin_p)
+{
+    const trove_rule_t *r = s->r;
+    const Trove__Event *ev = s->ev;
+    char occ [OCC_MAX], num [24];
+    if (rs->done && !r->repeat)
+        return 0;
+    int64_t day = trove_tz_day (s->v->tz, ev->ts_ms);
+    if (rs->active && day <= rs->last_day)
+        return 0;  //  same day (or a late past day)
+    if (!rs->active || day != rs->last_day + 1)
+        kind_refs_clear (&rs->refs, &rs->n_refs);  //  broken: a new run
+    if (kind_refs_push (&rs->refs, &rs->n_refs, ev->source, ev->id))
+        return -1;
+    rs->active = true;
+    rs->last_day = day;
+    if (rs->n_refs < r->days)
+        return 0;
+    snprintf (num, sizeof num, "%u", ++rs->done);
+    size_t occ_len = engine_occ (occ, "streak", num, NULL);
+    int rc = kind_award (s, occ, occ_len, rs->refs, rs->n_refs, coin_p);
+    kind_refs_clear (&rs->refs, &rs->n_refs);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Progress
+
+static int
+kind_each_progress (const trove_hunt_t *v, const trove_rule_t *r, const Trove__RuleState *rs, int64_t now_ms,
+                 Trove__Progress *p)
+{
+    if (!r->cap_max)
+        return 0;
+    char period [40] = "";
+    int64_t now_period = kind_period (v, r->cap_per, now_ms, period, sizeof period);
+    p->need = r->cap_max;
+    p->have = rs && rs->period == now_period ? rs->used : 0;
+    p->left = p->have < p->need ? p->need - p->have : 0;
+    return (p->period = strdup (period)) ? 0 : -1;
+}
+
+static int
+kind_count_progress (const trove_hunt_t *v, const trove_rule_t *r, const Trove__RuleState *rs, int64_t now_ms,
+                  Trove__Progress *p)
+{
+    (void) v;
+    (void) now_ms;
+    p->need = r->count;
+    p->have = rs ? (uint32_t) (r->distinct ? rs->n_seen : rs->n_refs) : 0;
+    p->done = rs ? rs->done : 0;
+    return 0;
+}
+
+static int
+kind_sequence_progress (const trove_hunt_t *v, const trove_rule_t *r, const Trove__RuleState *rs,
+                     int64_t now_ms, Trove__Progress *p)
+{
+    (void) v;
+    p->need = (uint32_t) r->nsteps;
+    p->done = rs ? rs->done : 0;
+    //  partials [j] holds a match of steps 0..j
+    for (size_t j = 0; rs && j < rs->n_partials; j++)
+        if (rs->partials [j]->set && (r->within_ms <= 0 || now_ms - rs->partials [j]->start_ts <= r->within_ms))
+            p->have = (uint32_t) j + 1;
+    return 0;
+}
+
+static int
+kind_streak_progress (const trove_hunt_t *v, const trove_rule_t *r, const Trove__RuleState *rs, int64_t now_ms,
+                   Trove__Progress *p)
+{
+    p->need = r->days;
+    p->done = rs ? rs->done : 0;
+    //  Alive while its last day is today or yesterday (local).
+    int64_t today = trove_tz_day (v->tz, now_ms);
+    if (rs && rs->active && rs->last_day >= today - 1)
+        p->have = (uint32_t) rs->n_refs;
+    return 0;
+}
+
+//  One row per rule kind (trove_kind_t): adding a kind is adding a row here,
+//  its keys in trove_rules.c and its state fields in proto/trove.proto.
+const engine_kind_t engine_kinds [] = {
+    [TROVE_KIND_EACH] = {"each", false, kind_each_step, kind_each_progress},
+    [TROVE_KIND_COUNT] = {"count", false, kind_count_step, kind_count_progress},
+    [TROVE_KIND_SEQUENCE] = {"sequence", true, kind_sequence_step, kind_sequence_progress},
+    [TROVE_KIND_STREAK] = {"streak", false, kind_streak_step, kind_streak_progress},
+};
