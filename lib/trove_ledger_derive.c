@@ -16,6 +16,7 @@
         own apply mark says which records it holds (snap_applied): each
         record is read exactly once. */
 #include "trove_ledger_internal.h"
+#include "trove_error.h"
 #include "trove_event.h"
 #include "trove_msg.h"
 #include "trove_util.h"
@@ -301,7 +302,9 @@ ledger_derive_user (trove_ledger_t *self, const char *user, const Trove__Event *
         //  A coin re-issued keeps the acceptance time of its last earning
         //  event only when that is this one.
         d->accepted_us = earned ? self->scoring_accepted_us : 0;
-        rc = derive_coin_change (self, d, false, reconciler ? reason : earned ? "scored" : "rescored", run);
+        const char *why = reconciler ? reason
+                        : trove_strerror (earned ? TROVE_REASON_SCORED : TROVE_REASON_RESCORED);
+        rc = derive_coin_change (self, d, false, why, run);
     }
     if (rc == 0 && reconciler && self->ncoins) {
         //  Real time is exact: what a reconciler still finds is an incident.

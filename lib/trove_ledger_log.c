@@ -25,6 +25,7 @@
     L5. A claim (source, id) -> content hash never changes once stored: the
         first content wins, other content is rejected id_conflict. */
 #include "trove_ledger_internal.h"
+#include "trove_error.h"
 #include "trove_event.h"
 #include "trove_msg.h"
 #include "trove_util.h"
@@ -727,19 +728,22 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
         for (size_t i = 0; i < ev->n_attrs; i++)
             if (strcmp (ev->attrs [i]->key, "run") == 0 && ev->attrs [i]->value_case == TROVE__ATTR__VALUE_S)
                 run = ev->attrs [i]->s;
-        scored = ledger_derive_user (self, ev->user, NULL, rules, 0, "reconciled", run);
+        scored = ledger_derive_user (self, ev->user, NULL, rules, 0, trove_strerror (TROVE_REASON_RECONCILED),
+                                     run);
     }
     else if (undo) {
         //  Wherever the target went (a buffer, a checkpoint, a stateless
         //  coin), event-time order without it is the answer. An undo that
         //  comes first leaves a marker instead (below).
         if (target_seen == 1)
-            scored = ledger_derive_user (self, ev->user, ev, rules, self->history_max, "undo", NULL);
+            scored = ledger_derive_user (self, ev->user, ev, rules, self->history_max,
+                                         trove_strerror (TROVE_REASON_UNDO), NULL);
     }
     else if (!skipped) {
         scored = trove_engine_score (rules, ev, accepted_us, &store, ledger_log_change, self);
         if (scored == 1)  //  before what the engine has folded: placed exactly by a re-derive
-            scored = ledger_derive_user (self, ev->user, ev, rules, self->history_max, "rescored", NULL);
+            scored = ledger_derive_user (self, ev->user, ev, rules, self->history_max,
+                                         trove_strerror (TROVE_REASON_RESCORED), NULL);
     }
     if (scored < 0) {
         if (!self->error [0])
@@ -749,7 +753,7 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
     if (scored == 1) {
         //  The user's history is too long to re-read for this event: refused
         //  before anything was written (the engine changed nothing).
-        self->reject_reason = "history_limit";
+        self->reject_reason = trove_strerror (TROVE_E_HISTORY_LIMIT);
         *status_p = TROVE__STATUS__REJECTED;
         rc = 0;
         goto done;

@@ -11,6 +11,7 @@
         before the read it pays for; past the limit it stops with -1 and
         cost->over set, and returns nothing. */
 #include "trove_ledger_internal.h"
+#include "trove_error.h"
 #include "trove_util.h"
 
 #include <assert.h>
@@ -129,7 +130,7 @@ trove_ledger_coins (trove_ledger_t *self, const char *user, const char *cursor, 
         char *end;
         before = strtoull (cursor, &end, 10);
         if (*end) {
-            snprintf (self->error, sizeof self->error, "bad cursor");
+            snprintf (self->error, sizeof self->error, "%s", trove_strerror (TROVE_E_BAD_CURSOR));
             return -1;
         }
     }

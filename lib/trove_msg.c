@@ -1,5 +1,6 @@
 /*  trove_msg - frame decoding and sending. */
 #include "trove_msg.h"
+#include "trove_error.h"
 #include "trove_util.h"
 
 #include <assert.h>
@@ -43,9 +44,9 @@ s_has_unknown (const ProtobufCMessage *msg)
 Trove__Msg *
 trove_msg_decode (const void *data, size_t size, size_t max_size, const char **reason_p)
 {
-    const char *reason = "malformed";
+    const char *reason = trove_strerror (TROVE_E_MALFORMED);
     if (size > max_size) {
-        reason = "frame_too_large";
+        reason = trove_strerror (TROVE_E_FRAME_TOO_LARGE);
         goto fail;
     }
     Trove__Msg *msg = trove__msg__unpack (NULL, size, data);
@@ -57,7 +58,7 @@ trove_msg_decode (const void *data, size_t size, size_t max_size, const char **r
     }
     if (s_has_unknown (&msg->base)) {
         trove__msg__free_unpacked (msg, NULL);
-        reason = "unknown_field";
+        reason = trove_strerror (TROVE_E_UNKNOWN_FIELD);
         goto fail;
     }
     return msg;

@@ -2,6 +2,7 @@
     contracts. */
 #include "trove_submitter.h"
 #include "trove_client.h"
+#include "trove_error.h"
 #include "trove_event.h"
 #include "trove_msg.h"
 #include "trove_sock.h"
@@ -412,7 +413,7 @@ trove_submitter_add (trove_submitter_t *self, const Trove__Event *event, uint64_
         //  No request could carry it: the ingestor would drop the connection.
         Trove__Result result = TROVE__RESULT__INIT;
         result.status = TROVE__STATUS__REJECTED;
-        result.reason = "frame_too_large";
+        result.reason = (char *) trove_strerror (TROVE_E_FRAME_TOO_LARGE);
         result.detail = "the event alone is larger than limits/max_frame";
         self->fn (self->arg, tag, &result, 0);
         return 0;
