@@ -2,6 +2,7 @@
     merges leaderboards across shards. See trove_router.h. */
 #include "trove_router.h"
 #include "trove_client.h"
+#include "trove_error.h"
 #include "trove_msg.h"
 #include "trove_sock.h"
 #include "trove_util.h"
@@ -339,10 +340,9 @@ s_check_cost (trove_router_t *self, Trove__QueryReply *reply)
     size_t max = trove_cfg_limits (self->cfg)->max_query_cost;
     if (reply && !(reply->error && *reply->error) && reply->cost > max) {
         char text [160];
-        snprintf (
-            text, sizeof text,
-            "cost_limit: the query needs more than %zu units (limits/max_query_cost); ask for fewer entries",
-            max);
+        snprintf (text, sizeof text,
+                  "%s: the query needs more than %zu units (limits/max_query_cost); ask for fewer entries",
+                  trove_strerror (TROVE_E_COST_LIMIT), max);
         uint64_t cost = reply->cost;
         trove_client_reply_free (&reply);
         return s_error_reply (text, cost);
@@ -428,7 +428,7 @@ trove_router_top (trove_router_t *self, const char *hunt, const char *period, si
                 more [k] = false;
             Trove__BoardEntry **grown = realloc (all, (nall + r->n_entries) * sizeof *grown);
             if (!grown && r->n_entries) {
-                result = s_error_reply ("out of memory", cost);
+                result = s_error_reply (trove_strerror (TROVE_E_NO_MEMORY), cost);
                 goto done;
             }
             all = grown;
@@ -510,7 +510,7 @@ trove_router_around (trove_router_t *self, const char *hunt, const char *period,
     before = calloc (total + 1, sizeof *before);
     after = calloc (total + 1, sizeof *after);
     if (!before || !after) {
-        result = s_error_reply ("out of memory", cost);
+        result = s_error_reply (trove_strerror (TROVE_E_NO_MEMORY), cost);
         free (before);
         free (after);
         goto done;
@@ -535,7 +535,7 @@ trove_router_around (trove_router_t *self, const char *hunt, const char *period,
     Trove__BoardEntry **others = calloc (2 * k + 1, sizeof *others);
     size_t nw = 0, no = 0;
     if (!window || !others) {
-        result = s_error_reply ("out of memory", cost);
+        result = s_error_reply (trove_strerror (TROVE_E_NO_MEMORY), cost);
         goto merged;
     }
     for (size_t i = from; i < nb; i++)
@@ -609,7 +609,7 @@ trove_router_boards (trove_router_t *self, const char *hunt, size_t limit, char 
     Trove__BoardEntry **merged = calloc (total ? total : 1, sizeof *merged);
     if (!merged) {
         s_free_replies (replies, ns);
-        return s_error_reply ("out of memory", cost);
+        return s_error_reply (trove_strerror (TROVE_E_NO_MEMORY), cost);
     }
     size_t n = 0;
     bool more = false;
@@ -660,7 +660,7 @@ trove_router_coin (trove_router_t *self, const char *coin_id, char **err_p)
         bool error = r->error && *r->error;
         if (!error && r->n_coins && found == ns)
             found = k;
-        else if (error && strcmp (r->error, "not_found") && failed == ns)
+        else if (error && trove_error_parse (r->error) != TROVE_E_NOT_FOUND && failed == ns)
             failed = k;
     }
     Trove__QueryReply *result = NULL;
@@ -680,7 +680,7 @@ trove_router_coin (trove_router_t *self, const char *coin_id, char **err_p)
                                trove_cfg_shard_query (self->cfg, first_silent), self->timeout_ms);
     }
     else
-        result = s_error_reply ("not_found", cost);
+        result = s_error_reply (trove_strerror (TROVE_E_NOT_FOUND), cost);
     s_free_replies (replies, ns);
     return result;
 }

@@ -2,6 +2,7 @@
     coin with its events, the award stream. Every query goes through
     trove_router, as the HTTP API's do (the same shard, the same cost). */
 #include "trovectl.h"
+#include "trove_error.h"
 #include "trove_event.h"
 #include "trove_json.h"
 #include "trove_router.h"
@@ -201,7 +202,7 @@ trovectl_coin (const trovectl_opts_t *opts)
     if (!reply || (reply->error && *reply->error) || reply->n_coins == 0) {
         if (!reply)
             trovectl_fail ("coin %s not found (%s)", opts->args [0], err ? err : "cannot create sockets");
-        else if (!(reply->error && *reply->error) || strcmp (reply->error, "not_found") == 0)
+        else if (!(reply->error && *reply->error) || trove_error_parse (reply->error) == TROVE_E_NOT_FOUND)
             trovectl_fail ("coin %s not found", opts->args [0]);
         else
             trovectl_fail ("coin %s: %s", opts->args [0], reply->error);

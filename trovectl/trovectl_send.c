@@ -3,6 +3,7 @@
     the same request id). */
 #include "trovectl.h"
 #include "trove_curve.h"
+#include "trove_error.h"
 #include "trove_event.h"
 #include "trove_util.h"
 
@@ -126,7 +127,8 @@ s_send_line (s_send_t *self, const char *text, size_t len, long lineno)
     if (!event) {
         char *source, *id;
         s_guess_ids (text, len, &source, &id);
-        s_send_report (self, lineno, source, id, TROVE__STATUS__REJECTED, reason ? reason : "bad_json", err);
+        s_send_report (self, lineno, source, id, TROVE__STATUS__REJECTED,
+                       reason ? reason : trove_strerror (TROVE_E_BAD_JSON), err);
         free (source);
         free (id);
         free (err);
