@@ -65,8 +65,9 @@ kind_refs_copy (Trove__EventRef ***dst, size_t *ndst, Trove__EventRef *const *sr
 
 //  A new owned coin (id computed from the occurrence key).
 static Trove__Coin *
-kind_coin_new (const char *user, const trove_hunt_t *v, const trove_rule_t *r, const void *occ, size_t occ_len,
-            Trove__EventRef *const *refs, size_t nrefs, const Trove__Event *ev, int64_t accepted_us)
+kind_coin_new (const char *user, const trove_hunt_t *v, const trove_rule_t *r, const void *occ,
+               size_t occ_len, Trove__EventRef *const *refs, size_t nrefs, const Trove__Event *ev,
+               int64_t accepted_us)
 {
     char id [TROVE_COIN_ID_LEN + 1];
     trove_hash_coin_id (v->hunt, r->id, user, occ, occ_len, id);
@@ -130,8 +131,8 @@ kind_period (const trove_hunt_t *v, trove_per_t per, int64_t ts, char *text, siz
 
 //  A new coin of s's rule, or -1 when out of memory.
 static int
-kind_award (const engine_step_t *s, const char *occ, size_t occ_len, Trove__EventRef *const *refs, size_t nrefs,
-         Trove__Coin **coin_p)
+kind_award (const engine_step_t *s, const char *occ, size_t occ_len, Trove__EventRef *const *refs,
+            size_t nrefs, Trove__Coin **coin_p)
 {
     *coin_p = kind_coin_new (s->user, s->v, s->r, occ, occ_len, refs, nrefs, s->ev, s->accepted_us);
     return *coin_p ? 0 : -1;
@@ -314,7 +315,7 @@ kind_streak_step (const engine_step_t *s, Trove__RuleState *rs, Trove__Coin **co
 
 static int
 kind_each_progress (const trove_hunt_t *v, const trove_rule_t *r, const Trove__RuleState *rs, int64_t now_ms,
-                 Trove__Progress *p)
+                    Trove__Progress *p)
 {
     if (!r->cap_max)
         return 0;
@@ -328,7 +329,7 @@ kind_each_progress (const trove_hunt_t *v, const trove_rule_t *r, const Trove__R
 
 static int
 kind_count_progress (const trove_hunt_t *v, const trove_rule_t *r, const Trove__RuleState *rs, int64_t now_ms,
-                  Trove__Progress *p)
+                     Trove__Progress *p)
 {
     (void) v;
     (void) now_ms;
@@ -340,21 +341,22 @@ kind_count_progress (const trove_hunt_t *v, const trove_rule_t *r, const Trove__
 
 static int
 kind_sequence_progress (const trove_hunt_t *v, const trove_rule_t *r, const Trove__RuleState *rs,
-                     int64_t now_ms, Trove__Progress *p)
+                        int64_t now_ms, Trove__Progress *p)
 {
     (void) v;
     p->need = (uint32_t) r->nsteps;
     p->done = rs ? rs->done : 0;
     //  partials [j] holds a match of steps 0..j
     for (size_t j = 0; rs && j < rs->n_partials; j++)
-        if (rs->partials [j]->set && (r->within_ms <= 0 || now_ms - rs->partials [j]->start_ts <= r->within_ms))
+        if (rs->partials [j]->set
+            && (r->within_ms <= 0 || now_ms - rs->partials [j]->start_ts <= r->within_ms))
             p->have = (uint32_t) j + 1;
     return 0;
 }
 
 static int
-kind_streak_progress (const trove_hunt_t *v, const trove_rule_t *r, const Trove__RuleState *rs, int64_t now_ms,
-                   Trove__Progress *p)
+kind_streak_progress (const trove_hunt_t *v, const trove_rule_t *r, const Trove__RuleState *rs,
+                      int64_t now_ms, Trove__Progress *p)
 {
     p->need = r->days;
     p->done = rs ? rs->done : 0;

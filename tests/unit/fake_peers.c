@@ -97,7 +97,8 @@ fake_cluster_setup (int slot)
     if (strcmp (trove_cfg_ingestor_endpoint (fake_cluster.cfg, 0), fake_cluster.ingestor)
         || strcmp (trove_cfg_broker_sub (fake_cluster.cfg), fake_cluster.broker_sub)
         || strcmp (trove_cfg_shard_query (fake_cluster.cfg, 0), fake_cluster.query [0])
-        || strcmp (trove_cfg_shard_query (fake_cluster.cfg, 1), fake_cluster.query [1]) || trove_cfg_shards (fake_cluster.cfg) != 2
+        || strcmp (trove_cfg_shard_query (fake_cluster.cfg, 1), fake_cluster.query [1])
+        || trove_cfg_shards (fake_cluster.cfg) != 2
         || trove_cfg_limits (fake_cluster.cfg)->max_frame != FAKE_MAX_FRAME)
         return -1;
     return 0;
@@ -144,7 +145,8 @@ fake_coin_fill (Trove__Coin *coin, char *id, size_t id_size, uint32_t shard, uin
 }
 
 static void
-s_server_answer (fake_server_t *fake, zsock_t *router, zframe_t *rid, const Trove__Query *query, fake_act_t act)
+s_server_answer (fake_server_t *fake, zsock_t *router, zframe_t *rid, const Trove__Query *query,
+                 fake_act_t act)
 {
     if (act == FAKE_SILENT)
         return;
@@ -245,8 +247,9 @@ s_server_actor (zsock_t *pipe, void *args)
                     router = zsock_new (ZMQ_ROUTER);
                     if (router)
                         zsock_set_linger (router, 0);
-                    poller = router && fake_bind (router, fake->endpoint) == 0 ? zpoller_new (pipe, router, NULL)
-                                                                            : NULL;
+                    poller = router && fake_bind (router, fake->endpoint) == 0
+                               ? zpoller_new (pipe, router, NULL)
+                               : NULL;
                 }
                 else
                     s_server_answer (fake, router, rid, msg->query, act);
@@ -270,7 +273,8 @@ s_server_actor (zsock_t *pipe, void *args)
 }
 
 fake_server_t *
-fake_server_start (size_t slot, const char *endpoint, uint32_t shard, const fake_act_t *script, size_t nscript)
+fake_server_start (size_t slot, const char *endpoint, uint32_t shard, const fake_act_t *script,
+                   size_t nscript)
 {
     assert_true (slot < FAKE_SERVERS);
     fake_server_t *fake = &s_servers.fake [slot];

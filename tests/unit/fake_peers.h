@@ -60,24 +60,24 @@ typedef enum {
     FAKE_SILENT,           //  nothing
     FAKE_GARBAGE,          //  one frame that is not a trove.Msg
     FAKE_JUNK_THEN_REPLY,  //  garbage, a reply with another req_id, then the
-                        //  good reply after an empty delimiter frame
+                           //  good reply after an empty delimiter frame
     FAKE_RESTART           //  no answer: close the ROUTER (the connection drops)
-                        //  and bind a new one, as a restarted server would
+                           //  and bind a new one, as a restarted server would
 } fake_act_t;
 
 #define FAKE_LOG 32
 
 typedef struct {
-    char endpoint [64];               //  bound by the actor
-    uint32_t shard;                   //  coins of the table carry this shard
-    fake_act_t script [8];               //  action per query received
-    size_t nscript;                   //  entries in script
-    bool bound;                       //  the bind worked (set before the actor signals)
-    pthread_mutex_t lock;             //  guards everything below
-    pthread_cond_t changed;           //  signalled on each query received
-    uint64_t status_last;             //  "status": last_aseq to report
-    uint64_t available;               //  "awards": coins 1..available exist
-    size_t nqueries;                  //  queries received
+    char endpoint [64];             //  bound by the actor
+    uint32_t shard;                 //  coins of the table carry this shard
+    fake_act_t script [8];          //  action per query received
+    size_t nscript;                 //  entries in script
+    bool bound;                     //  the bind worked (set before the actor signals)
+    pthread_mutex_t lock;           //  guards everything below
+    pthread_cond_t changed;         //  signalled on each query received
+    uint64_t status_last;           //  "status": last_aseq to report
+    uint64_t available;             //  "awards": coins 1..available exist
+    size_t nqueries;                //  queries received
     uint64_t req_id [FAKE_LOG];     //  per query received
     uint64_t from_aseq [FAKE_LOG];  //  per query received
     char kind [FAKE_LOG][16];       //  per query received

@@ -249,7 +249,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_call_times_out_after_every_attempt, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_call_skips_garbage, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_call_notices_a_dropped_connection, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_call_all_keeps_answers_and_retries_the_silent, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_call_all_keeps_answers_and_retries_the_silent, s_setup,
+                                         s_teardown),
     };
     return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
 }

@@ -455,7 +455,8 @@ test_submitter_window_bounds_events_in_flight (void **state)
     zsock_t *router = s_ingestor_new ();
     s_results_t results;
     memset (&results, 0, sizeof results);
-    trove_submitter_t *sub = s_fx.sub = trove_submitter_new (fake_cluster.cfg, 2, window, s_on_result, &results);
+    trove_submitter_t *sub = s_fx.sub =
+        trove_submitter_new (fake_cluster.cfg, 2, window, s_on_result, &results);
     assert_non_null (sub);
     int added = 0;
     while (added < 20 && s_add (sub, added, NULL) == 0)
