@@ -80,6 +80,21 @@ settle() {
     done
 }
 
+# Events stored by the cluster's scorers, from `trovectl status` (asked up to
+# three times: on a loaded machine one process may miss a 1 s status round,
+# and a bare `$(status | jq)` under `set -e -o pipefail` would end the test
+# without a word).
+stored_events() {
+    local i out
+    for i in 1 2 3; do
+        if out=$("$TROVECTL" status --dir "$DIR" --json 2>"$WORK/status.err"); then
+            jq -s '[.[] | select(.role == "scorer") | .events] | add' <<<"$out"
+            return 0
+        fi
+    done
+    fail "trovectl status: a process missed 3 status rounds: $(tr '\n' ' ' < "$WORK/status.err")"
+}
+
 # Wait (bounded) until every process of the cluster answers status.
 wait_healthy() {
     local deadline=$((SECONDS + ${1:-60}))

@@ -52,7 +52,7 @@ unanswered=$(awk '$5 != "accepted" && $5 != "duplicate" && $5 != "rejected"' "$H
 [ "$unanswered" -eq 0 ] || fail "$unanswered events without a final answer"
 
 # Events stored across all shards == events accepted.
-stored=$("$TROVECTL" status --dir "$DIR" --json | jq -s '[.[] | select(.role == "scorer") | .events] | add')
+stored=$(stored_events)
 log "accepted=$accepted stored=$stored"
 [ "$stored" -eq "$accepted" ] || fail "shards hold $stored events, $accepted were accepted"
 

@@ -50,7 +50,7 @@ jq -s -e 'all(.[]; .error == null)' "$WORK/run.json" >/dev/null || fail "reconci
 log "2001 events over CURVE (ZeroMQ and HTTP), balances exact, 2001 coins streamed, reconciled"
 
 # --- Refusals ---
-stored() { "$TROVECTL" status --dir "$DIR" --json | jq -s '[.[] | select(.role == "scorer") | .events] | add'; }
+stored() { stored_events; }
 STORED=$(stored)
 [ "$STORED" -eq 2001 ] || fail "stored $STORED, want 2001"
 # Refusals counted by the /metrics at $1 (addresses, space separated) under

@@ -106,7 +106,7 @@ grep -q "source keys have no scopes" "$DIR/logs/i0.log" || fail "no warning abou
 
 NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 ev() { printf '{"id":"%s","user":"%s","type":"%s","ts":"%s"%s}' "$1" "$2" "${3:-checkin}" "${4:-$NOW}" "${5:-}"; }
-stored() { "$TROVECTL" status --dir "$DIR" --json | jq -s '[.[] | select(.role == "scorer") | .events] | add'; }
+stored() { stored_events; }
 USERS="smug victim shared idem u1"
 balances() { "$TROVECTL" balance --dir "$DIR" $USERS | tr '\n' ' '; }
 snapshot() { STORED=$(stored); BALANCES=$(balances); }

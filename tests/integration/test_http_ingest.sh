@@ -109,7 +109,7 @@ expect() {   # expect CODE what
     [ "$CODE" = "$1" ] || fail "$2: HTTP $CODE, want $1: $(head -c 400 "$WORK/resp")"
 }
 stored() {   # events stored in every shard, summed
-    "$TROVECTL" status --dir "$DIR" --json | jq -s '[.[] | select(.role == "scorer") | .events] | add'
+    stored_events
 }
 balances() { "$TROVECTL" balance --dir "$DIR" u1 u2 u3 u4 p1 | tr '\n' ' '; }
 unchanged() {   # unchanged WHAT: the ledger is as it was

@@ -41,7 +41,7 @@ jq -e -s 'map(select(.line)) | all(.detail | test("ids are unique per source"))'
 
 cross=0
 settle
-stored=$("$TROVECTL" status --dir "$DIR" --json | jq -s '[.[] | select(.role == "scorer") | .events] | add')
+stored=$(stored_events)
 [ "$stored" -eq 300 ] || fail "stored $stored events, want 300"
 balances=$("$TROVECTL" balance --dir "$DIR" --json $(seq -f 'other-%g' 0 299) | jq -s 'map(.balance) | add')
 [ "$balances" -eq 0 ] || fail "the conflicting events scored $balances coins"

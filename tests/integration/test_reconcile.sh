@@ -161,6 +161,6 @@ reconcile
 live_coins $USERS > "$WORK/after2.txt"
 diff "$WORK/expected.txt" "$WORK/after2.txt" || fail "coins after kills differ from the reference"
 # The replica holds each event once: events scanned == events stored by the scorers.
-stored=$("$TROVECTL" status --dir "$DIR" --json | jq -s 'map(select(.role == "scorer") | .events) | add')
+stored=$(stored_events)
 [ "$(total .events_scanned)" -eq "$stored" ] || fail "replicas scanned $(total .events_scanned) events, scorers store $stored"
 cluster_down_checked

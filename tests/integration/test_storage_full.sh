@@ -39,12 +39,12 @@ jq -e '.balance >= 0' "$WORK/balance.json" >/dev/null || fail "no balance while 
 sed -i 's/map_size_mb = 1$/map_size_mb = 256/' "$DIR/trove.cfg"
 cluster_up
 wait_healthy
-stored=$("$TROVECTL" status --dir "$DIR" --json | jq -s '[.[] | select(.role == "scorer") | .events] | add')
+stored=$(stored_events)
 [ "$stored" -ge "$accepted" ] || fail "shards hold $stored events, $accepted were answered accepted"
 # Events whose answer was lost in the give-up may be stored too; resending the
 # whole file completes it, and every event is then counted exactly once.
 "$TROVECTL" send --dir "$DIR" --json --timeout 60 "$EVENTS" > "$WORK/again.json"
-stored=$("$TROVECTL" status --dir "$DIR" --json | jq -s '[.[] | select(.role == "scorer") | .events] | add')
+stored=$(stored_events)
 [ "$stored" -eq 20000 ] || fail "after the resend the shards hold $stored events, want 20000"
 users=$(seq -f 'u%.0f' 0 49)
 # shellcheck disable=SC2086
