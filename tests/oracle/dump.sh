@@ -24,10 +24,24 @@ trap 'rm -rf "$TMP"' EXIT
 
 grep -v '^$' "$USERS" | sort -u > "$TMP/users"
 # balances: 100 users per call
-xargs -d '\n' -n 100 -a "$TMP/users" "$TROVECTL" balance --dir "$CLUSTER" --json > "$TMP/balance.ndjson"
+xargs -d '\n' -n 100 -a "$TMP/users" "$TROVECTL" balance --dir "$CLUSTER" --json > "$TMP/balance.ndjson" ||
+    { echo "dump.sh: trovectl balance failed (above)" >&2; exit 1; }
+# trovectl status, asked up to three times: on a loaded machine one process
+# may miss a status round, which must not end the dump without a word.
+status_json() {
+    local i out
+    for i in 1 2 3; do
+        if out=$("$TROVECTL" status --dir "$CLUSTER" --json 2>"$TMP/status.err"); then
+            printf '%s\n' "$out"
+            return 0
+        fi
+    done
+    echo "dump.sh: trovectl status: a process missed 3 rounds: $(tr '\n' ' ' < "$TMP/status.err")" >&2
+    return 1
+}
 if [ "${DUMP_VIA:-coins}" = tail ]; then
     # every award of every shard: 1..last_aseq per shard
-    "$TROVECTL" status --dir "$CLUSTER" --json | jq -s -c '[.[] | select(.role == "scorer") | {shard, last_aseq}]' > "$TMP/last.json"
+    status_json | jq -s -c '[.[] | select(.role == "scorer") | {shard, last_aseq}]' > "$TMP/last.json"
     n=$(jq '[.[].last_aseq] | add // 0' "$TMP/last.json")
     if [ "$n" -gt 0 ]; then
         timeout 300 "$TROVECTL" tail --dir "$CLUSTER" --from-start --count "$n" --json > "$TMP/all.ndjson" ||
