@@ -11,6 +11,7 @@
     Usage: trove-broker --config FILE */
 #include "trove_cfg.h"
 #include "trove_daemon.h"
+#include "trove_error.h"
 #include "trove_metrics.h"
 #include "trove_msg.h"
 #include "trove_sock.h"
@@ -85,7 +86,7 @@ s_control (s_broker_t *self)
         if (strcmp (msg->query->kind, "status") == 0)
             reply.status = &status;
         else
-            reply.error = "unknown query kind";
+            reply.error = (char *) trove_strerror (TROVE_E_UNKNOWN_KIND);
         Trove__Msg out = TROVE__MSG__INIT;
         out.body_case = TROVE__MSG__BODY_QUERY_REPLY;
         out.query_reply = &reply;

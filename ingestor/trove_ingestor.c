@@ -29,6 +29,7 @@
 #include "trove_curve.h"
 #include "trove_daemon.h"
 #include "trove_deadletter.h"
+#include "trove_error.h"
 #include "trove_event.h"
 #include "trove_hash.h"
 #include "trove_http.h"
@@ -248,7 +249,7 @@ s_sub_complete (s_ingestor_t *self, trove_outbox_item_t *sub, Trove__Result **re
         if (results)
             s_set_result (r, results [i]->status, results [i]->reason, results [i]->detail);
         else
-            s_set_result (r, TROVE__STATUS__RETRY, "shard_unavailable",
+            s_set_result (r, TROVE__STATUS__RETRY, trove_strerror (TROVE_E_SHARD_UNAVAILABLE),
                           "the owning scorer shard did not answer in time; resubmit with the same req_id");
         if (claims)
             req->shard_of [at] = SIZE_MAX;  //  not claimed: not forwarded
@@ -378,7 +379,8 @@ s_send_subs (s_ingestor_t *self, s_request_t *req, int kind)
         else
             for (size_t i = 0; i < n; i++)
                 if (s_sub_shard (self, req, i, kind) == s) {
-                    s_set_result (&req->results [i], TROVE__STATUS__RETRY, "overloaded", "out of memory");
+                    s_set_result (&req->results [i], TROVE__STATUS__RETRY,
+                                  trove_strerror (TROVE_E_OVERLOADED), "out of memory");
                     req->shard_of [i] = SIZE_MAX;
                 }
         free (index);
@@ -487,7 +489,8 @@ s_mark_repeats (Trove__SubmitRequest *submit, s_request_t *req, size_t *shard_of
                 if (memcmp (a, b, sizeof a) == 0)
                     s_set_result (&req->results [i], TROVE__STATUS__DUPLICATE, "", "repeated within the request");
                 else
-                    s_set_result (&req->results [i], TROVE__STATUS__REJECTED, "id_conflict",
+                    s_set_result (&req->results [i], TROVE__STATUS__REJECTED,
+                                  trove_strerror (TROVE_E_ID_CONFLICT),
                                   "an earlier event of this request has this source and id and says something "
                                   "else; ids are unique per source");
                 count [shard_of [i]]--;
@@ -585,7 +588,7 @@ s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__Msg **msg_p, int64
         if (!reason && peer->role == TROVE_ROLE_PRODUCER && strcmp (submit->events [i]->source, peer->source)) {
             snprintf (detail, sizeof detail, "certificate '%s' sends for source '%s', not '%s'", peer->name,
                       peer->source, submit->events [i]->source);
-            reason = "source_mismatch";
+            reason = trove_strerror (TROVE_E_SOURCE_MISMATCH);
         }
         if (reason) {
             s_set_result (&req->results [i], TROVE__STATUS__REJECTED, reason, detail);
@@ -603,10 +606,11 @@ s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__Msg **msg_p, int64
         if (limit) {
             char error [360];
             if (wait_s)
-                snprintf (error, sizeof error, "rate_limited: %s of certificate '%s' (source %s); retry after %ld s",
-                          limit, peer->name, peer->source, wait_s);
+                snprintf (error, sizeof error, "%s: %s of certificate '%s' (source %s); retry after %ld s",
+                          trove_strerror (TROVE_E_RATE_LIMITED), limit, peer->name, peer->source, wait_s);
             else
-                snprintf (error, sizeof error, "over_burst: the request alone exceeds %s limit; split it", limit);
+                snprintf (error, sizeof error, "%s: the request alone exceeds %s limit; split it",
+                          trove_strerror (TROVE_E_OVER_BURST), limit);
             trove_counter_inc (self->m.rate_limited);
             s_refuse (self, req->routing_id, submit->req_id, error);
             self->pending_events -= n;
@@ -633,7 +637,8 @@ s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__Msg **msg_p, int64
         if (shard_of [i] == SIZE_MAX)
             continue;
         if (!req->claim_partition) {
-            s_set_result (&req->results [i], TROVE__STATUS__RETRY, "overloaded", "out of memory");
+            s_set_result (&req->results [i], TROVE__STATUS__RETRY, trove_strerror (TROVE_E_OVERLOADED),
+                          "out of memory");
             shard_of [i] = SIZE_MAX;
             continue;
         }

@@ -1,6 +1,7 @@
 /*  trove_http - HTTP server with a route table (libmicrohttpd behind a door
     that checks each connection's first request head). See trove_http.h. */
 #include "trove_http.h"
+#include "trove_error.h"
 #include "trove_util.h"
 
 #include <arpa/inet.h>
@@ -131,7 +132,9 @@ s_reason_index (const char *code, unsigned status)
     for (size_t i = 0; code && i < S_NREASONS; i++)
         if (strcmp (s_reasons [i], code) == 0)
             return i;
-    const char *fallback = status == 400 ? "bad_request" : status == 503 ? "unavailable" : "other";
+    const char *fallback = status == 400   ? trove_strerror (TROVE_E_BAD_REQUEST)
+                           : status == 503 ? "unavailable"
+                                           : "other";
     for (size_t i = 0; i < S_NREASONS; i++)
         if (strcmp (s_reasons [i], fallback) == 0)
             return i;
@@ -739,7 +742,7 @@ s_route (trove_http_t *self, const trove_http_request_t *req, trove_http_respons
     //  Handlers echo paths into JSON, which must be UTF-8 text (found by
     //  fuzz/fuzz_http: a path with invalid UTF-8 gave a handler no body).
     if (!trove_utf8_valid (path, strlen (path))) {
-        trove_http_reply_error (resp, 400, "bad_path", "the path is not UTF-8 text");
+        trove_http_reply_error (resp, 400, trove_strerror (TROVE_E_BAD_PATH), "the path is not UTF-8 text");
         return;
     }
     for (size_t i = 0; i < self->nroutes; i++) {
@@ -765,7 +768,7 @@ s_route (trove_http_t *self, const trove_http_request_t *req, trove_http_respons
         return;
     }
     if (!best) {
-        trove_http_reply_error (resp, 404, "not_found", "no such path");
+        trove_http_reply_error (resp, 404, trove_strerror (TROVE_E_NOT_FOUND), "no such path");
         return;
     }
     trove_http_request_t routed = *req;
@@ -777,7 +780,7 @@ s_route (trove_http_t *self, const trove_http_request_t *req, trove_http_respons
     best->fn (best->arg, &routed, resp);
     if (resp->status < 100 || resp->status > 599) {
         resp->nheaders = 0;
-        trove_http_reply_error (resp, 500, "internal", "the handler gave no answer");
+        trove_http_reply_error (resp, 500, trove_strerror (TROVE_E_INTERNAL), "the handler gave no answer");
     }
 }
 
@@ -799,7 +802,7 @@ s_authenticate (trove_http_t *self, trove_http_request_t *req, trove_http_respon
         return true;
     if (resp->status < 400 || resp->status > 599) {
         resp->nheaders = 0;
-        trove_http_reply_error (resp, 401, "unauthorized", "missing or unknown key");
+        trove_http_reply_error (resp, 401, trove_strerror (TROVE_E_UNAUTHORIZED), "missing or unknown key");
     }
     return false;
 }
@@ -1076,7 +1079,8 @@ s_access (void *cls, struct MHD_Connection *connection, const char *url, const c
         if (decoded == -1)
             trove_http_reply_error (&resp, 400, "bad_query", "a query argument is not percent-encoded UTF-8 text");
         else
-            trove_http_reply_error (&resp, 503, "overloaded", "out of memory; retry later");
+            trove_http_reply_error (&resp, 503, trove_strerror (TROVE_E_OVERLOADED),
+                                    "out of memory; retry later");
         c->answered = true;
         return s_queue (self, connection, &resp, false);
     }

@@ -1,5 +1,6 @@
 /*  trove_metrics - Prometheus registry and /metrics endpoint. */
 #include "trove_metrics.h"
+#include "trove_error.h"
 #include "trove_http.h"
 #include "trove_util.h"
 
@@ -854,7 +855,7 @@ s_serve (void *arg, const trove_http_request_t *req, trove_http_response_t *resp
     (void) req;
     char *body = trove_metrics_render (arg);
     if (!body) {
-        trove_http_reply_error (resp, 500, "internal", "out of memory");
+        trove_http_reply_error (resp, 500, trove_strerror (TROVE_E_INTERNAL), "out of memory");
         return;
     }
     trove_http_reply (resp, 200, body);

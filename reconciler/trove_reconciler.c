@@ -23,6 +23,7 @@
 #include "trove_client.h"
 #include "trove_engine.h"
 #include "trove_daemon.h"
+#include "trove_error.h"
 #include "trove_hash.h"
 #include "trove_msg.h"
 #include "trove_rules.h"
@@ -694,8 +695,8 @@ s_control (s_rec_t *self)
     else if (strcmp (msg->query->kind, "reconcile") == 0 && !trove_curve_allows (&peer, TROVE_ROLE_OPERATOR)) {
         //  A run writes repairs: the operator's to ask (docs/security.md, "Roles").
         reply.req_id = msg->query->req_id;
-        snprintf (refusal, sizeof refusal, "not_allowed: a reconcile run needs role operator; certificate '%s' has role %s",
-                  peer.name, trove_curve_role_name (peer.role));
+        snprintf (refusal, sizeof refusal, "%s: a reconcile run needs role operator; certificate '%s' has role %s",
+                  trove_strerror (TROVE_E_NOT_ALLOWED), peer.name, trove_curve_role_name (peer.role));
         reply.error = refusal;
         static trove_lograte_t refused_log;  //  a refused client may insist
         trove_log_limited (&refused_log, 10000000, 'W', "refused a reconcile request from certificate '%s' (role %s)",
@@ -739,7 +740,7 @@ s_control (s_rec_t *self)
             reply.status = &status;
         }
         else
-            reply.error = "unknown query kind";
+            reply.error = (char *) trove_strerror (TROVE_E_UNKNOWN_KIND);
     }
     reply.report = report ? report : "";
     Trove__Msg out = TROVE__MSG__INIT;
