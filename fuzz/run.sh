@@ -44,7 +44,7 @@ mkdir -p "$build"
 if ! { cmake -S "$here" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=None >"$build/configure.log" 2>&1 &&
        nice -n 19 cmake --build "$build" --parallel 2 >"$build/build.log" 2>&1; }; then
     echo "fuzz/run.sh: the fuzz build failed:" >&2
-    tail -30 "$build/configure.log" "$build/build.log" >&2
+    tail -n 30 "$build/configure.log" "$build/build.log" >&2
     exit 1
 fi
 
