@@ -68,8 +68,9 @@ sed -e 's/^version: 1/version: 2\neffective: 2020-01-01T00:00:00Z/' -e 's/coins:
 "$TROVECTL" rules apply --dir "$DIR" "$WORK/demo-v2.yaml" > /dev/null || fail "rules apply"
 
 # --- damage a ledger: delete a coin, add one no event explains ----------------------
-victim=$(grep -v purchase "$WORK/before.txt" | awk '$1 == "cu-3" {print $2; exit}')
-"$TROVECTL" coins --dir "$DIR" --json --limit 1 cu-7 > "$WORK/coins-cu-7.json"
+victim=$(awk '!/purchase/ && $1 == "cu-3" {print $2; exit}' "$WORK/before.txt")
+"$TROVECTL" coins --dir "$DIR" --json --limit 1 cu-7 > "$WORK/coins-cu-7.json" 2> "$WORK/coins-cu-7.err" ||
+    fail "trovectl coins cu-7 failed (rc $?): $(cat "$WORK/coins-cu-7.err")"
 [ -n "$victim" ] || fail "cu-3 has no coin to delete"
 "$TROVECTL" down --dir "$DIR" > /dev/null
 # The coin is in one of the shards' tables.
