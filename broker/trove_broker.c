@@ -24,13 +24,13 @@
 
 typedef struct {
     trove_daemon_t *daemon;
-    trove_cfg_t *cfg;  //  the daemon's
-    zsock_t *xsub;     //  publishers connect here
-    zsock_t *xpub;     //  subscribers connect here
-    zsock_t *control;  //  ROUTER: status
+    trove_cfg_t *cfg;         //  the daemon's
+    zsock_t *xsub;            //  publishers connect here
+    zsock_t *xpub;            //  subscribers connect here
+    zsock_t *control;         //  ROUTER: status
     trove_lograte_t bad_log;  //  a peer may send garbage at will
     int64_t started_ms;
-    uint64_t forwarded;  //  messages passed downstream
+    uint64_t forwarded;                //  messages passed downstream
     trove_counter_t *forwarded_total;  //  same, for Prometheus
     trove_counter_t *subscriptions_total;
 } s_broker_t;
@@ -109,16 +109,18 @@ s_daemon_run (trove_daemon_t *daemon)
     self->cfg = trove_daemon_cfg (daemon);
     self->started_ms = trove_daemon_started_ms (daemon);
     trove_metrics_t *metrics = trove_daemon_metrics (daemon);
-    self->forwarded_total = trove_metrics_counter (metrics, "trove_broker_forwarded_total",
-                                                   "Award stream messages passed to subscribers.", NULL, NULL);
-    self->subscriptions_total = trove_metrics_counter (
-        metrics, "trove_broker_subscriptions_total", "Subscription messages passed to publishers.", NULL, NULL);
+    self->forwarded_total = trove_metrics_counter (
+        metrics, "trove_broker_forwarded_total", "Award stream messages passed to subscribers.", NULL, NULL);
+    self->subscriptions_total =
+        trove_metrics_counter (metrics, "trove_broker_subscriptions_total",
+                               "Subscription messages passed to publishers.", NULL, NULL);
     if (trove_daemon_serve_metrics (daemon, NULL, NULL) || trove_daemon_secure (daemon))
         goto done;
     size_t max_frame = trove_cfg_limits (self->cfg)->max_frame;
     self->xsub = trove_sock_bound (ZMQ_XSUB, TROVE_SOCK_LINK, trove_cfg_broker_pub (self->cfg), max_frame);
     self->xpub = trove_sock_bound (ZMQ_XPUB, TROVE_SOCK_LINK, trove_cfg_broker_sub (self->cfg), max_frame);
-    self->control = trove_sock_bound (ZMQ_ROUTER, TROVE_SOCK_LINK, trove_cfg_broker_control (self->cfg), max_frame);
+    self->control =
+        trove_sock_bound (ZMQ_ROUTER, TROVE_SOCK_LINK, trove_cfg_broker_control (self->cfg), max_frame);
     if (!self->xsub || !self->xpub || !self->control)
         goto done;
     trove_log ('I', "broker ready: pub %s, sub %s", trove_cfg_broker_pub (self->cfg),

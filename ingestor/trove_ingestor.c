@@ -412,8 +412,8 @@ s_request_advance (s_ingestor_t *self, s_request_t *req)
 //  ingest, lib/trove_ingest). NULL when taken; else why, *wait_s_p set
 //  (0: the request alone exceeds a burst and can never pass).
 static const char *
-s_producer_limit (s_ingestor_t *self, Trove__SubmitRequest *submit, s_request_t *req, const trove_peer_t *peer,
-                  long *wait_s_p)
+s_producer_limit (s_ingestor_t *self, Trove__SubmitRequest *submit, s_request_t *req,
+                  const trove_peer_t *peer, long *wait_s_p)
 {
     int index = trove_cfg_source_index (self->cfg, peer->source);
     if (index < 0 || !self->ratelimit)
@@ -449,7 +449,8 @@ s_producer_limit (s_ingestor_t *self, Trove__SubmitRequest *submit, s_request_t 
     }
     asks [0] = (trove_ratelimit_ask_t){skey, skey_size, (double) valid, policy->rate, policy->burst};
     size_t which = 0;
-    int rc = valid ? trove_ratelimit_take (self->ratelimit, asks, nasks, trove_mono_us (), wait_s_p, &which) : 0;
+    int rc =
+        valid ? trove_ratelimit_take (self->ratelimit, asks, nasks, trove_mono_us (), wait_s_p, &which) : 0;
     free (asks);
     zhashx_destroy (&users);
     if (rc == 2)
@@ -487,12 +488,13 @@ s_mark_repeats (Trove__SubmitRequest *submit, s_request_t *req, size_t *shard_of
                 trove_event_content_hash (other, a);
                 trove_event_content_hash (ev, b);
                 if (memcmp (a, b, sizeof a) == 0)
-                    s_set_result (&req->results [i], TROVE__STATUS__DUPLICATE, "", "repeated within the request");
+                    s_set_result (&req->results [i], TROVE__STATUS__DUPLICATE, "",
+                                  "repeated within the request");
                 else
-                    s_set_result (&req->results [i], TROVE__STATUS__REJECTED,
-                                  trove_strerror (TROVE_E_ID_CONFLICT),
-                                  "an earlier event of this request has this source and id and says something "
-                                  "else; ids are unique per source");
+                    s_set_result (
+                        &req->results [i], TROVE__STATUS__REJECTED, trove_strerror (TROVE_E_ID_CONFLICT),
+                        "an earlier event of this request has this source and id and says something "
+                        "else; ids are unique per source");
                 count [shard_of [i]]--;
                 shard_of [i] = SIZE_MAX;
                 break;
@@ -585,7 +587,8 @@ s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__Msg **msg_p, int64
                             : trove_cfg_source_index (self->cfg, submit->events [i]->source),
                 submit->events [i], now_ms, detail, sizeof detail);
         //  A producer's certificate names the one source it speaks for.
-        if (!reason && peer->role == TROVE_ROLE_PRODUCER && strcmp (submit->events [i]->source, peer->source)) {
+        if (!reason && peer->role == TROVE_ROLE_PRODUCER
+            && strcmp (submit->events [i]->source, peer->source)) {
             snprintf (detail, sizeof detail, "certificate '%s' sends for source '%s', not '%s'", peer->name,
                       peer->source, submit->events [i]->source);
             reason = trove_strerror (TROVE_E_SOURCE_MISMATCH);
@@ -643,7 +646,8 @@ s_submit (s_ingestor_t *self, zframe_t **routing_id_p, Trove__Msg **msg_p, int64
             continue;
         }
         const Trove__Event *ev = submit->events [i];
-        req->claim_partition [i] = trove_hash_claim_partition (ev->source, ev->id, trove_cfg_partitions (self->cfg));
+        req->claim_partition [i] =
+            trove_hash_claim_partition (ev->source, ev->id, trove_cfg_partitions (self->cfg));
         claims |= trove_cfg_shard_of (self->cfg, req->claim_partition [i]) != shard_of [i];
     }
     req->claiming = claims;
@@ -767,11 +771,11 @@ s_metrics_init (s_ingestor_t *self)
         "Submit request received to answered (every shard committed).", NULL, NULL, secs, 11);
     m->rate_limited = trove_metrics_counter (
         m->registry, "trove_ingestor_rate_limited_total",
-        "ZeroMQ requests of certificates of role producer refused by their source's or users' rate limits.", NULL,
-        NULL);
-    m->joined = trove_metrics_counter (m->registry, "trove_ingestor_joined_total",
-                                       "Resubmissions joined to the same request still in flight (not forwarded again).",
-                                       NULL, NULL);
+        "ZeroMQ requests of certificates of role producer refused by their source's or users' rate limits.",
+        NULL, NULL);
+    m->joined = trove_metrics_counter (
+        m->registry, "trove_ingestor_joined_total",
+        "Resubmissions joined to the same request still in flight (not forwarded again).", NULL, NULL);
     m->inflight = trove_metrics_gauge (m->registry, "trove_ingestor_inflight_events",
                                        "Events received and not answered yet.", NULL, NULL);
     m->bad_frames =
@@ -839,8 +843,8 @@ s_reload_sources (s_ingestor_t *self)
         size_t keys = 0;
         for (size_t i = 0; i < trove_sources_count (sources); i++)
             keys += trove_sources_policy (sources, i)->nkeys;
-        trove_log ('I', "sources reloaded from %s: %zu sources, %zu keys", trove_daemon_config_path (self->daemon),
-                   trove_sources_count (sources), keys);
+        trove_log ('I', "sources reloaded from %s: %zu sources, %zu keys",
+                   trove_daemon_config_path (self->daemon), trove_sources_count (sources), keys);
     }
     free (err);
 }
@@ -894,7 +898,8 @@ s_http_start (s_ingestor_t *self, const char *inproc, char **err)
     //  Keys from before scopes keep what they could do (docs/security.md).
     size_t unscoped = trove_sources_unscoped (self->sources);
     if (unscoped)
-        trove_log ('W', "%zu source keys have no scopes: each may write events and read users and boards; "
+        trove_log ('W',
+                   "%zu source keys have no scopes: each may write events and read users and boards; "
                    "give each key only what it needs (keys = \"HASH=events:write\", docs/security.md)",
                    unscoped);
     self->ingest = trove_ingest_new (self->cfg, self->sources, inproc, NULL, NULL, self->m.registry, err);
@@ -916,7 +921,8 @@ s_http_start (s_ingestor_t *self, const char *inproc, char **err)
         return -1;
     if (trove_http_start (self->http, address, threads > 0 && threads <= 64 ? (unsigned) threads : 0, err))
         return -1;
-    trove_log ('I', "http ingest and queries on %s (%ld threads; at most %zu connections, %zu per client, "
+    trove_log ('I',
+               "http ingest and queries on %s (%ld threads; at most %zu connections, %zu per client, "
                "head within %u s)",
                address, threads, limits.max_connections, limits.max_per_client, limits.header_timeout_s);
     return 0;
@@ -934,7 +940,8 @@ s_hash_key (void)
     return s_key_tool (false);
 }
 
-static const trove_daemon_tool_t s_tools [] = {{"--new-key", s_new_key}, {"--hash-key", s_hash_key}, {NULL, NULL}};
+static const trove_daemon_tool_t s_tools [] = {
+    {"--new-key", s_new_key}, {"--hash-key", s_hash_key}, {NULL, NULL}};
 
 static int
 s_daemon_run (trove_daemon_t *daemon)
@@ -963,8 +970,8 @@ s_daemon_run (trove_daemon_t *daemon)
     self->nshards = trove_cfg_shards (self->cfg);
     if (s_metrics_init (self) || trove_daemon_secure (daemon))
         goto done;
-    self->front = trove_sock_bound (ZMQ_ROUTER, TROVE_SOCK_LINK, trove_cfg_ingestor_endpoint (self->cfg, index),
-                                    max_frame);
+    self->front = trove_sock_bound (ZMQ_ROUTER, TROVE_SOCK_LINK,
+                                    trove_cfg_ingestor_endpoint (self->cfg, index), max_frame);
     //  HTTP ingest submits here, as one more producer.
     char inproc [120];
     snprintf (inproc, sizeof inproc, "inproc://trove-ingestor-%s", name);
@@ -982,8 +989,8 @@ s_daemon_run (trove_daemon_t *daemon)
     if (!self->front || !self->dealers || !self->outbox || !self->requests || !items)
         goto done;
     //  64 MiB, then rotated once: bounded, the newest kept.
-    self->deadletter = trove_deadletter_new (trove_cfg_ingestor_deadletter (self->cfg, index), name,
-                                             64 * 1024 * 1024, &err);
+    self->deadletter =
+        trove_deadletter_new (trove_cfg_ingestor_deadletter (self->cfg, index), name, 64 * 1024 * 1024, &err);
     if (!self->deadletter) {
         trove_log ('E', "%s", err);
         goto done;
@@ -999,8 +1006,8 @@ s_daemon_run (trove_daemon_t *daemon)
     if (!self->pub)
         goto done;
     for (size_t s = 0; s < self->nshards; s++) {
-        self->dealers [s] =
-            trove_sock_connected (ZMQ_DEALER, TROVE_SOCK_LINK, trove_cfg_shard_events (self->cfg, s), max_frame);
+        self->dealers [s] = trove_sock_connected (ZMQ_DEALER, TROVE_SOCK_LINK,
+                                                  trove_cfg_shard_events (self->cfg, s), max_frame);
         if (!self->dealers [s])
             goto done;
         items [s + 1] = (zmq_pollitem_t){zsock_resolve (self->dealers [s]), 0, ZMQ_POLLIN, 0};

@@ -225,7 +225,8 @@ s_authorized (trove_api_t *self, const trove_http_request_t *req, trove_http_res
     }
     const trove_source_policy_t *policy = trove_sources_policy (sources, (size_t) who->source);
     //  Reads have their own bucket per source, apart from its events'.
-    trove_ratelimit_ask_t ask = {policy->name, strlen (policy->name), 1, policy->read_rate, policy->read_burst};
+    trove_ratelimit_ask_t ask = {policy->name, strlen (policy->name), 1, policy->read_rate,
+                                 policy->read_burst};
     long wait_s = 0;
     size_t which = 0;
     int rc = trove_ratelimit_take (self->reads, &ask, 1, trove_mono_us (), &wait_s, &which);
@@ -266,8 +267,7 @@ s_hide_coin (json_t *coin, const char *source)
     json_t *events = json_object_get (coin, "events");
     size_t i;
     json_t *e;
-    json_array_foreach (events, i, e)
-        s_hide_event (e, source);
+    json_array_foreach (events, i, e) s_hide_event (e, source);
 }
 
 //  The name of the source a key reads for, or NULL when it sees everything
@@ -466,9 +466,8 @@ s_users (void *arg, const trove_http_request_t *req, trove_http_response_t *resp
             const char *source = s_reader_source (self, who);
             size_t i;
             json_t *coin;
-            json_array_foreach (json_object_get (root, "coins"), i, coin)
-                if (source)
-                    s_hide_coin (coin, source);
+            json_array_foreach (json_object_get (root, "coins"), i, coin) if (source)
+                s_hide_coin (coin, source);
             s_json (resp, root);
         }
         else if (strcmp (what, "balance") == 0)
@@ -515,8 +514,7 @@ s_coins (void *arg, const trove_http_request_t *req, trove_http_response_t *resp
             s_hide_coin (json_object_get (root, "coin"), source);
             size_t i;
             json_t *event;
-            json_array_foreach (json_object_get (root, "events"), i, event)
-                s_hide_event (event, source);
+            json_array_foreach (json_object_get (root, "events"), i, event) s_hide_event (event, source);
         }
         s_json (resp, root);
     }

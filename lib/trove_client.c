@@ -243,7 +243,8 @@ trove_client_call_all (const char *const *endpoints, size_t n, const Trove__Quer
             for (size_t k = 0; k < nitems; k++) {
                 size_t i = which [k];
                 Trove__Msg *in;
-                while (!replies [i] && trove_client_recv (items [k].socket, max_frame, ZMQ_DONTWAIT, &in) == 0) {
+                while (!replies [i]
+                       && trove_client_recv (items [k].socket, max_frame, ZMQ_DONTWAIT, &in) == 0) {
                     Trove__QueryReply *candidate = s_take_query_reply (&in);
                     if (candidate && candidate->req_id == ids [i]) {
                         replies [i] = candidate;

@@ -313,7 +313,8 @@ trove_curve_peer (zframe_t *frame, trove_peer_t *peer)
         peer->role = TROVE_ROLE_DAEMON;  //  a certificate from before roles
     else if ((peer->role = trove_curve_role_of (role)) == TROVE_ROLE_ANY)
         peer->role = TROVE_ROLE_READER;  //  unknown: the least
-    snprintf (peer->source, sizeof peer->source, "%s", peer->role == TROVE_ROLE_PRODUCER && source ? source : "");
+    snprintf (peer->source, sizeof peer->source, "%s",
+              peer->role == TROVE_ROLE_PRODUCER && source ? source : "");
     snprintf (peer->name, sizeof peer->name, "%s", name ? name : "?");
 }
 
@@ -348,8 +349,9 @@ s_warn_roleless (const char *peers)
             continue;
         zcert_t *cert = zcert_load (path);
         if (cert && !zcert_meta (cert, "role"))
-            trove_log ('W', "CURVE: %s has no role: it counts as a daemon (everything but control "
-                            "operations); give it role = daemon, operator, producer or reader (docs/security.md)",
+            trove_log ('W',
+                       "CURVE: %s has no role: it counts as a daemon (everything but control "
+                       "operations); give it role = daemon, operator, producer or reader (docs/security.md)",
                        path);
         zcert_destroy (&cert);
     }
@@ -360,8 +362,8 @@ s_warn_roleless (const char *peers)
 int
 trove_curve_start (const trove_cfg_t *cfg, trove_metrics_t *metrics, bool serve, char **err_p)
 {
-    return trove_curve_start_as (cfg, trove_cfg_curve (cfg) ? trove_cfg_curve_cert (cfg) : NULL, metrics, serve,
-                                 err_p);
+    return trove_curve_start_as (cfg, trove_cfg_curve (cfg) ? trove_cfg_curve_cert (cfg) : NULL, metrics,
+                                 serve, err_p);
 }
 
 int
@@ -506,7 +508,8 @@ trove_curve_keygen (const char *path, const char *name, const char *role, const 
     else if (r == TROVE_ROLE_ANY)
         err = trove_strdupf ("role '%s': want daemon, operator, producer or reader", role);
     else if ((r == TROVE_ROLE_PRODUCER) != (source != NULL))
-        err = strdup (source ? "only a producer has a source" : "a producer needs its source (--source NAME)");
+        err =
+            strdup (source ? "only a producer has a source" : "a producer needs its source (--source NAME)");
     else if (stat (secret, &st) == 0)
         err = trove_strdupf ("%s exists: not overwriting a secret key (remove it to make a new one)", secret);
     else if (!(cert = zcert_new ()))

@@ -463,7 +463,7 @@ s_score_stateful (s_ctx_t *ctx, const trove_store_t *store, size_t h, const trov
     int rc = 0;
     bool fresh = hs->n_rules == 0 && hs->n_buffer == 0 && hs->max_ts == 0;
     if ((fresh || hs->has_head)
-             && (hs->n_buffer == 0 || s_event_order (hs->buffer [hs->n_buffer - 1]->event, ev) < 0)) {
+        && (hs->n_buffer == 0 || s_event_order (hs->buffer [hs->n_buffer - 1]->event, ev) < 0)) {
         //  In order (the common case): the buffer's replay would end in the
         //  head, so only this event is new. Append it and go on from there.
         rc = s_buffer_insert (hs, ev, accepted_us);

@@ -75,8 +75,10 @@ trove_event_check (const Trove__Event *ev, const trove_cfg_t *cfg, int64_t now_m
         return reason;
     uint32_t hidden = s_invisible (ev->user, strlen (ev->user));
     if (hidden) {
-        snprintf (detail, size, "'user' holds U+%04X, an invisible or format character (controls, "
-                  "bidirectional marks, zero-width characters are refused)", (unsigned) hidden);
+        snprintf (detail, size,
+                  "'user' holds U+%04X, an invisible or format character (controls, "
+                  "bidirectional marks, zero-width characters are refused)",
+                  (unsigned) hidden);
         return trove_strerror (TROVE_E_INVISIBLE_CHAR);
     }
     if (!trove_cfg_source_known (cfg, ev->source)) {

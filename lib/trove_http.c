@@ -23,12 +23,12 @@
 #include <unistd.h>
 
 #define S_MAX_ROUTES 32
-#define S_MAX_PAIRS 128         //  headers or query arguments kept per request
-#define S_TICK_MS 200           //  the door's reaper and log cadence
+#define S_MAX_PAIRS 128           //  headers or query arguments kept per request
+#define S_TICK_MS 200             //  the door's reaper and log cadence
 #define S_LOG_WINDOW_US 60000000  //  one line per minute about dropped connections
-#define S_LINGER_US 2000000     //  a refused connection is drained this long, then closed
-#define S_REPEEK_US 20000       //  an incomplete head is looked at again no sooner
-#define S_SLOW_US 1000000       //  a head not complete after this may give way (the per-client cap)
+#define S_LINGER_US 2000000       //  a refused connection is drained this long, then closed
+#define S_REPEEK_US 20000         //  an incomplete head is looked at again no sooner
+#define S_SLOW_US 1000000         //  a head not complete after this may give way (the per-client cap)
 
 //  Refusal reasons counted (trove_ingestor_http_refused_total{reason}); an
 //  error code outside the list counts as bad_request (400) or other.
@@ -110,9 +110,9 @@ struct _trove_http_t {
     trove_gauge_t *connections;
     //  Log lines about dropped connections, at most one a minute, under log_mutex.
     pthread_mutex_t log_mutex;
-    char last_error [256];  //  libmicrohttpd's last message, for start errors
-    bool log_direct;        //  while starting: every message goes through
-    int64_t log_window_us;  //  start of the current minute
+    char last_error [256];                  //  libmicrohttpd's last message, for start errors
+    bool log_direct;                        //  while starting: every message goes through
+    int64_t log_window_us;                  //  start of the current minute
     uint64_t log_dropped [S_NREASONS + 1];  //  in this minute, by reason (last: libmicrohttpd's messages)
     bool log_said;                          //  a line was written in this minute
 };
@@ -132,9 +132,9 @@ s_reason_index (const char *code, unsigned status)
     for (size_t i = 0; code && i < S_NREASONS; i++)
         if (strcmp (s_reasons [i], code) == 0)
             return i;
-    const char *fallback = status == 400   ? trove_strerror (TROVE_E_BAD_REQUEST)
-                           : status == 503 ? "unavailable"
-                                           : "other";
+    const char *fallback = status == 400 ? trove_strerror (TROVE_E_BAD_REQUEST)
+                         : status == 503 ? "unavailable"
+                                         : "other";
     for (size_t i = 0; i < S_NREASONS; i++)
         if (strcmp (s_reasons [i], fallback) == 0)
             return i;
@@ -299,7 +299,8 @@ trove_http_destroy (trove_http_t **self_p)
 }
 
 static int
-s_add_route (trove_http_t *self, const char *method, const char *path, trove_http_fn *fn, void *arg, bool open)
+s_add_route (trove_http_t *self, const char *method, const char *path, trove_http_fn *fn, void *arg,
+             bool open)
 {
     assert (self);
     assert (method && path && fn);
@@ -519,8 +520,8 @@ s_refuse_frame (int status, const char *code, const char *detail, const char **c
 
 //  What the framing headers say, whichever parser split them.
 static int
-s_fields_check (bool http11, const s_field_t *fields, size_t n, trove_http_frame_t *frame, const char **code_p,
-                const char **detail_p)
+s_fields_check (bool http11, const s_field_t *fields, size_t n, trove_http_frame_t *frame,
+                const char **code_p, const char **detail_p)
 {
     size_t lengths = 0, encodings = 0, hosts = 0;
     const s_field_t *length = NULL, *encoding = NULL;
@@ -537,8 +538,8 @@ s_fields_check (bool http11, const s_field_t *fields, size_t n, trove_http_frame
         for (size_t k = 0; k < f->vlen; k++) {
             unsigned char c = (unsigned char) f->value [k];
             if ((c < 0x20 && c != '\t') || c == 0x7f)
-                return s_refuse_frame (400, "bad_header", "a header value holds a control character",
-                                       code_p, detail_p);
+                return s_refuse_frame (400, "bad_header", "a header value holds a control character", code_p,
+                                       detail_p);
         }
         if (s_name_is (f, "Content-Length"))
             lengths++, length = f;
@@ -549,8 +550,8 @@ s_fields_check (bool http11, const s_field_t *fields, size_t n, trove_http_frame
     }
     if (lengths && encodings)
         return s_refuse_frame (400, "ambiguous_length",
-                               "the request has both Content-Length and Transfer-Encoding: send one",
-                               code_p, detail_p);
+                               "the request has both Content-Length and Transfer-Encoding: send one", code_p,
+                               detail_p);
     if (lengths > 1)
         return s_refuse_frame (400, "ambiguous_length", "the request has several Content-Length headers",
                                code_p, detail_p);
@@ -562,8 +563,8 @@ s_fields_check (bool http11, const s_field_t *fields, size_t n, trove_http_frame
     frame->length = 0;
     if (length) {
         if (length->vlen == 0 || length->vlen > 18)
-            return s_refuse_frame (400, "bad_content_length",
-                                   "Content-Length must be 1 to 18 decimal digits", code_p, detail_p);
+            return s_refuse_frame (400, "bad_content_length", "Content-Length must be 1 to 18 decimal digits",
+                                   code_p, detail_p);
         for (size_t k = 0; k < length->vlen; k++) {
             if (length->value [k] < '0' || length->value [k] > '9')
                 return s_refuse_frame (400, "bad_content_length",
@@ -574,8 +575,8 @@ s_fields_check (bool http11, const s_field_t *fields, size_t n, trove_http_frame
     }
     if (encoding) {
         if (!http11)
-            return s_refuse_frame (400, "bad_transfer_encoding", "HTTP/1.0 has no Transfer-Encoding",
-                                   code_p, detail_p);
+            return s_refuse_frame (400, "bad_transfer_encoding", "HTTP/1.0 has no Transfer-Encoding", code_p,
+                                   detail_p);
         if (encoding->vlen != 7 || strncasecmp (encoding->value, "chunked", 7) != 0)
             return s_refuse_frame (400, "bad_transfer_encoding",
                                    "the only Transfer-Encoding taken is exactly 'chunked'", code_p, detail_p);
@@ -656,9 +657,10 @@ trove_http_frame_check (const char *buf, size_t len, trove_http_frame_t *frame, 
             return s_refuse_frame (400, "bad_request_line", "the method is not a token", code_p, detail_p);
     for (const char *q = sp1 + 1; q < sp2; q++)
         if ((unsigned char) *q <= ' ' || (unsigned char) *q >= 0x7f)
-            return s_refuse_frame (400, "bad_request_line",
-                                   "the target holds a space, a control or a non-ASCII byte (percent-encode it)",
-                                   code_p, detail_p);
+            return s_refuse_frame (
+                400, "bad_request_line",
+                "the target holds a space, a control or a non-ASCII byte (percent-encode it)", code_p,
+                detail_p);
     size_t vlen = (size_t) (line_end - sp2 - 1);
     const char *version = sp2 + 1;
     if (vlen == 8 && memcmp (version, "HTTP/1.1", 8) == 0)
@@ -763,7 +765,8 @@ s_route (trove_http_t *self, const trove_http_request_t *req, trove_http_respons
             best = r, best_len = len, best_rest = rest;
     }
     if (!best && *allow) {
-        trove_http_reply_error (resp, 405, "method_not_allowed", "this path takes another method (see Allow)");
+        trove_http_reply_error (resp, 405, "method_not_allowed",
+                                "this path takes another method (see Allow)");
         trove_http_reply_header (resp, "Allow", allow);
         return;
     }
@@ -1003,11 +1006,8 @@ s_head (trove_http_t *self, struct MHD_Connection *connection, s_conn_t *c, cons
         trove_http_reply_error (&resp, (unsigned) status, code, detail);
         return s_early (self, connection, c, &resp);
     }
-    trove_http_request_t req = {.method = method,
-                                .path = url,
-                                .body = "",
-                                .headers = headers.pairs,
-                                .nheaders = headers.n};
+    trove_http_request_t req = {
+        .method = method, .path = url, .body = "", .headers = headers.pairs, .nheaders = headers.n};
     if (!s_authenticate (self, &req, &resp))
         return s_early (self, connection, c, &resp);
     c->principal = req.principal;
@@ -1077,7 +1077,8 @@ s_access (void *cls, struct MHD_Connection *connection, const char *url, const c
     if (decoded) {
         free (arena);
         if (decoded == -1)
-            trove_http_reply_error (&resp, 400, "bad_query", "a query argument is not percent-encoded UTF-8 text");
+            trove_http_reply_error (&resp, 400, "bad_query",
+                                    "a query argument is not percent-encoded UTF-8 text");
         else
             trove_http_reply_error (&resp, 503, trove_strerror (TROVE_E_OVERLOADED),
                                     "out of memory; retry later");
@@ -1117,7 +1118,8 @@ s_unescape_none (void *cls, struct MHD_Connection *connection, char *text)
 }
 
 static void
-s_completed (void *cls, struct MHD_Connection *connection, void **con_cls, enum MHD_RequestTerminationCode toe)
+s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
+             enum MHD_RequestTerminationCode toe)
 {
     (void) toe;
     trove_http_t *self = cls;
@@ -1137,7 +1139,8 @@ s_notify (void *cls, struct MHD_Connection *connection, void **socket_context,
 {
     trove_http_t *self = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *fd = MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD);
         const union MHD_ConnectionInfo *addr =
             MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         s_sock_t *sock = calloc (1, sizeof *sock);
@@ -1227,11 +1230,11 @@ s_door_refuse (trove_http_t *self, s_pending_t *p, unsigned status, const char *
     snprintf (what, sizeof what, "a connection's request refused and closed: %u %s (%s)", status, code,
               detail);
     s_dropped (self, s_reason_index (code, status), what);
-    const char *reason = status == 400   ? "Bad Request"
-                       : status == 408   ? "Request Timeout"
-                       : status == 431   ? "Request Header Fields Too Large"
-                       : status == 505   ? "HTTP Version Not Supported"
-                                         : "Error";
+    const char *reason = status == 400 ? "Bad Request"
+                       : status == 408 ? "Request Timeout"
+                       : status == 431 ? "Request Header Fields Too Large"
+                       : status == 505 ? "HTTP Version Not Supported"
+                                       : "Error";
     const char *body = resp.body ? resp.body : "";
     char head [300];
     int n = snprintf (head, sizeof head,
@@ -1314,7 +1317,8 @@ s_admit (trove_http_t *self, const uint8_t key [16], const char *host)
             refusal = "connection_limit";
         else if (!(client = s_client (self, key, true)))
             refusal = "connection_limit";
-        else if (self->limits.max_per_client && client->pending + client->active >= self->limits.max_per_client)
+        else if (self->limits.max_per_client
+                 && client->pending + client->active >= self->limits.max_per_client)
             refusal = "per_client_cap", capped = true;
         else
             client->pending++;
@@ -1332,8 +1336,8 @@ s_admit (trove_http_t *self, const uint8_t key [16], const char *host)
         if (victim == SIZE_MAX)
             return refusal;
         char what [160];
-        snprintf (what, sizeof what, "%s is at its connection cap: its slowest head closed for a new connection",
-                  host);
+        snprintf (what, sizeof what,
+                  "%s is at its connection cap: its slowest head closed for a new connection", host);
         s_dropped (self, s_reason_index ("per_client_cap", 0), what);
         s_pending_drop (self, victim);
     }
@@ -1441,7 +1445,8 @@ s_door_reap (trove_http_t *self, int64_t now_us)
             continue;
         }
         if (!p->closing && now_us - p->since_us > header_us)
-            s_door_refuse (self, p, 408, "header_timeout", "the request head did not arrive in time", p->seen);
+            s_door_refuse (self, p, 408, "header_timeout", "the request head did not arrive in time",
+                           p->seen);
         i++;
     }
     //  libmicrohttpd's connections: shut down (it closes them on its next
@@ -1606,7 +1611,8 @@ trove_http_start (trove_http_t *self, const char *address, unsigned threads, cha
     self->log_direct = true;
     self->log_window_us = trove_mono_us ();
     pthread_mutex_unlock (&self->log_mutex);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
     errno = 0;
     //  Room above the door's own limit: a connection closing is counted out
     //  by the door a moment before libmicrohttpd forgets it.

@@ -109,7 +109,7 @@ typedef void (trove_http_fn) (void *arg, const trove_http_request_t *req, trove_
 //  req->principal (not NULL), or NULL after filling resp with the refusal
 //  (401). Runs in the server's threads.
 typedef const void *(trove_http_auth_fn) (void *arg, const trove_http_request_t *req,
-                                           trove_http_response_t *resp);
+                                          trove_http_response_t *resp);
 
 //  Connection limits (docs/security.md; config section `limits`).
 typedef struct {

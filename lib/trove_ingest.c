@@ -24,7 +24,7 @@
 #define S_IDEM_SLOTS 16384      //  Idempotency-Keys remembered (with their body's hash)
 #define S_IDEM_PROBE 8          //  slots looked at per key
 #define S_IDEM_TTL_US (24LL * 3600 * 1000000)
-#define S_IDEM_MAX 200          //  bytes of an Idempotency-Key
+#define S_IDEM_MAX 200  //  bytes of an Idempotency-Key
 
 //  One Idempotency-Key seen: a keyed hash of (source, key) and of the body.
 typedef struct {
@@ -52,9 +52,9 @@ struct _trove_ingest_t {
     zsock_t *pool [S_POOL_MAX];  //  idle DEALERs to endpoint
     size_t npool;
     trove_counter_t *requests [S_NCODES + 1];  //  by code, last: other
-    pthread_mutex_t idem_mutex;  //  guards idem
-    s_idem_t *idem;              //  S_IDEM_SLOTS
-    uint8_t idem_secret [32];    //  keys the slot hash: no aimed collisions
+    pthread_mutex_t idem_mutex;                //  guards idem
+    s_idem_t *idem;                            //  S_IDEM_SLOTS
+    uint8_t idem_secret [32];                  //  keys the slot hash: no aimed collisions
 };
 
 static int
@@ -685,7 +685,8 @@ trove_ingest_handle (void *arg, const trove_http_request_t *req, trove_http_resp
         }
     }
     if (!trove_source_key_can (who, TROVE_SCOPE_EVENTS_WRITE)) {
-        s_refuse (self, resp, 403, "forbidden", "this key may not send events (it lacks the scope events:write)");
+        s_refuse (self, resp, 403, "forbidden",
+                  "this key may not send events (it lacks the scope events:write)");
         return;
     }
     const trove_source_policy_t *policy = trove_sources_policy (sources, (size_t) who->source);

@@ -135,7 +135,8 @@ ledger_snapshot_end (trove_ledger_t *self)
 }
 
 int
-ledger_snapshot_cursor (trove_ledger_t *self, MDB_dbi dbi, const char *what, MDB_txn **txn_p, MDB_cursor **cur_p)
+ledger_snapshot_cursor (trove_ledger_t *self, MDB_dbi dbi, const char *what, MDB_txn **txn_p,
+                        MDB_cursor **cur_p)
 {
     if (ledger_snapshot_begin (self, txn_p))
         return -1;
@@ -211,7 +212,7 @@ ledger_pseq_last (MDB_cursor *cur, uint32_t p, uint64_t *last_p)
 
 static int
 env_open (MDB_env **env_p, const char *dir, size_t map_size, unsigned flags, int maxdbs, char *err,
-            size_t size)
+          size_t size)
 {
     int rc;
     if (trove_mkdir_p (dir, 0700)) {
@@ -321,7 +322,8 @@ log_recover (trove_ledger_t *self, char *err, size_t size)
             tail = r;
             n++;
             if (rec->claim)
-                ledger_claim_pending_add (self, rec->claim->source, rec->claim->id, rec->claim->content.data, lseq);
+                ledger_claim_pending_add (self, rec->claim->source, rec->claim->id, rec->claim->content.data,
+                                          lseq);
             if (!rec->record) {
                 self->lseq = lseq;  //  a claim only
                 trove__log_record__free_unpacked (rec, NULL);
@@ -333,11 +335,11 @@ log_recover (trove_ledger_t *self, char *err, size_t size)
             if (ledger_user_mark (self->users_staged, er->event->user, lseq, val.mv_data, val.mv_size))
                 self->marks_lost = true;
             if (rec->undone && rec->undone->source && rec->undone->id)
-                ledger_pending_add (self, rec->undone->source, rec->undone->id, ledger_user_tag (er->event->user), lseq,
-                               true);
+                ledger_pending_add (self, rec->undone->source, rec->undone->id,
+                                    ledger_user_tag (er->event->user), lseq, true);
             for (size_t i = 0; i < rec->n_states; i++)
                 if (ledger_state_set (self->states_pending, er->event->user, rec->states [i]->hunt, lseq,
-                                 rec->states [i]->data.data, rec->states [i]->data.len)) {
+                                      rec->states [i]->data.data, rec->states [i]->data.len)) {
                     trove__log_record__free_unpacked (rec, NULL);
                     snprintf (err, size, "out of memory");
                     mdb_cursor_close (cursor);
@@ -642,7 +644,8 @@ trove_ledger_absorb (trove_ledger_t *self)
     if (!gone)
         return;  //  kept a little longer; harmless
     zlistx_set_destructor (gone, (zlistx_destructor_fn *) zstr_free);
-    for (ledger_state_t *st = zhashx_first (self->states_pending); st; st = zhashx_next (self->states_pending))
+    for (ledger_state_t *st = zhashx_first (self->states_pending); st;
+         st = zhashx_next (self->states_pending))
         if (st->lseq <= applied) {
             char *key = strdup (zhashx_cursor (self->states_pending));
             if (key)

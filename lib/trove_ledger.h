@@ -209,8 +209,8 @@ void trove_ledger_read_end (trove_ledger_read_t **read_p);
 //  the top, or after (after_score, after_user) when after_user is not NULL.
 //  Entries get user and score (rank 0: the caller knows positions).
 //  *more_p: entries follow.
-int trove_ledger_board_top (trove_ledger_read_t *read, const char *hunt, const char *period, int64_t after_score,
-                            const char *after_user, size_t limit, trove_cost_t *cost,
+int trove_ledger_board_top (trove_ledger_read_t *read, const char *hunt, const char *period,
+                            int64_t after_score, const char *after_user, size_t limit, trove_cost_t *cost,
                             Trove__BoardEntry ***entries_p, size_t *n_p, bool *more_p);
 //  Users with a score above score, and with exactly score, for each of n
 //  scores.
@@ -225,8 +225,8 @@ int trove_ledger_board_window (trove_ledger_read_t *read, const char *hunt, cons
                                size_t *nbefore_p, Trove__BoardEntry ***after_p, size_t *nafter_p);
 //  A user's score on a board (0 when not on it); *excluded_p when the user
 //  is excluded (may be NULL).
-int trove_ledger_board_score (trove_ledger_read_t *read, const char *user, const char *hunt, const char *period,
-                              trove_cost_t *cost, int64_t *score_p, bool *excluded_p);
+int trove_ledger_board_score (trove_ledger_read_t *read, const char *user, const char *hunt,
+                              const char *period, trove_cost_t *cost, int64_t *score_p, bool *excluded_p);
 //  A user's all-time score per hunt (entries with hunt and score; "*" left
 //  out).
 int trove_ledger_board_hunts (trove_ledger_read_t *read, const char *user, trove_cost_t *cost,

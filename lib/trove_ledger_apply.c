@@ -474,8 +474,9 @@ apply_migrate_uevents (trove_ledger_t *self, MDB_txn *txn, const MDB_val *key, c
     if (!key)
         return 0;
     Trove__EventRecord *er = trove__event_record__unpack (NULL, val->mv_size, val->mv_data);
-    int rc = !er || !er->event || key->mv_size != 12 ? MDB_CORRUPTED
-                                                     : apply_uevents_put (self, txn, er->event->user, key->mv_data);
+    int rc = !er || !er->event || key->mv_size != 12
+               ? MDB_CORRUPTED
+               : apply_uevents_put (self, txn, er->event->user, key->mv_data);
     if (er)
         trove__event_record__free_unpacked (er, NULL);
     return rc;

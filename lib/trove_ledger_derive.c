@@ -128,7 +128,8 @@ derive_user_latest (trove_ledger_t *self, const char *user, const char *what)
     //  The snapshot holds the records up to its own `applied` mark; the
     //  user's later ones are in memory (users_records) until absorbed.
     MDB_val key = {7, "applied"}, val;
-    self->snap_applied = mdb_get (txn, self->meta, &key, &val) == 0 && val.mv_size == 8 ? trove_get_be64 (val.mv_data) : 0;
+    self->snap_applied =
+        mdb_get (txn, self->meta, &key, &val) == 0 && val.mv_size == 8 ? trove_get_be64 (val.mv_data) : 0;
     zhashx_t *latest = zhashx_new ();
     if (!latest)
         return NULL;
@@ -179,7 +180,8 @@ derive_coin_same (const Trove__Coin *a, const Trove__Coin *b)
 
 //  An entry for an existing coin (revoked, or minted again), in this record.
 static int
-derive_coin_change (trove_ledger_t *self, const Trove__Coin *c, bool revoke, const char *reason, const char *run)
+derive_coin_change (trove_ledger_t *self, const Trove__Coin *c, bool revoke, const char *reason,
+                    const char *run)
 {
     trove_change_t ch = {
         .revoke = revoke,
@@ -255,8 +257,8 @@ derive_user_events (trove_ledger_t *self, const char *user, size_t max, zlistx_t
 //  the run id, for a reconciler). Returns 0, 1 when the user has more than
 //  max stored events (nothing written), -1 on error.
 int
-ledger_derive_user (trove_ledger_t *self, const char *user, const Trove__Event *ev, const trove_rules_t *rules,
-            size_t max, const char *reason, const char *run)
+ledger_derive_user (trove_ledger_t *self, const char *user, const Trove__Event *ev,
+                    const trove_rules_t *rules, size_t max, const char *reason, const char *run)
 {
     zhashx_t *latest = derive_user_latest (self, user, "re-derive");
     if (!latest)
@@ -298,12 +300,13 @@ ledger_derive_user (trove_ledger_t *self, const char *user, const Trove__Event *
             continue;
         bool earned = false;
         for (size_t i = 0; ev && i < d->n_events && !earned; i++)
-            earned = strcmp (d->events [i]->source, ev->source) == 0 && strcmp (d->events [i]->id, ev->id) == 0;
+            earned =
+                strcmp (d->events [i]->source, ev->source) == 0 && strcmp (d->events [i]->id, ev->id) == 0;
         //  A coin re-issued keeps the acceptance time of its last earning
         //  event only when that is this one.
         d->accepted_us = earned ? self->scoring_accepted_us : 0;
-        const char *why = reconciler ? reason
-                        : trove_strerror (earned ? TROVE_REASON_SCORED : TROVE_REASON_RESCORED);
+        const char *why =
+            reconciler ? reason : trove_strerror (earned ? TROVE_REASON_SCORED : TROVE_REASON_RESCORED);
         rc = derive_coin_change (self, d, false, why, run);
     }
     if (rc == 0 && reconciler && self->ncoins) {

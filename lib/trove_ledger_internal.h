@@ -55,10 +55,10 @@ typedef struct {
 } ledger_undo_t;
 
 typedef struct {
-    uint64_t req_id;  //  submission that was accepted
-    uint64_t lseq;    //  its log record
-    bool undone;      //  not arrived: an undo named it first (see MARKER)
-    bool claim;       //  a claim (key "\x01source\x1fid"), not a dedup entry
+    uint64_t req_id;                             //  submission that was accepted
+    uint64_t lseq;                               //  its log record
+    bool undone;                                 //  not arrived: an undo named it first (see MARKER)
+    bool claim;                                  //  a claim (key "\x01source\x1fid"), not a dedup entry
     uint8_t content [TROVE_EVENT_CONTENT_SIZE];  //  the claim's content hash
 } ledger_pending_t;
 
@@ -128,10 +128,10 @@ struct _trove_ledger_t {
     //  Tables (applied state)
     MDB_env *env;
     MDB_dbi dedup, events, coins, coinids, users, meta, states;
-    MDB_dbi uevents;  //  user NUL partition pseq: a user's events, for re-derives
-    MDB_dbi claims;   //  source NUL id -> content hash: the cluster-wide identity of events
-    trove_board_t *board;  //  leaderboard tables (deltas: apply thread only)
-    MDB_txn *rtxn;         //  main thread's reusable read transaction
+    MDB_dbi uevents;             //  user NUL partition pseq: a user's events, for re-derives
+    MDB_dbi claims;              //  source NUL id -> content hash: the cluster-wide identity of events
+    trove_board_t *board;        //  leaderboard tables (deltas: apply thread only)
+    MDB_txn *rtxn;               //  main thread's reusable read transaction
     trove_ledger_read_t reader;  //  rtxn as trove_ledger_read_begin hands it out
     //  Write-ahead log
     MDB_env *log_env;
@@ -142,7 +142,7 @@ struct _trove_ledger_t {
     uint32_t shard;        //  shard index, stamped on coins
     uint64_t *pseq;        //  last pseq per partition (valid where loaded)
     uint8_t *pseq_loaded;  //  1 when pseq[p] is known
-    ledger_undo_t *undo;        //  counters to restore if the batch aborts
+    ledger_undo_t *undo;   //  counters to restore if the batch aborts
     size_t nundo, undo_cap;
     uint64_t lseq, lseq_pending;
     uint64_t aseq, aseq_pending;
@@ -155,12 +155,12 @@ struct _trove_ledger_t {
     size_t staged_keys;       //  keys added by the open batch (at the tail)
     //  Users with records not applied yet: user -> uint64_t lseq of the last.
     zhashx_t *users_pending;
-    zlistx_t *users_order;   //  ledger_mark_t in lseq order, for removal once applied (owns them)
+    zlistx_t *users_order;    //  ledger_mark_t in lseq order, for removal once applied (owns them)
     zhashx_t *users_records;  //  user -> zlistx of its marks in users_order (borrowed), lseq order
-    zlistx_t *users_staged;  //  ledger_mark_t of the open batch
+    zlistx_t *users_staged;   //  ledger_mark_t of the open batch
 
     ledger_record_t *batch_head, *batch_tail;  //  records of the open batch
-    void **frames;                        //  packed Msg{award} of the batch
+    void **frames;                             //  packed Msg{award} of the batch
     size_t *sizes;
     ledger_frame_meta_t *frame_meta;  //  what each frame's coin is
     size_t nframes, frames_cap;
@@ -172,19 +172,19 @@ struct _trove_ledger_t {
     pthread_mutex_t mutex;
     pthread_cond_t cond;
     ledger_record_t *queue_head, *queue_tail;  //  committed, not applied (mutex)
-    size_t queued;                        //  records in the queue (mutex)
-    bool stop;                            //  (mutex)
-    bool urgent;                          //  a reader waits: apply now (mutex)
-    size_t apply_min;                     //  records that make a transaction worth it
-    size_t apply_max;                     //  records at most per transaction
-    int64_t apply_delay_ms;               //  or the time the oldest may wait
-    int64_t first_queued_us;              //  when the oldest queued record came (mutex)
-    _Atomic uint64_t applied;             //  last applied lseq
-    _Atomic uint64_t trimmable;           //  applied and durable in the tables: may leave the log
-    _Atomic bool apply_failing;           //  the last apply attempt failed
-    char apply_error [256];               //  (mutex)
-    bool apply_full;                      //  (mutex)
-    int efd;                              //  eventfd: apply progress
+    size_t queued;                             //  records in the queue (mutex)
+    bool stop;                                 //  (mutex)
+    bool urgent;                               //  a reader waits: apply now (mutex)
+    size_t apply_min;                          //  records that make a transaction worth it
+    size_t apply_max;                          //  records at most per transaction
+    int64_t apply_delay_ms;                    //  or the time the oldest may wait
+    int64_t first_queued_us;                   //  when the oldest queued record came (mutex)
+    _Atomic uint64_t applied;                  //  last applied lseq
+    _Atomic uint64_t trimmable;                //  applied and durable in the tables: may leave the log
+    _Atomic bool apply_failing;                //  the last apply attempt failed
+    char apply_error [256];                    //  (mutex)
+    bool apply_full;                           //  (mutex)
+    int efd;                                   //  eventfd: apply progress
     bool sync;
 
     //  Rule state (trove_engine): "user \x1f hunt" -> ledger_state_t
@@ -200,10 +200,10 @@ struct _trove_ledger_t {
     int64_t scoring_accepted_us;
     bool batch_reading;  //  rtxn is held for the open batch
 
-    size_t history_max;         //  a re-derive reads at most this many of a user's events
-    bool marks_lost;            //  a user mark was lost (OOM): re-derives wait for everything
-    uint64_t snap_applied;      //  the `applied` mark of the batch's fresh snapshot (derive_user_latest)
-    const char *reject_reason;  //  why the last trove_ledger_apply said REJECTED
+    size_t history_max;            //  a re-derive reads at most this many of a user's events
+    bool marks_lost;               //  a user mark was lost (OOM): re-derives wait for everything
+    uint64_t snap_applied;         //  the `applied` mark of the batch's fresh snapshot (derive_user_latest)
+    const char *reject_reason;     //  why the last trove_ledger_apply said REJECTED
     trove_ledger_counts_t counts;  //  re-derives and repairs (metrics)
 
     char error [256];  //  last storage error (main thread)

@@ -66,7 +66,8 @@ ledger_state_destroy (void **item)
 
 //  Record a state in a map (copying the data).
 int
-ledger_state_set (zhashx_t *map, const char *user, const char *hunt, uint64_t lseq, const void *data, size_t size)
+ledger_state_set (zhashx_t *map, const char *user, const char *hunt, uint64_t lseq, const void *data,
+                  size_t size)
 {
     char key [KEY_MAX];
     snprintf (key, sizeof key, "%s\x1f%s", user, hunt);
@@ -114,7 +115,7 @@ log_record_clear (trove_ledger_t *self)
 
 void
 ledger_pending_add (trove_ledger_t *self, const char *source, const char *id, uint64_t req_id, uint64_t lseq,
-               bool undone)
+                    bool undone)
 {
     char key [KEY_MAX];
     log_dedup_key (source, id, key, sizeof key);
@@ -143,7 +144,7 @@ ledger_pending_add (trove_ledger_t *self, const char *source, const char *id, ui
 //  dedup entries, so staging, abort and pruning treat both alike.
 void
 ledger_claim_pending_add (trove_ledger_t *self, const char *source, const char *id, const uint8_t *content,
-                     uint64_t lseq)
+                          uint64_t lseq)
 {
     char key [KEY_MAX + 2];
     snprintf (key, sizeof key, "\x01%s\x1f%s", source, id);
@@ -635,8 +636,9 @@ trove_ledger_claim (trove_ledger_t *self, const Trove__Event *ev, Trove__Status 
             ledger_snapshot_end (self);
         *status_p = same ? TROVE__STATUS__ACCEPTED : TROVE__STATUS__REJECTED;
         if (!same)
-            snprintf (why, why_size, "source '%s' already sent an event with id '%s' that says something else "
-                                     "(another user, type, ts or attributes); ids are unique per source",
+            snprintf (why, why_size,
+                      "source '%s' already sent an event with id '%s' that says something else "
+                      "(another user, type, ts or attributes); ids are unique per source",
                       ev->source, ev->id);
         return 0;
     }
@@ -661,7 +663,8 @@ trove_ledger_claim (trove_ledger_t *self, const Trove__Event *ev, Trove__Status 
     uint8_t kbuf [8];
     trove_put_be64 (kbuf, r->lseq);
     MDB_val key_log = {8, kbuf}, val_log = {r->size, r->data};
-    int mrc = r->data ? (trove__log_record__pack (&rec, r->data), mdb_put (self->txn, self->log, &key_log, &val_log, MDB_APPEND))
+    int mrc = r->data ? (trove__log_record__pack (&rec, r->data),
+                         mdb_put (self->txn, self->log, &key_log, &val_log, MDB_APPEND))
                       : ENOMEM;
     if (mrc) {
         free (r->data);
@@ -818,7 +821,7 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
     self->nevents_pending += !request;
     ledger_pending_add (self, ev->source, ev->id, req_id, self->lseq_pending, false);
     if (ledger_user_mark (self->users_staged, ev->user, self->lseq_pending, self->batch_tail->data,
-                     self->batch_tail->size))
+                          self->batch_tail->size))
         self->marks_lost = true;
     if (undo && target_seen == 0)
         ledger_pending_add (self, tsource, tid, ledger_user_tag (ev->user), self->lseq_pending, true);

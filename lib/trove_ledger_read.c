@@ -523,16 +523,17 @@ trove_ledger_read_end (trove_ledger_read_t **read_p)
 
 int
 trove_ledger_board_top (trove_ledger_read_t *read, const char *hunt, const char *period, int64_t after_score,
-                        const char *after_user, size_t limit, trove_cost_t *cost, Trove__BoardEntry ***entries_p,
-                        size_t *n_p, bool *more_p)
+                        const char *after_user, size_t limit, trove_cost_t *cost,
+                        Trove__BoardEntry ***entries_p, size_t *n_p, bool *more_p)
 {
-    return trove_board_top (read->ledger->board, read->txn, hunt, period, after_score, after_user, limit, cost,
-                            entries_p, n_p, more_p);
+    return trove_board_top (read->ledger->board, read->txn, hunt, period, after_score, after_user, limit,
+                            cost, entries_p, n_p, more_p);
 }
 
 int
-trove_ledger_board_counts (trove_ledger_read_t *read, const char *hunt, const char *period, const int64_t *scores,
-                           size_t n, trove_cost_t *cost, uint64_t *above, uint64_t *equal)
+trove_ledger_board_counts (trove_ledger_read_t *read, const char *hunt, const char *period,
+                           const int64_t *scores, size_t n, trove_cost_t *cost, uint64_t *above,
+                           uint64_t *equal)
 {
     return trove_board_counts (read->ledger->board, read->txn, hunt, period, scores, n, cost, above, equal);
 }

@@ -14,9 +14,9 @@
 
 typedef struct {
     trove_source_policy_t policy;
-    uint8_t keys [S_MAX_KEYS][32];           //  BLAKE2b-256 of each key
+    uint8_t keys [S_MAX_KEYS][32];             //  BLAKE2b-256 of each key
     trove_source_key_t key_info [S_MAX_KEYS];  //  who each key is
-    char **types;                            //  allowed types, NULL: any
+    char **types;                              //  allowed types, NULL: any
     size_t ntypes;
 } s_source_t;
 

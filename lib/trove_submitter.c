@@ -67,25 +67,25 @@ typedef struct {
 } s_group_t;
 
 struct _trove_submitter_t {
-    zsock_t **socks;         //  one DEALER per ingestor, all connected
-    char **endpoints;        //  every ingestor's
+    zsock_t **socks;   //  one DEALER per ingestor, all connected
+    char **endpoints;  //  every ingestor's
     size_t nendpoints;
-    size_t current;          //  the one requests are sent to
-    int64_t switched_us;     //  when it was chosen (monotonic)
+    size_t current;            //  the one requests are sent to
+    int64_t switched_us;       //  when it was chosen (monotonic)
     int64_t failing_since_us;  //  first failed send since the last success, or 0
-    int64_t heard_us;        //  last reply from the current ingestor (or its choice)
-    size_t max_frame;        //  frame limit of the cluster
-    size_t batch;            //  events per request
-    size_t window;           //  events in flight at most
-    int timeout_ms;          //  resend when a reply takes longer
-    trove_submitter_fn *fn;  //  final answers go here
-    void *arg;               //  for fn
-    zhashx_t *groups;        //  key -> s_group_t *, every sent or idle group (owned)
-    zlistx_t *order;         //  the same groups, oldest first
-    s_group_t *open;         //  the group being filled, or NULL
-    size_t pending;          //  events added and not final
-    Trove__Event **scratch;  //  event pointers of one transmission (capacity: batch)
-    char last_retry [128];   //  reason of the last RETRY answer, for messages
+    int64_t heard_us;          //  last reply from the current ingestor (or its choice)
+    size_t max_frame;          //  frame limit of the cluster
+    size_t batch;              //  events per request
+    size_t window;             //  events in flight at most
+    int timeout_ms;            //  resend when a reply takes longer
+    trove_submitter_fn *fn;    //  final answers go here
+    void *arg;                 //  for fn
+    zhashx_t *groups;          //  key -> s_group_t *, every sent or idle group (owned)
+    zlistx_t *order;           //  the same groups, oldest first
+    s_group_t *open;           //  the group being filled, or NULL
+    size_t pending;            //  events added and not final
+    Trove__Event **scratch;    //  event pointers of one transmission (capacity: batch)
+    char last_retry [128];     //  reason of the last RETRY answer, for messages
 };
 
 static void
@@ -160,7 +160,8 @@ trove_submitter_new (const trove_cfg_t *cfg, size_t batch, size_t window, trove_
     if (!self->socks)
         goto fail;
     for (size_t i = 0; i < self->nendpoints; i++) {
-        self->socks [i] = trove_sock_connected (ZMQ_DEALER, TROVE_SOCK_SUBMIT, self->endpoints [i], self->max_frame);
+        self->socks [i] =
+            trove_sock_connected (ZMQ_DEALER, TROVE_SOCK_SUBMIT, self->endpoints [i], self->max_frame);
         if (!self->socks [i])
             goto fail;
     }
@@ -286,7 +287,8 @@ s_flush_open (trove_submitter_t *self)
     //  Sent in order: never before an older group's first transmission
     //  (s_timers sends it once that one went out).
     bool older_unsent = false;
-    for (s_group_t *g = zlistx_first (self->order); g && g != group && !older_unsent; g = zlistx_next (self->order))
+    for (s_group_t *g = zlistx_first (self->order); g && g != group && !older_unsent;
+         g = zlistx_next (self->order))
         older_unsent = !g->sent;
     group->state = S_IDLE;
     group->due_us = 0;

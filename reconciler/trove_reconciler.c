@@ -329,7 +329,9 @@ s_compare (s_rec_t *self, s_user_t **users, size_t n, zlistx_t *out, s_stats_t *
             //  fault that no re-derive can see.
             if (count && (d->balance != d->stored_balance || d->boards_differ) && d->audited) {
                 st->balance_mismatch++;
-                trove_log ('W', "integrity: user %s stores balance %lld, its live coins sum to %lld; %u board score(s) differ",
+                trove_log ('W',
+                           "integrity: user %s stores balance %lld, its live coins sum to %lld; %u board "
+                           "score(s) differ",
                            d->user, (long long) d->stored_balance, (long long) d->balance, d->boards_differ);
             }
             if (strcmp (d->digest, u->digest))
@@ -677,8 +679,8 @@ s_control (s_rec_t *self)
 {
     zframe_t *routing_id, *body = NULL;
     const char *reason;
-    Trove__Msg *msg = trove_msg_recv_from (self->control, trove_cfg_limits (self->cfg)->max_frame, &routing_id,
-                                           &reason, NULL, &body);
+    Trove__Msg *msg = trove_msg_recv_from (self->control, trove_cfg_limits (self->cfg)->max_frame,
+                                           &routing_id, &reason, NULL, &body);
     if (!routing_id) {
         trove_msg_free (&msg);
         return;
@@ -692,15 +694,18 @@ s_control (s_rec_t *self)
     char refusal [200];
     if (!msg || msg->body_case != TROVE__MSG__BODY_QUERY)
         reply.error = (char *) (reason ? reason : "not a query");
-    else if (strcmp (msg->query->kind, "reconcile") == 0 && !trove_curve_allows (&peer, TROVE_ROLE_OPERATOR)) {
+    else if (strcmp (msg->query->kind, "reconcile") == 0
+             && !trove_curve_allows (&peer, TROVE_ROLE_OPERATOR)) {
         //  A run writes repairs: the operator's to ask (docs/security.md, "Roles").
         reply.req_id = msg->query->req_id;
-        snprintf (refusal, sizeof refusal, "%s: a reconcile run needs role operator; certificate '%s' has role %s",
+        snprintf (refusal, sizeof refusal,
+                  "%s: a reconcile run needs role operator; certificate '%s' has role %s",
                   trove_strerror (TROVE_E_NOT_ALLOWED), peer.name, trove_curve_role_name (peer.role));
         reply.error = refusal;
         static trove_lograte_t refused_log;  //  a refused client may insist
-        trove_log_limited (&refused_log, 10000000, 'W', "refused a reconcile request from certificate '%s' (role %s)",
-                           peer.name, trove_curve_role_name (peer.role));
+        trove_log_limited (&refused_log, 10000000, 'W',
+                           "refused a reconcile request from certificate '%s' (role %s)", peer.name,
+                           trove_curve_role_name (peer.role));
     }
     else {
         const Trove__Query *q = msg->query;
@@ -790,8 +795,8 @@ s_daemon_run (trove_daemon_t *daemon)
     const char *control = trove_cfg_shard_reconcile (self.cfg, self.shard);
     if (control && !(self.control = trove_sock_bound (ZMQ_ROUTER, TROVE_SOCK_LINK, control, max_frame)))
         goto done;
-    self.events_sock =
-        trove_sock_connected (ZMQ_DEALER, TROVE_SOCK_LINK, trove_cfg_shard_events (self.cfg, self.shard), max_frame);
+    self.events_sock = trove_sock_connected (ZMQ_DEALER, TROVE_SOCK_LINK,
+                                             trove_cfg_shard_events (self.cfg, self.shard), max_frame);
     if (!self.events_sock)
         goto done;
     long every = trove_cfg_shard_reconcile_every (self.cfg, self.shard);

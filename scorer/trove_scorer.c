@@ -54,23 +54,23 @@ typedef struct {
 } s_reply_t;
 
 typedef struct {
-    trove_cfg_t *cfg;        //  cluster config
-    size_t shard;            //  our shard index
-    const char *name;        //  our shard name
-    trove_rules_t *rules;    //  hunt rules
-    trove_ledger_t *ledger;  //  our LMDB state
+    trove_cfg_t *cfg;          //  cluster config
+    size_t shard;              //  our shard index
+    const char *name;          //  our shard name
+    trove_rules_t *rules;      //  hunt rules
+    trove_ledger_t *ledger;    //  our LMDB state
     trove_sources_t *sources;  //  per-source rules (types, backdating), re-checked here
-    zsock_t *events;         //  ROUTER: ingestor batches
-    zsock_t *query;          //  ROUTER: queries
-    zsock_t *pub;            //  PUB -> broker: awards, heartbeats
-    uint64_t incarnation;    //  random per start: lets peers see a restart
+    zsock_t *events;           //  ROUTER: ingestor batches
+    zsock_t *query;            //  ROUTER: queries
+    zsock_t *pub;              //  PUB -> broker: awards, heartbeats
+    uint64_t incarnation;      //  random per start: lets peers see a restart
     int64_t started_ms;
     int64_t next_heartbeat_us;
     int64_t next_gauges_us;  //  next gauge update
     s_reply_t *replies;      //  replies of the current batch
     size_t nreplies;
-    char last_error [256];   //  shown by status
-    zlistx_t *parked;        //  queries waiting for the tables to catch up
+    char last_error [256];  //  shown by status
+    zlistx_t *parked;       //  queries waiting for the tables to catch up
     struct {
         trove_metrics_t *registry;
         trove_counter_t *events [5];           //  by Trove__Status of the answer
@@ -106,8 +106,8 @@ static void
 s_refused (s_scorer_t *self, const char *what, const char *kind, const trove_peer_t *peer)
 {
     trove_counter_inc (self->m.refused);
-    trove_log_limited (&self->m.refused_log, 10000000, 'W', "refused a %s %s from certificate '%s' (role %s)", what,
-                       kind, peer->name, trove_curve_role_name (peer->role));
+    trove_log_limited (&self->m.refused_log, 10000000, 'W', "refused a %s %s from certificate '%s' (role %s)",
+                       what, kind, peer->name, trove_curve_role_name (peer->role));
 }
 
 //  A query that must see everything committed when it arrived.
@@ -196,7 +196,8 @@ s_check (s_scorer_t *self, const Trove__Event *ev, uint32_t partition, bool clai
         }
     }
     else if (received_us > now_us + RECEIVED_SKEW_US || received_us < now_us - RECEIVED_AGE_US) {
-        snprintf (detail, size, "the batch says the ingestor received it at %lld us, too far from this scorer's clock",
+        snprintf (detail, size,
+                  "the batch says the ingestor received it at %lld us, too far from this scorer's clock",
                   (long long) received_us);
         return trove_strerror (TROVE_E_BAD_TS);
     }
@@ -207,11 +208,12 @@ s_check (s_scorer_t *self, const Trove__Event *ev, uint32_t partition, bool clai
         return reason;
     //  An event comes to its user's shard; a claim to the shard of its
     //  (source, id).
-    uint32_t expect = claim ? trove_hash_claim_partition (ev->source, ev->id, trove_cfg_partitions (self->cfg))
-                            : trove_hash_partition (ev->user, strlen (ev->user), trove_cfg_partitions (self->cfg));
+    uint32_t expect =
+        claim ? trove_hash_claim_partition (ev->source, ev->id, trove_cfg_partitions (self->cfg))
+              : trove_hash_partition (ev->user, strlen (ev->user), trove_cfg_partitions (self->cfg));
     if (partition != expect || trove_cfg_shard_of (self->cfg, partition) != self->shard) {
-        snprintf (detail, size, "%s is partition %u, not owned by shard %s", claim ? "this (source, id)" : "the user",
-                  expect, self->name);
+        snprintf (detail, size, "%s is partition %u, not owned by shard %s",
+                  claim ? "this (source, id)" : "the user", expect, self->name);
         return trove_strerror (TROVE_E_WRONG_SHARD);
     }
     return NULL;
@@ -269,7 +271,7 @@ s_take_one (s_scorer_t *self, bool *storage_failed)
     if (!msg || msg->body_case != TROVE__MSG__BODY_BATCH
         || msg->batch->n_partitions != msg->batch->n_events) {
         trove_log_limited (&self->m.bad_log, 10000000, 'W', "dropped a bad message on the events socket: %s",
-                   msg ? "not a well-formed batch" : reason);
+                           msg ? "not a well-formed batch" : reason);
         s_set_error (self, "bad message on events socket");
         goto done;
     }
@@ -302,8 +304,9 @@ s_take_one (s_scorer_t *self, bool *storage_failed)
             r->status = TROVE__STATUS__REJECTED;
             r->reason = (char *) trove_strerror (TROVE_E_NOT_ALLOWED);
             char text [200];
-            snprintf (text, sizeof text, "certificate '%s' (role %s) may not write to a scorer: role daemon only",
-                      peer.name, trove_curve_role_name (peer.role));
+            snprintf (text, sizeof text,
+                      "certificate '%s' (role %s) may not write to a scorer: role daemon only", peer.name,
+                      trove_curve_role_name (peer.role));
             r->detail = strdup (text);
             continue;
         }
@@ -325,11 +328,12 @@ s_take_one (s_scorer_t *self, bool *storage_failed)
         //  claims of its partitions of hash(source NUL id); an event whose
         //  claim is kept elsewhere was claimed there by its ingestor first.
         Trove__Status status;
-        bool claim_here = batch->claims
-                       || (strcmp (ev->source, TROVE_RECONCILER_SOURCE)
-                           && trove_cfg_shard_of (self->cfg, trove_hash_claim_partition (ev->source, ev->id,
-                                                                                       trove_cfg_partitions (self->cfg)))
-                                  == self->shard);
+        bool claim_here =
+            batch->claims
+            || (strcmp (ev->source, TROVE_RECONCILER_SOURCE)
+                && trove_cfg_shard_of (self->cfg, trove_hash_claim_partition (
+                                                      ev->source, ev->id, trove_cfg_partitions (self->cfg)))
+                       == self->shard);
         if (claim_here) {
             if (trove_ledger_claim (self->ledger, ev, &status, detail, sizeof detail)) {
                 *storage_failed = true;
@@ -358,7 +362,8 @@ s_take_one (s_scorer_t *self, bool *storage_failed)
             r->reason = (char *) trove_ledger_reject_reason (self->ledger);
             char text [160];
             snprintf (text, sizeof text,
-                      "placing this event exactly needs more than limits/max_user_history = %zu of the user's stored events",
+                      "placing this event exactly needs more than limits/max_user_history = %zu of the "
+                      "user's stored events",
                       trove_cfg_limits (self->cfg)->max_user_history);
             r->detail = strdup (text);
         }
@@ -536,9 +541,8 @@ s_count_query (s_scorer_t *self, const char *kind, int64_t arrived_us)
 static void
 s_answer_query (s_scorer_t *self, zframe_t *routing_id, const Trove__Query *q)
 {
-    trove_query_ctx_t ctx = {self->cfg,    self->shard,      self->name,
-                             self->ledger, &self->rules,     self->started_ms,
-                             self->last_error};
+    trove_query_ctx_t ctx = {self->cfg,    self->shard,      self->name,      self->ledger,
+                             &self->rules, self->started_ms, self->last_error};
     Trove__QueryReply reply = TROVE__QUERY_REPLY__INIT;
     trove_query_answer_t answer;
     trove_query_answer (&ctx, q, &reply, &answer);
@@ -556,28 +560,30 @@ s_process_queries (s_scorer_t *self)
     for (int i = 0; i < 100 && (zsock_events (self->query) & ZMQ_POLLIN); i++) {
         zframe_t *routing_id, *body = NULL;
         const char *reason;
-        Trove__Msg *msg = trove_msg_recv_from (self->query, trove_cfg_limits (self->cfg)->max_frame, &routing_id,
-                                               &reason, NULL, &body);
+        Trove__Msg *msg = trove_msg_recv_from (self->query, trove_cfg_limits (self->cfg)->max_frame,
+                                               &routing_id, &reason, NULL, &body);
         if (!routing_id && !reason)
             break;
         trove_peer_t peer;
         trove_curve_peer (body, &peer);
         zframe_destroy (&body);
-        trove_role_t needs = msg && msg->body_case == TROVE__MSG__BODY_QUERY ? trove_query_role (msg->query->kind)
-                                                                              : TROVE_ROLE_READER;
+        trove_role_t needs = msg && msg->body_case == TROVE__MSG__BODY_QUERY
+                               ? trove_query_role (msg->query->kind)
+                               : TROVE_ROLE_READER;
         if (msg && msg->body_case == TROVE__MSG__BODY_QUERY && !trove_curve_allows (&peer, needs)) {
             //  Answered, so that a refused client learns why.
             char text [240];
             snprintf (text, sizeof text, "%s: '%s' needs role %s; certificate '%s' has role %s",
-                      trove_strerror (TROVE_E_NOT_ALLOWED), msg->query->kind, trove_curve_role_name (needs), peer.name,
-                      trove_curve_role_name (peer.role));
+                      trove_strerror (TROVE_E_NOT_ALLOWED), msg->query->kind, trove_curve_role_name (needs),
+                      peer.name, trove_curve_role_name (peer.role));
             Trove__QueryReply reply = TROVE__QUERY_REPLY__INIT;
             reply.req_id = msg->query->req_id;
             reply.error = text;
             Trove__Msg out = TROVE__MSG__INIT;
             out.body_case = TROVE__MSG__BODY_QUERY_REPLY;
             out.query_reply = &reply;
-            trove_msg_send (self->query, zframe_data (routing_id), zframe_size (routing_id), &out, ZMQ_DONTWAIT);
+            trove_msg_send (self->query, zframe_data (routing_id), zframe_size (routing_id), &out,
+                            ZMQ_DONTWAIT);
             s_refused (self, "query", msg->query->kind, &peer);
         }
         else if (msg && msg->body_case == TROVE__MSG__BODY_QUERY) {
@@ -603,8 +609,8 @@ s_process_queries (s_scorer_t *self)
             }
         }
         else
-            trove_log_limited (&self->m.bad_log, 10000000, 'W', "dropped a bad message on the query socket: %s",
-                               msg ? "not a query" : reason);
+            trove_log_limited (&self->m.bad_log, 10000000, 'W',
+                               "dropped a bad message on the query socket: %s", msg ? "not a query" : reason);
         trove_msg_free (&msg);
         zframe_destroy (&routing_id);
     }
@@ -646,11 +652,11 @@ s_metrics_init (s_scorer_t *self)
         const char *values [] = {trove_event_status_name (i), NULL};
         self->m.events [i] = trove_metrics_counter (
             r, "trove_scorer_events_total", "Events answered to ingestors, by answer.", labels, values);
-        self->m.claims [i] = trove_metrics_counter (
-            r, "trove_scorer_claims_total",
-            "Claims of (source, id) answered to ingestors, by answer: accepted (claimed, now or before by the "
-            "same content), rejected (id_conflict).",
-            labels, values);
+        self->m.claims [i] = trove_metrics_counter (r, "trove_scorer_claims_total",
+                                                    "Claims of (source, id) answered to ingestors, by "
+                                                    "answer: accepted (claimed, now or before by the "
+                                                    "same content), rejected (id_conflict).",
+                                                    labels, values);
     }
     static const double sizes [] = {1, 10, 100, 1000, 10000, 32768};
     static const double secs [] = {0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 1};
@@ -739,15 +745,16 @@ s_daemon_run (trove_daemon_t *daemon)
         trove_log ('E', "%s", err);
         goto done;
     }
-    if (s_metrics_init (self) || trove_daemon_serve_metrics (daemon, NULL, NULL) || trove_daemon_secure (daemon))
+    if (s_metrics_init (self) || trove_daemon_serve_metrics (daemon, NULL, NULL)
+        || trove_daemon_secure (daemon))
         goto done;
     self->replies = calloc (BATCH_MAX_MSGS, sizeof *self->replies);
     self->parked = zlistx_new ();
     size_t max_frame = trove_cfg_limits (self->cfg)->max_frame;
-    self->events = trove_sock_bound (ZMQ_ROUTER, TROVE_SOCK_LINK, trove_cfg_shard_events (self->cfg, self->shard),
-                                     max_frame);
-    self->query = trove_sock_bound (ZMQ_ROUTER, TROVE_SOCK_LINK, trove_cfg_shard_query (self->cfg, self->shard),
-                                    max_frame);
+    self->events = trove_sock_bound (ZMQ_ROUTER, TROVE_SOCK_LINK,
+                                     trove_cfg_shard_events (self->cfg, self->shard), max_frame);
+    self->query = trove_sock_bound (ZMQ_ROUTER, TROVE_SOCK_LINK,
+                                    trove_cfg_shard_query (self->cfg, self->shard), max_frame);
     if (!self->replies || !self->parked || !self->events || !self->query)
         goto done;
     self->pub = trove_sock_connected (ZMQ_PUB, TROVE_SOCK_LINK, trove_cfg_broker_pub (self->cfg), max_frame);

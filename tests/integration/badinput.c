@@ -25,7 +25,8 @@ static trove_cfg_t *s_cfg;
 static Trove__Msg *
 s_roundtrip (const void *data, size_t size)
 {
-    zsock_t *dealer = trove_sock_connected (ZMQ_DEALER, TROVE_SOCK_LINK, trove_cfg_ingestor_endpoint (s_cfg, 0), 64 << 20);
+    zsock_t *dealer =
+        trove_sock_connected (ZMQ_DEALER, TROVE_SOCK_LINK, trove_cfg_ingestor_endpoint (s_cfg, 0), 64 << 20);
     assert_non_null (dealer);
     zsock_set_rcvtimeo (dealer, 5000);
     zsock_set_sndtimeo (dealer, 5000);
@@ -215,12 +216,12 @@ test_scorer_checks_what_the_ingestor_checks (void **state)
         evs [i] = &ev [i];
         parts [i] = partition;
     }
-    ev [0].ts_ms = 1000;                        //  1970
-    ev [1].ts_ms = now + 10LL * 86400000;       //  ten days ahead
-    ev [2].source = "mobile";                   //  mobile may not send "share" (test config)
+    ev [0].ts_ms = 1000;                   //  1970
+    ev [1].ts_ms = now + 10LL * 86400000;  //  ten days ahead
+    ev [2].source = "mobile";              //  mobile may not send "share" (test config)
     ev [2].type = "share";
-    ev [3].source = "mobile";                   //  older than mobile's 7-day window,
-    ev [3].ts_ms = now - 8LL * 86400000;        //  inside the global 366 days
+    ev [3].source = "mobile";             //  older than mobile's 7-day window,
+    ev [3].ts_ms = now - 8LL * 86400000;  //  inside the global 366 days
     static const char *const expect [4] = {"bad_ts", "bad_ts", "type_not_allowed", "bad_ts"};
     Trove__ShardBatch batch = TROVE__SHARD_BATCH__INIT;
     batch.batch_id = 77;
@@ -233,7 +234,8 @@ test_scorer_checks_what_the_ingestor_checks (void **state)
     Trove__Msg msg = TROVE__MSG__INIT;
     msg.body_case = TROVE__MSG__BODY_BATCH;
     msg.batch = &batch;
-    zsock_t *dealer = trove_sock_connected (ZMQ_DEALER, TROVE_SOCK_LINK, trove_cfg_shard_events (s_cfg, shard), 64 << 20);
+    zsock_t *dealer =
+        trove_sock_connected (ZMQ_DEALER, TROVE_SOCK_LINK, trove_cfg_shard_events (s_cfg, shard), 64 << 20);
     assert_non_null (dealer);
     zsock_set_rcvtimeo (dealer, 5000);
     for (int round = 0; round < 2; round++) {

@@ -39,11 +39,13 @@ test_texts_read_back (void **state)
     assert_int_equal (trove_error_parse (""), TROVE_OK);
     assert_int_equal (trove_error_parse ("no such reason"), TROVE_E_UNKNOWN);
     //  a detail after ": " keeps the code; a longer word is another text
-    assert_int_equal (trove_error_parse ("cost_limit: the query needs more than 10 units"), TROVE_E_COST_LIMIT);
+    assert_int_equal (trove_error_parse ("cost_limit: the query needs more than 10 units"),
+                      TROVE_E_COST_LIMIT);
     assert_int_equal (trove_error_parse ("excluded: the user is on no leaderboard"), TROVE_E_EXCLUDED);
     assert_int_equal (trove_error_parse ("bad period: want all"), TROVE_E_PERIOD_TEXT);
     assert_int_equal (trove_error_parse ("not_foundx"), TROVE_E_UNKNOWN);
-    assert_int_equal (trove_error_parse ("not_allowed: 'rules_apply' needs role operator"), TROVE_E_NOT_ALLOWED);
+    assert_int_equal (trove_error_parse ("not_allowed: 'rules_apply' needs role operator"),
+                      TROVE_E_NOT_ALLOWED);
 }
 
 static void

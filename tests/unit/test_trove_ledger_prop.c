@@ -58,20 +58,21 @@ static const char *s_rules_yaml =
     "     steps: [{type: a}, {type: v, attrs: {zone: [Z1, Z2]}}]}\n"
     "  - {id: days, kind: streak, match: {type: a}, days: 2, coins: 4, repeat: true}\n"
     "  - {id: buy, kind: each, match: {type: b}, coins: 1}\n";
-static const char *s_rules_q = "hunt: q\nversion: 1\nlateness: 1h\nrules:\n"
-                               "  - {id: weekly, kind: each, match: {type: v}, coins: 2, cap: {max: 3, per: week}}\n"
-                               "  - {id: three, kind: count, match: {type: b}, count: 3, coins: 6}\n";
+static const char *s_rules_q =
+    "hunt: q\nversion: 1\nlateness: 1h\nrules:\n"
+    "  - {id: weekly, kind: each, match: {type: v}, coins: 2, cap: {max: 3, per: week}}\n"
+    "  - {id: three, kind: count, match: {type: b}, count: 3, coins: 6}\n";
 
 typedef enum { OP_EVENT, OP_UNDO, OP_REDERIVE, OP_DUP } s_kind_t;
 
 typedef struct {
     s_kind_t kind;
-    char id [24];      //  event id (source "w"; "reconciler" for OP_REDERIVE)
+    char id [24];  //  event id (source "w"; "reconciler" for OP_REDERIVE)
     char user [8];
     char type [12];
     char zone [4];
     int64_t ts_ms;
-    int target;        //  OP_UNDO / OP_DUP: index of the op it refers to
+    int target;  //  OP_UNDO / OP_DUP: index of the op it refers to
     uint64_t req_id;
 } s_op_t;
 
@@ -166,7 +167,8 @@ s_event_of (const s_op_t *ops, int i)
     else if (*op->zone)
         snprintf (attrs, sizeof attrs, ",\"attrs\":{\"zone\":\"%s\"}", op->zone);
     char json [512];
-    snprintf (json, sizeof json, "{\"source\":\"%s\",\"id\":\"%s\",\"user\":\"%s\",\"type\":\"%s\",\"ts\":\"%s\"%s}",
+    snprintf (json, sizeof json,
+              "{\"source\":\"%s\",\"id\":\"%s\",\"user\":\"%s\",\"type\":\"%s\",\"ts\":\"%s\"%s}",
               op->kind == OP_REDERIVE ? TROVE_RECONCILER_SOURCE : "w", op->id, op->user, op->type, ts, attrs);
     const char *reason = NULL;
     Trove__Event *ev = trove_event_from_json (json, strlen (json), &reason, NULL);
@@ -326,8 +328,9 @@ s_check_user (s_world_t *w, trove_ledger_t *ledger, const char *user)
     trove_ledger_read_end (&snap);
     assert_null (snap);
     if (star != sum || p != sum_p || q != sum_q)
-        fail_msg ("user %s: boards * %lld p %lld q %lld, live coins %lld / %lld / %lld", user, (long long) star,
-                  (long long) p, (long long) q, (long long) sum, (long long) sum_p, (long long) sum_q);
+        fail_msg ("user %s: boards * %lld p %lld q %lld, live coins %lld / %lld / %lld", user,
+                  (long long) star, (long long) p, (long long) q, (long long) sum, (long long) sum_p,
+                  (long long) sum_q);
     //  The ledger's own audit (what the reconciler reports) agrees.
     trove_ledger_audit_t audit;
     Trove__Coin **live;

@@ -1035,8 +1035,8 @@ main (void)
         cmocka_unit_test (test_invalid_names_refused), cmocka_unit_test (test_same_name_rules),
         cmocka_unit_test (test_child_bound),           cmocka_unit_test (test_concurrent_updates),
         cmocka_unit_test (test_http_endpoint),         cmocka_unit_test (test_serve_bad_address),
-        cmocka_unit_test (test_route_on_api_listener),
-        cmocka_unit_test (test_strict_parser_rejects), cmocka_unit_test (test_process_start),
+        cmocka_unit_test (test_route_on_api_listener), cmocka_unit_test (test_strict_parser_rejects),
+        cmocka_unit_test (test_process_start),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
