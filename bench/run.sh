@@ -152,7 +152,7 @@ block="$tmp/block.md"
         "$load_c" "$(printf '%.0f' "$pipe_rate")" "$(ms pipeline .latency_ms.p50)" "$(ms pipeline .latency_ms.p99)" "$(checks pipeline)"
     printf '| | (c) / (a) | %s of raw ZeroMQ |\n' "$(frac "$pipe_rate" "$zmq_rate")"
     printf '| | (c) / (b) | %s of raw LMDB+fsync (events/s over puts/s) |\n' "$(frac "$pipe_rate" "$lmdb_rate")"
-    #   lib/trove_ledger.h: one log append (answer path), then dedup, events,
+    #   lib/ledger/trove_ledger.h: one log append (answer path), then dedup, events,
     #   coins, coinids, users index in the tables (background); balances are
     #   aggregated per user per transaction and not counted.
     printf '| | (c) in LMDB puts: 6 per accepted event (1 log + 5 tables), over 2 shards | %s puts/s = %s of (b), %s of (b2) |\n' \

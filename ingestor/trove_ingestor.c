@@ -11,12 +11,12 @@
 
     HTTP ingest (docs/protocol.md, "HTTP ingest"): when the ingestor's
     section has `http = "ADDRESS:PORT"`, POST /v1/events is served by a pool
-    of libmicrohttpd threads (lib/trove_ingest). Those threads submit over
+    of libmicrohttpd threads (ingestor/trove_ingest). Those threads submit over
     inproc DEALERs to this same ROUTER: an HTTP request is one more producer,
     answered by the same code after the same commits, so `accepted` means
     durable there too. Sources, keys and limits: docs/security.md. The same
     listener serves the read-only query API (GET /v1/users/..., /v1/coins/...,
-    /v1/leaderboards/...; lib/trove_api, docs/queries.md) with the same keys:
+    /v1/leaderboards/...; ingestor/trove_api, docs/queries.md) with the same keys:
     its threads ask the scorers directly (trove_router), not this loop.
 
     SIGHUP reloads the sources (keys, types, backdating windows, rates)
@@ -409,7 +409,7 @@ s_request_advance (s_ingestor_t *self, s_request_t *req)
 
 //  Take a producer's tokens for the events of req that passed the checks:
 //  its source's bucket and each user's, all or nothing (the rules of HTTP
-//  ingest, lib/trove_ingest). NULL when taken; else why, *wait_s_p set
+//  ingest, ingestor/trove_ingest). NULL when taken; else why, *wait_s_p set
 //  (0: the request alone exceeds a burst and can never pass).
 static const char *
 s_producer_limit (s_ingestor_t *self, Trove__SubmitRequest *submit, s_request_t *req,

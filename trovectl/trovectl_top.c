@@ -1,5 +1,5 @@
 /*  trovectl top - a live view of a running cluster, built from the
-    Prometheus /metrics endpoint of every process (see lib/trove_metrics.h
+    Prometheus /metrics endpoint of every process (see lib/core/trove_metrics.h
     and the metric families the daemons register).
 
     Every interval, each process named in the config with a `metrics`

@@ -123,7 +123,7 @@ else
     fail "CURVE settings of the rendered config: $out"
 fi
 grep -q curve "$plain" && fail "trove_curve=false still renders CURVE settings: $(grep curve "$plain")"
-# The exposure check (lib/trove_harden, docs/security.md "Hardening"): the
+# The exposure check (lib/daemon/trove_harden, docs/security.md "Hardening"): the
 # production hosts bind 10.20.0.x. /metrics is plain HTTP, and so is every
 # ZeroMQ endpoint without CURVE: each daemon must start past the check with
 # trove/allow_unauthenticated = yes (a warning per plain endpoint), and

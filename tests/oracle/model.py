@@ -2,7 +2,7 @@
 """Reference model of Trove's hunt semantics (tests/oracle/README.md).
 
 Written from the documentation only (README.md, docs/*.md, the header
-comments of lib/trove_rules.h and lib/trove_engine.h, the example hunts),
+comments of lib/rules/trove_rules.h and lib/rules/trove_engine.h, the example hunts),
 never from Trove's C code: it is the judge, so it must not share Trove's
 bugs. Every place where the docs leave a choice open is marked READING and
 listed in tests/oracle/README.md ("Readings of the docs").
@@ -264,7 +264,7 @@ class Rules:
     def effective(self, hunt, ts):
         """The version of `hunt` in effect at ts: the highest version whose
         effective <= ts; None when there is none or ts is outside that
-        version's window (lib/trove_rules.h: NULL, no fallback to a lower
+        version's window (lib/rules/trove_rules.h: NULL, no fallback to a lower
         version)."""
         best = None
         for v in self.hunts[hunt]:

@@ -4,13 +4,13 @@
     promise.py --rules DIR --events FILE [--accepted HISTORY] [--out FILE] [--why FILE]
                [--promise any-order|lateness] [--max-user-history N]
 
---promise any-order (default; lib/trove_engine.h since commit 9c04f1f, "Exact
+--promise any-order (default; lib/rules/trove_engine.h since commit 9c04f1f, "Exact
 in real time for any lateness"): "the ledger equals event-time order for
 any arrival order"; a user with more than limits/max_user_history (20,000)
 stored events may have a late event rejected `history_limit`, so such users
 are left out.
 
---promise lateness (lib/trove_engine.h before 9c04f1f, and still
+--promise lateness (lib/rules/trove_engine.h before 9c04f1f, and still
 docs/architecture.md "Rules engine" and docs/events.md "Undo"): "when no event arrives after another event of the same
 user and hunt whose ts is more than `lateness` ahead of it, and at most 64
 of that user's matching events fall within `lateness`, the coins equal

@@ -12,7 +12,7 @@
 #   --out DIR  keep every run's files there (default: a temp dir, removed
 #              when everything passed unless --keep)
 #   --promise any-order|lateness   which users real time must get exactly
-#              right (promise.py): any-order (default, lib/trove_engine.h
+#              right (promise.py): any-order (default, lib/rules/trove_engine.h
 #              since 9c04f1f): every user; lateness (the older promise, still
 #              in docs/architecture.md): users none of whose events arrived
 #              later than `lateness` (all of them in sorted and shuffled)

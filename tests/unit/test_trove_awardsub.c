@@ -1,4 +1,4 @@
-/*  test_trove_awardsub - lib/trove_awardsub against a fake broker PUB
+/*  test_trove_awardsub - lib/net/trove_awardsub against a fake broker PUB
     (bound at broker/sub) in the test thread and fake scorer query ROUTERs
     (zactors, fake_peers.c) answering "status" and "awards" from a table,
     on loopback TCP: live delivery, gaps, duplicates, heartbeats and late

@@ -1,4 +1,4 @@
-/*  test_trove_board - leaderboard indexes (lib/trove_board) on a real LMDB
+/*  test_trove_board - leaderboard indexes (lib/ledger/trove_board) on a real LMDB
     environment: exact order, ties, ranks, windows, periods, exclusions,
     revocations, listing, cost, and a randomized cross-check of the count
     tree and the windows against a brute-force model. */

@@ -1,4 +1,4 @@
-/*  test_trove_cfg - the cluster configuration (lib/trove_cfg): the sample
+/*  test_trove_cfg - the cluster configuration (lib/core/trove_cfg): the sample
     etc/trove.cfg, defaults, and every way a broken file is refused. */
 #include <stdarg.h>
 #include <stddef.h>

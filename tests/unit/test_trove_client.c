@@ -1,4 +1,4 @@
-/*  test_trove_client - lib/trove_client against fake servers in this process,
+/*  test_trove_client - lib/net/trove_client against fake servers in this process,
     on loopback TCP (fake_peers.c: the cluster config and the servers):
     trove_client_call / _call_all against a fake query ROUTER (zactor) that
     answers, stays silent, answers garbage or restarts, per a script.

@@ -1,4 +1,4 @@
-/*  test_trove_curve - lib/trove_curve with real sockets on loopback TCP
+/*  test_trove_curve - lib/net/trove_curve with real sockets on loopback TCP
     (ports 16000-16999, chosen from the pid) and real certificate files:
 
     - certificates: modes, no overwrite, public key read back, bad files;

@@ -1,4 +1,4 @@
-/*  test_trove_error - the reason codes (lib/trove_error): every code has a
+/*  test_trove_error - the reason codes (lib/core/trove_error): every code has a
     text, texts are unique and read back to their code, and the texts
     clients match on are the ones docs/events.md and docs/queries.md give
     (written out here, not taken from the code under test). */

@@ -1,5 +1,5 @@
 /*  test_trove_event - event validation, the JSON form, deep copies
-    (lib/trove_event). Limits come from the sample etc/trove.cfg. */
+    (lib/events/trove_event). Limits come from the sample etc/trove.cfg. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

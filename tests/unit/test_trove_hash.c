@@ -1,5 +1,5 @@
 /*  test_trove_hash - golden vectors for the user hash, the partition of a
-    user and the coin id (lib/trove_hash).
+    user and the coin id (lib/core/trove_hash).
 
     These numbers are fixed forever: if one of these tests fails, users would
     move to other partitions or coins would change ids. Do not "fix" a vector

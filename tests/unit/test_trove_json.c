@@ -1,4 +1,4 @@
-/*  test_trove_json - the JSON shapes of query answers (lib/trove_json), as
+/*  test_trove_json - the JSON shapes of query answers (lib/events/trove_json), as
     trovectl --json and the HTTP API print them (json_dumps, JSON_COMPACT):
     field order and names, escaping, numbers at their limits, and what a
     string that is not UTF-8 does (jansson refuses it: the value is NULL). */

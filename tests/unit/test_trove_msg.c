@@ -1,5 +1,5 @@
 /*  test_trove_msg - frame decoding with every check a network frame needs,
-    packing, and sending over ZeroMQ (lib/trove_msg).
+    packing, and sending over ZeroMQ (lib/events/trove_msg).
 
     Frames with unknown fields are built by hand from raw protobuf bytes, so
     these tests do not depend on protobuf-c to produce what it should refuse. */

@@ -1,5 +1,5 @@
 /*  test_trove_preview - what candidate rules would change in a ledger
-    (lib/trove_preview): a real ledger in a temp dir holds the coins of the
+    (scorer/trove_preview): a real ledger in a temp dir holds the coins of the
     rules in force; each test previews other rules and checks the report
     (counts, per-rule totals, the changes, the filters, the truncation). */
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/*  test_trove_router - how lib/trove_router merges the answers of several
+/*  test_trove_router - how lib/net/trove_router merges the answers of several
     shards, against three fake scorer shards in this process (zactors with
     a ROUTER each, on loopback TCP ports 16000-16999 chosen from the pid).
 

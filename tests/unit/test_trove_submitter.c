@@ -1,4 +1,4 @@
-/*  test_trove_submitter - lib/trove_submitter against a fake ingestor ROUTER
+/*  test_trove_submitter - lib/net/trove_submitter against a fake ingestor ROUTER
     driven from the test thread, on loopback TCP (fake_peers.c: the cluster
     config). The submitter is non-blocking, so the test interleaves its poll
     with the fake's: exactly-once delivery of final answers, RETRY and

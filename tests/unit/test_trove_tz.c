@@ -1,4 +1,4 @@
-/*  test_trove_tz - IANA time zones (lib/trove_tz), against the zone files of
+/*  test_trove_tz - IANA time zones (lib/rules/trove_tz), against the zone files of
     the installed tzdata package and against TZif files written here.
     Expected offsets and dates were computed independently: real zones
     with Python's zoneinfo, POSIX rule forms with glibc (TZ=... date), not

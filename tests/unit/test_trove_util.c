@@ -1,5 +1,5 @@
 /*  test_trove_util - clocks, logging, UTF-8, hex, big-endian, directories,
-    files and RFC 3339 (lib/trove_util). Expected dates were computed
+    files and RFC 3339 (lib/core/trove_util). Expected dates were computed
     independently with Python's datetime, not with the code under test. */
 #include <stdarg.h>
 #include <stddef.h>

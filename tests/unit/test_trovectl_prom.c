@@ -1,6 +1,6 @@
 /*  test_trovectl_prom - the Prometheus text parser and histogram quantiles
     of trovectl top (trovectl/trovectl_prom). The bodies below are the shape
-    lib/trove_metrics renders; the expected quantiles were worked out by hand
+    lib/core/trove_metrics renders; the expected quantiles were worked out by hand
     from PromQL's histogram_quantile () rule (linear inside the bucket). */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,6 +1,6 @@
 /*  trove_board_internal - the leaderboard tables (trove_board.h) in an LMDB
     environment: the writer's side (the ledger's apply thread) and the reads
-    in a transaction. Ledger-internal: included by lib/trove_board.c, the
+    in a transaction. Ledger-internal: included by lib/ledger/trove_board.c, the
     ledger's files (trove_ledger_internal.h), and the board's own unit test,
     benchmark and table tool; everyone else reads the boards through
     trove_ledger.h's read snapshot. */

@@ -1,6 +1,6 @@
 /*  trove_engine_internal - what the engine's files share: the rule kinds'
     interface and the occurrence key. Private: included only by
-    lib/trove_engine*.c (trove_engine.h is the public API).
+    lib/rules/trove_engine*.c (trove_engine.h is the public API).
 
     The engine is one class in two files:
       trove_engine.c        scoring, replay, undo, the memory store, derive,

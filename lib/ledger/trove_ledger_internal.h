@@ -1,6 +1,6 @@
 /*  trove_ledger_internal - what the ledger's files share: the ledger's
     struct and the functions one file calls in another. Private: included
-    only by lib/trove_ledger*.c (trove_ledger.h is the public API).
+    only by lib/ledger/trove_ledger*.c (trove_ledger.h is the public API).
 
     The ledger is one class in five files, one concern each:
       trove_ledger.c         open, close, recovery, the apply mark, shared helpers
