@@ -1,6 +1,8 @@
 /*  trove_http - HTTP server with a route table (libmicrohttpd behind a door
-    that checks each connection's first request head). See trove_http.h. */
-#include "trove_http.h"
+    that checks each connection's first request head). See trove_http.h;
+    the door is trove_http_door.c, the framing checks trove_http_frame.c,
+    what they share trove_http_internal.h. */
+#include "trove_http_internal.h"
 #include "trove_error.h"
 #include "trove_util.h"
 
@@ -22,13 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define S_MAX_ROUTES 32
-#define S_MAX_PAIRS 128           //  headers or query arguments kept per request
-#define S_TICK_MS 200             //  the door's reaper and log cadence
 #define S_LOG_WINDOW_US 60000000  //  one line per minute about dropped connections
-#define S_LINGER_US 2000000       //  a refused connection is drained this long, then closed
-#define S_REPEEK_US 20000         //  an incomplete head is looked at again no sooner
-#define S_SLOW_US 1000000         //  a head not complete after this may give way (the per-client cap)
 
 //  Refusal reasons counted (trove_ingestor_http_refused_total{reason}); an
 //  error code outside the list counts as bad_request (400) or other.
@@ -42,109 +38,27 @@ static const char *const s_reasons [] = {
     "unauthorized", "forbidden", "not_found", "method_not_allowed", "body_too_large", "event_too_large",
     "too_many_events", "over_burst", "rate_limited", "idempotency_mismatch", "bad_request", "unavailable",
     "other"};
-#define S_NREASONS (sizeof s_reasons / sizeof s_reasons [0])
+_Static_assert(sizeof s_reasons / sizeof s_reasons [0] == HTTP_NREASONS, "HTTP_NREASONS counts s_reasons");
 
-typedef struct {
-    char *method;  //  exact method
-    char *path;    //  exact path, or prefix when it ends in '/'
-    trove_http_fn *fn;
-    void *arg;
-    bool open;  //  served without the authentication hook
-} s_route_t;
-
-//  A client address as the caps count it: IPv4, or the /64 of IPv6.
-typedef struct {
-    uint8_t key [16];
-    size_t pending;  //  connections the door holds
-    size_t active;   //  connections libmicrohttpd holds
-} s_client_t;
-
-//  A connection libmicrohttpd holds (its socket context).
-typedef struct _s_sock_t {
-    struct _s_sock_t *prev, *next;
-    int fd;
-    uint8_t key [16];
-    int state;         //  S_WAIT_HEAD, S_IN_BODY, S_HANDLING
-    int64_t since_us;  //  when that state began
-} s_sock_t;
-
-enum { S_WAIT_HEAD, S_IN_BODY, S_HANDLING };
-
-//  A connection the door holds, before its first head is complete.
-typedef struct {
-    int fd;
-    uint8_t key [16];
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
-    int64_t since_us;
-    int64_t not_before_us;  //  next look at an incomplete head
-    size_t seen;            //  bytes peeked last time
-    bool closing;           //  refused: its answer is sent, the rest is drained
-} s_pending_t;
-
-struct _trove_http_t {
-    s_route_t routes [S_MAX_ROUTES];
-    size_t nroutes;
-    size_t max_body;  //  bytes; more is answered 413
-    trove_http_limits_t limits;
-    trove_http_auth_fn *auth;
-    void *auth_arg;
-    struct MHD_Daemon *daemon;  //  NULL until started
-    uint16_t port;              //  served port
-    int listen_fd;              //  -1 when not serving
-    int wake [2];               //  the door's wake-up pipe
-    pthread_t door;
-    bool door_running;
-    atomic_bool stopping;
-    //  Clients and the connections libmicrohttpd holds, under mutex.
-    pthread_mutex_t mutex;
-    s_client_t *clients;  //  max_connections entries, nclients used
-    size_t nclients;
-    s_sock_t *socks;  //  list
-    size_t nsocks;
-    //  The door's own (its thread only).
-    s_pending_t *pending;
-    size_t npending;
-    //  Counters (NULL when no registry).
-    trove_counter_t *refused [S_NREASONS];
-    trove_gauge_t *connections;
-    //  Log lines about dropped connections, at most one a minute, under log_mutex.
-    pthread_mutex_t log_mutex;
-    char last_error [256];                  //  libmicrohttpd's last message, for start errors
-    bool log_direct;                        //  while starting: every message goes through
-    int64_t log_window_us;                  //  start of the current minute
-    uint64_t log_dropped [S_NREASONS + 1];  //  in this minute, by reason (last: libmicrohttpd's messages)
-    bool log_said;                          //  a line was written in this minute
-};
-
-//  Per request state, while the body arrives.
-typedef struct {
-    char *body;  //  received so far (NUL-terminated), NULL when none
-    size_t size, cap;
-    bool too_large;         //  over max_body: the rest is discarded
-    bool answered;          //  a response is queued
-    const void *principal;  //  from the authentication hook
-} s_conn_t;
-
-static size_t
-s_reason_index (const char *code, unsigned status)
+size_t
+http_reason_index (const char *code, unsigned status)
 {
-    for (size_t i = 0; code && i < S_NREASONS; i++)
+    for (size_t i = 0; code && i < HTTP_NREASONS; i++)
         if (strcmp (s_reasons [i], code) == 0)
             return i;
     const char *fallback = status == 400 ? trove_strerror (TROVE_E_BAD_REQUEST)
                          : status == 503 ? "unavailable"
                                          : "other";
-    for (size_t i = 0; i < S_NREASONS; i++)
+    for (size_t i = 0; i < HTTP_NREASONS; i++)
         if (strcmp (s_reasons [i], fallback) == 0)
             return i;
-    return S_NREASONS - 1;
+    return HTTP_NREASONS - 1;
 }
 
 //  Count a dropped connection or a refusal; a log line at most once a
 //  minute (the door's tick writes the summary of the rest).
-static void
-s_dropped (trove_http_t *self, size_t reason, const char *what)
+void
+http_dropped (trove_http_t *self, size_t reason, const char *what)
 {
     trove_counter_inc (self->refused [reason]);
     //  Only connection-level drops are logged (a flood of 401s is a
@@ -161,20 +75,20 @@ s_dropped (trove_http_t *self, size_t reason, const char *what)
 }
 
 //  Once a minute: "N connections dropped in the last minute (...)".
-static void
-s_log_tick (trove_http_t *self, int64_t now_us)
+void
+http_log_tick (trove_http_t *self, int64_t now_us)
 {
     char line [600] = "";
     uint64_t total = 0;
     pthread_mutex_lock (&self->log_mutex);
     if (now_us - self->log_window_us >= S_LOG_WINDOW_US) {
         size_t used = 0;
-        for (size_t i = 0; i <= S_NREASONS; i++) {
+        for (size_t i = 0; i <= HTTP_NREASONS; i++) {
             if (!self->log_dropped [i])
                 continue;
             total += self->log_dropped [i];
             int n = snprintf (line + used, sizeof line - used, "%s%s %llu", used ? ", " : "",
-                              i < S_NREASONS ? s_reasons [i] : "connection errors",
+                              i < HTTP_NREASONS ? s_reasons [i] : "connection errors",
                               (unsigned long long) self->log_dropped [i]);
             if (n > 0 && (size_t) n < sizeof line - used)
                 used += (size_t) n;
@@ -304,9 +218,9 @@ s_add_route (trove_http_t *self, const char *method, const char *path, trove_htt
 {
     assert (self);
     assert (method && path && fn);
-    if (self->daemon || self->nroutes == S_MAX_ROUTES || path [0] != '/')
+    if (self->daemon || self->nroutes == HTTP_MAX_ROUTES || path [0] != '/')
         return -1;
-    s_route_t *r = &self->routes [self->nroutes];
+    http_route_t *r = &self->routes [self->nroutes];
     r->method = strdup (method);
     r->path = strdup (path);
     if (!r->method || !r->path) {
@@ -362,7 +276,7 @@ trove_http_set_metrics (trove_http_t *self, trove_metrics_t *registry)
     if (self->daemon)
         return -1;
     static const char *const labels [] = {"reason", NULL};
-    for (size_t i = 0; i < S_NREASONS; i++) {
+    for (size_t i = 0; i < HTTP_NREASONS; i++) {
         const char *values [] = {s_reasons [i], NULL};
         self->refused [i] = trove_metrics_counter (
             registry, "trove_ingestor_http_refused_total",
@@ -489,230 +403,11 @@ trove_http_reply_header (trove_http_response_t *resp, const char *name, const ch
 }
 
 //  ---------------------------------------------------------------------------
-//  Framing
-
-//  RFC 9110 token characters (method, header name).
-static bool
-s_tchar (unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-        || (c && strchr ("!#$%&'*+-.^_`|~", c));
-}
-
-typedef struct {
-    const char *name, *value;
-    size_t nlen, vlen;
-} s_field_t;
-
-static bool
-s_name_is (const s_field_t *f, const char *name)
-{
-    return f->nlen == strlen (name) && strncasecmp (f->name, name, f->nlen) == 0;
-}
-
-static int
-s_refuse_frame (int status, const char *code, const char *detail, const char **code_p, const char **detail_p)
-{
-    *code_p = code;
-    *detail_p = detail;
-    return status;
-}
-
-//  What the framing headers say, whichever parser split them.
-static int
-s_fields_check (bool http11, const s_field_t *fields, size_t n, trove_http_frame_t *frame,
-                const char **code_p, const char **detail_p)
-{
-    size_t lengths = 0, encodings = 0, hosts = 0;
-    const s_field_t *length = NULL, *encoding = NULL;
-    for (size_t i = 0; i < n; i++) {
-        const s_field_t *f = &fields [i];
-        if (f->nlen == 0)
-            return s_refuse_frame (400, "bad_header", "a header field has no name", code_p, detail_p);
-        for (size_t k = 0; k < f->nlen; k++)
-            if (!s_tchar ((unsigned char) f->name [k]))
-                return s_refuse_frame (400, "bad_header",
-                                       "a header name holds a character other than letters, digits and "
-                                       "!#$%&'*+-.^_`|~ (a space before the colon?)",
-                                       code_p, detail_p);
-        for (size_t k = 0; k < f->vlen; k++) {
-            unsigned char c = (unsigned char) f->value [k];
-            if ((c < 0x20 && c != '\t') || c == 0x7f)
-                return s_refuse_frame (400, "bad_header", "a header value holds a control character", code_p,
-                                       detail_p);
-        }
-        if (s_name_is (f, "Content-Length"))
-            lengths++, length = f;
-        else if (s_name_is (f, "Transfer-Encoding"))
-            encodings++, encoding = f;
-        else if (s_name_is (f, "Host"))
-            hosts++;
-    }
-    if (lengths && encodings)
-        return s_refuse_frame (400, "ambiguous_length",
-                               "the request has both Content-Length and Transfer-Encoding: send one", code_p,
-                               detail_p);
-    if (lengths > 1)
-        return s_refuse_frame (400, "ambiguous_length", "the request has several Content-Length headers",
-                               code_p, detail_p);
-    if (encodings > 1)
-        return s_refuse_frame (400, "bad_transfer_encoding",
-                               "the request has several Transfer-Encoding headers", code_p, detail_p);
-    frame->has_length = lengths == 1;
-    frame->chunked = encodings == 1;
-    frame->length = 0;
-    if (length) {
-        if (length->vlen == 0 || length->vlen > 18)
-            return s_refuse_frame (400, "bad_content_length", "Content-Length must be 1 to 18 decimal digits",
-                                   code_p, detail_p);
-        for (size_t k = 0; k < length->vlen; k++) {
-            if (length->value [k] < '0' || length->value [k] > '9')
-                return s_refuse_frame (400, "bad_content_length",
-                                       "Content-Length must be decimal digits only (no sign, no list)",
-                                       code_p, detail_p);
-            frame->length = frame->length * 10 + (uint64_t) (length->value [k] - '0');
-        }
-    }
-    if (encoding) {
-        if (!http11)
-            return s_refuse_frame (400, "bad_transfer_encoding", "HTTP/1.0 has no Transfer-Encoding", code_p,
-                                   detail_p);
-        if (encoding->vlen != 7 || strncasecmp (encoding->value, "chunked", 7) != 0)
-            return s_refuse_frame (400, "bad_transfer_encoding",
-                                   "the only Transfer-Encoding taken is exactly 'chunked'", code_p, detail_p);
-    }
-    if (http11 && hosts == 0)
-        return s_refuse_frame (400, "missing_host", "an HTTP/1.1 request must have a Host header", code_p,
-                               detail_p);
-    if (hosts > 1)
-        return s_refuse_frame (400, "bad_header", "the request has several Host headers", code_p, detail_p);
-    return 0;
-}
-
-int
-trove_http_fields_check (bool http11, const char *const *headers, size_t nheaders, const char **code_p,
-                         const char **detail_p)
-{
-    s_field_t fields [S_MAX_PAIRS];
-    if (nheaders > S_MAX_PAIRS)
-        return s_refuse_frame (400, "bad_header", "too many header fields", code_p, detail_p);
-    for (size_t i = 0; i < nheaders; i++) {
-        const char *name = headers [2 * i] ? headers [2 * i] : "";
-        const char *value = headers [2 * i + 1] ? headers [2 * i + 1] : "";
-        fields [i] = (s_field_t){name, value, strlen (name), strlen (value)};
-    }
-    trove_http_frame_t frame;
-    return s_fields_check (http11, fields, nheaders, &frame, code_p, detail_p);
-}
-
-//  Where the line starting at p ends ("\r\n"), within end. Returns the
-//  offset of '\r', -1 when the line is not complete, -2 when a bare CR or
-//  LF is in it.
-static ptrdiff_t
-s_line_end (const char *p, const char *end)
-{
-    for (const char *q = p; q < end; q++) {
-        if (*q == '\n')
-            return -2;  //  LF without CR
-        if (*q == '\r') {
-            if (q + 1 == end)
-                return -1;
-            return q [1] == '\n' ? q - p : -2;
-        }
-    }
-    return -1;
-}
-
-int
-trove_http_frame_check (const char *buf, size_t len, trove_http_frame_t *frame, const char **code_p,
-                        const char **detail_p)
-{
-    assert (buf || len == 0);
-    memset (frame, 0, sizeof *frame);
-    const char *end = buf + (len > TROVE_HTTP_MAX_HEAD ? TROVE_HTTP_MAX_HEAD : len);
-    //  Request line: METHOD SP /target SP HTTP/1.x CRLF
-    ptrdiff_t eol = s_line_end (buf, end);
-    if (eol == -2)
-        return s_refuse_frame (400, "bad_request_line", "lines must end in CRLF", code_p, detail_p);
-    if (eol == -1) {
-        //  Refuse what can never become a request line without waiting for it.
-        for (const char *q = buf; q < end; q++)
-            if (*q == ' ')
-                break;
-            else if (!s_tchar ((unsigned char) *q))
-                return s_refuse_frame (400, "bad_request_line", "the method is not a token", code_p,
-                                       detail_p);
-        if (len >= TROVE_HTTP_MAX_HEAD)
-            return s_refuse_frame (431, "headers_too_large", "the request head is over 32 KiB", code_p,
-                                   detail_p);
-        return 1;
-    }
-    const char *line = buf, *line_end = buf + eol;
-    const char *sp1 = memchr (line, ' ', (size_t) (line_end - line));
-    const char *sp2 = sp1 ? memchr (sp1 + 1, ' ', (size_t) (line_end - sp1 - 1)) : NULL;
-    if (!sp1 || sp1 == line || !sp2 || sp2 == sp1 + 1 || sp1 [1] != '/')
-        return s_refuse_frame (400, "bad_request_line", "want METHOD /path HTTP/1.1", code_p, detail_p);
-    for (const char *q = line; q < sp1; q++)
-        if (!s_tchar ((unsigned char) *q))
-            return s_refuse_frame (400, "bad_request_line", "the method is not a token", code_p, detail_p);
-    for (const char *q = sp1 + 1; q < sp2; q++)
-        if ((unsigned char) *q <= ' ' || (unsigned char) *q >= 0x7f)
-            return s_refuse_frame (
-                400, "bad_request_line",
-                "the target holds a space, a control or a non-ASCII byte (percent-encode it)", code_p,
-                detail_p);
-    size_t vlen = (size_t) (line_end - sp2 - 1);
-    const char *version = sp2 + 1;
-    if (vlen == 8 && memcmp (version, "HTTP/1.1", 8) == 0)
-        frame->http11 = true;
-    else if (vlen == 8 && memcmp (version, "HTTP/1.0", 8) == 0)
-        frame->http11 = false;
-    else if (vlen == 8 && memcmp (version, "HTTP/", 5) == 0 && version [6] == '.')
-        return s_refuse_frame (505, "http_version", "HTTP/1.1 or HTTP/1.0 only", code_p, detail_p);
-    else
-        return s_refuse_frame (400, "bad_request_line", "want METHOD /path HTTP/1.1", code_p, detail_p);
-    //  Header lines up to the empty line.
-    s_field_t fields [TROVE_HTTP_MAX_FIELDS];
-    size_t n = 0;
-    const char *p = line_end + 2;
-    while (true) {
-        eol = s_line_end (p, end);
-        if (eol == -2)
-            return s_refuse_frame (400, "bad_header", "lines must end in CRLF", code_p, detail_p);
-        if (eol == -1) {
-            if (len >= TROVE_HTTP_MAX_HEAD)
-                return s_refuse_frame (431, "headers_too_large", "the request head is over 32 KiB", code_p,
-                                       detail_p);
-            return 1;
-        }
-        if (eol == 0) {
-            frame->head_size = (size_t) (p + 2 - buf);
-            break;
-        }
-        if (*p == ' ' || *p == '\t')
-            return s_refuse_frame (400, "bad_header", "folded header lines are not taken", code_p, detail_p);
-        if (n == TROVE_HTTP_MAX_FIELDS)
-            return s_refuse_frame (431, "headers_too_large", "more than 100 header fields", code_p, detail_p);
-        const char *colon = memchr (p, ':', (size_t) eol);
-        if (!colon)
-            return s_refuse_frame (400, "bad_header", "a header line without a colon", code_p, detail_p);
-        const char *v = colon + 1, *vend = p + eol;
-        while (v < vend && (*v == ' ' || *v == '\t'))
-            v++;
-        while (vend > v && (vend [-1] == ' ' || vend [-1] == '\t'))
-            vend--;
-        fields [n++] = (s_field_t){p, v, (size_t) (colon - p), (size_t) (vend - v)};
-        p += eol + 2;
-    }
-    return s_fields_check (frame->http11, fields, n, frame, code_p, detail_p);
-}
-
-//  ---------------------------------------------------------------------------
 //  Routing
 
 //  Does route r take path? Sets *rest to what follows a prefix.
 static bool
-s_route_matches (const s_route_t *r, const char *path, const char **rest)
+s_route_matches (const http_route_t *r, const char *path, const char **rest)
 {
     size_t len = strlen (r->path);
     if (len && r->path [len - 1] == '/') {
@@ -735,7 +430,7 @@ s_route (trove_http_t *self, const trove_http_request_t *req, trove_http_respons
         trove_http_reply_error (resp, 413, "body_too_large", detail);
         return;
     }
-    const s_route_t *best = NULL;
+    const http_route_t *best = NULL;
     const char *best_rest = "";
     size_t best_len = 0;
     char allow [200] = "";
@@ -748,7 +443,7 @@ s_route (trove_http_t *self, const trove_http_request_t *req, trove_http_respons
         return;
     }
     for (size_t i = 0; i < self->nroutes; i++) {
-        const s_route_t *r = &self->routes [i];
+        const http_route_t *r = &self->routes [i];
         const char *rest;
         if (!s_route_matches (r, path, &rest))
             continue;
@@ -796,7 +491,7 @@ s_authenticate (trove_http_t *self, trove_http_request_t *req, trove_http_respon
         return true;
     const char *path = req->path ? req->path : "", *method = req->method ? req->method : "", *rest;
     for (size_t i = 0; i < self->nroutes; i++) {
-        const s_route_t *r = &self->routes [i];
+        const http_route_t *r = &self->routes [i];
         if (r->open && strcmp (r->method, method) == 0 && s_route_matches (r, path, &rest))
             return true;
     }
@@ -814,7 +509,7 @@ static void
 s_count_answer (trove_http_t *self, const trove_http_response_t *resp)
 {
     if (resp->status >= 400)
-        s_dropped (self, s_reason_index (resp->error [0] ? resp->error : NULL, resp->status), NULL);
+        http_dropped (self, http_reason_index (resp->error [0] ? resp->error : NULL, resp->status), NULL);
 }
 
 void
@@ -827,50 +522,6 @@ trove_http_dispatch (trove_http_t *self, const trove_http_request_t *req, trove_
     if (s_authenticate (self, &authed, resp))
         s_route (self, &authed, resp);
     s_count_answer (self, resp);
-}
-
-//  ---------------------------------------------------------------------------
-//  Clients and connections (under self->mutex)
-
-static void
-s_client_key (const struct sockaddr *addr, uint8_t key [16])
-{
-    memset (key, 0, 16);
-    if (addr->sa_family == AF_INET)
-        memcpy (key, &((const struct sockaddr_in *) addr)->sin_addr, 4);
-    else if (addr->sa_family == AF_INET6) {
-        const uint8_t *a = ((const struct sockaddr_in6 *) addr)->sin6_addr.s6_addr;
-        static const uint8_t mapped [12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (memcmp (a, mapped, 12) == 0)
-            memcpy (key, a + 12, 4);
-        else {
-            //  One client is a /64: an IPv6 host has the whole of it.
-            key [4] = 6;
-            memcpy (key + 8, a, 8);
-        }
-    }
-}
-
-static s_client_t *
-s_client (trove_http_t *self, const uint8_t key [16], bool create)
-{
-    for (size_t i = 0; i < self->nclients; i++)
-        if (memcmp (self->clients [i].key, key, 16) == 0)
-            return &self->clients [i];
-    if (!create || self->nclients == self->limits.max_connections)
-        return NULL;
-    s_client_t *c = &self->clients [self->nclients++];
-    memset (c, 0, sizeof *c);
-    memcpy (c->key, key, 16);
-    return c;
-}
-
-static void
-s_client_forget (trove_http_t *self, s_client_t *c)
-{
-    if (c->pending || c->active)
-        return;
-    *c = self->clients [--self->nclients];
 }
 
 //  ---------------------------------------------------------------------------
@@ -907,7 +558,7 @@ s_queue (trove_http_t *self, struct MHD_Connection *connection, trove_http_respo
 }
 
 typedef struct {
-    const char *pairs [2 * S_MAX_PAIRS];
+    const char *pairs [2 * HTTP_MAX_PAIRS];
     size_t n;
     bool truncated;
 } s_pairs_t;
@@ -917,7 +568,7 @@ s_collect (void *cls, enum MHD_ValueKind kind, const char *key, const char *valu
 {
     (void) kind;
     s_pairs_t *pairs = cls;
-    if (pairs->n == S_MAX_PAIRS) {
+    if (pairs->n == HTTP_MAX_PAIRS) {
         pairs->truncated = true;
         return MHD_NO;  //  stop iterating: the rest is ignored
     }
@@ -974,7 +625,7 @@ s_sock_state (struct MHD_Connection *connection, trove_http_t *self, int state)
 {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    s_sock_t *sock = info ? info->socket_context : NULL;
+    http_sock_t *sock = info ? info->socket_context : NULL;
     if (!sock)
         return;
     pthread_mutex_lock (&self->mutex);
@@ -990,7 +641,7 @@ static enum MHD_Result
 s_head (trove_http_t *self, struct MHD_Connection *connection, s_conn_t *c, const char *url,
         const char *method, const char *version)
 {
-    s_sock_state (connection, self, S_IN_BODY);
+    s_sock_state (connection, self, HTTP_IN_BODY);
     s_pairs_t headers = {.n = 0};
     MHD_get_connection_values (connection, MHD_HEADER_KIND, s_collect, &headers);
     trove_http_response_t resp;
@@ -1063,7 +714,7 @@ s_access (void *cls, struct MHD_Connection *connection, const char *url, const c
         c->body [c->size] = 0;
         return MHD_YES;
     }
-    s_sock_state (connection, self, S_HANDLING);
+    s_sock_state (connection, self, HTTP_HANDLING);
     if (c->too_large)
         return s_too_large (self, connection, c);
     s_pairs_t headers = {.n = 0}, args = {.n = 0};
@@ -1130,7 +781,7 @@ s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
         *con_cls = NULL;
     }
     //  Waiting for the next request: the header deadline runs again.
-    s_sock_state (connection, self, S_WAIT_HEAD);
+    s_sock_state (connection, self, HTTP_WAIT_HEAD);
 }
 
 static void
@@ -1143,17 +794,17 @@ s_notify (void *cls, struct MHD_Connection *connection, void **socket_context,
             MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD);
         const union MHD_ConnectionInfo *addr =
             MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        s_sock_t *sock = calloc (1, sizeof *sock);
+        http_sock_t *sock = calloc (1, sizeof *sock);
         if (!sock || !fd || !addr || !addr->client_addr) {
             free (sock);
             return;  //  not watched: libmicrohttpd's idle timeout still holds
         }
         sock->fd = fd->connect_fd;
-        s_client_key (addr->client_addr, sock->key);
-        sock->state = S_WAIT_HEAD;
+        http_client_key (addr->client_addr, sock->key);
+        sock->state = HTTP_WAIT_HEAD;
         sock->since_us = trove_mono_us ();
         pthread_mutex_lock (&self->mutex);
-        s_client_t *client = s_client (self, sock->key, true);
+        http_client_t *client = http_client (self, sock->key, true);
         if (client)
             client->active++;
         sock->next = self->socks;
@@ -1166,16 +817,16 @@ s_notify (void *cls, struct MHD_Connection *connection, void **socket_context,
         *socket_context = sock;
         return;
     }
-    s_sock_t *sock = *socket_context;
+    http_sock_t *sock = *socket_context;
     if (!sock)
         return;
     //  Before libmicrohttpd closes the socket: the reaper holds the mutex
     //  while it shuts a socket down, so it never touches a reused fd.
     pthread_mutex_lock (&self->mutex);
-    s_client_t *client = s_client (self, sock->key, false);
+    http_client_t *client = http_client (self, sock->key, false);
     if (client) {
         client->active--;
-        s_client_forget (self, client);
+        http_client_forget (self, client);
     }
     if (sock->prev)
         sock->prev->next = sock->next;
@@ -1203,7 +854,7 @@ s_log (void *cls, const char *fmt, va_list args)
     memcpy (self->last_error, line, len + 1);
     bool say = self->log_direct || !self->log_said;
     if (!self->log_direct) {
-        self->log_dropped [S_NREASONS]++;
+        self->log_dropped [HTTP_NREASONS]++;
         self->log_said = true;
     }
     pthread_mutex_unlock (&self->log_mutex);
@@ -1213,368 +864,6 @@ s_log (void *cls, const char *fmt, va_list args)
         trove_log ('W', "http: %s", line);
 }
 
-//  ---------------------------------------------------------------------------
-//  The door
-
-//  Send a refusal on a connection the door holds; it is then drained
-//  briefly and closed (closing at once with unread bytes would reset it
-//  and could lose the answer).
-static void
-s_door_refuse (trove_http_t *self, s_pending_t *p, unsigned status, const char *code, const char *detail,
-               size_t consumed)
-{
-    trove_http_response_t resp;
-    memset (&resp, 0, sizeof resp);
-    trove_http_reply_error (&resp, status, code, detail);
-    char what [200];
-    snprintf (what, sizeof what, "a connection's request refused and closed: %u %s (%s)", status, code,
-              detail);
-    s_dropped (self, s_reason_index (code, status), what);
-    const char *reason = status == 400 ? "Bad Request"
-                       : status == 408 ? "Request Timeout"
-                       : status == 431 ? "Request Header Fields Too Large"
-                       : status == 505 ? "HTTP Version Not Supported"
-                                       : "Error";
-    const char *body = resp.body ? resp.body : "";
-    char head [300];
-    int n = snprintf (head, sizeof head,
-                      "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"
-                      "Connection: close\r\nContent-Length: %zu\r\n\r\n",
-                      status, reason, strlen (body));
-    char *all = n > 0 ? trove_strdupf ("%s%s", head, body) : NULL;
-    //  A few hundred bytes into an empty send buffer: one try is enough.
-    if (all && send (p->fd, all, strlen (all), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-        //  The client is gone; closing is all that is left.
-    }
-    free (all);
-    free (resp.body);
-    //  Take what was read so far (the refused head) off the socket.
-    char sink [4096];
-    while (consumed > 0) {
-        ssize_t got = recv (p->fd, sink, consumed < sizeof sink ? consumed : sizeof sink, MSG_DONTWAIT);
-        if (got <= 0)
-            break;
-        consumed -= (size_t) got;
-    }
-    int one = 1;
-    setsockopt (p->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
-    shutdown (p->fd, SHUT_WR);
-    p->closing = true;
-    p->since_us = trove_mono_us ();
-}
-
-static void
-s_pending_drop (trove_http_t *self, size_t i)
-{
-    s_pending_t *p = &self->pending [i];
-    close (p->fd);
-    pthread_mutex_lock (&self->mutex);
-    s_client_t *client = s_client (self, p->key, false);
-    if (client) {
-        client->pending--;
-        s_client_forget (self, client);
-    }
-    pthread_mutex_unlock (&self->mutex);
-    self->pending [i] = self->pending [--self->npending];
-    trove_gauge_add_int (self->connections, -1);
-}
-
-//  The head is complete and well framed: libmicrohttpd takes it from here.
-static void
-s_pending_hand_over (trove_http_t *self, size_t i)
-{
-    s_pending_t p = self->pending [i];
-    int one = 1;
-    setsockopt (p.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
-    pthread_mutex_lock (&self->mutex);
-    s_client_t *client = s_client (self, p.key, false);
-    if (client) {
-        //  Counted as active from libmicrohttpd's start notification on.
-        client->pending--;
-        s_client_forget (self, client);
-    }
-    pthread_mutex_unlock (&self->mutex);
-    self->pending [i] = self->pending [--self->npending];
-    trove_gauge_add_int (self->connections, -1);
-    //  It closes the socket when it cannot take it (and says why in its log).
-    MHD_add_connection (self->daemon, p.fd, (struct sockaddr *) &p.addr, p.addrlen);
-}
-
-//  May a new connection of client key come in? NULL when it may (counted
-//  as pending), else the reason. A client at its cap that has a connection
-//  still sending its head after S_SLOW_US gets room by losing its oldest
-//  such: a slow-header flood from one address then churns through its own
-//  connections while the same address's quick requests still get in.
-static const char *
-s_admit (trove_http_t *self, const uint8_t key [16], const char *host)
-{
-    for (int attempt = 0;; attempt++) {
-        const char *refusal = NULL;
-        bool capped = false;
-        pthread_mutex_lock (&self->mutex);
-        s_client_t *client = NULL;
-        if (self->npending + self->nsocks >= self->limits.max_connections)
-            refusal = "connection_limit";
-        else if (!(client = s_client (self, key, true)))
-            refusal = "connection_limit";
-        else if (self->limits.max_per_client
-                 && client->pending + client->active >= self->limits.max_per_client)
-            refusal = "per_client_cap", capped = true;
-        else
-            client->pending++;
-        pthread_mutex_unlock (&self->mutex);
-        if (!capped || attempt > 0)
-            return refusal;
-        int64_t now = trove_mono_us ();
-        size_t victim = SIZE_MAX;
-        for (size_t i = 0; i < self->npending; i++) {
-            const s_pending_t *p = &self->pending [i];
-            if (!p->closing && memcmp (p->key, key, 16) == 0 && now - p->since_us > S_SLOW_US
-                && (victim == SIZE_MAX || p->since_us < self->pending [victim].since_us))
-                victim = i;
-        }
-        if (victim == SIZE_MAX)
-            return refusal;
-        char what [160];
-        snprintf (what, sizeof what,
-                  "%s is at its connection cap: its slowest head closed for a new connection", host);
-        s_dropped (self, s_reason_index ("per_client_cap", 0), what);
-        s_pending_drop (self, victim);
-    }
-}
-
-static void
-s_door_accept (trove_http_t *self)
-{
-    while (true) {
-        struct sockaddr_storage addr;
-        socklen_t addrlen = sizeof addr;
-        int fd = accept4 (self->listen_fd, (struct sockaddr *) &addr, &addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
-            return;  //  EAGAIN, or a connection that died in the backlog
-        uint8_t key [16];
-        s_client_key ((struct sockaddr *) &addr, key);
-        char host [INET6_ADDRSTRLEN] = "?";
-        if (addr.ss_family == AF_INET)
-            inet_ntop (AF_INET, &((struct sockaddr_in *) &addr)->sin_addr, host, sizeof host);
-        else if (addr.ss_family == AF_INET6)
-            inet_ntop (AF_INET6, &((struct sockaddr_in6 *) &addr)->sin6_addr, host, sizeof host);
-        const char *refusal = s_admit (self, key, host);
-        if (refusal) {
-            char what [160];
-            snprintf (what, sizeof what, "connection from %s closed: %s", host,
-                      strcmp (refusal, "per_client_cap") == 0 ? "over the per-client cap"
-                                                              : "over the connection limit");
-            s_dropped (self, s_reason_index (refusal, 0), what);
-            close (fd);  //  after counting: whoever sees it closed sees it counted
-            continue;
-        }
-        s_pending_t *p = &self->pending [self->npending++];
-        memset (p, 0, sizeof *p);
-        p->fd = fd;
-        memcpy (p->key, key, 16);
-        p->addr = addr;
-        p->addrlen = addrlen;
-        p->since_us = trove_mono_us ();
-        trove_gauge_add_int (self->connections, 1);
-    }
-}
-
-//  Look at what a pending connection sent so far, without taking it off
-//  the socket (libmicrohttpd reads it again). Returns true when the
-//  connection left the pending list.
-static bool
-s_door_peek (trove_http_t *self, size_t i, char *buf, short revents)
-{
-    s_pending_t *p = &self->pending [i];
-    if (p->closing) {
-        char sink [4096];
-        ssize_t got = recv (p->fd, sink, sizeof sink, MSG_DONTWAIT);
-        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
-            s_pending_drop (self, i);
-            return true;
-        }
-        return false;
-    }
-    ssize_t got = recv (p->fd, buf, TROVE_HTTP_MAX_HEAD, MSG_PEEK | MSG_DONTWAIT);
-    if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
-        s_pending_drop (self, i);  //  gone before finishing its head
-        return true;
-    }
-    if (got < 0)
-        return false;
-    trove_http_frame_t frame;
-    const char *code = NULL, *detail = NULL;
-    int status = trove_http_frame_check (buf, (size_t) got, &frame, &code, &detail);
-    if (status == 0) {
-        s_pending_hand_over (self, i);
-        return true;
-    }
-    if (status == 1 && (revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-        //  The client stopped sending before the end of its head: it can
-        //  never be complete (and the socket would read as ready forever).
-        s_pending_drop (self, i);
-        return true;
-    }
-    if (status == 1) {
-        //  Wake only when more than this has arrived: the bytes stay in
-        //  the socket, so it would read as ready forever.
-        int lowat = (int) got + 1;
-        setsockopt (p->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
-        p->seen = (size_t) got;
-        //  Each look reads the head from its start: a client dribbling a
-        //  big head byte by byte gets a few looks a second, not one a byte.
-        p->not_before_us = trove_mono_us () + S_REPEEK_US;
-        return false;
-    }
-    s_door_refuse (self, p, (unsigned) status, code, detail, (size_t) got);
-    return false;
-}
-
-//  Deadlines: heads that take too long (the door's and libmicrohttpd's
-//  kept-alive connections), bodies that take too long.
-static void
-s_door_reap (trove_http_t *self, int64_t now_us)
-{
-    int64_t header_us = (int64_t) self->limits.header_timeout_s * 1000000;
-    int64_t body_us = (int64_t) self->limits.body_timeout_s * 1000000;
-    for (size_t i = 0; i < self->npending;) {
-        s_pending_t *p = &self->pending [i];
-        if (p->closing && now_us - p->since_us > S_LINGER_US) {
-            s_pending_drop (self, i);
-            continue;
-        }
-        if (!p->closing && now_us - p->since_us > header_us)
-            s_door_refuse (self, p, 408, "header_timeout", "the request head did not arrive in time",
-                           p->seen);
-        i++;
-    }
-    //  libmicrohttpd's connections: shut down (it closes them on its next
-    //  read) under the mutex, before it can close and reuse the fd.
-    pthread_mutex_lock (&self->mutex);
-    for (s_sock_t *sock = self->socks; sock; sock = sock->next) {
-        if (sock->state == S_WAIT_HEAD && now_us - sock->since_us > header_us) {
-            //  A kept-alive connection idle past the head deadline: an
-            //  ordinary close, not counted.
-            shutdown (sock->fd, SHUT_RDWR);
-            sock->state = S_HANDLING;  //  once
-        }
-        else if (sock->state == S_IN_BODY && now_us - sock->since_us > body_us) {
-            s_dropped (self, s_reason_index ("body_timeout", 0),
-                       "a request body did not arrive in time: connection closed");
-            shutdown (sock->fd, SHUT_RDWR);
-            sock->state = S_HANDLING;
-        }
-    }
-    pthread_mutex_unlock (&self->mutex);
-}
-
-static void *
-s_door (void *arg)
-{
-    trove_http_t *self = arg;
-    size_t max = self->limits.max_connections + 2;
-    struct pollfd *fds = calloc (max, sizeof *fds);
-    char *buf = malloc (TROVE_HTTP_MAX_HEAD);
-    if (!fds || !buf) {
-        trove_log ('E', "http: out of memory: the listener stops accepting");
-        free (fds);
-        free (buf);
-        return NULL;
-    }
-    int64_t last_tick = 0;
-    while (!atomic_load (&self->stopping)) {
-        fds [0] = (struct pollfd){self->wake [0], POLLIN, 0};
-        //  At the limit the backlog waits (the kernel holds new connections).
-        bool room = self->npending < self->limits.max_connections;
-        fds [1] = (struct pollfd){room ? self->listen_fd : -1, POLLIN, 0};
-        size_t n = self->npending;
-        int64_t now = trove_mono_us ();
-        int timeout_ms = S_TICK_MS;
-        for (size_t i = 0; i < n; i++) {
-            s_pending_t *p = &self->pending [i];
-            bool wait = !p->closing && p->not_before_us > now;
-            fds [2 + i] = (struct pollfd){wait ? -1 : p->fd, POLLIN | POLLRDHUP, 0};
-            if (wait && (p->not_before_us - now) / 1000 + 1 < timeout_ms)
-                timeout_ms = (int) ((p->not_before_us - now) / 1000 + 1);
-        }
-        int ready = poll (fds, 2 + n, timeout_ms);
-        if (ready < 0 && errno != EINTR)
-            break;
-        //  From the end: a connection leaving moves the last one into its slot.
-        for (size_t i = n; ready > 0 && i-- > 0;)
-            if (fds [2 + i].revents)
-                s_door_peek (self, i, buf, fds [2 + i].revents);
-        if (ready > 0 && (fds [1].revents & POLLIN))
-            s_door_accept (self);
-        now = trove_mono_us ();
-        if (now - last_tick >= S_TICK_MS * 1000) {
-            s_door_reap (self, now);
-            s_log_tick (self, now);
-            last_tick = now;
-        }
-    }
-    free (fds);
-    free (buf);
-    return NULL;
-}
-
-//  "a.b.c.d:port" or "[v6]:port" into *addr. Returns 0 or -1.
-static int
-s_parse_address (const char *address, struct sockaddr_storage *addr)
-{
-    const char *colon = strrchr (address, ':');
-    if (!colon || colon == address || !colon [1] || strlen (colon + 1) > 5)
-        return -1;
-    char *end;
-    unsigned long port = strtoul (colon + 1, &end, 10);
-    if (*end || port > 65535 || colon [1] < '0' || colon [1] > '9')
-        return -1;
-    char host [INET6_ADDRSTRLEN + 2];
-    size_t len = (size_t) (colon - address);
-    if (len >= sizeof host)
-        return -1;
-    memcpy (host, address, len);
-    host [len] = 0;
-    memset (addr, 0, sizeof *addr);
-    if (host [0] == '[' && host [len - 1] == ']') {
-        host [len - 1] = 0;
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) addr;
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons ((uint16_t) port);
-        return inet_pton (AF_INET6, host + 1, &in6->sin6_addr) == 1 ? 0 : -1;
-    }
-    struct sockaddr_in *in = (struct sockaddr_in *) addr;
-    in->sin_family = AF_INET;
-    in->sin_port = htons ((uint16_t) port);
-    return inet_pton (AF_INET, host, &in->sin_addr) == 1 ? 0 : -1;
-}
-
-static int
-s_listen (trove_http_t *self, const struct sockaddr_storage *addr)
-{
-    int fd = socket (addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    int one = 1;
-    setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (addr->ss_family == AF_INET6)
-        setsockopt (fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    socklen_t len = addr->ss_family == AF_INET6 ? sizeof (struct sockaddr_in6) : sizeof (struct sockaddr_in);
-    if (bind (fd, (const struct sockaddr *) addr, len) || listen (fd, 512)) {
-        int error = errno;
-        close (fd);
-        errno = error;
-        return -1;
-    }
-    struct sockaddr_storage bound;
-    socklen_t blen = sizeof bound;
-    if (getsockname (fd, (struct sockaddr *) &bound, &blen) == 0)
-        self->port = ntohs (bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *) &bound)->sin6_port
-                                                        : ((struct sockaddr_in *) &bound)->sin_port);
-    self->listen_fd = fd;
-    return 0;
-}
 
 int
 trove_http_start (trove_http_t *self, const char *address, unsigned threads, char **err_p)
@@ -1587,7 +876,7 @@ trove_http_start (trove_http_t *self, const char *address, unsigned threads, cha
         message = trove_strdupf ("http: already serving on port %u", self->port);
         goto fail;
     }
-    if (s_parse_address (address, &addr)) {
+    if (http_parse_address (address, &addr)) {
         message = trove_strdupf ("http: '%s' is not a numeric address:port", address);
         goto fail;
     }
@@ -1602,7 +891,7 @@ trove_http_start (trove_http_t *self, const char *address, unsigned threads, cha
         message = trove_strdupf ("http: cannot serve on %s: %s", address, strerror (errno ? errno : ENOMEM));
         goto fail;
     }
-    if (s_listen (self, &addr)) {
+    if (http_listen (self, &addr)) {
         message = trove_strdupf ("http: cannot serve on %s: %s", address, strerror (errno));
         goto fail;
     }
@@ -1632,7 +921,7 @@ trove_http_start (trove_http_t *self, const char *address, unsigned threads, cha
         pthread_mutex_unlock (&self->log_mutex);
         goto fail;
     }
-    if (pthread_create (&self->door, NULL, s_door, self)) {
+    if (pthread_create (&self->door, NULL, http_door, self)) {
         message = trove_strdupf ("http: cannot serve on %s: no thread", address);
         MHD_stop_daemon (self->daemon);
         self->daemon = NULL;
