@@ -183,22 +183,8 @@ static int
 derive_coin_change (trove_ledger_t *self, const Trove__Coin *c, bool revoke, const char *reason,
                     const char *run)
 {
-    trove_change_t ch = {
-        .revoke = revoke,
-        .id = c->id,
-        .user = c->user,
-        .hunt = c->hunt,
-        .rule = c->rule,
-        .version = c->rule_version,
-        .value = c->value,
-        .refs = c->events,
-        .nrefs = c->n_events,
-        .event_ts_ms = c->event_ts_ms,
-        .local_day = c->local_day,
-        .accepted_us = c->accepted_us,
-        .reason = reason,
-        .run = run,
-    };
+    trove_change_t ch = trove_change_of_coin (c, revoke, reason);
+    ch.run = run;
     return ledger_log_change (self, &ch);
 }
 

@@ -432,24 +432,10 @@ int
 ledger_log_change (void *arg, const trove_change_t *ch)
 {
     trove_ledger_t *self = arg;
-    Trove__Coin coin = TROVE__COIN__INIT;
-    coin.id = (char *) ch->id;
-    coin.user = (char *) ch->user;
-    coin.hunt = (char *) ch->hunt;
-    coin.rule = (char *) ch->rule;
-    coin.rule_version = ch->version;
-    coin.value = ch->value;
-    coin.n_events = ch->nrefs;
-    coin.events = (Trove__EventRef **) ch->refs;
+    Trove__Coin coin = trove_change_coin_view (ch);
     coin.minted_ms = trove_now_ms ();
     coin.shard = self->shard;
     coin.aseq = self->aseq_pending + 1;
-    coin.reason = (char *) ch->reason;
-    coin.event_ts_ms = ch->event_ts_ms;
-    coin.local_day = ch->local_day;
-    coin.accepted_us = ch->accepted_us;
-    coin.revoked = ch->revoke;
-    coin.run = (char *) (ch->run ? ch->run : "");
     size_t len = trove__coin__get_packed_size (&coin);
     uint8_t *frame = malloc (1 + 10 + len);
     if (!frame) {

@@ -63,10 +63,11 @@ s_refs_have (Trove__EventRef *const *refs, size_t n, const char *source, const c
     return false;
 }
 
-static int
-s_emit (s_ctx_t *ctx, const Trove__Coin *c, bool revoke, const char *reason)
+trove_change_t
+trove_change_of_coin (const Trove__Coin *c, bool revoke, const char *reason)
 {
-    trove_change_t ch = {
+    assert (c);
+    return (trove_change_t){
         .revoke = revoke,
         .id = c->id,
         .user = c->user,
@@ -81,6 +82,12 @@ s_emit (s_ctx_t *ctx, const Trove__Coin *c, bool revoke, const char *reason)
         .accepted_us = c->accepted_us,
         .reason = reason,
     };
+}
+
+static int
+s_emit (s_ctx_t *ctx, const Trove__Coin *c, bool revoke, const char *reason)
+{
+    trove_change_t ch = trove_change_of_coin (c, revoke, reason);
     return ctx->emit (ctx->arg, &ch);
 }
 
@@ -545,9 +552,10 @@ s_undo (s_ctx_t *ctx, const trove_store_t *store, const char *source, const char
     return 0;
 }
 
-Trove__Coin *
-trove_change_coin (const trove_change_t *ch)
+Trove__Coin
+trove_change_coin_view (const trove_change_t *ch)
 {
+    assert (ch);
     Trove__Coin coin = TROVE__COIN__INIT;
     coin.id = (char *) ch->id;
     coin.user = (char *) ch->user;
@@ -563,6 +571,13 @@ trove_change_coin (const trove_change_t *ch)
     coin.reason = (char *) (ch->reason ? ch->reason : "");
     coin.run = (char *) (ch->run ? ch->run : "");
     coin.revoked = ch->revoke;
+    return coin;
+}
+
+Trove__Coin *
+trove_change_coin (const trove_change_t *ch)
+{
+    Trove__Coin coin = trove_change_coin_view (ch);
     return trove_msg_coin_dup (&coin);
 }
 

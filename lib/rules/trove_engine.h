@@ -103,6 +103,14 @@ typedef struct {
 //  for callers that keep what they are told. NULL on OOM.
 Trove__Coin *trove_change_coin (const trove_change_t *change);
 
+//  The same coin as a view: its pointers borrowed from change (reason and
+//  run "" when NULL); the ledger adds what only it knows (aseq, shard).
+Trove__Coin trove_change_coin_view (const trove_change_t *change);
+
+//  The reverse: a change (revoke or mint again) for an existing coin, its
+//  pointers borrowed from coin; run NULL.
+trove_change_t trove_change_of_coin (const Trove__Coin *coin, bool revoke, const char *reason);
+
 //  Return 0 to go on, -1 to stop (the caller gets -1).
 typedef int (trove_change_fn) (void *arg, const trove_change_t *change);
 
