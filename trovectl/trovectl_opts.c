@@ -112,7 +112,7 @@ static const s_option_t s_options [] = {
     S_OPTION ("detach", S_FLAG, detach, "up: supervise in the background"),
     S_OPTION ("limit", S_NUMBER, limit, "coins, board: at most N entries"),
     S_OPTION ("count", S_NUMBER, count, "tail, top: stop after N"),
-    S_OPTION ("timeout", S_NUMBER, timeout, "send, rules: give up after SECONDS"),
+    S_OPTION ("timeout", S_NUMBER, timeout, "send: give up after SECONDS"),
     S_OPTION ("port-base", S_NUMBER, port_base, "up: first port of the layout"),
     S_OPTION ("shards", S_NUMBER, shards, "up: scorer shards"),
     S_OPTION ("ingestors", S_NUMBER, ingestors, "up: ingestors"),
