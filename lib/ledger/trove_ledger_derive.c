@@ -165,19 +165,6 @@ derive_keep (void *arg, const trove_change_t *ch)
     return 0;
 }
 
-//  Same value, version and provenance.
-static bool
-derive_coin_same (const Trove__Coin *a, const Trove__Coin *b)
-{
-    if (a->value != b->value || a->rule_version != b->rule_version || a->n_events != b->n_events)
-        return false;
-    for (size_t i = 0; i < a->n_events; i++)
-        if (strcmp (a->events [i]->source, b->events [i]->source)
-            || strcmp (a->events [i]->id, b->events [i]->id))
-            return false;
-    return true;
-}
-
 //  An entry for an existing coin (revoked, or minted again), in this record.
 static int
 derive_coin_change (trove_ledger_t *self, const Trove__Coin *c, bool revoke, const char *reason,
@@ -277,12 +264,12 @@ ledger_derive_user (trove_ledger_t *self, const char *user, const Trove__Event *
     //  Revocations first, so that an amended coin ends minted.
     for (Trove__Coin *c = zhashx_first (latest); c && rc == 0; c = zhashx_next (latest)) {
         Trove__Coin *d = zhashx_lookup (derived, c->id);
-        if (!c->revoked && !(d && derive_coin_same (c, d)))
+        if (!c->revoked && !(d && trove_coin_same (c, d)))
             rc = derive_coin_change (self, c, true, reason, run);
     }
     for (Trove__Coin *d = zhashx_first (derived); d && rc == 0; d = zhashx_next (derived)) {
         Trove__Coin *c = zhashx_lookup (latest, d->id);
-        if (c && !c->revoked && derive_coin_same (c, d))
+        if (c && !c->revoked && trove_coin_same (c, d))
             continue;
         bool earned = false;
         for (size_t i = 0; ev && i < d->n_events && !earned; i++)

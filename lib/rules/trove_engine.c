@@ -266,9 +266,8 @@ s_checkpoint_copy (const Trove__HuntState *hs)
     return copy;
 }
 
-//  Same value, version and provenance: nothing to change in the ledger.
-static bool
-s_same_coin (const Trove__Coin *a, const Trove__Coin *b)
+bool
+trove_coin_same (const Trove__Coin *a, const Trove__Coin *b)
 {
     if (a->value != b->value || a->rule_version != b->rule_version || a->n_events != b->n_events)
         return false;
@@ -320,12 +319,12 @@ s_replay (s_ctx_t *ctx, size_t h, Trove__HuntState *hs, const Trove__Event *trig
     trove__hunt_state__free_unpacked (r, NULL);
     for (size_t i = 0; i < hs->n_tail && rc == 0; i++) {
         Trove__Coin *now = s_find (fresh.v, fresh.n, hs->tail [i]->id);
-        if (!now || !s_same_coin (now, hs->tail [i]))
+        if (!now || !trove_coin_same (now, hs->tail [i]))
             rc = s_emit (ctx, hs->tail [i], true, revoke_reason);
     }
     for (size_t i = 0; i < fresh.n && rc == 0; i++) {
         Trove__Coin *before = s_find (hs->tail, hs->n_tail, fresh.v [i]->id);
-        if (before && s_same_coin (before, fresh.v [i]))
+        if (before && trove_coin_same (before, fresh.v [i]))
             continue;
         bool earned =
             trigger && s_refs_have (fresh.v [i]->events, fresh.v [i]->n_events, trigger->source, trigger->id);

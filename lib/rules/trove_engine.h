@@ -111,6 +111,10 @@ Trove__Coin trove_change_coin_view (const trove_change_t *change);
 //  pointers borrowed from coin; run NULL.
 trove_change_t trove_change_of_coin (const Trove__Coin *coin, bool revoke, const char *reason);
 
+//  Same value, rule version and provenance (the events, in order): a coin
+//  derived again that needs no new ledger entry.
+bool trove_coin_same (const Trove__Coin *a, const Trove__Coin *b);
+
 //  Return 0 to go on, -1 to stop (the caller gets -1).
 typedef int (trove_change_fn) (void *arg, const trove_change_t *change);
 
