@@ -117,13 +117,13 @@ s_door_refuse (trove_http_t *self, http_pending_t *p, unsigned status, const cha
     p->since_us = trove_mono_us ();
 }
 
+//  Take pending connection i off the door's list and its client's count
+//  (from then on libmicrohttpd counts it as active, or nobody does).
 static void
-s_pending_drop (trove_http_t *self, size_t i)
+s_pending_forget (trove_http_t *self, size_t i)
 {
-    http_pending_t *p = &self->pending [i];
-    close (p->fd);
     pthread_mutex_lock (&self->mutex);
-    http_client_t *client = http_client (self, p->key, false);
+    http_client_t *client = http_client (self, self->pending [i].key, false);
     if (client) {
         client->pending--;
         http_client_forget (self, client);
@@ -133,6 +133,13 @@ s_pending_drop (trove_http_t *self, size_t i)
     trove_gauge_add_int (self->connections, -1);
 }
 
+static void
+s_pending_drop (trove_http_t *self, size_t i)
+{
+    close (self->pending [i].fd);
+    s_pending_forget (self, i);
+}
+
 //  The head is complete and well framed: libmicrohttpd takes it from here.
 static void
 s_pending_hand_over (trove_http_t *self, size_t i)
@@ -140,16 +147,8 @@ s_pending_hand_over (trove_http_t *self, size_t i)
     http_pending_t p = self->pending [i];
     int one = 1;
     setsockopt (p.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
-    pthread_mutex_lock (&self->mutex);
-    http_client_t *client = http_client (self, p.key, false);
-    if (client) {
-        //  Counted as active from libmicrohttpd's start notification on.
-        client->pending--;
-        http_client_forget (self, client);
-    }
-    pthread_mutex_unlock (&self->mutex);
-    self->pending [i] = self->pending [--self->npending];
-    trove_gauge_add_int (self->connections, -1);
+    //  Counted as active from libmicrohttpd's start notification on.
+    s_pending_forget (self, i);
     //  It closes the socket when it cannot take it (and says why in its log).
     MHD_add_connection (self->daemon, p.fd, (struct sockaddr *) &p.addr, p.addrlen);
 }
