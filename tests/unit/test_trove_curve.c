@@ -384,7 +384,8 @@ test_roles (void **state)
     for (size_t i = 0; i < 4; i++) {
         char file [64];
         snprintf (file, sizeof file, "%s.cert", peers [i].name);
-        char *key = trove_curve_keygen (s_path (file), peers [i].name, peers [i].role, peers [i].source, &err);
+        char *key =
+            trove_curve_keygen (s_path (file), peers [i].name, peers [i].role, peers [i].source, &err);
         assert_non_null (key);
         free (key);
         snprintf (command, sizeof command, "cp %s %s/peers/", s_path (file), s_dir);
@@ -448,8 +449,9 @@ test_roles (void **state)
     assert_int_equal (p.role, TROVE_ROLE_ANY);
     trove_cfg_destroy (&cfg);
     //  Back to a folder that admits the host only, for the other tests.
-    snprintf (command, sizeof command, "rm -f %s/peers/op.cert %s/peers/prod.cert %s/peers/read.cert %s/peers/dmn.cert",
-              s_dir, s_dir, s_dir, s_dir);
+    snprintf (command, sizeof command,
+              "rm -f %s/peers/op.cert %s/peers/prod.cert %s/peers/read.cert %s/peers/dmn.cert", s_dir, s_dir,
+              s_dir, s_dir);
     assert_int_equal (system (command), 0);
 }
 

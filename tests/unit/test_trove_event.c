@@ -759,11 +759,16 @@ test_content_hash (void **state)
 {
     (void) state;
     const char *texts [] = {
-        "{\"source\":\"web\",\"id\":\"a\",\"user\":\"u\",\"type\":\"t\",\"ts\":1000,\"attrs\":{\"x\":1,\"y\":\"b\"}}",
-        "{\"source\":\"app\",\"id\":\"b\",\"user\":\"u\",\"type\":\"t\",\"ts\":1000,\"attrs\":{\"y\":\"b\",\"x\":1}}",
-        "{\"source\":\"web\",\"id\":\"a\",\"user\":\"v\",\"type\":\"t\",\"ts\":1000,\"attrs\":{\"x\":1,\"y\":\"b\"}}",
-        "{\"source\":\"web\",\"id\":\"a\",\"user\":\"u\",\"type\":\"t\",\"ts\":1001,\"attrs\":{\"x\":1,\"y\":\"b\"}}",
-        "{\"source\":\"web\",\"id\":\"a\",\"user\":\"u\",\"type\":\"t\",\"ts\":1000,\"attrs\":{\"x\":\"1\",\"y\":\"b\"}}",
+        "{\"source\":\"web\",\"id\":\"a\",\"user\":\"u\",\"type\":\"t\",\"ts\":1000,\"attrs\":{\"x\":1,\"y\":"
+        "\"b\"}}",
+        "{\"source\":\"app\",\"id\":\"b\",\"user\":\"u\",\"type\":\"t\",\"ts\":1000,\"attrs\":{\"y\":\"b\","
+        "\"x\":1}}",
+        "{\"source\":\"web\",\"id\":\"a\",\"user\":\"v\",\"type\":\"t\",\"ts\":1000,\"attrs\":{\"x\":1,\"y\":"
+        "\"b\"}}",
+        "{\"source\":\"web\",\"id\":\"a\",\"user\":\"u\",\"type\":\"t\",\"ts\":1001,\"attrs\":{\"x\":1,\"y\":"
+        "\"b\"}}",
+        "{\"source\":\"web\",\"id\":\"a\",\"user\":\"u\",\"type\":\"t\",\"ts\":1000,\"attrs\":{\"x\":\"1\","
+        "\"y\":\"b\"}}",
     };
     uint8_t h [5][TROVE_EVENT_CONTENT_SIZE];
     for (int i = 0; i < 5; i++) {
