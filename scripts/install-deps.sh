@@ -10,6 +10,7 @@ PACKAGES=(
     libprotobuf-c-dev protobuf-c-compiler
     liblmdb-dev lmdb-utils
     libcmocka-dev libsodium-dev libjansson-dev libyaml-dev libmicrohttpd-dev
+    libhiredis-dev redis-server     # bench/peers: the Redis peer of bench/run.sh (e)
     jq procps psmisc tzdata iproute2 python3 python3-yaml
     curl clang libclang-rt-14-dev
     ansible-core ansible-lint openssh-server openssh-client runit supervisor systemd util-linux python3-apt
