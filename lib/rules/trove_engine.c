@@ -6,6 +6,7 @@
     with malloc'd copies and trove__hunt_state__free_unpacked frees it all. */
 #include "trove_engine_internal.h"
 #include "trove_error.h"
+#include "trove_statecache.h"
 #include "trove_event.h"
 #include "trove_msg.h"
 #include "trove_tz.h"
@@ -28,6 +29,7 @@ typedef struct {
     const char *user;
     trove_change_fn *emit;
     void *arg;
+    trove_statecache_t *cache;  //  decoded states kept between calls, or NULL
 } s_ctx_t;
 
 static void
@@ -207,6 +209,16 @@ s_event_order (const Trove__Event *a, const Trove__Event *b)
     return c ? c : strcmp (a->id, b->id);
 }
 
+//  The decoded form of a stored state: from the cache when it holds these
+//  very bytes, else unpacked. NULL when unreadable or out of memory.
+static Trove__HuntState *
+s_state_decode (s_ctx_t *ctx, const char *hunt, const void *data, size_t size)
+{
+    Trove__HuntState *hs =
+        ctx->cache ? trove_statecache_take (ctx->cache, ctx->user, hunt, data, size) : NULL;
+    return hs ? hs : trove__hunt_state__unpack (NULL, size, data);
+}
+
 static Trove__HuntState *
 s_state_load (s_ctx_t *ctx, const trove_store_t *store, const char *hunt, int *rc_p)
 {
@@ -217,7 +229,7 @@ s_state_load (s_ctx_t *ctx, const trove_store_t *store, const char *hunt, int *r
     if (rc < 0)
         return NULL;
     if (rc == 0) {
-        Trove__HuntState *hs = trove__hunt_state__unpack (NULL, size, data);
+        Trove__HuntState *hs = s_state_decode (ctx, hunt, data, size);
         if (!hs)
             *rc_p = -1;  //  unreadable state: refuse rather than start over
         return hs;
@@ -235,16 +247,25 @@ s_state_load (s_ctx_t *ctx, const trove_store_t *store, const char *hunt, int *r
     return hs;
 }
 
+//  Store hs and let go of it: kept decoded in the call's cache with the
+//  bytes just stored, or freed.
 static int
 s_state_save (s_ctx_t *ctx, const trove_store_t *store, Trove__HuntState *hs)
 {
     size_t size = trove__hunt_state__get_packed_size (hs);
     uint8_t *buf = malloc (size ? size : 1);
-    if (!buf)
+    if (!buf) {
+        trove__hunt_state__free_unpacked (hs, NULL);
         return -1;
+    }
     trove__hunt_state__pack (hs, buf);
     int rc = store->put (store->arg, ctx->user, hs->hunt, buf, size);
+    if (rc == 0 && ctx->cache) {
+        trove_statecache_keep (ctx->cache, ctx->user, hs->hunt, hs, buf, size);
+        return 0;
+    }
     free (buf);
+    trove__hunt_state__free_unpacked (hs, NULL);
     return rc;
 }
 
@@ -498,7 +519,7 @@ s_score_stateful (s_ctx_t *ctx, const trove_store_t *store, size_t h, const trov
         if (rc == 0)
             rc = s_fold (ctx, h, hs, v->lateness_ms);
         if (rc == 0)
-            rc = s_state_save (ctx, store, hs);
+            return s_state_save (ctx, store, hs);
         trove__hunt_state__free_unpacked (hs, NULL);
         return rc;
     }
@@ -511,7 +532,7 @@ s_score_stateful (s_ctx_t *ctx, const trove_store_t *store, size_t h, const trov
     if (rc == 0)
         rc = s_fold (ctx, h, hs, v->lateness_ms);
     if (rc == 0)
-        rc = s_state_save (ctx, store, hs);
+        return s_state_save (ctx, store, hs);
     trove__hunt_state__free_unpacked (hs, NULL);
     return rc;
 }
@@ -528,7 +549,7 @@ s_undo (s_ctx_t *ctx, const trove_store_t *store, const char *source, const char
             return -1;
         if (got)
             continue;
-        Trove__HuntState *hs = trove__hunt_state__unpack (NULL, size, data);
+        Trove__HuntState *hs = s_state_decode (ctx, latest->hunt, data, size);
         if (!hs)
             return -1;
         int rc = 0;
@@ -540,11 +561,14 @@ s_undo (s_ctx_t *ctx, const trove_store_t *store, const char *source, const char
             memmove (hs->buffer + i, hs->buffer + i + 1, (hs->n_buffer - i - 1) * sizeof *hs->buffer);
             hs->n_buffer--;
             rc = s_replay (ctx, h, hs, NULL, trove_strerror (TROVE_REASON_UNDO));
-            if (rc == 0)
+            if (rc == 0) {
                 rc = s_state_save (ctx, store, hs);
+                hs = NULL;
+            }
             break;
         }
-        trove__hunt_state__free_unpacked (hs, NULL);
+        if (hs)
+            trove__hunt_state__free_unpacked (hs, NULL);
         if (rc)
             return -1;
     }
@@ -610,11 +634,12 @@ trove_engine_undo_target (const Trove__Event *ev, const char **source_p, const c
     return true;
 }
 
-int
-trove_engine_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t accepted_us,
-                    const trove_store_t *store, trove_change_fn *emit, void *arg)
+//  trove_engine_score, with the caller's cache of decoded states (or NULL).
+static int
+s_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t accepted_us, const trove_store_t *store,
+         trove_change_fn *emit, void *arg, trove_statecache_t *cache)
 {
-    s_ctx_t ctx = {rules, ev->user, emit, arg};
+    s_ctx_t ctx = {rules, ev->user, emit, arg, cache};
     const char *tsource, *tid;
     if (trove_engine_undo_target (ev, &tsource, &tid))
         return s_undo (&ctx, store, tsource, tid);
@@ -681,6 +706,16 @@ trove_engine_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t 
             trove__hunt_state__free_unpacked (states [h], NULL);
     free (states);
     return rc;
+}
+
+int
+trove_engine_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t accepted_us,
+                    const trove_store_t *store, trove_change_fn *emit, void *arg)
+{
+    //  No cache in real time: users arrive at random, and decoded states
+    //  kept between their events cost more to walk (scattered over the
+    //  heap) than unpacking a fresh copy (bench/RESULTS.md, 2026-12-07).
+    return s_score (rules, ev, accepted_us, store, emit, arg, NULL);
 }
 
 //  --------------------------------------------------------------------------
@@ -850,8 +885,10 @@ trove_engine_derive_into (const trove_rules_t *rules, Trove__Event *const *event
     zhashx_t *undone = zhashx_new ();
     s_live_t live = {zhashx_new ()};
     trove_memstore_t *mem = into ? into : trove_memstore_new ();
+    size_t nh = trove_rules_hunts (rules);
+    trove_statecache_t *cache = trove_statecache_new (nh ? nh : 1);
     Trove__Coin **list = NULL;
-    if (!sorted || !undone || !live.live || !mem)
+    if (!sorted || !undone || !live.live || !mem || !cache)
         goto done;
     zhashx_set_destructor (live.live, s_coin_destroy);
     if (n)
@@ -867,6 +904,8 @@ trove_engine_derive_into (const trove_rules_t *rules, Trove__Event *const *event
             zstr_free (&key);
         }
     }
+    //  One user's events, one after the other: each of the user's states
+    //  is unpacked once, not once per event (the cache holds them all).
     trove_store_t store = trove_memstore_store (mem);
     for (size_t i = 0; i < n; i++) {
         if (trove_engine_unscored (sorted [i]))
@@ -876,7 +915,7 @@ trove_engine_derive_into (const trove_rules_t *rules, Trove__Event *const *event
             goto done;
         bool skip = zhashx_lookup (undone, key) != NULL;
         zstr_free (&key);
-        if (!skip && trove_engine_score (rules, sorted [i], 0, &store, s_live_change, &live))
+        if (!skip && s_score (rules, sorted [i], 0, &store, s_live_change, &live, cache))
             goto done;
     }
     size_t nlive = zhashx_size (live.live), k = 0;
@@ -886,7 +925,7 @@ trove_engine_derive_into (const trove_rules_t *rules, Trove__Event *const *event
     for (Trove__Coin *c = zhashx_first (live.live); c; c = zhashx_next (live.live))
         list [k++] = c;
     qsort (list, nlive, sizeof *list, s_coin_order);
-    s_ctx_t ctx = {rules, NULL, emit, arg};
+    s_ctx_t ctx = {rules, NULL, emit, arg, NULL};
     rc = 0;
     for (size_t i = 0; i < nlive && rc == 0; i++)
         rc = s_emit (&ctx, list [i], false, trove_strerror (TROVE_REASON_SCORED));
@@ -895,6 +934,7 @@ done:
     free (sorted);
     zhashx_destroy (&undone);
     zhashx_destroy (&live.live);
+    trove_statecache_destroy (&cache);
     if (mem != into)
         trove_memstore_destroy (&mem);
     return rc;
