@@ -74,7 +74,7 @@ export PATH="$build:$PATH"
 users=1000            #  trove-load's default, given to both systems
 if [ "$quick" = 1 ]; then
     zmq_n=200000 lmdb_n=100 lmdb_big_n=10 lmdb_random_n=50 lmdb_s=1
-    warm_n=500 d5_n=5000 d20_n=20000 c_n=20000
+    warm_n=500 d5_n=2500 d20_n=10000 c_n=10000
 else
     zmq_n=5000000 lmdb_n=1500 lmdb_big_n=300 lmdb_random_n=300 lmdb_s=10
     warm_n=2000 d5_n=100000 d20_n=300000 c_n=300000
@@ -151,9 +151,9 @@ cluster_up=0
 #   users and rates, in one Redis server (closed loop first, FLUSHALL and an
 #   AOF rewrite before each run: bench/peers/redis.sh).
 peer_rates="0:$c_n 5000:$d5_n 20000:$d20_n"
-peer_cmd="bench/peers/redis.sh BUILD --port $redis_port --users $users --rates \"$peer_rates\""
-log "bench/peers/redis.sh $build --port $redis_port --users $users --rates \"$peer_rates\""
-"$here/peers/redis.sh" "$build" --port "$redis_port" --users "$users" --rates "$peer_rates" \
+peer_cmd="bench/peers/redis.sh BUILD --port $redis_port --users $users --warmup $warm_n --rates \"$peer_rates\""
+log "bench/peers/redis.sh $build --port $redis_port --users $users --warmup $warm_n --rates \"$peer_rates\""
+"$here/peers/redis.sh" "$build" --port "$redis_port" --users "$users" --warmup "$warm_n" --rates "$peer_rates" \
     >"$tmp/redis.jsonl" 2>"$tmp/redis.err" || {
     echo "bench/run.sh: bench/peers/redis.sh failed:" >&2
     tail -20 "$tmp/redis.err" >&2

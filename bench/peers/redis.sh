@@ -5,11 +5,11 @@
 #
 #   Usage: bench/peers/redis.sh BUILD_DIR [--events N] [--users U]
 #              [--rates "0 5000 20000"] [--port P] [--batch B] [--producers P]
-#              [--window W]
+#              [--window W] [--warmup N]
 #
 #   BUILD_DIR holds bench-redis-peer. Starts redis-server on 127.0.0.1:P
 #   (default 7996) with bench/peers/redis/redis.conf.in in a temporary
-#   directory, waits for PING, warms up with 2,000 events, then runs
+#   directory, waits for PING, warms up with --warmup events (2,000), then runs
 #   bench-redis-peer once per rate of --rates, in that order (0 = closed
 #   loop, else open loop at that many events/s), with FLUSHALL and an AOF
 #   rewrite before each run so every run starts from an empty data set and a
@@ -28,17 +28,19 @@ events=100000
 users=1000
 rates="0 5000 20000"
 port=7996
+warmup=2000
 extra=()
 usage () { sed -n '6,8p' "$0" | sed 's/^#   \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
-        --events|--users|--rates|--port|--batch|--producers|--window)
+        --events|--users|--rates|--port|--batch|--producers|--window|--warmup)
             [ $# -ge 2 ] || usage
             case "$1" in
                 --events) events=$2 ;;
                 --users) users=$2 ;;
                 --rates) rates=$2 ;;
                 --port) port=$2 ;;
+                --warmup) warmup=$2 ;;
                 *) extra+=("$1" "$2") ;;
             esac
             shift 2 ;;
@@ -128,7 +130,7 @@ run () {
 }
 
 reset
-run warmup --events 2000 --rate 0
+run warmup --events "$warmup" --rate 0
 for item in $rates; do
     rate=${item%%:*}
     n=$events
