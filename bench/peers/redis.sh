@@ -5,7 +5,7 @@
 #
 #   Usage: bench/peers/redis.sh BUILD_DIR [--events N] [--users U]
 #              [--rates "0 5000 20000"] [--port P] [--batch B] [--producers P]
-#              [--window W] [--warmup N]
+#              [--window W] [--warmup N] [--memory]
 #
 #   BUILD_DIR holds bench-redis-peer. Starts redis-server on 127.0.0.1:P
 #   (default 7996) with bench/peers/redis/redis.conf.in in a temporary
@@ -17,7 +17,12 @@
 #   that rate instead of --events (bench/run.sh gives each rate the count
 #   Trove's part has). Prints one JSON line per run on stdout (progress on
 #   stderr); stops Redis and removes the directory at exit, whatever
-#   happens (set TROVE_BENCH_KEEP=1 to keep the directory).
+#   happens (set TROVE_BENCH_KEEP=1 to keep the directory). --memory: after
+#   each run, one more line {"memory": {...}} with Redis's used_memory and
+#   used_memory_peak (INFO memory), redis-server's peak resident set
+#   (VmHWM, KiB, from /proc: the process's high-water mark since it
+#   started, so give one rate per invocation to measure one data set) and
+#   the AOF's size.
 #   Exit status: 0 when every run answered every event accepted; 1
 #   otherwise; 2 on bad usage or when something is missing.
 set -euo pipefail
@@ -29,6 +34,7 @@ users=1000
 rates="0 5000 20000"
 port=7996
 warmup=2000
+memory=0
 extra=()
 usage () { sed -n '6,8p' "$0" | sed 's/^#   \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -44,7 +50,8 @@ while [ $# -gt 0 ]; do
                 *) extra+=("$1" "$2") ;;
             esac
             shift 2 ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^#   \{0,1\}//'; exit 0 ;;
+        --memory) memory=1; shift ;;
+        -h|--help) sed -n '2,27p' "$0" | sed 's/^#   \{0,1\}//'; exit 0 ;;
         -*) echo "redis.sh: unknown option $1" >&2; usage ;;
         *) [ -z "$build" ] || usage; build=$1; shift ;;
     esac
@@ -138,5 +145,13 @@ for item in $rates; do
     reset
     run "rate$rate" --events "$n" --rate "$rate"
     cat "$tmp/rate$rate.json"
+    if [ "$memory" = 1 ]; then
+        info=$(cli info memory | tr -d '\r')
+        used=$(sed -n 's/^used_memory:\(.*\)$/\1/p' <<<"$info")
+        peak=$(sed -n 's/^used_memory_peak:\(.*\)$/\1/p' <<<"$info")
+        hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$redis_pid/status")
+        aof=$(cli info persistence | tr -d '\r' | sed -n 's/^aof_current_size:\(.*\)$/\1/p')
+        echo "{\"memory\": {\"rate\": $rate, \"used_memory_bytes\": $used, \"used_memory_peak_bytes\": $peak, \"vmhwm_kib\": $hwm, \"aof_bytes\": ${aof:-0}}}"
+    fi
 done
 stop_redis
