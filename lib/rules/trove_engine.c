@@ -1,12 +1,12 @@
 /*  trove_engine - per-user rule state, event time, undo. See trove_engine.h;
     the rule kinds are in trove_engine_kinds.c (trove_engine_internal.h).
 
-    Working state is the unpacked protobuf (HuntState) itself: everything in
-    it is malloc'd (protobuf-c's default allocator), so fields are replaced
-    with malloc'd copies and trove__hunt_state__free_unpacked frees it all. */
+    Working state is the unpacked protobuf (HuntState) itself, unpacked
+    into the call's arena (trove_engine_internal.h) together with every
+    rule state, ref and coin the call makes: fields are replaced, never
+    freed, and the whole arena goes when the call returns. */
 #include "trove_engine_internal.h"
 #include "trove_error.h"
-#include "trove_statecache.h"
 #include "trove_event.h"
 #include "trove_msg.h"
 #include "trove_tz.h"
@@ -17,7 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-//  A growing list of owned coins.
+//  The arena's first chunk, on the stack of trove_engine_score: enough for
+//  the states one event loads in bench-engine (one chunk of heap beyond).
+#define ARENA_STACK (16 * 1024)
+
+//  A growing list of coins (in the arena).
 typedef struct {
     Trove__Coin **v;
     size_t n, cap;
@@ -29,24 +33,15 @@ typedef struct {
     const char *user;
     trove_change_fn *emit;
     void *arg;
-    trove_statecache_t *cache;  //  decoded states kept between calls, or NULL
+    engine_arena_t *arena;  //  the call's working memory
 } s_ctx_t;
 
-static void
-s_coins_clear (s_coins_t *c)
-{
-    for (size_t i = 0; i < c->n; i++)
-        trove__coin__free_unpacked (c->v [i], NULL);
-    free (c->v);
-    memset (c, 0, sizeof *c);
-}
-
 static int
-s_coins_push (s_coins_t *c, Trove__Coin *coin)
+s_coins_push (engine_arena_t *a, s_coins_t *c, Trove__Coin *coin)
 {
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 8;
-        Trove__Coin **v = realloc (c->v, cap * sizeof *v);
+        Trove__Coin **v = engine_realloc (a, c->v, c->cap * sizeof *v, cap * sizeof *v);
         if (!v)
             return -1;
         c->v = v;
@@ -116,31 +111,27 @@ s_head_of (Trove__HuntState *hs)
 
 //  The state of rule r in hs, created (or reset when the rule changed kind).
 static Trove__RuleState *
-s_rule_state (s_states_t *st, const trove_rule_t *r)
+s_rule_state (engine_arena_t *a, s_states_t *st, const trove_rule_t *r)
 {
     for (size_t i = 0; i < *st->n; i++) {
         Trove__RuleState *rs = (*st->v) [i];
         if (strcmp (rs->rule, r->id) == 0) {
             if (rs->kind == (uint32_t) r->kind)
                 return rs;
-            trove__rule_state__free_unpacked (rs, NULL);
             (*st->v) [i] = (*st->v) [--*st->n];
             break;
         }
     }
-    Trove__RuleState **v = realloc (*st->v, (*st->n + 1) * sizeof *v);
+    Trove__RuleState **v = engine_realloc (a, *st->v, *st->n * sizeof *v, (*st->n + 1) * sizeof *v);
     if (!v)
         return NULL;
     *st->v = v;
-    Trove__RuleState *rs = malloc (sizeof *rs);
+    Trove__RuleState *rs = engine_alloc (a, sizeof *rs);
     if (!rs)
         return NULL;
     trove__rule_state__init (rs);
     rs->kind = (uint32_t) r->kind;
-    if (!(rs->rule = strdup (r->id))) {
-        free (rs);
-        return NULL;
-    }
+    rs->rule = r->id;  //  never changed, and the rules outlive the call
     (*st->v) [(*st->n)++] = rs;
     return rs;
 }
@@ -148,14 +139,20 @@ s_rule_state (s_states_t *st, const trove_rule_t *r)
 //  Apply one event to the rule states of hs under version v; the coins it
 //  earns are appended to out. Returns 0 or -1 (out of memory).
 static int
-s_process (const char *user, s_states_t st, const trove_hunt_t *v, const Trove__Event *ev,
-           int64_t accepted_us, s_coins_t *out)
+s_process (s_ctx_t *ctx, s_states_t st, const trove_hunt_t *v, const Trove__Event *ev, int64_t accepted_us,
+           s_coins_t *out)
 {
-    Trove__EventRef self_ref = TROVE__EVENT_REF__INIT;
-    self_ref.source = ev->source;
-    self_ref.id = ev->id;
-    Trove__EventRef *self_refs [1] = {&self_ref};
-    engine_step_t step = {user, v, NULL, ev, accepted_us, self_refs};
+    //  In the arena, not on the stack: rule states and coins keep it (refs
+    //  are shared, never changed); ev's strings live as long as the arena.
+    Trove__EventRef *self_ref = engine_alloc (ctx->arena, sizeof *self_ref);
+    Trove__EventRef **self_refs = engine_alloc (ctx->arena, sizeof *self_refs);
+    if (!self_ref || !self_refs)
+        return -1;
+    trove__event_ref__init (self_ref);
+    self_ref->source = ev->source;
+    self_ref->id = ev->id;
+    self_refs [0] = self_ref;
+    engine_step_t step = {ctx->user, v, NULL, ev, accepted_us, self_refs, ctx->arena};
     for (size_t i = 0; i < v->nrules; i++) {
         const trove_rule_t *r = &v->rules [i];
         if (!trove_rule_stateful (r))
@@ -163,17 +160,15 @@ s_process (const char *user, s_states_t st, const trove_hunt_t *v, const Trove__
         const engine_kind_t *kind = engine_kind (r->kind);
         if (!kind->own_match && !trove_match (&r->match, ev))
             continue;
-        Trove__RuleState *rs = s_rule_state (&st, r);
+        Trove__RuleState *rs = s_rule_state (ctx->arena, &st, r);
         if (!rs)
             return -1;
         Trove__Coin *coin = NULL;
         step.r = r;
         if (kind->step (&step, rs, &coin))
             return -1;
-        if (coin && s_coins_push (out, coin)) {
-            trove__coin__free_unpacked (coin, NULL);
+        if (coin && s_coins_push (ctx->arena, out, coin))
             return -1;
-        }
     }
     return 0;
 }
@@ -209,14 +204,12 @@ s_event_order (const Trove__Event *a, const Trove__Event *b)
     return c ? c : strcmp (a->id, b->id);
 }
 
-//  The decoded form of a stored state: from the cache when it holds these
-//  very bytes, else unpacked. NULL when unreadable or out of memory.
+//  The decoded form of a stored state, in the arena. NULL when unreadable
+//  or out of memory.
 static Trove__HuntState *
-s_state_decode (s_ctx_t *ctx, const char *hunt, const void *data, size_t size)
+s_state_decode (s_ctx_t *ctx, const void *data, size_t size)
 {
-    Trove__HuntState *hs =
-        ctx->cache ? trove_statecache_take (ctx->cache, ctx->user, hunt, data, size) : NULL;
-    return hs ? hs : trove__hunt_state__unpack (NULL, size, data);
+    return trove__hunt_state__unpack (&ctx->arena->pb, size, data);
 }
 
 static Trove__HuntState *
@@ -229,62 +222,47 @@ s_state_load (s_ctx_t *ctx, const trove_store_t *store, const char *hunt, int *r
     if (rc < 0)
         return NULL;
     if (rc == 0) {
-        Trove__HuntState *hs = s_state_decode (ctx, hunt, data, size);
+        Trove__HuntState *hs = s_state_decode (ctx, data, size);
         if (!hs)
             *rc_p = -1;  //  unreadable state: refuse rather than start over
         return hs;
     }
-    Trove__HuntState *hs = malloc (sizeof *hs);
+    Trove__HuntState *hs = engine_alloc (ctx->arena, sizeof *hs);
     if (hs) {
         trove__hunt_state__init (hs);
-        if (!(hs->hunt = strdup (hunt))) {
-            free (hs);
-            hs = NULL;
-        }
+        hs->hunt = (char *) hunt;  //  the rules' own, which outlive the call
     }
-    if (!hs)
+    else
         *rc_p = -1;
     return hs;
 }
 
-//  Store hs and let go of it: kept decoded in the call's cache with the
-//  bytes just stored, or freed.
+//  Store hs (packed in the arena: the store keeps its own copy).
 static int
 s_state_save (s_ctx_t *ctx, const trove_store_t *store, Trove__HuntState *hs)
 {
     size_t size = trove__hunt_state__get_packed_size (hs);
-    uint8_t *buf = malloc (size ? size : 1);
-    if (!buf) {
-        trove__hunt_state__free_unpacked (hs, NULL);
+    uint8_t *buf = engine_alloc (ctx->arena, size ? size : 1);
+    if (!buf)
         return -1;
-    }
     trove__hunt_state__pack (hs, buf);
-    int rc = store->put (store->arg, ctx->user, hs->hunt, buf, size);
-    if (rc == 0 && ctx->cache) {
-        trove_statecache_keep (ctx->cache, ctx->user, hs->hunt, hs, buf, size);
-        return 0;
-    }
-    free (buf);
-    trove__hunt_state__free_unpacked (hs, NULL);
-    return rc;
+    return store->put (store->arg, ctx->user, hs->hunt, buf, size);
 }
 
 //  A deep copy of the checkpoint (the rule states only).
 static Trove__HuntState *
-s_checkpoint_copy (const Trove__HuntState *hs)
+s_checkpoint_copy (s_ctx_t *ctx, const Trove__HuntState *hs)
 {
     Trove__HuntState only = TROVE__HUNT_STATE__INIT;
     only.hunt = hs->hunt;
     only.n_rules = hs->n_rules;
     only.rules = hs->rules;
     size_t size = trove__hunt_state__get_packed_size (&only);
-    uint8_t *buf = malloc (size ? size : 1);
+    uint8_t *buf = engine_alloc (ctx->arena, size ? size : 1);
     if (!buf)
         return NULL;
     trove__hunt_state__pack (&only, buf);
-    Trove__HuntState *copy = trove__hunt_state__unpack (NULL, size, buf);
-    free (buf);
-    return copy;
+    return trove__hunt_state__unpack (&ctx->arena->pb, size, buf);
 }
 
 bool
@@ -315,7 +293,7 @@ static int
 s_replay (s_ctx_t *ctx, size_t h, Trove__HuntState *hs, const Trove__Event *trigger,
           const char *revoke_reason)
 {
-    Trove__HuntState *r = s_checkpoint_copy (hs);
+    Trove__HuntState *r = s_checkpoint_copy (ctx, hs);
     if (!r)
         return -1;
     s_coins_t fresh = {0};
@@ -324,20 +302,14 @@ s_replay (s_ctx_t *ctx, size_t h, Trove__HuntState *hs, const Trove__Event *trig
         const Trove__Event *ev = hs->buffer [i]->event;
         const trove_hunt_t *v = trove_rules_effective (ctx->rules, h, ev->ts_ms);
         if (v)
-            rc = s_process (ctx->user, s_checkpoint_of (r), v, ev, hs->buffer [i]->accepted_us, &fresh);
+            rc = s_process (ctx, s_checkpoint_of (r), v, ev, hs->buffer [i]->accepted_us, &fresh);
     }
     if (rc == 0) {
         //  What the replay ends with is the new head.
-        for (size_t i = 0; i < hs->n_head; i++)
-            trove__rule_state__free_unpacked (hs->head [i], NULL);
-        free (hs->head);
         hs->head = r->rules;
         hs->n_head = r->n_rules;
         hs->has_head = true;
-        r->rules = NULL;
-        r->n_rules = 0;
     }
-    trove__hunt_state__free_unpacked (r, NULL);
     for (size_t i = 0; i < hs->n_tail && rc == 0; i++) {
         Trove__Coin *now = s_find (fresh.v, fresh.n, hs->tail [i]->id);
         if (!now || !trove_coin_same (now, hs->tail [i]))
@@ -354,39 +326,21 @@ s_replay (s_ctx_t *ctx, size_t h, Trove__HuntState *hs, const Trove__Event *trig
     }
     if (rc == 0) {
         //  The tail now lists what the ledger holds for the buffer.
-        for (size_t i = 0; i < hs->n_tail; i++)
-            trove__coin__free_unpacked (hs->tail [i], NULL);
-        free (hs->tail);
         hs->tail = fresh.v;
         hs->n_tail = fresh.n;
-        fresh.v = NULL;
-        fresh.n = 0;
     }
-    s_coins_clear (&fresh);
     return rc;
 }
 
-//  Replace a string field of an unpacked message (its default is a shared
-//  constant, never freed).
-static int
-s_set_string (char **field, const char *value)
-{
-    char *copy = strdup (value);
-    if (!copy)
-        return -1;
-    if (*field && *field != protobuf_c_empty_string)
-        free (*field);
-    *field = copy;
-    return 0;
-}
-
-//  Remember ev as the last event folded into the checkpoint.
-static int
+//  Remember ev as the last event folded into the checkpoint (its strings
+//  live as long as the arena).
+static void
 s_set_folded (Trove__HuntState *hs, const Trove__Event *ev)
 {
     hs->has_folded = true;
     hs->folded_ts = ev->ts_ms;
-    return s_set_string (&hs->folded_source, ev->source) || s_set_string (&hs->folded_id, ev->id) ? -1 : 0;
+    hs->folded_source = ev->source;
+    hs->folded_id = ev->id;
 }
 
 //  Can ev still be placed exactly in hs? Not when it orders before an event
@@ -421,21 +375,15 @@ s_fold (s_ctx_t *ctx, size_t h, Trove__HuntState *hs, int64_t lateness_ms)
         const Trove__Event *ev = hs->buffer [drop]->event;
         const trove_hunt_t *v = trove_rules_effective (ctx->rules, h, ev->ts_ms);
         s_coins_t coins = {0};
-        if (v && s_process (ctx->user, s_checkpoint_of (hs), v, ev, hs->buffer [drop]->accepted_us, &coins)) {
-            s_coins_clear (&coins);
+        if (v && s_process (ctx, s_checkpoint_of (hs), v, ev, hs->buffer [drop]->accepted_us, &coins))
             return -1;
-        }
         for (size_t c = 0; c < coins.n; c++)
             for (size_t t = 0; t < hs->n_tail; t++)
                 if (strcmp (hs->tail [t]->id, coins.v [c]->id) == 0) {
-                    trove__coin__free_unpacked (hs->tail [t], NULL);
                     hs->tail [t] = hs->tail [--hs->n_tail];
                     break;
                 }
-        s_coins_clear (&coins);
-        if (s_set_folded (hs, ev))
-            return -1;
-        trove__buffered_event__free_unpacked (hs->buffer [drop], NULL);
+        s_set_folded (hs, ev);
         drop++;
     }
     if (drop) {
@@ -445,23 +393,40 @@ s_fold (s_ctx_t *ctx, size_t h, Trove__HuntState *hs, int64_t lateness_ms)
     return 0;
 }
 
-static int
-s_buffer_insert (Trove__HuntState *hs, const Trove__Event *ev, int64_t accepted_us)
+//  ev as a buffered event: a view that shares its fields (ev outlives the
+//  arena) and leaves out its unknown fields, as trove_event_dup did.
+static Trove__Event *
+s_event_copy (engine_arena_t *a, const Trove__Event *src)
 {
-    Trove__BufferedEvent **v = realloc (hs->buffer, (hs->n_buffer + 1) * sizeof *v);
+    Trove__Event *ev = engine_alloc (a, sizeof *ev);
+    if (!ev)
+        return NULL;
+    trove__event__init (ev);
+    ev->source = src->source;
+    ev->id = src->id;
+    ev->user = src->user;
+    ev->type = src->type;
+    ev->ts_ms = src->ts_ms;
+    ev->n_attrs = src->n_attrs;
+    ev->attrs = src->attrs;
+    return ev;
+}
+
+static int
+s_buffer_insert (s_ctx_t *ctx, Trove__HuntState *hs, const Trove__Event *ev, int64_t accepted_us)
+{
+    Trove__BufferedEvent **v =
+        engine_realloc (ctx->arena, hs->buffer, hs->n_buffer * sizeof *v, (hs->n_buffer + 1) * sizeof *v);
     if (!v)
         return -1;
     hs->buffer = v;
-    Trove__BufferedEvent *b = malloc (sizeof *b);
+    Trove__BufferedEvent *b = engine_alloc (ctx->arena, sizeof *b);
     if (!b)
         return -1;
     trove__buffered_event__init (b);
     b->accepted_us = accepted_us;
-    //  trove_event_dup's memory is all malloc'd: the state frees it with the rest.
-    if (!(b->event = trove_event_dup (ev))) {
-        free (b);
+    if (!(b->event = s_event_copy (ctx->arena, ev)))
         return -1;
-    }
     size_t at = hs->n_buffer;
     while (at > 0 && s_event_order (hs->buffer [at - 1]->event, ev) > 0)
         at--;
@@ -481,8 +446,8 @@ s_emit_all (s_ctx_t *ctx, s_coins_t *coins)
     return 0;
 }
 
-//  The stateful part of one hunt for one event, from the hunt's state hs
-//  (taken: freed here). The caller checked that ev is not too late for it.
+//  The stateful part of one hunt for one event, from the hunt's state hs.
+//  The caller checked that ev is not too late for it.
 static int
 s_score_stateful (s_ctx_t *ctx, const trove_store_t *store, size_t h, const trove_hunt_t *v,
                   const Trove__Event *ev, int64_t accepted_us, Trove__HuntState *hs)
@@ -493,47 +458,38 @@ s_score_stateful (s_ctx_t *ctx, const trove_store_t *store, size_t h, const trov
         && (hs->n_buffer == 0 || s_event_order (hs->buffer [hs->n_buffer - 1]->event, ev) < 0)) {
         //  In order (the common case): the buffer's replay would end in the
         //  head, so only this event is new. Append it and go on from there.
-        rc = s_buffer_insert (hs, ev, accepted_us);
+        rc = s_buffer_insert (ctx, hs, ev, accepted_us);
         s_coins_t coins = {0};
         if (rc == 0)
-            rc = s_process (ctx->user, s_head_of (hs), v, ev, accepted_us, &coins);
+            rc = s_process (ctx, s_head_of (hs), v, ev, accepted_us, &coins);
         hs->has_head = true;
         if (rc == 0)
             rc = s_emit_all (ctx, &coins);
-        for (size_t i = 0; i < coins.n && rc == 0; i++) {
-            Trove__Coin **bigger = realloc (hs->tail, (hs->n_tail + 1) * sizeof *bigger);
-            if (!bigger) {
+        if (rc == 0 && coins.n) {
+            Trove__Coin **bigger = engine_realloc (ctx->arena, hs->tail, hs->n_tail * sizeof *bigger,
+                                                   (hs->n_tail + coins.n) * sizeof *bigger);
+            if (!bigger)
                 rc = -1;
-                break;
+            else {
+                memcpy (bigger + hs->n_tail, coins.v, coins.n * sizeof *bigger);
+                hs->tail = bigger;
+                hs->n_tail += coins.n;
             }
-            hs->tail = bigger;
-            hs->tail [hs->n_tail++] = coins.v [i];
-            coins.v [i] = NULL;
         }
-        for (size_t i = 0; i < coins.n; i++)
-            if (coins.v [i])
-                trove__coin__free_unpacked (coins.v [i], NULL);
-        free (coins.v);
         if (ev->ts_ms > hs->max_ts || fresh)
             hs->max_ts = ev->ts_ms;
-        if (rc == 0)
-            rc = s_fold (ctx, h, hs, v->lateness_ms);
-        if (rc == 0)
-            return s_state_save (ctx, store, hs);
-        trove__hunt_state__free_unpacked (hs, NULL);
-        return rc;
     }
-    else
-        rc = s_buffer_insert (hs, ev, accepted_us);
-    if (fresh || ev->ts_ms > hs->max_ts)
-        hs->max_ts = ev->ts_ms;
-    if (rc == 0)
-        rc = s_replay (ctx, h, hs, ev, trove_strerror (TROVE_REASON_RESCORED));
+    else {
+        rc = s_buffer_insert (ctx, hs, ev, accepted_us);
+        if (fresh || ev->ts_ms > hs->max_ts)
+            hs->max_ts = ev->ts_ms;
+        if (rc == 0)
+            rc = s_replay (ctx, h, hs, ev, trove_strerror (TROVE_REASON_RESCORED));
+    }
     if (rc == 0)
         rc = s_fold (ctx, h, hs, v->lateness_ms);
     if (rc == 0)
-        return s_state_save (ctx, store, hs);
-    trove__hunt_state__free_unpacked (hs, NULL);
+        rc = s_state_save (ctx, store, hs);
     return rc;
 }
 
@@ -549,28 +505,20 @@ s_undo (s_ctx_t *ctx, const trove_store_t *store, const char *source, const char
             return -1;
         if (got)
             continue;
-        Trove__HuntState *hs = s_state_decode (ctx, latest->hunt, data, size);
+        Trove__HuntState *hs = s_state_decode (ctx, data, size);
         if (!hs)
             return -1;
-        int rc = 0;
         for (size_t i = 0; i < hs->n_buffer; i++) {
             const Trove__Event *b = hs->buffer [i]->event;
             if (strcmp (b->source, source) || strcmp (b->id, id))
                 continue;
-            trove__buffered_event__free_unpacked (hs->buffer [i], NULL);
             memmove (hs->buffer + i, hs->buffer + i + 1, (hs->n_buffer - i - 1) * sizeof *hs->buffer);
             hs->n_buffer--;
-            rc = s_replay (ctx, h, hs, NULL, trove_strerror (TROVE_REASON_UNDO));
-            if (rc == 0) {
-                rc = s_state_save (ctx, store, hs);
-                hs = NULL;
-            }
+            if (s_replay (ctx, h, hs, NULL, trove_strerror (TROVE_REASON_UNDO))
+                || s_state_save (ctx, store, hs))
+                return -1;
             break;
         }
-        if (hs)
-            trove__hunt_state__free_unpacked (hs, NULL);
-        if (rc)
-            return -1;
     }
     return 0;
 }
@@ -634,24 +582,32 @@ trove_engine_undo_target (const Trove__Event *ev, const char **source_p, const c
     return true;
 }
 
-//  trove_engine_score, with the caller's cache of decoded states (or NULL).
 static int
 s_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t accepted_us, const trove_store_t *store,
-         trove_change_fn *emit, void *arg, trove_statecache_t *cache)
+         trove_change_fn *emit, void *arg)
 {
-    s_ctx_t ctx = {rules, ev->user, emit, arg, cache};
+    alignas (max_align_t) char first [ARENA_STACK];
+    engine_arena_t arena;
+    engine_arena_init (&arena, first, sizeof first);
+    s_ctx_t ctx = {rules, ev->user, emit, arg, &arena};
     const char *tsource, *tid;
-    if (trove_engine_undo_target (ev, &tsource, &tid))
-        return s_undo (&ctx, store, tsource, tid);
+    if (trove_engine_undo_target (ev, &tsource, &tid)) {
+        int rc = s_undo (&ctx, store, tsource, tid);
+        engine_arena_release (&arena);
+        return rc;
+    }
     if (trove_engine_unscored (ev))
-        return 0;  //  validation refuses an undo without its target; never scored
+        return 0;  //  validation refuses an undo without its target; never scored (nothing allocated)
     //  First every state the event would change: when it falls before what
     //  one of them has folded, nothing is changed and the caller re-derives
     //  the user (exact for any lateness). Each state is read once.
     size_t nh = trove_rules_hunts (rules);
-    Trove__HuntState **states = calloc (nh ? nh : 1, sizeof *states);
-    if (!states)
+    Trove__HuntState **states = engine_alloc (&arena, (nh ? nh : 1) * sizeof *states);
+    if (!states) {
+        engine_arena_release (&arena);
         return -1;
+    }
+    memset (states, 0, (nh ? nh : 1) * sizeof *states);
     int rc = 0;
     for (size_t h = 0; h < nh && rc == 0; h++) {
         const trove_hunt_t *v = trove_rules_effective (rules, h, ev->ts_ms);
@@ -696,15 +652,10 @@ s_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t accepted_us
             if (emit (arg, &ch))
                 rc = -1;
         }
-        if (rc == 0 && states [h]) {
+        if (rc == 0 && states [h])
             rc = s_score_stateful (&ctx, store, h, v, ev, accepted_us, states [h]);
-            states [h] = NULL;
-        }
     }
-    for (size_t h = 0; h < nh; h++)
-        if (states [h])
-            trove__hunt_state__free_unpacked (states [h], NULL);
-    free (states);
+    engine_arena_release (&arena);
     return rc;
 }
 
@@ -712,10 +663,7 @@ int
 trove_engine_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t accepted_us,
                     const trove_store_t *store, trove_change_fn *emit, void *arg)
 {
-    //  No cache in real time: users arrive at random, and decoded states
-    //  kept between their events cost more to walk (scattered over the
-    //  heap) than unpacking a fresh copy (bench/RESULTS.md, 2026-12-07).
-    return s_score (rules, ev, accepted_us, store, emit, arg, NULL);
+    return s_score (rules, ev, accepted_us, store, emit, arg);
 }
 
 //  --------------------------------------------------------------------------
@@ -885,10 +833,8 @@ trove_engine_derive_into (const trove_rules_t *rules, Trove__Event *const *event
     zhashx_t *undone = zhashx_new ();
     s_live_t live = {zhashx_new ()};
     trove_memstore_t *mem = into ? into : trove_memstore_new ();
-    size_t nh = trove_rules_hunts (rules);
-    trove_statecache_t *cache = trove_statecache_new (nh ? nh : 1);
     Trove__Coin **list = NULL;
-    if (!sorted || !undone || !live.live || !mem || !cache)
+    if (!sorted || !undone || !live.live || !mem)
         goto done;
     zhashx_set_destructor (live.live, s_coin_destroy);
     if (n)
@@ -904,8 +850,6 @@ trove_engine_derive_into (const trove_rules_t *rules, Trove__Event *const *event
             zstr_free (&key);
         }
     }
-    //  One user's events, one after the other: each of the user's states
-    //  is unpacked once, not once per event (the cache holds them all).
     trove_store_t store = trove_memstore_store (mem);
     for (size_t i = 0; i < n; i++) {
         if (trove_engine_unscored (sorted [i]))
@@ -915,7 +859,7 @@ trove_engine_derive_into (const trove_rules_t *rules, Trove__Event *const *event
             goto done;
         bool skip = zhashx_lookup (undone, key) != NULL;
         zstr_free (&key);
-        if (!skip && s_score (rules, sorted [i], 0, &store, s_live_change, &live, cache))
+        if (!skip && s_score (rules, sorted [i], 0, &store, s_live_change, &live))
             goto done;
     }
     size_t nlive = zhashx_size (live.live), k = 0;
@@ -934,7 +878,6 @@ done:
     free (sorted);
     zhashx_destroy (&undone);
     zhashx_destroy (&live.live);
-    trove_statecache_destroy (&cache);
     if (mem != into)
         trove_memstore_destroy (&mem);
     return rc;

@@ -12,11 +12,13 @@
     saves it. At most `capacity` states are kept; the least recently saved
     goes first. One thread at a time.
 
-    Used where the same states come back at once: trove_engine_derive_into
-    (one user's events in a row, a cache of one state per hunt) runs 1.6-2x
-    faster with it. Not in real time: with users at random, 4,096 cached
-    states made bench-engine 2.2x slower (walking trees scattered over the
-    heap costs more than unpacking a fresh, compact copy). */
+    Not used by the engine any more: since it decodes states into a
+    per-call arena (trove_engine_internal.h) a decoded state cannot outlive
+    the call, and decoding became cheap enough that trove_engine_derive_into
+    (one user's events in a row, where this cache once gained 1.6-2x) does
+    as well without it (bench-derive). Before that, in real time, 4,096
+    cached states made bench-engine 2.2x slower (walking trees scattered
+    over the heap costs more than unpacking a fresh, compact copy). */
 #ifndef TROVE_STATECACHE_H_INCLUDED
 #define TROVE_STATECACHE_H_INCLUDED
 
