@@ -194,6 +194,16 @@ s_matches_stateful (const trove_hunt_t *v, const Trove__Event *ev)
 
 //  --------------------------------------------------------------------------
 //  Hunt state: load, replay, fold, save
+//
+//  A stored state is not unpacked whole. Its checkpoint, buffer and tail
+//  (fields 3, 4 and 5) stay packed, as slices of the stored bytes, until
+//  something needs them decoded: an in-order event only reads the order
+//  key of the last buffered event and changes the head, so it appends its
+//  own packed event (and coins) and writes the other slices back as they
+//  were. A replay (late event, undo) decodes the buffer and tail, a fold
+//  the checkpoint and the events it folds. The bytes written are exactly
+//  what protobuf-c packs for the same state (fields in number order, proto3
+//  defaults left out), so the format on disk does not change.
 
 static int
 s_event_order (const Trove__Event *a, const Trove__Event *b)
@@ -204,65 +214,455 @@ s_event_order (const Trove__Event *a, const Trove__Event *b)
     return c ? c : strcmp (a->id, b->id);
 }
 
-//  The decoded form of a stored state, in the arena. NULL when unreadable
-//  or out of memory.
-static Trove__HuntState *
-s_state_decode (s_ctx_t *ctx, const void *data, size_t size)
+//  One packed element of a repeated field.
+typedef struct {
+    const uint8_t *at;
+    size_t len;
+} s_slice_t;
+
+//  A repeated message field: packed slices while lazy, else decoded in the
+//  HuntState (whose array for it is then the truth).
+typedef struct {
+    bool lazy;
+    s_slice_t *v;
+    size_t n, cap;
+} s_packed_t;
+
+//  A working state: the decoded part and the fields still packed.
+typedef struct {
+    Trove__HuntState *hs;
+    s_packed_t rules, buffer, tail;
+} s_state_t;
+
+//  Where an event orders, read from its packed form: strings are not
+//  NUL-terminated, so their length is where strcmp would stop.
+typedef struct {
+    int64_t ts;
+    const char *source, *id;
+    size_t source_len, id_len;
+} s_key_t;
+
+static int
+s_slice_push (engine_arena_t *a, s_packed_t *f, const uint8_t *at, size_t len)
 {
-    return trove__hunt_state__unpack (&ctx->arena->pb, size, data);
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 8;
+        s_slice_t *v = engine_realloc (a, f->v, f->cap * sizeof *v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        f->v = v;
+        f->cap = cap;
+    }
+    f->v [f->n++] = (s_slice_t){at, len};
+    return 0;
 }
 
-static Trove__HuntState *
-s_state_load (s_ctx_t *ctx, const trove_store_t *store, const char *hunt, int *rc_p)
+//  Read a varint at *p (< end); 0 or -1 when malformed.
+static int
+s_varint (const uint8_t **p, const uint8_t *end, uint64_t *value)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        v |= (uint64_t) (b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *value = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+//  The next field at *p: its number, wire type, and for a length-delimited
+//  one its bytes (*data, *len); other wire types are skipped over (a
+//  varint's value in *len). 0, or -1 when malformed or of a group type.
+static int
+s_field (const uint8_t **p, const uint8_t *end, uint32_t *number, unsigned *wire, const uint8_t **data,
+         uint64_t *len)
+{
+    uint64_t tag;
+    if (s_varint (p, end, &tag) || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX)
+        return -1;
+    *number = (uint32_t) (tag >> 3);
+    *wire = (unsigned) (tag & 7);
+    *data = *p;
+    switch (*wire) {
+        case 0:
+            return s_varint (p, end, len);
+        case 1:
+        case 5:
+            *len = *wire == 1 ? 8 : 4;
+            break;
+        case 2:
+            if (s_varint (p, end, len))
+                return -1;
+            *data = *p;
+            break;
+        default:
+            return -1;
+    }
+    if (*len > (uint64_t) (end - *p))
+        return -1;
+    *p += *len;
+    return 0;
+}
+
+//  The order key of a packed BufferedEvent: 0, or -1 when it is not in the
+//  plain form the engine writes (the caller decodes it instead).
+static int
+s_slice_key (s_slice_t s, s_key_t *key)
+{
+    const uint8_t *p = s.at, *end = s.at + s.len, *ev = NULL, *data;
+    uint64_t len = 0, evlen = 0;
+    uint32_t number;
+    unsigned wire;
+    while (p < end) {
+        if (s_field (&p, end, &number, &wire, &data, &len))
+            return -1;
+        if (number == 1) {
+            if (wire != 2 || ev)
+                return -1;  //  a repeated submessage merges: leave that to protobuf-c
+            ev = data;
+            evlen = len;
+        }
+    }
+    if (!ev)
+        return -1;
+    *key = (s_key_t){0, "", "", 0, 0};
+    bool seen [6] = {false};
+    for (p = ev, end = ev + evlen; p < end;) {
+        if (s_field (&p, end, &number, &wire, &data, &len))
+            return -1;
+        if (number == 1 || number == 2 || number == 5) {
+            if (seen [number] || (number == 5 ? wire != 0 : wire != 2))
+                return -1;
+            seen [number] = true;
+        }
+        if (number == 1)
+            key->source = (const char *) data, key->source_len = strnlen ((const char *) data, len);
+        else if (number == 2)
+            key->id = (const char *) data, key->id_len = strnlen ((const char *) data, len);
+        else if (number == 5)
+            key->ts = (int64_t) len;
+    }
+    return 0;
+}
+
+//  strcmp of a packed string with a C string.
+static int
+s_strcmp_n (const char *a, size_t alen, const char *b)
+{
+    size_t blen = strlen (b);
+    int c = memcmp (a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
+
+//  s_event_order (key's event, ev).
+static int
+s_key_order (const s_key_t *key, const Trove__Event *ev)
+{
+    if (key->ts != ev->ts_ms)
+        return key->ts < ev->ts_ms ? -1 : 1;
+    int c = s_strcmp_n (key->source, key->source_len, ev->source);
+    return c ? c : s_strcmp_n (key->id, key->id_len, ev->id);
+}
+
+//  The coin id of a packed Coin: 0, or -1 when not in plain form.
+static int
+s_slice_coin_id (s_slice_t s, const char **id, size_t *id_len)
+{
+    const uint8_t *p = s.at, *end = s.at + s.len, *data;
+    uint64_t len;
+    uint32_t number;
+    unsigned wire;
+    bool seen = false;
+    *id = "";
+    *id_len = 0;
+    while (p < end) {
+        if (s_field (&p, end, &number, &wire, &data, &len))
+            return -1;
+        if (number == 1) {
+            if (wire != 2 || seen)
+                return -1;
+            seen = true;
+            *id = (const char *) data;
+            *id_len = strnlen ((const char *) data, len);
+        }
+    }
+    return 0;
+}
+
+//  Decode a lazy field into the HuntState (each element in the arena).
+static int
+s_decode_field (s_ctx_t *ctx, s_state_t *st, s_packed_t *f)
+{
+    if (!f->lazy)
+        return 0;
+    void **v = engine_alloc (ctx->arena, (f->n ? f->n : 1) * sizeof *v);
+    if (!v)
+        return -1;
+    const ProtobufCMessageDescriptor *d = f == &st->rules ? &trove__rule_state__descriptor
+                                        : f == &st->buffer ? &trove__buffered_event__descriptor
+                                                           : &trove__coin__descriptor;
+    for (size_t i = 0; i < f->n; i++)
+        if (!(v [i] = protobuf_c_message_unpack (d, &ctx->arena->pb, f->v [i].len, f->v [i].at)))
+            return -1;
+    Trove__HuntState *hs = st->hs;
+    if (f == &st->rules)
+        hs->rules = (Trove__RuleState **) v, hs->n_rules = f->n;
+    else if (f == &st->buffer)
+        hs->buffer = (Trove__BufferedEvent **) v, hs->n_buffer = f->n;
+    else
+        hs->tail = (Trove__Coin **) v, hs->n_tail = f->n;
+    f->lazy = false;
+    f->n = 0;
+    return 0;
+}
+
+static size_t
+s_n_rules (const s_state_t *st)
+{
+    return st->rules.lazy ? st->rules.n : st->hs->n_rules;
+}
+
+static size_t
+s_n_buffer (const s_state_t *st)
+{
+    return st->buffer.lazy ? st->buffer.n : st->hs->n_buffer;
+}
+
+//  s_event_order (buffered event i, ev). -2 when out of memory or
+//  unreadable.
+static int
+s_buffered_order (s_ctx_t *ctx, const s_state_t *st, size_t i, const Trove__Event *ev)
+{
+    if (!st->buffer.lazy)
+        return s_event_order (st->hs->buffer [i]->event, ev);
+    s_key_t key;
+    if (s_slice_key (st->buffer.v [i], &key) == 0)
+        return s_key_order (&key, ev);
+    Trove__BufferedEvent *b = trove__buffered_event__unpack (&ctx->arena->pb, st->buffer.v [i].len,
+                                                             st->buffer.v [i].at);
+    return b && b->event ? s_event_order (b->event, ev) : -2;
+}
+
+//  Split a stored state (copied into the arena: the store's bytes are
+//  borrowed only until its next call) into its packed fields and the rest,
+//  which is unpacked. Anything unexpected at the top level (an unknown
+//  field, a wire type the engine does not write) is left to protobuf-c: the
+//  whole state is then unpacked.
+static int
+s_state_decode (s_ctx_t *ctx, const void *stored, size_t size, s_state_t *st)
+{
+    memset (st, 0, sizeof *st);
+    uint8_t *data = engine_alloc (ctx->arena, size ? size : 1);
+    uint8_t *rest = engine_alloc (ctx->arena, size ? size : 1);
+    if (!data || !rest)
+        return -1;
+    if (size)
+        memcpy (data, stored, size);
+    size_t nrest = 0;
+    bool plain = true;
+    st->rules.lazy = st->buffer.lazy = st->tail.lazy = true;
+    for (const uint8_t *p = data, *end = data + size; p < end && plain;) {
+        const uint8_t *start = p, *field;
+        uint64_t len;
+        uint32_t number;
+        unsigned wire;
+        if (s_field (&p, end, &number, &wire, &field, &len) || number > 11) {
+            plain = false;
+            break;
+        }
+        if (number >= 3 && number <= 5) {
+            s_packed_t *f = number == 3 ? &st->rules : number == 4 ? &st->buffer : &st->tail;
+            if (wire != 2)
+                plain = false;
+            else if (s_slice_push (ctx->arena, f, field, (size_t) len))
+                return -1;
+        }
+        else {
+            memcpy (rest + nrest, start, (size_t) (p - start));
+            nrest += (size_t) (p - start);
+        }
+    }
+    if (!plain) {
+        memset (st, 0, sizeof *st);
+        st->hs = trove__hunt_state__unpack (&ctx->arena->pb, size, data);
+    }
+    else
+        st->hs = trove__hunt_state__unpack (&ctx->arena->pb, nrest, rest);
+    return st->hs ? 0 : -1;
+}
+
+//  0 with *st loaded (a fresh state when the store has none), or -1 when
+//  the store failed or the state is unreadable (refuse rather than start
+//  over).
+static int
+s_state_load (s_ctx_t *ctx, const trove_store_t *store, const char *hunt, s_state_t *st)
 {
     const void *data;
     size_t size;
     int rc = store->get (store->arg, ctx->user, hunt, &data, &size);
-    *rc_p = rc < 0 ? -1 : 0;
     if (rc < 0)
-        return NULL;
-    if (rc == 0) {
-        Trove__HuntState *hs = s_state_decode (ctx, data, size);
-        if (!hs)
-            *rc_p = -1;  //  unreadable state: refuse rather than start over
-        return hs;
-    }
-    Trove__HuntState *hs = engine_alloc (ctx->arena, sizeof *hs);
-    if (hs) {
-        trove__hunt_state__init (hs);
-        hs->hunt = (char *) hunt;  //  the rules' own, which outlive the call
-    }
-    else
-        *rc_p = -1;
-    return hs;
+        return -1;
+    if (rc == 0)
+        return s_state_decode (ctx, data, size, st);
+    memset (st, 0, sizeof *st);
+    if (!(st->hs = engine_alloc (ctx->arena, sizeof *st->hs)))
+        return -1;
+    trove__hunt_state__init (st->hs);
+    st->hs->hunt = (char *) hunt;  //  the rules' own, which outlive the call
+    return 0;
 }
 
-//  Store hs (packed in the arena: the store keeps its own copy).
-static int
-s_state_save (s_ctx_t *ctx, const trove_store_t *store, Trove__HuntState *hs)
+static size_t
+s_varint_size (uint64_t v)
 {
-    size_t size = trove__hunt_state__get_packed_size (hs);
-    uint8_t *buf = engine_alloc (ctx->arena, size ? size : 1);
+    size_t n = 1;
+    while (v >= 0x80)
+        v >>= 7, n++;
+    return n;
+}
+
+static uint8_t *
+s_put_varint (uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t) (v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t) v;
+    return p;
+}
+
+static uint8_t *
+s_put_bytes (uint8_t *p, uint8_t tag, const void *data, size_t len)
+{
+    *p++ = tag;
+    p = s_put_varint (p, len);
+    memcpy (p, data, len);
+    return p + len;
+}
+
+//  The bytes of one repeated field (tag: field number << 3 | 2), from its
+//  slices or its decoded messages; sizes: the decoded messages' packed
+//  sizes, filled when p is NULL (the sizing pass).
+static size_t
+s_put_field (uint8_t **p, uint8_t tag, const s_packed_t *f, ProtobufCMessage *const *msgs, size_t n,
+             size_t *sizes)
+{
+    size_t total = 0;
+    if (f->lazy) {
+        for (size_t i = 0; i < f->n; i++) {
+            total += 1 + s_varint_size (f->v [i].len) + f->v [i].len;
+            if (*p)
+                *p = s_put_bytes (*p, tag, f->v [i].at, f->v [i].len);
+        }
+        return total;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!*p)
+            sizes [i] = protobuf_c_message_get_packed_size (msgs [i]);
+        total += 1 + s_varint_size (sizes [i]) + sizes [i];
+        if (*p) {
+            *(*p)++ = tag;
+            *p = s_put_varint (*p, sizes [i]);
+            *p += protobuf_c_message_pack (msgs [i], *p);
+        }
+    }
+    return total;
+}
+
+//  Store the state, packed in the arena (the store keeps its own copy).
+static int
+s_state_save (s_ctx_t *ctx, const trove_store_t *store, s_state_t *st)
+{
+    Trove__HuntState *hs = st->hs;
+    if (!st->rules.lazy && !st->buffer.lazy && !st->tail.lazy) {
+        //  All decoded (a state protobuf-c unpacked whole): it packs it.
+        size_t size = trove__hunt_state__get_packed_size (hs);
+        uint8_t *buf = engine_alloc (ctx->arena, size ? size : 1);
+        if (!buf)
+            return -1;
+        trove__hunt_state__pack (hs, buf);
+        return store->put (store->arg, ctx->user, hs->hunt, buf, size);
+    }
+    //  Field by field in number order, as protobuf-c does.
+    struct {
+        uint8_t tag;
+        const s_packed_t *f;
+        ProtobufCMessage *const *msgs;
+        size_t n;
+        size_t *sizes;
+    } rep [4] = {
+        {0x1a, &st->rules, (ProtobufCMessage *const *) hs->rules, hs->n_rules, NULL},
+        {0x22, &st->buffer, (ProtobufCMessage *const *) hs->buffer, hs->n_buffer, NULL},
+        {0x2a, &st->tail, (ProtobufCMessage *const *) hs->tail, hs->n_tail, NULL},
+        {0x32, &(s_packed_t){0}, (ProtobufCMessage *const *) hs->head, hs->n_head, NULL},
+    };
+    size_t hunt_len = hs->hunt ? strlen (hs->hunt) : 0;
+    size_t src_len = hs->folded_source ? strlen (hs->folded_source) : 0;
+    size_t id_len = hs->folded_id ? strlen (hs->folded_id) : 0;
+    size_t size = (hunt_len ? 1 + s_varint_size (hunt_len) + hunt_len : 0)
+                + (hs->max_ts ? 1 + s_varint_size ((uint64_t) hs->max_ts) : 0) + (hs->has_head ? 2 : 0)
+                + (hs->has_folded ? 2 : 0) + (hs->folded_ts ? 1 + s_varint_size ((uint64_t) hs->folded_ts) : 0)
+                + (src_len ? 1 + s_varint_size (src_len) + src_len : 0)
+                + (id_len ? 1 + s_varint_size (id_len) + id_len : 0);
+    for (size_t k = 0; k < 4; k++) {
+        if (!rep [k].f->lazy && rep [k].n
+            && !(rep [k].sizes = engine_alloc (ctx->arena, rep [k].n * sizeof *rep [k].sizes)))
+            return -1;
+        uint8_t *none = NULL;
+        size += s_put_field (&none, rep [k].tag, rep [k].f, rep [k].msgs, rep [k].n, rep [k].sizes);
+    }
+    uint8_t *buf = engine_alloc (ctx->arena, size ? size : 1), *p = buf;
     if (!buf)
         return -1;
-    trove__hunt_state__pack (hs, buf);
+    if (hunt_len)
+        p = s_put_bytes (p, 0x0a, hs->hunt, hunt_len);
+    if (hs->max_ts)
+        *p++ = 0x10, p = s_put_varint (p, (uint64_t) hs->max_ts);
+    for (size_t k = 0; k < 4; k++)
+        s_put_field (&p, rep [k].tag, rep [k].f, rep [k].msgs, rep [k].n, rep [k].sizes);
+    if (hs->has_head)
+        *p++ = 0x38, *p++ = 1;
+    if (hs->has_folded)
+        *p++ = 0x40, *p++ = 1;
+    if (hs->folded_ts)
+        *p++ = 0x48, p = s_put_varint (p, (uint64_t) hs->folded_ts);
+    if (src_len)
+        p = s_put_bytes (p, 0x52, hs->folded_source, src_len);
+    if (id_len)
+        p = s_put_bytes (p, 0x5a, hs->folded_id, id_len);
+    assert ((size_t) (p - buf) == size);
     return store->put (store->arg, ctx->user, hs->hunt, buf, size);
 }
 
-//  A deep copy of the checkpoint (the rule states only).
-static Trove__HuntState *
-s_checkpoint_copy (s_ctx_t *ctx, const Trove__HuntState *hs)
+//  A copy of the checkpoint's rule states (the replay's starting point).
+static int
+s_checkpoint_copy (s_ctx_t *ctx, const s_state_t *st, Trove__RuleState ***v_p, size_t *n_p)
 {
-    Trove__HuntState only = TROVE__HUNT_STATE__INIT;
-    only.hunt = hs->hunt;
-    only.n_rules = hs->n_rules;
-    only.rules = hs->rules;
-    size_t size = trove__hunt_state__get_packed_size (&only);
-    uint8_t *buf = engine_alloc (ctx->arena, size ? size : 1);
-    if (!buf)
-        return NULL;
-    trove__hunt_state__pack (&only, buf);
-    return trove__hunt_state__unpack (&ctx->arena->pb, size, buf);
+    const Trove__HuntState *hs = st->hs;
+    size_t n = s_n_rules (st);
+    Trove__RuleState **v = engine_alloc (ctx->arena, (n ? n : 1) * sizeof *v);
+    if (!v)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        s_slice_t s = st->rules.lazy ? st->rules.v [i] : (s_slice_t){NULL, 0};
+        if (!st->rules.lazy) {
+            s.len = trove__rule_state__get_packed_size (hs->rules [i]);
+            uint8_t *buf = engine_alloc (ctx->arena, s.len ? s.len : 1);
+            if (!buf)
+                return -1;
+            trove__rule_state__pack (hs->rules [i], buf);
+            s.at = buf;
+        }
+        if (!(v [i] = trove__rule_state__unpack (&ctx->arena->pb, s.len, s.at)))
+            return -1;
+    }
+    *v_p = v;
+    *n_p = n;
+    return 0;
 }
 
 bool
@@ -290,24 +690,28 @@ s_find (Trove__Coin *const *coins, size_t n, const char *id)
 //  coins it earned before into revocations and mints. trigger: the event
 //  that caused this (its new coins are "scored", others "rescored").
 static int
-s_replay (s_ctx_t *ctx, size_t h, Trove__HuntState *hs, const Trove__Event *trigger,
-          const char *revoke_reason)
+s_replay (s_ctx_t *ctx, size_t h, s_state_t *st, const Trove__Event *trigger, const char *revoke_reason)
 {
-    Trove__HuntState *r = s_checkpoint_copy (ctx, hs);
-    if (!r)
+    if (s_decode_field (ctx, st, &st->buffer) || s_decode_field (ctx, st, &st->tail))
         return -1;
+    Trove__HuntState *hs = st->hs;
+    Trove__RuleState **rules;
+    size_t n_rules;
+    if (s_checkpoint_copy (ctx, st, &rules, &n_rules))
+        return -1;
+    s_states_t replayed = {&rules, &n_rules};
     s_coins_t fresh = {0};
     int rc = 0;
     for (size_t i = 0; i < hs->n_buffer && rc == 0; i++) {
         const Trove__Event *ev = hs->buffer [i]->event;
         const trove_hunt_t *v = trove_rules_effective (ctx->rules, h, ev->ts_ms);
         if (v)
-            rc = s_process (ctx, s_checkpoint_of (r), v, ev, hs->buffer [i]->accepted_us, &fresh);
+            rc = s_process (ctx, replayed, v, ev, hs->buffer [i]->accepted_us, &fresh);
     }
     if (rc == 0) {
         //  What the replay ends with is the new head.
-        hs->head = r->rules;
-        hs->n_head = r->n_rules;
+        hs->head = rules;
+        hs->n_head = n_rules;
         hs->has_head = true;
     }
     for (size_t i = 0; i < hs->n_tail && rc == 0; i++) {
@@ -343,11 +747,13 @@ s_set_folded (Trove__HuntState *hs, const Trove__Event *ev)
     hs->folded_id = ev->id;
 }
 
-//  Can ev still be placed exactly in hs? Not when it orders before an event
+//  Can ev still be placed exactly in st? Not when it orders before an event
 //  already folded into the checkpoint: the checkpoint cannot be unwound.
-static bool
-s_too_late (const Trove__HuntState *hs, const Trove__Event *ev)
+//  1 too late, 0 not, -1 unreadable or out of memory.
+static int
+s_too_late (s_ctx_t *ctx, const s_state_t *st, const Trove__Event *ev)
 {
+    const Trove__HuntState *hs = st->hs;
     if (hs->has_folded) {
         if (ev->ts_ms != hs->folded_ts)
             return ev->ts_ms < hs->folded_ts;
@@ -356,37 +762,83 @@ s_too_late (const Trove__HuntState *hs, const Trove__Event *ev)
     }
     //  A state written before folded positions were kept: whatever it has
     //  folded orders before its buffer (or at most at its newest ts).
-    if (hs->n_rules == 0)
-        return false;
-    if (hs->n_buffer == 0)
+    if (s_n_rules (st) == 0)
+        return 0;
+    if (s_n_buffer (st) == 0)
         return ev->ts_ms <= hs->max_ts;
-    return s_event_order (ev, hs->buffer [0]->event) < 0;
+    int c = s_buffered_order (ctx, st, 0, ev);
+    return c == -2 ? -1 : c > 0;
+}
+
+//  Drop the tail's coin with this id, if any: the one after it moves into
+//  its place, as in the decoded tail.
+static int
+s_tail_drop (s_state_t *st, const char *id)
+{
+    Trove__HuntState *hs = st->hs;
+    if (!st->tail.lazy) {
+        for (size_t t = 0; t < hs->n_tail; t++)
+            if (strcmp (hs->tail [t]->id, id) == 0) {
+                hs->tail [t] = hs->tail [--hs->n_tail];
+                break;
+            }
+        return 0;
+    }
+    for (size_t t = 0; t < st->tail.n; t++) {
+        const char *tid;
+        size_t tid_len;
+        if (s_slice_coin_id (st->tail.v [t], &tid, &tid_len))
+            return -1;  //  the caller decodes the tail
+        if (s_strcmp_n (tid, tid_len, id) == 0) {
+            st->tail.v [t] = st->tail.v [--st->tail.n];
+            break;
+        }
+    }
+    return 0;
 }
 
 //  Fold events that can no longer move into the checkpoint; their coins
 //  leave the tail (they are final).
 static int
-s_fold (s_ctx_t *ctx, size_t h, Trove__HuntState *hs, int64_t lateness_ms)
+s_fold (s_ctx_t *ctx, size_t h, s_state_t *st, int64_t lateness_ms)
 {
-    size_t drop = 0;
-    while (drop < hs->n_buffer
-           && (hs->buffer [drop]->event->ts_ms < hs->max_ts - lateness_ms
-               || hs->n_buffer - drop > TROVE_ENGINE_BUFFER_MAX)) {
-        const Trove__Event *ev = hs->buffer [drop]->event;
+    Trove__HuntState *hs = st->hs;
+    size_t drop = 0, n = s_n_buffer (st);
+    while (drop < n) {
+        Trove__BufferedEvent *b;
+        if (st->buffer.lazy) {
+            s_key_t key;
+            if (n - drop <= TROVE_ENGINE_BUFFER_MAX && s_slice_key (st->buffer.v [drop], &key) == 0
+                && !(key.ts < hs->max_ts - lateness_ms))
+                break;
+            b = trove__buffered_event__unpack (&ctx->arena->pb, st->buffer.v [drop].len, st->buffer.v [drop].at);
+            if (!b || !b->event)
+                return -1;
+        }
+        else
+            b = hs->buffer [drop];
+        if (!(b->event->ts_ms < hs->max_ts - lateness_ms || n - drop > TROVE_ENGINE_BUFFER_MAX))
+            break;
+        const Trove__Event *ev = b->event;
         const trove_hunt_t *v = trove_rules_effective (ctx->rules, h, ev->ts_ms);
         s_coins_t coins = {0};
-        if (v && s_process (ctx, s_checkpoint_of (hs), v, ev, hs->buffer [drop]->accepted_us, &coins))
+        if (v
+            && (s_decode_field (ctx, st, &st->rules)
+                || s_process (ctx, s_checkpoint_of (hs), v, ev, b->accepted_us, &coins)))
             return -1;
         for (size_t c = 0; c < coins.n; c++)
-            for (size_t t = 0; t < hs->n_tail; t++)
-                if (strcmp (hs->tail [t]->id, coins.v [c]->id) == 0) {
-                    hs->tail [t] = hs->tail [--hs->n_tail];
-                    break;
-                }
+            if (s_tail_drop (st, coins.v [c]->id)
+                && (s_decode_field (ctx, st, &st->tail) || s_tail_drop (st, coins.v [c]->id)))
+                return -1;
         s_set_folded (hs, ev);
         drop++;
     }
-    if (drop) {
+    if (drop && st->buffer.lazy) {
+        st->buffer.v += drop;
+        st->buffer.n -= drop;
+        st->buffer.cap -= drop;
+    }
+    else if (drop) {
         memmove (hs->buffer, hs->buffer + drop, (hs->n_buffer - drop) * sizeof *hs->buffer);
         hs->n_buffer -= drop;
     }
@@ -412,14 +864,24 @@ s_event_copy (engine_arena_t *a, const Trove__Event *src)
     return ev;
 }
 
+//  A message packed into the arena, as a slice.
 static int
-s_buffer_insert (s_ctx_t *ctx, Trove__HuntState *hs, const Trove__Event *ev, int64_t accepted_us)
+s_pack_slice (engine_arena_t *a, const ProtobufCMessage *m, s_slice_t *s)
 {
-    Trove__BufferedEvent **v =
-        engine_realloc (ctx->arena, hs->buffer, hs->n_buffer * sizeof *v, (hs->n_buffer + 1) * sizeof *v);
-    if (!v)
+    s->len = protobuf_c_message_get_packed_size (m);
+    uint8_t *buf = engine_alloc (a, s->len ? s->len : 1);
+    if (!buf)
         return -1;
-    hs->buffer = v;
+    protobuf_c_message_pack (m, buf);
+    s->at = buf;
+    return 0;
+}
+
+//  Put ev in its place in the buffer. at_end: it orders after every
+//  buffered event (a packed buffer gets it packed, at its end).
+static int
+s_buffer_insert (s_ctx_t *ctx, s_state_t *st, const Trove__Event *ev, int64_t accepted_us, bool at_end)
+{
     Trove__BufferedEvent *b = engine_alloc (ctx->arena, sizeof *b);
     if (!b)
         return -1;
@@ -427,12 +889,51 @@ s_buffer_insert (s_ctx_t *ctx, Trove__HuntState *hs, const Trove__Event *ev, int
     b->accepted_us = accepted_us;
     if (!(b->event = s_event_copy (ctx->arena, ev)))
         return -1;
+    if (st->buffer.lazy && at_end) {
+        s_slice_t s;
+        return s_pack_slice (ctx->arena, &b->base, &s) || s_slice_push (ctx->arena, &st->buffer, s.at, s.len) ? -1
+                                                                                                              : 0;
+    }
+    if (s_decode_field (ctx, st, &st->buffer))
+        return -1;
+    Trove__HuntState *hs = st->hs;
+    Trove__BufferedEvent **v =
+        engine_realloc (ctx->arena, hs->buffer, hs->n_buffer * sizeof *v, (hs->n_buffer + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    hs->buffer = v;
     size_t at = hs->n_buffer;
     while (at > 0 && s_event_order (hs->buffer [at - 1]->event, ev) > 0)
         at--;
     memmove (hs->buffer + at + 1, hs->buffer + at, (hs->n_buffer - at) * sizeof *hs->buffer);
     hs->buffer [at] = b;
     hs->n_buffer++;
+    return 0;
+}
+
+//  Append coins to the tail.
+static int
+s_tail_append (s_ctx_t *ctx, s_state_t *st, const s_coins_t *coins)
+{
+    Trove__HuntState *hs = st->hs;
+    if (st->tail.lazy) {
+        for (size_t i = 0; i < coins->n; i++) {
+            s_slice_t s;
+            if (s_pack_slice (ctx->arena, &coins->v [i]->base, &s)
+                || s_slice_push (ctx->arena, &st->tail, s.at, s.len))
+                return -1;
+        }
+        return 0;
+    }
+    if (!coins->n)
+        return 0;
+    Trove__Coin **bigger =
+        engine_realloc (ctx->arena, hs->tail, hs->n_tail * sizeof *bigger, (hs->n_tail + coins->n) * sizeof *bigger);
+    if (!bigger)
+        return -1;
+    memcpy (bigger + hs->n_tail, coins->v, coins->n * sizeof *bigger);
+    hs->tail = bigger;
+    hs->n_tail += coins->n;
     return 0;
 }
 
@@ -446,50 +947,45 @@ s_emit_all (s_ctx_t *ctx, s_coins_t *coins)
     return 0;
 }
 
-//  The stateful part of one hunt for one event, from the hunt's state hs.
+//  The stateful part of one hunt for one event, from the hunt's state st.
 //  The caller checked that ev is not too late for it.
 static int
 s_score_stateful (s_ctx_t *ctx, const trove_store_t *store, size_t h, const trove_hunt_t *v,
-                  const Trove__Event *ev, int64_t accepted_us, Trove__HuntState *hs)
+                  const Trove__Event *ev, int64_t accepted_us, s_state_t *st)
 {
+    Trove__HuntState *hs = st->hs;
     int rc = 0;
-    bool fresh = hs->n_rules == 0 && hs->n_buffer == 0 && hs->max_ts == 0;
-    if ((fresh || hs->has_head)
-        && (hs->n_buffer == 0 || s_event_order (hs->buffer [hs->n_buffer - 1]->event, ev) < 0)) {
+    size_t n = s_n_buffer (st);
+    bool fresh = s_n_rules (st) == 0 && n == 0 && hs->max_ts == 0;
+    int last = n ? s_buffered_order (ctx, st, n - 1, ev) : -1;
+    if (last == -2)
+        return -1;
+    if ((fresh || hs->has_head) && last < 0) {
         //  In order (the common case): the buffer's replay would end in the
         //  head, so only this event is new. Append it and go on from there.
-        rc = s_buffer_insert (ctx, hs, ev, accepted_us);
+        rc = s_buffer_insert (ctx, st, ev, accepted_us, true);
         s_coins_t coins = {0};
         if (rc == 0)
             rc = s_process (ctx, s_head_of (hs), v, ev, accepted_us, &coins);
         hs->has_head = true;
         if (rc == 0)
             rc = s_emit_all (ctx, &coins);
-        if (rc == 0 && coins.n) {
-            Trove__Coin **bigger = engine_realloc (ctx->arena, hs->tail, hs->n_tail * sizeof *bigger,
-                                                   (hs->n_tail + coins.n) * sizeof *bigger);
-            if (!bigger)
-                rc = -1;
-            else {
-                memcpy (bigger + hs->n_tail, coins.v, coins.n * sizeof *bigger);
-                hs->tail = bigger;
-                hs->n_tail += coins.n;
-            }
-        }
+        if (rc == 0)
+            rc = s_tail_append (ctx, st, &coins);
         if (ev->ts_ms > hs->max_ts || fresh)
             hs->max_ts = ev->ts_ms;
     }
     else {
-        rc = s_buffer_insert (ctx, hs, ev, accepted_us);
+        rc = s_buffer_insert (ctx, st, ev, accepted_us, last < 0);
         if (fresh || ev->ts_ms > hs->max_ts)
             hs->max_ts = ev->ts_ms;
         if (rc == 0)
-            rc = s_replay (ctx, h, hs, ev, trove_strerror (TROVE_REASON_RESCORED));
+            rc = s_replay (ctx, h, st, ev, trove_strerror (TROVE_REASON_RESCORED));
     }
     if (rc == 0)
-        rc = s_fold (ctx, h, hs, v->lateness_ms);
+        rc = s_fold (ctx, h, st, v->lateness_ms);
     if (rc == 0)
-        rc = s_state_save (ctx, store, hs);
+        rc = s_state_save (ctx, store, st);
     return rc;
 }
 
@@ -505,17 +1001,17 @@ s_undo (s_ctx_t *ctx, const trove_store_t *store, const char *source, const char
             return -1;
         if (got)
             continue;
-        Trove__HuntState *hs = s_state_decode (ctx, data, size);
-        if (!hs)
+        s_state_t st;
+        if (s_state_decode (ctx, data, size, &st) || s_decode_field (ctx, &st, &st.buffer))
             return -1;
+        Trove__HuntState *hs = st.hs;
         for (size_t i = 0; i < hs->n_buffer; i++) {
             const Trove__Event *b = hs->buffer [i]->event;
             if (strcmp (b->source, source) || strcmp (b->id, id))
                 continue;
             memmove (hs->buffer + i, hs->buffer + i + 1, (hs->n_buffer - i - 1) * sizeof *hs->buffer);
             hs->n_buffer--;
-            if (s_replay (ctx, h, hs, NULL, trove_strerror (TROVE_REASON_UNDO))
-                || s_state_save (ctx, store, hs))
+            if (s_replay (ctx, h, &st, NULL, trove_strerror (TROVE_REASON_UNDO)) || s_state_save (ctx, store, &st))
                 return -1;
             break;
         }
@@ -602,7 +1098,7 @@ s_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t accepted_us
     //  one of them has folded, nothing is changed and the caller re-derives
     //  the user (exact for any lateness). Each state is read once.
     size_t nh = trove_rules_hunts (rules);
-    Trove__HuntState **states = engine_alloc (&arena, (nh ? nh : 1) * sizeof *states);
+    s_state_t *states = engine_alloc (&arena, (nh ? nh : 1) * sizeof *states);
     if (!states) {
         engine_arena_release (&arena);
         return -1;
@@ -613,11 +1109,10 @@ s_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t accepted_us
         const trove_hunt_t *v = trove_rules_effective (rules, h, ev->ts_ms);
         if (!v || !v->stateful || !s_matches_stateful (v, ev))
             continue;
-        int lrc;
-        if (!(states [h] = s_state_load (&ctx, store, v->hunt, &lrc)))
+        if (s_state_load (&ctx, store, v->hunt, &states [h]))
             rc = -1;
-        else if (s_too_late (states [h], ev))
-            rc = 1;
+        else
+            rc = s_too_late (&ctx, &states [h], ev);
     }
     for (size_t h = 0; h < nh && rc == 0; h++) {
         const trove_hunt_t *v = trove_rules_effective (rules, h, ev->ts_ms);
@@ -652,8 +1147,8 @@ s_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t accepted_us
             if (emit (arg, &ch))
                 rc = -1;
         }
-        if (rc == 0 && states [h])
-            rc = s_score_stateful (&ctx, store, h, v, ev, accepted_us, states [h]);
+        if (rc == 0 && states [h].hs)
+            rc = s_score_stateful (&ctx, store, h, v, ev, accepted_us, &states [h]);
     }
     engine_arena_release (&arena);
     return rc;

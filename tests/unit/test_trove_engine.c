@@ -1,6 +1,7 @@
 /*  Tests for trove_engine: every rule kind with exact coin ids and values,
-    event time (DST days, lateness), undo, versions, and the property that
-    any arrival order within lateness converges to event-time order. */
+    event time (DST days, lateness), undo, versions, the property that
+    any arrival order within lateness converges to event-time order, and
+    the stored state's encoding. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -557,6 +558,145 @@ test_property_arrival_order_within_lateness (void **state)
     s_model_destroy (&m);
 }
 
+//  --------------------------------------------------------------------------
+//  Stored state. The engine writes a state without unpacking all of it
+//  (what did not change is copied as it was stored): the bytes must be what
+//  protobuf-c packs for the same state, and states in other valid
+//  encodings (an unknown field, fields out of order) must still be read.
+
+//  n events of user u in arrival order (within lateness), as specs.
+static int
+s_gen_round (unsigned *seed, s_gen_t *gen)
+{
+    const char *types [] = {"a", "b", "c", "x"};
+    int n = 20 + rand_r (seed) % 40;
+    int64_t ts = 1777600000000LL + (int64_t) (rand_r (seed) % 86400) * 1000;
+    for (int i = 0; i < n; i++) {
+        int gap = rand_r (seed) % 10;
+        ts += gap < 7 ? (rand_r (seed) % 120) * 1000 : gap < 9 ? (rand_r (seed) % 7200) * 1000 : 86400000;
+        char when [40];
+        trove_format_rfc3339 (ts, when, sizeof when);
+        snprintf (gen [i].spec, sizeof gen [i].spec, "%s e%02d u %s %s z=%d", rand_r (seed) % 2 ? "web" : "app",
+                  i, types [rand_r (seed) % 4], when, rand_r (seed) % 3);
+        gen [i].ts = ts;
+        gen [i].arrival = (double) ts + (double) (rand_r (seed) % (10 * 60000));
+    }
+    qsort (gen, (size_t) n, sizeof gen [0], s_by_arrival);
+    return n;
+}
+
+//  The stored state of (u, h), or NULL (size 0) when none.
+static const uint8_t *
+s_stored (s_model_t *m, size_t *size_p)
+{
+    trove_store_t store = trove_memstore_store (m->mem);
+    const void *data;
+    if (store.get (store.arg, "u", "h", &data, size_p) != 0) {
+        *size_p = 0;
+        return NULL;
+    }
+    return data;
+}
+
+static void
+test_state_bytes_are_what_protobuf_c_packs (void **state)
+{
+    (void) state;
+    s_model_t m;
+    s_model_init (&m, s_all_kinds);
+    unsigned seed = 777;
+    size_t checked = 0;
+    for (int round = 0; round < 40; round++) {
+        s_model_reset (&m);
+        s_gen_t gen [60];
+        int n = s_gen_round (&seed, gen);
+        for (int i = 0; i < n; i++) {
+            s_send (&m, gen [i].spec);
+            size_t size;
+            const uint8_t *data = s_stored (&m, &size);
+            if (!data)
+                continue;
+            Trove__HuntState *hs = trove__hunt_state__unpack (NULL, size, data);
+            assert_non_null (hs);
+            size_t again = trove__hunt_state__get_packed_size (hs);
+            uint8_t *buf = malloc (again ? again : 1);
+            assert_non_null (buf);
+            trove__hunt_state__pack (hs, buf);
+            assert_int_equal (again, size);
+            assert_memory_equal (buf, data, size);
+            free (buf);
+            trove__hunt_state__free_unpacked (hs, NULL);
+            checked++;
+        }
+    }
+    print_message ("%zu stored states packed as protobuf-c packs them\n", checked);
+    s_model_destroy (&m);
+}
+
+//  Rewrite the stored state of (u, h): 0 appends an unknown field (number
+//  20, a varint: the engine unpacks such a state whole), 1 moves the hunt's
+//  name (field 1) to the end (still read field by field).
+static void
+s_rewrite (s_model_t *m, int how)
+{
+    size_t size;
+    const uint8_t *data = s_stored (m, &size);
+    if (!data)
+        return;
+    uint8_t out [16384];
+    assert_true (size + 3 <= sizeof out);
+    size_t n = 0;
+    if (how == 0) {
+        memcpy (out, data, size);
+        n = size;
+        out [n++] = 0xa0;  //  field 20, varint
+        out [n++] = 0x01;
+        out [n++] = 0x07;
+    }
+    else {
+        if (data [0] != 0x0a)
+            return;  //  moved already (the last event left the state as it was)
+        size_t first = 2 + data [1];
+        memcpy (out, data + first, size - first);
+        memcpy (out + size - first, data, first);
+        n = size;
+    }
+    trove_store_t store = trove_memstore_store (m->mem);
+    assert_int_equal (store.put (store.arg, "u", "h", out, n), 0);
+}
+
+static void
+test_state_in_other_encodings_is_read (void **state)
+{
+    (void) state;
+    s_model_t plain, odd;
+    s_model_init (&plain, s_all_kinds);
+    s_model_init (&odd, s_all_kinds);
+    unsigned seed = 4242;
+    for (int round = 0; round < 40; round++) {
+        s_model_reset (&plain);
+        s_model_reset (&odd);
+        s_gen_t gen [60];
+        int n = s_gen_round (&seed, gen);
+        for (int i = 0; i < n; i++) {
+            s_send (&plain, gen [i].spec);
+            s_rewrite (&odd, (round + i) % 2);
+            s_send (&odd, gen [i].spec);
+        }
+        //  The same changes in the same order, so the same coins.
+        assert_int_equal (odd.mints, plain.mints);
+        assert_int_equal (odd.revokes, plain.revokes);
+        assert_int_equal (odd.ncoins, plain.ncoins);
+        for (size_t c = 0; c < plain.ncoins; c++) {
+            assert_string_equal (odd.coins [c].id, plain.coins [c].id);
+            assert_int_equal (odd.coins [c].live, plain.coins [c].live);
+            assert_string_equal (odd.coins [c].refs, plain.coins [c].refs);
+        }
+    }
+    s_model_destroy (&plain);
+    s_model_destroy (&odd);
+}
+
 static int
 s_count_change (void *arg, const trove_change_t *ch)
 {
@@ -613,6 +753,8 @@ main (void)
         cmocka_unit_test (test_versions_apply_by_event_time),
         cmocka_unit_test (test_property_arrival_order_within_lateness),
         cmocka_unit_test (test_state_is_bounded),
+        cmocka_unit_test (test_state_bytes_are_what_protobuf_c_packs),
+        cmocka_unit_test (test_state_in_other_encodings_is_read),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
