@@ -89,149 +89,33 @@ s_emit (s_ctx_t *ctx, const Trove__Coin *c, bool revoke, const char *reason)
 }
 
 //  --------------------------------------------------------------------------
-//  Rule state
+//  Packed fields
 
-//  A list of rule states: a state's checkpoint or its head.
-typedef struct {
-    Trove__RuleState ***v;
-    size_t *n;
-} s_states_t;
-
-static s_states_t
-s_checkpoint_of (Trove__HuntState *hs)
-{
-    return (s_states_t){&hs->rules, &hs->n_rules};
-}
-
-static s_states_t
-s_head_of (Trove__HuntState *hs)
-{
-    return (s_states_t){&hs->head, &hs->n_head};
-}
-
-//  The state of rule r in hs, created (or reset when the rule changed kind).
-static Trove__RuleState *
-s_rule_state (engine_arena_t *a, s_states_t *st, const trove_rule_t *r)
-{
-    for (size_t i = 0; i < *st->n; i++) {
-        Trove__RuleState *rs = (*st->v) [i];
-        if (strcmp (rs->rule, r->id) == 0) {
-            if (rs->kind == (uint32_t) r->kind)
-                return rs;
-            (*st->v) [i] = (*st->v) [--*st->n];
-            break;
-        }
-    }
-    Trove__RuleState **v = engine_realloc (a, *st->v, *st->n * sizeof *v, (*st->n + 1) * sizeof *v);
-    if (!v)
-        return NULL;
-    *st->v = v;
-    Trove__RuleState *rs = engine_alloc (a, sizeof *rs);
-    if (!rs)
-        return NULL;
-    trove__rule_state__init (rs);
-    rs->kind = (uint32_t) r->kind;
-    rs->rule = r->id;  //  never changed, and the rules outlive the call
-    (*st->v) [(*st->n)++] = rs;
-    return rs;
-}
-
-//  Apply one event to the rule states of hs under version v; the coins it
-//  earns are appended to out. Returns 0 or -1 (out of memory).
-static int
-s_process (s_ctx_t *ctx, s_states_t st, const trove_hunt_t *v, const Trove__Event *ev, int64_t accepted_us,
-           s_coins_t *out)
-{
-    //  In the arena, not on the stack: rule states and coins keep it (refs
-    //  are shared, never changed); ev's strings live as long as the arena.
-    Trove__EventRef *self_ref = engine_alloc (ctx->arena, sizeof *self_ref);
-    Trove__EventRef **self_refs = engine_alloc (ctx->arena, sizeof *self_refs);
-    if (!self_ref || !self_refs)
-        return -1;
-    trove__event_ref__init (self_ref);
-    self_ref->source = ev->source;
-    self_ref->id = ev->id;
-    self_refs [0] = self_ref;
-    engine_step_t step = {ctx->user, v, NULL, ev, accepted_us, self_refs, ctx->arena};
-    for (size_t i = 0; i < v->nrules; i++) {
-        const trove_rule_t *r = &v->rules [i];
-        if (!trove_rule_stateful (r))
-            continue;
-        const engine_kind_t *kind = engine_kind (r->kind);
-        if (!kind->own_match && !trove_match (&r->match, ev))
-            continue;
-        Trove__RuleState *rs = s_rule_state (ctx->arena, &st, r);
-        if (!rs)
-            return -1;
-        Trove__Coin *coin = NULL;
-        step.r = r;
-        if (kind->step (&step, rs, &coin))
-            return -1;
-        if (coin && s_coins_push (ctx->arena, out, coin))
-            return -1;
-    }
-    return 0;
-}
-
-//  Does the event match a stateful rule of v (so it belongs in the buffer)?
-static bool
-s_matches_stateful (const trove_hunt_t *v, const Trove__Event *ev)
-{
-    for (size_t i = 0; i < v->nrules; i++) {
-        const trove_rule_t *r = &v->rules [i];
-        if (!trove_rule_stateful (r))
-            continue;
-        if (r->kind == TROVE_KIND_SEQUENCE) {
-            for (size_t j = 0; j < r->nsteps; j++)
-                if (trove_match (&r->steps [j], ev))
-                    return true;
-        }
-        else if (trove_match (&r->match, ev))
-            return true;
-    }
-    return false;
-}
-
-//  --------------------------------------------------------------------------
-//  Hunt state: load, replay, fold, save
-//
-//  A stored state is not unpacked whole. Its checkpoint, buffer and tail
-//  (fields 3, 4 and 5) stay packed, as slices of the stored bytes, until
-//  something needs them decoded: an in-order event only reads the order
-//  key of the last buffered event and changes the head, so it appends its
-//  own packed event (and coins) and writes the other slices back as they
-//  were. A replay (late event, undo) decodes the buffer and tail, a fold
-//  the checkpoint and the events it folds. The bytes written are exactly
-//  what protobuf-c packs for the same state (fields in number order, proto3
-//  defaults left out), so the format on disk does not change.
-
-static int
-s_event_order (const Trove__Event *a, const Trove__Event *b)
-{
-    if (a->ts_ms != b->ts_ms)
-        return a->ts_ms < b->ts_ms ? -1 : 1;
-    int c = strcmp (a->source, b->source);
-    return c ? c : strcmp (a->id, b->id);
-}
-
-//  One packed element of a repeated field.
+//  One element of a repeated field: packed (a slice of the stored bytes,
+//  or of bytes packed in the arena) until decoded into msg, which is then
+//  the truth.
 typedef struct {
     const uint8_t *at;
     size_t len;
+    void *msg;
 } s_slice_t;
 
-//  A repeated message field: packed slices while lazy, else decoded in the
-//  HuntState (whose array for it is then the truth).
+//  A repeated message field. Rule states (checkpoint, head) are decoded
+//  one by one, when an event touches their rule. The buffer and the tail
+//  are packed slices while lazy, else decoded in the HuntState (whose
+//  array for them is then the truth).
 typedef struct {
     bool lazy;
     s_slice_t *v;
     size_t n, cap;
 } s_packed_t;
 
-//  A working state: the decoded part and the fields still packed.
+//  A working state: the decoded part and the fields kept packed (unknown:
+//  whole top-level fields the engine does not know, written back after the
+//  others as protobuf-c does).
 typedef struct {
     Trove__HuntState *hs;
-    s_packed_t rules, buffer, tail;
+    s_packed_t rules, head, buffer, tail, unknown;
 } s_state_t;
 
 //  Where an event orders, read from its packed form: strings are not
@@ -253,7 +137,7 @@ s_slice_push (engine_arena_t *a, s_packed_t *f, const uint8_t *at, size_t len)
         f->v = v;
         f->cap = cap;
     }
-    f->v [f->n++] = (s_slice_t){at, len};
+    f->v [f->n++] = (s_slice_t){at, len, NULL};
     return 0;
 }
 
@@ -307,6 +191,180 @@ s_field (const uint8_t **p, const uint8_t *end, uint32_t *number, unsigned *wire
     return 0;
 }
 
+//  A message packed into the arena, as a slice.
+static int
+s_pack_slice (engine_arena_t *a, const ProtobufCMessage *m, s_slice_t *s)
+{
+    s->len = protobuf_c_message_get_packed_size (m);
+    uint8_t *buf = engine_alloc (a, s->len ? s->len : 1);
+    if (!buf)
+        return -1;
+    protobuf_c_message_pack (m, buf);
+    s->at = buf;
+    return 0;
+}
+
+//  strcmp of a packed string with a C string.
+static int
+s_strcmp_n (const char *a, size_t alen, const char *b)
+{
+    size_t blen = strlen (b);
+    int c = memcmp (a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
+
+//  --------------------------------------------------------------------------
+//  Rule state
+
+//  The rule name and kind of a packed RuleState: 0, or -1 when not in the
+//  plain form the engine writes (the caller decodes it instead).
+static int
+s_slice_rule (s_slice_t s, const char **rule, size_t *rule_len, uint32_t *kind)
+{
+    const uint8_t *p = s.at, *end = s.at + s.len, *data;
+    uint64_t len;
+    uint32_t number;
+    unsigned wire;
+    bool seen [3] = {false};
+    *rule = "";
+    *rule_len = 0;
+    *kind = 0;
+    while (p < end) {
+        if (s_field (&p, end, &number, &wire, &data, &len))
+            return -1;
+        if (number == 1 || number == 2) {
+            if (seen [number] || wire != (number == 1 ? 2u : 0u))
+                return -1;
+            seen [number] = true;
+        }
+        if (number == 1)
+            *rule = (const char *) data, *rule_len = strnlen ((const char *) data, len);
+        else if (number == 2)
+            *kind = (uint32_t) len;
+    }
+    return 0;
+}
+
+//  The state of rule r in the list (a checkpoint or a head), decoded; created
+//  (or reset when the rule changed kind). NULL when out of memory or the
+//  state is unreadable.
+static Trove__RuleState *
+s_rule_state (engine_arena_t *a, s_packed_t *st, const trove_rule_t *r)
+{
+    for (size_t i = 0; i < st->n; i++) {
+        s_slice_t *e = &st->v [i];
+        Trove__RuleState *rs = e->msg;
+        if (!rs) {
+            const char *name;
+            size_t name_len;
+            uint32_t kind;
+            if (s_slice_rule (*e, &name, &name_len, &kind) == 0) {
+                if (s_strcmp_n (name, name_len, r->id))
+                    continue;  //  another rule's: stays packed
+                if (kind != (uint32_t) r->kind) {
+                    st->v [i] = st->v [--st->n];
+                    break;
+                }
+            }
+            if (!(rs = e->msg = trove__rule_state__unpack (&a->pb, e->len, e->at)))
+                return NULL;
+        }
+        if (strcmp (rs->rule, r->id))
+            continue;
+        if (rs->kind == (uint32_t) r->kind)
+            return rs;
+        st->v [i] = st->v [--st->n];
+        break;
+    }
+    Trove__RuleState *rs = engine_alloc (a, sizeof *rs);
+    if (!rs || s_slice_push (a, st, NULL, 0))
+        return NULL;
+    trove__rule_state__init (rs);
+    rs->kind = (uint32_t) r->kind;
+    rs->rule = r->id;  //  never changed, and the rules outlive the call
+    st->v [st->n - 1].msg = rs;
+    return rs;
+}
+
+//  Apply one event to the rule states st under version v; the coins it
+//  earns are appended to out. Returns 0 or -1 (out of memory).
+static int
+s_process (s_ctx_t *ctx, s_packed_t *st, const trove_hunt_t *v, const Trove__Event *ev, int64_t accepted_us,
+           s_coins_t *out)
+{
+    //  In the arena, not on the stack: rule states and coins keep it (refs
+    //  are shared, never changed); ev's strings live as long as the arena.
+    Trove__EventRef *self_ref = engine_alloc (ctx->arena, sizeof *self_ref);
+    Trove__EventRef **self_refs = engine_alloc (ctx->arena, sizeof *self_refs);
+    if (!self_ref || !self_refs)
+        return -1;
+    trove__event_ref__init (self_ref);
+    self_ref->source = ev->source;
+    self_ref->id = ev->id;
+    self_refs [0] = self_ref;
+    engine_step_t step = {ctx->user, v, NULL, ev, accepted_us, self_refs, ctx->arena};
+    for (size_t i = 0; i < v->nrules; i++) {
+        const trove_rule_t *r = &v->rules [i];
+        if (!trove_rule_stateful (r))
+            continue;
+        const engine_kind_t *kind = engine_kind (r->kind);
+        if (!kind->own_match && !trove_match (&r->match, ev))
+            continue;
+        Trove__RuleState *rs = s_rule_state (ctx->arena, st, r);
+        if (!rs)
+            return -1;
+        Trove__Coin *coin = NULL;
+        step.r = r;
+        if (kind->step (&step, rs, &coin))
+            return -1;
+        if (coin && s_coins_push (ctx->arena, out, coin))
+            return -1;
+    }
+    return 0;
+}
+
+//  Does the event match a stateful rule of v (so it belongs in the buffer)?
+static bool
+s_matches_stateful (const trove_hunt_t *v, const Trove__Event *ev)
+{
+    for (size_t i = 0; i < v->nrules; i++) {
+        const trove_rule_t *r = &v->rules [i];
+        if (!trove_rule_stateful (r))
+            continue;
+        if (r->kind == TROVE_KIND_SEQUENCE) {
+            for (size_t j = 0; j < r->nsteps; j++)
+                if (trove_match (&r->steps [j], ev))
+                    return true;
+        }
+        else if (trove_match (&r->match, ev))
+            return true;
+    }
+    return false;
+}
+
+//  --------------------------------------------------------------------------
+//  Hunt state: load, replay, fold, save
+//
+//  A stored state is not unpacked whole. Its checkpoint, buffer, tail and
+//  head (fields 3 to 6) stay packed, as slices of the stored bytes, until
+//  something needs them decoded: an in-order event only reads the order
+//  key of the last buffered event and decodes the head's states of the
+//  rules it matches, so it appends its own packed event (and coins) and
+//  writes every other slice back as it was. A fold decodes the events it
+//  folds and the checkpoint's states they touch, a replay (late event,
+//  undo) the buffer and tail. The bytes written are exactly what protobuf-c
+//  packs for the same state (fields in number order, proto3 defaults left
+//  out, unknown fields last), so the format on disk does not change.
+
+static int
+s_event_order (const Trove__Event *a, const Trove__Event *b)
+{
+    if (a->ts_ms != b->ts_ms)
+        return a->ts_ms < b->ts_ms ? -1 : 1;
+    int c = strcmp (a->source, b->source);
+    return c ? c : strcmp (a->id, b->id);
+}
+
 //  The order key of a packed BufferedEvent: 0, or -1 when it is not in the
 //  plain form the engine writes (the caller decodes it instead).
 static int
@@ -348,15 +406,6 @@ s_slice_key (s_slice_t s, s_key_t *key)
     return 0;
 }
 
-//  strcmp of a packed string with a C string.
-static int
-s_strcmp_n (const char *a, size_t alen, const char *b)
-{
-    size_t blen = strlen (b);
-    int c = memcmp (a, b, alen < blen ? alen : blen);
-    return c ? c : (alen > blen) - (alen < blen);
-}
-
 //  s_event_order (key's event, ev).
 static int
 s_key_order (const s_key_t *key, const Trove__Event *ev)
@@ -392,7 +441,7 @@ s_slice_coin_id (s_slice_t s, const char **id, size_t *id_len)
     return 0;
 }
 
-//  Decode a lazy field into the HuntState (each element in the arena).
+//  Decode the lazy buffer or tail into the HuntState (in the arena).
 static int
 s_decode_field (s_ctx_t *ctx, s_state_t *st, s_packed_t *f)
 {
@@ -401,28 +450,19 @@ s_decode_field (s_ctx_t *ctx, s_state_t *st, s_packed_t *f)
     void **v = engine_alloc (ctx->arena, (f->n ? f->n : 1) * sizeof *v);
     if (!v)
         return -1;
-    const ProtobufCMessageDescriptor *d = f == &st->rules ? &trove__rule_state__descriptor
-                                        : f == &st->buffer ? &trove__buffered_event__descriptor
-                                                           : &trove__coin__descriptor;
+    const ProtobufCMessageDescriptor *d =
+        f == &st->buffer ? &trove__buffered_event__descriptor : &trove__coin__descriptor;
     for (size_t i = 0; i < f->n; i++)
         if (!(v [i] = protobuf_c_message_unpack (d, &ctx->arena->pb, f->v [i].len, f->v [i].at)))
             return -1;
     Trove__HuntState *hs = st->hs;
-    if (f == &st->rules)
-        hs->rules = (Trove__RuleState **) v, hs->n_rules = f->n;
-    else if (f == &st->buffer)
+    if (f == &st->buffer)
         hs->buffer = (Trove__BufferedEvent **) v, hs->n_buffer = f->n;
     else
         hs->tail = (Trove__Coin **) v, hs->n_tail = f->n;
     f->lazy = false;
     f->n = 0;
     return 0;
-}
-
-static size_t
-s_n_rules (const s_state_t *st)
-{
-    return st->rules.lazy ? st->rules.n : st->hs->n_rules;
 }
 
 static size_t
@@ -448,50 +488,62 @@ s_buffered_order (s_ctx_t *ctx, const s_state_t *st, size_t i, const Trove__Even
 
 //  Split a stored state (copied into the arena: the store's bytes are
 //  borrowed only until its next call) into its packed fields and the rest,
-//  which is unpacked. Anything unexpected at the top level (an unknown
-//  field, a wire type the engine does not write) is left to protobuf-c: the
-//  whole state is then unpacked.
+//  which is unpacked. Bytes this reading refuses are left to protobuf-c:
+//  when it reads them, they are packed again its way and split again.
 static int
 s_state_decode (s_ctx_t *ctx, const void *stored, size_t size, s_state_t *st)
 {
-    memset (st, 0, sizeof *st);
     uint8_t *data = engine_alloc (ctx->arena, size ? size : 1);
-    uint8_t *rest = engine_alloc (ctx->arena, size ? size : 1);
-    if (!data || !rest)
+    if (!data)
         return -1;
     if (size)
         memcpy (data, stored, size);
-    size_t nrest = 0;
-    bool plain = true;
-    st->rules.lazy = st->buffer.lazy = st->tail.lazy = true;
-    for (const uint8_t *p = data, *end = data + size; p < end && plain;) {
-        const uint8_t *start = p, *field;
-        uint64_t len;
-        uint32_t number;
-        unsigned wire;
-        if (s_field (&p, end, &number, &wire, &field, &len) || number > 11) {
-            plain = false;
-            break;
-        }
-        if (number >= 3 && number <= 5) {
-            s_packed_t *f = number == 3 ? &st->rules : number == 4 ? &st->buffer : &st->tail;
-            if (wire != 2)
-                plain = false;
-            else if (s_slice_push (ctx->arena, f, field, (size_t) len))
-                return -1;
-        }
-        else {
-            memcpy (rest + nrest, start, (size_t) (p - start));
-            nrest += (size_t) (p - start);
-        }
-    }
-    if (!plain) {
+    for (int pass = 0; pass < 2; pass++) {
         memset (st, 0, sizeof *st);
-        st->hs = trove__hunt_state__unpack (&ctx->arena->pb, size, data);
+        uint8_t *rest = engine_alloc (ctx->arena, size ? size : 1);
+        if (!rest)
+            return -1;
+        size_t nrest = 0;
+        bool plain = true;
+        st->buffer.lazy = st->tail.lazy = true;
+        for (const uint8_t *p = data, *end = data + size; p < end && plain;) {
+            const uint8_t *start = p, *field;
+            uint64_t len;
+            uint32_t number;
+            unsigned wire;
+            if (s_field (&p, end, &number, &wire, &field, &len)) {
+                plain = false;
+                break;
+            }
+            s_packed_t *f = number == 3 ? &st->rules
+                          : number == 4 ? &st->buffer
+                          : number == 5 ? &st->tail
+                          : number == 6 ? &st->head
+                                        : NULL;
+            if (f && wire != 2)
+                plain = false;
+            else if (f && s_slice_push (ctx->arena, f, field, (size_t) len))
+                return -1;
+            else if (!f && number > 11 && s_slice_push (ctx->arena, &st->unknown, start, (size_t) (p - start)))
+                return -1;
+            else if (!f && number <= 11) {
+                memcpy (rest + nrest, start, (size_t) (p - start));
+                nrest += (size_t) (p - start);
+            }
+        }
+        if (plain)
+            return (st->hs = trove__hunt_state__unpack (&ctx->arena->pb, nrest, rest)) ? 0 : -1;
+        if (pass == 1)
+            break;
+        Trove__HuntState *whole = trove__hunt_state__unpack (&ctx->arena->pb, size, data);
+        if (!whole)
+            return -1;  //  unreadable
+        size = trove__hunt_state__get_packed_size (whole);
+        if (!(data = engine_alloc (ctx->arena, size ? size : 1)))
+            return -1;
+        trove__hunt_state__pack (whole, data);
     }
-    else
-        st->hs = trove__hunt_state__unpack (&ctx->arena->pb, nrest, rest);
-    return st->hs ? 0 : -1;
+    return -1;
 }
 
 //  0 with *st loaded (a fresh state when the store has none), or -1 when
@@ -544,30 +596,32 @@ s_put_bytes (uint8_t *p, uint8_t tag, const void *data, size_t len)
     return p + len;
 }
 
-//  The bytes of one repeated field (tag: field number << 3 | 2), from its
-//  slices or its decoded messages; sizes: the decoded messages' packed
-//  sizes, filled when p is NULL (the sizing pass).
+//  The bytes of one repeated field (tag: field number << 3 | 2): with msgs
+//  NULL the elements of f (packed slices, or decoded messages), else the n
+//  decoded messages. sizes: the decoded messages' packed sizes, filled
+//  when *p is NULL (the sizing pass).
 static size_t
 s_put_field (uint8_t **p, uint8_t tag, const s_packed_t *f, ProtobufCMessage *const *msgs, size_t n,
              size_t *sizes)
 {
     size_t total = 0;
-    if (f->lazy) {
-        for (size_t i = 0; i < f->n; i++) {
+    if (!msgs)
+        n = f->n;
+    for (size_t i = 0; i < n; i++) {
+        const ProtobufCMessage *m = msgs ? msgs [i] : f->v [i].msg;
+        if (!m) {
             total += 1 + s_varint_size (f->v [i].len) + f->v [i].len;
             if (*p)
                 *p = s_put_bytes (*p, tag, f->v [i].at, f->v [i].len);
+            continue;
         }
-        return total;
-    }
-    for (size_t i = 0; i < n; i++) {
         if (!*p)
-            sizes [i] = protobuf_c_message_get_packed_size (msgs [i]);
+            sizes [i] = protobuf_c_message_get_packed_size (m);
         total += 1 + s_varint_size (sizes [i]) + sizes [i];
         if (*p) {
             *(*p)++ = tag;
             *p = s_put_varint (*p, sizes [i]);
-            *p += protobuf_c_message_pack (msgs [i], *p);
+            *p += protobuf_c_message_pack (m, *p);
         }
     }
     return total;
@@ -578,15 +632,6 @@ static int
 s_state_save (s_ctx_t *ctx, const trove_store_t *store, s_state_t *st)
 {
     Trove__HuntState *hs = st->hs;
-    if (!st->rules.lazy && !st->buffer.lazy && !st->tail.lazy) {
-        //  All decoded (a state protobuf-c unpacked whole): it packs it.
-        size_t size = trove__hunt_state__get_packed_size (hs);
-        uint8_t *buf = engine_alloc (ctx->arena, size ? size : 1);
-        if (!buf)
-            return -1;
-        trove__hunt_state__pack (hs, buf);
-        return store->put (store->arg, ctx->user, hs->hunt, buf, size);
-    }
     //  Field by field in number order, as protobuf-c does.
     struct {
         uint8_t tag;
@@ -595,10 +640,10 @@ s_state_save (s_ctx_t *ctx, const trove_store_t *store, s_state_t *st)
         size_t n;
         size_t *sizes;
     } rep [4] = {
-        {0x1a, &st->rules, (ProtobufCMessage *const *) hs->rules, hs->n_rules, NULL},
-        {0x22, &st->buffer, (ProtobufCMessage *const *) hs->buffer, hs->n_buffer, NULL},
-        {0x2a, &st->tail, (ProtobufCMessage *const *) hs->tail, hs->n_tail, NULL},
-        {0x32, &(s_packed_t){0}, (ProtobufCMessage *const *) hs->head, hs->n_head, NULL},
+        {0x1a, &st->rules, NULL, 0, NULL},
+        {0x22, &st->buffer, st->buffer.lazy ? NULL : (ProtobufCMessage *const *) hs->buffer, hs->n_buffer, NULL},
+        {0x2a, &st->tail, st->tail.lazy ? NULL : (ProtobufCMessage *const *) hs->tail, hs->n_tail, NULL},
+        {0x32, &st->head, NULL, 0, NULL},
     };
     size_t hunt_len = hs->hunt ? strlen (hs->hunt) : 0;
     size_t src_len = hs->folded_source ? strlen (hs->folded_source) : 0;
@@ -609,12 +654,14 @@ s_state_save (s_ctx_t *ctx, const trove_store_t *store, s_state_t *st)
                 + (src_len ? 1 + s_varint_size (src_len) + src_len : 0)
                 + (id_len ? 1 + s_varint_size (id_len) + id_len : 0);
     for (size_t k = 0; k < 4; k++) {
-        if (!rep [k].f->lazy && rep [k].n
-            && !(rep [k].sizes = engine_alloc (ctx->arena, rep [k].n * sizeof *rep [k].sizes)))
+        size_t n = rep [k].msgs ? rep [k].n : rep [k].f->n;
+        if (n && !(rep [k].sizes = engine_alloc (ctx->arena, n * sizeof *rep [k].sizes)))
             return -1;
         uint8_t *none = NULL;
         size += s_put_field (&none, rep [k].tag, rep [k].f, rep [k].msgs, rep [k].n, rep [k].sizes);
     }
+    for (size_t i = 0; i < st->unknown.n; i++)
+        size += st->unknown.v [i].len;
     uint8_t *buf = engine_alloc (ctx->arena, size ? size : 1), *p = buf;
     if (!buf)
         return -1;
@@ -634,34 +681,27 @@ s_state_save (s_ctx_t *ctx, const trove_store_t *store, s_state_t *st)
         p = s_put_bytes (p, 0x52, hs->folded_source, src_len);
     if (id_len)
         p = s_put_bytes (p, 0x5a, hs->folded_id, id_len);
+    for (size_t i = 0; i < st->unknown.n; i++) {
+        memcpy (p, st->unknown.v [i].at, st->unknown.v [i].len);
+        p += st->unknown.v [i].len;
+    }
     assert ((size_t) (p - buf) == size);
     return store->put (store->arg, ctx->user, hs->hunt, buf, size);
 }
 
-//  A copy of the checkpoint's rule states (the replay's starting point).
+//  A copy of the checkpoint to replay from: the packed rule states are
+//  shared (never written to), the decoded ones packed again.
 static int
-s_checkpoint_copy (s_ctx_t *ctx, const s_state_t *st, Trove__RuleState ***v_p, size_t *n_p)
+s_checkpoint_copy (s_ctx_t *ctx, const s_state_t *st, s_packed_t *copy)
 {
-    const Trove__HuntState *hs = st->hs;
-    size_t n = s_n_rules (st);
-    Trove__RuleState **v = engine_alloc (ctx->arena, (n ? n : 1) * sizeof *v);
-    if (!v)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        s_slice_t s = st->rules.lazy ? st->rules.v [i] : (s_slice_t){NULL, 0};
-        if (!st->rules.lazy) {
-            s.len = trove__rule_state__get_packed_size (hs->rules [i]);
-            uint8_t *buf = engine_alloc (ctx->arena, s.len ? s.len : 1);
-            if (!buf)
-                return -1;
-            trove__rule_state__pack (hs->rules [i], buf);
-            s.at = buf;
-        }
-        if (!(v [i] = trove__rule_state__unpack (&ctx->arena->pb, s.len, s.at)))
+    memset (copy, 0, sizeof *copy);
+    for (size_t i = 0; i < st->rules.n; i++) {
+        s_slice_t s = st->rules.v [i];
+        if (s.msg && s_pack_slice (ctx->arena, s.msg, &s))
+            return -1;
+        if (s_slice_push (ctx->arena, copy, s.at, s.len))
             return -1;
     }
-    *v_p = v;
-    *n_p = n;
     return 0;
 }
 
@@ -695,23 +735,20 @@ s_replay (s_ctx_t *ctx, size_t h, s_state_t *st, const Trove__Event *trigger, co
     if (s_decode_field (ctx, st, &st->buffer) || s_decode_field (ctx, st, &st->tail))
         return -1;
     Trove__HuntState *hs = st->hs;
-    Trove__RuleState **rules;
-    size_t n_rules;
-    if (s_checkpoint_copy (ctx, st, &rules, &n_rules))
+    s_packed_t replayed;
+    if (s_checkpoint_copy (ctx, st, &replayed))
         return -1;
-    s_states_t replayed = {&rules, &n_rules};
     s_coins_t fresh = {0};
     int rc = 0;
     for (size_t i = 0; i < hs->n_buffer && rc == 0; i++) {
         const Trove__Event *ev = hs->buffer [i]->event;
         const trove_hunt_t *v = trove_rules_effective (ctx->rules, h, ev->ts_ms);
         if (v)
-            rc = s_process (ctx, replayed, v, ev, hs->buffer [i]->accepted_us, &fresh);
+            rc = s_process (ctx, &replayed, v, ev, hs->buffer [i]->accepted_us, &fresh);
     }
     if (rc == 0) {
         //  What the replay ends with is the new head.
-        hs->head = rules;
-        hs->n_head = n_rules;
+        st->head = replayed;
         hs->has_head = true;
     }
     for (size_t i = 0; i < hs->n_tail && rc == 0; i++) {
@@ -762,7 +799,7 @@ s_too_late (s_ctx_t *ctx, const s_state_t *st, const Trove__Event *ev)
     }
     //  A state written before folded positions were kept: whatever it has
     //  folded orders before its buffer (or at most at its newest ts).
-    if (s_n_rules (st) == 0)
+    if (st->rules.n == 0)
         return 0;
     if (s_n_buffer (st) == 0)
         return ev->ts_ms <= hs->max_ts;
@@ -822,9 +859,7 @@ s_fold (s_ctx_t *ctx, size_t h, s_state_t *st, int64_t lateness_ms)
         const Trove__Event *ev = b->event;
         const trove_hunt_t *v = trove_rules_effective (ctx->rules, h, ev->ts_ms);
         s_coins_t coins = {0};
-        if (v
-            && (s_decode_field (ctx, st, &st->rules)
-                || s_process (ctx, s_checkpoint_of (hs), v, ev, b->accepted_us, &coins)))
+        if (v && s_process (ctx, &st->rules, v, ev, b->accepted_us, &coins))
             return -1;
         for (size_t c = 0; c < coins.n; c++)
             if (s_tail_drop (st, coins.v [c]->id)
@@ -862,19 +897,6 @@ s_event_copy (engine_arena_t *a, const Trove__Event *src)
     ev->n_attrs = src->n_attrs;
     ev->attrs = src->attrs;
     return ev;
-}
-
-//  A message packed into the arena, as a slice.
-static int
-s_pack_slice (engine_arena_t *a, const ProtobufCMessage *m, s_slice_t *s)
-{
-    s->len = protobuf_c_message_get_packed_size (m);
-    uint8_t *buf = engine_alloc (a, s->len ? s->len : 1);
-    if (!buf)
-        return -1;
-    protobuf_c_message_pack (m, buf);
-    s->at = buf;
-    return 0;
 }
 
 //  Put ev in its place in the buffer. at_end: it orders after every
@@ -956,7 +978,7 @@ s_score_stateful (s_ctx_t *ctx, const trove_store_t *store, size_t h, const trov
     Trove__HuntState *hs = st->hs;
     int rc = 0;
     size_t n = s_n_buffer (st);
-    bool fresh = s_n_rules (st) == 0 && n == 0 && hs->max_ts == 0;
+    bool fresh = st->rules.n == 0 && n == 0 && hs->max_ts == 0;
     int last = n ? s_buffered_order (ctx, st, n - 1, ev) : -1;
     if (last == -2)
         return -1;
@@ -966,7 +988,7 @@ s_score_stateful (s_ctx_t *ctx, const trove_store_t *store, size_t h, const trov
         rc = s_buffer_insert (ctx, st, ev, accepted_us, true);
         s_coins_t coins = {0};
         if (rc == 0)
-            rc = s_process (ctx, s_head_of (hs), v, ev, accepted_us, &coins);
+            rc = s_process (ctx, &st->head, v, ev, accepted_us, &coins);
         hs->has_head = true;
         if (rc == 0)
             rc = s_emit_all (ctx, &coins);
