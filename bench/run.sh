@@ -8,7 +8,9 @@
 #   redis-server must be installed (scripts/install-deps.sh). It measures:
 #     (a) raw ZeroMQ PUSH/PULL over TCP loopback, 100-byte messages
 #     (b) raw LMDB: transactions of 1000 (and 10,000) puts of 150-byte values,
-#         fsync per commit; increasing keys (the ceiling), random keys, no fsync
+#         fsync per commit; increasing keys (the ceiling), random keys, no fsync;
+#         and the floor of one durable answer: a 1 KiB append + fdatasync into
+#         a pre-written file (bench-raw-fsync), and an LMDB commit of one put
 #     (c) sustained durable pipeline: 1 ingestor, 2 scorers (sync = full),
 #         300,000 events, closed loop (trove-load --rate 0)
 #     (d) end-to-end latency, open loop with the award stream, at 5,000 and
@@ -55,7 +57,7 @@ if [ "$save" = 1 ] && [ "$quick" = 1 ]; then
     exit 2
 fi
 build=$(cd "${build:-$repo/build}" && pwd)
-for exe in bench-raw-zmq bench-raw-lmdb trovectl trove-load trove-broker trove-ingestor trove-scorer; do
+for exe in bench-raw-zmq bench-raw-lmdb bench-raw-fsync trovectl trove-load trove-broker trove-ingestor trove-scorer; do
     if [ ! -x "$build/$exe" ]; then
         echo "bench/run.sh: $build/$exe is missing: build first (cmake --build $build)" >&2
         exit 2
@@ -74,10 +76,10 @@ export PATH="$build:$PATH"
 users=1000            #  trove-load's default, given to both systems
 if [ "$quick" = 1 ]; then
     zmq_n=200000 lmdb_n=100 lmdb_big_n=10 lmdb_random_n=50 lmdb_s=1
-    warm_n=500 d5_n=2500 d20_n=10000 c_n=10000
+    warm_n=500 d5_n=2500 d20_n=10000 c_n=10000 fsync_n=50
 else
     zmq_n=5000000 lmdb_n=1500 lmdb_big_n=300 lmdb_random_n=300 lmdb_s=10
-    warm_n=2000 d5_n=100000 d20_n=300000 c_n=300000
+    warm_n=2000 d5_n=100000 d20_n=300000 c_n=300000 fsync_n=2000
 fi
 redis_port=$((port_base + 296))   #  above every port of the cluster (P+1 .. P+293)
 #   1,234,567
@@ -123,6 +125,10 @@ run_json lmdb bench-raw-lmdb --keys seq --batches "$lmdb_n" --batch 1000 --value
 run_json lmdb_big bench-raw-lmdb --keys seq --batches "$lmdb_big_n" --batch 10000 --value 150 --seconds "$lmdb_s" --json
 run_json lmdb_random bench-raw-lmdb --keys random --batches "$lmdb_random_n" --batch 1000 --value 150 --seconds "$lmdb_s" --json
 run_json lmdb_nosync bench-raw-lmdb --keys seq --batches "$lmdb_n" --batch 1000 --value 150 --seconds "$lmdb_s" --nosync --json
+#   The floor of one durable answer: what the scorer's log does per batch
+#   (trove_wal), and what it did before (one LMDB commit of one record).
+run_json fsync bench-raw-fsync --size 1024 --count "$fsync_n" --seconds "$lmdb_s" --json
+run_json lmdb_one bench-raw-lmdb --keys seq --batches "$fsync_n" --batch 1 --value 1024 --seconds "$lmdb_s" --json
 
 #   The cluster
 log "trovectl up --dir $cluster --port-base $port_base --detach"
@@ -221,6 +227,12 @@ redis_checks () {
         "$(printf '%.0f' "$(val lmdb_random .puts_per_s)")" "$(val lmdb_random .commits_per_s)"
     printf '| (b4) | same as (b) without fsync (`--nosync`), for reference | %s puts/s |\n' \
         "$(printf '%.0f' "$(val lmdb_nosync .puts_per_s)")"
+    printf '| (b5) | the floor of a durable answer: 1 KiB append + fdatasync into a pre-written file, what the log does per batch (`bench-raw-fsync --size 1024`) | mean %s ms, p50 %s ms, p99 %s ms (%s appends/s) |\n' \
+        "$(awk -v v="$(val fsync .mean_us)" 'BEGIN { printf "%.3f", v / 1000 }')" \
+        "$(awk -v v="$(val fsync .p50_us)" 'BEGIN { printf "%.3f", v / 1000 }')" \
+        "$(awk -v v="$(val fsync .p99_us)" 'BEGIN { printf "%.3f", v / 1000 }')" "$(val fsync .appends_per_s)"
+    printf '| (b6) | one LMDB commit of one 1 KiB put, fsync (`bench-raw-lmdb --batch 1 --value 1024`): the log before trove_wal | %s commits/s (mean %s ms) |\n' \
+        "$(val lmdb_one .commits_per_s)" "$(awk -v c="$(val lmdb_one .commits_per_s)" 'BEGIN { printf "%.3f", c > 0 ? 1000 / c : 0 }')"
     printf '| (c) | durable pipeline, closed loop, %s events (`%s`) | **%s events/s**; answer p50 %s ms, p99 %s ms; %s |\n' \
         "$(commas "$c_n")" "$load_c" "$(printf '%.0f' "$pipe_rate")" "$(ms pipeline .latency_ms.p50)" "$(ms pipeline .latency_ms.p99)" "$(checks pipeline)"
     printf '| | (c) / (a) | %s of raw ZeroMQ |\n' "$(frac "$pipe_rate" "$zmq_rate")"

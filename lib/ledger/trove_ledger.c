@@ -5,8 +5,8 @@
     INVARIANTS (the numbers refer to these in the other files)
 
     1. Durable when: an event is accepted, and its coins exist, once the
-       log transaction of its batch committed (trove_ledger_commit, fsync
-       with sync). Nothing before: an aborted or failed batch leaves no
+       log's write of its batch returned (trove_ledger_commit: trove_wal,
+       one fdatasync with sync). Nothing before: an aborted or failed batch leaves no
        trace in the log, and the in-memory state of the batch (dedup keys,
        pseq counters, states, marks, frames) is rolled back with it.
     2. The tables lag the log: they hold exactly the log records up to the
@@ -24,7 +24,7 @@
        last one (with MDB_NOMETASYNC an OS crash may lose the tables' last
        transaction, never the one before).
     5. Recovery redoes: at open, the log records above the apply mark are
-       read back (log_recover) into the same memory a commit builds (3),
+       read back (log_recover_record) into the same memory a commit builds (3),
        the counters (lseq, aseq, pseq, event count) move past them, and
        they are queued for the apply thread again. Applying a record twice
        is harmless (trove_ledger_apply.c, invariant A4), so a crash at any
@@ -232,157 +232,155 @@ env_open (MDB_env **env_p, const char *dir, size_t map_size, unsigned flags, int
     return 0;
 }
 
+//  Recovery, one record of the log above the apply mark: into the memory a
+//  commit builds (invariant 3), queued for the apply thread again.
+typedef struct {
+    trove_ledger_t *self;
+    ledger_record_t *head, *tail;
+    size_t n;
+    char *err;
+    size_t size;
+} log_recovery_t;
+
 static int
-log_prealloc (MDB_env *env, uint64_t bytes)
+log_recover_record (void *arg, uint64_t lseq, const void *data, size_t size)
 {
-    int fd;
-    struct stat st;
-    if (mdb_env_get_fd (env, &fd) || fstat (fd, &st))
+    log_recovery_t *rv = arg;
+    trove_ledger_t *self = rv->self;
+    Trove__LogRecord *rec = trove__log_record__unpack (NULL, size, data);
+    ledger_record_t *r = calloc (1, sizeof *r);
+    void *copy = malloc (size ? size : 1);
+    if (!rec || (!rec->claim && (!rec->record || !rec->record->event)) || !r || !copy) {
+        if (rec)
+            trove__log_record__free_unpacked (rec, NULL);
+        free (r);
+        free (copy);
+        snprintf (rv->err, rv->size, "log record %llu is unreadable", (unsigned long long) lseq);
         return -1;
-    if ((uint64_t) st.st_size >= bytes)
+    }
+    memcpy (copy, data, size);
+    *r = (ledger_record_t){lseq, copy, size, NULL};
+    if (rv->tail)
+        rv->tail->next = r;
+    else
+        rv->head = r;
+    rv->tail = r;
+    rv->n++;
+    if (rec->claim)
+        ledger_claim_pending_add (self, rec->claim->source, rec->claim->id, rec->claim->content.data, lseq);
+    if (!rec->record) {
+        self->lseq = lseq;  //  a claim only
+        trove__log_record__free_unpacked (rec, NULL);
         return 0;
-    //  Never at the cost of the disk: take at most a quarter of what is free
-    //  (a small disk then simply grows the log as it goes).
-    struct statvfs vfs;
-    if (fstatvfs (fd, &vfs) == 0
-        && (bytes - (uint64_t) st.st_size) > (uint64_t) vfs.f_bavail * vfs.f_frsize / 4) {
-        errno = ENOSPC;
-        return -1;
     }
-    //  Page-sized writes, then the cache dropped: big writes would leave big
-    //  page-cache folios behind, and every later 4 KiB page LMDB rewrites
-    //  would then dirty (and write back) the whole folio.
-    char zeros [4096] = {0};
-    int rc = 0;
-    for (uint64_t off = (uint64_t) st.st_size; off < bytes && rc == 0; off += sizeof zeros)
-        if (pwrite (fd, zeros, sizeof zeros, (off_t) off) != (ssize_t) sizeof zeros)
-            rc = -1;
-    if (rc == 0)
-        rc = fdatasync (fd);
-    else {
-        int saved = errno;
-        //  Give back what was written: a full disk must not stay full.
-        if (ftruncate (fd, st.st_size))
-            trove_log ('W', "cannot shrink the log back to %lld bytes: %s", (long long) st.st_size,
-                       strerror (errno));
-        errno = saved;
+    const Trove__EventRecord *er = rec->record;
+    ledger_pending_add (self, er->event->source, er->event->id, rec->req_id, lseq, false);
+    if (ledger_user_mark (self->users_staged, er->event->user, lseq, data, size))
+        self->marks_lost = true;
+    if (rec->undone && rec->undone->source && rec->undone->id)
+        ledger_pending_add (self, rec->undone->source, rec->undone->id, ledger_user_tag (er->event->user), lseq,
+                            true);
+    for (size_t i = 0; i < rec->n_states; i++)
+        if (ledger_state_set (self->states_pending, er->event->user, rec->states [i]->hunt, lseq,
+                              rec->states [i]->data.data, rec->states [i]->data.len)) {
+            trove__log_record__free_unpacked (rec, NULL);
+            snprintf (rv->err, rv->size, "out of memory");
+            return -1;
+        }
+    //  pseq 0: a reconciler's request, not an event of the log
+    if (er->pseq && er->partition < MAX_PARTITIONS
+        && (!self->pseq_loaded [er->partition] || self->pseq [er->partition] < er->pseq)) {
+        self->pseq [er->partition] = er->pseq;
+        self->pseq_loaded [er->partition] = 1;
     }
-    posix_fadvise (fd, 0, 0, POSIX_FADV_DONTNEED);
-    return rc;
+    for (size_t i = 0; i < rec->n_coins; i++)
+        if (rec->coins [i]->aseq > self->aseq)
+            self->aseq = rec->coins [i]->aseq;
+    self->nevents += er->pseq != 0;
+    self->lseq = lseq;
+    trove__log_record__free_unpacked (rec, NULL);
+    return 0;
 }
 
-//  Recovery: applied entries are trimmed, the rest re-staged for the thread.
+//  Ledgers written before the log was trove_wal kept it in an LMDB
+//  environment (DIR/log). Its records above the apply mark move to the new
+//  log (committed there first), then the old environment is removed. A
+//  crash in between leaves both: the new log then already holds them.
 static int
-log_recover (trove_ledger_t *self, char *err, size_t size)
+log_migrate (trove_ledger_t *self, const char *olddir, uint64_t applied, log_recovery_t *rv, char *err,
+             size_t size)
 {
-    MDB_txn *txn;
-    int rc = mdb_txn_begin (self->log_env, NULL, 0, &txn);
-    if (rc) {
-        snprintf (err, size, "cannot read the log: %s", mdb_strerror (rc));
-        return -1;
+    char path [4200];
+    snprintf (path, sizeof path, "%s/data.mdb", olddir);
+    struct stat st;
+    if (stat (path, &st))
+        return 0;
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    MDB_cursor *cursor = NULL;
+    int rc;
+    if ((rc = mdb_env_create (&env)) || (rc = mdb_env_set_maxdbs (env, 2))
+        || (rc = mdb_env_set_mapsize (env, (size_t) st.st_size + (1 << 20)))
+        || (rc = mdb_env_open (env, olddir, MDB_RDONLY | MDB_NOLOCK, 0600))
+        || (rc = mdb_txn_begin (env, NULL, MDB_RDONLY, &txn)) || (rc = mdb_dbi_open (txn, "log", 0, &dbi))
+        || (rc = mdb_cursor_open (txn, dbi, &cursor))) {
+        snprintf (err, size, "cannot read the old log in %.300s: %s", olddir, mdb_strerror (rc));
+        goto done;
     }
-    MDB_cursor *cursor;
-    if ((rc = mdb_cursor_open (txn, self->log, &cursor))) {
-        mdb_txn_abort (txn);
-        snprintf (err, size, "cannot read the log: %s", mdb_strerror (rc));
-        return -1;
-    }
-    uint64_t applied = atomic_load (&self->applied);
     MDB_val key, val;
-    ledger_record_t *head = NULL, *tail = NULL;
     size_t n = 0;
-    rc = mdb_cursor_get (cursor, &key, &val, MDB_FIRST);
-    while (rc == 0) {
+    bool moved = trove_wal_last (self->wal) > applied;  //  moved before a crash
+    for (rc = mdb_cursor_get (cursor, &key, &val, MDB_FIRST); rc == 0 && !moved;
+         rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT)) {
         uint64_t lseq = key.mv_size == 8 ? trove_get_be64 (key.mv_data) : 0;
-        if (lseq <= applied) {
-            if ((rc = mdb_cursor_del (cursor, 0)))
-                break;
+        if (lseq <= applied)
+            continue;
+        if (lseq != trove_wal_last (self->wal) + 1 + n) {
+            snprintf (err, size, "old log in %.300s: record %llu follows %llu", olddir, (unsigned long long) lseq,
+                      (unsigned long long) (trove_wal_last (self->wal) + n));
+            rc = -1;
+            goto done;
         }
-        else {
-            Trove__LogRecord *rec = trove__log_record__unpack (NULL, val.mv_size, val.mv_data);
-            ledger_record_t *r = calloc (1, sizeof *r);
-            void *copy = malloc (val.mv_size ? val.mv_size : 1);
-            if (!rec || (!rec->claim && (!rec->record || !rec->record->event)) || !r || !copy) {
-                if (rec)
-                    trove__log_record__free_unpacked (rec, NULL);
-                free (r);
-                free (copy);
-                snprintf (err, size, "log record %llu is unreadable", (unsigned long long) lseq);
-                mdb_cursor_close (cursor);
-                mdb_txn_abort (txn);
-                ledger_records_free (head);
-                return -1;
-            }
-            memcpy (copy, val.mv_data, val.mv_size);
-            *r = (ledger_record_t){lseq, copy, val.mv_size, NULL};
-            if (tail)
-                tail->next = r;
-            else
-                head = r;
-            tail = r;
-            n++;
-            if (rec->claim)
-                ledger_claim_pending_add (self, rec->claim->source, rec->claim->id, rec->claim->content.data,
-                                          lseq);
-            if (!rec->record) {
-                self->lseq = lseq;  //  a claim only
-                trove__log_record__free_unpacked (rec, NULL);
-                rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
-                continue;
-            }
-            const Trove__EventRecord *er = rec->record;
-            ledger_pending_add (self, er->event->source, er->event->id, rec->req_id, lseq, false);
-            if (ledger_user_mark (self->users_staged, er->event->user, lseq, val.mv_data, val.mv_size))
-                self->marks_lost = true;
-            if (rec->undone && rec->undone->source && rec->undone->id)
-                ledger_pending_add (self, rec->undone->source, rec->undone->id,
-                                    ledger_user_tag (er->event->user), lseq, true);
-            for (size_t i = 0; i < rec->n_states; i++)
-                if (ledger_state_set (self->states_pending, er->event->user, rec->states [i]->hunt, lseq,
-                                      rec->states [i]->data.data, rec->states [i]->data.len)) {
-                    trove__log_record__free_unpacked (rec, NULL);
-                    snprintf (err, size, "out of memory");
-                    mdb_cursor_close (cursor);
-                    mdb_txn_abort (txn);
-                    ledger_records_free (head);
-                    return -1;
-                }
-            //  pseq 0: a reconciler's request, not an event of the log
-            if (er->pseq && er->partition < MAX_PARTITIONS
-                && (!self->pseq_loaded [er->partition] || self->pseq [er->partition] < er->pseq)) {
-                self->pseq [er->partition] = er->pseq;
-                self->pseq_loaded [er->partition] = 1;
-            }
-            for (size_t i = 0; i < rec->n_coins; i++)
-                if (rec->coins [i]->aseq > self->aseq)
-                    self->aseq = rec->coins [i]->aseq;
-            self->nevents += er->pseq != 0;
-            self->lseq = lseq;
-            trove__log_record__free_unpacked (rec, NULL);
+        if (trove_wal_add (self->wal, lseq, val.mv_data, val.mv_size)) {
+            snprintf (err, size, "%s", trove_wal_error (self->wal));
+            rc = -1;
+            goto done;
         }
-        rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
+        if (log_recover_record (rv, lseq, val.mv_data, val.mv_size)) {
+            rc = -1;
+            goto done;
+        }
+        n++;
+    }
+    if (rc != MDB_NOTFOUND && !moved) {
+        snprintf (err, size, "cannot read the old log in %.300s: %s", olddir, mdb_strerror (rc));
+        goto done;
+    }
+    if ((rc = trove_wal_commit (self->wal))) {
+        snprintf (err, size, "cannot move the old log: %s", trove_wal_error (self->wal));
+        goto done;
     }
     mdb_cursor_close (cursor);
-    if (rc != MDB_NOTFOUND) {
+    cursor = NULL;
+    mdb_txn_abort (txn);
+    txn = NULL;
+    mdb_env_close (env);
+    env = NULL;
+    trove_log ('I', "log: moved %zu record(s) from the LMDB log in %s to the new log", n, olddir);
+    unlink (path);
+    snprintf (path, sizeof path, "%s/lock.mdb", olddir);
+    unlink (path);
+    rmdir (olddir);
+done:
+    trove_wal_discard (self->wal);
+    if (cursor)
+        mdb_cursor_close (cursor);
+    if (txn)
         mdb_txn_abort (txn);
-        ledger_records_free (head);
-        snprintf (err, size, "cannot read the log: %s", mdb_strerror (rc));
-        return -1;
-    }
-    if ((rc = mdb_txn_commit (txn))) {
-        ledger_records_free (head);
-        snprintf (err, size, "cannot trim the log: %s", mdb_strerror (rc));
-        return -1;
-    }
-    if (self->lseq < applied)
-        self->lseq = applied;
-    self->log_first = applied + 1;
-    self->staged_keys = 0;
-    ledger_users_commit (self);
-    if (n)
-        trove_log ('I', "log: %zu committed event(s) to apply", n);
-    ledger_apply_enqueue (self, head, tail, n);
-    return 0;
+    if (env)
+        mdb_env_close (env);
+    return rc ? -1 : 0;
 }
 
 trove_ledger_t *
@@ -433,13 +431,10 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
     zlistx_set_destructor (self->users_order, (zlistx_destructor_fn *) zstr_free);
     zlistx_set_destructor (self->users_staged, (zlistx_destructor_fn *) zstr_free);
     zhashx_set_destructor (self->users_records, (zhashx_destructor_fn *) zlistx_destroy);
-    char logdir [4096];
-    snprintf (logdir, sizeof logdir, "%s/log", dir);
     //  The tables may lose their last transaction in an OS crash
     //  (NOMETASYNC: one fsync per commit instead of two, never corrupt): the
     //  log is trimmed only up to the transaction before, so it can redo it.
-    if (env_open (&self->env, dir, map_size, sync ? MDB_NOMETASYNC : MDB_NOSYNC, 16, err, sizeof err)
-        || env_open (&self->log_env, logdir, map_size, sync ? 0 : MDB_NOSYNC, 2, err, sizeof err))
+    if (env_open (&self->env, dir, map_size, sync ? MDB_NOMETASYNC : MDB_NOSYNC, 16, err, sizeof err))
         goto fail;
     int rc;
     if ((rc = mdb_txn_begin (self->env, NULL, 0, &txn))
@@ -486,18 +481,42 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
         snprintf (err, sizeof err, "cannot initialise %s: %s", dir, mdb_strerror (rc));
         goto fail;
     }
-    if ((rc = mdb_txn_begin (self->log_env, NULL, 0, &txn))
-        || (rc = mdb_dbi_open (txn, "log", MDB_CREATE, &self->log)) || (rc = mdb_txn_commit (txn))) {
-        txn = NULL;
-        snprintf (err, sizeof err, "cannot open the log in %.400s: %s", logdir, mdb_strerror (rc));
+    //  The apply mark just read may be in the page cache only (a killed
+    //  predecessor's last commit, NOMETASYNC): durable before the log trims
+    //  anything on its word (invariant 4).
+    if (sync && (rc = mdb_env_sync (self->env, 1))) {
+        snprintf (err, sizeof err, "cannot sync %s: %s", dir, mdb_strerror (rc));
         goto fail;
     }
-    txn = NULL;
-    //  A full disk here is not fatal: the log then grows as it goes.
-    if (log_prealloc (self->log_env, LOG_PREALLOC < map_size / 2 ? LOG_PREALLOC : map_size / 2))
-        trove_log ('W', "cannot preallocate the log in %s: %s", logdir, strerror (errno));
-    if (log_recover (self, err, sizeof err))
+    uint64_t applied = atomic_load (&self->applied);
+    self->log_max = map_size;
+    char logdir [4096], waldir [4096];
+    snprintf (logdir, sizeof logdir, "%s/log", dir);
+    snprintf (waldir, sizeof waldir, "%s/wal", dir);
+    log_recovery_t rv = {self, NULL, NULL, 0, err, sizeof err};
+    char *werr = NULL;
+    self->wal = trove_wal_new (waldir, sync, LOG_SEGMENT < map_size / 4 ? LOG_SEGMENT : map_size / 4, applied,
+                               log_recover_record, &rv, &werr);
+    if (!self->wal) {
+        if (!err [0])
+            snprintf (err, sizeof err, "cannot open the log in %.400s: %s", waldir, werr ? werr : "out of memory");
+        free (werr);
+        ledger_records_free (rv.head);
         goto fail;
+    }
+    if (log_migrate (self, logdir, applied, &rv, err, sizeof err)) {
+        ledger_records_free (rv.head);
+        goto fail;
+    }
+    if (self->lseq < trove_wal_last (self->wal))
+        self->lseq = trove_wal_last (self->wal);
+    if (self->lseq < applied)
+        self->lseq = applied;
+    self->staged_keys = 0;
+    ledger_users_commit (self);
+    if (rv.n)
+        trove_log ('I', "log: %zu committed event(s) to apply", rv.n);
+    ledger_apply_enqueue (self, rv.head, rv.tail, rv.n);
     self->lseq_pending = self->lseq;
     self->aseq_pending = self->aseq;
     self->nevents_pending = self->nevents;
@@ -538,8 +557,7 @@ trove_ledger_destroy (trove_ledger_t **self_p)
         mdb_txn_abort (self->rtxn);
     if (self->env)
         mdb_env_close (self->env);
-    if (self->log_env)
-        mdb_env_close (self->log_env);
+    trove_wal_destroy (&self->wal);
     ledger_frames_clear (self);
     free (self->frames);
     free (self->sizes);
@@ -613,7 +631,7 @@ trove_ledger_absorb (trove_ledger_t *self)
     }
     uint64_t applied = atomic_load (&self->applied);
     //  Staged keys of an open batch sit at the tail; they are never applied yet.
-    size_t removable = zlistx_size (self->pending_order) - (self->txn ? self->staged_keys : 0);
+    size_t removable = zlistx_size (self->pending_order) - (self->in_batch ? self->staged_keys : 0);
     while (removable-- > 0) {
         char *key = zlistx_first (self->pending_order);
         ledger_pending_t *p = key ? zhashx_lookup (self->pending, key) : NULL;
@@ -700,8 +718,7 @@ trove_ledger_sizes (trove_ledger_t *self, uint64_t *tables_p, uint64_t *log_p)
     *tables_p = *log_p = 0;
     if (mdb_env_info (self->env, &info) == 0 && mdb_env_stat (self->env, &stat) == 0)
         *tables_p = ((uint64_t) info.me_last_pgno + 1) * stat.ms_psize;
-    if (mdb_env_info (self->log_env, &info) == 0 && mdb_env_stat (self->log_env, &stat) == 0)
-        *log_p = ((uint64_t) info.me_last_pgno + 1) * stat.ms_psize;
+    trove_wal_bytes (self->wal, log_p, NULL);
 }
 
 const char *

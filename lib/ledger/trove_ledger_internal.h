@@ -21,6 +21,7 @@
 #include "trove_event.h"
 #include "trove_hash.h"
 #include "trove_ledger.h"
+#include "trove_wal.h"
 
 #include <czmq.h>
 #include <lmdb.h>
@@ -31,17 +32,13 @@
 #define MAX_PARTITIONS 65536
 #define KEY_MAX 512
 #define APPLY_MAX 10000  //  log records per apply transaction: bounds a burst of writes
-#define TRIM_MAX 4096    //  applied log entries deleted per batch
 //  The tables are written in large transactions: every page a transaction
 //  touches is rewritten, and random keys touch many, so fewer, bigger
 //  transactions cost far less disk per event. The thread waits for
 //  APPLY_MIN records or APPLY_DELAY_MS, unless a reader is waiting.
 #define APPLY_MIN 5000
-//  The log file is pre-written to this size once: a commit then overwrites
-//  blocks the file already has, and its fdatasync flushes data only,
-//  with no file-system journal commit (which would also wait for the
-//  tables' writes on the same disk).
-#define LOG_PREALLOC (128ULL * 1024 * 1024)
+//  Size of one log segment (trove_wal), at most a quarter of the map.
+#define LOG_SEGMENT (32ULL * 1024 * 1024)
 #define APPLY_DELAY_MS 50
 //  Behind by more than two full transactions (a burst, or boards of a
 //  million users whose every update is a random page), a transaction takes
@@ -134,10 +131,9 @@ struct _trove_ledger_t {
     MDB_txn *rtxn;               //  main thread's reusable read transaction
     trove_ledger_read_t reader;  //  rtxn as trove_ledger_read_begin hands it out
     //  Write-ahead log
-    MDB_env *log_env;
-    MDB_dbi log;
-    MDB_txn *txn;        //  open log transaction, or NULL
-    uint64_t log_first;  //  lowest lseq still in the log (trim point)
+    trove_wal_t *wal;
+    uint64_t log_max;  //  bytes of unapplied records the log may hold (the map size)
+    bool in_batch;  //  a batch is open (trove_ledger_begin .. commit/abort)
 
     uint32_t shard;        //  shard index, stamped on coins
     uint64_t *pseq;        //  last pseq per partition (valid where loaded)

@@ -210,32 +210,18 @@ ledger_users_commit (trove_ledger_t *self)
 
 //  --- the batch: begin, abort, commit ------------------------------------------------
 
-//  Trim log entries the tables already hold, at most TRIM_MAX per batch (a
-//  few pages at the front), in the batch's log transaction: only up to
-//  `trimmable` (invariant 4).
+//  The log's segments holding only records the tables hold durably may be
+//  reused: only up to `trimmable` (invariant 4).
 static void
 log_trim (trove_ledger_t *self)
 {
-    uint64_t applied = atomic_load (&self->trimmable);
-    if (self->log_first > applied)
-        return;
-    MDB_cursor *cursor;
-    if (mdb_cursor_open (self->txn, self->log, &cursor) == 0) {
-        MDB_val key, val;
-        size_t n = 0;
-        while (n++ < TRIM_MAX && mdb_cursor_get (cursor, &key, &val, MDB_FIRST) == 0 && key.mv_size == 8
-               && trove_get_be64 (key.mv_data) <= applied)
-            if (mdb_cursor_del (cursor, 0))
-                break;
-        mdb_cursor_close (cursor);
-        self->log_first = n > TRIM_MAX ? self->log_first : applied + 1;
-    }
+    trove_wal_trim (self->wal, atomic_load (&self->trimmable));
 }
 
 int
 trove_ledger_begin (trove_ledger_t *self)
 {
-    assert (!self->txn);
+    assert (!self->in_batch);
     ledger_frames_clear (self);
     self->nundo = 0;
     self->staged_keys = 0;
@@ -246,19 +232,24 @@ trove_ledger_begin (trove_ledger_t *self)
         pthread_mutex_unlock (&self->mutex);
         return -1;
     }
-    int rc = mdb_txn_begin (self->log_env, NULL, 0, &self->txn);
-    if (rc) {
-        self->txn = NULL;
-        return ledger_fail_rc (self, "begin", rc);
+    //  The map size is the shard's storage budget: the log holds no more
+    //  than that of records the tables do not hold yet (a full map or a
+    //  slow disk behind the tables stops new batches, not just queries).
+    uint64_t live = 0;
+    trove_wal_bytes (self->wal, NULL, &live);
+    if (live >= self->log_max) {
+        snprintf (self->error, sizeof self->error,
+                  "the log holds %llu MiB the tables have not applied, as much as the map (trove/map_size_mb)",
+                  (unsigned long long) (live >> 20));
+        self->full = true;
+        return -1;
     }
     //  One snapshot of the tables for the whole batch. It is taken after the
     //  last absorb, so every dedup entry dropped from `pending` is in it.
     MDB_txn *rtxn;
-    if (ledger_snapshot_begin (self, &rtxn)) {
-        mdb_txn_abort (self->txn);
-        self->txn = NULL;
+    if (ledger_snapshot_begin (self, &rtxn))
         return -1;
-    }
+    self->in_batch = true;
     self->batch_reading = true;
     log_trim (self);
     return 0;
@@ -301,21 +292,29 @@ log_batch_rollback (trove_ledger_t *self)
 void
 trove_ledger_abort (trove_ledger_t *self)
 {
-    if (!self->txn)
+    if (!self->in_batch)
         return;
-    mdb_txn_abort (self->txn);
-    self->txn = NULL;
+    self->in_batch = false;
+    trove_wal_discard (self->wal);
     log_batch_rollback (self);
 }
 
 int
 trove_ledger_commit (trove_ledger_t *self)
 {
-    assert (self->txn);
-    int rc = mdb_txn_commit (self->txn);
-    self->txn = NULL;  //  mdb_txn_commit frees the handle even on failure
+    assert (self->in_batch);
+    self->in_batch = false;
+    //  The batch's records in the log, one write and one fdatasync.
+    int rc = 0;
+    for (ledger_record_t *r = self->batch_head; r && rc == 0; r = r->next)
+        rc = trove_wal_add (self->wal, r->lseq, r->data, r->size);
+    if (rc == 0)
+        rc = trove_wal_commit (self->wal);
     if (rc) {
-        ledger_fail_rc (self, "commit", rc);
+        int saved = errno;
+        snprintf (self->error, sizeof self->error, "commit: %s", trove_wal_error (self->wal));
+        self->full = saved == ENOSPC;
+        trove_wal_discard (self->wal);
         log_batch_rollback (self);
         return -1;
     }
@@ -589,7 +588,7 @@ int
 trove_ledger_claim (trove_ledger_t *self, const Trove__Event *ev, Trove__Status *status_p, char *why,
                     size_t why_size)
 {
-    assert (self->txn);
+    assert (self->in_batch);
     uint8_t content [TROVE_EVENT_CONTENT_SIZE];
     trove_event_content_hash (ev, content);
     char key [KEY_MAX + 2];
@@ -646,17 +645,12 @@ trove_ledger_claim (trove_ledger_t *self, const Trove__Event *ev, Trove__Status 
     r->lseq = self->lseq_pending + 1;
     r->size = trove__log_record__get_packed_size (&rec);
     r->data = malloc (r->size ? r->size : 1);
-    uint8_t kbuf [8];
-    trove_put_be64 (kbuf, r->lseq);
-    MDB_val key_log = {8, kbuf}, val_log = {r->size, r->data};
-    int mrc = r->data ? (trove__log_record__pack (&rec, r->data),
-                         mdb_put (self->txn, self->log, &key_log, &val_log, MDB_APPEND))
-                      : ENOMEM;
-    if (mrc) {
-        free (r->data);
+    if (!r->data) {
         free (r);
-        return ledger_fail_rc (self, "append a claim to the log", mrc);
+        snprintf (self->error, sizeof self->error, "out of memory");
+        return -1;
     }
+    trove__log_record__pack (&rec, r->data);
     log_batch_push (self, r);
     self->lseq_pending++;
     ledger_claim_pending_add (self, ev->source, ev->id, content, self->lseq_pending);
@@ -668,7 +662,7 @@ int
 trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t partition, uint64_t req_id,
                     int64_t accepted_us, const trove_rules_t *rules, Trove__Status *status_p)
 {
-    assert (self->txn);
+    assert (self->in_batch);
     assert (partition < MAX_PARTITIONS);
     assert (strlen (ev->source) + 1 + strlen (ev->id) < KEY_MAX);  //  validation bounds these
     uint64_t first;
@@ -775,32 +769,20 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
     r->size = base;
     for (size_t i = 0; i < self->ncoins; i++)
         r->size += self->sizes [self->rec_first_frame + i];
-    uint8_t kbuf [8];
-    trove_put_be64 (kbuf, r->lseq);
-    MDB_val key = {8, kbuf}, val = {r->size, NULL};
-    //  Append-only: the log's commit touches a few pages whatever the keys of
-    //  the tables are.
-    int mrc = mdb_put (self->txn, self->log, &key, &val, MDB_APPEND | MDB_RESERVE);
-    if (mrc) {
-        ledger_fail_rc (self, "append to log", mrc);
+    r->data = malloc (r->size ? r->size : 1);
+    if (!r->data) {
+        snprintf (self->error, sizeof self->error, "out of memory");
         goto done;
     }
-    trove__log_record__pack (&rec, val.mv_data);
+    trove__log_record__pack (&rec, r->data);
     //  Then the coins as field 3, spliced from their award frames.
-    uint8_t *out = (uint8_t *) val.mv_data + base;
+    uint8_t *out = (uint8_t *) r->data + base;
     for (size_t i = 0; i < self->ncoins; i++) {
         size_t f = self->rec_first_frame + i;
         memcpy (out, self->frames [f], self->sizes [f]);
         out [0] = TAG_LOG_COINS;
         out += self->sizes [f];
     }
-    //  The tables get a private copy (the log page belongs to LMDB).
-    r->data = malloc (r->size ? r->size : 1);
-    if (!r->data) {
-        snprintf (self->error, sizeof self->error, "out of memory");
-        goto done;
-    }
-    memcpy (r->data, val.mv_data, r->size);
     log_batch_push (self, r);
     r = NULL;
     self->lseq_pending++;

@@ -451,7 +451,7 @@ if [ $DOWN -eq 1 ]; then
     for s in "$D"/data/*/; do
         s=${s%/}
         envs_of=("$s")
-        [ -d "$s/log" ] && envs_of+=("$s/log")  #  scorers: tables + log; reconcilers: the replica
+        [ -d "$s/log" ] && envs_of+=("$s/log")  #  an LMDB log from before trove_wal (moved at start); reconcilers: the replica
         for env in "${envs_of[@]}"; do
             envs=$((envs + 1))
             name=${env#"$D"/}; f=$OUT/mdb_$(echo "$name" | tr '/' '_')

@@ -135,7 +135,7 @@ sed -e 's/^version: 2/version: 3/' -e 's/^effective: .*/effective: 2020-01-01T00
     -e 's/coins: 7, cap/coins: 9, cap/' "$WORK/trail-v2.yaml" > "$WORK/trail-v3.yaml"
 # Quiet: wait until every scorer applied its log (lag 0), then dump.
 settle
-dump() { local d; for d in "$DIR"/data/s*; do mdb_dump -a "$d"; mdb_dump -a "$d/log"; done | md5sum; }
+dump() { local d; for d in "$DIR"/data/s*; do mdb_dump -a "$d"; cat "$d"/wal/wal-*; done | md5sum; }
 before=$(dump)
 # shellcheck disable=SC2086
 live_coins $USERS fresh-user | awk '$4 == "daily"' > "$WORK/daily.txt"

@@ -13,6 +13,7 @@
 #include "trove_util.h"
 
 #include <czmq.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -712,6 +713,90 @@ test_sigkill_keeps_rule_state (void **state)
     trove_rules_destroy (&rules);
 }
 
+//  A ledger written before the log was trove_wal: its log is an LMDB
+//  environment in DIR/log (key lseq big-endian, value LogRecord). Its
+//  records above the apply mark are moved into the new log at the first
+//  start (and applied), the old environment is removed, and the ledger
+//  goes on from there; a second start finds nothing left to move.
+static void
+test_old_lmdb_log_is_moved (void **state)
+{
+    s_fixture_t *f = *state;
+    char old [700], logdir [720], path [760];
+    snprintf (old, sizeof old, "%s/old", f->dir);
+    snprintf (logdir, sizeof logdir, "%s/log", old);
+    assert_int_equal (trove_mkdir_p (logdir, 0700), 0);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal (mdb_env_create (&env), 0);
+    assert_int_equal (mdb_env_set_maxdbs (env, 2), 0);
+    assert_int_equal (mdb_env_open (env, logdir, 0, 0600), 0);
+    assert_int_equal (mdb_txn_begin (env, NULL, 0, &txn), 0);
+    assert_int_equal (mdb_dbi_open (txn, "log", MDB_CREATE, &dbi), 0);
+    //  Two events of ann that earned no coin yet (the coins live in the
+    //  record; none here keeps the record small), then a claim.
+    for (int i = 1; i <= 3; i++) {
+        Trove__Event *ev = s_event ("web", i == 1 ? "old-1" : "old-2", "ann", "checkin");
+        Trove__EventRecord er = TROVE__EVENT_RECORD__INIT;
+        er.event = ev;
+        er.partition = 7;
+        er.pseq = (uint64_t) i;
+        er.accepted_us = 123;
+        Trove__Claim claim = TROVE__CLAIM__INIT;
+        uint8_t content [16] = {1};
+        claim.source = "web";
+        claim.id = "claimed";
+        claim.content.data = content;
+        claim.content.len = sizeof content;
+        Trove__LogRecord rec = TROVE__LOG_RECORD__INIT;
+        if (i < 3) {
+            rec.record = &er;
+            rec.req_id = 40 + (uint64_t) i;
+        }
+        else
+            rec.claim = &claim;
+        uint8_t buf [512], key [8];
+        size_t size = trove__log_record__get_packed_size (&rec);
+        assert_true (size <= sizeof buf);
+        trove__log_record__pack (&rec, buf);
+        trove_put_be64 (key, (uint64_t) i);
+        MDB_val k = {8, key}, v = {size, buf};
+        assert_int_equal (mdb_put (txn, dbi, &k, &v, MDB_APPEND), 0);
+        trove_event_destroy (&ev);
+    }
+    assert_int_equal (mdb_txn_commit (txn), 0);
+    mdb_env_close (env);
+
+    char *err = NULL;
+    trove_ledger_t *ledger = trove_ledger_new (old, 3, 64 * 1024 * 1024, true, &err);
+    if (!ledger)
+        fail_msg ("open with an old log: %s", err);
+    assert_int_equal (trove_ledger_wait_applied (ledger, 10000), 0);
+    assert_int_equal (trove_ledger_event_count (ledger), 2);
+    snprintf (path, sizeof path, "%s/data.mdb", logdir);
+    assert_int_not_equal (access (path, F_OK), 0);
+    trove_ledger_destroy (&ledger);
+    //  Reopen: the moved records are in the new log or the tables, once.
+    ledger = trove_ledger_new (old, 3, 64 * 1024 * 1024, true, &err);
+    assert_non_null (ledger);
+    assert_int_equal (trove_ledger_event_count (ledger), 2);
+    trove_ledger_destroy (&f->ledger);
+    f->ledger = ledger;
+    assert_int_equal (s_apply1 (f, "web", "old-2", "ann", "checkin", 99), TROVE__STATUS__DUPLICATE);
+    assert_int_equal (s_apply1 (f, "web", "new-1", "ann", "checkin", 100), TROVE__STATUS__ACCEPTED);
+    assert_int_equal (trove_ledger_event_count (f->ledger), 3);
+    //  The claim came along: another content under its id is refused.
+    Trove__Event *ev = s_event ("web", "claimed", "bob", "checkin");
+    Trove__Status status = 0;
+    char why [256];
+    assert_int_equal (trove_ledger_begin (f->ledger), 0);
+    assert_int_equal (trove_ledger_claim (f->ledger, ev, &status, why, sizeof why), 0);
+    assert_int_equal (status, TROVE__STATUS__REJECTED);
+    trove_ledger_abort (f->ledger);
+    trove_event_destroy (&ev);
+}
+
 int
 main (void)
 {
@@ -727,6 +812,7 @@ main (void)
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_unapplied_log_is_applied_after_restart, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_sigkill_after_commit_loses_nothing, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_old_lmdb_log_is_moved, s_setup, s_teardown),
         cmocka_unit_test (test_open_errors),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
