@@ -98,6 +98,12 @@ typedef struct {
     const uint8_t *at;
     size_t len;
     void *msg;
+    //  A packed rule state's rule and kind, read once (named: 1, unreadable
+    //  in plain form: -1, not read yet: 0).
+    int named;
+    const char *rule;
+    size_t rule_len;
+    uint32_t kind;
 } s_slice_t;
 
 //  A repeated message field. Rule states (checkpoint, head) are decoded
@@ -137,7 +143,7 @@ s_slice_push (engine_arena_t *a, s_packed_t *f, const uint8_t *at, size_t len)
         f->v = v;
         f->cap = cap;
     }
-    f->v [f->n++] = (s_slice_t){at, len, NULL};
+    f->v [f->n++] = (s_slice_t){.at = at, .len = len};
     return 0;
 }
 
@@ -255,13 +261,12 @@ s_rule_state (engine_arena_t *a, s_packed_t *st, const trove_rule_t *r)
         s_slice_t *e = &st->v [i];
         Trove__RuleState *rs = e->msg;
         if (!rs) {
-            const char *name;
-            size_t name_len;
-            uint32_t kind;
-            if (s_slice_rule (*e, &name, &name_len, &kind) == 0) {
-                if (s_strcmp_n (name, name_len, r->id))
+            if (!e->named)
+                e->named = s_slice_rule (*e, &e->rule, &e->rule_len, &e->kind) == 0 ? 1 : -1;
+            if (e->named == 1) {
+                if (s_strcmp_n (e->rule, e->rule_len, r->id))
                     continue;  //  another rule's: stays packed
-                if (kind != (uint32_t) r->kind) {
+                if (e->kind != (uint32_t) r->kind) {
                     st->v [i] = st->v [--st->n];
                     break;
                 }

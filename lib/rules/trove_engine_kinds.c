@@ -94,29 +94,42 @@ kind_coin_new (engine_arena_t *a, const char *user, const trove_hunt_t *v, const
     return c;
 }
 
-//  Period number of ts for a cap, and its text for the occurrence key.
+//  Period number of ts for a cap.
 static int64_t
-kind_period (const trove_hunt_t *v, trove_per_t per, int64_t ts, char *text, size_t size)
+kind_period (const trove_hunt_t *v, trove_per_t per, int64_t ts)
 {
-    char date [32];
-    int64_t p = 0;
     switch (per) {
         case TROVE_PER_DAY:
 #ifdef TROVE_MUTANT_UTC_DAY
-            p = ts >= 0 ? ts / 86400000 : -((-ts + 86399999) / 86400000);  //  TEST-ONLY MUTANT: UTC days
+            return ts >= 0 ? ts / 86400000 : -((-ts + 86399999) / 86400000);  //  TEST-ONLY MUTANT: UTC days
 #else
-            p = trove_tz_day (v->tz, ts);
+            return trove_tz_day (v->tz, ts);
 #endif
+        case TROVE_PER_WEEK:
+            return trove_tz_week (v->tz, ts);
+        case TROVE_PER_MONTH:
+            return trove_tz_month (v->tz, ts);
+        default:
+            return 0;
+    }
+}
+
+//  The text of period p for the occurrence key and progress (made only
+//  when needed: an event that earns nothing does not pay for it).
+static void
+kind_period_text (trove_per_t per, int64_t p, char *text, size_t size)
+{
+    char date [32];
+    switch (per) {
+        case TROVE_PER_DAY:
             trove_tz_day_text (p, date, sizeof date);
             snprintf (text, size, "day:%s", date);
             break;
         case TROVE_PER_WEEK:
-            p = trove_tz_week (v->tz, ts);
             trove_tz_day_text (p * 7 - 3, date, sizeof date);
             snprintf (text, size, "week:%s", date);
             break;
         case TROVE_PER_MONTH:
-            p = trove_tz_month (v->tz, ts);
             trove_tz_month_text (p, date, sizeof date);
             snprintf (text, size, "month:%s", date);
             break;
@@ -124,7 +137,6 @@ kind_period (const trove_hunt_t *v, trove_per_t per, int64_t ts, char *text, siz
             snprintf (text, size, "hunt");
             break;
     }
-    return p;
 }
 
 //  --------------------------------------------------------------------------
@@ -151,8 +163,7 @@ kind_each_step (const engine_step_t *s, Trove__RuleState *rs, Trove__Coin **coin
     if (r->cooldown_ms && rs->awarded && ev->ts_ms - rs->last_award_ts < r->cooldown_ms)
         return 0;
     if (r->cap_max) {
-        char ptext [64];
-        int64_t p = kind_period (s->v, r->cap_per, ev->ts_ms, ptext, sizeof ptext);
+        int64_t p = kind_period (s->v, r->cap_per, ev->ts_ms);
         if (rs->used && p < rs->period)
             return 0;  //  a late event of a past period: its slots are unknown here
         if (rs->used && p != rs->period)
@@ -164,6 +175,8 @@ kind_each_step (const engine_step_t *s, Trove__RuleState *rs, Trove__Coin **coin
         if (rs->used >= r->cap_max)
 #endif
             return 0;
+        char ptext [64];
+        kind_period_text (r->cap_per, p, ptext, sizeof ptext);
         snprintf (num, sizeof num, "%u", rs->used++);
         occ_len = engine_occ (occ, "cap", ptext, num);
     }
@@ -322,7 +335,8 @@ kind_each_progress (const trove_hunt_t *v, const trove_rule_t *r, const Trove__R
     if (!r->cap_max)
         return 0;
     char period [40] = "";
-    int64_t now_period = kind_period (v, r->cap_per, now_ms, period, sizeof period);
+    int64_t now_period = kind_period (v, r->cap_per, now_ms);
+    kind_period_text (r->cap_per, now_period, period, sizeof period);
     p->need = r->cap_max;
     p->have = rs && rs->period == now_period ? rs->used : 0;
     p->left = p->have < p->need ? p->need - p->have : 0;
