@@ -1233,15 +1233,32 @@ trove_memstore_destroy (trove_memstore_t **self_p)
     }
 }
 
+//  "user \x1f hunt" into buf (size KEY_MAX), or a malloc'd copy when too
+//  long (*heap_p set: free it). NULL when out of memory.
+#define KEY_MAX 256
+static char *
+s_mem_key (char *buf, const char *user, const char *hunt, char **heap_p)
+{
+    size_t lu = strlen (user), lh = strlen (hunt);
+    *heap_p = NULL;
+    if (lu + lh + 2 > KEY_MAX)
+        return *heap_p = zsys_sprintf ("%s\x1f%s", user, hunt);
+    memcpy (buf, user, lu);
+    buf [lu] = '\x1f';
+    memcpy (buf + lu + 1, hunt, lh + 1);
+    return buf;
+}
+
 static int
 s_mem_get (void *arg, const char *user, const char *hunt, const void **data_p, size_t *size_p)
 {
     trove_memstore_t *self = arg;
-    char *key = zsys_sprintf ("%s\x1f%s", user, hunt);
+    char buf [KEY_MAX], *heap;
+    char *key = s_mem_key (buf, user, hunt, &heap);
     if (!key)
         return -1;
     s_blob_t *b = zhashx_lookup (self->map, key);
-    zstr_free (&key);
+    zstr_free (&heap);
     if (!b)
         return 1;
     *data_p = b->data;
@@ -1250,19 +1267,33 @@ s_mem_get (void *arg, const char *user, const char *hunt, const void **data_p, s
 }
 
 static int
-s_mem_put (void *arg, const char *user, const char *hunt, const void *data, size_t size)
+s_mem_put (void *arg, const char *user, const char *hunt, const void *src, size_t size)
 {
     trove_memstore_t *self = arg;
-    char *key = zsys_sprintf ("%s\x1f%s", user, hunt);
+    char buf [KEY_MAX], *heap;
+    char *key = s_mem_key (buf, user, hunt, &heap);
     if (!key)
         return -1;
     int rc = 0;
+    s_blob_t *old = size ? zhashx_lookup (self->map, key) : NULL;
     if (size == 0)
         zhashx_delete (self->map, key);
+    else if (old && src != old->data) {
+        //  Rewritten in place: a state is put after every event (its own
+        //  bytes, as got, go the other way: realloc could move them).
+        void *data = old->size == size ? old->data : realloc (old->data, size);
+        if (data) {
+            memcpy (data, src, size);
+            old->data = data;
+            old->size = size;
+        }
+        else
+            rc = -1;
+    }
     else {
         s_blob_t *b = malloc (sizeof *b);
         if (b && (b->data = malloc (size))) {
-            memcpy (b->data, data, size);
+            memcpy (b->data, src, size);
             b->size = size;
             zhashx_update (self->map, key, b);
         }
@@ -1271,7 +1302,7 @@ s_mem_put (void *arg, const char *user, const char *hunt, const void *data, size
             rc = -1;
         }
     }
-    zstr_free (&key);
+    zstr_free (&heap);
     return rc;
 }
 
