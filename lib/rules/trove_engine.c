@@ -1,10 +1,18 @@
 /*  trove_engine - per-user rule state, event time, undo. See trove_engine.h;
     the rule kinds are in trove_engine_kinds.c (trove_engine_internal.h).
 
-    Working state is the unpacked protobuf (HuntState) itself, unpacked
-    into the call's arena (trove_engine_internal.h) together with every
-    rule state, ref and coin the call makes: fields are replaced, never
-    freed, and the whole arena goes when the call returns. */
+    A stored state (HuntState) is read field by field: what an event does
+    not touch stays packed and is written back as it was ("Packed fields",
+    "Hunt state" below); what it touches is unpacked into the call's arena
+    (trove_engine_internal.h) together with every rule state, ref and coin
+    the call makes: fields are replaced, never freed, and the whole arena
+    goes when the call returns.
+
+    Over 1,200 lines: the packed reading and writing shares its types and
+    its lists of rule states with scoring, replay and fold, which are what
+    it is shaped for; apart, both files would need a header of the same
+    private types. The memory store and derive (the last third) could move
+    out if the file grows again. */
 #include "trove_engine_internal.h"
 #include "trove_error.h"
 #include "trove_event.h"
