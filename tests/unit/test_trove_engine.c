@@ -706,6 +706,60 @@ test_state_in_other_encodings_is_read (void **state)
     s_model_destroy (&odd);
 }
 
+//  More events within lateness than the buffer holds: the oldest are folded
+//  by count, packed or decoded, and the coins still equal event-time order.
+static void
+test_full_buffer_folds_exactly (void **state)
+{
+    (void) state;
+    s_model_t m, ref;
+    s_model_init (&m, s_all_kinds);
+    memset (&ref, 0, sizeof ref);
+    const char *types [] = {"a", "b", "c", "x"};
+    Trove__Event *events [200];
+    char specs [200][160];
+    int64_t ts = 1777600000000LL;
+    for (int i = 0; i < 200; i++) {
+        char when [40];
+        ts += 1000 + (i % 7) * 1000;  //  200 events within 15 minutes
+        trove_format_rfc3339 (ts, when, sizeof when);
+        snprintf (specs [i], sizeof specs [i], "web e%03d u %s %s z=%d", i, types [(i * 5 + i / 3) % 4], when,
+                  i % 3);
+        events [i] = s_event (specs [i]);
+    }
+    assert_int_equal (trove_engine_derive (m.rules, events, 200, s_derived, &ref), 0);
+    //  Every fifth event arrives after the next one: late, but well inside
+    //  the 64 buffered.
+    for (int i = 0; i < 200; i++) {
+        int at = i % 5 == 0 && i + 1 < 200 ? i + 1 : i % 5 == 1 && i > 0 ? i - 1 : i;
+        s_send (&m, specs [at]);
+    }
+    size_t live = 0;
+    for (size_t i = 0; i < m.ncoins; i++) {
+        if (!m.coins [i].live)
+            continue;
+        live++;
+        s_coin_t *want = s_model_find (&ref, m.coins [i].id);
+        if (!want)
+            fail_msg ("real time has %s (%s, %s) that event-time order has not", m.coins [i].id, m.coins [i].rule,
+                      m.coins [i].refs);
+        assert_int_equal (want->value, m.coins [i].value);
+        assert_string_equal (want->refs, m.coins [i].refs);
+    }
+    assert_int_equal (live, ref.ncoins);
+    //  The state holds at most 64 events: far less than the 200 sent.
+    size_t size;
+    assert_non_null (s_stored (&m, &size));
+    Trove__HuntState *hs = trove__hunt_state__unpack (NULL, size, s_stored (&m, &size));
+    assert_non_null (hs);
+    assert_int_equal (hs->n_buffer, TROVE_ENGINE_BUFFER_MAX);
+    assert_true (hs->has_folded);
+    trove__hunt_state__free_unpacked (hs, NULL);
+    for (int i = 0; i < 200; i++)
+        trove_event_destroy (&events [i]);
+    s_model_destroy (&m);
+}
+
 static int
 s_count_change (void *arg, const trove_change_t *ch)
 {
@@ -764,6 +818,7 @@ main (void)
         cmocka_unit_test (test_state_is_bounded),
         cmocka_unit_test (test_state_bytes_are_what_protobuf_c_packs),
         cmocka_unit_test (test_state_in_other_encodings_is_read),
+        cmocka_unit_test (test_full_buffer_folds_exactly),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
