@@ -232,7 +232,7 @@ redis_checks () {
         "$(awk -v v="$(val fsync .p50_us)" 'BEGIN { printf "%.3f", v / 1000 }')" \
         "$(awk -v v="$(val fsync .p99_us)" 'BEGIN { printf "%.3f", v / 1000 }')" "$(val fsync .appends_per_s)"
     printf '| (b6) | one LMDB commit of one 1 KiB put, fsync (`bench-raw-lmdb --batch 1 --value 1024`): the log before trove_wal | %s commits/s (mean %s ms) |\n' \
-        "$(val lmdb_one .commits_per_s)" "$(awk -v c="$(val lmdb_one .commits_per_s)" 'BEGIN { printf "%.3f", c > 0 ? 1000 / c : 0 }')"
+        "$(val lmdb_one .commits_per_s)" "$(awk -v c="$(val lmdb_one .commits_per_s)" 'BEGIN { printf "%.3f", (c > 0 ? 1000 / c : 0) }')"
     printf '| (c) | durable pipeline, closed loop, %s events (`%s`) | **%s events/s**; answer p50 %s ms, p99 %s ms; %s |\n' \
         "$(commas "$c_n")" "$load_c" "$(printf '%.0f' "$pipe_rate")" "$(ms pipeline .latency_ms.p50)" "$(ms pipeline .latency_ms.p99)" "$(checks pipeline)"
     printf '| | (c) / (a) | %s of raw ZeroMQ |\n' "$(frac "$pipe_rate" "$zmq_rate")"
