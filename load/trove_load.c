@@ -193,6 +193,27 @@ s_send_next (trove_load_run_t *self, int64_t sched_us)
     ev.user = user;
     ev.type = opts->types [event->type];
     ev.ts_ms = event->ts_ms;
+    //  Attributes follow from the index alone, so a re-send says the same.
+    Trove__Attr attr [3] = {TROVE__ATTR__INIT, TROVE__ATTR__INIT, TROVE__ATTR__INIT};
+    Trove__Attr *attr_ptrs [3] = {&attr [0], &attr [1], &attr [2]};
+    char zone [2] = {0}, clue [2] = {0};
+    if (opts->attrs) {
+        uint64_t h = index * 0x9e3779b97f4a7c15ULL;
+        h ^= h >> 29;
+        zone [0] = (char) ('A' + (h % 6));
+        clue [0] = (char) ('A' + ((h >> 8) % 2));
+        attr [0].key = "zone";
+        attr [0].value_case = TROVE__ATTR__VALUE_S;
+        attr [0].s = zone;
+        attr [1].key = "clue";
+        attr [1].value_case = TROVE__ATTR__VALUE_S;
+        attr [1].s = clue;
+        attr [2].key = "amount";
+        attr [2].value_case = TROVE__ATTR__VALUE_N;
+        attr [2].n = (double) ((h >> 16) % 200);
+        ev.n_attrs = 3;
+        ev.attrs = attr_ptrs;
+    }
     //  The send record must exist before add: a full batch goes out at once.
     size_t tag = self->nsent;
     self->sends [tag] = (trove_load_send_t){.event = index, .sched_us = sched_us};
@@ -209,7 +230,12 @@ s_send_next (trove_load_run_t *self, int64_t sched_us)
     else {
         self->nevents++;
         self->dup_owed = owed;
-        if (self->events_out)
+        if (self->events_out && opts->attrs)
+            fprintf (self->events_out,
+                     "{\"source\":\"%s\",\"id\":\"%s\",\"user\":\"%s\",\"type\":\"%s\",\"ts\":%lld,"
+                     "\"attrs\":{\"zone\":\"%s\",\"clue\":\"%s\",\"amount\":%.0f}}\n",
+                     ev.source, ev.id, ev.user, ev.type, (long long) ev.ts_ms, zone, clue, attr [2].n);
+        else if (self->events_out)
             fprintf (self->events_out,
                      "{\"source\":\"%s\",\"id\":\"%s\",\"user\":\"%s\",\"type\":\"%s\",\"ts\":%lld}\n",
                      ev.source, ev.id, ev.user, ev.type, (long long) ev.ts_ms);

@@ -79,6 +79,9 @@ static const s_option_t s_options [] = {
     S_REAL ("stall-timeout", "S", stall_s, 1, 86400, "give up after S s without any answer (60)"),
     S_OTHER ("users-in-order", NULL, S_FLAG, users_in_order,
              "event i is user u<i mod U> (every user gets events)"),
+    S_OTHER ("attrs", NULL, S_FLAG, attrs,
+             "every event carries attrs zone (A-F), clue (A|B) and amount (0-199), fixed by its "
+             "index (etc/examples/spring-hunt.yaml's attributes)"),
     S_OTHER ("help", NULL, S_HELP, dir, NULL),  //  stores nothing
 };
 

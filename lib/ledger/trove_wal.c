@@ -401,7 +401,8 @@ s_scan_dir (trove_wal_t *self)
             self->next_number = seg->number + 1;
     }
     closedir (d);
-    qsort (self->segs, self->nsegs, sizeof *self->segs, s_by_number);
+    if (self->nsegs > 1)
+        qsort (self->segs, self->nsegs, sizeof *self->segs, s_by_number);
     return rc;
 }
 
