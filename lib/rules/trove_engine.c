@@ -1,12 +1,20 @@
 /*  trove_engine - per-user rule state, event time, undo. See trove_engine.h;
     the rule kinds are in trove_engine_kinds.c (trove_engine_internal.h).
 
-    Working state is the unpacked protobuf (HuntState) itself: everything in
-    it is malloc'd (protobuf-c's default allocator), so fields are replaced
-    with malloc'd copies and trove__hunt_state__free_unpacked frees it all. */
+    A stored state (HuntState) is read field by field: what an event does
+    not touch stays packed and is written back as it was ("Packed fields",
+    "Hunt state" below); what it touches is unpacked into the call's arena
+    (trove_engine_internal.h) together with every rule state, ref and coin
+    the call makes: fields are replaced, never freed, and the whole arena
+    goes when the call returns.
+
+    Over 1,200 lines: the packed reading and writing shares its types and
+    its lists of rule states with scoring, replay and fold, which are what
+    it is shaped for; apart, both files would need a header of the same
+    private types. The memory store and derive (the last third) could move
+    out if the file grows again. */
 #include "trove_engine_internal.h"
 #include "trove_error.h"
-#include "trove_statecache.h"
 #include "trove_event.h"
 #include "trove_msg.h"
 #include "trove_tz.h"
@@ -17,7 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-//  A growing list of owned coins.
+//  The arena's first chunk, on the stack of trove_engine_score: enough for
+//  the states one event loads in bench-engine (one chunk of heap beyond).
+#define ARENA_STACK (16 * 1024)
+
+//  A growing list of coins (in the arena).
 typedef struct {
     Trove__Coin **v;
     size_t n, cap;
@@ -29,24 +41,15 @@ typedef struct {
     const char *user;
     trove_change_fn *emit;
     void *arg;
-    trove_statecache_t *cache;  //  decoded states kept between calls, or NULL
+    engine_arena_t *arena;  //  the call's working memory
 } s_ctx_t;
 
-static void
-s_coins_clear (s_coins_t *c)
-{
-    for (size_t i = 0; i < c->n; i++)
-        trove__coin__free_unpacked (c->v [i], NULL);
-    free (c->v);
-    memset (c, 0, sizeof *c);
-}
-
 static int
-s_coins_push (s_coins_t *c, Trove__Coin *coin)
+s_coins_push (engine_arena_t *a, s_coins_t *c, Trove__Coin *coin)
 {
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 8;
-        Trove__Coin **v = realloc (c->v, cap * sizeof *v);
+        Trove__Coin **v = engine_realloc (a, c->v, c->cap * sizeof *v, cap * sizeof *v);
         if (!v)
             return -1;
         c->v = v;
@@ -94,68 +97,225 @@ s_emit (s_ctx_t *ctx, const Trove__Coin *c, bool revoke, const char *reason)
 }
 
 //  --------------------------------------------------------------------------
-//  Rule state
+//  Packed fields
 
-//  A list of rule states: a state's checkpoint or its head.
+//  One element of a repeated field: packed (a slice of the stored bytes,
+//  or of bytes packed in the arena) until decoded into msg, which is then
+//  the truth.
 typedef struct {
-    Trove__RuleState ***v;
-    size_t *n;
-} s_states_t;
+    const uint8_t *at;
+    size_t len;
+    void *msg;
+    //  A packed rule state's rule and kind, read once (named: 1, unreadable
+    //  in plain form: -1, not read yet: 0).
+    int named;
+    const char *rule;
+    size_t rule_len;
+    uint32_t kind;
+} s_slice_t;
 
-static s_states_t
-s_checkpoint_of (Trove__HuntState *hs)
+//  A repeated message field. Rule states (checkpoint, head) are decoded
+//  one by one, when an event touches their rule. The buffer and the tail
+//  are packed slices while lazy, else decoded in the HuntState (whose
+//  array for them is then the truth).
+typedef struct {
+    bool lazy;
+    s_slice_t *v;
+    size_t n, cap;
+} s_packed_t;
+
+//  A working state: the decoded part and the fields kept packed (unknown:
+//  whole top-level fields the engine does not know, written back after the
+//  others as protobuf-c does).
+typedef struct {
+    Trove__HuntState *hs;
+    s_packed_t rules, head, buffer, tail, unknown;
+} s_state_t;
+
+//  Where an event orders, read from its packed form: strings are not
+//  NUL-terminated, so their length is where strcmp would stop.
+typedef struct {
+    int64_t ts;
+    const char *source, *id;
+    size_t source_len, id_len;
+} s_key_t;
+
+static int
+s_slice_push (engine_arena_t *a, s_packed_t *f, const uint8_t *at, size_t len)
 {
-    return (s_states_t){&hs->rules, &hs->n_rules};
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 8;
+        s_slice_t *v = engine_realloc (a, f->v, f->cap * sizeof *v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        f->v = v;
+        f->cap = cap;
+    }
+    f->v [f->n++] = (s_slice_t){.at = at, .len = len};
+    return 0;
 }
 
-static s_states_t
-s_head_of (Trove__HuntState *hs)
+//  Read a varint at *p (< end); 0 or -1 when malformed.
+static int
+s_varint (const uint8_t **p, const uint8_t *end, uint64_t *value)
 {
-    return (s_states_t){&hs->head, &hs->n_head};
-}
-
-//  The state of rule r in hs, created (or reset when the rule changed kind).
-static Trove__RuleState *
-s_rule_state (s_states_t *st, const trove_rule_t *r)
-{
-    for (size_t i = 0; i < *st->n; i++) {
-        Trove__RuleState *rs = (*st->v) [i];
-        if (strcmp (rs->rule, r->id) == 0) {
-            if (rs->kind == (uint32_t) r->kind)
-                return rs;
-            trove__rule_state__free_unpacked (rs, NULL);
-            (*st->v) [i] = (*st->v) [--*st->n];
-            break;
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        v |= (uint64_t) (b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *value = v;
+            return 0;
         }
     }
-    Trove__RuleState **v = realloc (*st->v, (*st->n + 1) * sizeof *v);
-    if (!v)
-        return NULL;
-    *st->v = v;
-    Trove__RuleState *rs = malloc (sizeof *rs);
-    if (!rs)
+    return -1;
+}
+
+//  The next field at *p: its number, wire type, and for a length-delimited
+//  one its bytes (*data, *len); other wire types are skipped over (a
+//  varint's value in *len). 0, or -1 when malformed or of a group type.
+static int
+s_field (const uint8_t **p, const uint8_t *end, uint32_t *number, unsigned *wire, const uint8_t **data,
+         uint64_t *len)
+{
+    uint64_t tag;
+    if (s_varint (p, end, &tag) || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX)
+        return -1;
+    *number = (uint32_t) (tag >> 3);
+    *wire = (unsigned) (tag & 7);
+    *data = *p;
+    switch (*wire) {
+        case 0:
+            return s_varint (p, end, len);
+        case 1:
+        case 5:
+            *len = *wire == 1 ? 8 : 4;
+            break;
+        case 2:
+            if (s_varint (p, end, len))
+                return -1;
+            *data = *p;
+            break;
+        default:
+            return -1;
+    }
+    if (*len > (uint64_t) (end - *p))
+        return -1;
+    *p += *len;
+    return 0;
+}
+
+//  A message packed into the arena, as a slice.
+static int
+s_pack_slice (engine_arena_t *a, const ProtobufCMessage *m, s_slice_t *s)
+{
+    s->len = protobuf_c_message_get_packed_size (m);
+    uint8_t *buf = engine_alloc (a, s->len ? s->len : 1);
+    if (!buf)
+        return -1;
+    protobuf_c_message_pack (m, buf);
+    s->at = buf;
+    return 0;
+}
+
+//  strcmp of a packed string with a C string.
+static int
+s_strcmp_n (const char *a, size_t alen, const char *b)
+{
+    size_t blen = strlen (b);
+    int c = memcmp (a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
+
+//  --------------------------------------------------------------------------
+//  Rule state
+
+//  The rule name and kind of a packed RuleState: 0, or -1 when not in the
+//  plain form the engine writes (the caller decodes it instead).
+static int
+s_slice_rule (s_slice_t s, const char **rule, size_t *rule_len, uint32_t *kind)
+{
+    const uint8_t *p = s.at, *end = s.at + s.len, *data;
+    uint64_t len;
+    uint32_t number;
+    unsigned wire;
+    bool seen [3] = {false};
+    *rule = "";
+    *rule_len = 0;
+    *kind = 0;
+    while (p < end) {
+        if (s_field (&p, end, &number, &wire, &data, &len))
+            return -1;
+        if (number == 1 || number == 2) {
+            if (seen [number] || wire != (number == 1 ? 2u : 0u))
+                return -1;
+            seen [number] = true;
+        }
+        if (number == 1)
+            *rule = (const char *) data, *rule_len = strnlen ((const char *) data, len);
+        else if (number == 2)
+            *kind = (uint32_t) len;
+    }
+    return 0;
+}
+
+//  The state of rule r in the list (a checkpoint or a head), decoded; created
+//  (or reset when the rule changed kind). NULL when out of memory or the
+//  state is unreadable.
+static Trove__RuleState *
+s_rule_state (engine_arena_t *a, s_packed_t *st, const trove_rule_t *r)
+{
+    for (size_t i = 0; i < st->n; i++) {
+        s_slice_t *e = &st->v [i];
+        Trove__RuleState *rs = e->msg;
+        if (!rs) {
+            if (!e->named)
+                e->named = s_slice_rule (*e, &e->rule, &e->rule_len, &e->kind) == 0 ? 1 : -1;
+            if (e->named == 1) {
+                if (s_strcmp_n (e->rule, e->rule_len, r->id))
+                    continue;  //  another rule's: stays packed
+                if (e->kind != (uint32_t) r->kind) {
+                    st->v [i] = st->v [--st->n];
+                    break;
+                }
+            }
+            if (!(rs = e->msg = trove__rule_state__unpack (&a->pb, e->len, e->at)))
+                return NULL;
+        }
+        if (strcmp (rs->rule, r->id))
+            continue;
+        if (rs->kind == (uint32_t) r->kind)
+            return rs;
+        st->v [i] = st->v [--st->n];
+        break;
+    }
+    Trove__RuleState *rs = engine_alloc (a, sizeof *rs);
+    if (!rs || s_slice_push (a, st, NULL, 0))
         return NULL;
     trove__rule_state__init (rs);
     rs->kind = (uint32_t) r->kind;
-    if (!(rs->rule = strdup (r->id))) {
-        free (rs);
-        return NULL;
-    }
-    (*st->v) [(*st->n)++] = rs;
+    rs->rule = r->id;  //  never changed, and the rules outlive the call
+    st->v [st->n - 1].msg = rs;
     return rs;
 }
 
-//  Apply one event to the rule states of hs under version v; the coins it
+//  Apply one event to the rule states st under version v; the coins it
 //  earns are appended to out. Returns 0 or -1 (out of memory).
 static int
-s_process (const char *user, s_states_t st, const trove_hunt_t *v, const Trove__Event *ev,
-           int64_t accepted_us, s_coins_t *out)
+s_process (s_ctx_t *ctx, s_packed_t *st, const trove_hunt_t *v, const Trove__Event *ev, int64_t accepted_us,
+           s_coins_t *out)
 {
-    Trove__EventRef self_ref = TROVE__EVENT_REF__INIT;
-    self_ref.source = ev->source;
-    self_ref.id = ev->id;
-    Trove__EventRef *self_refs [1] = {&self_ref};
-    engine_step_t step = {user, v, NULL, ev, accepted_us, self_refs};
+    //  In the arena, not on the stack: rule states and coins keep it (refs
+    //  are shared, never changed); ev's strings live as long as the arena.
+    Trove__EventRef *self_ref = engine_alloc (ctx->arena, sizeof *self_ref);
+    Trove__EventRef **self_refs = engine_alloc (ctx->arena, sizeof *self_refs);
+    if (!self_ref || !self_refs)
+        return -1;
+    trove__event_ref__init (self_ref);
+    self_ref->source = ev->source;
+    self_ref->id = ev->id;
+    self_refs [0] = self_ref;
+    engine_step_t step = {ctx->user, v, NULL, ev, accepted_us, self_refs, ctx->arena};
     for (size_t i = 0; i < v->nrules; i++) {
         const trove_rule_t *r = &v->rules [i];
         if (!trove_rule_stateful (r))
@@ -163,17 +323,15 @@ s_process (const char *user, s_states_t st, const trove_hunt_t *v, const Trove__
         const engine_kind_t *kind = engine_kind (r->kind);
         if (!kind->own_match && !trove_match (&r->match, ev))
             continue;
-        Trove__RuleState *rs = s_rule_state (&st, r);
+        Trove__RuleState *rs = s_rule_state (ctx->arena, st, r);
         if (!rs)
             return -1;
         Trove__Coin *coin = NULL;
         step.r = r;
         if (kind->step (&step, rs, &coin))
             return -1;
-        if (coin && s_coins_push (out, coin)) {
-            trove__coin__free_unpacked (coin, NULL);
+        if (coin && s_coins_push (ctx->arena, out, coin))
             return -1;
-        }
     }
     return 0;
 }
@@ -199,6 +357,17 @@ s_matches_stateful (const trove_hunt_t *v, const Trove__Event *ev)
 
 //  --------------------------------------------------------------------------
 //  Hunt state: load, replay, fold, save
+//
+//  A stored state is not unpacked whole. Its checkpoint, buffer, tail and
+//  head (fields 3 to 6) stay packed, as slices of the stored bytes, until
+//  something needs them decoded: an in-order event only reads the order
+//  key of the last buffered event and decodes the head's states of the
+//  rules it matches, so it appends its own packed event (and coins) and
+//  writes every other slice back as it was. A fold decodes the events it
+//  folds and the checkpoint's states they touch, a replay (late event,
+//  undo) the buffer and tail. The bytes written are exactly what protobuf-c
+//  packs for the same state (fields in number order, proto3 defaults left
+//  out, unknown fields last), so the format on disk does not change.
 
 static int
 s_event_order (const Trove__Event *a, const Trove__Event *b)
@@ -209,82 +378,353 @@ s_event_order (const Trove__Event *a, const Trove__Event *b)
     return c ? c : strcmp (a->id, b->id);
 }
 
-//  The decoded form of a stored state: from the cache when it holds these
-//  very bytes, else unpacked. NULL when unreadable or out of memory.
-static Trove__HuntState *
-s_state_decode (s_ctx_t *ctx, const char *hunt, const void *data, size_t size)
+//  The order key of a packed BufferedEvent: 0, or -1 when it is not in the
+//  plain form the engine writes (the caller decodes it instead).
+static int
+s_slice_key (s_slice_t s, s_key_t *key)
 {
-    Trove__HuntState *hs =
-        ctx->cache ? trove_statecache_take (ctx->cache, ctx->user, hunt, data, size) : NULL;
-    return hs ? hs : trove__hunt_state__unpack (NULL, size, data);
+    const uint8_t *p = s.at, *end = s.at + s.len, *ev = NULL, *data;
+    uint64_t len = 0, evlen = 0;
+    uint32_t number;
+    unsigned wire;
+    while (p < end) {
+        if (s_field (&p, end, &number, &wire, &data, &len))
+            return -1;
+        if (number == 1) {
+            if (wire != 2 || ev)
+                return -1;  //  a repeated submessage merges: leave that to protobuf-c
+            ev = data;
+            evlen = len;
+        }
+    }
+    if (!ev)
+        return -1;
+    *key = (s_key_t){0, "", "", 0, 0};
+    bool seen [6] = {false};
+    for (p = ev, end = ev + evlen; p < end;) {
+        if (s_field (&p, end, &number, &wire, &data, &len))
+            return -1;
+        if (number == 1 || number == 2 || number == 5) {
+            if (seen [number] || (number == 5 ? wire != 0 : wire != 2))
+                return -1;
+            seen [number] = true;
+        }
+        if (number == 1)
+            key->source = (const char *) data, key->source_len = strnlen ((const char *) data, len);
+        else if (number == 2)
+            key->id = (const char *) data, key->id_len = strnlen ((const char *) data, len);
+        else if (number == 5)
+            key->ts = (int64_t) len;
+    }
+    return 0;
 }
 
-static Trove__HuntState *
-s_state_load (s_ctx_t *ctx, const trove_store_t *store, const char *hunt, int *rc_p)
+//  s_event_order (key's event, ev).
+static int
+s_key_order (const s_key_t *key, const Trove__Event *ev)
+{
+    if (key->ts != ev->ts_ms)
+        return key->ts < ev->ts_ms ? -1 : 1;
+    int c = s_strcmp_n (key->source, key->source_len, ev->source);
+    return c ? c : s_strcmp_n (key->id, key->id_len, ev->id);
+}
+
+//  The coin id of a packed Coin: 0, or -1 when not in plain form.
+static int
+s_slice_coin_id (s_slice_t s, const char **id, size_t *id_len)
+{
+    const uint8_t *p = s.at, *end = s.at + s.len, *data;
+    uint64_t len;
+    uint32_t number;
+    unsigned wire;
+    bool seen = false;
+    *id = "";
+    *id_len = 0;
+    while (p < end) {
+        if (s_field (&p, end, &number, &wire, &data, &len))
+            return -1;
+        if (number == 1) {
+            if (wire != 2 || seen)
+                return -1;
+            seen = true;
+            *id = (const char *) data;
+            *id_len = strnlen ((const char *) data, len);
+        }
+    }
+    return 0;
+}
+
+//  Decode the lazy buffer or tail into the HuntState (in the arena).
+static int
+s_decode_field (s_ctx_t *ctx, s_state_t *st, s_packed_t *f)
+{
+    if (!f->lazy)
+        return 0;
+    void **v = engine_alloc (ctx->arena, (f->n ? f->n : 1) * sizeof *v);
+    if (!v)
+        return -1;
+    const ProtobufCMessageDescriptor *d =
+        f == &st->buffer ? &trove__buffered_event__descriptor : &trove__coin__descriptor;
+    for (size_t i = 0; i < f->n; i++)
+        if (!(v [i] = protobuf_c_message_unpack (d, &ctx->arena->pb, f->v [i].len, f->v [i].at)))
+            return -1;
+    Trove__HuntState *hs = st->hs;
+    if (f == &st->buffer)
+        hs->buffer = (Trove__BufferedEvent **) v, hs->n_buffer = f->n;
+    else
+        hs->tail = (Trove__Coin **) v, hs->n_tail = f->n;
+    f->lazy = false;
+    f->n = 0;
+    return 0;
+}
+
+static size_t
+s_n_buffer (const s_state_t *st)
+{
+    return st->buffer.lazy ? st->buffer.n : st->hs->n_buffer;
+}
+
+//  *order_p = s_event_order (buffered event i, ev): any negative, zero or
+//  positive value (strcmp and memcmp answer the byte difference, e.g. -2
+//  for '5' against '7'), so failure is told apart by the return: 0, or -1
+//  when out of memory or unreadable.
+static int
+s_buffered_order (s_ctx_t *ctx, const s_state_t *st, size_t i, const Trove__Event *ev, int *order_p)
+{
+    if (!st->buffer.lazy) {
+        *order_p = s_event_order (st->hs->buffer [i]->event, ev);
+        return 0;
+    }
+    s_key_t key;
+    if (s_slice_key (st->buffer.v [i], &key) == 0) {
+        *order_p = s_key_order (&key, ev);
+        return 0;
+    }
+    Trove__BufferedEvent *b = trove__buffered_event__unpack (&ctx->arena->pb, st->buffer.v [i].len,
+                                                             st->buffer.v [i].at);
+    if (!b || !b->event)
+        return -1;
+    *order_p = s_event_order (b->event, ev);
+    return 0;
+}
+
+//  Split a stored state (copied into the arena: the store's bytes are
+//  borrowed only until its next call) into its packed fields and the rest,
+//  which is unpacked. Bytes this reading refuses are left to protobuf-c:
+//  when it reads them, they are packed again its way and split again.
+static int
+s_state_decode (s_ctx_t *ctx, const void *stored, size_t size, s_state_t *st)
+{
+    uint8_t *data = engine_alloc (ctx->arena, size ? size : 1);
+    if (!data)
+        return -1;
+    if (size)
+        memcpy (data, stored, size);
+    for (int pass = 0; pass < 2; pass++) {
+        memset (st, 0, sizeof *st);
+        uint8_t *rest = engine_alloc (ctx->arena, size ? size : 1);
+        if (!rest)
+            return -1;
+        size_t nrest = 0;
+        bool plain = true;
+        st->buffer.lazy = st->tail.lazy = true;
+        for (const uint8_t *p = data, *end = data + size; p < end && plain;) {
+            const uint8_t *start = p, *field;
+            uint64_t len;
+            uint32_t number;
+            unsigned wire;
+            if (s_field (&p, end, &number, &wire, &field, &len)) {
+                plain = false;
+                break;
+            }
+            s_packed_t *f = number == 3 ? &st->rules
+                          : number == 4 ? &st->buffer
+                          : number == 5 ? &st->tail
+                          : number == 6 ? &st->head
+                                        : NULL;
+            if (f && wire != 2)
+                plain = false;
+            else if (f && s_slice_push (ctx->arena, f, field, (size_t) len))
+                return -1;
+            else if (!f && number > 11 && s_slice_push (ctx->arena, &st->unknown, start, (size_t) (p - start)))
+                return -1;
+            else if (!f && number <= 11) {
+                memcpy (rest + nrest, start, (size_t) (p - start));
+                nrest += (size_t) (p - start);
+            }
+        }
+        if (plain)
+            return (st->hs = trove__hunt_state__unpack (&ctx->arena->pb, nrest, rest)) ? 0 : -1;
+        if (pass == 1)
+            break;
+        Trove__HuntState *whole = trove__hunt_state__unpack (&ctx->arena->pb, size, data);
+        if (!whole)
+            return -1;  //  unreadable
+        size = trove__hunt_state__get_packed_size (whole);
+        if (!(data = engine_alloc (ctx->arena, size ? size : 1)))
+            return -1;
+        trove__hunt_state__pack (whole, data);
+    }
+    return -1;
+}
+
+//  0 with *st loaded (a fresh state when the store has none), or -1 when
+//  the store failed or the state is unreadable (refuse rather than start
+//  over).
+static int
+s_state_load (s_ctx_t *ctx, const trove_store_t *store, const char *hunt, s_state_t *st)
 {
     const void *data;
     size_t size;
     int rc = store->get (store->arg, ctx->user, hunt, &data, &size);
-    *rc_p = rc < 0 ? -1 : 0;
     if (rc < 0)
-        return NULL;
-    if (rc == 0) {
-        Trove__HuntState *hs = s_state_decode (ctx, hunt, data, size);
-        if (!hs)
-            *rc_p = -1;  //  unreadable state: refuse rather than start over
-        return hs;
+        return -1;
+    if (rc == 0)
+        return s_state_decode (ctx, data, size, st);
+    memset (st, 0, sizeof *st);
+    if (!(st->hs = engine_alloc (ctx->arena, sizeof *st->hs)))
+        return -1;
+    trove__hunt_state__init (st->hs);
+    st->hs->hunt = (char *) hunt;  //  the rules' own, which outlive the call
+    return 0;
+}
+
+static size_t
+s_varint_size (uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80)
+        v >>= 7, n++;
+    return n;
+}
+
+static uint8_t *
+s_put_varint (uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t) (v | 0x80);
+        v >>= 7;
     }
-    Trove__HuntState *hs = malloc (sizeof *hs);
-    if (hs) {
-        trove__hunt_state__init (hs);
-        if (!(hs->hunt = strdup (hunt))) {
-            free (hs);
-            hs = NULL;
+    *p++ = (uint8_t) v;
+    return p;
+}
+
+static uint8_t *
+s_put_bytes (uint8_t *p, uint8_t tag, const void *data, size_t len)
+{
+    *p++ = tag;
+    p = s_put_varint (p, len);
+    memcpy (p, data, len);
+    return p + len;
+}
+
+//  The bytes of one repeated field (tag: field number << 3 | 2): with msgs
+//  NULL the elements of f (packed slices, or decoded messages), else the n
+//  decoded messages. sizes: the decoded messages' packed sizes, filled
+//  when *p is NULL (the sizing pass).
+static size_t
+s_put_field (uint8_t **p, uint8_t tag, const s_packed_t *f, ProtobufCMessage *const *msgs, size_t n,
+             size_t *sizes)
+{
+    size_t total = 0;
+    if (!msgs)
+        n = f->n;
+    for (size_t i = 0; i < n; i++) {
+        const ProtobufCMessage *m = msgs ? msgs [i] : f->v [i].msg;
+        if (!m) {
+            total += 1 + s_varint_size (f->v [i].len) + f->v [i].len;
+            if (*p)
+                *p = s_put_bytes (*p, tag, f->v [i].at, f->v [i].len);
+            continue;
+        }
+        if (!*p)
+            sizes [i] = protobuf_c_message_get_packed_size (m);
+        total += 1 + s_varint_size (sizes [i]) + sizes [i];
+        if (*p) {
+            *(*p)++ = tag;
+            *p = s_put_varint (*p, sizes [i]);
+            *p += protobuf_c_message_pack (m, *p);
         }
     }
-    if (!hs)
-        *rc_p = -1;
-    return hs;
+    return total;
 }
 
-//  Store hs and let go of it: kept decoded in the call's cache with the
-//  bytes just stored, or freed.
+//  Store the state, packed in the arena (the store keeps its own copy).
 static int
-s_state_save (s_ctx_t *ctx, const trove_store_t *store, Trove__HuntState *hs)
+s_state_save (s_ctx_t *ctx, const trove_store_t *store, s_state_t *st)
 {
-    size_t size = trove__hunt_state__get_packed_size (hs);
-    uint8_t *buf = malloc (size ? size : 1);
-    if (!buf) {
-        trove__hunt_state__free_unpacked (hs, NULL);
+    Trove__HuntState *hs = st->hs;
+    //  Field by field in number order, as protobuf-c does.
+    struct {
+        uint8_t tag;
+        const s_packed_t *f;
+        ProtobufCMessage *const *msgs;
+        size_t n;
+        size_t *sizes;
+    } rep [4] = {
+        {0x1a, &st->rules, NULL, 0, NULL},
+        {0x22, &st->buffer, st->buffer.lazy ? NULL : (ProtobufCMessage *const *) hs->buffer, hs->n_buffer, NULL},
+        {0x2a, &st->tail, st->tail.lazy ? NULL : (ProtobufCMessage *const *) hs->tail, hs->n_tail, NULL},
+        {0x32, &st->head, NULL, 0, NULL},
+    };
+    size_t hunt_len = hs->hunt ? strlen (hs->hunt) : 0;
+    size_t src_len = hs->folded_source ? strlen (hs->folded_source) : 0;
+    size_t id_len = hs->folded_id ? strlen (hs->folded_id) : 0;
+    size_t size = (hunt_len ? 1 + s_varint_size (hunt_len) + hunt_len : 0)
+                + (hs->max_ts ? 1 + s_varint_size ((uint64_t) hs->max_ts) : 0) + (hs->has_head ? 2 : 0)
+                + (hs->has_folded ? 2 : 0) + (hs->folded_ts ? 1 + s_varint_size ((uint64_t) hs->folded_ts) : 0)
+                + (src_len ? 1 + s_varint_size (src_len) + src_len : 0)
+                + (id_len ? 1 + s_varint_size (id_len) + id_len : 0);
+    for (size_t k = 0; k < 4; k++) {
+        size_t n = rep [k].msgs ? rep [k].n : rep [k].f->n;
+        if (n && !(rep [k].sizes = engine_alloc (ctx->arena, n * sizeof *rep [k].sizes)))
+            return -1;
+        uint8_t *none = NULL;
+        size += s_put_field (&none, rep [k].tag, rep [k].f, rep [k].msgs, rep [k].n, rep [k].sizes);
+    }
+    for (size_t i = 0; i < st->unknown.n; i++)
+        size += st->unknown.v [i].len;
+    uint8_t *buf = engine_alloc (ctx->arena, size ? size : 1), *p = buf;
+    if (!buf)
         return -1;
+    if (hunt_len)
+        p = s_put_bytes (p, 0x0a, hs->hunt, hunt_len);
+    if (hs->max_ts)
+        *p++ = 0x10, p = s_put_varint (p, (uint64_t) hs->max_ts);
+    for (size_t k = 0; k < 4; k++)
+        s_put_field (&p, rep [k].tag, rep [k].f, rep [k].msgs, rep [k].n, rep [k].sizes);
+    if (hs->has_head)
+        *p++ = 0x38, *p++ = 1;
+    if (hs->has_folded)
+        *p++ = 0x40, *p++ = 1;
+    if (hs->folded_ts)
+        *p++ = 0x48, p = s_put_varint (p, (uint64_t) hs->folded_ts);
+    if (src_len)
+        p = s_put_bytes (p, 0x52, hs->folded_source, src_len);
+    if (id_len)
+        p = s_put_bytes (p, 0x5a, hs->folded_id, id_len);
+    for (size_t i = 0; i < st->unknown.n; i++) {
+        memcpy (p, st->unknown.v [i].at, st->unknown.v [i].len);
+        p += st->unknown.v [i].len;
     }
-    trove__hunt_state__pack (hs, buf);
-    int rc = store->put (store->arg, ctx->user, hs->hunt, buf, size);
-    if (rc == 0 && ctx->cache) {
-        trove_statecache_keep (ctx->cache, ctx->user, hs->hunt, hs, buf, size);
-        return 0;
-    }
-    free (buf);
-    trove__hunt_state__free_unpacked (hs, NULL);
-    return rc;
+    assert ((size_t) (p - buf) == size);
+    return store->put (store->arg, ctx->user, hs->hunt, buf, size);
 }
 
-//  A deep copy of the checkpoint (the rule states only).
-static Trove__HuntState *
-s_checkpoint_copy (const Trove__HuntState *hs)
+//  A copy of the checkpoint to replay from: the packed rule states are
+//  shared (never written to), the decoded ones packed again.
+static int
+s_checkpoint_copy (s_ctx_t *ctx, const s_state_t *st, s_packed_t *copy)
 {
-    Trove__HuntState only = TROVE__HUNT_STATE__INIT;
-    only.hunt = hs->hunt;
-    only.n_rules = hs->n_rules;
-    only.rules = hs->rules;
-    size_t size = trove__hunt_state__get_packed_size (&only);
-    uint8_t *buf = malloc (size ? size : 1);
-    if (!buf)
-        return NULL;
-    trove__hunt_state__pack (&only, buf);
-    Trove__HuntState *copy = trove__hunt_state__unpack (NULL, size, buf);
-    free (buf);
-    return copy;
+    memset (copy, 0, sizeof *copy);
+    for (size_t i = 0; i < st->rules.n; i++) {
+        s_slice_t s = st->rules.v [i];
+        if (s.msg && s_pack_slice (ctx->arena, s.msg, &s))
+            return -1;
+        if (s_slice_push (ctx->arena, copy, s.at, s.len))
+            return -1;
+    }
+    return 0;
 }
 
 bool
@@ -312,11 +752,13 @@ s_find (Trove__Coin *const *coins, size_t n, const char *id)
 //  coins it earned before into revocations and mints. trigger: the event
 //  that caused this (its new coins are "scored", others "rescored").
 static int
-s_replay (s_ctx_t *ctx, size_t h, Trove__HuntState *hs, const Trove__Event *trigger,
-          const char *revoke_reason)
+s_replay (s_ctx_t *ctx, size_t h, s_state_t *st, const Trove__Event *trigger, const char *revoke_reason)
 {
-    Trove__HuntState *r = s_checkpoint_copy (hs);
-    if (!r)
+    if (s_decode_field (ctx, st, &st->buffer) || s_decode_field (ctx, st, &st->tail))
+        return -1;
+    Trove__HuntState *hs = st->hs;
+    s_packed_t replayed;
+    if (s_checkpoint_copy (ctx, st, &replayed))
         return -1;
     s_coins_t fresh = {0};
     int rc = 0;
@@ -324,20 +766,13 @@ s_replay (s_ctx_t *ctx, size_t h, Trove__HuntState *hs, const Trove__Event *trig
         const Trove__Event *ev = hs->buffer [i]->event;
         const trove_hunt_t *v = trove_rules_effective (ctx->rules, h, ev->ts_ms);
         if (v)
-            rc = s_process (ctx->user, s_checkpoint_of (r), v, ev, hs->buffer [i]->accepted_us, &fresh);
+            rc = s_process (ctx, &replayed, v, ev, hs->buffer [i]->accepted_us, &fresh);
     }
     if (rc == 0) {
         //  What the replay ends with is the new head.
-        for (size_t i = 0; i < hs->n_head; i++)
-            trove__rule_state__free_unpacked (hs->head [i], NULL);
-        free (hs->head);
-        hs->head = r->rules;
-        hs->n_head = r->n_rules;
+        st->head = replayed;
         hs->has_head = true;
-        r->rules = NULL;
-        r->n_rules = 0;
     }
-    trove__hunt_state__free_unpacked (r, NULL);
     for (size_t i = 0; i < hs->n_tail && rc == 0; i++) {
         Trove__Coin *now = s_find (fresh.v, fresh.n, hs->tail [i]->id);
         if (!now || !trove_coin_same (now, hs->tail [i]))
@@ -354,46 +789,30 @@ s_replay (s_ctx_t *ctx, size_t h, Trove__HuntState *hs, const Trove__Event *trig
     }
     if (rc == 0) {
         //  The tail now lists what the ledger holds for the buffer.
-        for (size_t i = 0; i < hs->n_tail; i++)
-            trove__coin__free_unpacked (hs->tail [i], NULL);
-        free (hs->tail);
         hs->tail = fresh.v;
         hs->n_tail = fresh.n;
-        fresh.v = NULL;
-        fresh.n = 0;
     }
-    s_coins_clear (&fresh);
     return rc;
 }
 
-//  Replace a string field of an unpacked message (its default is a shared
-//  constant, never freed).
-static int
-s_set_string (char **field, const char *value)
-{
-    char *copy = strdup (value);
-    if (!copy)
-        return -1;
-    if (*field && *field != protobuf_c_empty_string)
-        free (*field);
-    *field = copy;
-    return 0;
-}
-
-//  Remember ev as the last event folded into the checkpoint.
-static int
+//  Remember ev as the last event folded into the checkpoint (its strings
+//  live as long as the arena).
+static void
 s_set_folded (Trove__HuntState *hs, const Trove__Event *ev)
 {
     hs->has_folded = true;
     hs->folded_ts = ev->ts_ms;
-    return s_set_string (&hs->folded_source, ev->source) || s_set_string (&hs->folded_id, ev->id) ? -1 : 0;
+    hs->folded_source = ev->source;
+    hs->folded_id = ev->id;
 }
 
-//  Can ev still be placed exactly in hs? Not when it orders before an event
+//  Can ev still be placed exactly in st? Not when it orders before an event
 //  already folded into the checkpoint: the checkpoint cannot be unwound.
-static bool
-s_too_late (const Trove__HuntState *hs, const Trove__Event *ev)
+//  1 too late, 0 not, -1 unreadable or out of memory.
+static int
+s_too_late (s_ctx_t *ctx, const s_state_t *st, const Trove__Event *ev)
 {
+    const Trove__HuntState *hs = st->hs;
     if (hs->has_folded) {
         if (ev->ts_ms != hs->folded_ts)
             return ev->ts_ms < hs->folded_ts;
@@ -402,72 +821,163 @@ s_too_late (const Trove__HuntState *hs, const Trove__Event *ev)
     }
     //  A state written before folded positions were kept: whatever it has
     //  folded orders before its buffer (or at most at its newest ts).
-    if (hs->n_rules == 0)
-        return false;
-    if (hs->n_buffer == 0)
+    if (st->rules.n == 0)
+        return 0;
+    if (s_n_buffer (st) == 0)
         return ev->ts_ms <= hs->max_ts;
-    return s_event_order (ev, hs->buffer [0]->event) < 0;
+    int c;
+    return s_buffered_order (ctx, st, 0, ev, &c) ? -1 : c > 0;
+}
+
+//  Drop the tail's coin with this id, if any: the one after it moves into
+//  its place, as in the decoded tail.
+static int
+s_tail_drop (s_state_t *st, const char *id)
+{
+    Trove__HuntState *hs = st->hs;
+    if (!st->tail.lazy) {
+        for (size_t t = 0; t < hs->n_tail; t++)
+            if (strcmp (hs->tail [t]->id, id) == 0) {
+                hs->tail [t] = hs->tail [--hs->n_tail];
+                break;
+            }
+        return 0;
+    }
+    for (size_t t = 0; t < st->tail.n; t++) {
+        const char *tid;
+        size_t tid_len;
+        if (s_slice_coin_id (st->tail.v [t], &tid, &tid_len))
+            return -1;  //  the caller decodes the tail
+        if (s_strcmp_n (tid, tid_len, id) == 0) {
+            st->tail.v [t] = st->tail.v [--st->tail.n];
+            break;
+        }
+    }
+    return 0;
 }
 
 //  Fold events that can no longer move into the checkpoint; their coins
 //  leave the tail (they are final).
 static int
-s_fold (s_ctx_t *ctx, size_t h, Trove__HuntState *hs, int64_t lateness_ms)
+s_fold (s_ctx_t *ctx, size_t h, s_state_t *st, int64_t lateness_ms)
 {
-    size_t drop = 0;
-    while (drop < hs->n_buffer
-           && (hs->buffer [drop]->event->ts_ms < hs->max_ts - lateness_ms
-               || hs->n_buffer - drop > TROVE_ENGINE_BUFFER_MAX)) {
-        const Trove__Event *ev = hs->buffer [drop]->event;
+    Trove__HuntState *hs = st->hs;
+    size_t drop = 0, n = s_n_buffer (st);
+    while (drop < n) {
+        Trove__BufferedEvent *b;
+        if (st->buffer.lazy) {
+            s_key_t key;
+            if (n - drop <= TROVE_ENGINE_BUFFER_MAX && s_slice_key (st->buffer.v [drop], &key) == 0
+                && !(key.ts < hs->max_ts - lateness_ms))
+                break;
+            b = trove__buffered_event__unpack (&ctx->arena->pb, st->buffer.v [drop].len, st->buffer.v [drop].at);
+            if (!b || !b->event)
+                return -1;
+        }
+        else
+            b = hs->buffer [drop];
+        if (!(b->event->ts_ms < hs->max_ts - lateness_ms || n - drop > TROVE_ENGINE_BUFFER_MAX))
+            break;
+        const Trove__Event *ev = b->event;
         const trove_hunt_t *v = trove_rules_effective (ctx->rules, h, ev->ts_ms);
         s_coins_t coins = {0};
-        if (v && s_process (ctx->user, s_checkpoint_of (hs), v, ev, hs->buffer [drop]->accepted_us, &coins)) {
-            s_coins_clear (&coins);
+        if (v && s_process (ctx, &st->rules, v, ev, b->accepted_us, &coins))
             return -1;
-        }
         for (size_t c = 0; c < coins.n; c++)
-            for (size_t t = 0; t < hs->n_tail; t++)
-                if (strcmp (hs->tail [t]->id, coins.v [c]->id) == 0) {
-                    trove__coin__free_unpacked (hs->tail [t], NULL);
-                    hs->tail [t] = hs->tail [--hs->n_tail];
-                    break;
-                }
-        s_coins_clear (&coins);
-        if (s_set_folded (hs, ev))
-            return -1;
-        trove__buffered_event__free_unpacked (hs->buffer [drop], NULL);
+            if (s_tail_drop (st, coins.v [c]->id)
+                && (s_decode_field (ctx, st, &st->tail) || s_tail_drop (st, coins.v [c]->id)))
+                return -1;
+        s_set_folded (hs, ev);
         drop++;
     }
-    if (drop) {
+    if (drop && st->buffer.lazy) {
+        st->buffer.v += drop;
+        st->buffer.n -= drop;
+        st->buffer.cap -= drop;
+    }
+    else if (drop) {
         memmove (hs->buffer, hs->buffer + drop, (hs->n_buffer - drop) * sizeof *hs->buffer);
         hs->n_buffer -= drop;
     }
     return 0;
 }
 
-static int
-s_buffer_insert (Trove__HuntState *hs, const Trove__Event *ev, int64_t accepted_us)
+//  ev as a buffered event: a view that shares its fields (ev outlives the
+//  arena) and leaves out its unknown fields, as trove_event_dup did.
+static Trove__Event *
+s_event_copy (engine_arena_t *a, const Trove__Event *src)
 {
-    Trove__BufferedEvent **v = realloc (hs->buffer, (hs->n_buffer + 1) * sizeof *v);
-    if (!v)
-        return -1;
-    hs->buffer = v;
-    Trove__BufferedEvent *b = malloc (sizeof *b);
+    Trove__Event *ev = engine_alloc (a, sizeof *ev);
+    if (!ev)
+        return NULL;
+    trove__event__init (ev);
+    ev->source = src->source;
+    ev->id = src->id;
+    ev->user = src->user;
+    ev->type = src->type;
+    ev->ts_ms = src->ts_ms;
+    ev->n_attrs = src->n_attrs;
+    ev->attrs = src->attrs;
+    return ev;
+}
+
+//  Put ev in its place in the buffer. at_end: it orders after every
+//  buffered event (a packed buffer gets it packed, at its end).
+static int
+s_buffer_insert (s_ctx_t *ctx, s_state_t *st, const Trove__Event *ev, int64_t accepted_us, bool at_end)
+{
+    Trove__BufferedEvent *b = engine_alloc (ctx->arena, sizeof *b);
     if (!b)
         return -1;
     trove__buffered_event__init (b);
     b->accepted_us = accepted_us;
-    //  trove_event_dup's memory is all malloc'd: the state frees it with the rest.
-    if (!(b->event = trove_event_dup (ev))) {
-        free (b);
+    if (!(b->event = s_event_copy (ctx->arena, ev)))
         return -1;
+    if (st->buffer.lazy && at_end) {
+        s_slice_t s;
+        return s_pack_slice (ctx->arena, &b->base, &s) || s_slice_push (ctx->arena, &st->buffer, s.at, s.len) ? -1
+                                                                                                              : 0;
     }
+    if (s_decode_field (ctx, st, &st->buffer))
+        return -1;
+    Trove__HuntState *hs = st->hs;
+    Trove__BufferedEvent **v =
+        engine_realloc (ctx->arena, hs->buffer, hs->n_buffer * sizeof *v, (hs->n_buffer + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    hs->buffer = v;
     size_t at = hs->n_buffer;
     while (at > 0 && s_event_order (hs->buffer [at - 1]->event, ev) > 0)
         at--;
     memmove (hs->buffer + at + 1, hs->buffer + at, (hs->n_buffer - at) * sizeof *hs->buffer);
     hs->buffer [at] = b;
     hs->n_buffer++;
+    return 0;
+}
+
+//  Append coins to the tail.
+static int
+s_tail_append (s_ctx_t *ctx, s_state_t *st, const s_coins_t *coins)
+{
+    Trove__HuntState *hs = st->hs;
+    if (st->tail.lazy) {
+        for (size_t i = 0; i < coins->n; i++) {
+            s_slice_t s;
+            if (s_pack_slice (ctx->arena, &coins->v [i]->base, &s)
+                || s_slice_push (ctx->arena, &st->tail, s.at, s.len))
+                return -1;
+        }
+        return 0;
+    }
+    if (!coins->n)
+        return 0;
+    Trove__Coin **bigger =
+        engine_realloc (ctx->arena, hs->tail, hs->n_tail * sizeof *bigger, (hs->n_tail + coins->n) * sizeof *bigger);
+    if (!bigger)
+        return -1;
+    memcpy (bigger + hs->n_tail, coins->v, coins->n * sizeof *bigger);
+    hs->tail = bigger;
+    hs->n_tail += coins->n;
     return 0;
 }
 
@@ -481,59 +991,45 @@ s_emit_all (s_ctx_t *ctx, s_coins_t *coins)
     return 0;
 }
 
-//  The stateful part of one hunt for one event, from the hunt's state hs
-//  (taken: freed here). The caller checked that ev is not too late for it.
+//  The stateful part of one hunt for one event, from the hunt's state st.
+//  The caller checked that ev is not too late for it.
 static int
 s_score_stateful (s_ctx_t *ctx, const trove_store_t *store, size_t h, const trove_hunt_t *v,
-                  const Trove__Event *ev, int64_t accepted_us, Trove__HuntState *hs)
+                  const Trove__Event *ev, int64_t accepted_us, s_state_t *st)
 {
+    Trove__HuntState *hs = st->hs;
     int rc = 0;
-    bool fresh = hs->n_rules == 0 && hs->n_buffer == 0 && hs->max_ts == 0;
-    if ((fresh || hs->has_head)
-        && (hs->n_buffer == 0 || s_event_order (hs->buffer [hs->n_buffer - 1]->event, ev) < 0)) {
+    size_t n = s_n_buffer (st);
+    bool fresh = st->rules.n == 0 && n == 0 && hs->max_ts == 0;
+    int last = -1;
+    if (n && s_buffered_order (ctx, st, n - 1, ev, &last))
+        return -1;
+    if ((fresh || hs->has_head) && last < 0) {
         //  In order (the common case): the buffer's replay would end in the
         //  head, so only this event is new. Append it and go on from there.
-        rc = s_buffer_insert (hs, ev, accepted_us);
+        rc = s_buffer_insert (ctx, st, ev, accepted_us, true);
         s_coins_t coins = {0};
         if (rc == 0)
-            rc = s_process (ctx->user, s_head_of (hs), v, ev, accepted_us, &coins);
+            rc = s_process (ctx, &st->head, v, ev, accepted_us, &coins);
         hs->has_head = true;
         if (rc == 0)
             rc = s_emit_all (ctx, &coins);
-        for (size_t i = 0; i < coins.n && rc == 0; i++) {
-            Trove__Coin **bigger = realloc (hs->tail, (hs->n_tail + 1) * sizeof *bigger);
-            if (!bigger) {
-                rc = -1;
-                break;
-            }
-            hs->tail = bigger;
-            hs->tail [hs->n_tail++] = coins.v [i];
-            coins.v [i] = NULL;
-        }
-        for (size_t i = 0; i < coins.n; i++)
-            if (coins.v [i])
-                trove__coin__free_unpacked (coins.v [i], NULL);
-        free (coins.v);
+        if (rc == 0)
+            rc = s_tail_append (ctx, st, &coins);
         if (ev->ts_ms > hs->max_ts || fresh)
             hs->max_ts = ev->ts_ms;
-        if (rc == 0)
-            rc = s_fold (ctx, h, hs, v->lateness_ms);
-        if (rc == 0)
-            return s_state_save (ctx, store, hs);
-        trove__hunt_state__free_unpacked (hs, NULL);
-        return rc;
     }
-    else
-        rc = s_buffer_insert (hs, ev, accepted_us);
-    if (fresh || ev->ts_ms > hs->max_ts)
-        hs->max_ts = ev->ts_ms;
+    else {
+        rc = s_buffer_insert (ctx, st, ev, accepted_us, last < 0);
+        if (fresh || ev->ts_ms > hs->max_ts)
+            hs->max_ts = ev->ts_ms;
+        if (rc == 0)
+            rc = s_replay (ctx, h, st, ev, trove_strerror (TROVE_REASON_RESCORED));
+    }
     if (rc == 0)
-        rc = s_replay (ctx, h, hs, ev, trove_strerror (TROVE_REASON_RESCORED));
+        rc = s_fold (ctx, h, st, v->lateness_ms);
     if (rc == 0)
-        rc = s_fold (ctx, h, hs, v->lateness_ms);
-    if (rc == 0)
-        return s_state_save (ctx, store, hs);
-    trove__hunt_state__free_unpacked (hs, NULL);
+        rc = s_state_save (ctx, store, st);
     return rc;
 }
 
@@ -549,28 +1045,20 @@ s_undo (s_ctx_t *ctx, const trove_store_t *store, const char *source, const char
             return -1;
         if (got)
             continue;
-        Trove__HuntState *hs = s_state_decode (ctx, latest->hunt, data, size);
-        if (!hs)
+        s_state_t st;
+        if (s_state_decode (ctx, data, size, &st) || s_decode_field (ctx, &st, &st.buffer))
             return -1;
-        int rc = 0;
+        Trove__HuntState *hs = st.hs;
         for (size_t i = 0; i < hs->n_buffer; i++) {
             const Trove__Event *b = hs->buffer [i]->event;
             if (strcmp (b->source, source) || strcmp (b->id, id))
                 continue;
-            trove__buffered_event__free_unpacked (hs->buffer [i], NULL);
             memmove (hs->buffer + i, hs->buffer + i + 1, (hs->n_buffer - i - 1) * sizeof *hs->buffer);
             hs->n_buffer--;
-            rc = s_replay (ctx, h, hs, NULL, trove_strerror (TROVE_REASON_UNDO));
-            if (rc == 0) {
-                rc = s_state_save (ctx, store, hs);
-                hs = NULL;
-            }
+            if (s_replay (ctx, h, &st, NULL, trove_strerror (TROVE_REASON_UNDO)) || s_state_save (ctx, store, &st))
+                return -1;
             break;
         }
-        if (hs)
-            trove__hunt_state__free_unpacked (hs, NULL);
-        if (rc)
-            return -1;
     }
     return 0;
 }
@@ -634,34 +1122,41 @@ trove_engine_undo_target (const Trove__Event *ev, const char **source_p, const c
     return true;
 }
 
-//  trove_engine_score, with the caller's cache of decoded states (or NULL).
 static int
 s_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t accepted_us, const trove_store_t *store,
-         trove_change_fn *emit, void *arg, trove_statecache_t *cache)
+         trove_change_fn *emit, void *arg)
 {
-    s_ctx_t ctx = {rules, ev->user, emit, arg, cache};
+    alignas (max_align_t) char first [ARENA_STACK];
+    engine_arena_t arena;
+    engine_arena_init (&arena, first, sizeof first);
+    s_ctx_t ctx = {rules, ev->user, emit, arg, &arena};
     const char *tsource, *tid;
-    if (trove_engine_undo_target (ev, &tsource, &tid))
-        return s_undo (&ctx, store, tsource, tid);
+    if (trove_engine_undo_target (ev, &tsource, &tid)) {
+        int rc = s_undo (&ctx, store, tsource, tid);
+        engine_arena_release (&arena);
+        return rc;
+    }
     if (trove_engine_unscored (ev))
-        return 0;  //  validation refuses an undo without its target; never scored
+        return 0;  //  validation refuses an undo without its target; never scored (nothing allocated)
     //  First every state the event would change: when it falls before what
     //  one of them has folded, nothing is changed and the caller re-derives
     //  the user (exact for any lateness). Each state is read once.
     size_t nh = trove_rules_hunts (rules);
-    Trove__HuntState **states = calloc (nh ? nh : 1, sizeof *states);
-    if (!states)
+    s_state_t *states = engine_alloc (&arena, (nh ? nh : 1) * sizeof *states);
+    if (!states) {
+        engine_arena_release (&arena);
         return -1;
+    }
+    memset (states, 0, (nh ? nh : 1) * sizeof *states);
     int rc = 0;
     for (size_t h = 0; h < nh && rc == 0; h++) {
         const trove_hunt_t *v = trove_rules_effective (rules, h, ev->ts_ms);
         if (!v || !v->stateful || !s_matches_stateful (v, ev))
             continue;
-        int lrc;
-        if (!(states [h] = s_state_load (&ctx, store, v->hunt, &lrc)))
+        if (s_state_load (&ctx, store, v->hunt, &states [h]))
             rc = -1;
-        else if (s_too_late (states [h], ev))
-            rc = 1;
+        else
+            rc = s_too_late (&ctx, &states [h], ev);
     }
     for (size_t h = 0; h < nh && rc == 0; h++) {
         const trove_hunt_t *v = trove_rules_effective (rules, h, ev->ts_ms);
@@ -696,15 +1191,10 @@ s_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t accepted_us
             if (emit (arg, &ch))
                 rc = -1;
         }
-        if (rc == 0 && states [h]) {
-            rc = s_score_stateful (&ctx, store, h, v, ev, accepted_us, states [h]);
-            states [h] = NULL;
-        }
+        if (rc == 0 && states [h].hs)
+            rc = s_score_stateful (&ctx, store, h, v, ev, accepted_us, &states [h]);
     }
-    for (size_t h = 0; h < nh; h++)
-        if (states [h])
-            trove__hunt_state__free_unpacked (states [h], NULL);
-    free (states);
+    engine_arena_release (&arena);
     return rc;
 }
 
@@ -712,10 +1202,7 @@ int
 trove_engine_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t accepted_us,
                     const trove_store_t *store, trove_change_fn *emit, void *arg)
 {
-    //  No cache in real time: users arrive at random, and decoded states
-    //  kept between their events cost more to walk (scattered over the
-    //  heap) than unpacking a fresh copy (bench/RESULTS.md, 2026-12-07).
-    return s_score (rules, ev, accepted_us, store, emit, arg, NULL);
+    return s_score (rules, ev, accepted_us, store, emit, arg);
 }
 
 //  --------------------------------------------------------------------------
@@ -763,15 +1250,32 @@ trove_memstore_destroy (trove_memstore_t **self_p)
     }
 }
 
+//  "user \x1f hunt" into buf (size KEY_MAX), or a malloc'd copy when too
+//  long (*heap_p set: free it). NULL when out of memory.
+#define KEY_MAX 256
+static char *
+s_mem_key (char *buf, const char *user, const char *hunt, char **heap_p)
+{
+    size_t lu = strlen (user), lh = strlen (hunt);
+    *heap_p = NULL;
+    if (lu + lh + 2 > KEY_MAX)
+        return *heap_p = zsys_sprintf ("%s\x1f%s", user, hunt);
+    memcpy (buf, user, lu);
+    buf [lu] = '\x1f';
+    memcpy (buf + lu + 1, hunt, lh + 1);
+    return buf;
+}
+
 static int
 s_mem_get (void *arg, const char *user, const char *hunt, const void **data_p, size_t *size_p)
 {
     trove_memstore_t *self = arg;
-    char *key = zsys_sprintf ("%s\x1f%s", user, hunt);
+    char buf [KEY_MAX], *heap;
+    char *key = s_mem_key (buf, user, hunt, &heap);
     if (!key)
         return -1;
     s_blob_t *b = zhashx_lookup (self->map, key);
-    zstr_free (&key);
+    zstr_free (&heap);
     if (!b)
         return 1;
     *data_p = b->data;
@@ -780,19 +1284,33 @@ s_mem_get (void *arg, const char *user, const char *hunt, const void **data_p, s
 }
 
 static int
-s_mem_put (void *arg, const char *user, const char *hunt, const void *data, size_t size)
+s_mem_put (void *arg, const char *user, const char *hunt, const void *src, size_t size)
 {
     trove_memstore_t *self = arg;
-    char *key = zsys_sprintf ("%s\x1f%s", user, hunt);
+    char buf [KEY_MAX], *heap;
+    char *key = s_mem_key (buf, user, hunt, &heap);
     if (!key)
         return -1;
     int rc = 0;
+    s_blob_t *old = size ? zhashx_lookup (self->map, key) : NULL;
     if (size == 0)
         zhashx_delete (self->map, key);
+    else if (old && src != old->data) {
+        //  Rewritten in place: a state is put after every event (its own
+        //  bytes, as got, go the other way: realloc could move them).
+        void *data = old->size == size ? old->data : realloc (old->data, size);
+        if (data) {
+            memcpy (data, src, size);
+            old->data = data;
+            old->size = size;
+        }
+        else
+            rc = -1;
+    }
     else {
         s_blob_t *b = malloc (sizeof *b);
         if (b && (b->data = malloc (size))) {
-            memcpy (b->data, data, size);
+            memcpy (b->data, src, size);
             b->size = size;
             zhashx_update (self->map, key, b);
         }
@@ -801,7 +1319,7 @@ s_mem_put (void *arg, const char *user, const char *hunt, const void *data, size
             rc = -1;
         }
     }
-    zstr_free (&key);
+    zstr_free (&heap);
     return rc;
 }
 
@@ -885,10 +1403,8 @@ trove_engine_derive_into (const trove_rules_t *rules, Trove__Event *const *event
     zhashx_t *undone = zhashx_new ();
     s_live_t live = {zhashx_new ()};
     trove_memstore_t *mem = into ? into : trove_memstore_new ();
-    size_t nh = trove_rules_hunts (rules);
-    trove_statecache_t *cache = trove_statecache_new (nh ? nh : 1);
     Trove__Coin **list = NULL;
-    if (!sorted || !undone || !live.live || !mem || !cache)
+    if (!sorted || !undone || !live.live || !mem)
         goto done;
     zhashx_set_destructor (live.live, s_coin_destroy);
     if (n)
@@ -904,8 +1420,6 @@ trove_engine_derive_into (const trove_rules_t *rules, Trove__Event *const *event
             zstr_free (&key);
         }
     }
-    //  One user's events, one after the other: each of the user's states
-    //  is unpacked once, not once per event (the cache holds them all).
     trove_store_t store = trove_memstore_store (mem);
     for (size_t i = 0; i < n; i++) {
         if (trove_engine_unscored (sorted [i]))
@@ -915,7 +1429,7 @@ trove_engine_derive_into (const trove_rules_t *rules, Trove__Event *const *event
             goto done;
         bool skip = zhashx_lookup (undone, key) != NULL;
         zstr_free (&key);
-        if (!skip && s_score (rules, sorted [i], 0, &store, s_live_change, &live, cache))
+        if (!skip && s_score (rules, sorted [i], 0, &store, s_live_change, &live))
             goto done;
     }
     size_t nlive = zhashx_size (live.live), k = 0;
@@ -934,7 +1448,6 @@ done:
     free (sorted);
     zhashx_destroy (&undone);
     zhashx_destroy (&live.live);
-    trove_statecache_destroy (&cache);
     if (mem != into)
         trove_memstore_destroy (&mem);
     return rc;

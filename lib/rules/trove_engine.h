@@ -15,8 +15,8 @@
     changes is revoked and minted again under the same id. Events leave the
     buffer (are folded into the checkpoint) once they are more than
     `lateness` older than the newest, or when it holds more than 64 events
-    (the state is re-encoded for every event, so the buffer is what a busy
-    user costs); the state remembers the last event folded. An event that
+    (the state is written back for every event, so the buffer is what a
+    busy user costs); the state remembers the last event folded. An event that
     orders after it is placed exactly, however late. An event that orders
     before it cannot be: trove_engine_score then changes nothing and
     answers 1 ("late"), and the caller re-derives the user from all of its

@@ -2,8 +2,9 @@
     to its rule state) and progress (where a user stands), and the table
     engine_kinds that the engine dispatches by. See trove_engine_internal.h.
 
-    Rule states are unpacked protobuf, malloc'd throughout (see
-    trove_engine.c), so fields are replaced with malloc'd copies. */
+    Rule states are unpacked protobuf in the call's arena (see
+    trove_engine_internal.h): a field is replaced with a new value made in
+    s->arena, never freed. */
 #include "trove_engine_internal.h"
 #include "trove_error.h"
 #include "trove_hash.h"
@@ -14,30 +15,26 @@
 #include <string.h>
 
 static Trove__EventRef *
-kind_ref_new (const char *source, const char *id)
+kind_ref_new (engine_arena_t *a, const char *source, const char *id)
 {
-    Trove__EventRef *r = malloc (sizeof *r);
+    Trove__EventRef *r = engine_alloc (a, sizeof *r);
     if (!r)
         return NULL;
     trove__event_ref__init (r);
-    r->source = strdup (source);
-    r->id = strdup (id);
-    if (!r->source || !r->id) {
-        trove__event_ref__free_unpacked (r, NULL);
-        return NULL;
-    }
-    return r;
+    r->source = engine_strdup (a, source);
+    r->id = engine_strdup (a, id);
+    return r->source && r->id ? r : NULL;
 }
 
-//  Append a ref to a malloc'd array of refs.
+//  Append a ref to an array of refs.
 static int
-kind_refs_push (Trove__EventRef ***refs, size_t *n, const char *source, const char *id)
+kind_refs_push (engine_arena_t *a, Trove__EventRef ***refs, size_t *n, const char *source, const char *id)
 {
-    Trove__EventRef **v = realloc (*refs, (*n + 1) * sizeof *v);
+    Trove__EventRef **v = engine_realloc (a, *refs, *n * sizeof *v, (*n + 1) * sizeof *v);
     if (!v)
         return -1;
     *refs = v;
-    if (!(v [*n] = kind_ref_new (source, id)))
+    if (!(v [*n] = kind_ref_new (a, source, id)))
         return -1;
     (*n)++;
     return 0;
@@ -46,76 +43,93 @@ kind_refs_push (Trove__EventRef ***refs, size_t *n, const char *source, const ch
 static void
 kind_refs_clear (Trove__EventRef ***refs, size_t *n)
 {
-    for (size_t i = 0; i < *n; i++)
-        trove__event_ref__free_unpacked ((*refs) [i], NULL);
-    free (*refs);
     *refs = NULL;
     *n = 0;
 }
 
+//  dst becomes a copy of src. The refs themselves are never changed once
+//  made, so they are shared, not copied.
 static int
-kind_refs_copy (Trove__EventRef ***dst, size_t *ndst, Trove__EventRef *const *src, size_t nsrc)
+kind_refs_copy (engine_arena_t *a, Trove__EventRef ***dst, size_t *ndst, Trove__EventRef *const *src,
+                size_t nsrc)
 {
     kind_refs_clear (dst, ndst);
-    for (size_t i = 0; i < nsrc; i++)
-        if (kind_refs_push (dst, ndst, src [i]->source, src [i]->id))
-            return -1;
+    if (!nsrc)
+        return 0;
+    Trove__EventRef **v = engine_alloc (a, nsrc * sizeof *v);
+    if (!v)
+        return -1;
+    memcpy (v, src, nsrc * sizeof *v);
+    *dst = v;
+    *ndst = nsrc;
     return 0;
 }
 
-//  A new owned coin (id computed from the occurrence key).
+//  A new coin (id computed from the occurrence key), in the arena.
 static Trove__Coin *
-kind_coin_new (const char *user, const trove_hunt_t *v, const trove_rule_t *r, const void *occ,
-               size_t occ_len, Trove__EventRef *const *refs, size_t nrefs, const Trove__Event *ev,
-               int64_t accepted_us)
+kind_coin_new (engine_arena_t *a, const char *user, const trove_hunt_t *v, const trove_rule_t *r,
+               const void *occ, size_t occ_len, Trove__EventRef *const *refs, size_t nrefs,
+               const Trove__Event *ev, int64_t accepted_us)
 {
-    char id [TROVE_COIN_ID_LEN + 1];
-    trove_hash_coin_id (v->hunt, r->id, user, occ, occ_len, id);
-    Trove__Coin *c = malloc (sizeof *c);
+    Trove__Coin *c = engine_alloc (a, sizeof *c);
     if (!c)
         return NULL;
     trove__coin__init (c);
-    c->id = strdup (id);
-    c->user = strdup (user);
-    c->hunt = strdup (v->hunt);
-    c->rule = strdup (r->id);
-    c->reason = strdup (trove_strerror (TROVE_REASON_SCORED));
+    if (!(c->id = engine_alloc (a, TROVE_COIN_ID_LEN + 1)))
+        return NULL;
+    trove_hash_coin_id (v->hunt, r->id, user, occ, occ_len, c->id);
+    //  Borrowed: the coin lives no longer than the call, the rules and
+    //  the event outlive it.
+    c->user = (char *) user;
+    c->hunt = v->hunt;
+    c->rule = r->id;
+    c->reason = (char *) trove_strerror (TROVE_REASON_SCORED);
     c->rule_version = v->version;
     c->value = r->coins;
     c->event_ts_ms = ev->ts_ms;
     c->local_day = (int32_t) trove_tz_day (v->tz, ev->ts_ms);
     c->accepted_us = accepted_us;
-    if (!c->id || !c->user || !c->hunt || !c->rule || !c->reason
-        || kind_refs_copy (&c->events, &c->n_events, refs, nrefs)) {
-        trove__coin__free_unpacked (c, NULL);
+    if (kind_refs_copy (a, &c->events, &c->n_events, refs, nrefs))
         return NULL;
-    }
     return c;
 }
 
-//  Period number of ts for a cap, and its text for the occurrence key.
+//  Period number of ts for a cap.
 static int64_t
-kind_period (const trove_hunt_t *v, trove_per_t per, int64_t ts, char *text, size_t size)
+kind_period (const trove_hunt_t *v, trove_per_t per, int64_t ts)
 {
-    char date [32];
-    int64_t p = 0;
     switch (per) {
         case TROVE_PER_DAY:
 #ifdef TROVE_MUTANT_UTC_DAY
-            p = ts >= 0 ? ts / 86400000 : -((-ts + 86399999) / 86400000);  //  TEST-ONLY MUTANT: UTC days
+            return ts >= 0 ? ts / 86400000 : -((-ts + 86399999) / 86400000);  //  TEST-ONLY MUTANT: UTC days
 #else
-            p = trove_tz_day (v->tz, ts);
+            return trove_tz_day (v->tz, ts);
 #endif
+        case TROVE_PER_WEEK:
+            return trove_tz_week (v->tz, ts);
+        case TROVE_PER_MONTH:
+            return trove_tz_month (v->tz, ts);
+        default:
+            return 0;
+    }
+}
+
+//  The text of period p for the occurrence key and progress (made only
+//  when needed: an event that earns nothing does not pay for it).
+static void
+kind_period_text (trove_per_t per, int64_t p, char *text, size_t size)
+{
+    char date [32];
+    switch (per) {
+        case TROVE_PER_DAY:
             trove_tz_day_text (p, date, sizeof date);
             snprintf (text, size, "day:%s", date);
             break;
         case TROVE_PER_WEEK:
-            p = trove_tz_week (v->tz, ts);
             trove_tz_day_text (p * 7 - 3, date, sizeof date);
             snprintf (text, size, "week:%s", date);
             break;
         case TROVE_PER_MONTH:
-            p = trove_tz_month (v->tz, ts);
             trove_tz_month_text (p, date, sizeof date);
             snprintf (text, size, "month:%s", date);
             break;
@@ -123,7 +137,6 @@ kind_period (const trove_hunt_t *v, trove_per_t per, int64_t ts, char *text, siz
             snprintf (text, size, "hunt");
             break;
     }
-    return p;
 }
 
 //  --------------------------------------------------------------------------
@@ -134,7 +147,7 @@ static int
 kind_award (const engine_step_t *s, const char *occ, size_t occ_len, Trove__EventRef *const *refs,
             size_t nrefs, Trove__Coin **coin_p)
 {
-    *coin_p = kind_coin_new (s->user, s->v, s->r, occ, occ_len, refs, nrefs, s->ev, s->accepted_us);
+    *coin_p = kind_coin_new (s->arena, s->user, s->v, s->r, occ, occ_len, refs, nrefs, s->ev, s->accepted_us);
     return *coin_p ? 0 : -1;
 }
 
@@ -150,8 +163,7 @@ kind_each_step (const engine_step_t *s, Trove__RuleState *rs, Trove__Coin **coin
     if (r->cooldown_ms && rs->awarded && ev->ts_ms - rs->last_award_ts < r->cooldown_ms)
         return 0;
     if (r->cap_max) {
-        char ptext [64];
-        int64_t p = kind_period (s->v, r->cap_per, ev->ts_ms, ptext, sizeof ptext);
+        int64_t p = kind_period (s->v, r->cap_per, ev->ts_ms);
         if (rs->used && p < rs->period)
             return 0;  //  a late event of a past period: its slots are unknown here
         if (rs->used && p != rs->period)
@@ -163,6 +175,8 @@ kind_each_step (const engine_step_t *s, Trove__RuleState *rs, Trove__Coin **coin
         if (rs->used >= r->cap_max)
 #endif
             return 0;
+        char ptext [64];
+        kind_period_text (r->cap_per, p, ptext, sizeof ptext);
         snprintf (num, sizeof num, "%u", rs->used++);
         occ_len = engine_occ (occ, "cap", ptext, num);
     }
@@ -192,13 +206,14 @@ kind_count_step (const engine_step_t *s, Trove__RuleState *rs, Trove__Coin **coi
             seen = rs->seen [k] == h;
         if (seen)
             return 0;
-        uint64_t *bigger = realloc (rs->seen, (rs->n_seen + 1) * sizeof *bigger);
+        uint64_t *bigger =
+            engine_realloc (s->arena, rs->seen, rs->n_seen * sizeof *bigger, (rs->n_seen + 1) * sizeof *bigger);
         if (!bigger)
             return -1;
         rs->seen = bigger;
         rs->seen [rs->n_seen++] = h;
     }
-    if (kind_refs_push (&rs->refs, &rs->n_refs, ev->source, ev->id))
+    if (kind_refs_push (s->arena, &rs->refs, &rs->n_refs, ev->source, ev->id))
         return -1;
     if (rs->n_refs < r->count)
         return 0;
@@ -208,7 +223,6 @@ kind_count_step (const engine_step_t *s, Trove__RuleState *rs, Trove__Coin **coi
     kind_refs_clear (&rs->refs, &rs->n_refs);
     //  Each award counts afresh: with repeat, the next needs `count`
     //  distinct values again (so `seen` stays below `count`).
-    free (rs->seen);
     rs->seen = NULL;
     rs->n_seen = 0;
     return rc;
@@ -226,11 +240,12 @@ kind_sequence_step (const engine_step_t *s, Trove__RuleState *rs, Trove__Coin **
         return 0;
     size_t k = r->nsteps;
     while (rs->n_partials < k - 1) {
-        Trove__SeqPartial **bigger = realloc (rs->partials, (rs->n_partials + 1) * sizeof *bigger);
+        Trove__SeqPartial **bigger = engine_realloc (s->arena, rs->partials, rs->n_partials * sizeof *bigger,
+                                                     (rs->n_partials + 1) * sizeof *bigger);
         if (!bigger)
             return -1;
         rs->partials = bigger;
-        Trove__SeqPartial *sp = malloc (sizeof *sp);
+        Trove__SeqPartial *sp = engine_alloc (s->arena, sizeof *sp);
         if (!sp)
             return -1;
         trove__seq_partial__init (sp);
@@ -249,7 +264,7 @@ kind_sequence_step (const engine_step_t *s, Trove__RuleState *rs, Trove__Coin **
             continue;
         if (j == 0) {
             Trove__SeqPartial *sp = rs->partials [0];
-            if (kind_refs_copy (&sp->refs, &sp->n_refs, s->self_refs, 1))
+            if (kind_refs_copy (s->arena, &sp->refs, &sp->n_refs, s->self_refs, 1))
                 return -1;
             sp->set = true;
             sp->start_ts = ev->ts_ms;
@@ -259,7 +274,7 @@ kind_sequence_step (const engine_step_t *s, Trove__RuleState *rs, Trove__Coin **
         if (!prev->set || ev->ts_ms - prev->start_ts > r->within_ms)
             continue;
         if (j == k - 1) {
-            if (kind_refs_push (&prev->refs, &prev->n_refs, ev->source, ev->id))
+            if (kind_refs_push (s->arena, &prev->refs, &prev->n_refs, ev->source, ev->id))
                 return -1;
             snprintf (num, sizeof num, "%u", ++rs->done);
             size_t occ_len = engine_occ (occ, "sequence", num, NULL);
@@ -273,8 +288,8 @@ kind_sequence_step (const engine_step_t *s, Trove__RuleState *rs, Trove__Coin **
         Trove__SeqPartial *sp = rs->partials [j];
         if (sp->set && sp->start_ts > prev->start_ts)
             continue;  //  the match already there started later: it has more time left
-        if (kind_refs_copy (&sp->refs, &sp->n_refs, prev->refs, prev->n_refs)
-            || kind_refs_push (&sp->refs, &sp->n_refs, ev->source, ev->id))
+        if (kind_refs_copy (s->arena, &sp->refs, &sp->n_refs, prev->refs, prev->n_refs)
+            || kind_refs_push (s->arena, &sp->refs, &sp->n_refs, ev->source, ev->id))
             return -1;
         sp->set = true;
         sp->start_ts = prev->start_ts;
@@ -297,7 +312,7 @@ kind_streak_step (const engine_step_t *s, Trove__RuleState *rs, Trove__Coin **co
         return 0;  //  same day (or a late past day)
     if (!rs->active || day != rs->last_day + 1)
         kind_refs_clear (&rs->refs, &rs->n_refs);  //  broken: a new run
-    if (kind_refs_push (&rs->refs, &rs->n_refs, ev->source, ev->id))
+    if (kind_refs_push (s->arena, &rs->refs, &rs->n_refs, ev->source, ev->id))
         return -1;
     rs->active = true;
     rs->last_day = day;
@@ -320,7 +335,8 @@ kind_each_progress (const trove_hunt_t *v, const trove_rule_t *r, const Trove__R
     if (!r->cap_max)
         return 0;
     char period [40] = "";
-    int64_t now_period = kind_period (v, r->cap_per, now_ms, period, sizeof period);
+    int64_t now_period = kind_period (v, r->cap_per, now_ms);
+    kind_period_text (r->cap_per, now_period, period, sizeof period);
     p->need = r->cap_max;
     p->have = rs && rs->period == now_period ? rs->used : 0;
     p->left = p->have < p->need ? p->need - p->have : 0;
