@@ -13,8 +13,13 @@ wait_healthy
 
 EVENTS="$WORK/events.ndjson"
 now=$(date +%s%3N)
-awk -v now="$now" 'BEGIN { for (i = 0; i < 20000; i++)
-    printf "{\"source\":\"web\",\"id\":\"full-%d\",\"user\":\"u%d\",\"type\":\"checkin\",\"ts\":%.0f}\n", i, i % 50, now }' > "$EVENTS"
+# A 200-byte attribute makes every stored event big, so that the 1 MiB
+# tables fill well before the 20,000th event whatever the speed of the
+# apply thread (under ASan it keeps up with the ingest, and the log then
+# never holds much that the tables have not applied).
+note=$(printf 'n%.0s' $(seq 200))
+awk -v now="$now" -v note="$note" 'BEGIN { for (i = 0; i < 20000; i++)
+    printf "{\"source\":\"web\",\"id\":\"full-%d\",\"user\":\"u%d\",\"type\":\"checkin\",\"ts\":%.0f,\"attrs\":{\"note\":\"%s\"}}\n", i, i % 50, now, note }' > "$EVENTS"
 # Retries cannot succeed: send gives up after its timeout with unanswered events.
 set +e
 "$TROVECTL" send --dir "$DIR" --json --timeout 8 "$EVENTS" > "$WORK/send.json" 2> "$WORK/send.err"
