@@ -203,11 +203,18 @@ s_seg_create (trove_wal_t *self, bool spare)
         snprintf (self->error, sizeof self->error, "out of memory");
         return NULL;
     }
+    //  The segments are pre-written, so the log itself never meets a full
+    //  disk; the tables do, and they need room to apply what the log holds
+    //  before the log can give any back. A needed segment leaves at least
+    //  two segments' worth free for them (else the commit fails: RETRY
+    //  storage_full until the tables drain and segments are reused); a
+    //  spare takes at most a quarter of what is free.
     struct statvfs vfs;
-    if (spare && statvfs (self->dir, &vfs) == 0
-        && self->segment_size > (uint64_t) vfs.f_bavail * vfs.f_frsize / 4) {
+    uint64_t free_bytes = statvfs (self->dir, &vfs) == 0 ? (uint64_t) vfs.f_bavail * vfs.f_frsize : UINT64_MAX;
+    if (spare ? self->segment_size > free_bytes / 4 : free_bytes < 3 * self->segment_size) {
         errno = ENOSPC;
-        s_fail (self, "no room for a spare log segment in", self->dir);
+        s_fail (self, spare ? "no room for a spare log segment in" : "no room for a log segment (the tables need the rest) in",
+                self->dir);
         free (path);
         return NULL;
     }

@@ -31,7 +31,12 @@
     Space: a segment whose records are all trimmed (trove_wal_trim: the
     tables hold them durably) is reused for a later part of the log by
     rewriting its header; at most SPARES unused segments are kept, the
-    rest deleted. A batch larger than a segment grows its segment.
+    rest deleted. A batch larger than a segment grows its segment. The
+    log never meets a full disk inside its pre-written segments, so it
+    guards the tables' room itself: a new segment is made only if it leaves
+    two segments' worth free (the tables need room to apply what the log
+    holds before any segment can be reused); otherwise the commit fails
+    with ENOSPC.
 
     Errors: -1 with a message in trove_wal_error. A failed commit leaves the
     log as it was before the batch (the next batch is written at the same
