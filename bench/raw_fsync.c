@@ -40,7 +40,8 @@ s_cmp (const void *a, const void *b)
 static void
 s_usage (void)
 {
-    fprintf (stderr, "usage: bench-raw-fsync [--dir DIR] [--size BYTES] [--count N] [--seconds S] [--json]\n");
+    fprintf (stderr,
+             "usage: bench-raw-fsync [--dir DIR] [--size BYTES] [--count N] [--seconds S] [--json]\n");
 }
 
 int

@@ -44,7 +44,7 @@ typedef struct {
     char *events_out;                     //  path of the NDJSON of every distinct event, or NULL
     bool awards;                          //  follow the award stream
     bool users_in_order;                  //  event i is user i % users (fills a board)
-    bool attrs;           //  zone, clue and amount attributes on every event
+    bool attrs;                           //  zone, clue and amount attributes on every event
     bool json;                            //  final report as JSON
     double report_every;                  //  seconds between progress lines, 0 = none
     double stall_s;                       //  give up after this long without an answer

@@ -278,8 +278,8 @@ log_recover_record (void *arg, uint64_t lseq, const void *data, size_t size)
     if (ledger_user_mark (self->users_staged, er->event->user, lseq, data, size))
         self->marks_lost = true;
     if (rec->undone && rec->undone->source && rec->undone->id)
-        ledger_pending_add (self, rec->undone->source, rec->undone->id, ledger_user_tag (er->event->user), lseq,
-                            true);
+        ledger_pending_add (self, rec->undone->source, rec->undone->id, ledger_user_tag (er->event->user),
+                            lseq, true);
     for (size_t i = 0; i < rec->n_states; i++)
         if (ledger_state_set (self->states_pending, er->event->user, rec->states [i]->hunt, lseq,
                               rec->states [i]->data.data, rec->states [i]->data.len)) {
@@ -337,8 +337,8 @@ log_migrate (trove_ledger_t *self, const char *olddir, uint64_t applied, log_rec
         if (lseq <= applied)
             continue;
         if (lseq != trove_wal_last (self->wal) + 1 + n) {
-            snprintf (err, size, "old log in %.300s: record %llu follows %llu", olddir, (unsigned long long) lseq,
-                      (unsigned long long) (trove_wal_last (self->wal) + n));
+            snprintf (err, size, "old log in %.300s: record %llu follows %llu", olddir,
+                      (unsigned long long) lseq, (unsigned long long) (trove_wal_last (self->wal) + n));
             rc = -1;
             goto done;
         }
@@ -499,7 +499,8 @@ trove_ledger_new (const char *dir, uint32_t shard, size_t map_size, bool sync, c
                                log_recover_record, &rv, &werr);
     if (!self->wal) {
         if (!err [0])
-            snprintf (err, sizeof err, "cannot open the log in %.400s: %s", waldir, werr ? werr : "out of memory");
+            snprintf (err, sizeof err, "cannot open the log in %.400s: %s", waldir,
+                      werr ? werr : "out of memory");
         free (werr);
         ledger_records_free (rv.head);
         goto fail;

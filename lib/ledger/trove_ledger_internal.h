@@ -133,7 +133,7 @@ struct _trove_ledger_t {
     //  Write-ahead log
     trove_wal_t *wal;
     uint64_t log_max;  //  bytes of unapplied records the log may hold (the map size)
-    bool in_batch;  //  a batch is open (trove_ledger_begin .. commit/abort)
+    bool in_batch;     //  a batch is open (trove_ledger_begin .. commit/abort)
 
     uint32_t shard;        //  shard index, stamped on coins
     uint64_t *pseq;        //  last pseq per partition (valid where loaded)

@@ -238,9 +238,10 @@ trove_ledger_begin (trove_ledger_t *self)
     uint64_t live = 0;
     trove_wal_bytes (self->wal, NULL, &live);
     if (live >= self->log_max) {
-        snprintf (self->error, sizeof self->error,
-                  "the log holds %llu MiB the tables have not applied, as much as the map (trove/map_size_mb)",
-                  (unsigned long long) (live >> 20));
+        snprintf (
+            self->error, sizeof self->error,
+            "the log holds %llu MiB the tables have not applied, as much as the map (trove/map_size_mb)",
+            (unsigned long long) (live >> 20));
         self->full = true;
         return -1;
     }

@@ -49,9 +49,9 @@ typedef struct {
     uint64_t number;  //  place in the log's order; 0: unused (no valid header)
     uint64_t first;   //  lseqs of its complete records (0: none)
     uint64_t last;
-    uint64_t size;  //  file size
-    uint64_t end;   //  offset after its last complete batch
-    uint64_t check; //  chain value at end
+    uint64_t size;   //  file size
+    uint64_t end;    //  offset after its last complete batch
+    uint64_t check;  //  chain value at end
 } wal_seg_t;
 
 struct _trove_wal_t {
@@ -60,7 +60,7 @@ struct _trove_wal_t {
     uint64_t segment_size;
     wal_seg_t *segs;
     size_t nsegs, segs_cap;
-    size_t cur;  //  index of the segment written to; NONE: none yet
+    size_t cur;     //  index of the segment written to; NONE: none yet
     uint64_t lseq;  //  last committed lseq (or the `after` of the open)
     uint64_t next_number;
     uint64_t next_file;
@@ -210,10 +210,13 @@ s_seg_create (trove_wal_t *self, bool spare)
     //  storage_full until the tables drain and segments are reused); a
     //  spare takes at most a quarter of what is free.
     struct statvfs vfs;
-    uint64_t free_bytes = statvfs (self->dir, &vfs) == 0 ? (uint64_t) vfs.f_bavail * vfs.f_frsize : UINT64_MAX;
+    uint64_t free_bytes =
+        statvfs (self->dir, &vfs) == 0 ? (uint64_t) vfs.f_bavail * vfs.f_frsize : UINT64_MAX;
     if (spare ? self->segment_size > free_bytes / 4 : free_bytes < 3 * self->segment_size) {
         errno = ENOSPC;
-        s_fail (self, spare ? "no room for a spare log segment in" : "no room for a log segment (the tables need the rest) in",
+        s_fail (self,
+                spare ? "no room for a spare log segment in"
+                      : "no room for a log segment (the tables need the rest) in",
                 self->dir);
         free (path);
         return NULL;
@@ -401,8 +404,8 @@ s_scan_dir (trove_wal_t *self)
         }
         seg->size = (uint64_t) st.st_size;
         uint8_t header [24];
-        if (pread (fd, header, sizeof header, 0) == (ssize_t) sizeof header && memcmp (header, WAL_MAGIC, 8) == 0
-            && s_fnv (FNV_BASIS, header, 16) == s_get64 (header + 16))
+        if (pread (fd, header, sizeof header, 0) == (ssize_t) sizeof header
+            && memcmp (header, WAL_MAGIC, 8) == 0 && s_fnv (FNV_BASIS, header, 16) == s_get64 (header + 16))
             seg->number = s_get64 (header + 8);
         if (seg->number >= self->next_number)
             self->next_number = seg->number + 1;

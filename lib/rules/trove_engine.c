@@ -500,8 +500,8 @@ s_buffered_order (s_ctx_t *ctx, const s_state_t *st, size_t i, const Trove__Even
         *order_p = s_key_order (&key, ev);
         return 0;
     }
-    Trove__BufferedEvent *b = trove__buffered_event__unpack (&ctx->arena->pb, st->buffer.v [i].len,
-                                                             st->buffer.v [i].at);
+    Trove__BufferedEvent *b =
+        trove__buffered_event__unpack (&ctx->arena->pb, st->buffer.v [i].len, st->buffer.v [i].at);
     if (!b || !b->event)
         return -1;
     *order_p = s_event_order (b->event, ev);
@@ -546,7 +546,8 @@ s_state_decode (s_ctx_t *ctx, const void *stored, size_t size, s_state_t *st)
                 plain = false;
             else if (f && s_slice_push (ctx->arena, f, field, (size_t) len))
                 return -1;
-            else if (!f && number > 11 && s_slice_push (ctx->arena, &st->unknown, start, (size_t) (p - start)))
+            else if (!f && number > 11
+                     && s_slice_push (ctx->arena, &st->unknown, start, (size_t) (p - start)))
                 return -1;
             else if (!f && number <= 11) {
                 memcpy (rest + nrest, start, (size_t) (p - start));
@@ -663,7 +664,8 @@ s_state_save (s_ctx_t *ctx, const trove_store_t *store, s_state_t *st)
         size_t *sizes;
     } rep [4] = {
         {0x1a, &st->rules, NULL, 0, NULL},
-        {0x22, &st->buffer, st->buffer.lazy ? NULL : (ProtobufCMessage *const *) hs->buffer, hs->n_buffer, NULL},
+        {0x22, &st->buffer, st->buffer.lazy ? NULL : (ProtobufCMessage *const *) hs->buffer, hs->n_buffer,
+         NULL},
         {0x2a, &st->tail, st->tail.lazy ? NULL : (ProtobufCMessage *const *) hs->tail, hs->n_tail, NULL},
         {0x32, &st->head, NULL, 0, NULL},
     };
@@ -672,7 +674,8 @@ s_state_save (s_ctx_t *ctx, const trove_store_t *store, s_state_t *st)
     size_t id_len = hs->folded_id ? strlen (hs->folded_id) : 0;
     size_t size = (hunt_len ? 1 + s_varint_size (hunt_len) + hunt_len : 0)
                 + (hs->max_ts ? 1 + s_varint_size ((uint64_t) hs->max_ts) : 0) + (hs->has_head ? 2 : 0)
-                + (hs->has_folded ? 2 : 0) + (hs->folded_ts ? 1 + s_varint_size ((uint64_t) hs->folded_ts) : 0)
+                + (hs->has_folded ? 2 : 0)
+                + (hs->folded_ts ? 1 + s_varint_size ((uint64_t) hs->folded_ts) : 0)
                 + (src_len ? 1 + s_varint_size (src_len) + src_len : 0)
                 + (id_len ? 1 + s_varint_size (id_len) + id_len : 0);
     for (size_t k = 0; k < 4; k++) {
@@ -870,7 +873,8 @@ s_fold (s_ctx_t *ctx, size_t h, s_state_t *st, int64_t lateness_ms)
             if (n - drop <= TROVE_ENGINE_BUFFER_MAX && s_slice_key (st->buffer.v [drop], &key) == 0
                 && !(key.ts < hs->max_ts - lateness_ms))
                 break;
-            b = trove__buffered_event__unpack (&ctx->arena->pb, st->buffer.v [drop].len, st->buffer.v [drop].at);
+            b = trove__buffered_event__unpack (&ctx->arena->pb, st->buffer.v [drop].len,
+                                               st->buffer.v [drop].at);
             if (!b || !b->event)
                 return -1;
         }
@@ -935,8 +939,9 @@ s_buffer_insert (s_ctx_t *ctx, s_state_t *st, const Trove__Event *ev, int64_t ac
         return -1;
     if (st->buffer.lazy && at_end) {
         s_slice_t s;
-        return s_pack_slice (ctx->arena, &b->base, &s) || s_slice_push (ctx->arena, &st->buffer, s.at, s.len) ? -1
-                                                                                                              : 0;
+        return s_pack_slice (ctx->arena, &b->base, &s) || s_slice_push (ctx->arena, &st->buffer, s.at, s.len)
+                 ? -1
+                 : 0;
     }
     if (s_decode_field (ctx, st, &st->buffer))
         return -1;
@@ -971,8 +976,8 @@ s_tail_append (s_ctx_t *ctx, s_state_t *st, const s_coins_t *coins)
     }
     if (!coins->n)
         return 0;
-    Trove__Coin **bigger =
-        engine_realloc (ctx->arena, hs->tail, hs->n_tail * sizeof *bigger, (hs->n_tail + coins->n) * sizeof *bigger);
+    Trove__Coin **bigger = engine_realloc (ctx->arena, hs->tail, hs->n_tail * sizeof *bigger,
+                                           (hs->n_tail + coins->n) * sizeof *bigger);
     if (!bigger)
         return -1;
     memcpy (bigger + hs->n_tail, coins->v, coins->n * sizeof *bigger);
@@ -1055,7 +1060,8 @@ s_undo (s_ctx_t *ctx, const trove_store_t *store, const char *source, const char
                 continue;
             memmove (hs->buffer + i, hs->buffer + i + 1, (hs->n_buffer - i - 1) * sizeof *hs->buffer);
             hs->n_buffer--;
-            if (s_replay (ctx, h, &st, NULL, trove_strerror (TROVE_REASON_UNDO)) || s_state_save (ctx, store, &st))
+            if (s_replay (ctx, h, &st, NULL, trove_strerror (TROVE_REASON_UNDO))
+                || s_state_save (ctx, store, &st))
                 return -1;
             break;
         }

@@ -35,10 +35,10 @@
 typedef struct _engine_chunk_t engine_chunk_t;
 
 typedef struct {
-    char *at, *end;           //  free space in the current chunk
-    char *last;               //  the latest allocation (grows in place)
-    engine_chunk_t *chunks;   //  heap chunks, freed by engine_arena_release
-    ProtobufCAllocator pb;    //  the same arena as protobuf-c sees it
+    char *at, *end;          //  free space in the current chunk
+    char *last;              //  the latest allocation (grows in place)
+    engine_chunk_t *chunks;  //  heap chunks, freed by engine_arena_release
+    ProtobufCAllocator pb;   //  the same arena as protobuf-c sees it
 } engine_arena_t;
 
 #define ENGINE_ALIGN (alignof (max_align_t))

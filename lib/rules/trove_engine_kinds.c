@@ -206,8 +206,8 @@ kind_count_step (const engine_step_t *s, Trove__RuleState *rs, Trove__Coin **coi
             seen = rs->seen [k] == h;
         if (seen)
             return 0;
-        uint64_t *bigger =
-            engine_realloc (s->arena, rs->seen, rs->n_seen * sizeof *bigger, (rs->n_seen + 1) * sizeof *bigger);
+        uint64_t *bigger = engine_realloc (s->arena, rs->seen, rs->n_seen * sizeof *bigger,
+                                           (rs->n_seen + 1) * sizeof *bigger);
         if (!bigger)
             return -1;
         rs->seen = bigger;

@@ -576,8 +576,8 @@ s_gen_round (unsigned *seed, s_gen_t *gen)
         ts += gap < 7 ? (rand_r (seed) % 120) * 1000 : gap < 9 ? (rand_r (seed) % 7200) * 1000 : 86400000;
         char when [40];
         trove_format_rfc3339 (ts, when, sizeof when);
-        snprintf (gen [i].spec, sizeof gen [i].spec, "%s e%02d u %s %s z=%d", rand_r (seed) % 2 ? "web" : "app",
-                  i, types [rand_r (seed) % 4], when, rand_r (seed) % 3);
+        snprintf (gen [i].spec, sizeof gen [i].spec, "%s e%02d u %s %s z=%d",
+                  rand_r (seed) % 2 ? "web" : "app", i, types [rand_r (seed) % 4], when, rand_r (seed) % 3);
         gen [i].ts = ts;
         gen [i].arrival = (double) ts + (double) (rand_r (seed) % (10 * 60000));
     }
@@ -741,8 +741,8 @@ test_full_buffer_folds_exactly (void **state)
         live++;
         s_coin_t *want = s_model_find (&ref, m.coins [i].id);
         if (!want)
-            fail_msg ("real time has %s (%s, %s) that event-time order has not", m.coins [i].id, m.coins [i].rule,
-                      m.coins [i].refs);
+            fail_msg ("real time has %s (%s, %s) that event-time order has not", m.coins [i].id,
+                      m.coins [i].rule, m.coins [i].refs);
         assert_int_equal (want->value, m.coins [i].value);
         assert_string_equal (want->refs, m.coins [i].refs);
     }
@@ -950,10 +950,10 @@ test_spring_hunt_many_events_per_user (void **state)
         //  Milliseconds apart, up to 20 ms out of order.
         long ms = 1000L * i / 7 + (long) ((h >> 8) % 20);
         char spec [256];
-        snprintf (spec, sizeof spec,
-                  "%s e%d u%d %s 2026-12-07T10:%02ld:%02ld.%03ldZ zone=%c clue=%c amount=%d",
-                  sources [(h >> 20) % 4], i, user, types [(h >> 24) % 5], ms / 60000 % 60, ms / 1000 % 60,
-                  ms % 1000, (char) ('A' + (h >> 28) % 6), (char) ('A' + (h >> 32) % 2), (int) ((h >> 36) % 200));
+        snprintf (
+            spec, sizeof spec, "%s e%d u%d %s 2026-12-07T10:%02ld:%02ld.%03ldZ zone=%c clue=%c amount=%d",
+            sources [(h >> 20) % 4], i, user, types [(h >> 24) % 5], ms / 60000 % 60, ms / 1000 % 60,
+            ms % 1000, (char) ('A' + (h >> 28) % 6), (char) ('A' + (h >> 32) % 2), (int) ((h >> 36) % 200));
         Trove__Event *ev = s_event (spec);
         trove_store_t store = trove_memstore_store (m.mem);
         int rc = trove_engine_score (m.rules, ev, 0, &store, s_count_change, &changes);
