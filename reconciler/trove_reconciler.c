@@ -774,7 +774,7 @@ s_daemon_run (trove_daemon_t *daemon)
     if (!self.replica_dir || trove_mkdir_p (self.replica_dir, 0750) || (mrc = mdb_env_create (&self.env))
         || (mrc = mdb_env_set_maxdbs (self.env, 4))
         || (mrc = mdb_env_set_mapsize (self.env, trove_cfg_map_size (self.cfg)))
-        || (mrc = mdb_env_open (self.env, self.replica_dir, 0, 0640))) {
+        || (mrc = mdb_env_open (self.env, self.replica_dir, 0, 0640)) || trove_fsync_dir (self.replica_dir)) {
         trove_log ('E', "cannot open the replica in %s", self.replica_dir ? self.replica_dir : "?");
         goto done;
     }

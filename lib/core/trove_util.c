@@ -2,6 +2,7 @@
 #include "trove_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,6 +204,40 @@ trove_mkdir_p (const char *path, unsigned mode)
         }
     }
     return s_mkdir_one (buf, mode);
+}
+
+static int
+s_fsync_one (const char *path)
+{
+    int fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd == -1)
+        return -1;
+    int rc = fsync (fd);
+    int saved = errno;
+    close (fd);
+    errno = saved;
+    return rc;
+}
+
+int
+trove_fsync_dir (const char *path)
+{
+    char parent [4096];
+    if (snprintf (parent, sizeof parent, "%s", path) >= (int) sizeof parent) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    size_t n = strlen (parent);
+    while (n > 1 && parent [n - 1] == '/')
+        parent [--n] = 0;
+    char *slash = strrchr (parent, '/');
+    if (!slash)
+        snprintf (parent, sizeof parent, ".");
+    else if (slash == parent)
+        parent [1] = 0;
+    else
+        *slash = 0;
+    return s_fsync_one (path) || s_fsync_one (parent) ? -1 : 0;
 }
 
 char *

@@ -50,6 +50,12 @@ uint32_t trove_get_be32 (const uint8_t *p);
 //  mkdir -p with the given mode. Returns 0 or -1 (errno set).
 int trove_mkdir_p (const char *path, unsigned mode);
 
+//  fsync the directory path and the one that holds it: after a power cut
+//  the names path holds (files it just created, such as LMDB's data.mdb)
+//  and path's own name exist only once both are synced. Returns 0 or -1
+//  (errno set).
+int trove_fsync_dir (const char *path);
+
 //  printf into a fresh string the caller frees (at most 1023 characters;
 //  longer text is cut). NULL on OOM.
 char *trove_strdupf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));

@@ -224,6 +224,12 @@ env_open (MDB_env **env_p, const char *dir, size_t map_size, unsigned flags, int
         snprintf (err, size, "cannot open LMDB environment %s: %s", dir, mdb_strerror (rc));
         return -1;
     }
+    //  LMDB never syncs the directory: without this a power cut soon after
+    //  the first start could take data.mdb's name (and the tables) away.
+    if (!(flags & (MDB_NOSYNC | MDB_RDONLY)) && trove_fsync_dir (dir)) {
+        snprintf (err, size, "cannot sync the directory %s: %s", dir, strerror (errno));
+        return -1;
+    }
     //  A killed predecessor leaves its reader slot behind; clear it now.
     int dead = 0;
     mdb_reader_check (*env_p, &dead);

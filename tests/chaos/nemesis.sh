@@ -20,6 +20,13 @@
 #   pausekill  SIGSTOP a scorer for 0.5-1.5 s, then SIGKILL it while stopped
 #              (frozen in the middle of whatever it was doing)
 #   killscorers  SIGKILL every scorer in the same instant
+#   powercut   (only with --powercut all|torn|mixed, then the only fault) SIGKILL
+#              the supervisor and every process in one kill(2), wait until
+#              all are gone, put the files back as a power cut leaves them
+#              (tests/powerloss/powercut.py --mode MODE on the journals of
+#              the shim; mixed: all for odd cuts, torn for even ones
+#              the LD_PRELOADed shim) and start the cluster again with the
+#              shim (`trovectl up --detach`, the command in --up-cmd)
 # The seed fixes the sequence of decisions (action, victim, delays); what the
 # victim was doing at that instant still depends on timing.
 #
@@ -33,7 +40,7 @@
 # grep ' KILL ' / ' STOP ' / ' CONT ' to count.
 set -uo pipefail
 
-DIR='' TROVECTL='' SEED='' STOP_FILE='' MIN_GAP=0.5 MAX_GAP=2.5 HEAL_TIMEOUT=60
+DIR='' TROVECTL='' SEED='' STOP_FILE='' MIN_GAP=0.5 MAX_GAP=2.5 HEAL_TIMEOUT=60 POWERCUT='' UP_CMD=''
 while [ $# -gt 0 ]; do
     case $1 in
         --dir) DIR=$2; shift 2 ;;
@@ -43,6 +50,8 @@ while [ $# -gt 0 ]; do
         --min-gap) MIN_GAP=$2; shift 2 ;;
         --max-gap) MAX_GAP=$2; shift 2 ;;
         --heal-timeout) HEAL_TIMEOUT=$2; shift 2 ;;
+        --powercut) POWERCUT=$2; shift 2 ;;
+        --up-cmd) UP_CMD=$2; shift 2 ;;
         *) echo "nemesis.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -223,6 +232,40 @@ do_killscorers() {
     for i in "${!pids[@]}"; do log "KILL scorer ${names[$i]} pid ${pids[$i]} (killscorers: every scorer at once)"; done
 }
 
+# The whole machine loses power: every process dies at once (SIGKILL keeps
+# the page cache, so the files are then cut back to what the disk held:
+# powercut.py), and the cluster starts again on what is left.
+CUTS=0
+do_powercut() {
+    local pids=() n p deadline
+    p=$(cat "$DIR/trovectl.pid" 2>/dev/null); [ -n "$p" ] && pids+=("$p")
+    for n in "${NAMES[@]}"; do p=$(pid_of "$n"); [ -n "$p" ] && pids+=("$p"); done
+    kill -9 "${pids[@]}" 2>/dev/null
+    CUTS=$((CUTS + 1))
+    log "KILL all pids ${pids[*]} (powercut $CUTS: supervisor and every process at once)"
+    deadline=$((SECONDS + 20))
+    for p in "${pids[@]}"; do
+        while kill -0 "$p" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" != Z ]; do
+            [ $SECONDS -lt $deadline ] || { log "WARN pid $p still alive 20 s after SIGKILL"; break; }
+            sleep 0.01
+        done
+    done
+    local cut_seed=$((SEED * 1000 + CUTS)) mode=$POWERCUT
+    # mixed: odd cuts lose every unsynced write, even ones tear them.
+    [ "$mode" = mixed ] && { [ $((CUTS % 2)) -eq 1 ] && mode=all || mode=torn; }
+    if ! python3 "$(dirname "${BASH_SOURCE[0]}")/../powerloss/powercut.py" "$DIR/powerloss" \
+            --mode "$mode" --seed "$cut_seed" >> "$DIR/powercut.log" 2>&1; then
+        log "WARN powercut.py failed (see powercut.log)"
+        return 1
+    fi
+    log "POWERCUT $CUTS ($mode, seed $cut_seed): $(tail -n 1 "$DIR/powercut.log")"
+    if ! bash -c "$UP_CMD" >> "$DIR/powercut.log" 2>&1; then
+        log "WARN the cluster did not start again after powercut $CUTS (see powercut.log)"
+        return 1
+    fi
+    log "POWERON $CUTS: cluster up again"
+}
+
 heal() {
     log "HEAL begin"
     local pid
@@ -257,6 +300,10 @@ while [ ! -e "$STOP_FILE" ]; do
     rnd_ms "$MIN_MS" "$MAX_MS"
     sleep "$(ms_to_s "$R")"
     [ -e "$STOP_FILE" ] && break
+    if [ -n "$POWERCUT" ]; then
+        do_powercut || { log "POWERCUT FAILED"; exit 1; }
+        continue
+    fi
     rnd 22; r=$R
     if   [ "$r" -lt 7 ];  then do_kill1
     elif [ "$r" -lt 10 ]; then do_kill2
@@ -272,5 +319,5 @@ log "STOP-FILE seen: no more faults"
 trap - INT TERM
 heal
 rc=$?
-log "SUMMARY kills $(grep -c ' KILL ' "$LOG") (broker $(grep -c ' KILL broker ' "$LOG"), ingestor $(grep -c ' KILL ingestor ' "$LOG"), scorer $(grep -c ' KILL scorer ' "$LOG"), reconciler $(grep -c ' KILL reconciler ' "$LOG")), stops $(grep -c ' STOP \(scorer\|ingestor\|broker\|reconciler\) ' "$LOG")"
+log "SUMMARY powercuts $CUTS kills $(grep -c ' KILL ' "$LOG") (broker $(grep -c ' KILL broker ' "$LOG"), ingestor $(grep -c ' KILL ingestor ' "$LOG"), scorer $(grep -c ' KILL scorer ' "$LOG"), reconciler $(grep -c ' KILL reconciler ' "$LOG")), stops $(grep -c ' STOP \(scorer\|ingestor\|broker\|reconciler\) ' "$LOG")"
 exit $rc

@@ -7,6 +7,13 @@
 # usage: tests/chaos/run.sh BUILD_DIR [--seed N] [--events N] [--rate R]
 #            [--duration 10m|90s] [--users U] [--port-base P] [--dir D] [--keep]
 #            [--min-gap S] [--max-gap S] [--no-nemesis] [--no-inject]
+#            [--powercut all|torn|mixed]
+#
+# --powercut MODE: the nemesis cuts the power instead (tests/powerloss/
+# README.md): every process runs with the power-loss shim preloaded, and each
+# fault kills them all and undoes what no fsync covered (MODE all: every
+# unsynced write; torn: a random half of their 512-byte sectors; mixed: all
+# and torn in turn).
 #
 # Exit 0 when the checker found no violation (and every step ran), 1 otherwise.
 # The cluster directory D (default /tmp/trove-chaos-SEED-XXXXXX) holds the
@@ -16,7 +23,7 @@
 set -uo pipefail
 export LC_ALL=C
 
-usage() { sed -n '7,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '7,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ $# -ge 1 ] || usage
 case $1 in -h|--help) usage ;; esac
 BUILD=$(cd "$1" 2>/dev/null && pwd) || usage
@@ -26,7 +33,7 @@ TROVECTL=$BUILD/trovectl
 TROVE_LOAD=$BUILD/trove-load
 
 SEED=$(( $(date +%s) % 100000 )) EVENTS=50000 RATE=1000 USERS=300 DURATION=''
-PORT_BASE=$((10000 + ($$ % 70) * 300)) D='' KEEP=0 MIN_GAP=0.5 MAX_GAP=2.5 NEMESIS=1 INJECT=1
+PORT_BASE=$((10000 + ($$ % 70) * 300)) D='' KEEP=0 MIN_GAP='' MAX_GAP='' NEMESIS=1 INJECT=1 POWERCUT=''
 while [ $# -gt 0 ]; do
     case $1 in
         --seed) SEED=$2; shift 2 ;;
@@ -41,10 +48,21 @@ while [ $# -gt 0 ]; do
         --max-gap) MAX_GAP=$2; shift 2 ;;
         --no-nemesis) NEMESIS=0; shift ;;
         --no-inject) INJECT=0; shift ;;
+        --powercut) POWERCUT=$2; shift 2 ;;
         -h|--help) usage ;;
         *) echo "run.sh: unknown option $1" >&2; usage ;;
     esac
 done
+case $POWERCUT in
+    '') MIN_GAP=${MIN_GAP:-0.5} MAX_GAP=${MAX_GAP:-2.5} ;;
+    all|torn|mixed)
+        # A cut stops everything: leave the cluster time to take load between cuts.
+        MIN_GAP=${MIN_GAP:-1.5} MAX_GAP=${MAX_GAP:-4}
+        SHIM=$BUILD/tests/libtrove-powerloss.so
+        [ -f "$SHIM" ] || { echo "run.sh: $SHIM is missing: build first" >&2; exit 2; }
+        command -v python3 >/dev/null || { echo "run.sh: python3 is needed for --powercut" >&2; exit 2; } ;;
+    *) echo "run.sh: --powercut wants all, torn or mixed" >&2; exit 2 ;;
+esac
 # --duration 10m | 90s | 600: the number of events that lasts that long at --rate.
 if [ -n "$DURATION" ]; then
     case $DURATION in
@@ -116,7 +134,16 @@ rules:
      steps: [{type: checkin}, {type: visit}, {type: purchase}]}
   - {id: two-days, kind: streak, match: {type: purchase}, days: 2, coins: 13, repeat: true}
 EOF
-if ! "$TROVECTL" up --dir "$D" --port-base "$PORT_BASE" --detach --ingestors 2 --shards 3 > "$D/up.txt" 2>&1; then
+# With --powercut every daemon journals its writes under D/data (the shim)
+# and the nemesis restarts the cluster with the same command.
+UP_ENV=()
+if [ -n "$POWERCUT" ]; then
+    mkdir -p "$D/powerloss"
+    UP_ENV=(env "LD_PRELOAD=$SHIM" "TROVE_POWERLOSS_DIR=$D/data" "TROVE_POWERLOSS_JOURNAL=$D/powerloss"
+            "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0")
+    mkdir -p "$D/data"
+fi
+if ! "${UP_ENV[@]}" "$TROVECTL" up --dir "$D" --port-base "$PORT_BASE" --detach --ingestors 2 --shards 3 > "$D/up.txt" 2>&1; then
     cat "$D/up.txt"; log "trovectl up failed"; exit 1
 fi
 deadline=$((SECONDS + 60))
@@ -179,8 +206,10 @@ if [ $NEMESIS -eq 1 ]; then
     # Wait for the load to be flowing before the first fault.
     deadline=$((SECONDS + 20))
     until [ -s "$D/history.txt" ] || [ $SECONDS -ge $deadline ]; do sleep 0.1; done
+    PC_ARGS=()
+    [ -n "$POWERCUT" ] && PC_ARGS=(--powercut "$POWERCUT" --up-cmd "$(printf '%q ' "${UP_ENV[@]}" "$TROVECTL" up --dir "$D" --detach)")
     bash "$HERE/nemesis.sh" --dir "$D" --trovectl "$TROVECTL" --seed "$SEED" \
-        --stop-file "$D/nemesis.stop" --min-gap "$MIN_GAP" --max-gap "$MAX_GAP" &
+        --stop-file "$D/nemesis.stop" --min-gap "$MIN_GAP" --max-gap "$MAX_GAP" "${PC_ARGS[@]}" &
     NEM_PID=$!
 fi
 
@@ -190,7 +219,7 @@ touch "$D/nemesis.stop"
 if [ -n "$INJ_PID" ]; then wait "$INJ_PID"; INJ_PID=; fi
 NEM_RC=0
 if [ -n "$NEM_PID" ]; then wait "$NEM_PID"; NEM_RC=$?; NEM_PID=; fi
-[ -f "$D/nemesis.log" ] && grep -E ' (KILL|STOP|SKIP|WARN|HEAL)' "$D/nemesis.log" | sed 's/^/    /' | tail -n 200
+[ -f "$D/nemesis.log" ] && grep -E ' (KILL|STOP|SKIP|WARN|HEAL|POWERCUT)' "$D/nemesis.log" | sed 's/^/    /' | tail -n 200
 log "nemesis ended (rc $NEM_RC): $(grep SUMMARY "$D/nemesis.log" 2>/dev/null | sed 's/.*SUMMARY //')"
 
 # --- check

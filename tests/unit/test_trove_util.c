@@ -460,6 +460,34 @@ test_mkdir_p_creates_nested (void **state)
     s_rmtree (dir);
 }
 
+//  trove_fsync_dir syncs a directory and its parent; a path that is not a
+//  directory is an error with errno, never a silent success.
+static void
+test_fsync_dir (void **state)
+{
+    (void) state;
+    char dir [256], path [400];
+    s_tempdir (dir, sizeof dir);
+    snprintf (path, sizeof path, "%s/sub", dir);
+    assert_int_equal (trove_mkdir_p (path, 0700), 0);
+    assert_int_equal (trove_fsync_dir (path), 0);
+    snprintf (path, sizeof path, "%s/sub/", dir);  //  trailing slash: same parent
+    assert_int_equal (trove_fsync_dir (path), 0);
+    assert_int_equal (trove_fsync_dir ("/"), 0);
+    snprintf (path, sizeof path, "%s/missing", dir);
+    errno = 0;
+    assert_int_equal (trove_fsync_dir (path), -1);
+    assert_int_equal (errno, ENOENT);
+    snprintf (path, sizeof path, "%s/file", dir);
+    FILE *f = fopen (path, "w");
+    assert_non_null (f);
+    fclose (f);
+    errno = 0;
+    assert_int_equal (trove_fsync_dir (path), -1);
+    assert_int_equal (errno, ENOTDIR);
+    s_rmtree (dir);
+}
+
 static void
 test_mkdir_p_relative (void **state)
 {
@@ -833,6 +861,7 @@ main (void)
         cmocka_unit_test (test_be_byte_order_is_numeric_order),
         cmocka_unit_test (test_mkdir_p_creates_nested),
         cmocka_unit_test (test_mkdir_p_relative),
+        cmocka_unit_test (test_fsync_dir),
         cmocka_unit_test (test_mkdir_p_errors),
         cmocka_unit_test (test_mkdir_p_existing_file_is_an_error),
         cmocka_unit_test (test_read_file_small_and_empty),
