@@ -35,6 +35,8 @@ static const char *s_usage =
     "                       validate a hunt file, apply it to every scorer\n"
     "                       without a restart, or preview its effect\n"
     "  curve new|show PATH  make a CURVE certificate, print its public key\n"
+    "  backup OUT           consistent copies of this machine's shard ledgers\n"
+    "  restore IN           put a backup back into a stopped cluster\n"
     "\n"
     "Common options:\n"
     "  --dir DIR      cluster directory, config DIR/trove.cfg\n"
@@ -71,6 +73,8 @@ static const s_command_t s_commands [] = {
     {"exclude", trovectl_exclude, "dir config json reason list", &trovectl_exclude_help},
     {"include", trovectl_exclude, "dir config json", &trovectl_exclude_help},
     {"curve", trovectl_curve, "name role source json", &trovectl_curve_help},
+    {"backup", trovectl_backup, "dir config json shard", &trovectl_backup_help},
+    {"restore", trovectl_restore, "dir config json shard", &trovectl_restore_help},
 };
 
 int

@@ -143,5 +143,9 @@ trovectl_command_fn trovectl_reconcile;
 extern const char *const trovectl_reconcile_help;
 trovectl_command_fn trovectl_curve;
 extern const char *const trovectl_curve_help;
+trovectl_command_fn trovectl_backup;
+extern const char *const trovectl_backup_help;
+trovectl_command_fn trovectl_restore;
+extern const char *const trovectl_restore_help;
 
 #endif

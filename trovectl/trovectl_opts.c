@@ -118,7 +118,7 @@ static const s_option_t s_options [] = {
     S_OPTION ("ingestors", S_NUMBER, ingestors, "up: ingestors"),
     S_OPTION ("sync", S_TEXT, sync, "up: LMDB durability, full or none"),
     S_OPTION ("user", S_TEXT, user, "board, rules preview, reconcile: a user"),
-    S_OPTION ("shard", S_TEXT, shard, "reconcile: one shard by name"),
+    S_OPTION ("shard", S_TEXT, shard, "reconcile, backup, restore: one shard by name"),
     S_OPTION ("wait", S_FLAG, wait, "reconcile: wait for the reports"),
     S_OPTION ("report", S_FLAG, report, "reconcile: show the last reports"),
     S_OPTION ("period", S_TEXT, period, "board: which period"),

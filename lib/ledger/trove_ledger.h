@@ -31,8 +31,7 @@
                  user NUL aseq u64         -> (empty): the user's coins, newest last
       states     user NUL hunt             -> HuntState (protobuf): trove_engine's rule state
       meta       "applied"                 -> last applied log sequence u64
-    and of the log (env `DIR/log`):
-      log        lseq u64                  -> LogRecord (protobuf)
+    and of the log (`DIR/wal`, trove_wal): one LogRecord (protobuf) per lseq.
 
     Reads see the tables, i.e. what has been applied. trove_ledger_applied
     and trove_ledger_committed tell how far behind they are; a caller that
@@ -280,6 +279,31 @@ int trove_ledger_audit_user (trove_ledger_t *self, const char *user, Trove__Coin
 
 void trove_ledger_free_coins (Trove__Coin **coins, size_t n);
 void trove_ledger_free_events (Trove__EventRecord **events, size_t n);
+
+//  --- backups (trove_ledger_backup.c) ----------------------------------------
+
+//  What a copy of the tables holds. position: its apply mark, the lseq of
+//  the last log record in it (every record up to it, none after).
+typedef struct {
+    uint64_t position;
+    uint64_t events;  //  stored events
+    uint64_t coins;   //  award log entries (mints and revocations)
+    uint64_t bytes;   //  size of data.mdb
+} trove_ledger_copy_info_t;
+
+//  Copy the tables of the ledger in dir, live or not, into the directory out
+//  (created; must not hold a data.mdb): LMDB's compacting copy of one read
+//  snapshot, then synced. The copy is a whole ledger at its position; the
+//  log is not needed (a scorer started on it begins a new log after the
+//  position). Only from a process that does not have this ledger open
+//  (LMDB: closing a second handle on an environment drops the first one's
+//  locks), e.g. trovectl. Returns 0, or -1 with *err_p (caller frees).
+int trove_ledger_copy (const char *dir, size_t map_size, const char *out, trove_ledger_copy_info_t *info,
+                       char **err_p);
+
+//  Read what the tables in dir hold, read-only and without a lock file (a
+//  copy no process has open). Returns 0, or -1 with *err_p (caller frees).
+int trove_ledger_copy_info (const char *dir, trove_ledger_copy_info_t *info, char **err_p);
 
 #ifdef __cplusplus
 }

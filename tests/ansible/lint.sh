@@ -38,7 +38,7 @@ fail() { echo "FAIL: $*"; FAILED=$((FAILED + 1)); }
 ok() { echo "ok: $*"; }
 
 # 1. syntax
-for playbook in site.yml upgrade.yml chaos.yml; do
+for playbook in site.yml upgrade.yml chaos.yml backup.yml restore.yml; do
     if out=$(cd "$REPO/ansible" && ansible-playbook -i inventories/production --syntax-check "$playbook" 2>&1); then
         ok "syntax-check $playbook"
     else

@@ -106,6 +106,64 @@ s_balance (s_fixture_t *f, const char *user)
     return balance;
 }
 
+//  A copy of a live ledger is a whole ledger at its position: a new ledger
+//  opened on it has the same balances and dedup, and carries on after it.
+static void
+test_copy_is_a_ledger_at_its_position (void **state)
+{
+    s_fixture_t *f = *state;
+    assert_int_equal (s_apply1 (f, "web", "e1", "alice", "checkin", 1), TROVE__STATUS__ACCEPTED);
+    assert_int_equal (s_apply1 (f, "web", "e2", "alice", "visit", 2), TROVE__STATUS__ACCEPTED);
+    char out [700], *err = NULL;
+    snprintf (out, sizeof out, "%s/copy", f->dir);
+    //  Another process copies, as trovectl does: LMDB forbids opening one
+    //  environment twice in a process (closing one drops the other's locks).
+    trove_ledger_copy_info_t info = {0};
+    int fds [2];
+    assert_int_equal (pipe (fds), 0);
+    pid_t pid = fork ();
+    assert_true (pid >= 0);
+    if (pid == 0) {
+        int rc = trove_ledger_copy (f->data, 64 * 1024 * 1024, out, &info, &err);
+        if (rc)
+            fprintf (stderr, "copy: %s\n", err);
+        _exit (rc || write (fds [1], &info, sizeof info) != (ssize_t) sizeof info);
+    }
+    int wstatus;
+    assert_int_equal (waitpid (pid, &wstatus, 0), pid);
+    assert_true (WIFEXITED (wstatus) && WEXITSTATUS (wstatus) == 0);
+    assert_int_equal (read (fds [0], &info, sizeof info), (ssize_t) sizeof info);
+    close (fds [0]);
+    close (fds [1]);
+    assert_int_equal (info.events, 2);
+    assert_int_equal (info.position, trove_ledger_applied (f->ledger));
+    assert_true (info.bytes > 0);
+    //  Later events are not in it.
+    assert_int_equal (s_apply1 (f, "web", "e3", "alice", "checkin", 3), TROVE__STATUS__ACCEPTED);
+    //  A second copy into the same place is refused before anything is
+    //  opened (so this process may ask).
+    trove_ledger_copy_info_t again;
+    assert_int_equal (trove_ledger_copy (f->data, 64 * 1024 * 1024, out, &again, &err), -1);
+    assert_non_null (strstr (err, "already holds a copy"));
+    free (err);
+    err = NULL;
+    assert_int_equal (trove_ledger_copy_info (out, &again, &err), 0);
+    assert_int_equal (again.events, 2);
+    //  Not a ledger: a clear error.
+    assert_int_equal (trove_ledger_copy_info (f->dir, &again, &err), -1);
+    assert_non_null (strstr (err, "no ledger tables"));
+    free (err);
+    err = NULL;
+    trove_ledger_t *copy = trove_ledger_new (out, 3, 64 * 1024 * 1024, true, &err);
+    if (!copy)
+        fail_msg ("open the copy: %s", err);
+    int64_t balance = -1;
+    assert_int_equal (trove_ledger_balance (copy, "alice", &balance, NULL), 0);
+    assert_int_equal (balance, 1 + 2 + 10);
+    assert_int_equal (trove_ledger_event_count (copy), 2);
+    trove_ledger_destroy (&copy);
+}
+
 static void
 test_apply_mints_coins_and_balance (void **state)
 {
@@ -802,6 +860,7 @@ main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_apply_mints_coins_and_balance, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_copy_is_a_ledger_at_its_position, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_stateful_rules_undo_and_restart, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_sigkill_keeps_rule_state, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_dedup_and_retried_submission, s_setup, s_teardown),
