@@ -714,6 +714,41 @@ s_metrics_init (s_scorer_t *self)
     return 0;
 }
 
+
+//  Who owns this data directory: the shard's name and index and the
+//  partitions the shard map gives it. A ledger opened under another
+//  identity (a config or playbook naming the wrong directory) would take
+//  another shard's events and answer for its users: refuse to start.
+static int
+s_bind_identity (s_scorer_t *self)
+{
+    uint32_t n = trove_cfg_partitions (self->cfg);
+    size_t size = 64 + strlen (self->name) + (size_t) n * 12;
+    char *identity = malloc (size);
+    if (!identity)
+        return -1;
+    int len =
+        snprintf (identity, size, "shard %s (index %zu), partitions of %u:", self->name, self->shard, n);
+    for (uint32_t p = 0; p < n;) {
+        uint32_t q = p;
+        if (trove_cfg_shard_of (self->cfg, p) != self->shard) {
+            p++;
+            continue;
+        }
+        while (q + 1 < n && trove_cfg_shard_of (self->cfg, q + 1) == self->shard)
+            q++;
+        len += snprintf (identity + len, size - (size_t) len, q > p ? " %u-%u" : " %u", p, q);
+        p = q + 1;
+    }
+    char *err = NULL;
+    int rc = trove_ledger_identity (self->ledger, identity, &err);
+    if (rc)
+        trove_log ('E', "%s", err ? err : "out of memory");
+    free (err);
+    free (identity);
+    return rc;
+}
+
 static int
 s_daemon_run (trove_daemon_t *daemon)
 {
@@ -739,6 +774,8 @@ s_daemon_run (trove_daemon_t *daemon)
         trove_log ('E', "%s", err);
         goto done;
     }
+    if (s_bind_identity (self))
+        goto done;
     trove_ledger_set_history_max (self->ledger, trove_cfg_limits (self->cfg)->max_user_history);
     self->sources = trove_sources_new (self->cfg, &err);
     if (!self->sources) {

@@ -749,6 +749,37 @@ trove_ledger_event_count (trove_ledger_t *self)
     return self->nevents;
 }
 
+int
+trove_ledger_identity (trove_ledger_t *self, const char *identity, char **err_p)
+{
+    MDB_txn *txn;
+    MDB_val key = {8, "identity"}, val;
+    const char *dir = "?";
+    mdb_env_get_path (self->env, &dir);
+    int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
+    if (rc == 0) {
+        rc = mdb_get (txn, self->meta, &key, &val);
+        if (rc == 0) {
+            bool same = val.mv_size == strlen (identity) && memcmp (val.mv_data, identity, val.mv_size) == 0;
+            if (!same && err_p)
+                *err_p = trove_strdupf ("the ledger in %s belongs to %.*s, not to %s: is the config's data "
+                                        "directory right? (refusing to start)",
+                                        dir, (int) val.mv_size, (const char *) val.mv_data, identity);
+            mdb_txn_abort (txn);
+            return same ? 0 : -1;
+        }
+        //  First start (or a ledger from before identities): bind it.
+        val = (MDB_val){strlen (identity), (void *) identity};
+        if (rc == MDB_NOTFOUND && (rc = mdb_put (txn, self->meta, &key, &val, 0)) == 0)
+            rc = mdb_txn_commit (txn);
+        else
+            mdb_txn_abort (txn);
+    }
+    if (rc && err_p)
+        *err_p = trove_strdupf ("cannot record the ledger's identity in %s: %s", dir, mdb_strerror (rc));
+    return rc ? -1 : 0;
+}
+
 void
 trove_ledger_set_history_max (trove_ledger_t *self, size_t max)
 {

@@ -31,6 +31,7 @@
                  user NUL aseq u64         -> (empty): the user's coins, newest last
       states     user NUL hunt             -> HuntState (protobuf): trove_engine's rule state
       meta       "applied"                 -> last applied log sequence u64
+                 "identity"                -> the owner's shard, index, partitions (text)
     and of the log (`DIR/wal`, trove_wal): one LogRecord (protobuf) per lseq.
 
     Reads see the tables, i.e. what has been applied. trove_ledger_applied
@@ -279,6 +280,13 @@ int trove_ledger_audit_user (trove_ledger_t *self, const char *user, Trove__Coin
 
 void trove_ledger_free_coins (Trove__Coin **coins, size_t n);
 void trove_ledger_free_events (Trove__EventRecord **events, size_t n);
+
+//  Bind the ledger to the process that owns it: identity (shard name, index,
+//  partitions) is recorded in the tables at the first call and must be the
+//  same at every later one. Returns 0, or -1 with *err_p (caller frees) when
+//  the ledger belongs to another identity (a config naming the wrong data
+//  directory: the caller must refuse to start) or on a storage error.
+int trove_ledger_identity (trove_ledger_t *self, const char *identity, char **err_p);
 
 //  --- backups (trove_ledger_backup.c) ----------------------------------------
 
