@@ -66,6 +66,7 @@ typedef struct {
     uint64_t batch_id;
     uint64_t gaps;    //  pseq gaps seen while pulling (integrity)
     uint64_t pulled;  //  events pulled since start
+    bool behind;      //  the scorer's ledger ends before this replica: lost or replaced
 } s_rec_t;
 
 //  --------------------------------------------------------------------------
@@ -110,6 +111,24 @@ s_pull (s_rec_t *self, uint32_t p, bool *more_p, uint64_t *head_p)
     }
     if (head_p)
         *head_p = reply->last_pseq;
+    //  The replica holds events the scorer no longer has: its ledger was
+    //  lost (an empty data directory after a lost disk) or replaced (an old
+    //  backup restored without moving this replica aside). Repairing
+    //  against it would be wrong either way, and new events would reuse
+    //  pseqs this replica already holds: stop, and say what to do.
+    if (reply->last_pseq + 1 < from) {
+        if (!self->behind)
+            trove_log (
+                'E',
+                "the scorer's ledger ends at pseq %llu of partition %u but this replica holds it up to %llu: "
+                "the shard's ledger was lost or replaced. Not reconciling shard %s: restore its ledger "
+                "(trovectl restore), or move this replica (%s) aside if the loss is accepted",
+                (unsigned long long) reply->last_pseq, p, (unsigned long long) from - 1, self->name,
+                self->replica_dir);
+        self->behind = true;
+        trove_client_reply_free (&reply);
+        return -1;
+    }
     int rc = 0;
     if (reply->n_events) {
         rc = mdb_txn_begin (self->env, NULL, 0, &txn);
@@ -531,6 +550,7 @@ s_run (s_rec_t *self, const char *only)
     uint32_t partitions = trove_cfg_partitions (self->cfg);
     uint32_t only_p = only ? trove_hash_partition (only, strlen (only), partitions) : 0;
     bool failed = false;
+    self->behind = false;  //  judged again by this run's pulls (and said once per run)
     for (uint32_t p = 0; p < partitions && !failed && !zsys_interrupted; p++) {
         if (trove_cfg_shard_of (self->cfg, p) != self->shard || (only && p != only_p))
             continue;
@@ -713,7 +733,10 @@ s_control (s_rec_t *self)
         if (strcmp (q->kind, "reconcile") == 0) {
             report = s_run (self, *q->user ? q->user : NULL);
             if (!report)
-                reply.error = "run failed (is the scorer up?)";
+                reply.error = self->behind
+                                ? "run refused: the scorer's ledger ends before this replica (lost or "
+                                  "replaced ledger; see the reconciler's log)"
+                                : "run failed (is the scorer up?)";
         }
         else if (strcmp (q->kind, "report") == 0) {
             char path [4096], run [256] = "";
