@@ -441,9 +441,27 @@ s_users (void *arg, const trove_http_request_t *req, trove_http_response_t *resp
     const char *user = path.seg [0];
     bool coins = strcmp (what, "coins") == 0;
     long limit = 0;
-    if (!s_check_user (resp, user) || !s_params (req, resp, coins ? "limit cursor" : "")
+    bool balance = strcmp (what, "balance") == 0;
+    if (!s_check_user (resp, user)
+        || !s_params (req, resp,
+                      coins     ? "limit cursor as_of"
+                      : balance ? "as_of"
+                                : "")
         || (coins && !s_number (req, resp, "limit", 1, S_MAX_LIMIT, 50, &limit)))
         return;
+    //  as_of: the balance or coins as the ledger stood at that instant.
+    const char *as_of_text = trove_http_arg (req, "as_of");
+    int64_t as_of_ms = 0;
+    if (as_of_text && trove_parse_instant (as_of_text, &as_of_ms)) {
+        s_error (resp, 400, trove_strerror (TROVE_E_BAD_PARAM),
+                 "as_of: want an RFC 3339 time or milliseconds since the epoch");
+        return;
+    }
+    if (as_of_ms && trove_http_arg (req, "cursor")) {
+        s_error (resp, 400, trove_strerror (TROVE_E_BAD_PARAM),
+                 "as_of lists the coins held then, in one page: no cursor");
+        return;
+    }
     const char *cursor = coins ? trove_http_arg (req, "cursor") : NULL;
     if (cursor && *cursor && !s_digits (cursor, S_CURSOR_DIGITS)) {
         trove_http_reply_error (resp, 400, trove_strerror (TROVE_E_BAD_PARAM),
@@ -458,11 +476,14 @@ s_users (void *arg, const trove_http_request_t *req, trove_http_response_t *resp
     q.user = (char *) user;
     q.limit = (uint32_t) limit;
     q.cursor = (char *) (cursor ? cursor : "");
+    q.as_of_ms = as_of_ms;
     char *err = NULL;
     Trove__QueryReply *reply = trove_router_user (router, &q, &err);
     if (!s_failed (resp, reply, err)) {
         if (coins) {
             json_t *root = trove_json_coins (user, reply);
+            if (as_of_ms)
+                json_object_set_new (root, "as_of_ms", json_integer (as_of_ms));
             const char *source = s_reader_source (self, who);
             size_t i;
             json_t *coin;
@@ -470,8 +491,12 @@ s_users (void *arg, const trove_http_request_t *req, trove_http_response_t *resp
                 s_hide_coin (coin, source);
             s_json (resp, root);
         }
-        else if (strcmp (what, "balance") == 0)
-            s_json (resp, trove_json_balance (user, reply));
+        else if (balance) {
+            json_t *root = trove_json_balance (user, reply);
+            if (as_of_ms)
+                json_object_set_new (root, "as_of_ms", json_integer (as_of_ms));
+            s_json (resp, root);
+        }
         else
             s_json (resp, trove_json_progress (user, reply));
     }

@@ -75,9 +75,50 @@ s_balance_hunts (trove_ledger_read_t *snap, trove_query_answer_t *a, Trove__Boar
     return trove_ledger_board_hunts (snap, a->q->user, &a->cost, x, nx);
 }
 
+//  balance as the ledger stood at q->as_of_ms: the sums of the live coins
+//  then, in all and per hunt (the boards only know now).
+static void
+s_balance_as_of (trove_query_ctx_t *ctx, trove_query_answer_t *a)
+{
+    Trove__Coin **coins = NULL;
+    size_t n = 0;
+    if (trove_ledger_live_coins_as_of (ctx->ledger, a->q->user, a->q->as_of_ms, &a->cost, &coins, &n)) {
+        a->error = a->cost.over ? NULL : trove_strerror (TROVE_E_STORAGE_ERROR);
+        return;
+    }
+    Trove__BoardEntry **hunts = calloc (n ? n : 1, sizeof *hunts);
+    size_t nh = 0;
+    for (size_t i = 0; i < n && hunts; i++) {
+        a->reply->balance += coins [i]->value;
+        size_t h = 0;
+        while (h < nh && strcmp (hunts [h]->hunt, coins [i]->hunt))
+            h++;
+        if (h == nh) {
+            Trove__BoardEntry *e = malloc (sizeof *e);
+            if (e)
+                trove__board_entry__init (e);
+            if (!e || !(e->hunt = strdup (coins [i]->hunt))) {
+                free (e);
+                trove_board_entries_free (hunts, nh);
+                hunts = NULL;
+                break;
+            }
+            hunts [nh++] = e;
+        }
+        hunts [h]->score += coins [i]->value;
+    }
+    trove_ledger_free_coins (coins, n);
+    if (!hunts || s_take (a, hunts, nh))
+        a->error = trove_strerror (TROVE_E_NO_MEMORY);
+}
+
 void
 trove_queries_balance (trove_query_ctx_t *ctx, trove_query_answer_t *a)
 {
+    if (a->q->as_of_ms > 0) {
+        s_balance_as_of (ctx, a);
+        return;
+    }
     if (trove_ledger_balance (ctx->ledger, a->q->user, &a->reply->balance, &a->cost))
         a->error = a->cost.over ? NULL : trove_strerror (TROVE_E_STORAGE_ERROR);
     s_board_read (ctx, a, s_balance_hunts);

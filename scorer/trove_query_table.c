@@ -43,10 +43,34 @@ s_status (trove_query_ctx_t *ctx, trove_query_answer_t *a)
     a->reply->status = status;
 }
 
-//  coins: a user's coins, newest first, a page at a time.
+static int
+s_newest_first (const void *x, const void *y)
+{
+    uint64_t a = (*(Trove__Coin *const *) x)->aseq, b = (*(Trove__Coin *const *) y)->aseq;
+    return a < b ? 1 : a > b ? -1 : 0;
+}
+
+//  coins: a user's coins, newest first, a page at a time; with as_of_ms the
+//  coins the user held then (the live ones, newest first, up to the limit).
 static void
 s_coins (trove_query_ctx_t *ctx, trove_query_answer_t *a)
 {
+    if (a->q->as_of_ms > 0) {
+        if (trove_ledger_live_coins_as_of (ctx->ledger, a->q->user, a->q->as_of_ms, &a->cost, &a->coins,
+                                           &a->ncoins)) {
+            a->error = a->cost.over ? NULL : trove_strerror (TROVE_E_STORAGE_ERROR);
+            return;
+        }
+        qsort (a->coins, a->ncoins, sizeof *a->coins, s_newest_first);
+        size_t keep = a->limit && a->ncoins > a->limit ? a->limit : a->ncoins;
+        for (size_t i = keep; i < a->ncoins; i++)
+            trove__coin__free_unpacked (a->coins [i], NULL);
+        a->ncoins = keep;
+        a->reply->coins = a->coins;
+        a->reply->n_coins = a->ncoins;
+        a->reply->next_cursor = "";
+        return;
+    }
     if (trove_ledger_coins (ctx->ledger, a->q->user, a->q->cursor, a->limit, &a->coins, &a->ncoins, &a->next,
                             &a->cost))
         a->error = trove_strerror (TROVE_E_STORAGE_ERROR);

@@ -58,8 +58,8 @@ typedef struct {
 
 static const s_command_t s_commands [] = {
     {"send", trovectl_send, "dir config json quiet strict timeout", &trovectl_send_help},
-    {"balance", trovectl_balance, "dir config json", &trovectl_balance_help},
-    {"coins", trovectl_coins, "dir config json limit", &trovectl_coins_help},
+    {"balance", trovectl_balance, "dir config json as-of", &trovectl_balance_help},
+    {"coins", trovectl_coins, "dir config json limit as-of", &trovectl_coins_help},
     {"coin", trovectl_coin, "dir config json", &trovectl_coin_help},
     {"tail", trovectl_tail, "dir config json from-start count", &trovectl_tail_help},
     {"status", trovectl_status, "dir config json", &trovectl_status_help},

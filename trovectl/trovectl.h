@@ -56,6 +56,7 @@ typedef struct {
     const char *reason;    //  --reason (exclude)
     const char *after;     //  --after SCORE:USER (board)
     const char *interval;  //  --interval SECONDS (top), checked by top
+    const char *as_of;     //  --as-of TIME (balance, coins)
     char **args;           //  positional arguments (into argv)
     int nargs;             //  number of positional arguments
 } trovectl_opts_t;

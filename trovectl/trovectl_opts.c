@@ -132,6 +132,7 @@ static const s_option_t s_options [] = {
     S_OPTION ("role", S_TEXT, role, "curve new: daemon, operator, producer"),
     S_OPTION ("source", S_TEXT, source, "curve new: a producer's source"),
     S_OPTION ("interval", S_TEXT, interval, "top: seconds between views"),
+    S_OPTION ("as-of", S_TEXT, as_of, "balance, coins: as the ledger stood at TIME"),
 };
 
 #define S_NOPTIONS (sizeof s_options / sizeof s_options [0])

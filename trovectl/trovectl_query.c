@@ -80,18 +80,35 @@ s_router_new (const trove_cfg_t *cfg)
 //  balance
 
 const char *const trovectl_balance_help =
-    "usage: trovectl balance USER [USER...] [--dir DIR | --config FILE] [--json]\n"
+    "usage: trovectl balance USER [USER...] [--as-of TIME] [--dir DIR | --config FILE] [--json]\n"
     "\n"
     "Print each user's coin balance, asked from the user's scorer shard.\n"
     "Output: \"USER BALANCE\" per line; --json: {\"user\":..,\"balance\":N,\"hunts\":\n"
     "{HUNT: N, ...},\"cost\":UNITS} per line (per-hunt balances, the query's cost).\n"
+    "  --as-of TIME  the balance as the ledger stood at TIME (RFC 3339 or ms since\n"
+    "                the epoch; processing time: the entries written by then).\n"
     "Exit 1 if a shard does not answer.\n";
+
+//  --as-of TIME: 0 when absent; -1 (after the error) when unreadable.
+static int64_t
+s_as_of (const trovectl_opts_t *opts)
+{
+    int64_t ms = 0;
+    if (opts->as_of && trove_parse_instant (opts->as_of, &ms))
+        return trovectl_fail ("--as-of %s: want an RFC 3339 time or milliseconds since the epoch",
+                              opts->as_of),
+             -1;
+    return ms;
+}
 
 int
 trovectl_balance (const trovectl_opts_t *opts)
 {
     if (opts->nargs == 0)
         return trovectl_fail ("balance: name at least one user (see trovectl balance --help)");
+    int64_t as_of_ms = s_as_of (opts);
+    if (as_of_ms < 0)
+        return 1;
     trove_cfg_t *cfg = trovectl_load_cfg (opts);
     if (!cfg)
         return 1;
@@ -102,13 +119,18 @@ trovectl_balance (const trovectl_opts_t *opts)
         Trove__Query query = TROVE__QUERY__INIT;
         query.kind = "balance";
         query.user = (char *) user;
+        query.as_of_ms = as_of_ms;
         Trove__QueryReply *reply = s_ask_owner (router, cfg, &query);
         if (!reply) {
             rc = 1;
             break;
         }
-        if (opts->json)
-            trovectl_print_json (trove_json_balance (user, reply));
+        if (opts->json) {
+            json_t *root = trove_json_balance (user, reply);
+            if (as_of_ms)
+                json_object_set_new (root, "as_of_ms", json_integer (as_of_ms));
+            trovectl_print_json (root);
+        }
         else
             printf ("%s %lld\n", user, (long long) reply->balance);
         trove_client_reply_free (&reply);
@@ -127,6 +149,8 @@ const char *const trovectl_coins_help =
     "List a user's coins, newest first: id, value, hunt, rule, rule version,\n"
     "reason, mint time (RFC 3339) and the earning events (source/id).\n"
     "  --limit N  at most N coins (default 50, 0 = all).\n"
+    "  --as-of TIME  the coins the user held at TIME instead (RFC 3339 or ms since\n"
+    "                the epoch): each coin's entry then, revoked ones left out.\n"
     "--json: one coin object per line.\n";
 
 int
@@ -138,6 +162,11 @@ trovectl_coins (const trovectl_opts_t *opts)
     if (!cfg)
         return 1;
     const char *user = opts->args [0];
+    int64_t as_of_ms = s_as_of (opts);
+    if (as_of_ms < 0) {
+        trove_cfg_destroy (&cfg);
+        return 1;
+    }
     trove_router_t *router = s_router_new (cfg);
     long limit = opts->limit < 0 ? 50 : opts->limit;
     long shown = 0;
@@ -148,6 +177,7 @@ trovectl_coins (const trovectl_opts_t *opts)
         query.kind = "coins";
         query.user = (char *) user;
         query.cursor = cursor;
+        query.as_of_ms = as_of_ms;  //  one page: the coins held then
         long want = limit == 0 || limit - shown > S_COINS_PAGE ? S_COINS_PAGE : limit - shown;
         query.limit = (uint32_t) want;
         Trove__QueryReply *reply = s_ask_owner (router, cfg, &query);

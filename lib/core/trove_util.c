@@ -206,6 +206,21 @@ trove_mkdir_p (const char *path, unsigned mode)
     return s_mkdir_one (buf, mode);
 }
 
+int
+trove_parse_instant (const char *text, int64_t *ms_p)
+{
+    size_t n = text ? strspn (text, "0123456789") : 0;
+    if (n > 0 && n <= 15 && text [n] == 0) {
+        *ms_p = strtoll (text, NULL, 10);
+        return *ms_p > 0 ? 0 : -1;
+    }
+    int64_t ms;
+    if (!text || trove_parse_rfc3339 (text, &ms) || ms <= 0)
+        return -1;
+    *ms_p = ms;
+    return 0;
+}
+
 static int
 s_fsync_one (const char *path)
 {

@@ -70,6 +70,11 @@ int trove_parse_rfc3339 (const char *text, int64_t *ms_p);
 //  Format epoch ms as RFC 3339 UTC with milliseconds into out (>= 25 bytes).
 void trove_format_rfc3339 (int64_t ms, char *out, size_t size);
 
+//  An instant as a user writes it: RFC 3339 (trove_parse_rfc3339) or
+//  milliseconds since the epoch (1 to 15 digits), after 1970-01-01. Returns
+//  0, or -1 for anything else.
+int trove_parse_instant (const char *text, int64_t *ms_p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -22,6 +22,7 @@
 #include "trove_util.h"
 
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 //  --- the user's coins and events: the tables, then the records they lack -----------
@@ -135,7 +136,7 @@ derive_user_latest (trove_ledger_t *self, const char *user, const char *what)
         return NULL;
     zhashx_set_destructor (latest, ledger_coin_item_free);
     //  1. The tables: the user's coins, oldest first.
-    rc = ledger_user_coins (self, self->rtxn, user, latest);
+    rc = ledger_user_coins (self, self->rtxn, user, INT64_MAX, NULL, latest);
     //  2. The user's records the snapshot lacks: aseq order throughout.
     if (rc == 0)
         rc = derive_user_records (self, user, derive_records_coins, latest);

@@ -17,15 +17,19 @@
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 //  --- one user: coins, balance, rule state ---------------------------------------
 
 //  Every coin entry of a user in the tables, oldest first, into latest
-//  (id -> Trove__Coin, owned: a later entry of an id replaces the earlier).
-//  Returns 0 or -1.
+//  (id -> Trove__Coin, owned: a later entry of an id replaces the earlier);
+//  entries written after as_of_ms (their minted_ms, the scorer's clock when
+//  it wrote them) are left out. cost (or NULL) pays one unit per entry.
+//  Returns 0 or -1 (cost->over set when it ran out).
 int
-ledger_user_coins (trove_ledger_t *self, MDB_txn *txn, const char *user, zhashx_t *latest)
+ledger_user_coins (trove_ledger_t *self, MDB_txn *txn, const char *user, int64_t as_of_ms, trove_cost_t *cost,
+                   zhashx_t *latest)
 {
     size_t ul = strlen (user);
     uint8_t ukey [KEY_MAX];
@@ -43,9 +47,15 @@ ledger_user_coins (trove_ledger_t *self, MDB_txn *txn, const char *user, zhashx_
     while (rc == 0 && !bad && key.mv_size >= ul + 1 && memcmp (key.mv_data, ukey, ul + 1) == 0) {
         if (key.mv_size == ul + 9) {
             Trove__Coin *coin = NULL;
+            if (cost && !trove_cost_charge (cost, 1)) {
+                bad = -1;
+                break;
+            }
             bad = ledger_coin_at (self, txn, (uint8_t *) key.mv_data + ul + 1, &coin);
             if (bad == 1)
                 bad = 0;  //  index ahead of a coin: cannot happen in one transaction
+            else if (coin && coin->minted_ms > as_of_ms)
+                trove__coin__free_unpacked (coin, NULL);
             else if (coin)
                 zhashx_update (latest, coin->id, coin);
         }
@@ -385,15 +395,32 @@ read_audit_boards (trove_ledger_t *self, MDB_txn *txn, const char *user, zhashx_
     return differ;
 }
 
+static int read_live (trove_ledger_t *self, const char *user, int64_t as_of_ms, trove_cost_t *cost,
+                      Trove__Coin ***coins_p, size_t *n_p, trove_ledger_audit_t *audit);
+
 int
 trove_ledger_live_coins (trove_ledger_t *self, const char *user, Trove__Coin ***coins_p, size_t *n_p)
 {
-    return trove_ledger_audit_user (self, user, coins_p, n_p, NULL);
+    return read_live (self, user, INT64_MAX, NULL, coins_p, n_p, NULL);
+}
+
+int
+trove_ledger_live_coins_as_of (trove_ledger_t *self, const char *user, int64_t as_of_ms, trove_cost_t *cost,
+                               Trove__Coin ***coins_p, size_t *n_p)
+{
+    return read_live (self, user, as_of_ms, cost, coins_p, n_p, NULL);
 }
 
 int
 trove_ledger_audit_user (trove_ledger_t *self, const char *user, Trove__Coin ***coins_p, size_t *n_p,
                          trove_ledger_audit_t *audit)
+{
+    return read_live (self, user, INT64_MAX, NULL, coins_p, n_p, audit);
+}
+
+static int
+read_live (trove_ledger_t *self, const char *user, int64_t as_of_ms, trove_cost_t *cost,
+           Trove__Coin ***coins_p, size_t *n_p, trove_ledger_audit_t *audit)
 {
     *coins_p = NULL;
     *n_p = 0;
@@ -404,7 +431,7 @@ trove_ledger_audit_user (trove_ledger_t *self, const char *user, Trove__Coin ***
     zhashx_t *latest = zhashx_new ();
     if (latest)
         zhashx_set_destructor (latest, ledger_coin_item_free);
-    int rc = latest ? ledger_user_coins (self, txn, user, latest) : -1;
+    int rc = latest ? ledger_user_coins (self, txn, user, as_of_ms, cost, latest) : -1;
     if (rc == 0 && audit) {
         memset (audit, 0, sizeof *audit);
         for (Trove__Coin *c = zhashx_first (latest); c; c = zhashx_next (latest))

@@ -489,6 +489,24 @@ test_fsync_dir (void **state)
 }
 
 static void
+test_parse_instant (void **state)
+{
+    (void) state;
+    int64_t ms = 0;
+    assert_int_equal (trove_parse_instant ("1700000000000", &ms), 0);
+    assert_int_equal (ms, 1700000000000);
+    assert_int_equal (trove_parse_instant ("2023-11-14T22:13:20Z", &ms), 0);
+    assert_int_equal (ms, 1700000000000);
+    assert_int_equal (trove_parse_instant ("2023-11-15T00:13:20.5+02:00", &ms), 0);
+    assert_int_equal (ms, 1700000000500);
+    const char *bad [] = {"", "0", "-5", "yesterday", "1700000000000x", "9999999999999999", "2023-13-01T00:00:00Z",
+                          "1969-12-31T00:00:00Z"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++)
+        assert_int_equal (trove_parse_instant (bad [i], &ms), -1);
+    assert_int_equal (trove_parse_instant (NULL, &ms), -1);
+}
+
+static void
 test_mkdir_p_relative (void **state)
 {
     (void) state;
@@ -862,6 +880,7 @@ main (void)
         cmocka_unit_test (test_mkdir_p_creates_nested),
         cmocka_unit_test (test_mkdir_p_relative),
         cmocka_unit_test (test_fsync_dir),
+        cmocka_unit_test (test_parse_instant),
         cmocka_unit_test (test_mkdir_p_errors),
         cmocka_unit_test (test_mkdir_p_existing_file_is_an_error),
         cmocka_unit_test (test_read_file_small_and_empty),
