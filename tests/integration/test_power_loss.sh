@@ -97,7 +97,9 @@ if [ $rc -ne 0 ]; then
     fail "accepted events did not all survive the power cuts"
 fi
 cuts=$(grep -c 'POWERCUT [0-9]' "$WORK/run-2101/nemesis.log")
-[ "$cuts" -ge $((2 - SANITIZED)) ] || fail "only $cuts power cuts happened during the load"
+# Usually 3 in the 10 s of load; on a loaded machine a cut and restart can
+# take 20 s, so one is the floor (the first comes 1.5-4 s into the load).
+[ "$cuts" -ge 1 ] || fail "no power cut happened during the load"
 log "the cluster kept every accepted event exactly once through $cuts power cuts"
 "$TROVECTL" down --dir "$WORK/run-2101" >/dev/null 2>&1 || true
 rm -rf "$WORK/run-2101"

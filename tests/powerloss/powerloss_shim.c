@@ -315,14 +315,12 @@ s_tracked (int fd)
     return fd >= 0 && fd < MAX_FDS && s_fds [fd].path && !s_fds [fd].sync && !s_fds [fd].dir;
 }
 
-//  Under the lock: journal the write of len bytes at offset (pre-image
-//  read first), then do it. Returns what the real call returns.
-static ssize_t
-s_journaled_write (int fd, off_t offset, const struct iovec *iov, int iovcnt, bool positional)
+//  Under the lock: the bytes of fd's file from offset, at most len of them
+//  (what a write there overwrites, or a truncation to offset cuts off), and
+//  the file's size before. Caller frees.
+static char *
+s_pre_image (int fd, off_t offset, size_t len, uint64_t *size_before_p, size_t *prelen_p)
 {
-    size_t len = 0;
-    for (int i = 0; i < iovcnt; i++)
-        len += iov [i].iov_len;
     struct stat st;
     if (fstat (fd, &st))
         s_die ("fstat");
@@ -333,8 +331,8 @@ s_journaled_write (int fd, off_t offset, const struct iovec *iov, int iovcnt, bo
     char *pre = malloc (prelen + 1);
     if (!pre)
         s_die ("out of memory");
-    int rfd = fd;
-    if (!s_fds [fd].readable && (rfd = real_open (s_fds [fd].path, O_RDONLY | O_CLOEXEC)) < 0)
+    int rfd = s_fds [fd].readable ? fd : real_open (s_fds [fd].path, O_RDONLY | O_CLOEXEC);
+    if (rfd < 0)
         s_die ("reopen for a pre-image");
     size_t got = 0;
     while (got < prelen) {
@@ -347,6 +345,22 @@ s_journaled_write (int fd, off_t offset, const struct iovec *iov, int iovcnt, bo
     }
     if (rfd != fd)
         real_close (rfd);
+    *size_before_p = size_before;
+    *prelen_p = prelen;
+    return pre;
+}
+
+//  Under the lock: journal the write of len bytes at offset (pre-image
+//  read first), then do it. Returns what the real call returns.
+static ssize_t
+s_journaled_write (int fd, off_t offset, const struct iovec *iov, int iovcnt, bool positional)
+{
+    size_t len = 0;
+    for (int i = 0; i < iovcnt; i++)
+        len += iov [i].iov_len;
+    uint64_t size_before;
+    size_t prelen;
+    char *pre = s_pre_image (fd, offset, len, &size_before, &prelen);
     uint64_t fields [4] = {(uint64_t) offset, len, size_before, prelen};
     s_record ('W', s_fds [fd].path, fields, 4, pre, prelen, NULL, 0);
     free (pre);
@@ -419,28 +433,9 @@ ftruncate (int fd, off_t length)
     if (!s_tracked (fd))
         return real_ftruncate (fd, length);
     pthread_mutex_lock (&s_lock);
-    struct stat st;
-    if (fstat (fd, &st))
-        s_die ("fstat");
-    uint64_t size_before = (uint64_t) st.st_size;
-    size_t prelen = (uint64_t) length < size_before ? (size_t) (size_before - (uint64_t) length) : 0;
-    char *pre = malloc (prelen + 1);
-    if (!pre)
-        s_die ("out of memory");
-    int rfd = s_fds [fd].readable ? fd : real_open (s_fds [fd].path, O_RDONLY | O_CLOEXEC);
-    if (rfd < 0)
-        s_die ("reopen for a pre-image");
-    size_t got = 0;
-    while (got < prelen) {
-        ssize_t n = pread (rfd, pre + got, prelen - got, length + (off_t) got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            s_die ("pre-image read");
-        got += (size_t) n;
-    }
-    if (rfd != fd)
-        real_close (rfd);
+    uint64_t size_before;
+    size_t prelen;
+    char *pre = s_pre_image (fd, length, SIZE_MAX, &size_before, &prelen);
     uint64_t fields [3] = {(uint64_t) length, size_before, prelen};
     s_record ('T', s_fds [fd].path, fields, 3, pre, prelen, NULL, 0);
     free (pre);
