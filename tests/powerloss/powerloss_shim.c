@@ -267,16 +267,22 @@ s_open_common (int dirfd, const char *path, int flags, mode_t mode)
     return fd;
 }
 
+//  The mode argument of open/openat, present only with these flags.
+#define S_MODE(flags, mode)                    \
+    do {                                       \
+        if ((flags) & (O_CREAT | O_TMPFILE)) { \
+            va_list ap;                        \
+            va_start (ap, flags);              \
+            mode = va_arg (ap, mode_t);        \
+            va_end (ap);                       \
+        }                                      \
+    } while (0)
+
 int
 open (const char *path, int flags, ...)
 {
     mode_t mode = 0;
-    if (flags & (O_CREAT | O_TMPFILE)) {
-        va_list ap;
-        va_start (ap, flags);
-        mode = va_arg (ap, mode_t);
-        va_end (ap);
-    }
+    S_MODE (flags, mode);
     return s_open_common (AT_FDCWD, path, flags, mode);
 }
 
@@ -286,12 +292,7 @@ int
 openat (int dirfd, const char *path, int flags, ...)
 {
     mode_t mode = 0;
-    if (flags & (O_CREAT | O_TMPFILE)) {
-        va_list ap;
-        va_start (ap, flags);
-        mode = va_arg (ap, mode_t);
-        va_end (ap);
-    }
+    S_MODE (flags, mode);
     return s_open_common (dirfd, path, flags, mode);
 }
 
