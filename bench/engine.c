@@ -144,6 +144,7 @@ typedef struct {
     size_t entries, bytes, max_entry;
     size_t checkpoint, buffer, tail;  //  packed bytes of each part
     size_t buffered, coins;           //  events in buffers, coins in tails
+    uint64_t digest;                  //  FNV-1a of every entry's bytes, by user and hunt
 } s_census_t;
 
 //  Timing of one phase.
@@ -437,6 +438,7 @@ static int
 s_census_take (trove_memstore_t *mem, char **names, size_t users, s_census_t *census)
 {
     memset (census, 0, sizeof *census);
+    census->digest = 0xcbf29ce484222325ULL;
     trove_store_t store = trove_memstore_store (mem);
     for (size_t u = 0; u < users; u++)
         for (int h = 0; h < HUNTS; h++) {
@@ -456,6 +458,15 @@ s_census_take (trove_memstore_t *mem, char **names, size_t users, s_census_t *ce
             }
             census->entries++;
             census->bytes += size;
+            //  The same events must leave the same bytes whatever the
+            //  engine's internals: a change that keeps coins but not the
+            //  stored states shows here.
+            census->digest ^= size;
+            census->digest *= 0x100000001b3ULL;
+            for (size_t b = 0; b < size; b++) {
+                census->digest ^= ((const uint8_t *) data) [b];
+                census->digest *= 0x100000001b3ULL;
+            }
             if (size > census->max_entry)
                 census->max_entry = size;
             for (size_t i = 0; i < hs->n_rules; i++)
@@ -479,6 +490,7 @@ s_census_print (const s_census_t *c)
         "             per entry: checkpoint %.0f B, buffer %.0f B (%.2f events), tail %.0f B (%.2f coins); "
         "largest now %zu B\n",
         c->checkpoint / n, c->buffer / n, c->buffered / n, c->tail / n, c->coins / n, c->max_entry);
+    printf ("             state digest %016llx\n", (unsigned long long) c->digest);
 }
 
 static int
