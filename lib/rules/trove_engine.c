@@ -299,11 +299,53 @@ s_rule_state (engine_arena_t *a, s_packed_t *st, const trove_rule_t *r)
     return rs;
 }
 
+//  Which rules of v an event matches, one bit per rule (a sequence: any of
+//  its steps) for the first 64; rules beyond are matched when asked. The
+//  event being scored is matched once per hunt: its mask serves the
+//  stateful test, the stateless rules and the head's steps.
+#define MASK_RULES 64
+
+static uint64_t
+s_match_mask (const trove_hunt_t *v, const Trove__Event *ev)
+{
+    uint64_t mask = 0;
+    for (size_t i = 0; i < v->nrules && i < MASK_RULES; i++) {
+        const trove_rule_t *r = &v->rules [i];
+        bool hit = false;
+        if (r->kind == TROVE_KIND_SEQUENCE) {
+            for (size_t j = 0; j < r->nsteps && !hit; j++)
+                hit = trove_match (&r->steps [j], ev);
+        }
+        else
+            hit = trove_match (&r->match, ev);
+        if (hit)
+            mask |= (uint64_t) 1 << i;
+    }
+    return mask;
+}
+
+//  Does rule i of v match ev, as s_match_mask tells (NULL: not made).
+static bool
+s_rule_matches (const trove_hunt_t *v, size_t i, const Trove__Event *ev, const uint64_t *mask)
+{
+    if (mask && i < MASK_RULES)
+        return (*mask >> i) & 1;
+    const trove_rule_t *r = &v->rules [i];
+    if (r->kind == TROVE_KIND_SEQUENCE) {
+        for (size_t j = 0; j < r->nsteps; j++)
+            if (trove_match (&r->steps [j], ev))
+                return true;
+        return false;
+    }
+    return trove_match (&r->match, ev);
+}
+
 //  Apply one event to the rule states st under version v; the coins it
-//  earns are appended to out. Returns 0 or -1 (out of memory).
+//  earns are appended to out. mask: ev's s_match_mask for v, or NULL.
+//  Returns 0 or -1 (out of memory).
 static int
 s_process (s_ctx_t *ctx, s_packed_t *st, const trove_hunt_t *v, const Trove__Event *ev, int64_t accepted_us,
-           s_coins_t *out)
+           const uint64_t *mask, s_coins_t *out)
 {
     //  In the arena, not on the stack: rule states and coins keep it (refs
     //  are shared, never changed); ev's strings live as long as the arena.
@@ -321,7 +363,7 @@ s_process (s_ctx_t *ctx, s_packed_t *st, const trove_hunt_t *v, const Trove__Eve
         if (!trove_rule_stateful (r))
             continue;
         const engine_kind_t *kind = engine_kind (r->kind);
-        if (!kind->own_match && !trove_match (&r->match, ev))
+        if (!kind->own_match && !s_rule_matches (v, i, ev, mask))
             continue;
         Trove__RuleState *rs = s_rule_state (ctx->arena, st, r);
         if (!rs)
@@ -338,20 +380,11 @@ s_process (s_ctx_t *ctx, s_packed_t *st, const trove_hunt_t *v, const Trove__Eve
 
 //  Does the event match a stateful rule of v (so it belongs in the buffer)?
 static bool
-s_matches_stateful (const trove_hunt_t *v, const Trove__Event *ev)
+s_matches_stateful (const trove_hunt_t *v, const Trove__Event *ev, const uint64_t *mask)
 {
-    for (size_t i = 0; i < v->nrules; i++) {
-        const trove_rule_t *r = &v->rules [i];
-        if (!trove_rule_stateful (r))
-            continue;
-        if (r->kind == TROVE_KIND_SEQUENCE) {
-            for (size_t j = 0; j < r->nsteps; j++)
-                if (trove_match (&r->steps [j], ev))
-                    return true;
-        }
-        else if (trove_match (&r->match, ev))
+    for (size_t i = 0; i < v->nrules; i++)
+        if (trove_rule_stateful (&v->rules [i]) && s_rule_matches (v, i, ev, mask))
             return true;
-    }
     return false;
 }
 
@@ -452,6 +485,66 @@ s_slice_coin_id (s_slice_t s, const char **id, size_t *id_len)
         }
     }
     return 0;
+}
+
+//  What folding needs of a packed Coin in the tail: its rule and the last
+//  of its earning events (every kind appends the event that earns it
+//  last). Strings are not NUL-terminated.
+typedef struct {
+    const char *rule, *source, *id;
+    size_t rule_len, source_len, id_len;
+} s_coin_key_t;
+
+//  0, or -1 when the coin is not in the plain form the engine writes.
+static int
+s_slice_coin_key (s_slice_t s, s_coin_key_t *key)
+{
+    const uint8_t *p = s.at, *end = s.at + s.len, *data, *ref = NULL;
+    uint64_t len, ref_len = 0;
+    uint32_t number;
+    unsigned wire;
+    bool seen_rule = false;
+    *key = (s_coin_key_t){"", "", "", 0, 0, 0};
+    while (p < end) {
+        if (s_field (&p, end, &number, &wire, &data, &len))
+            return -1;
+        if (number == 4) {
+            if (wire != 2 || seen_rule)
+                return -1;
+            seen_rule = true;
+            key->rule = (const char *) data;
+            key->rule_len = strnlen ((const char *) data, len);
+        }
+        else if (number == 7) {
+            if (wire != 2)
+                return -1;
+            ref = data;
+            ref_len = len;
+        }
+    }
+    if (!ref)
+        return -1;
+    bool seen [3] = {false};
+    for (p = ref, end = ref + ref_len; p < end;) {
+        if (s_field (&p, end, &number, &wire, &data, &len))
+            return -1;
+        if (number == 1 || number == 2) {
+            if (wire != 2 || seen [number])
+                return -1;
+            seen [number] = true;
+        }
+        if (number == 1)
+            key->source = (const char *) data, key->source_len = strnlen ((const char *) data, len);
+        else if (number == 2)
+            key->id = (const char *) data, key->id_len = strnlen ((const char *) data, len);
+    }
+    return 0;
+}
+
+static bool
+s_same_n (const char *a, size_t alen, const char *b, size_t blen)
+{
+    return alen == blen && memcmp (a, b, alen) == 0;
 }
 
 //  Decode the lazy buffer or tail into the HuntState (in the arena).
@@ -769,7 +862,7 @@ s_replay (s_ctx_t *ctx, size_t h, s_state_t *st, const Trove__Event *trigger, co
         const Trove__Event *ev = hs->buffer [i]->event;
         const trove_hunt_t *v = trove_rules_effective (ctx->rules, h, ev->ts_ms);
         if (v)
-            rc = s_process (ctx, &replayed, v, ev, hs->buffer [i]->accepted_us, &fresh);
+            rc = s_process (ctx, &replayed, v, ev, hs->buffer [i]->accepted_us, NULL, &fresh);
     }
     if (rc == 0) {
         //  What the replay ends with is the new head.
@@ -885,7 +978,7 @@ s_fold (s_ctx_t *ctx, size_t h, s_state_t *st, int64_t lateness_ms)
         const Trove__Event *ev = b->event;
         const trove_hunt_t *v = trove_rules_effective (ctx->rules, h, ev->ts_ms);
         s_coins_t coins = {0};
-        if (v && s_process (ctx, &st->rules, v, ev, b->accepted_us, &coins))
+        if (v && s_process (ctx, &st->rules, v, ev, b->accepted_us, NULL, &coins))
             return -1;
         for (size_t c = 0; c < coins.n; c++)
             if (s_tail_drop (st, coins.v [c]->id)
@@ -903,6 +996,89 @@ s_fold (s_ctx_t *ctx, size_t h, s_state_t *st, int64_t lateness_ms)
         memmove (hs->buffer, hs->buffer + drop, (hs->n_buffer - drop) * sizeof *hs->buffer);
         hs->n_buffer -= drop;
     }
+    return 0;
+}
+
+//  Fold every buffered event but the one just appended (the last) without
+//  replaying them. The head is the checkpoint with the whole buffer
+//  replayed, so the checkpoint once every older event is folded is the
+//  head as it was before the new event (before), and their coins are the
+//  tail's coins they earned: the same states, bytes and tail a fold event
+//  by event makes, with none of its decoding, steps and coin ids. A fresh
+//  replay (s_fold) was what most in-order events paid for: a user's first
+//  event after a pause of more than `lateness` folds their whole previous
+//  session.
+//
+//  Exact when the head was made by the versions a fold would apply now:
+//  when the hunt has one version (versions are only ever added, and
+//  `rules apply` refuses another content under an existing version).
+//  Each tail coin is matched to its fold by rule and last earning event,
+//  and dropped as s_tail_drop would (the last one moves into its place),
+//  so the tail keeps its order. Returns 0 folded, 1 declined (nothing
+//  changed: the caller folds event by event), -1 out of memory.
+static int
+s_fold_whole (s_ctx_t *ctx, size_t h, s_state_t *st, const s_packed_t *before, size_t tail_old)
+{
+    engine_arena_t *a = ctx->arena;
+    size_t n_old = st->buffer.n - 1, m = st->tail.n;
+    s_key_t *keys = engine_alloc (a, n_old * sizeof *keys);
+    s_coin_key_t *coins = engine_alloc (a, (tail_old ? tail_old : 1) * sizeof *coins);
+    size_t *at = engine_alloc (a, (m ? m : 1) * sizeof *at);
+    if (!keys || !coins || !at)
+        return -1;
+    for (size_t i = 0; i < n_old; i++)
+        if (s_slice_key (st->buffer.v [i], &keys [i]))
+            return 1;
+    for (size_t t = 0; t < tail_old; t++)
+        if (s_slice_coin_key (st->tail.v [t], &coins [t]))
+            return 1;
+    for (size_t t = 0; t < m; t++)
+        at [t] = t;
+    size_t left = m;
+    for (size_t i = 0; i < n_old; i++) {
+        const trove_hunt_t *v = trove_rules_effective (ctx->rules, h, keys [i].ts);
+        for (size_t r = 0; v && r < v->nrules; r++) {
+            if (!trove_rule_stateful (&v->rules [r]))
+                continue;
+            const char *rule = v->rules [r].id;
+            size_t rule_len = strlen (rule);
+            for (size_t q = 0; q < left; q++) {
+                const s_coin_key_t *c = &coins [at [q]];
+                if (at [q] < tail_old && s_same_n (c->rule, c->rule_len, rule, rule_len)
+                    && s_same_n (c->source, c->source_len, keys [i].source, keys [i].source_len)
+                    && s_same_n (c->id, c->id_len, keys [i].id, keys [i].id_len)) {
+                    at [q] = at [--left];
+                    break;
+                }
+            }
+        }
+    }
+    for (size_t q = 0; q < left; q++)
+        if (at [q] < tail_old)
+            return 1;  //  a coin no fold would take: not a tail this engine wrote
+    s_slice_t *tail = engine_alloc (a, (left ? left : 1) * sizeof *tail);
+    const s_key_t *last = &keys [n_old - 1];
+    char *source = engine_alloc (a, last->source_len + 1);
+    char *id = engine_alloc (a, last->id_len + 1);
+    if (!tail || !source || !id)
+        return -1;
+    for (size_t q = 0; q < left; q++)
+        tail [q] = st->tail.v [at [q]];
+    st->tail.v = tail;
+    st->tail.n = st->tail.cap = left;
+    st->rules = *before;
+    memcpy (source, last->source, last->source_len);
+    source [last->source_len] = 0;
+    memcpy (id, last->id, last->id_len);
+    id [last->id_len] = 0;
+    Trove__HuntState *hs = st->hs;
+    hs->has_folded = true;
+    hs->folded_ts = last->ts;
+    hs->folded_source = source;
+    hs->folded_id = id;
+    st->buffer.v += n_old;
+    st->buffer.n -= n_old;
+    st->buffer.cap -= n_old;
     return 0;
 }
 
@@ -1000,7 +1176,7 @@ s_emit_all (s_ctx_t *ctx, s_coins_t *coins)
 //  The caller checked that ev is not too late for it.
 static int
 s_score_stateful (s_ctx_t *ctx, const trove_store_t *store, size_t h, const trove_hunt_t *v,
-                  const Trove__Event *ev, int64_t accepted_us, s_state_t *st)
+                  const Trove__Event *ev, int64_t accepted_us, const uint64_t *mask, s_state_t *st)
 {
     Trove__HuntState *hs = st->hs;
     int rc = 0;
@@ -1009,13 +1185,33 @@ s_score_stateful (s_ctx_t *ctx, const trove_store_t *store, size_t h, const trov
     int last = -1;
     if (n && s_buffered_order (ctx, st, n - 1, ev, &last))
         return -1;
+    bool folded = false;
     if ((fresh || hs->has_head) && last < 0) {
         //  In order (the common case): the buffer's replay would end in the
         //  head, so only this event is new. Append it and go on from there.
+        //  When it pushes every older event out of the buffer, the head as
+        //  it is now becomes the checkpoint (s_fold_whole): kept aside
+        //  before the event changes it.
+        s_packed_t before = {0};
+        size_t tail_old = st->tail.n;
+        bool whole = false;
+        if (n && st->buffer.lazy && st->tail.lazy && trove_rules_versions (ctx->rules, h) == 1) {
+            int64_t max_ts = ev->ts_ms > hs->max_ts ? ev->ts_ms : hs->max_ts;
+            s_key_t key;
+            whole = s_slice_key (st->buffer.v [n - 1], &key) == 0 && key.ts < max_ts - v->lateness_ms
+                 && !(ev->ts_ms < max_ts - v->lateness_ms);
+        }
+        if (whole) {
+            before.n = before.cap = st->head.n;
+            if (st->head.n && !(before.v = engine_alloc (ctx->arena, st->head.n * sizeof *before.v)))
+                return -1;
+            if (st->head.n)
+                memcpy (before.v, st->head.v, st->head.n * sizeof *before.v);
+        }
         rc = s_buffer_insert (ctx, st, ev, accepted_us, true);
         s_coins_t coins = {0};
         if (rc == 0)
-            rc = s_process (ctx, &st->head, v, ev, accepted_us, &coins);
+            rc = s_process (ctx, &st->head, v, ev, accepted_us, mask, &coins);
         hs->has_head = true;
         if (rc == 0)
             rc = s_emit_all (ctx, &coins);
@@ -1023,6 +1219,11 @@ s_score_stateful (s_ctx_t *ctx, const trove_store_t *store, size_t h, const trov
             rc = s_tail_append (ctx, st, &coins);
         if (ev->ts_ms > hs->max_ts || fresh)
             hs->max_ts = ev->ts_ms;
+        if (rc == 0 && whole) {
+            int w = s_fold_whole (ctx, h, st, &before, tail_old);
+            rc = w < 0 ? -1 : 0;
+            folded = w == 0;
+        }
     }
     else {
         rc = s_buffer_insert (ctx, st, ev, accepted_us, last < 0);
@@ -1031,7 +1232,7 @@ s_score_stateful (s_ctx_t *ctx, const trove_store_t *store, size_t h, const trov
         if (rc == 0)
             rc = s_replay (ctx, h, st, ev, trove_strerror (TROVE_REASON_RESCORED));
     }
-    if (rc == 0)
+    if (rc == 0 && !folded)
         rc = s_fold (ctx, h, st, v->lateness_ms);
     if (rc == 0)
         rc = s_state_save (ctx, store, st);
@@ -1154,10 +1355,17 @@ s_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t accepted_us
         return -1;
     }
     memset (states, 0, (nh ? nh : 1) * sizeof *states);
+    uint64_t *masks = engine_alloc (&arena, (nh ? nh : 1) * sizeof *masks);
+    if (!masks) {
+        engine_arena_release (&arena);
+        return -1;
+    }
     int rc = 0;
     for (size_t h = 0; h < nh && rc == 0; h++) {
         const trove_hunt_t *v = trove_rules_effective (rules, h, ev->ts_ms);
-        if (!v || !v->stateful || !s_matches_stateful (v, ev))
+        if (v)
+            masks [h] = s_match_mask (v, ev);
+        if (!v || !v->stateful || !s_matches_stateful (v, ev, &masks [h]))
             continue;
         if (s_state_load (&ctx, store, v->hunt, &states [h]))
             rc = -1;
@@ -1170,7 +1378,7 @@ s_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t accepted_us
             continue;
         for (size_t i = 0; i < v->nrules && rc == 0; i++) {
             const trove_rule_t *r = &v->rules [i];
-            if (trove_rule_stateful (r) || !trove_match (&r->match, ev))
+            if (trove_rule_stateful (r) || !s_rule_matches (v, i, ev, &masks [h]))
                 continue;
             Trove__EventRef ref = TROVE__EVENT_REF__INIT;
             ref.source = ev->source;
@@ -1198,7 +1406,7 @@ s_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t accepted_us
                 rc = -1;
         }
         if (rc == 0 && states [h].hs)
-            rc = s_score_stateful (&ctx, store, h, v, ev, accepted_us, &states [h]);
+            rc = s_score_stateful (&ctx, store, h, v, ev, accepted_us, &masks [h], &states [h]);
     }
     engine_arena_release (&arena);
     return rc;

@@ -718,6 +718,14 @@ trove_rules_latest (const trove_rules_t *self, size_t h)
     return &self->hunts [self->groups [h]];
 }
 
+size_t
+trove_rules_versions (const trove_rules_t *self, size_t h)
+{
+    assert (h < self->ngroups);
+    size_t end = h + 1 < self->ngroups ? self->groups [h + 1] : self->nhunts;
+    return end - self->groups [h];
+}
+
 const trove_hunt_t *
 trove_rules_effective (const trove_rules_t *self, size_t h, int64_t ts)
 {

@@ -136,6 +136,8 @@ size_t trove_rules_hunts (const trove_rules_t *self);
 const trove_hunt_t *trove_rules_effective (const trove_rules_t *self, size_t h, int64_t ts);
 //  Highest version of hunt h (any time), for names and lateness.
 const trove_hunt_t *trove_rules_latest (const trove_rules_t *self, size_t h);
+//  Number of versions of hunt h loaded.
+size_t trove_rules_versions (const trove_rules_t *self, size_t h);
 
 //  Does the event satisfy the match?
 bool trove_match (const trove_match_t *match, const Trove__Event *event);

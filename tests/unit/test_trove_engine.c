@@ -760,6 +760,169 @@ test_full_buffer_folds_exactly (void **state)
     s_model_destroy (&m);
 }
 
+//  The stored state of (user, h) in m, unpacked (NULL when none).
+static Trove__HuntState *
+s_state_of (s_model_t *m, const char *user)
+{
+    trove_store_t store = trove_memstore_store (m->mem);
+    const void *data;
+    size_t size;
+    if (store.get (store.arg, user, "h", &data, &size) != 0)
+        return NULL;
+    Trove__HuntState *hs = trove__hunt_state__unpack (NULL, size, data);
+    assert_non_null (hs);
+    return hs;
+}
+
+static void
+s_assert_same_msgs (ProtobufCMessage *const *a, ProtobufCMessage *const *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t sa = protobuf_c_message_get_packed_size (a [i]);
+        size_t sb = protobuf_c_message_get_packed_size (b [i]);
+        assert_int_equal (sa, sb);
+        uint8_t *pa = malloc (sa + 1), *pb = malloc (sb + 1);
+        assert_true (pa && pb);
+        protobuf_c_message_pack (a [i], pa);
+        protobuf_c_message_pack (b [i], pb);
+        assert_memory_equal (pa, pb, sa);
+        free (pa);
+        free (pb);
+    }
+}
+
+//  An in-order event that pushes every older event out of the buffer takes
+//  the head as the new checkpoint instead of folding event by event
+//  (s_fold_whole), only for a hunt of one version. The same hunt as two
+//  identical versions (the second in effect for every event) folds event by
+//  event: the states must be the same after every event (rule states,
+//  buffer, head and folded position; tail coins by id, in order; only the
+//  coins' version differs), and so must the coins.
+static void
+test_whole_fold_is_the_event_by_event_fold (void **state)
+{
+    (void) state;
+    s_model_t one, two;
+    s_model_init (&one, s_all_kinds);
+    memset (&two, 0, sizeof two);
+    char *dir = strdup ("/tmp/trove-test-engine-XXXXXX");
+    assert_non_null (mkdtemp (dir));
+    char path [600];
+    snprintf (path, sizeof path, "%s/v1.yaml", dir);
+    FILE *f = fopen (path, "w");
+    assert_non_null (f);
+    fputs (s_all_kinds, f);
+    fclose (f);
+    const char *at = strstr (s_all_kinds, "version: 1\n");
+    assert_non_null (at);
+    char v2 [2048];
+    snprintf (v2, sizeof v2, "%.*sversion: 2\neffective: 2020-01-01T00:00:00Z\n%s", (int) (at - s_all_kinds),
+              s_all_kinds, at + strlen ("version: 1\n"));
+    char *err = NULL;
+    two.rules = trove_rules_load_dir_with (dir, "v2.yaml", v2, strlen (v2), &err);
+    if (!two.rules)
+        fail_msg ("rules: %s", err);
+    two.mem = trove_memstore_new ();
+    assert_non_null (two.mem);
+    assert_int_equal (trove_rules_versions (one.rules, 0), 1);
+    assert_int_equal (trove_rules_versions (two.rules, 0), 2);
+
+    //  Sessions of up to 8 events 20 s to 4 min apart, 2 to 30 hours
+    //  between sessions (so a session's first event folds the one before);
+    //  one event in six swapped with the next (late, replayed).
+    const char *types [] = {"a", "b", "c", "x"};
+    static char specs [300][160];
+    unsigned seed = 4242;
+    int64_t ts = 1777600000000LL;
+    int n = 0;
+    while (n < 300) {
+        int session = 1 + (int) (rand_r (&seed) % 8);
+        for (int j = 0; j < session && n < 300; j++, n++) {
+            char when [40];
+            trove_format_rfc3339 (ts, when, sizeof when);
+            snprintf (specs [n], sizeof specs [n], "web e%03d u %s %s z=%d", n, types [rand_r (&seed) % 4],
+                      when, (int) (rand_r (&seed) % 3));
+            ts += 20000 + (int64_t) (rand_r (&seed) % 220000);
+        }
+        ts += 2 * 3600000LL + (int64_t) (rand_r (&seed) % (28 * 3600000U));
+    }
+    for (int i = 0; i + 1 < n; i++)
+        if (rand_r (&seed) % 6 == 0) {
+            char tmp [160];
+            memcpy (tmp, specs [i], sizeof tmp);
+            memcpy (specs [i], specs [i + 1], sizeof tmp);
+            memcpy (specs [i + 1], tmp, sizeof tmp);
+            i++;
+        }
+    for (int i = 0; i < n; i++) {
+        s_send (&one, specs [i]);
+        s_send (&two, specs [i]);
+        Trove__HuntState *a = s_state_of (&one, "u"), *b = s_state_of (&two, "u");
+        assert_true ((a == NULL) == (b == NULL));
+        if (!a)
+            continue;
+        assert_int_equal (a->max_ts, b->max_ts);
+        assert_int_equal (a->has_head, b->has_head);
+        assert_int_equal (a->has_folded, b->has_folded);
+        assert_int_equal (a->folded_ts, b->folded_ts);
+        assert_string_equal (a->folded_source, b->folded_source);
+        assert_string_equal (a->folded_id, b->folded_id);
+        assert_int_equal (a->n_rules, b->n_rules);
+        s_assert_same_msgs ((ProtobufCMessage **) a->rules, (ProtobufCMessage **) b->rules, a->n_rules);
+        assert_int_equal (a->n_head, b->n_head);
+        s_assert_same_msgs ((ProtobufCMessage **) a->head, (ProtobufCMessage **) b->head, a->n_head);
+        assert_int_equal (a->n_buffer, b->n_buffer);
+        s_assert_same_msgs ((ProtobufCMessage **) a->buffer, (ProtobufCMessage **) b->buffer, a->n_buffer);
+        assert_int_equal (a->n_tail, b->n_tail);
+        for (size_t t = 0; t < a->n_tail; t++)
+            assert_string_equal (a->tail [t]->id, b->tail [t]->id);
+        trove__hunt_state__free_unpacked (a, NULL);
+        trove__hunt_state__free_unpacked (b, NULL);
+    }
+    assert_int_equal (one.ncoins, two.ncoins);
+    for (size_t i = 0; i < one.ncoins; i++) {
+        s_coin_t *c = s_model_find (&two, one.coins [i].id);
+        assert_non_null (c);
+        assert_int_equal (c->live, one.coins [i].live);
+        assert_string_equal (c->refs, one.coins [i].refs);
+    }
+    assert_int_equal (one.revokes, two.revokes);
+    assert_true (one.mints > 50);
+    s_model_destroy (&one);
+    s_model_destroy (&two);
+    snprintf (path, sizeof path, "rm -rf '%s'", dir);
+    assert_int_equal (system (path), 0);
+    free (dir);
+}
+
+//  An event is matched once per hunt (a mask of the first 64 rules); rules
+//  beyond the 64th are matched one by one: a hunt of 70 rules whose
+//  matching ones are the last, stateful and stateless.
+static void
+test_rules_beyond_the_match_mask (void **state)
+{
+    (void) state;
+    static char yaml [16384];
+    int n = snprintf (yaml, sizeof yaml, "hunt: h\nversion: 1\nrules:\n");
+    for (int i = 0; i < 66; i++)
+        n += snprintf (yaml + n, sizeof yaml - n, "  - {id: r%02d, kind: each, match: {type: x}, coins: 1}\n",
+                       i);
+    n += snprintf (yaml + n, sizeof yaml - n,
+                   "  - {id: cnt, kind: count, match: {type: a}, count: 2, coins: 4}\n"
+                   "  - {id: seq, kind: sequence, within: 5m, coins: 5, steps: [{type: a}, {type: b}]}\n"
+                   "  - {id: plain, kind: each, match: {type: b}, coins: 1}\n"
+                   "  - {id: capped, kind: each, match: {type: b}, coins: 2, cap: {max: 1, per: day}}\n");
+    s_model_t m;
+    s_model_init (&m, yaml);
+    s_send (&m, "w 1 u a 2026-05-01T10:00:00Z");
+    s_send (&m, "w 2 u b 2026-05-01T10:01:00Z");
+    s_send (&m, "w 3 u a 2026-05-01T10:02:00Z");
+    s_send (&m, "w 4 u z 2026-05-01T10:03:00Z");
+    EXPECT (&m, "u", "cnt count|1 4 w/1,w/3", "seq sequence|1 5 w/1,w/2", "plain w|2 1 w/2",
+            "capped cap|day:2026-05-01|0 2 w/2");
+    s_model_destroy (&m);
+}
+
 static int
 s_count_change (void *arg, const trove_change_t *ch)
 {
@@ -985,6 +1148,8 @@ main (void)
         cmocka_unit_test (test_state_bytes_are_what_protobuf_c_packs),
         cmocka_unit_test (test_state_in_other_encodings_is_read),
         cmocka_unit_test (test_full_buffer_folds_exactly),
+        cmocka_unit_test (test_whole_fold_is_the_event_by_event_fold),
+        cmocka_unit_test (test_rules_beyond_the_match_mask),
         cmocka_unit_test (test_same_ts_events_order_by_id),
         cmocka_unit_test (test_captured_same_ts_state_is_scored),
     };
