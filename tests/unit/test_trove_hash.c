@@ -17,6 +17,8 @@
 
 #include "trove_hash.h"
 
+#include <sodium.h>
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -130,6 +132,33 @@ test_coin_id_golden (void **state)
     assert_string_equal (out, "dfe09092fd2b60ed110c0e034d19e09e");
 }
 
+//  Keys longer than the hash's stack buffer (512 bytes) go through the heap:
+//  the same id as the key hashed part by part (libsodium's BLAKE2b-128 of
+//  "trove-coin-v1" NUL hunt NUL rule NUL user NUL occurrence).
+static void
+test_coin_id_long_key (void **state)
+{
+    (void) state;
+    char occ [700];
+    for (size_t i = 0; i < sizeof occ; i++)
+        occ [i] = (char) ('a' + i % 26);
+    occ [100] = 0;
+    for (size_t len = 400; len <= sizeof occ; len += 150) {
+        char got [TROVE_COIN_ID_LEN + 1], want [TROVE_COIN_ID_LEN + 1];
+        trove_hash_coin_id ("hunt", "rule", "user", occ, len, got);
+        crypto_generichash_state st;
+        crypto_generichash_init (&st, NULL, 0, 16);
+        crypto_generichash_update (&st, (const uint8_t *) "trove-coin-v1\0hunt\0rule\0user", 28);
+        crypto_generichash_update (&st, (const uint8_t *) "", 1);
+        crypto_generichash_update (&st, (const uint8_t *) occ, len);
+        uint8_t digest [16];
+        crypto_generichash_final (&st, digest, sizeof digest);
+        for (int i = 0; i < 16; i++)
+            snprintf (want + 2 * i, 3, "%02x", digest [i]);
+        assert_string_equal (got, want);
+    }
+}
+
 static void
 test_coin_id_shape_and_determinism (void **state)
 {
@@ -202,6 +231,7 @@ main (void)
         cmocka_unit_test (test_partition_in_range_and_spread),
         cmocka_unit_test (test_coin_id_golden),
         cmocka_unit_test (test_coin_id_shape_and_determinism),
+        cmocka_unit_test (test_coin_id_long_key),
         cmocka_unit_test (test_coin_id_differs_when_any_input_differs),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
