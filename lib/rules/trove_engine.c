@@ -601,6 +601,72 @@ s_buffered_order (s_ctx_t *ctx, const s_state_t *st, size_t i, const Trove__Even
     return 0;
 }
 
+//  A string field as protobuf-c unpacks it (a NUL-terminated copy).
+static char *
+s_string_dup (engine_arena_t *a, const uint8_t *data, size_t len)
+{
+    char *s = engine_alloc (a, len + 1);
+    if (s) {
+        memcpy (s, data, len);
+        s [len] = 0;
+    }
+    return s;
+}
+
+//  The top-level scalar fields of a stored state (all but 3 to 6), as
+//  trove__hunt_state__unpack reads them (the last of a repeated scalar
+//  wins, a bool is any nonzero varint), without its descriptor walk: read
+//  for every state an event touches. NULL when a field is not in the
+//  plain form (the caller leaves it to protobuf-c) or out of memory.
+static Trove__HuntState *
+s_state_rest (engine_arena_t *a, const uint8_t *rest, size_t size)
+{
+    Trove__HuntState *hs = engine_alloc (a, sizeof *hs);
+    if (!hs)
+        return NULL;
+    trove__hunt_state__init (hs);
+    for (const uint8_t *p = rest, *end = rest + size; p < end;) {
+        const uint8_t *data;
+        uint64_t len;
+        uint32_t number;
+        unsigned wire;
+        if (s_field (&p, end, &number, &wire, &data, &len))
+            return NULL;
+        bool text = number == 1 || number == 10 || number == 11;
+        if (wire != (text ? 2u : 0u))
+            return NULL;
+        char *str = text ? s_string_dup (a, data, (size_t) len) : NULL;
+        if (text && !str)
+            return NULL;
+        switch (number) {
+            case 1:
+                hs->hunt = str;
+                break;
+            case 2:
+                hs->max_ts = (int64_t) len;
+                break;
+            case 7:
+                hs->has_head = len != 0;
+                break;
+            case 8:
+                hs->has_folded = len != 0;
+                break;
+            case 9:
+                hs->folded_ts = (int64_t) len;
+                break;
+            case 10:
+                hs->folded_source = str;
+                break;
+            case 11:
+                hs->folded_id = str;
+                break;
+            default:
+                return NULL;
+        }
+    }
+    return hs;
+}
+
 //  Split a stored state (copied into the arena: the store's bytes are
 //  borrowed only until its next call) into its packed fields and the rest,
 //  which is unpacked. Bytes this reading refuses are left to protobuf-c:
@@ -647,6 +713,8 @@ s_state_decode (s_ctx_t *ctx, const void *stored, size_t size, s_state_t *st)
                 nrest += (size_t) (p - start);
             }
         }
+        if (plain && (st->hs = s_state_rest (ctx->arena, rest, nrest)))
+            return 0;
         if (plain)
             return (st->hs = trove__hunt_state__unpack (&ctx->arena->pb, nrest, rest)) ? 0 : -1;
         if (pass == 1)
