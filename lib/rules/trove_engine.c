@@ -1493,6 +1493,7 @@ trove_engine_score (const trove_rules_t *rules, const Trove__Event *ev, int64_t 
 typedef struct {
     void *data;
     size_t size;
+    size_t cap;  //  bytes allocated: a state changes size with every event
 } s_blob_t;
 
 struct _trove_memstore_t {
@@ -1579,8 +1580,15 @@ s_mem_put (void *arg, const char *user, const char *hunt, const void *src, size_
         zhashx_delete (self->map, key);
     else if (old && src != old->data) {
         //  Rewritten in place: a state is put after every event (its own
-        //  bytes, as got, go the other way: realloc could move them).
-        void *data = old->size == size ? old->data : realloc (old->data, size);
+        //  bytes, as got, go the other way: realloc could move them). It
+        //  grows by an eighth more than it needs, so that most puts, a few
+        //  bytes longer or shorter than the last, do not realloc.
+        void *data = old->data;
+        if (size > old->cap) {
+            size_t cap = size + size / 8;
+            if ((data = realloc (old->data, cap)))
+                old->cap = cap;
+        }
         if (data) {
             memcpy (data, src, size);
             old->data = data;
@@ -1593,7 +1601,7 @@ s_mem_put (void *arg, const char *user, const char *hunt, const void *src, size_
         s_blob_t *b = malloc (sizeof *b);
         if (b && (b->data = malloc (size))) {
             memcpy (b->data, src, size);
-            b->size = size;
+            b->size = b->cap = size;
             zhashx_update (self->map, key, b);
         }
         else {
