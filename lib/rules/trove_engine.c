@@ -159,6 +159,10 @@ s_slice_push (engine_arena_t *a, s_packed_t *f, const uint8_t *at, size_t len)
 static int
 s_varint (const uint8_t **p, const uint8_t *end, uint64_t *value)
 {
+    if (*p < end && !(**p & 0x80)) {
+        *value = *(*p)++;  //  one byte: tags, lengths and flags nearly always
+        return 0;
+    }
     uint64_t v = 0;
     for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
         uint8_t b = *(*p)++;
@@ -205,15 +209,37 @@ s_field (const uint8_t **p, const uint8_t *end, uint32_t *number, unsigned *wire
     return 0;
 }
 
+//  A plain rule state is packed by the engine's own writer (the same bytes).
+static bool
+s_own_codec (const ProtobufCMessage *m)
+{
+    return m->descriptor == &trove__rule_state__descriptor
+        && engine_rule_state_plain ((const Trove__RuleState *) m);
+}
+
+static size_t
+s_msg_size (const ProtobufCMessage *m)
+{
+    return s_own_codec (m) ? engine_rule_state_size ((const Trove__RuleState *) m)
+                           : protobuf_c_message_get_packed_size (m);
+}
+
+static size_t
+s_msg_pack (const ProtobufCMessage *m, uint8_t *out)
+{
+    return s_own_codec (m) ? engine_rule_state_pack ((const Trove__RuleState *) m, out)
+                           : protobuf_c_message_pack (m, out);
+}
+
 //  A message packed into the arena, as a slice.
 static int
 s_pack_slice (engine_arena_t *a, const ProtobufCMessage *m, s_slice_t *s)
 {
-    s->len = protobuf_c_message_get_packed_size (m);
+    s->len = s_msg_size (m);
     uint8_t *buf = engine_alloc (a, s->len ? s->len : 1);
     if (!buf)
         return -1;
-    protobuf_c_message_pack (m, buf);
+    s_msg_pack (m, buf);
     s->at = buf;
     return 0;
 }
@@ -279,8 +305,12 @@ s_rule_state (engine_arena_t *a, s_packed_t *st, const trove_rule_t *r)
                     break;
                 }
             }
-            if (!(rs = e->msg = trove__rule_state__unpack (&a->pb, e->len, e->at)))
+            int rc = engine_rule_state_decode (a, e->at, e->len, &rs);
+            if (rc < 0)
                 return NULL;
+            if (rc > 0 && !(rs = trove__rule_state__unpack (&a->pb, e->len, e->at)))
+                return NULL;
+            e->msg = rs;
         }
         if (strcmp (rs->rule, r->id))
             continue;
@@ -800,12 +830,12 @@ s_put_field (uint8_t **p, uint8_t tag, const s_packed_t *f, ProtobufCMessage *co
             continue;
         }
         if (!*p)
-            sizes [i] = protobuf_c_message_get_packed_size (m);
+            sizes [i] = s_msg_size (m);
         total += 1 + s_varint_size (sizes [i]) + sizes [i];
         if (*p) {
             *(*p)++ = tag;
             *p = s_put_varint (*p, sizes [i]);
-            *p += protobuf_c_message_pack (m, *p);
+            *p += s_msg_pack (m, *p);
         }
     }
     return total;

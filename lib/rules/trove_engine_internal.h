@@ -8,6 +8,7 @@
       trove_engine_kinds.c  the rule kinds: each kind's step and progress
                             functions and the table engine_kinds
       trove_engine_arena.c  the arena every call's working state lives in
+      trove_engine_codec.c  rule states read and written without protobuf-c
     Internal names carry their object: engine_* are shared between the
     files (declared here); trove_engine_kinds.c's own helpers are static
     and prefixed kind_*. */
@@ -68,6 +69,19 @@ engine_alloc (engine_arena_t *self, size_t size)
 //  is the latest allocation, else copied. NULL when out of memory.
 void *engine_realloc (engine_arena_t *self, void *ptr, size_t old, size_t size);
 char *engine_strdup (engine_arena_t *self, const char *s);
+
+//  --------------------------------------------------------------------------
+//  Rule states read and written by hand (trove_engine_codec.c): the same
+//  bytes and values as protobuf-c for the plain form the engine writes.
+
+//  Decode a packed RuleState into the arena: 0, 1 when it is not in plain
+//  form (nothing usable: ask protobuf-c), -1 out of memory.
+int engine_rule_state_decode (engine_arena_t *a, const uint8_t *at, size_t len, Trove__RuleState **rs_p);
+//  Can the writer below pack it (no unknown fields kept anywhere in it)?
+bool engine_rule_state_plain (const Trove__RuleState *rs);
+//  What protobuf-c's get_packed_size and pack give for a plain state.
+size_t engine_rule_state_size (const Trove__RuleState *rs);
+size_t engine_rule_state_pack (const Trove__RuleState *rs, uint8_t *out);
 
 #define OCC_MAX 600
 
