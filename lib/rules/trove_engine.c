@@ -1204,6 +1204,15 @@ s_event_copy (engine_arena_t *a, const Trove__Event *src)
 static int
 s_buffer_insert (s_ctx_t *ctx, s_state_t *st, const Trove__Event *ev, int64_t accepted_us, bool at_end)
 {
+    if (st->buffer.lazy && at_end && engine_event_plain (ev)) {
+        //  Packed straight from the event (the common case).
+        size_t len = engine_buffered_size (ev, accepted_us);
+        uint8_t *at = engine_alloc (ctx->arena, len);
+        if (!at)
+            return -1;
+        engine_buffered_pack (ev, accepted_us, at);
+        return s_slice_push (ctx->arena, &st->buffer, at, len);
+    }
     Trove__BufferedEvent *b = engine_alloc (ctx->arena, sizeof *b);
     if (!b)
         return -1;

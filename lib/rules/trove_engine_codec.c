@@ -426,3 +426,95 @@ engine_rule_state_pack (const Trove__RuleState *rs, uint8_t *out)
     }
     return (size_t) (p - out);
 }
+
+//  --------------------------------------------------------------------------
+//  A buffered event (BufferedEvent of the event as s_event_copy views it:
+//  its unknown fields left out), written as protobuf-c writes it: what
+//  every in-order event appends to its states' buffers.
+
+static size_t
+s_attr_size (const Trove__Attr *a)
+{
+    size_t size = s_string_size (a->key);
+    //  A oneof member is written even when 0 or false (protobuf-c).
+    if (a->value_case == TROVE__ATTR__VALUE_S) {
+        size_t n = strlen (a->s);
+        size += 1 + s_varint_size (n) + n;
+    }
+    else if (a->value_case == TROVE__ATTR__VALUE_N)
+        size += 9;
+    else if (a->value_case == TROVE__ATTR__VALUE_B)
+        size += 2;
+    return size;
+}
+
+static size_t
+s_event_size (const Trove__Event *ev)
+{
+    size_t size = s_string_size (ev->source) + s_string_size (ev->id) + s_string_size (ev->user)
+                + s_string_size (ev->type) + s_scalar_size ((uint64_t) ev->ts_ms);
+    for (size_t i = 0; i < ev->n_attrs; i++) {
+        size_t one = s_attr_size (ev->attrs [i]);
+        size += 1 + s_varint_size (one) + one;
+    }
+    return size;
+}
+
+bool
+engine_event_plain (const Trove__Event *ev)
+{
+    for (size_t i = 0; i < ev->n_attrs; i++) {
+        const Trove__Attr *a = ev->attrs [i];
+        //  protobuf-c leaves out a oneof string that is its default (""
+        //  itself, not an empty copy): not told apart here.
+        if (a->base.n_unknown_fields || (a->value_case == TROVE__ATTR__VALUE_S && (!a->s || !*a->s))
+            || (a->value_case != TROVE__ATTR__VALUE_S && a->value_case != TROVE__ATTR__VALUE_N
+                && a->value_case != TROVE__ATTR__VALUE_B && a->value_case != TROVE__ATTR__VALUE__NOT_SET))
+            return false;
+    }
+    return true;
+}
+
+size_t
+engine_buffered_size (const Trove__Event *ev, int64_t accepted_us)
+{
+    size_t one = s_event_size (ev);
+    return 1 + s_varint_size (one) + one + s_scalar_size ((uint64_t) accepted_us);
+}
+
+size_t
+engine_buffered_pack (const Trove__Event *ev, int64_t accepted_us, uint8_t *out)
+{
+    uint8_t *p = out;
+    *p++ = 0x0a;
+    p = s_put_varint (p, s_event_size (ev));
+    p = s_put_string (p, 0x0a, ev->source);
+    p = s_put_string (p, 0x12, ev->id);
+    p = s_put_string (p, 0x1a, ev->user);
+    p = s_put_string (p, 0x22, ev->type);
+    p = s_put_scalar (p, 0x28, (uint64_t) ev->ts_ms);
+    for (size_t i = 0; i < ev->n_attrs; i++) {
+        const Trove__Attr *a = ev->attrs [i];
+        *p++ = 0x32;
+        p = s_put_varint (p, s_attr_size (a));
+        p = s_put_string (p, 0x0a, a->key);
+        if (a->value_case == TROVE__ATTR__VALUE_S) {
+            size_t n = strlen (a->s);
+            *p++ = 0x12;
+            p = s_put_varint (p, n);
+            memcpy (p, a->s, n);
+            p += n;
+        }
+        else if (a->value_case == TROVE__ATTR__VALUE_N) {
+            uint64_t bits;
+            memcpy (&bits, &a->n, sizeof bits);
+            *p++ = 0x19;
+            for (int b = 0; b < 8; b++)
+                *p++ = (uint8_t) (bits >> (8 * b));
+        }
+        else if (a->value_case == TROVE__ATTR__VALUE_B)
+            *p++ = 0x20, *p++ = a->b ? 1 : 0;
+    }
+    p = s_put_scalar (p, 0x10, (uint64_t) accepted_us);
+    return (size_t) (p - out);
+}

@@ -83,6 +83,12 @@ bool engine_rule_state_plain (const Trove__RuleState *rs);
 size_t engine_rule_state_size (const Trove__RuleState *rs);
 size_t engine_rule_state_pack (const Trove__RuleState *rs, uint8_t *out);
 
+//  An event as a BufferedEvent (its unknown fields left out), the bytes
+//  protobuf-c packs; only for an event engine_event_plain accepts.
+bool engine_event_plain (const Trove__Event *ev);
+size_t engine_buffered_size (const Trove__Event *ev, int64_t accepted_us);
+size_t engine_buffered_pack (const Trove__Event *ev, int64_t accepted_us, uint8_t *out);
+
 #define OCC_MAX 600
 
 //  Occurrence key "a" NUL "b" [NUL "c"] into buf; returns its length.

@@ -1011,6 +1011,75 @@ test_rule_state_codec_is_protobuf_c (void **state)
     }
 }
 
+//  A buffered event written by the engine (engine_buffered_pack) is what
+//  protobuf-c packs for the same BufferedEvent: random events with string,
+//  number (negative, fractional, 0), bool and unset attributes, empty
+//  fields and ts 0; an attribute with an empty string value or unknown
+//  fields is not plain (protobuf-c writes it).
+static void
+test_buffered_event_codec_is_protobuf_c (void **state)
+{
+    (void) state;
+    unsigned seed = 7;
+    const char *strs [] = {"",        "web",  "e-1",    "u42",
+                           "checkin", "zone", "Zürich", "a-much-longer-string-value"};
+    for (int round = 0; round < 2000; round++) {
+        Trove__Event ev = TROVE__EVENT__INIT;
+        Trove__Attr attrs [5], *pattrs [5];
+        ev.source = (char *) strs [rand_r (&seed) % 8];
+        ev.id = (char *) strs [rand_r (&seed) % 8];
+        ev.user = (char *) strs [rand_r (&seed) % 8];
+        ev.type = (char *) strs [rand_r (&seed) % 8];
+        ev.ts_ms = rand_r (&seed) % 4 ? 1777600000000LL + rand_r (&seed) : rand_r (&seed) % 2 ? 0 : -5;
+        ev.n_attrs = rand_r (&seed) % 6;
+        for (size_t i = 0; i < ev.n_attrs; i++) {
+            trove__attr__init (&attrs [i]);
+            attrs [i].key = (char *) strs [rand_r (&seed) % 8];
+            switch (rand_r (&seed) % 4) {
+                case 0:
+                    attrs [i].value_case = TROVE__ATTR__VALUE_S;
+                    attrs [i].s = (char *) strs [1 + rand_r (&seed) % 7];
+                    break;
+                case 1:
+                    attrs [i].value_case = TROVE__ATTR__VALUE_N;
+                    attrs [i].n = rand_r (&seed) % 3 ? (double) rand_r (&seed) / 7 - 1000 : 0;
+                    break;
+                case 2:
+                    attrs [i].value_case = TROVE__ATTR__VALUE_B;
+                    attrs [i].b = rand_r (&seed) % 2;
+                    break;
+                default:
+                    break;
+            }
+            pattrs [i] = &attrs [i];
+        }
+        ev.attrs = pattrs;
+        int64_t accepted = rand_r (&seed) % 3 ? 1777600000000000LL + rand_r (&seed) : 0;
+        Trove__BufferedEvent b = TROVE__BUFFERED_EVENT__INIT;
+        b.event = &ev;
+        b.accepted_us = accepted;
+        size_t size = trove__buffered_event__get_packed_size (&b);
+        uint8_t want [2048], got [2048];
+        assert_true (size < sizeof want);
+        trove__buffered_event__pack (&b, want);
+        assert_true (engine_event_plain (&ev));
+        assert_int_equal (engine_buffered_size (&ev, accepted), size);
+        assert_int_equal (engine_buffered_pack (&ev, accepted, got), size);
+        assert_memory_equal (got, want, size);
+    }
+    Trove__Event ev = TROVE__EVENT__INIT;
+    Trove__Attr a = TROVE__ATTR__INIT, *pa = &a;
+    ev.n_attrs = 1;
+    ev.attrs = &pa;
+    a.value_case = TROVE__ATTR__VALUE_S;
+    a.s = "";
+    assert_false (engine_event_plain (&ev));
+    a.s = "x";
+    assert_true (engine_event_plain (&ev));
+    a.base.n_unknown_fields = 1;
+    assert_false (engine_event_plain (&ev));
+}
+
 static int
 s_count_change (void *arg, const trove_change_t *ch)
 {
@@ -1239,6 +1308,7 @@ main (void)
         cmocka_unit_test (test_whole_fold_is_the_event_by_event_fold),
         cmocka_unit_test (test_rules_beyond_the_match_mask),
         cmocka_unit_test (test_rule_state_codec_is_protobuf_c),
+        cmocka_unit_test (test_buffered_event_codec_is_protobuf_c),
         cmocka_unit_test (test_same_ts_events_order_by_id),
         cmocka_unit_test (test_captured_same_ts_state_is_scored),
     };
