@@ -793,10 +793,18 @@ trove_match (const trove_match_t *m, const Trove__Event *ev)
     if (m->nsources && !s_any_of (m->sources, m->nsources, ev->source))
         return false;
     for (size_t i = 0; i < m->nattrs; i++) {
-        char text [320];
-        if (!trove_attr_text (ev, m->attrs [i].key, text, sizeof text))
+        const Trove__Attr *a = s_attr (ev, m->attrs [i].key);
+        if (!a)
             return false;
-        if (!s_any_of (m->attrs [i].values, m->attrs [i].nvalues, text))
+        //  A string is its own text (no copy) unless the copy below would
+        //  cut it.
+        char text [320];
+        const char *value = a->s;
+        if (a->value_case != TROVE__ATTR__VALUE_S || strlen (a->s) >= sizeof text) {
+            trove_attr_text (ev, m->attrs [i].key, text, sizeof text);
+            value = text;
+        }
+        if (!s_any_of (m->attrs [i].values, m->attrs [i].nvalues, value))
             return false;
     }
     for (size_t i = 0; i < m->nwheres; i++) {
