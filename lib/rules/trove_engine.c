@@ -209,26 +209,49 @@ s_field (const uint8_t **p, const uint8_t *end, uint32_t *number, unsigned *wire
     return 0;
 }
 
-//  A plain rule state is packed by the engine's own writer (the same bytes).
-static bool
+//  Plain rule states and buffered events are packed by the engine's own
+//  writers (the same bytes): 1 a rule state, 2 a buffered event, 0 neither
+//  (protobuf-c packs it).
+static int
 s_own_codec (const ProtobufCMessage *m)
 {
-    return m->descriptor == &trove__rule_state__descriptor
-        && engine_rule_state_plain ((const Trove__RuleState *) m);
+    if (m->descriptor == &trove__rule_state__descriptor)
+        return engine_rule_state_plain ((const Trove__RuleState *) m);
+    if (m->descriptor != &trove__buffered_event__descriptor)
+        return 0;
+    const Trove__BufferedEvent *b = (const Trove__BufferedEvent *) m;
+    return !m->n_unknown_fields && b->event && !b->event->base.n_unknown_fields
+                && engine_event_plain (b->event)
+             ? 2
+             : 0;
 }
 
 static size_t
 s_msg_size (const ProtobufCMessage *m)
 {
-    return s_own_codec (m) ? engine_rule_state_size ((const Trove__RuleState *) m)
-                           : protobuf_c_message_get_packed_size (m);
+    switch (s_own_codec (m)) {
+        case 1:
+            return engine_rule_state_size ((const Trove__RuleState *) m);
+        case 2:
+            return engine_buffered_size (((const Trove__BufferedEvent *) m)->event,
+                                         ((const Trove__BufferedEvent *) m)->accepted_us);
+        default:
+            return protobuf_c_message_get_packed_size (m);
+    }
 }
 
 static size_t
 s_msg_pack (const ProtobufCMessage *m, uint8_t *out)
 {
-    return s_own_codec (m) ? engine_rule_state_pack ((const Trove__RuleState *) m, out)
-                           : protobuf_c_message_pack (m, out);
+    switch (s_own_codec (m)) {
+        case 1:
+            return engine_rule_state_pack ((const Trove__RuleState *) m, out);
+        case 2:
+            return engine_buffered_pack (((const Trove__BufferedEvent *) m)->event,
+                                         ((const Trove__BufferedEvent *) m)->accepted_us, out);
+        default:
+            return protobuf_c_message_pack (m, out);
+    }
 }
 
 //  A message packed into the arena, as a slice.
