@@ -611,9 +611,15 @@ s_decode_field (s_ctx_t *ctx, s_state_t *st, s_packed_t *f)
         return -1;
     const ProtobufCMessageDescriptor *d =
         f == &st->buffer ? &trove__buffered_event__descriptor : &trove__coin__descriptor;
-    for (size_t i = 0; i < f->n; i++)
-        if (!(v [i] = protobuf_c_message_unpack (d, &ctx->arena->pb, f->v [i].len, f->v [i].at)))
+    for (size_t i = 0; i < f->n; i++) {
+        int rc = f == &st->buffer ? engine_buffered_decode (ctx->arena, f->v [i].at, f->v [i].len,
+                                                            (Trove__BufferedEvent **) &v [i])
+                                  : 1;
+        if (rc < 0)
             return -1;
+        if (rc > 0 && !(v [i] = protobuf_c_message_unpack (d, &ctx->arena->pb, f->v [i].len, f->v [i].at)))
+            return -1;
+    }
     Trove__HuntState *hs = st->hs;
     if (f == &st->buffer)
         hs->buffer = (Trove__BufferedEvent **) v, hs->n_buffer = f->n;
@@ -1087,8 +1093,12 @@ s_fold (s_ctx_t *ctx, size_t h, s_state_t *st, int64_t lateness_ms)
             if (n - drop <= TROVE_ENGINE_BUFFER_MAX && s_slice_key (st->buffer.v [drop], &key) == 0
                 && !(key.ts < hs->max_ts - lateness_ms))
                 break;
-            b = trove__buffered_event__unpack (&ctx->arena->pb, st->buffer.v [drop].len,
-                                               st->buffer.v [drop].at);
+            int rc = engine_buffered_decode (ctx->arena, st->buffer.v [drop].at, st->buffer.v [drop].len, &b);
+            if (rc < 0)
+                return -1;
+            if (rc > 0)
+                b = trove__buffered_event__unpack (&ctx->arena->pb, st->buffer.v [drop].len,
+                                                   st->buffer.v [drop].at);
             if (!b || !b->event)
                 return -1;
         }

@@ -45,8 +45,8 @@ s_varint (s_reader_t *r, uint64_t *value)
 }
 
 //  The next field: its number and wire type; a varint's value in *value,
-//  a length-delimited field's bytes in *data/*value (its length). Fixed
-//  widths are not plain in these messages. 0, or -1.
+//  a length-delimited or fixed64 field's bytes in *data/*value (its
+//  length). fixed32 is not plain in these messages. 0, or -1.
 static int
 s_next (s_reader_t *r, uint32_t *number, unsigned *wire, const uint8_t **data, uint64_t *value)
 {
@@ -57,6 +57,15 @@ s_next (s_reader_t *r, uint32_t *number, unsigned *wire, const uint8_t **data, u
     *wire = (unsigned) (tag & 7);
     if (*wire == 0)
         return s_varint (r, value);
+    if (*wire == 1) {
+        //  fixed64 (a double): its 8 bytes in *data
+        if (r->end - r->p < 8)
+            return -1;
+        *data = r->p;
+        *value = 8;
+        r->p += 8;
+        return 0;
+    }
     if (*wire != 2 || s_varint (r, value) || *value > (uint64_t) (r->end - r->p))
         return -1;
     *data = r->p;
@@ -517,4 +526,126 @@ engine_buffered_pack (const Trove__Event *ev, int64_t accepted_us, uint8_t *out)
     }
     p = s_put_scalar (p, 0x10, (uint64_t) accepted_us);
     return (size_t) (p - out);
+}
+
+//  An Attr: 0, 1 not plain, -1 out of memory. Of the oneof the last member
+//  wins, as protobuf-c reads it.
+static int
+s_attr_decode (engine_arena_t *a, const uint8_t *at, uint64_t len, Trove__Attr **attr_p)
+{
+    Trove__Attr *attr = engine_alloc (a, sizeof *attr);
+    if (!attr)
+        return -1;
+    trove__attr__init (attr);
+    s_reader_t r = {at, at + len};
+    while (r.p < r.end) {
+        uint32_t number;
+        unsigned wire;
+        const uint8_t *data;
+        uint64_t value;
+        if (s_next (&r, &number, &wire, &data, &value))
+            return 1;
+        if ((number == 1 || number == 2) && wire == 2) {
+            char *str = s_str (a, data, value);
+            if (!str)
+                return -1;
+            if (number == 1)
+                attr->key = str;
+            else {
+                attr->value_case = TROVE__ATTR__VALUE_S;
+                attr->s = str;
+            }
+        }
+        else if (number == 3 && wire == 1) {
+            uint64_t bits = 0;
+            for (int b = 7; b >= 0; b--)
+                bits = (bits << 8) | data [b];
+            attr->value_case = TROVE__ATTR__VALUE_N;
+            memcpy (&attr->n, &bits, sizeof attr->n);
+        }
+        else if (number == 4 && wire == 0) {
+            attr->value_case = TROVE__ATTR__VALUE_B;
+            attr->b = value != 0;
+        }
+        else
+            return 1;
+    }
+    *attr_p = attr;
+    return 0;
+}
+
+//  An Event: 0, 1 not plain, -1 out of memory.
+static int
+s_event_decode (engine_arena_t *a, const uint8_t *at, uint64_t len, Trove__Event **ev_p)
+{
+    Trove__Event *ev = engine_alloc (a, sizeof *ev);
+    if (!ev)
+        return -1;
+    trove__event__init (ev);
+    size_t nattrs;
+    if (s_count (at, len, 6, &nattrs))
+        return 1;
+    if (nattrs && !(ev->attrs = engine_alloc (a, nattrs * sizeof *ev->attrs)))
+        return -1;
+    s_reader_t r = {at, at + len};
+    while (r.p < r.end) {
+        uint32_t number;
+        unsigned wire;
+        const uint8_t *data;
+        uint64_t value;
+        if (s_next (&r, &number, &wire, &data, &value))
+            return 1;
+        if (number >= 1 && number <= 4 && wire == 2) {
+            char *str = s_str (a, data, value);
+            if (!str)
+                return -1;
+            char **field = number == 1 ? &ev->source
+                         : number == 2 ? &ev->id
+                         : number == 3 ? &ev->user
+                                       : &ev->type;
+            *field = str;
+        }
+        else if (number == 5 && wire == 0)
+            ev->ts_ms = (int64_t) value;
+        else if (number == 6 && wire == 2) {
+            int rc = s_attr_decode (a, data, value, &ev->attrs [ev->n_attrs]);
+            if (rc)
+                return rc;
+            ev->n_attrs++;
+        }
+        else
+            return 1;
+    }
+    *ev_p = ev;
+    return 0;
+}
+
+int
+engine_buffered_decode (engine_arena_t *a, const uint8_t *at, size_t len, Trove__BufferedEvent **b_p)
+{
+    Trove__BufferedEvent *b = engine_alloc (a, sizeof *b);
+    if (!b)
+        return -1;
+    trove__buffered_event__init (b);
+    s_reader_t r = {at, at + len};
+    while (r.p < r.end) {
+        uint32_t number;
+        unsigned wire;
+        const uint8_t *data;
+        uint64_t value;
+        if (s_next (&r, &number, &wire, &data, &value))
+            return 1;
+        if (number == 1 && wire == 2 && !b->event) {
+            //  (a second event field would merge into the first: protobuf-c)
+            int rc = s_event_decode (a, data, value, &b->event);
+            if (rc)
+                return rc;
+        }
+        else if (number == 2 && wire == 0)
+            b->accepted_us = (int64_t) value;
+        else
+            return 1;
+    }
+    *b_p = b;
+    return 0;
 }

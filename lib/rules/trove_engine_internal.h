@@ -88,6 +88,9 @@ size_t engine_rule_state_pack (const Trove__RuleState *rs, uint8_t *out);
 bool engine_event_plain (const Trove__Event *ev);
 size_t engine_buffered_size (const Trove__Event *ev, int64_t accepted_us);
 size_t engine_buffered_pack (const Trove__Event *ev, int64_t accepted_us, uint8_t *out);
+//  Decode a packed BufferedEvent into the arena: 0, 1 when it is not in
+//  plain form (ask protobuf-c), -1 out of memory.
+int engine_buffered_decode (engine_arena_t *a, const uint8_t *at, size_t len, Trove__BufferedEvent **b_p);
 
 #define OCC_MAX 600
 
