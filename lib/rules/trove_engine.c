@@ -6,13 +6,15 @@
     "Hunt state" below); what it touches is unpacked into the call's arena
     (trove_engine_internal.h) together with every rule state, ref and coin
     the call makes: fields are replaced, never freed, and the whole arena
-    goes when the call returns.
+    goes when the call returns. Rule states and buffered events in the
+    plain form the engine writes are read and written by hand
+    (trove_engine_codec.c, protobuf-c's bytes); anything else by protobuf-c.
 
-    Over 1,200 lines: the packed reading and writing shares its types and
+    Over 1,800 lines: the packed reading and writing shares its types and
     its lists of rule states with scoring, replay and fold, which are what
     it is shaped for; apart, both files would need a header of the same
-    private types. The memory store and derive (the last third) could move
-    out if the file grows again. */
+    private types. The memory store and derive (the last quarter) are the
+    next to move out. */
 #include "trove_engine_internal.h"
 #include "trove_error.h"
 #include "trove_event.h"
