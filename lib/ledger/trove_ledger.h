@@ -278,8 +278,8 @@ typedef struct {
 //  the entries written up to then, by the scorer's clock), each coin's
 //  latest entry by then if it is not a revocation. cost (or NULL) pays one
 //  unit per entry read. Returns 0 or -1 (cost->over set when it ran out).
-int trove_ledger_live_coins_as_of (trove_ledger_t *self, const char *user, int64_t as_of_ms, trove_cost_t *cost,
-                                   Trove__Coin ***coins_p, size_t *n_p);
+int trove_ledger_live_coins_as_of (trove_ledger_t *self, const char *user, int64_t as_of_ms,
+                                   trove_cost_t *cost, Trove__Coin ***coins_p, size_t *n_p);
 
 //  The same as trove_ledger_live_coins, with the audit of the user's sums.
 int trove_ledger_audit_user (trove_ledger_t *self, const char *user, Trove__Coin ***coins_p, size_t *n_p,

@@ -284,7 +284,7 @@ int ledger_apply_migrations (trove_ledger_t *self, MDB_txn *txn, const char *dir
 //  Every coin entry of a user in the tables, oldest first, into latest
 //  (id -> Trove__Coin, owned: a later entry of an id replaces the earlier).
 //  Returns 0 or -1.
-int ledger_user_coins (trove_ledger_t *self, MDB_txn *txn, const char *user, int64_t as_of_ms, trove_cost_t *cost,
-                       zhashx_t *latest);
+int ledger_user_coins (trove_ledger_t *self, MDB_txn *txn, const char *user, int64_t as_of_ms,
+                       trove_cost_t *cost, zhashx_t *latest);
 
 #endif

@@ -499,7 +499,13 @@ test_parse_instant (void **state)
     assert_int_equal (ms, 1700000000000);
     assert_int_equal (trove_parse_instant ("2023-11-15T00:13:20.5+02:00", &ms), 0);
     assert_int_equal (ms, 1700000000500);
-    const char *bad [] = {"", "0", "-5", "yesterday", "1700000000000x", "9999999999999999", "2023-13-01T00:00:00Z",
+    const char *bad [] = {"",
+                          "0",
+                          "-5",
+                          "yesterday",
+                          "1700000000000x",
+                          "9999999999999999",
+                          "2023-13-01T00:00:00Z",
                           "1969-12-31T00:00:00Z"};
     for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++)
         assert_int_equal (trove_parse_instant (bad [i], &ms), -1);
