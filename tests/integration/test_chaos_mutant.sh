@@ -19,7 +19,7 @@ for seed in 11 12 13; do
         --port-base "$PORT_BASE" --min-gap 0.3 --max-gap 1.2 --dir "$WORK/run-$seed" > "$WORK/chaos-$seed.log" 2>&1
     rc=$?
     set -e
-    lost=$(grep -o 'lost [0-9]*' "$WORK/chaos-$seed.log" | head -1 | cut -d' ' -f2)
+    lost=$(grep -o 'lost [0-9][0-9]*' "$WORK/chaos-$seed.log" | head -1 | cut -d' ' -f2)
     log "mutant, seed $seed: chaos exit $rc, lost ${lost:-?}"
     if [ "$rc" -ne 0 ] && [ "${lost:-0}" -gt 0 ]; then
         caught=1

@@ -118,13 +118,14 @@ cmake --build "$MUT" --parallel 2 --target trove-scorer >/dev/null || fail "cann
 for exe in trovectl trove-broker trove-ingestor trove-reconciler trove-load; do cp "$BUILD/$exe" "$MUT/"; done
 mkdir -p "$MUT/tests" && cp "$SHIM" "$MUT/tests/"
 caught=0
-for seed in 2102 2103; do
+for seed in 2102 2103 2104; do
     set +e
     run_cuts "$MUT" "$seed" "$WORK/mutant-$seed.log"
     rc=$?
     set -e
-    lost=$(grep -o 'lost [0-9]*' "$WORK/mutant-$seed.log" | head -1 | cut -d' ' -f2)
+    lost=$(grep -o 'lost [0-9][0-9]*' "$WORK/mutant-$seed.log" | head -1 | cut -d' ' -f2)
     log "mutant, seed $seed: chaos exit $rc, lost ${lost:-?}"
+    [ -n "$lost" ] || tail -n 25 "$WORK/mutant-$seed.log" >&2
     "$TROVECTL" down --dir "$WORK/run-$seed" >/dev/null 2>&1 || true
     if [ $rc -ne 0 ] && [ "${lost:-0}" -gt 0 ]; then
         caught=1
