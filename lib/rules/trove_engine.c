@@ -812,31 +812,11 @@ s_state_load (s_ctx_t *ctx, const trove_store_t *store, const char *hunt, s_stat
     return 0;
 }
 
-static size_t
-s_varint_size (uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80)
-        v >>= 7, n++;
-    return n;
-}
-
-static uint8_t *
-s_put_varint (uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t) (v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t) v;
-    return p;
-}
-
 static uint8_t *
 s_put_bytes (uint8_t *p, uint8_t tag, const void *data, size_t len)
 {
     *p++ = tag;
-    p = s_put_varint (p, len);
+    p = engine_put_varint (p, len);
     memcpy (p, data, len);
     return p + len;
 }
@@ -855,17 +835,17 @@ s_put_field (uint8_t **p, uint8_t tag, const s_packed_t *f, ProtobufCMessage *co
     for (size_t i = 0; i < n; i++) {
         const ProtobufCMessage *m = msgs ? msgs [i] : f->v [i].msg;
         if (!m) {
-            total += 1 + s_varint_size (f->v [i].len) + f->v [i].len;
+            total += 1 + engine_varint_size (f->v [i].len) + f->v [i].len;
             if (*p)
                 *p = s_put_bytes (*p, tag, f->v [i].at, f->v [i].len);
             continue;
         }
         if (!*p)
             sizes [i] = s_msg_size (m);
-        total += 1 + s_varint_size (sizes [i]) + sizes [i];
+        total += 1 + engine_varint_size (sizes [i]) + sizes [i];
         if (*p) {
             *(*p)++ = tag;
-            *p = s_put_varint (*p, sizes [i]);
+            *p = engine_put_varint (*p, sizes [i]);
             *p += s_msg_pack (m, *p);
         }
     }
@@ -894,12 +874,12 @@ s_state_save (s_ctx_t *ctx, const trove_store_t *store, s_state_t *st)
     size_t hunt_len = hs->hunt ? strlen (hs->hunt) : 0;
     size_t src_len = hs->folded_source ? strlen (hs->folded_source) : 0;
     size_t id_len = hs->folded_id ? strlen (hs->folded_id) : 0;
-    size_t size = (hunt_len ? 1 + s_varint_size (hunt_len) + hunt_len : 0)
-                + (hs->max_ts ? 1 + s_varint_size ((uint64_t) hs->max_ts) : 0) + (hs->has_head ? 2 : 0)
+    size_t size = (hunt_len ? 1 + engine_varint_size (hunt_len) + hunt_len : 0)
+                + (hs->max_ts ? 1 + engine_varint_size ((uint64_t) hs->max_ts) : 0) + (hs->has_head ? 2 : 0)
                 + (hs->has_folded ? 2 : 0)
-                + (hs->folded_ts ? 1 + s_varint_size ((uint64_t) hs->folded_ts) : 0)
-                + (src_len ? 1 + s_varint_size (src_len) + src_len : 0)
-                + (id_len ? 1 + s_varint_size (id_len) + id_len : 0);
+                + (hs->folded_ts ? 1 + engine_varint_size ((uint64_t) hs->folded_ts) : 0)
+                + (src_len ? 1 + engine_varint_size (src_len) + src_len : 0)
+                + (id_len ? 1 + engine_varint_size (id_len) + id_len : 0);
     for (size_t k = 0; k < 4; k++) {
         size_t n = rep [k].msgs ? rep [k].n : rep [k].f->n;
         if (n && !(rep [k].sizes = engine_alloc (ctx->arena, n * sizeof *rep [k].sizes)))
@@ -915,7 +895,7 @@ s_state_save (s_ctx_t *ctx, const trove_store_t *store, s_state_t *st)
     if (hunt_len)
         p = s_put_bytes (p, 0x0a, hs->hunt, hunt_len);
     if (hs->max_ts)
-        *p++ = 0x10, p = s_put_varint (p, (uint64_t) hs->max_ts);
+        *p++ = 0x10, p = engine_put_varint (p, (uint64_t) hs->max_ts);
     for (size_t k = 0; k < 4; k++)
         s_put_field (&p, rep [k].tag, rep [k].f, rep [k].msgs, rep [k].n, rep [k].sizes);
     if (hs->has_head)
@@ -923,7 +903,7 @@ s_state_save (s_ctx_t *ctx, const trove_store_t *store, s_state_t *st)
     if (hs->has_folded)
         *p++ = 0x40, *p++ = 1;
     if (hs->folded_ts)
-        *p++ = 0x48, p = s_put_varint (p, (uint64_t) hs->folded_ts);
+        *p++ = 0x48, p = engine_put_varint (p, (uint64_t) hs->folded_ts);
     if (src_len)
         p = s_put_bytes (p, 0x52, hs->folded_source, src_len);
     if (id_len)

@@ -272,31 +272,11 @@ engine_rule_state_decode (engine_arena_t *a, const uint8_t *at, size_t len, Trov
 //  --------------------------------------------------------------------------
 //  Writing: a sizing function and a packing one per message, as protobuf-c
 
-static size_t
-s_varint_size (uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80)
-        v >>= 7, n++;
-    return n;
-}
-
-static uint8_t *
-s_put_varint (uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t) (v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t) v;
-    return p;
-}
-
 //  A proto3 scalar field (left out when 0).
 static size_t
 s_scalar_size (uint64_t v)
 {
-    return v ? 1 + s_varint_size (v) : 0;
+    return v ? 1 + engine_varint_size (v) : 0;
 }
 
 static uint8_t *
@@ -304,7 +284,7 @@ s_put_scalar (uint8_t *p, uint8_t tag, uint64_t v)
 {
     if (v) {
         *p++ = tag;
-        p = s_put_varint (p, v);
+        p = engine_put_varint (p, v);
     }
     return p;
 }
@@ -314,7 +294,7 @@ static size_t
 s_string_size (const char *s)
 {
     size_t n = s ? strlen (s) : 0;
-    return n ? 1 + s_varint_size (n) + n : 0;
+    return n ? 1 + engine_varint_size (n) + n : 0;
 }
 
 static uint8_t *
@@ -323,7 +303,7 @@ s_put_string (uint8_t *p, uint8_t tag, const char *s)
     size_t n = s ? strlen (s) : 0;
     if (n) {
         *p++ = tag;
-        p = s_put_varint (p, n);
+        p = engine_put_varint (p, n);
         memcpy (p, s, n);
         p += n;
     }
@@ -341,7 +321,7 @@ s_put_refs (uint8_t *p, uint8_t tag, Trove__EventRef *const *refs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         *p++ = tag;
-        p = s_put_varint (p, s_ref_size (refs [i]));
+        p = engine_put_varint (p, s_ref_size (refs [i]));
         p = s_put_string (p, 0x0a, refs [i]->source);
         p = s_put_string (p, 0x12, refs [i]->id);
     }
@@ -354,7 +334,7 @@ s_refs_size (Trove__EventRef *const *refs, size_t n)
     size_t size = 0;
     for (size_t i = 0; i < n; i++) {
         size_t one = s_ref_size (refs [i]);
-        size += 1 + s_varint_size (one) + one;
+        size += 1 + engine_varint_size (one) + one;
     }
     return size;
 }
@@ -389,14 +369,15 @@ engine_rule_state_plain (const Trove__RuleState *rs)
 size_t
 engine_rule_state_size (const Trove__RuleState *rs)
 {
-    size_t size =
-        s_string_size (rs->rule) + s_scalar_size (rs->kind) + s_scalar_size ((uint64_t) rs->period)
-        + s_scalar_size (rs->used) + (rs->awarded ? 2 : 0) + s_scalar_size ((uint64_t) rs->last_award_ts)
-        + s_scalar_size (rs->done) + (rs->n_seen ? 1 + s_varint_size (8 * rs->n_seen) + 8 * rs->n_seen : 0)
-        + s_refs_size (rs->refs, rs->n_refs) + (rs->active ? 2 : 0) + s_scalar_size ((uint64_t) rs->last_day);
+    size_t size = s_string_size (rs->rule) + s_scalar_size (rs->kind) + s_scalar_size ((uint64_t) rs->period)
+                + s_scalar_size (rs->used) + (rs->awarded ? 2 : 0)
+                + s_scalar_size ((uint64_t) rs->last_award_ts) + s_scalar_size (rs->done)
+                + (rs->n_seen ? 1 + engine_varint_size (8 * rs->n_seen) + 8 * rs->n_seen : 0)
+                + s_refs_size (rs->refs, rs->n_refs) + (rs->active ? 2 : 0)
+                + s_scalar_size ((uint64_t) rs->last_day);
     for (size_t i = 0; i < rs->n_partials; i++) {
         size_t one = s_partial_size (rs->partials [i]);
-        size += 1 + s_varint_size (one) + one;
+        size += 1 + engine_varint_size (one) + one;
     }
     return size;
 }
@@ -415,7 +396,7 @@ engine_rule_state_pack (const Trove__RuleState *rs, uint8_t *out)
     p = s_put_scalar (p, 0x38, rs->done);
     if (rs->n_seen) {
         *p++ = 0x42;
-        p = s_put_varint (p, 8 * rs->n_seen);
+        p = engine_put_varint (p, 8 * rs->n_seen);
         for (size_t i = 0; i < rs->n_seen; i++)
             for (int b = 0; b < 8; b++)
                 *p++ = (uint8_t) (rs->seen [i] >> (8 * b));
@@ -427,7 +408,7 @@ engine_rule_state_pack (const Trove__RuleState *rs, uint8_t *out)
     for (size_t i = 0; i < rs->n_partials; i++) {
         const Trove__SeqPartial *sp = rs->partials [i];
         *p++ = 0x62;
-        p = s_put_varint (p, s_partial_size (sp));
+        p = engine_put_varint (p, s_partial_size (sp));
         if (sp->set)
             *p++ = 0x08, *p++ = 1;
         p = s_put_scalar (p, 0x10, (uint64_t) sp->start_ts);
@@ -448,7 +429,7 @@ s_attr_size (const Trove__Attr *a)
     //  A oneof member is written even when 0 or false (protobuf-c).
     if (a->value_case == TROVE__ATTR__VALUE_S) {
         size_t n = strlen (a->s);
-        size += 1 + s_varint_size (n) + n;
+        size += 1 + engine_varint_size (n) + n;
     }
     else if (a->value_case == TROVE__ATTR__VALUE_N)
         size += 9;
@@ -464,7 +445,7 @@ s_event_size (const Trove__Event *ev)
                 + s_string_size (ev->type) + s_scalar_size ((uint64_t) ev->ts_ms);
     for (size_t i = 0; i < ev->n_attrs; i++) {
         size_t one = s_attr_size (ev->attrs [i]);
-        size += 1 + s_varint_size (one) + one;
+        size += 1 + engine_varint_size (one) + one;
     }
     return size;
 }
@@ -488,7 +469,7 @@ size_t
 engine_buffered_size (const Trove__Event *ev, int64_t accepted_us)
 {
     size_t one = s_event_size (ev);
-    return 1 + s_varint_size (one) + one + s_scalar_size ((uint64_t) accepted_us);
+    return 1 + engine_varint_size (one) + one + s_scalar_size ((uint64_t) accepted_us);
 }
 
 size_t
@@ -496,7 +477,7 @@ engine_buffered_pack (const Trove__Event *ev, int64_t accepted_us, uint8_t *out)
 {
     uint8_t *p = out;
     *p++ = 0x0a;
-    p = s_put_varint (p, s_event_size (ev));
+    p = engine_put_varint (p, s_event_size (ev));
     p = s_put_string (p, 0x0a, ev->source);
     p = s_put_string (p, 0x12, ev->id);
     p = s_put_string (p, 0x1a, ev->user);
@@ -505,12 +486,12 @@ engine_buffered_pack (const Trove__Event *ev, int64_t accepted_us, uint8_t *out)
     for (size_t i = 0; i < ev->n_attrs; i++) {
         const Trove__Attr *a = ev->attrs [i];
         *p++ = 0x32;
-        p = s_put_varint (p, s_attr_size (a));
+        p = engine_put_varint (p, s_attr_size (a));
         p = s_put_string (p, 0x0a, a->key);
         if (a->value_case == TROVE__ATTR__VALUE_S) {
             size_t n = strlen (a->s);
             *p++ = 0x12;
-            p = s_put_varint (p, n);
+            p = engine_put_varint (p, n);
             memcpy (p, a->s, n);
             p += n;
         }

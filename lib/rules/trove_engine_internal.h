@@ -156,4 +156,26 @@ engine_kind (trove_kind_t kind)
     return &engine_kinds [kind];
 }
 
+//  A protobuf varint: its size, and written at p (returns the byte after it).
+//  Shared by the engine's writers of packed states and its codecs.
+static inline size_t
+engine_varint_size (uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80)
+        v >>= 7, n++;
+    return n;
+}
+
+static inline uint8_t *
+engine_put_varint (uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t) (v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t) v;
+    return p;
+}
+
 #endif
