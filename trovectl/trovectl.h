@@ -77,6 +77,10 @@ bool trovectl_takes_value (const char *text);
 //  The path of the cluster config: --config, or DIR/trove.cfg.
 void trovectl_cfg_path (const trovectl_opts_t *opts, char *path, size_t size);
 
+//  Write a whole file atomically (temporary file, fsync, rename), mode
+//  0600. 0 or -1 (errno set).
+int trovectl_write_file (const char *path, const char *text);
+
 //  Load the cluster config named by --config, or DIR/trove.cfg; NULL after
 //  printing the error.
 trove_cfg_t *trovectl_load_cfg (const trovectl_opts_t *opts);

@@ -85,28 +85,6 @@ s_check_out (const char *out)
     return 0;
 }
 
-static int
-s_write_synced (const char *path, const char *text)
-{
-    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd == -1)
-        return -1;
-    size_t len = strlen (text), done = 0;
-    while (done < len) {
-        ssize_t n = write (fd, text + done, len - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            close (fd);
-            return -1;
-        }
-        done += (size_t) n;
-    }
-    int rc = fdatasync (fd);
-    close (fd);
-    return rc;
-}
-
 int
 trovectl_backup (const trovectl_opts_t *opts)
 {
@@ -183,7 +161,7 @@ trovectl_backup (const trovectl_opts_t *opts)
     char *text = manifest ? json_dumps (manifest, JSON_INDENT (2)) : NULL;
     snprintf (path, sizeof path, "%s/MANIFEST.json", out);
     //  The manifest last: a backup without one is incomplete, and says so.
-    if (!text || s_write_synced (path, text) || trove_fsync_dir (out))
+    if (!text || trovectl_write_file (path, text) || trove_fsync_dir (out))
         trovectl_fail ("cannot write %s: %s", path, strerror (errno));
     else {
         if (opts->json)

@@ -48,8 +48,8 @@ trovectl_layout_exists (const char *path)
 
 //  Write a whole file atomically (temporary file, then rename), 0600: the
 //  config and the hunts are the cluster's own. 0 or -1.
-static int
-s_write_file (const char *path, const char *text)
+int
+trovectl_write_file (const char *path, const char *text)
 {
     char tmp [PATH_MAX + 16];
     snprintf (tmp, sizeof tmp, "%s.tmp", path);
@@ -224,7 +224,7 @@ s_curve_cert (const char *dir, const char *name, const char *role)
     if (in)
         fclose (in);
     text [size] = 0;
-    if (key && (size == 0 || s_write_file (peer, text))) {
+    if (key && (size == 0 || trovectl_write_file (peer, text))) {
         err = trove_strdupf ("cannot copy %s to %s", cert, peer);
         free (key);
         key = NULL;
@@ -306,7 +306,7 @@ trovectl_layout_new (const char *dir, const char *cfgpath, long base, long shard
         return -1;
     char *text = s_config_text (dir, base, shards, ingestors, sync, hash, curve_key);
     free (curve_key);
-    if (!text || s_write_file (cfgpath, text)) {
+    if (!text || trovectl_write_file (cfgpath, text)) {
         free (text);
         trovectl_fail ("cannot write %s: %s", cfgpath, strerror (errno));
         return -1;
@@ -320,7 +320,7 @@ trovectl_layout_demo_rules (const char *dir)
 {
     char rules [PATH_MAX + 32];
     snprintf (rules, sizeof rules, "%s/rules/demo.yaml", dir);
-    if (!trovectl_layout_exists (rules) && s_write_file (rules, s_demo_yaml)) {
+    if (!trovectl_layout_exists (rules) && trovectl_write_file (rules, s_demo_yaml)) {
         trovectl_fail ("cannot write %s: %s", rules, strerror (errno));
         return -1;
     }
