@@ -356,6 +356,26 @@ trove_awardsub_poll (trove_awardsub_t *self, int timeout_ms)
     return rc;
 }
 
+int
+trove_awardsub_resume (trove_awardsub_t *self, size_t shard, uint64_t last)
+{
+    assert (self);
+    if (shard >= self->nshards)
+        return -1;
+    s_stream_t *stream = &self->streams [shard];
+    stream->known = true;
+    stream->probe = true;
+    stream->last = stream->target = last;
+    return 0;
+}
+
+size_t
+trove_awardsub_shards (trove_awardsub_t *self)
+{
+    assert (self);
+    return self->nshards;
+}
+
 uint64_t
 trove_awardsub_last (trove_awardsub_t *self, size_t shard)
 {

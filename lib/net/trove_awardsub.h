@@ -41,6 +41,14 @@ void trove_awardsub_destroy (trove_awardsub_t **self_p);
 //  Returns early once something arrived. Returns 0, or -1 when a signal
 //  interrupted the wait.
 int trove_awardsub_poll (trove_awardsub_t *self, int timeout_ms);
+//  Resume a shard after `last` (its last aseq the caller already has):
+//  the next award given is last + 1, fetched from the scorer if it is no
+//  longer published. Call before the first poll, on a subscriber made with
+//  from_now false (a resumed SSE client, a webhook sender's saved cursor).
+//  Returns 0, or -1 for a shard out of range.
+int trove_awardsub_resume (trove_awardsub_t *self, size_t shard, uint64_t last);
+//  Shards of the cluster (the size of every per-shard position).
+size_t trove_awardsub_shards (trove_awardsub_t *self);
 //  Last aseq delivered for a shard.
 uint64_t trove_awardsub_last (trove_awardsub_t *self, size_t shard);
 void *trove_awardsub_socket (trove_awardsub_t *self);

@@ -277,6 +277,28 @@ test_awardsub_start_points (void **state)
     s_expect_run (&log, 0, 0, 4, 4);
     s_expect_run (&log, 1, 1, 1, 1);
     trove_awardsub_destroy (&s_fx.as);
+
+    //  Resumed: shard 0 after 2 (the scorer's table holds 1..3: 3 is
+    //  fetched, 1 and 2 are not given again), shard 1 after 0; a shard out
+    //  of range is refused. A fresh fake scorer 0, so its query log holds
+    //  only what the resumed subscriber asks.
+    fake_server_stop (0);
+    scorer [0] = fake_server_start (0, fake_cluster.query [0], 0, NULL, 0);
+    fake_server_set_available (scorer [0], 3);
+    memset (&log, 0, sizeof log);
+    as = s_fx.as = trove_awardsub_new (fake_cluster.cfg, false, s_on_award, &log);
+    assert_non_null (as);
+    assert_int_equal (trove_awardsub_shards (as), 2);
+    assert_int_equal (trove_awardsub_resume (as, 0, 2), 0);
+    assert_int_equal (trove_awardsub_resume (as, 2, 0), -1);
+    assert_int_equal (trove_awardsub_last (as, 0), 2);
+    assert_int_equal (s_await_awards (as, &log, 1, 3000), 1);
+    s_expect_run (&log, 0, 0, 3, 3);
+    assert_int_equal (fake_server_find (scorer [0], "awards", 1), -1);
+    assert_true (fake_server_find (scorer [0], "awards", 3) >= 0);
+    s_join (pub, as, &log, 0, 4);
+    s_expect_run (&log, 0, 0, 3, 4);
+    trove_awardsub_destroy (&s_fx.as);
     zsock_destroy (&s_fx.broker);
     fake_server_stop (0);
     fake_server_stop (1);
