@@ -20,7 +20,8 @@
     its threads ask the scorers directly (trove_router), not this loop.
 
     SIGHUP reloads the sources (keys, types, backdating windows, rates)
-    from the config file without a restart: key rotation without downtime.
+    and the HTTPS certificate from the config file without a restart: key
+    and certificate rotation without downtime.
 
     Usage: trove-ingestor --config FILE --name NAME
            trove-ingestor --new-key      (prints a new source key and its hash)
@@ -811,7 +812,10 @@ s_drop (void *arg, trove_outbox_item_t *sub)
         s_request_destroy (&req);
 }
 
-//  SIGHUP: read the sources again (keys, types, windows, rates). The old
+static void s_reload_tls (s_ingestor_t *self, const trove_cfg_t *cfg);
+
+//  SIGHUP: read the sources again (keys, types, windows, rates), and the
+//  HTTPS certificate. The old
 //  ones stay alive until exit (an HTTP handler may be using them); a bad
 //  file or a changed list of sources changes nothing and is logged.
 static void
@@ -820,6 +824,8 @@ s_reload_sources (s_ingestor_t *self)
     char *err = NULL;
     trove_cfg_t *cfg = trove_cfg_load (trove_daemon_config_path (self->daemon), &err);
     trove_sources_t *sources = cfg ? trove_sources_new (cfg, &err) : NULL;
+    if (cfg)
+        s_reload_tls (self, cfg);
     trove_cfg_destroy (&cfg);
     if (!sources)
         trove_log ('E', "reload refused, sources unchanged: %s", err ? err : "out of memory");
@@ -877,6 +883,50 @@ s_key_tool (bool make)
     return 0;
 }
 
+//  HTTPS when the config gives this ingestor tls_cert and tls_key (both or
+//  neither). Returns 0 or -1 with *err.
+static int
+s_http_tls (s_ingestor_t *self, char **err)
+{
+    char path [200];
+    snprintf (path, sizeof path, "ingestor/%s/tls_cert", self->name);
+    const char *cert = trove_cfg_get (self->cfg, path, NULL);
+    snprintf (path, sizeof path, "ingestor/%s/tls_key", self->name);
+    const char *key = trove_cfg_get (self->cfg, path, NULL);
+    snprintf (path, sizeof path, "ingestor/%s/tls_priorities", self->name);
+    const char *priorities = trove_cfg_get (self->cfg, path, NULL);
+    if (!cert && !key)
+        return 0;
+    if (!cert || !key) {
+        *err = trove_strdupf ("ingestor %s: tls_cert and tls_key go together (HTTPS needs both)", self->name);
+        return -1;
+    }
+    return trove_http_set_tls (self->http, cert, key, priorities, err);
+}
+
+//  SIGHUP: the HTTPS certificate and key again (a renewed certificate).
+//  A pair that fails its checks changes nothing and is logged.
+static void
+s_reload_tls (s_ingestor_t *self, const trove_cfg_t *cfg)
+{
+    if (!self->http || !trove_http_tls (self->http))
+        return;
+    char path [200];
+    snprintf (path, sizeof path, "ingestor/%s/tls_cert", self->name);
+    const char *cert = trove_cfg_get (cfg, path, NULL);
+    snprintf (path, sizeof path, "ingestor/%s/tls_key", self->name);
+    const char *key = trove_cfg_get (cfg, path, NULL);
+    char *err = NULL;
+    if (!cert || !key)
+        trove_log ('E', "tls reload refused, certificate unchanged: the config no longer names tls_cert and "
+                        "tls_key (turning HTTPS off needs a restart)");
+    else if (trove_http_reload_tls (self->http, cert, key, &err))
+        trove_log ('E', "tls reload refused, certificate unchanged: %s", err ? err : "out of memory");
+    else
+        trove_log ('I', "tls certificate reloaded from %s", cert);
+    free (err);
+}
+
 //  Serve POST /v1/events and the GET query routes when the config gives
 //  this ingestor an `http` address. Returns 0 (serving, or nothing to
 //  serve) or -1.
@@ -916,15 +966,18 @@ s_http_start (s_ingestor_t *self, const char *inproc, char **err)
         *err = strdup ("out of memory");
         return -1;
     }
+    if (s_http_tls (self, err))
+        return -1;
     //  On this listener too when its address is the metrics address.
     if (trove_daemon_serve_metrics (self->daemon, self->http, address))
         return -1;
     if (trove_http_start (self->http, address, threads > 0 && threads <= 64 ? (unsigned) threads : 0, err))
         return -1;
     trove_log ('I',
-               "http ingest and queries on %s (%ld threads; at most %zu connections, %zu per client, "
+               "http%s ingest and queries on %s (%ld threads; at most %zu connections, %zu per client, "
                "head within %u s)",
-               address, threads, limits.max_connections, limits.max_per_client, limits.header_timeout_s);
+               trove_http_tls (self->http) ? "s" : "", address, threads, limits.max_connections,
+               limits.max_per_client, limits.header_timeout_s);
     return 0;
 }
 

@@ -9,7 +9,8 @@ PACKAGES=(
     libzmq3-dev libczmq-dev
     libprotobuf-c-dev protobuf-c-compiler
     liblmdb-dev lmdb-utils
-    libcmocka-dev libsodium-dev libjansson-dev libyaml-dev libmicrohttpd-dev
+    libcmocka-dev libsodium-dev libjansson-dev libyaml-dev libmicrohttpd-dev libgnutls28-dev
+    openssl                         # tests: certificates for the HTTPS listener
     libhiredis-dev redis-server     # bench/peers: the Redis peer of bench/run.sh (e)
     jq procps psmisc tzdata iproute2 python3 python3-yaml
     curl clang libclang-rt-14-dev

@@ -199,6 +199,7 @@ trove_http_destroy (trove_http_t **self_p)
         //  Closes every connection (their socket contexts are freed on the way).
         if (self->daemon)
             MHD_stop_daemon (self->daemon);
+        http_tls_free (self);
         for (size_t i = 0; i < self->nroutes; i++) {
             free (self->routes [i].method);
             free (self->routes [i].path);
@@ -631,6 +632,8 @@ s_sock_state (struct MHD_Connection *connection, trove_http_t *self, int state)
     pthread_mutex_lock (&self->mutex);
     sock->state = state;
     sock->since_us = trove_mono_us ();
+    if (state == HTTP_IN_BODY)
+        sock->requests++;
     pthread_mutex_unlock (&self->mutex);
 }
 
@@ -902,6 +905,22 @@ trove_http_start (trove_http_t *self, const char *address, unsigned threads, cha
     pthread_mutex_unlock (&self->log_mutex);
     unsigned flags =
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+    //  HTTPS: the certificate comes from a callback, so a reload needs no
+    //  restart (trove_http_tls.c); without it the list ends early.
+    struct MHD_OptionItem tls [] = {
+        {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, http_tls_callback ()},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, self->tls_priorities},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (self->tls_pair) {
+        if (http_tls_claim (self)) {
+            message = strdup ("http: another listener of this process serves HTTPS (one per process)");
+            goto fail;
+        }
+        flags |= MHD_USE_TLS;
+    }
+    else
+        tls [0].option = MHD_OPTION_END;
     errno = 0;
     //  Room above the door's own limit: a connection closing is counted out
     //  by the door a moment before libmicrohttpd forgets it.
@@ -910,7 +929,7 @@ trove_http_start (trove_http_t *self, const char *address, unsigned threads, cha
         MHD_OPTION_NOTIFY_COMPLETED, s_completed, self, MHD_OPTION_NOTIFY_CONNECTION, s_notify, self,
         MHD_OPTION_UNESCAPE_CALLBACK, s_unescape_none, NULL, MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned) (max + 64), MHD_OPTION_CONNECTION_TIMEOUT,
-        self->limits.idle_timeout_s, MHD_OPTION_END);
+        self->limits.idle_timeout_s, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     if (!self->daemon) {
         int error = errno;
         pthread_mutex_lock (&self->log_mutex);
@@ -933,6 +952,8 @@ trove_http_start (trove_http_t *self, const char *address, unsigned threads, cha
     pthread_mutex_unlock (&self->log_mutex);
     return 0;
 fail:
+    if (!self->daemon)
+        http_tls_release (self);
     if (self->listen_fd >= 0)
         close (self->listen_fd);
     self->listen_fd = -1;

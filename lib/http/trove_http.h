@@ -51,9 +51,17 @@
     trove_http_dispatch runs the same routing on a request built by the
     caller, without a socket: unit tests and fuzz targets use it.
 
-    Caveats: no TLS (terminate it in front, or keep the address private;
-    behind a proxy every connection comes from the proxy's address, so set
-    max_per_client for it, or 0); a client idle for the connection timeout
+    HTTPS (trove_http_set_tls): libmicrohttpd speaks TLS (GnuTLS) itself.
+    The door then cannot read a first head (it is encrypted): it admits the
+    connection (the caps) and hands it over at once; libmicrohttpd reads
+    every head, and each gets the field checks (trove_http_fields_check)
+    before any handler, as later requests do; a connection that has not
+    completed a request head (the handshake included) within
+    header_timeout_s is closed, counted as header_timeout. What
+    libmicrohttpd's own parser refuses first is answered in its HTML.
+
+    Caveats: behind a proxy every connection comes from the proxy's address,
+    so set max_per_client for it, or 0; a client idle for the connection timeout
     (30 s) is dropped. libmicrohttpd 0.9.75 answers a malformed
     Content-Length on a kept-alive connection's later request itself (400,
     HTML, connection closed; it repeats the status line): the first request
@@ -144,6 +152,30 @@ int trove_http_route (trove_http_t *self, const char *method, const char *path, 
 //  as trove_http_route.
 int trove_http_route_open (trove_http_t *self, const char *method, const char *path, trove_http_fn *fn,
                            void *arg);
+
+//  GnuTLS priorities of HTTPS unless set otherwise: TLS 1.3 and 1.2 only,
+//  AEAD ciphers only (AES-GCM, ChaCha20-Poly1305), forward-secret key
+//  exchange only (docs/security.md, "HTTPS").
+// clang-format off
+#define TROVE_HTTP_TLS_PRIORITIES \
+    "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:" \
+    "-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:" \
+    "-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE"
+// clang-format on
+
+//  Serve HTTPS: read the certificate chain and its private key (PEM files)
+//  now and check them (readable, PEM, the key is the certificate's) and the
+//  GnuTLS priorities (NULL: TROVE_HTTP_TLS_PRIORITIES). Before
+//  trove_http_start; one HTTPS server per process. Returns 0, or -1 with a
+//  message in *err_p (caller frees) naming the file and what is wrong.
+int trove_http_set_tls (trove_http_t *self, const char *cert_path, const char *key_path,
+                        const char *priorities, char **err_p);
+//  Read the pair again (SIGHUP: a renewed certificate): new handshakes get
+//  it, open connections keep the one they shook hands with. A pair that
+//  fails the checks changes nothing. Returns 0, or -1 with *err_p.
+int trove_http_reload_tls (trove_http_t *self, const char *cert_path, const char *key_path, char **err_p);
+//  True when the server speaks HTTPS.
+bool trove_http_tls (const trove_http_t *self);
 
 //  Serve on address ("127.0.0.1:8080", "[::1]:8080"; port 0 picks one) with
 //  `threads` threads (1..64). Returns 0, or -1 with a message in *err_p

@@ -230,6 +230,10 @@ s_door_accept (trove_http_t *self)
         p->addrlen = addrlen;
         p->since_us = trove_mono_us ();
         trove_gauge_add_int (self->connections, 1);
+        //  HTTPS: the head is encrypted, libmicrohttpd reads it (and the
+        //  reaper holds it to the same deadline).
+        if (self->tls_pair)
+            s_pending_hand_over (self, self->npending - 1);
     }
 }
 
@@ -308,7 +312,11 @@ s_door_reap (trove_http_t *self, int64_t now_us)
     for (http_sock_t *sock = self->socks; sock; sock = sock->next) {
         if (sock->state == HTTP_WAIT_HEAD && now_us - sock->since_us > header_us) {
             //  A kept-alive connection idle past the head deadline: an
-            //  ordinary close, not counted.
+            //  ordinary close, not counted. One that never sent a whole
+            //  first head (HTTPS: the door could not look) is a slow head.
+            if (sock->requests == 0)
+                http_dropped (self, http_reason_index ("header_timeout", 408),
+                              "a request head did not arrive in time: connection closed");
             shutdown (sock->fd, SHUT_RDWR);
             sock->state = HTTP_HANDLING;  //  once
         }

@@ -1,9 +1,11 @@
-/*  trove_http_internal - what the three files of the HTTP server share; not
-    for use outside lib/http. trove_http.c: the route table, dispatch, the
+/*  trove_http_internal - what the files of the HTTP server share; not for
+    use outside lib/http. trove_http.c: the route table, dispatch, the
     libmicrohttpd glue, refusal counting, start and stop. trove_http_door.c:
     the door (accepts each connection and reads its first head before
-    libmicrohttpd does), the per-client caps, the listener.
-    trove_http_frame.c: the framing checks both apply.
+    libmicrohttpd does; under TLS it cannot read it and hands the connection
+    over at once), the per-client caps, the listener.
+    trove_http_frame.c: the framing checks both apply. trove_http_tls.c:
+    the certificate and key of HTTPS, and their reload.
 
     Invariants (self->mutex guards clients, socks and their counts; the
     door's pending list is its thread's alone):
@@ -52,8 +54,9 @@ typedef struct _http_sock_t {
     struct _http_sock_t *prev, *next;
     int fd;
     uint8_t key [16];
-    int state;         //  HTTP_WAIT_HEAD, HTTP_IN_BODY, HTTP_HANDLING
-    int64_t since_us;  //  when that state began
+    int state;          //  HTTP_WAIT_HEAD, HTTP_IN_BODY, HTTP_HANDLING
+    int64_t since_us;   //  when that state began
+    uint64_t requests;  //  request heads read (0: the first is still due)
 } http_sock_t;
 
 enum { HTTP_WAIT_HEAD, HTTP_IN_BODY, HTTP_HANDLING };
@@ -69,6 +72,9 @@ typedef struct {
     size_t seen;            //  bytes peeked last time
     bool closing;           //  refused: its answer is sent, the rest is drained
 } http_pending_t;
+
+//  A certificate chain and its key (trove_http_tls.c).
+typedef struct _http_tls_pair_t http_tls_pair_t;
 
 struct _trove_http_t {
     http_route_t routes [HTTP_MAX_ROUTES];
@@ -103,6 +109,9 @@ struct _trove_http_t {
     int64_t log_window_us;                     //  start of the current minute
     uint64_t log_dropped [HTTP_NREASONS + 1];  //  in this minute, by reason (last: libmicrohttpd's messages)
     bool log_said;                             //  a line was written in this minute
+    //  HTTPS (trove_http_tls.c): NULL when plain HTTP.
+    http_tls_pair_t *tls_pair;  //  the newest pair read (older ones chained behind it)
+    char *tls_priorities;       //  GnuTLS priority string
 };
 
 //  Per request state, while the body arrives.
@@ -121,6 +130,17 @@ size_t http_reason_index (const char *code, unsigned status);
 void http_dropped (trove_http_t *self, size_t reason, const char *what);
 //  Once a minute: the summary line of what http_dropped did not log.
 void http_log_tick (trove_http_t *self, int64_t now_us);
+
+//  trove_http_tls.c
+//  GnuTLS's certificate callback (for MHD_OPTION_HTTPS_CERT_CALLBACK).
+void *http_tls_callback (void);
+//  Make self the process's HTTPS server (its pair is what handshakes get).
+//  -1 when another server holds that place.
+int http_tls_claim (trove_http_t *self);
+//  Give the place up (a failed start).
+void http_tls_release (trove_http_t *self);
+//  Give it up and free every pair read (after libmicrohttpd stopped).
+void http_tls_free (trove_http_t *self);
 
 //  trove_http_door.c (clients under self->mutex)
 void http_client_key (const struct sockaddr *addr, uint8_t key [16]);
