@@ -11,6 +11,7 @@
 
     Usage: trove-scorer --config FILE --shard NAME */
 #include "trove_cfg.h"
+#include "trove_mutant.h"
 #include "trove_curve.h"
 #include "trove_daemon.h"
 #include "trove_engine.h"
@@ -435,17 +436,14 @@ s_process_batches (s_scorer_t *self)
         events += (size_t) n;
     }
     int64_t commit_start_us = trove_mono_us ();
-#ifdef TROVE_MUTANT_ACK_BEFORE_COMMIT
-    //  TEST-ONLY MUTANT (CMake -DTROVE_MUTANT=ack_before_commit): answer
-    //  before the commit, the bug the chaos suite must catch
-    //  (tests/integration/test_chaos_mutant.sh). Never in a real build.
-    if (!storage_failed) {
+    //  TEST-ONLY MUTANT (trove_mutant.h): answer before the commit, the bug
+    //  the chaos suite must catch (tests/integration/test_chaos_mutant.sh).
+    if (TROVE_MUTANT (ack_before_commit) && !storage_failed) {
         s_send_replies (self);
         //  A slow disk: widen the window in which an acknowledged batch is
         //  not yet committed, so that the chaos nemesis reliably hits it.
         usleep (50000);
     }
-#endif
     if (storage_failed) {
         trove_counter_inc (self->m.failed_batches);
         const char *why =

@@ -25,6 +25,7 @@
     L5. A claim (source, id) -> content hash never changes once stored: the
         first content wins, other content is rejected id_conflict. */
 #include "trove_ledger_internal.h"
+#include "trove_mutant.h"
 #include "trove_error.h"
 #include "trove_event.h"
 #include "trove_msg.h"
@@ -554,11 +555,10 @@ ledger_store_put (void *arg, const char *user, const char *hunt, const void *dat
         self->rec_state_ptrs = ptrs;
         self->states_cap = cap;
     }
-#ifdef TROVE_MUTANT_STATE_NOT_SAVED
-    //  TEST-ONLY MUTANT: the state stays in memory for this batch but is not
-    //  written with it, so it is gone once the batch is applied.
-    return 0;
-#endif
+    //  TEST-ONLY MUTANT (trove_mutant.h): the state stays in memory for this
+    //  batch but is not written with it, so it is gone once the batch is applied.
+    if (TROVE_MUTANT (state_not_saved))
+        return 0;
     //  The record borrows the staged copy (packed before the next put).
     char key [KEY_MAX];
     snprintf (key, sizeof key, "%s\x1f%s", user, hunt);
@@ -670,12 +670,10 @@ trove_ledger_apply (trove_ledger_t *self, const Trove__Event *ev, uint32_t parti
     int seen = log_seen (self, ev->source, ev->id, &first);
     if (seen < 0)
         return -1;
-#ifdef TROVE_MUTANT_DEDUP_SKIPPED
-    //  TEST-ONLY MUTANT: an event sent again by another submission is
-    //  applied again (tests/integration/test_mutants.sh must catch it).
-    if (seen == 1 && first != req_id)
+    //  TEST-ONLY MUTANT (trove_mutant.h): an event sent again by another
+    //  submission is applied again (tests/integration/test_mutants.sh).
+    if (TROVE_MUTANT (dedup_skipped) && seen == 1 && first != req_id)
         seen = 0;
-#endif
     if (seen == 1) {
         //  The same submission retried (its answer was lost) is still "accepted".
         *status_p = first == req_id && req_id != 0 ? TROVE__STATUS__ACCEPTED : TROVE__STATUS__DUPLICATE;

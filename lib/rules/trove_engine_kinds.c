@@ -6,6 +6,7 @@
     trove_engine_internal.h): a field is replaced with a new value made in
     s->arena, never freed. */
 #include "trove_engine_internal.h"
+#include "trove_mutant.h"
 #include "trove_error.h"
 #include "trove_hash.h"
 #include "trove_tz.h"
@@ -100,11 +101,9 @@ kind_period (const trove_hunt_t *v, trove_per_t per, int64_t ts)
 {
     switch (per) {
         case TROVE_PER_DAY:
-#ifdef TROVE_MUTANT_UTC_DAY
-            return ts >= 0 ? ts / 86400000 : -((-ts + 86399999) / 86400000);  //  TEST-ONLY MUTANT: UTC days
-#else
+            if (TROVE_MUTANT (utc_day))  //  TEST-ONLY MUTANT (trove_mutant.h): UTC days
+                return ts >= 0 ? ts / 86400000 : -((-ts + 86399999) / 86400000);
             return trove_tz_day (v->tz, ts);
-#endif
         case TROVE_PER_WEEK:
             return trove_tz_week (v->tz, ts);
         case TROVE_PER_MONTH:
@@ -169,11 +168,8 @@ kind_each_step (const engine_step_t *s, Trove__RuleState *rs, Trove__Coin **coin
         if (rs->used && p != rs->period)
             rs->used = 0;
         rs->period = p;
-#ifdef TROVE_MUTANT_CAP_OFF_BY_ONE
-        if (rs->used >= r->cap_max + 1)  //  TEST-ONLY MUTANT: one award too many
-#else
-        if (rs->used >= r->cap_max)
-#endif
+        //  TEST-ONLY MUTANT (trove_mutant.h) cap_off_by_one: one award too many
+        if (rs->used >= r->cap_max + (TROVE_MUTANT (cap_off_by_one) ? 1u : 0u))
             return 0;
         char ptext [64];
         kind_period_text (r->cap_per, p, ptext, sizeof ptext);

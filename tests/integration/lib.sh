@@ -140,3 +140,25 @@ expected_balances() {
 actual_balances() {
     "$TROVECTL" balance --dir "$DIR" --json "$@" | jq -r '"\(.user) \(.balance)"' | sort
 }
+
+# The test-only mutant build (lib/core/trove_mutant.h), shared by every test
+# that proves a check can fail: one build carries all the known bugs and
+# each cluster switches one on with TROVE_MUTANT=NAME in its environment.
+# Built once per build dir under a lock (tests run two at a time); later
+# callers find it up to date in seconds. Sets MUTANT_BUILD.
+mutant_build() {
+    local src
+    src=$(cd "$HERE/../.." && pwd)
+    MUTANT_BUILD="$BUILD/mutants"
+    local lock_fd
+    exec {lock_fd}>>"$BUILD/mutants.lock"
+    flock "$lock_fd"
+    log "mutant build: $MUTANT_BUILD"
+    cmake -S "$src" -B "$MUTANT_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTROVE_SANITIZE=OFF \
+        -DTROVE_MUTANT_BUILD=ON > "$WORK/mutant-cmake.log" 2>&1 ||
+        { tail -n 30 "$WORK/mutant-cmake.log" >&2; fail "cannot configure the mutant build"; }
+    cmake --build "$MUTANT_BUILD" --parallel 2 --target trovectl trove-broker trove-ingestor trove-scorer \
+        trove-reconciler trove-load trove-powerloss > "$WORK/mutant-build.log" 2>&1 ||
+        { tail -n 30 "$WORK/mutant-build.log" >&2; fail "cannot build the mutant build"; }
+    exec {lock_fd}>&-
+}

@@ -1,14 +1,12 @@
-# Proof that the chaos suite can fail: build a scorer that acknowledges
-# before it commits (CMake -DTROVE_MUTANT=ack_before_commit, test only)
-# and require the chaos checker to catch it losing accepted events.
+# Proof that the chaos suite can fail: a scorer that acknowledges before it
+# commits (the mutant build's ack_before_commit, lib/core/trove_mutant.h,
+# test only) must be caught losing accepted events by the chaos checker.
 source "$(dirname "$0")/lib.sh"
 
 SRC=$(cd "$HERE/../.." && pwd)
-MUTANT="$WORK/mutant"
-cmake -S "$SRC" -B "$MUTANT" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTROVE_MUTANT=ack_before_commit >/dev/null \
-    || fail "cannot configure the mutant build"
-cmake --build "$MUTANT" --parallel 2 --target trovectl trove-broker trove-ingestor trove-scorer trove-load trove-reconciler >/dev/null \
-    || fail "cannot build the mutant"
+mutant_build
+MUTANT=$MUTANT_BUILD
+export TROVE_MUTANT=ack_before_commit
 
 # Each run kills scorers while they commit; a lost acknowledged event is
 # likely in one run and near certain in three.

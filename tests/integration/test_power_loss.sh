@@ -8,7 +8,7 @@
 #   2. The cluster: cuts under load, alternately `all` and `torn`; the chaos
 #      checker then finds every accepted event exactly once.
 #   3. Proof that it can fail (plain build only): a scorer whose log skips
-#      its fdatasync (CMake -DTROVE_MUTANT=wal_sync_skipped) must lose
+#      its fdatasync (the mutant build's wal_sync_skipped, lib/core/trove_mutant.h) must lose
 #      accepted events under the same cuts.
 source "$(dirname "$0")/lib.sh"
 
@@ -111,14 +111,9 @@ if [ $SANITIZED -eq 1 ]; then
     log "sanitized build: the mutant part runs in the plain build only"
     exit 0
 fi
-MUT=$WORK/mutant
-cmake -S "$SRC" -B "$MUT" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTROVE_MUTANT=wal_sync_skipped >/dev/null \
-    || fail "cannot configure the mutant build"
-cmake --build "$MUT" --parallel 2 --target trove-scorer >/dev/null || fail "cannot build the mutant scorer"
-# Only the scorer differs: the other programs are this build's (copied, as
-# trovectl starts the daemons found next to its own executable).
-for exe in trovectl trove-broker trove-ingestor trove-reconciler trove-load; do cp "$BUILD/$exe" "$MUT/"; done
-mkdir -p "$MUT/tests" && cp "$SHIM" "$MUT/tests/"
+mutant_build
+MUT=$MUTANT_BUILD
+export TROVE_MUTANT=wal_sync_skipped
 caught=0
 for seed in 2102 2103 2104; do
     set +e
