@@ -248,6 +248,27 @@ trove_http_route_open (trove_http_t *self, const char *method, const char *path,
     return s_add_route (self, method, path, fn, arg, true);
 }
 
+char *
+trove_http_routes (trove_http_t *self)
+{
+    assert (self);
+    size_t size = 1;
+    for (size_t i = 0; i < self->nroutes; i++)
+        size += strlen (self->routes [i].method) + strlen (self->routes [i].path) + 8;
+    char *text = malloc (size);
+    if (!text)
+        return NULL;
+    size_t used = 0;
+    text [0] = 0;
+    for (size_t i = 0; i < self->nroutes; i++) {
+        const http_route_t *r = &self->routes [i];
+        int n = snprintf (text + used, size - used, "%s %s%s\n", r->method, r->path, r->open ? " open" : "");
+        assert (n > 0 && (size_t) n < size - used);
+        used += (size_t) n;
+    }
+    return text;
+}
+
 int
 trove_http_set_limits (trove_http_t *self, const trove_http_limits_t *limits)
 {

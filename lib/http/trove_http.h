@@ -177,6 +177,13 @@ int trove_http_reload_tls (trove_http_t *self, const char *cert_path, const char
 //  True when the server speaks HTTPS.
 bool trove_http_tls (const trove_http_t *self);
 
+//  The route table, one line per route in the order added: "METHOD PATH",
+//  then " open" for an open route ("GET /v1/users/\nGET /metrics open\n";
+//  a path ending in '/' is a prefix). What a server answers is exactly this
+//  table, so a check of the API's description (docs/openapi.json) reads it
+//  here rather than from a list kept by hand. Caller frees; NULL on OOM.
+char *trove_http_routes (trove_http_t *self);
+
 //  Serve on address ("127.0.0.1:8080", "[::1]:8080"; port 0 picks one) with
 //  `threads` threads (1..64). Returns 0, or -1 with a message in *err_p
 //  (caller frees): bad address, port in use, already started.

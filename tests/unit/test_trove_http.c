@@ -1,7 +1,8 @@
 /*  Tests for trove_http: routing (exact, prefix, longest match, 404, 405
-    with Allow), the body limit, header and argument lookup, a handler that
-    answers nothing, percent-decoding and the Bearer key; then a real server
-    on loopback: a POST round trip, 413 for a body over the limit with and
+    with Allow), the route table as listed (trove_http_routes), the body
+    limit, header and argument lookup, a handler that answers nothing,
+    percent-decoding and the Bearer key; then a real server on loopback: a
+    POST round trip, 413 for a body over the limit with and
     without Content-Length, the path routed as sent (encoded) and the
     arguments decoded, 400 bad_query for arguments that do not decode.
     Issue 18 (hostile HTTP): request framing (trove_http_frame_check on a
@@ -119,9 +120,21 @@ test_routing (void **state)
     big [101] = 0;
     assert_int_equal (s_dispatch (http, "POST", "/v1/events", big, out, sizeof out), 413);
     assert_non_null (strstr (out, "body_too_large"));
+    //  The table as added, prefixes with their '/', open routes marked.
+    assert_int_equal (trove_http_route_open (http, "HEAD", "/metrics", s_silent, NULL), 0);
+    char *routes = trove_http_routes (http);
+    assert_non_null (routes);
+    assert_string_equal (routes, "POST /v1/events\nGET /v1/users/\nGET /v1/users/special/\nGET /v1/silent\n"
+                                 "HEAD /metrics open\n");
+    free (routes);
     trove_http_destroy (&http);
     trove_http_destroy (&http);
     assert_null (http);
+    http = trove_http_new (100);
+    routes = trove_http_routes (http);
+    assert_string_equal (routes, "");
+    free (routes);
+    trove_http_destroy (&http);
 }
 
 static void
