@@ -24,6 +24,8 @@
     and certificate rotation without downtime.
 
     Usage: trove-ingestor --config FILE --name NAME
+           trove-ingestor --routes --config FILE --name NAME
+                                         (prints its HTTP route table, binds nothing)
            trove-ingestor --new-key      (prints a new source key and its hash)
            trove-ingestor --hash-key     (reads a key on stdin, prints its hash) */
 #include "trove_cfg.h"
@@ -36,6 +38,7 @@
 #include "trove_http.h"
 #include "trove_ingest.h"
 #include "trove_api.h"
+#include "trove_openapi.h"
 #include "trove_metrics.h"
 #include "trove_msg.h"
 #include "trove_outbox.h"
@@ -927,24 +930,56 @@ s_reload_tls (s_ingestor_t *self, const trove_cfg_t *cfg)
     free (err);
 }
 
+//  The HTTP server of this ingestor's `http` address, not started: limits,
+//  the key check, every route (POST /v1/events, the GET query routes,
+//  GET /v1/openapi.json). *address_p is the address, NULL when there is
+//  none (then nothing is made); *limits the connection limits read.
+//  Returns 0, or -1 with a message in *err.
+static int
+s_http_build (s_ingestor_t *self, const char *inproc, const char **address_p, trove_http_limits_t *limits,
+              char **err)
+{
+    char path [200];
+    snprintf (path, sizeof path, "ingestor/%s/http", self->name);
+    const char *address = *address_p = trove_cfg_get (self->cfg, path, NULL);
+    if (!address)
+        return 0;
+    if (trove_http_limits_read (self->cfg, limits, err))
+        return -1;
+    self->ingest = trove_ingest_new (self->cfg, self->sources, inproc, NULL, NULL, self->m.registry, err);
+    if (!self->ingest)
+        return -1;
+    self->api = trove_api_new (self->cfg, self->sources);
+    self->http = trove_http_new (trove_ingest_max_body (self->ingest));
+    //  The key before the route: no path or method is told to a stranger.
+    if (!self->api || !self->http || trove_http_set_limits (self->http, limits)
+        || trove_http_set_auth (self->http, trove_ingest_auth, self->ingest)
+        || (self->m.registry && trove_http_set_metrics (self->http, self->m.registry))
+        || trove_http_route (self->http, "POST", "/v1/events", trove_ingest_handle, self->ingest)
+        || trove_api_routes (self->api, self->http) || trove_openapi_route (self->http)) {
+        *err = strdup ("out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 //  Serve POST /v1/events and the GET query routes when the config gives
 //  this ingestor an `http` address. Returns 0 (serving, or nothing to
 //  serve) or -1.
 static int
 s_http_start (s_ingestor_t *self, const char *inproc, char **err)
 {
-    char path [200];
-    snprintf (path, sizeof path, "ingestor/%s/http", self->name);
-    const char *address = trove_cfg_get (self->cfg, path, NULL);
+    const char *address = NULL;
+    trove_http_limits_t limits;
+    if (s_http_build (self, inproc, &address, &limits, err))
+        return -1;
     if (!address)
         return trove_daemon_serve_metrics (self->daemon, NULL, NULL);
     if (!trove_sources_any_key (self->sources))
         trove_log ('W', "http on %s, but no source has keys: every request will be answered 401", address);
+    char path [200];
     snprintf (path, sizeof path, "ingestor/%s/http_threads", self->name);
     long threads = atol (trove_cfg_get (self->cfg, path, "16"));
-    trove_http_limits_t limits;
-    if (trove_http_limits_read (self->cfg, &limits, err))
-        return -1;
     //  Keys from before scopes keep what they could do (docs/security.md).
     size_t unscoped = trove_sources_unscoped (self->sources);
     if (unscoped)
@@ -952,20 +987,6 @@ s_http_start (s_ingestor_t *self, const char *inproc, char **err)
                    "%zu source keys have no scopes: each may write events and read users and boards; "
                    "give each key only what it needs (keys = \"HASH=events:write\", docs/security.md)",
                    unscoped);
-    self->ingest = trove_ingest_new (self->cfg, self->sources, inproc, NULL, NULL, self->m.registry, err);
-    if (!self->ingest)
-        return -1;
-    self->api = trove_api_new (self->cfg, self->sources);
-    self->http = trove_http_new (trove_ingest_max_body (self->ingest));
-    //  The key before the route: no path or method is told to a stranger.
-    if (!self->api || !self->http || trove_http_set_limits (self->http, &limits)
-        || trove_http_set_auth (self->http, trove_ingest_auth, self->ingest)
-        || (self->m.registry && trove_http_set_metrics (self->http, self->m.registry))
-        || trove_http_route (self->http, "POST", "/v1/events", trove_ingest_handle, self->ingest)
-        || trove_api_routes (self->api, self->http)) {
-        *err = strdup ("out of memory");
-        return -1;
-    }
     if (s_http_tls (self, err))
         return -1;
     //  On this listener too when its address is the metrics address.
@@ -1144,6 +1165,8 @@ static const trove_daemon_spec_t s_spec = {
     .role = "ingestor",
     .name_option = "--name",
     .usage = "usage: trove-ingestor --config FILE --name NAME\n"
+             "       trove-ingestor --routes --config FILE --name NAME\n"
+             "                                   print its HTTP routes (binds nothing)\n"
              "       trove-ingestor --new-key    print a new source key and its hash\n"
              "       trove-ingestor --hash-key   read a key on stdin, print its hash\n",
     .metrics = true,
@@ -1151,8 +1174,67 @@ static const trove_daemon_spec_t s_spec = {
     .tools = s_tools,
 };
 
+//  --routes: the route table of this ingestor's HTTP listener, built as
+//  the daemon builds it (s_http_build, and /metrics when it shares the
+//  address) and printed (trove_http_routes), nothing bound or started: what
+//  tests/integration/test_openapi.sh compares with docs/openapi.json.
+static int
+s_print_routes (int argc, char *argv [], int at)
+{
+    char **args = calloc ((size_t) argc, sizeof *args);
+    if (!args)
+        return 1;
+    int n = 0;
+    for (int i = 0; i < argc; i++)
+        if (i != at)
+            args [n++] = argv [i];
+    int rc = 1;
+    trove_daemon_t *daemon = trove_daemon_new (&s_spec, n, args, &rc);
+    s_ingestor_t *self = daemon ? calloc (1, sizeof *self) : NULL;
+    char *err = NULL, *routes = NULL;
+    const char *address = NULL;
+    trove_http_limits_t limits;
+    if (!self)
+        goto done;
+    self->daemon = daemon;
+    self->cfg = trove_daemon_cfg (daemon);
+    self->name = trove_daemon_name (daemon);
+    self->m.registry = trove_daemon_metrics (daemon);
+    rc = 1;
+    self->sources = trove_sources_new (self->cfg, &err);
+    if (!self->sources || s_http_build (self, "inproc://trove-routes", &address, &limits, &err))
+        goto done;
+    if (!address) {
+        err = trove_strdupf ("ingestor '%s' has no http address: no routes", self->name);
+        goto done;
+    }
+    if (trove_daemon_metrics_shared (daemon, address) && trove_metrics_route (self->m.registry, self->http))
+        goto done;
+    routes = trove_http_routes (self->http);
+    if (routes && fputs (routes, stdout) >= 0 && fflush (stdout) == 0)
+        rc = 0;
+done:
+    if (rc && daemon)
+        trove_log ('E', "--routes: %s", err ? err : "out of memory");
+    free (routes);
+    free (err);
+    if (self) {
+        trove_http_destroy (&self->http);
+        trove_api_destroy (&self->api);
+        trove_ingest_destroy (&self->ingest);
+        trove_sources_destroy (&self->sources);
+        free (self);
+    }
+    trove_daemon_destroy (&daemon);
+    free (args);
+    return rc;
+}
+
 int
 main (int argc, char *argv [])
 {
+    for (int i = 1; i < argc; i++)
+        if (strcmp (argv [i], "--routes") == 0)
+            return s_print_routes (argc, argv, i);
     return trove_daemon_main (&s_spec, argc, argv, s_daemon_run);
 }

@@ -248,6 +248,14 @@ s_metrics_address (trove_daemon_t *self)
     return NULL;
 }
 
+bool
+trove_daemon_metrics_shared (trove_daemon_t *self, const char *http_address)
+{
+    assert (self);
+    const char *address = self->metrics ? s_metrics_address (self) : NULL;
+    return address && http_address && strcmp (address, http_address) == 0;
+}
+
 int
 trove_daemon_serve_metrics (trove_daemon_t *self, trove_http_t *http, const char *http_address)
 {
@@ -256,7 +264,7 @@ trove_daemon_serve_metrics (trove_daemon_t *self, trove_http_t *http, const char
     if (!address)
         return 0;
     char *err = NULL;
-    if (http && http_address && strcmp (address, http_address) == 0) {
+    if (http && trove_daemon_metrics_shared (self, http_address)) {
         if (trove_metrics_route (self->metrics, http) == 0)
             return 0;
     }

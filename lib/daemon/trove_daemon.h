@@ -104,6 +104,10 @@ uint64_t trove_daemon_incarnation (trove_daemon_t *self);
 //  listener that cannot be bound is a wrong config, refused at start.
 int trove_daemon_serve_metrics (trove_daemon_t *self, trove_http_t *http, const char *http_address);
 
+//  Is the role's metrics address http_address (so trove_daemon_serve_metrics
+//  routes /metrics on that HTTP listener instead of a listener of its own)?
+bool trove_daemon_metrics_shared (trove_daemon_t *self, const char *http_address);
+
 //  Start CURVE as the config says (refusals counted in the registry).
 //  Returns 0, or -1 (logged).
 int trove_daemon_secure (trove_daemon_t *self);
