@@ -13,6 +13,7 @@ PACKAGES=(
     openssl                         # tests: certificates for the HTTPS listener
     libhiredis-dev redis-server     # bench/peers: the Redis peer of bench/run.sh (e)
     jq procps psmisc tzdata iproute2 python3 python3-yaml
+    python3-jsonschema              # tests/openapi: docs/openapi.json checked (test_openapi)
     curl clang libclang-rt-14-dev
     ansible-core ansible-lint openssh-server openssh-client runit supervisor systemd util-linux python3-apt
 )
