@@ -423,12 +423,16 @@ def check_answer(doc, method, raw_path, answer):
             return ["%s %s -> %d: %s" % (method, raw_path, answer.status, "; ".join(errs))] if errs else []
         return ["%s %s: no documented operation, answered %d" % (method, raw_path, answer.status)]
     name = "%s %s (%s) -> %d" % (method, raw_path, op["operationId"], answer.status)
+    problems = []
+    # The document's info says so for every answer.
+    if answer.headers.get("cache-control") != "no-store":
+        problems.append("%s: Cache-Control %r, want no-store" % (name, answer.headers.get("cache-control")))
     responses = op.get("responses", {})
     resp = responses.get(str(answer.status)) or responses.get("%dXX" % (answer.status // 100)) or responses.get("default")
     if resp is None:
-        return ["%s: status not documented for %s (documented: %s)" % (name, op["operationId"], ", ".join(responses))]
+        return problems + ["%s: status not documented for %s (documented: %s)" % (
+            name, op["operationId"], ", ".join(responses))]
     resp = deref(doc, resp)
-    problems = []
     for hname, header in resp.get("headers", {}).items():
         header = deref(doc, header)
         value = answer.headers.get(hname.lower())
@@ -769,12 +773,23 @@ def selftest(doc):
     must_fail("a documented route the server lacks", check_routes(doc, [r for r in routes if r[1] != "/v1/openapi.json"]))
     must_fail("a keyed route documented as open",
               check_routes(doc, [(m, p, False) for m, p, _ in routes]))
-    answer = Answer(200, [("Content-Type", "application/json")], b'{"user":"u","balance":"1","hunts":{},"cost":1}')
+    json_headers = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+    good = b'{"user":"u","balance":1,"hunts":{"demo":1},"cost":1}'
+    found = check_answer(doc, "GET", "/v1/users/u/balance", Answer(200, json_headers, good))
+    if found:
+        problems.append("selftest: a good answer was refused: %s" % found)
+    must_fail("a missing Cache-Control",
+              check_answer(doc, "GET", "/v1/users/u/balance", Answer(200, json_headers[:1], good)))
+    answer = Answer(200, json_headers, b'{"user":"u","balance":"1","hunts":{},"cost":1}')
     must_fail("a body outside its schema", check_answer(doc, "GET", "/v1/users/u/balance", answer))
-    answer = Answer(418, [("Content-Type", "application/json")], b'{"error":"x","detail":"y"}')
+    answer = Answer(200, json_headers, b'{"user":"u","balance":1,"hunts":{},"cost":1,"extra":2}')
+    must_fail("an undocumented field", check_answer(doc, "GET", "/v1/users/u/balance", answer))
+    answer = Answer(418, json_headers, b'{"error":"x","detail":"y"}')
     must_fail("an undocumented status", check_answer(doc, "GET", "/v1/users/u/balance", answer))
-    answer = Answer(400, [("Content-Type", "application/json")], b'{"error":"bad_hunt","detail":"y"}')
+    answer = Answer(400, json_headers, b'{"error":"bad_hunt","detail":"y"}')
     must_fail("an error code the operation does not list", check_answer(doc, "GET", "/v1/users/u/balance", answer))
+    answer = Answer(429, json_headers, b'{"error":"rate_limited","detail":"y","scope":"read","retry_after_s":1}')
+    must_fail("a missing required header (Retry-After)", check_answer(doc, "GET", "/v1/users/u/balance", answer))
     return problems
 
 
