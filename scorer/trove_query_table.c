@@ -61,7 +61,10 @@ s_coins (trove_query_ctx_t *ctx, trove_query_answer_t *a)
             a->error = a->cost.over ? NULL : trove_strerror (TROVE_E_STORAGE_ERROR);
             return;
         }
-        qsort (a->coins, a->ncoins, sizeof *a->coins, s_newest_first);
+        //  No coins then: a->coins is NULL, which qsort must not be given
+        //  (a crash under UBSan for a user with no coins at as_of).
+        if (a->ncoins > 1)
+            qsort (a->coins, a->ncoins, sizeof *a->coins, s_newest_first);
         size_t keep = a->limit && a->ncoins > a->limit ? a->limit : a->ncoins;
         for (size_t i = keep; i < a->ncoins; i++)
             trove__coin__free_unpacked (a->coins [i], NULL);
