@@ -11,6 +11,7 @@ PACKAGES=(
     liblmdb-dev lmdb-utils
     libcmocka-dev libsodium-dev libjansson-dev libyaml-dev libmicrohttpd-dev libgnutls28-dev
     openssl                         # tests: certificates for the HTTPS listener
+    libcurl4-gnutls-dev             # trove-webhooks: its HTTP client
     libhiredis-dev redis-server     # bench/peers: the Redis peer of bench/run.sh (e)
     jq procps psmisc tzdata iproute2 python3 python3-yaml
     python3-jsonschema              # tests/openapi: docs/openapi.json checked (test_openapi)

@@ -37,6 +37,7 @@ static const char *s_usage =
     "  curve new|show PATH  make a CURVE certificate, print its public key\n"
     "  backup OUT           consistent copies of this machine's shard ledgers\n"
     "  restore IN           put a backup back into a stopped cluster\n"
+    "  webhooks list|retry  dead letters of trove-webhooks: show, deliver again\n"
     "\n"
     "Common options:\n"
     "  --dir DIR      cluster directory, config DIR/trove.cfg\n"
@@ -75,6 +76,7 @@ static const s_command_t s_commands [] = {
     {"curve", trovectl_curve, "name role source json", &trovectl_curve_help},
     {"backup", trovectl_backup, "dir config json shard", &trovectl_backup_help},
     {"restore", trovectl_restore, "dir config json shard", &trovectl_restore_help},
+    {"webhooks", trovectl_webhooks, "dir config json all", &trovectl_webhooks_help},
 };
 
 int

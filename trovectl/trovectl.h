@@ -57,6 +57,7 @@ typedef struct {
     const char *after;     //  --after SCORE:USER (board)
     const char *interval;  //  --interval SECONDS (top), checked by top
     const char *as_of;     //  --as-of TIME (balance, coins)
+    bool all;              //  --all (webhooks retry)
     char **args;           //  positional arguments (into argv)
     int nargs;             //  number of positional arguments
 } trovectl_opts_t;
@@ -95,7 +96,7 @@ const char *trovectl_dir (const char *dir);
 
 //  One process of a cluster as status sees it.
 typedef struct {
-    const char *role;          //  "broker", "ingestor", "scorer"
+    const char *role;          //  "broker", "ingestor", "scorer", "webhooks"
     const char *name;          //  "broker", "i0", "s0", ...
     int shard;                 //  scorer shard index, -1 otherwise
     const char *endpoint;      //  where it answers "status"
@@ -103,7 +104,8 @@ typedef struct {
     int64_t heartbeat_ms;      //  sent time of its last heartbeat seen via the broker, 0: none
 } trovectl_proc_t;
 
-//  Every process of cfg: broker, ingestors, scorers. Caller frees the array
+//  Every process of cfg: broker, ingestors, scorers, trove-webhooks when
+//  configured. Caller frees the array
 //  with trovectl_procs_free. NULL on OOM.
 trovectl_proc_t *trovectl_procs (const trove_cfg_t *cfg, size_t *count_p);
 void trovectl_procs_free (trovectl_proc_t **procs_p, size_t count);
@@ -117,7 +119,8 @@ int trovectl_probe (const trove_cfg_t *cfg, trovectl_proc_t *procs, size_t count
 //  progress, exclusions; exclude serves include too); trovectl_up.c (up,
 //  down); trovectl_top.c (live view from every /metrics); trovectl_rules.c
 //  (rules check | apply | preview); trovectl_reconcile.c (run the
-//  reconcilers, show their reports); trovectl_curve.c (curve new | show).
+//  reconcilers, show their reports); trovectl_curve.c (curve new | show);
+//  trovectl_webhooks.c (dead letters of trove-webhooks: list | retry).
 trovectl_command_fn trovectl_send;
 extern const char *const trovectl_send_help;
 trovectl_command_fn trovectl_balance;
@@ -148,6 +151,8 @@ trovectl_command_fn trovectl_reconcile;
 extern const char *const trovectl_reconcile_help;
 trovectl_command_fn trovectl_curve;
 extern const char *const trovectl_curve_help;
+trovectl_command_fn trovectl_webhooks;
+extern const char *const trovectl_webhooks_help;
 trovectl_command_fn trovectl_backup;
 extern const char *const trovectl_backup_help;
 trovectl_command_fn trovectl_restore;

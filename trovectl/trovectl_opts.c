@@ -133,6 +133,7 @@ static const s_option_t s_options [] = {
     S_OPTION ("source", S_TEXT, source, "curve new: a producer's source"),
     S_OPTION ("interval", S_TEXT, interval, "top: seconds between views"),
     S_OPTION ("as-of", S_TEXT, as_of, "balance, coins: as the ledger stood at TIME"),
+    S_OPTION ("all", S_FLAG, all, "webhooks retry: every dead letter"),
 };
 
 #define S_NOPTIONS (sizeof s_options / sizeof s_options [0])

@@ -34,7 +34,8 @@ const char *const trovectl_status_help =
 trovectl_proc_t *
 trovectl_procs (const trove_cfg_t *cfg, size_t *count_p)
 {
-    size_t count = 1 + trove_cfg_ingestors (cfg) + trove_cfg_shards (cfg);
+    size_t count =
+        1 + trove_cfg_ingestors (cfg) + trove_cfg_shards (cfg) + (trove_cfg_webhooks (cfg) != NULL);
     trovectl_proc_t *procs = calloc (count, sizeof *procs);
     if (!procs)
         return NULL;
@@ -46,6 +47,9 @@ trovectl_procs (const trove_cfg_t *cfg, size_t *count_p)
     for (size_t i = 0; i < trove_cfg_shards (cfg); i++)
         procs [n++] = (trovectl_proc_t){
             "scorer", trove_cfg_shard_name (cfg, i), (int) i, trove_cfg_shard_query (cfg, i), NULL, 0};
+    if (trove_cfg_webhooks (cfg))
+        procs [n++] =
+            (trovectl_proc_t){"webhooks", "webhooks", -1, trove_cfg_webhooks (cfg)->control, NULL, 0};
     *count_p = count;
     return procs;
 }

@@ -1,5 +1,6 @@
 /*  trovectl up - the supervisor of a local cluster: it starts the broker,
-    the ingestors, the scorers and their reconcilers, restarts any that
+    the ingestors, the scorers and their reconcilers (and trove-webhooks
+    when the config has a webhooks section), restarts any that
     dies (with backoff) and stops them all on SIGTERM/SIGINT/SIGHUP.
 
     Files in DIR:
@@ -530,7 +531,9 @@ trovectl_super_plan (trovectl_super_t *self)
     size_t reconcilers = 0;
     for (size_t k = 0; k < trove_cfg_shards (cfg); k++)
         reconcilers += trove_cfg_shard_reconcile (cfg, k) != NULL;
-    self->nchildren = 1 + trove_cfg_ingestors (cfg) + trove_cfg_shards (cfg) + reconcilers;
+    size_t base = 1 + trove_cfg_ingestors (cfg) + trove_cfg_shards (cfg) + reconcilers;
+    //  trove-webhooks last, when the config has a webhooks section.
+    self->nchildren = base + (trove_cfg_webhooks (cfg) != NULL);
     self->children = calloc (self->nchildren, sizeof *self->children);
     if (!self->children)
         return -1;
@@ -551,6 +554,10 @@ trovectl_super_plan (trovectl_super_t *self)
             snprintf (child->option, sizeof child->option, "--shard");
             snprintf (child->name, sizeof child->name, "%s",
                       trove_cfg_shard_name (cfg, i - 1 - trove_cfg_ingestors (cfg)));
+        }
+        else if (i == base) {
+            program = "trove-webhooks";
+            snprintf (child->name, sizeof child->name, "webhooks");
         }
         else {
             //  The reconcilers, in shard order, of the shards that have one.

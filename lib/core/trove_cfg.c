@@ -14,6 +14,7 @@
 #define MAX_SHARDS 256
 #define MAX_INGESTORS 64
 #define MAX_SOURCES 256
+#define MAX_HOOKS 64
 
 typedef struct {
     char *name;       //  section name, e.g. "s0"
@@ -42,15 +43,20 @@ struct _trove_cfg_t {
     char *ingestor_keys [MAX_INGESTORS];        //  Z85 server keys (CURVE)
     size_t ningestors;                          //  number of ingestors
     char *sources [MAX_SOURCES];
-    size_t nsources;    //  number of declared sources
-    size_t map_size;    //  LMDB map size in bytes
-    bool sync;          //  fsync every commit
-    char *rules_dir;    //  resolved rules directory
-    char *base;         //  folder of the config file
-    bool curve;         //  trove/curve = yes
-    char *curve_cert;   //  resolved curve/cert (owned)
-    char *curve_peers;  //  resolved curve/peers (owned)
-    char *curve_operator;  //  resolved curve/operator, or NULL (owned)
+    size_t nsources;                      //  number of declared sources
+    size_t map_size;                      //  LMDB map size in bytes
+    bool sync;                            //  fsync every commit
+    char *rules_dir;                      //  resolved rules directory
+    char *base;                           //  folder of the config file
+    bool curve;                           //  trove/curve = yes
+    char *curve_cert;                     //  resolved curve/cert (owned)
+    char *curve_peers;                    //  resolved curve/peers (owned)
+    char *curve_operator;                 //  resolved curve/operator, or NULL (owned)
+    bool has_webhooks;                    //  a webhooks section is present
+    trove_cfg_webhooks_t webhooks;        //  its values (strings borrowed from root or below)
+    trove_cfg_hook_t hooks [MAX_HOOKS];   //  its endpoints
+    char *webhooks_data;                  //  resolved webhooks/data (owned)
+    char *hook_secret_files [MAX_HOOKS];  //  resolved secret_file paths (owned)
 };
 
 //  path as written in the file, resolved against the config file's folder.
@@ -151,6 +157,142 @@ s_need (zconfig_t *node, const char *key, const char *section, char **err)
         return NULL;
     }
     return value;
+}
+
+//  The `webhooks` section (docs/webhooks.md). Returns 0 (also when there is
+//  none), or -1 with *err set.
+static int
+s_load_webhooks (trove_cfg_t *self, char **err)
+{
+    zconfig_t *section = zconfig_locate (self->root, "webhooks");
+    if (!section)
+        return 0;
+    trove_cfg_webhooks_t *w = &self->webhooks;
+    self->has_webhooks = true;
+    self->webhooks_data = s_resolve (self, zconfig_get (section, "data", "webhooks"));
+    if (!self->webhooks_data) {
+        *err = strdup ("out of memory");
+        return -1;
+    }
+    w->data = self->webhooks_data;
+    w->control = s_need (section, "control", "webhooks", err);
+    if (!w->control)
+        return -1;
+    w->metrics = zconfig_get (section, "metrics", NULL);
+    const char *remote = zconfig_get (section, "allow_remote", "no");
+    if (strcmp (remote, "yes") && strcmp (remote, "no")) {
+        *err = trove_strdupf ("webhooks/allow_remote = '%s': want yes or no", remote);
+        return -1;
+    }
+    w->allow_remote = strcmp (remote, "yes") == 0;
+    if (self->curve && !(w->curve_key = s_curve_key (section, "curve_key", "webhooks", err)))
+        return -1;
+    struct {
+        const char *key, *def;
+        uint64_t min, max;
+        long *field;
+    } knobs [] = {
+        {"timeout_ms", "5000", 100, 600000, &w->timeout_ms},
+        {"max_attempts", "8", 1, 1000, &w->max_attempts},
+        {"backoff_ms", "500", 1, 3600000, &w->backoff_ms},
+        {"backoff_max_ms", "60000", 1, 86400000, &w->backoff_max_ms},
+        {"max_inflight", "8", 1, 256, &w->max_inflight},
+        {"max_pending", "10000", 1, 10000000, &w->max_pending},
+    };
+    for (size_t i = 0; i < sizeof knobs / sizeof knobs [0]; i++) {
+        const char *text = zconfig_get (section, knobs [i].key, knobs [i].def);
+        uint64_t v;
+        if (s_parse_u64 (text, knobs [i].min, knobs [i].max, &v)) {
+            *err = trove_strdupf ("webhooks/%s = '%s': want an integer in %llu..%llu", knobs [i].key, text,
+                                  (unsigned long long) knobs [i].min, (unsigned long long) knobs [i].max);
+            return -1;
+        }
+        *knobs [i].field = (long) v;
+    }
+    if (w->backoff_max_ms < w->backoff_ms) {
+        *err = trove_strdupf ("webhooks: backoff_max_ms %ld is below backoff_ms %ld", w->backoff_max_ms,
+                              w->backoff_ms);
+        return -1;
+    }
+    zconfig_t *endpoints = zconfig_locate (section, "endpoint");
+    for (zconfig_t *e = endpoints ? zconfig_child (endpoints) : NULL; e; e = zconfig_next (e)) {
+        if (w->nhooks == MAX_HOOKS) {
+            *err = trove_strdupf ("webhooks: more than %d endpoints", MAX_HOOKS);
+            return -1;
+        }
+        trove_cfg_hook_t *hook = &self->hooks [w->nhooks];
+        char where [160];
+        snprintf (where, sizeof where, "webhooks/endpoint/%.64s", zconfig_name (e));
+        hook->name = zconfig_name (e);
+        size_t len = strlen (hook->name);
+        bool name_ok = len > 0 && len <= 64;
+        for (const char *c = hook->name; *c; c++)
+            name_ok &= (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '-';
+        if (!name_ok) {
+            *err = trove_strdupf ("%s: an endpoint name is 1 to 64 of a-z 0-9 _ -", where);
+            return -1;
+        }
+        for (size_t k = 0; k < w->nhooks; k++)
+            if (strcmp (self->hooks [k].name, hook->name) == 0) {
+                *err = trove_strdupf ("%s: named twice", where);
+                return -1;
+            }
+        hook->url = s_need (e, "url", where, err);
+        if (!hook->url)
+            return -1;
+        const char *rest = strncmp (hook->url, "http://", 7) == 0  ? hook->url + 7
+                         : strncmp (hook->url, "https://", 8) == 0 ? hook->url + 8
+                                                                   : NULL;
+        if (!rest || !*rest || *rest == '/' || *rest == ':' || strpbrk (hook->url, " \t\r\n@")) {
+            *err = trove_strdupf ("%s: url '%s': want http://HOST[:PORT]/PATH or https://... (no user "
+                                  "part, no spaces)",
+                                  where, hook->url);
+            return -1;
+        }
+        hook->secret = zconfig_get (e, "secret", NULL);
+        const char *file = zconfig_get (e, "secret_file", NULL);
+        if ((hook->secret != NULL) == (file != NULL)) {
+            *err = trove_strdupf ("%s: give exactly one of secret and secret_file", where);
+            return -1;
+        }
+        if (hook->secret && strlen (hook->secret) < 16) {
+            *err = trove_strdupf ("%s: secret is shorter than 16 characters", where);
+            return -1;
+        }
+        if (file && !(hook->secret_file = self->hook_secret_files [w->nhooks] = s_resolve (self, file))) {
+            *err = strdup ("out of memory");
+            return -1;
+        }
+        const char *kinds = zconfig_get (e, "kinds", "mint,revoke");
+        char word [32];
+        for (const char *at = kinds; *at;) {
+            size_t n = strcspn (at, ",");
+            unsigned kind = 0;
+            if (n < sizeof word) {
+                memcpy (word, at, n);
+                word [n] = 0;
+                kind = trove_cfg_hook_kind (word);
+            }
+            if (!kind) {
+                *err = trove_strdupf ("%s: kinds '%s': want a comma-separated list of mint, revoke", where,
+                                      kinds);
+                return -1;
+            }
+            hook->kinds |= kind;
+            at += n + (at [n] == ',');
+        }
+        if (!hook->kinds) {
+            *err = trove_strdupf ("%s: kinds is empty", where);
+            return -1;
+        }
+        w->nhooks++;
+    }
+    if (w->nhooks == 0) {
+        *err = strdup ("webhooks: no endpoint (section webhooks/endpoint/NAME)");
+        return -1;
+    }
+    w->hooks = self->hooks;
+    return 0;
 }
 
 trove_cfg_t *
@@ -367,6 +509,8 @@ trove_cfg_load (const char *path, char **err_p)
         goto fail;
     if (self->curve && !s_curve_key (self->root, "broker/curve_key", "broker", &err))
         goto fail;
+    if (s_load_webhooks (self, &err))
+        goto fail;
     return self;
 fail:
     trove_cfg_destroy (&self);
@@ -394,6 +538,9 @@ trove_cfg_destroy (trove_cfg_t **self_p)
         free (self->curve_operator);
         for (size_t i = 0; i < MAX_INGESTORS; i++)
             free (self->ingestor_deadletter [i]);
+        free (self->webhooks_data);
+        for (size_t i = 0; i < MAX_HOOKS; i++)
+            free (self->hook_secret_files [i]);
         free (self->base);
         free (self->owner);
         free (self);
@@ -651,4 +798,38 @@ trove_cfg_shard_reconcile_key (const trove_cfg_t *self, size_t shard)
     assert (self);
     assert (shard < self->nshards);
     return self->shards [shard].reconcile_key;
+}
+
+const trove_cfg_webhooks_t *
+trove_cfg_webhooks (const trove_cfg_t *self)
+{
+    assert (self);
+    return self->has_webhooks ? &self->webhooks : NULL;
+}
+
+//  The kinds, once: their bits and their names in configs and bodies.
+static const struct {
+    unsigned kind;
+    const char *name;
+} s_hook_kinds [] = {
+    {TROVE_HOOK_MINT, "mint"},
+    {TROVE_HOOK_REVOKE, "revoke"},
+};
+
+const char *
+trove_cfg_hook_kind_name (unsigned kind)
+{
+    for (size_t i = 0; i < sizeof s_hook_kinds / sizeof s_hook_kinds [0]; i++)
+        if (s_hook_kinds [i].kind == kind)
+            return s_hook_kinds [i].name;
+    return NULL;
+}
+
+unsigned
+trove_cfg_hook_kind (const char *name)
+{
+    for (size_t i = 0; name && i < sizeof s_hook_kinds / sizeof s_hook_kinds [0]; i++)
+        if (strcmp (s_hook_kinds [i].name, name) == 0)
+            return s_hook_kinds [i].kind;
+    return 0;
 }

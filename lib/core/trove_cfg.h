@@ -30,12 +30,12 @@ typedef struct {
     size_t max_type;
     size_t max_attrs;  //  attributes per event
     size_t max_attr_key;
-    size_t max_attr_value;  //  bytes of a string value
-    size_t max_batch;       //  events per submit request
-    size_t max_frame;       //  bytes of one ZeroMQ frame (ZMQ_MAXMSGSIZE)
-    int64_t max_past_ms;    //  how far before now ts may be
-    int64_t max_future_ms;  //  how far after now ts may be
-    size_t max_query_cost;  //  units one query may read (docs/queries.md)
+    size_t max_attr_value;    //  bytes of a string value
+    size_t max_batch;         //  events per submit request
+    size_t max_frame;         //  bytes of one ZeroMQ frame (ZMQ_MAXMSGSIZE)
+    int64_t max_past_ms;      //  how far before now ts may be
+    int64_t max_future_ms;    //  how far after now ts may be
+    size_t max_query_cost;    //  units one query may read (docs/queries.md)
     size_t max_user_history;  //  stored events of a user a re-derive reads (late events, undo)
 } trove_limits_t;
 
@@ -122,6 +122,44 @@ const char *trove_cfg_broker_curve_key (const trove_cfg_t *self);
 const char *trove_cfg_ingestor_curve_key (const trove_cfg_t *self, size_t index);
 const char *trove_cfg_shard_curve_key (const trove_cfg_t *self, size_t shard);
 const char *trove_cfg_shard_reconcile_key (const trove_cfg_t *self, size_t shard);
+
+//  The `webhooks` section (docs/webhooks.md): what trove-webhooks delivers
+//  where. The load checked every value: URLs are http:// or https:// with a
+//  host, each endpoint has exactly one of secret (16 characters or more) or
+//  secret_file, kinds are known, names are [a-z0-9_-] and unique.
+#define TROVE_HOOK_MINT 1u    //  a coin minted (reason scored, reconciled, ...)
+#define TROVE_HOOK_REVOKE 2u  //  a coin revoked (undo, reconciled)
+#define TROVE_HOOK_KINDS (TROVE_HOOK_MINT | TROVE_HOOK_REVOKE)
+
+typedef struct {
+    const char *name;         //  its section name: the delivery ids, cursors and metrics carry it
+    const char *url;          //  http[s]://HOST[:PORT]/PATH
+    const char *secret;       //  HMAC key, or NULL (then secret_file)
+    const char *secret_file;  //  resolved path of a file holding the key, or NULL
+    unsigned kinds;           //  TROVE_HOOK_* it wants
+} trove_cfg_hook_t;
+
+typedef struct {
+    const char *data;       //  the daemon's LMDB directory (resolved)
+    const char *control;    //  its ROUTER endpoint: status, dead letters, retries
+    const char *metrics;    //  its /metrics address, or NULL
+    const char *curve_key;  //  Z85 public key of its host (CURVE), or NULL
+    bool allow_remote;      //  URLs outside loopback allowed (allow_remote = yes)
+    long timeout_ms;        //  one attempt, connect to last byte
+    long max_attempts;      //  then the delivery is dead-lettered
+    long backoff_ms;        //  delay after the first failure; doubles per attempt
+    long backoff_max_ms;    //  cap of the delay
+    long max_inflight;      //  concurrent requests per endpoint
+    long max_pending;       //  unsettled awards per endpoint before reading stops
+    size_t nhooks;          //  endpoints
+    const trove_cfg_hook_t *hooks;
+} trove_cfg_webhooks_t;
+
+//  The webhooks section, or NULL when the config has none.
+const trove_cfg_webhooks_t *trove_cfg_webhooks (const trove_cfg_t *self);
+//  A kind's name ("mint", "revoke") and back (0 when unknown).
+const char *trove_cfg_hook_kind_name (unsigned kind);
+unsigned trove_cfg_hook_kind (const char *name);
 
 //  Any value by path ("trove/partitions"), or def when absent.
 const char *trove_cfg_get (const trove_cfg_t *self, const char *path, const char *def);

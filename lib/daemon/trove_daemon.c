@@ -245,6 +245,8 @@ s_metrics_address (trove_daemon_t *self)
         return trove_cfg_ingestor_metrics (self->cfg, self->index);
     if (strcmp (role, "scorer") == 0)
         return trove_cfg_shard_metrics (self->cfg, self->index);
+    if (strcmp (role, "webhooks") == 0 && trove_cfg_webhooks (self->cfg))
+        return trove_cfg_webhooks (self->cfg)->metrics;
     return NULL;
 }
 

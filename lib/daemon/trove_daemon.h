@@ -1,5 +1,5 @@
-/*  trove_daemon - the start-up the four daemons (trove-broker,
-    trove-ingestor, trove-scorer, trove-reconciler) share, in the order
+/*  trove_daemon - the start-up the daemons (trove-broker, trove-ingestor,
+    trove-scorer, trove-reconciler, trove-webhooks) share, in the order
     every one of them needs it:
 
       1. the command line, from one option table: --config FILE, and the
@@ -53,8 +53,8 @@ typedef struct {
 
 //  What differs between the daemons' start-ups.
 typedef struct {
-    const char *role;                  //  "broker", "ingestor", "scorer", "reconciler"
-    const char *name_option;           //  "--name" (an ingestor), "--shard" (a shard), NULL (the broker)
+    const char *role;                  //  "broker", "ingestor", "scorer", "reconciler", "webhooks"
+    const char *name_option;           //  "--name" (an ingestor), "--shard" (a shard), NULL (broker, webhooks)
     const char *usage;                 //  printed to stderr on a bad command line
     bool metrics;                      //  keeps a registry served on the role's metrics address
     bool reload;                       //  SIGHUP asks for a reload instead of killing

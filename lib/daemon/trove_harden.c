@@ -75,6 +75,10 @@ trove_harden_check (const trove_cfg_t *cfg, const char *role, const char *name, 
                 break;
             }
     }
+    else if (strcmp (role, "webhooks") == 0 && trove_cfg_webhooks (cfg)) {
+        what [n] = "control", where [n++] = trove_cfg_webhooks (cfg)->control;
+        what [n] = "metrics", where [n++] = trove_cfg_webhooks (cfg)->metrics;
+    }
     if (n == 0) {
         if (err_p)
             *err_p = trove_strdupf ("%s '%s' is not in the config", role, name ? name : "");

@@ -25,7 +25,7 @@ extern "C" {
 bool trove_harden_local (const char *endpoint);
 
 //  Check the endpoints the process `role` ("ingestor", "scorer", "broker",
-//  "reconciler") named `name` (ingestor or shard name; ignored for the
+//  "reconciler", "webhooks") named `name` (ingestor or shard name; ignored for the
 //  broker) binds. Returns 0 when none is exposed, or when
 //  trove/allow_unauthenticated = yes (each exposed one is then logged as a
 //  warning); else -1 with a message naming the endpoint in *err_p (caller

@@ -400,6 +400,8 @@ trove_curve_start_as (const trove_cfg_t *cfg, const char *cert_path, trove_metri
         s_key (trove_cfg_shard_query (cfg, s), trove_cfg_shard_curve_key (cfg, s));
         s_key (trove_cfg_shard_reconcile (cfg, s), trove_cfg_shard_reconcile_key (cfg, s));
     }
+    if (trove_cfg_webhooks (cfg))
+        s_key (trove_cfg_webhooks (cfg)->control, trove_cfg_webhooks (cfg)->curve_key);
     if (serve) {
         //  Synchronous: the policy is in place before anything binds.
         s_curve.auth = zactor_new (zauth, NULL);
