@@ -785,12 +785,14 @@ s_daemon_run (trove_daemon_t *daemon)
                self.w->control, resumed.queued);
     while (!zsys_interrupted) {
         int64_t next_us = s_start_due (&self);
+        //  Drive the attempts just started (connect, send) before waiting.
+        s_collect (&self);
         size_t inflight = s_inflight (&self);
         //  Block in one place only: the award stream when nothing is in
         //  flight, libcurl when something is.
-        int wait_ms = inflight             ? 0
-                    : next_us == INT64_MAX ? 100
-                                           : (int) (next_us / 1000 < 100 ? next_us / 1000 : 100);
+        int wait_ms = inflight || next_us == 0 ? 0 : next_us == INT64_MAX ? 100 : (int) (next_us / 1000 + 1);
+        if (wait_ms > 100)
+            wait_ms = 100;
         if (!s_full (&self)) {
             if (trove_awardsub_poll (self.sub, wait_ms) < 0 && zsys_interrupted)
                 break;

@@ -50,19 +50,19 @@ touch "$LOG"
 python3 "$HERE/webhook_receiver.py" "$RECEIVER_PORT" "$LOG" "$WORK/fixed" \
     flaky="$WORK/flaky.secret" broken="$WORK/broken.secret" &
 RECEIVER=$!
-trap 'kill $RECEIVER 2>/dev/null || true; cleanup' EXIT
+trap 'rc=$?; kill $RECEIVER 2>/dev/null || true; set +e; (exit $rc); cleanup' EXIT
 cluster_up
 wait_healthy
 "$TROVECTL" status --dir "$DIR" --json | jq -e 'select(.role == "webhooks") | .up' >/dev/null ||
     fail "trovectl status does not show trove-webhooks up"
 
-# 240 events of 40 users (one coin each), then 10 undos (10 revocations).
+# 240 events of 10 users (one coin each), then 10 undos (10 revocations).
 gen() {   # FROM TO
     awk -v from="$1" -v to="$2" -v now="$(date +%s%3N)" 'BEGIN {
         split("checkin visit purchase", typ, " ")
         for (i = from; i < to; i++)
             printf "{\"source\":\"web\",\"id\":\"e%d\",\"user\":\"u%d\",\"type\":\"%s\",\"ts\":%.0f}\n",
-                   i, i % 40, typ[i % 3 + 1], now - 1000 + i
+                   i, i % 10, typ[i % 3 + 1], now - 1000 + i
     }'
 }
 gen 0 120 > "$WORK/a.ndjson"
@@ -82,20 +82,25 @@ done
 kill9 webhooks
 "$TROVECTL" send --dir "$DIR" --quiet --strict "$WORK/b.ndjson" || fail "send b failed"
 
-# The awards, from the query API: each user's coin entries (mints and
-# revocations), as shard/aseq/coin/revoked.
+# The awards, from the HTTP query API (GET /v1/users/U/coins): each user's
+# coin entries (mints and revocations), as shard/aseq/coin/revoked.
+API="http://127.0.0.1:$((PORT_BASE + 250))"
+KEY=$(cat "$DIR/web.key") || fail "trovectl up wrote no demo key"
 expected() {
-    for u in $(seq 0 39); do
-        "$TROVECTL" coins "u$u" --dir "$DIR" --json --limit 1000 | jq -r '"\(.shard) \(.aseq) \(.id) \(.revoked)"'
-    done | sort -u
+    local u
+    for u in $(seq 0 9); do
+        curl -sf -H "Authorization: Bearer $KEY" "$API/v1/users/u$u/coins?limit=1000" ||
+            fail "GET $API/v1/users/u$u/coins failed"
+    done | jq -r '.coins[] | "\(.shard) \(.aseq) \(.id) \(.revoked)"' | sort -u
 }
 # What reached path $1 with a 200: the same shape.
 received() {
     jq -r --arg p "$1" 'select(.path == $p and .status == 200) | "\(.shard) \(.aseq) \(.coin) \(.revoked)"' "$LOG" | sort -u
 }
+settle
+expected > "$WORK/expected.txt"
 deadline=$((SECONDS + 30))
 while true; do
-    expected > "$WORK/expected.txt"
     received /flaky > "$WORK/flaky.txt"
     missing=$(comm -23 "$WORK/expected.txt" "$WORK/flaky.txt" | wc -l)
     [ "$missing" = 0 ] && [ "$(wc -l < "$WORK/expected.txt")" -ge 250 ] && break

@@ -57,7 +57,7 @@ class Handler(BaseHTTPRequestHandler):
         delivery = self.headers.get("Trove-Delivery", "")
         attempt = int(self.headers.get("Trove-Attempt", "0"))
         secret = SECRETS.get(self.path)
-        record = {"path": self.path, "id": delivery, "attempt": attempt,
+        record = {"t": round(time.time(), 3), "path": self.path, "id": delivery, "attempt": attempt,
                   "event": self.headers.get("Trove-Event", ""),
                   "sig_ok": secret is not None and verify(secret, self.headers.get("Trove-Signature", ""), body)}
         try:
