@@ -417,6 +417,96 @@ test_not_zpl (void **state)
     s_expect_error ("{\"trove\": {\"partitions\": 4}}\n", "is not valid ZPL");
 }
 
+static void
+test_webhooks_section (void **state)
+{
+    (void) state;
+    const char *base = BROKER SOURCES "scorer\n" SCORER ("s0", "0-255");
+    //  None: NULL.
+    trove_cfg_t *cfg = s_load_ok (base);
+    assert_null (trove_cfg_webhooks (cfg));
+    trove_cfg_destroy (&cfg);
+    char text [4096];
+    snprintf (text, sizeof text,
+              "%swebhooks\n"
+              "    control = \"tcp://127.0.0.1:9490\"\n"
+              "    max_attempts = 3\n"
+              "    endpoint\n"
+              "        a-1\n"
+              "            url = \"http://127.0.0.1:8080/hook\"\n"
+              "            secret = \"0123456789abcdef\"\n"
+              "        b_2\n"
+              "            url = \"https://hooks.example/x\"\n"
+              "            secret_file = \"b.secret\"\n"
+              "            kinds = \"revoke\"\n",
+              base);
+    cfg = s_load_ok (text);
+    const trove_cfg_webhooks_t *w = trove_cfg_webhooks (cfg);
+    assert_non_null (w);
+    assert_string_equal (w->control, "tcp://127.0.0.1:9490");
+    assert_null (w->metrics);
+    assert_false (w->allow_remote);
+    assert_int_equal (w->max_attempts, 3);
+    assert_int_equal (w->timeout_ms, 5000);
+    assert_int_equal (w->backoff_ms, 500);
+    assert_int_equal (w->backoff_max_ms, 60000);
+    assert_int_equal (w->max_inflight, 8);
+    assert_non_null (strstr (w->data, "/webhooks"));
+    assert_int_equal (w->nhooks, 2);
+    assert_string_equal (w->hooks [0].name, "a-1");
+    assert_string_equal (w->hooks [0].secret, "0123456789abcdef");
+    assert_null (w->hooks [0].secret_file);
+    assert_int_equal (w->hooks [0].kinds, TROVE_HOOK_MINT | TROVE_HOOK_REVOKE);
+    assert_null (w->hooks [1].secret);
+    assert_string_equal (w->hooks [1].secret_file + strlen (w->hooks [1].secret_file) - 9, "/b.secret");
+    assert_int_equal (w->hooks [1].kinds, TROVE_HOOK_REVOKE);
+    trove_cfg_destroy (&cfg);
+    assert_string_equal (trove_cfg_hook_kind_name (TROVE_HOOK_MINT), "mint");
+    assert_int_equal (trove_cfg_hook_kind ("revoke"), TROVE_HOOK_REVOKE);
+    assert_int_equal (trove_cfg_hook_kind ("spend"), 0);
+    //  Refusals, each naming what is wrong.
+    const struct {
+        const char *section, *want;
+    } bad [] = {
+        {"webhooks\n    endpoint\n        a\n            url = \"http://h/\"\n            secret = "
+         "\"0123456789abcdef\"\n",
+         "webhooks: missing 'control'"},
+        {"webhooks\n    control = \"tcp://127.0.0.1:1\"\n", "webhooks: no endpoint"},
+        {"webhooks\n    control = \"tcp://127.0.0.1:1\"\n    endpoint\n        A\n            url = "
+         "\"http://h/\"\n            secret = \"0123456789abcdef\"\n",
+         "an endpoint name is 1 to 64 of a-z 0-9 _ -"},
+        {"webhooks\n    control = \"tcp://127.0.0.1:1\"\n    endpoint\n        a\n            url = "
+         "\"ftp://h/\"\n            secret = \"0123456789abcdef\"\n",
+         "url 'ftp://h/': want http://"},
+        {"webhooks\n    control = \"tcp://127.0.0.1:1\"\n    endpoint\n        a\n            url = "
+         "\"http://u@h/\"\n            secret = \"0123456789abcdef\"\n",
+         "no user part"},
+        {"webhooks\n    control = \"tcp://127.0.0.1:1\"\n    endpoint\n        a\n            url = "
+         "\"http://h/\"\n",
+         "give exactly one of secret and secret_file"},
+        {"webhooks\n    control = \"tcp://127.0.0.1:1\"\n    endpoint\n        a\n            url = "
+         "\"http://h/\"\n            secret = \"short\"\n",
+         "secret is shorter than 16 characters"},
+        {"webhooks\n    control = \"tcp://127.0.0.1:1\"\n    endpoint\n        a\n            url = "
+         "\"http://h/\"\n            secret = \"0123456789abcdef\"\n            kinds = \"mint,spend\"\n",
+         "kinds 'mint,spend': want a comma-separated list of mint, revoke"},
+        {"webhooks\n    control = \"tcp://127.0.0.1:1\"\n    max_attempts = 0\n    endpoint\n        a\n"
+         "            url = \"http://h/\"\n            secret = \"0123456789abcdef\"\n",
+         "webhooks/max_attempts = '0': want an integer in 1..1000"},
+        {"webhooks\n    control = \"tcp://127.0.0.1:1\"\n    backoff_ms = 900\n    backoff_max_ms = 800\n"
+         "    endpoint\n        a\n            url = \"http://h/\"\n            secret = "
+         "\"0123456789abcdef\"\n",
+         "backoff_max_ms 800 is below backoff_ms 900"},
+        {"webhooks\n    control = \"tcp://127.0.0.1:1\"\n    allow_remote = maybe\n    endpoint\n        a\n"
+         "            url = \"http://h/\"\n            secret = \"0123456789abcdef\"\n",
+         "webhooks/allow_remote = 'maybe': want yes or no"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        snprintf (text, sizeof text, "%s%s", base, bad [i].section);
+        s_expect_error (text, bad [i].want);
+    }
+}
+
 int
 main (void)
 {
@@ -433,6 +523,7 @@ main (void)
         cmocka_unit_test (test_bad_values),
         cmocka_unit_test (test_missing_broker_and_ingestor_endpoint),
         cmocka_unit_test (test_not_zpl),
+        cmocka_unit_test (test_webhooks_section),
     };
     return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
 }
