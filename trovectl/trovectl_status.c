@@ -20,14 +20,16 @@ s_str (const char *text)
 const char *const trovectl_status_help =
     "usage: trovectl status [--dir DIR | --config FILE] [--json]\n"
     "\n"
-    "Ask the broker, every ingestor and every scorer for its status (500 ms\n"
+    "Ask the broker, every ingestor, every scorer and trove-webhooks (when the\n"
+    "config has a webhooks section) for its status (500 ms\n"
     "timeout, one retry) and print a table: role, name, shard, endpoint, up or\n"
     "down, pid, last award sequence and events stored (scorers), lag, uptime,\n"
     "the age of its last heartbeat seen through the broker (\"-\": none within\n"
     "1.1 s, e.g. the broker is down; up/down comes from asking each process\n"
     "directly), and the last error if there was one. LAG is, for a scorer, the accepted\n"
     "events its ledger tables do not hold yet (queries wait for them); for an\n"
-    "ingestor, the events it has not answered yet.\n"
+    "ingestor, the events it has not answered yet; for trove-webhooks, the awards\n"
+    "not delivered or dead-lettered yet.\n"
     "--json: one object per process per line (lag is \"inflight\").\n"
     "Exit 1 if any process is down.\n";
 

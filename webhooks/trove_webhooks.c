@@ -263,7 +263,7 @@ s_discard (char *data, size_t size, size_t n, void *arg)
     s_delivery_t *d = arg;
     d->response += size * n;
     //  A receiver that streams forever is cut off (a failed attempt).
-    return d->response > RESPONSE_MAX * 256 ? 0 : size * n;
+    return d->response > RESPONSE_MAX ? 0 : size * n;
 }
 
 //  Start one attempt. Returns 0, or -1 (the attempt counts as failed).
