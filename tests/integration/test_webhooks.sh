@@ -11,7 +11,8 @@
 #   - `broken` answers 500 to everything: each award ends as a dead letter
 #     (`trovectl webhooks list`); once it answers 200, `trovectl webhooks
 #     retry ID` and then `--all` deliver them and empty the list;
-#   - per-endpoint metrics, and `trovectl status` shows the daemon.
+#   - per-endpoint metrics, and `trovectl status` shows the daemon;
+#   - a URL on another host is refused at start (no allow_remote).
 source "$(dirname "$0")/lib.sh"
 command -v python3 >/dev/null || fail "python3 is needed"
 
@@ -173,6 +174,16 @@ done
 received /broken > "$WORK/broken.txt"
 cmp -s <(grep ' false$' "$WORK/expected.txt") "$WORK/broken.txt" ||
     fail "/broken did not get every mint after the retries"
+# A URL on another host is refused at start, before anything is bound or
+# sent (192.0.2.1 is TEST-NET-1; nothing is connected to it).
+sed -e 's|url = "http://127.0.0.1:[0-9]*/broken"|url = "http://192.0.2.1:80/broken"|' \
+    -e "s|data = \"$DIR/data/webhooks\"|data = \"$WORK/other-webhooks\"|" "$DIR/trove.cfg" > "$WORK/remote.cfg"
+grep -q '192.0.2.1' "$WORK/remote.cfg" || fail "test bug: the remote URL was not written"
+if "$BUILD/trove-webhooks" --config "$WORK/remote.cfg" > "$WORK/remote.log" 2>&1; then
+    fail "trove-webhooks started with a URL on another host"
+fi
+grep -q "http://192.0.2.1:80/broken is not on this host; set webhooks/allow_remote = yes" "$WORK/remote.log" ||
+    fail "no clear refusal of the remote URL: $(cat "$WORK/remote.log")"
 kill $RECEIVER 2>/dev/null || true
 cluster_down_checked
 log "PASS"
