@@ -53,11 +53,11 @@ typedef struct {
 
 //  What differs between the daemons' start-ups.
 typedef struct {
-    const char *role;                  //  "broker", "ingestor", "scorer", "reconciler", "webhooks"
-    const char *name_option;           //  "--name" (an ingestor), "--shard" (a shard), NULL (broker, webhooks)
-    const char *usage;                 //  printed to stderr on a bad command line
-    bool metrics;                      //  keeps a registry served on the role's metrics address
-    bool reload;                       //  SIGHUP asks for a reload instead of killing
+    const char *role;         //  "broker", "ingestor", "scorer", "reconciler", "webhooks"
+    const char *name_option;  //  "--name" (an ingestor), "--shard" (a shard), NULL (broker, webhooks)
+    const char *usage;        //  printed to stderr on a bad command line
+    bool metrics;             //  keeps a registry served on the role's metrics address
+    bool reload;              //  SIGHUP asks for a reload instead of killing
     const trove_daemon_tool_t *tools;  //  NULL, or terminated by {NULL, NULL}
 } trove_daemon_spec_t;
 
