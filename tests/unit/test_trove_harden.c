@@ -98,12 +98,54 @@ test_check (void **state)
     free (path);
 }
 
+static void
+test_check_webhooks (void **state)
+{
+    (void) state;
+    //  No webhooks section: nothing to check, the role is not in the config.
+    char *path = s_config ("partitions = 256", "127.0.0.1:7600");
+    trove_cfg_t *cfg = trove_cfg_load (path, NULL);
+    assert_non_null (cfg);
+    assert_int_equal (trove_harden_check (cfg, "webhooks", NULL, NULL), -1);
+    trove_cfg_destroy (&cfg);
+    unlink (path);
+    free (path);
+    const char *section = "partitions = 256\nwebhooks\n    control = \"%s\"\n    metrics = \"%s\"\n"
+                          "    endpoint\n        a\n            url = \"http://127.0.0.1:9/\"\n"
+                          "            secret = \"0123456789abcdef\"";
+    char line [512];
+    snprintf (line, sizeof line, section, "tcp://127.0.0.1:8", "127.0.0.1:7700");
+    path = s_config (line, "127.0.0.1:7600");
+    cfg = trove_cfg_load (path, NULL);
+    assert_non_null (cfg);
+    assert_int_equal (trove_harden_check (cfg, "webhooks", NULL, NULL), 0);
+    trove_cfg_destroy (&cfg);
+    unlink (path);
+    free (path);
+    const char *exposed [][2] = {{"tcp://*:8", "127.0.0.1:7700"}, {"tcp://127.0.0.1:8", "0.0.0.0:7700"}};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf (line, sizeof line, section, exposed [i][0], exposed [i][1]);
+        path = s_config (line, "127.0.0.1:7600");
+        cfg = trove_cfg_load (path, NULL);
+        assert_non_null (cfg);
+        char *err = NULL;
+        assert_int_equal (trove_harden_check (cfg, "webhooks", NULL, &err), -1);
+        assert_non_null (
+            strstr (err, i == 0 ? "webhooks: control tcp://*:8" : "webhooks: metrics 0.0.0.0:7700"));
+        free (err);
+        trove_cfg_destroy (&cfg);
+        unlink (path);
+        free (path);
+    }
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_local),
         cmocka_unit_test (test_check),
+        cmocka_unit_test (test_check_webhooks),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
