@@ -88,5 +88,11 @@ class Handler(BaseHTTPRequestHandler):
             pass  # the sender gave up (timeout): it sends again
 
 
-ThreadingHTTPServer.daemon_threads = True
-ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # a connection the sender dropped (killed, timed out): expected here
+
+
+Server(("127.0.0.1", PORT), Handler).serve_forever()
