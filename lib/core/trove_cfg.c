@@ -43,17 +43,19 @@ struct _trove_cfg_t {
     char *ingestor_keys [MAX_INGESTORS];        //  Z85 server keys (CURVE)
     size_t ningestors;                          //  number of ingestors
     char *sources [MAX_SOURCES];
-    size_t nsources;                      //  number of declared sources
-    size_t map_size;                      //  LMDB map size in bytes
-    bool sync;                            //  fsync every commit
-    char *rules_dir;                      //  resolved rules directory
-    char *base;                           //  folder of the config file
-    bool curve;                           //  trove/curve = yes
-    char *curve_cert;                     //  resolved curve/cert (owned)
-    char *curve_peers;                    //  resolved curve/peers (owned)
-    char *curve_operator;                 //  resolved curve/operator, or NULL (owned)
+    size_t nsources;       //  number of declared sources
+    size_t map_size;       //  LMDB map size in bytes
+    bool sync;             //  fsync every commit
+    char *rules_dir;       //  resolved rules directory
+    char *base;            //  folder of the config file
+    bool curve;            //  trove/curve = yes
+    char *curve_cert;      //  resolved curve/cert (owned)
+    char *curve_peers;     //  resolved curve/peers (owned)
+    char *curve_operator;  //  resolved curve/operator, or NULL (owned)
+
+    //  The webhooks section (strings borrowed from root unless owned).
     bool has_webhooks;                    //  a webhooks section is present
-    trove_cfg_webhooks_t webhooks;        //  its values (strings borrowed from root or below)
+    trove_cfg_webhooks_t webhooks;        //  its values
     trove_cfg_hook_t hooks [MAX_HOOKS];   //  its endpoints
     char *webhooks_data;                  //  resolved webhooks/data (owned)
     char *hook_secret_files [MAX_HOOKS];  //  resolved secret_file paths (owned)
