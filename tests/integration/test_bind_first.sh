@@ -29,15 +29,17 @@ declare -A EP=(
     [i0_endpoint]="tcp://H:$((P + 10))" [i0_metrics]="H:$((P + 210))" [i0_http]="H:$((P + 250))"
     [s0_events]="tcp://H:$((P + 20))" [s0_query]="tcp://H:$((P + 21))" [s0_metrics]="H:$((P + 230))"
     [s0_reconcile]="tcp://H:$((P + 60))"
+    [webhooks_control]="tcp://H:$((P + 295))" [webhooks_metrics]="H:$((P + 296))"
 )
 declare -A OWN=(
     [trove-broker]="broker_pub broker_sub broker_control broker_metrics"
     [trove-ingestor]="i0_endpoint i0_metrics i0_http"
     [trove-scorer]="s0_events s0_query s0_metrics"
     [trove-reconciler]="s0_reconcile"
+    [trove-webhooks]="webhooks_control webhooks_metrics"
 )
 declare -A ARGS=([trove-broker]="" [trove-ingestor]="--name i0" [trove-scorer]="--shard s0"
-    [trove-reconciler]="--shard s0")
+    [trove-reconciler]="--shard s0" [trove-webhooks]="")
 
 # write_cfg FILE DAEMON BAD: the config as DAEMON sees it.
 write_cfg() {
@@ -78,6 +80,14 @@ scorer
         replica = "$WORK/data/r0"
         reconcile = "${A[s0_reconcile]}"
         reconcile_every_s = 0
+webhooks
+    data = "$WORK/data/webhooks"
+    control = "${A[webhooks_control]}"
+    metrics = "${A[webhooks_metrics]}"
+    endpoint
+        local
+            url = "http://127.0.0.1:$((P + 297))/hook"
+            secret = "0123456789abcdef"
 EOF
 }
 
@@ -109,7 +119,7 @@ probe() {
 }
 
 checks=0
-for daemon in trove-broker trove-ingestor trove-scorer trove-reconciler; do
+for daemon in trove-broker trove-ingestor trove-scorer trove-reconciler trove-webhooks; do
     rm -rf "$WORK/data"
     if [ "$daemon" != trove-broker ]; then
         write_cfg "$WORK/control.cfg" "$daemon" ""
