@@ -11,6 +11,7 @@
 #   - `broken` answers 500 to everything: each award ends as a dead letter
 #     (`trovectl webhooks list`); once it answers 200, `trovectl webhooks
 #     retry ID` and then `--all` deliver them and empty the list;
+#   - a retry needs the operator role (CURVE): role daemon is refused;
 #   - per-endpoint metrics, and `trovectl status` shows the daemon;
 #   - a URL on another host is refused at start (no allow_remote).
 source "$(dirname "$0")/lib.sh"
@@ -153,6 +154,15 @@ grep -q '^trove_webhook_pending{endpoint="flaky"} 0$' "$WORK/metrics.txt" || fai
 one=$(jq -r -s '.[0].id' "$WORK/dead.ndjson")
 "$TROVECTL" webhooks retry nosuch.0.1 --dir "$DIR" 2>/dev/null && fail "retry of an unknown id succeeded"
 "$TROVECTL" webhooks retry --dir "$DIR" 2>/dev/null && fail "retry without id or --all succeeded"
+# A retry needs the operator role: trovectl presenting the host's certificate
+# (role daemon; the config without curve/operator) is refused, nothing moves.
+grep -v '^ *operator = ' "$DIR/trove.cfg" > "$DIR/daemon-role.cfg"
+if "$TROVECTL" webhooks retry --all --config "$DIR/daemon-role.cfg" 2> "$WORK/refused.err"; then
+    fail "a webhooks retry with role daemon succeeded"
+fi
+grep -q "needs role operator" "$WORK/refused.err" || fail "refusal does not say why: $(cat "$WORK/refused.err")"
+"$TROVECTL" webhooks list --config "$DIR/daemon-role.cfg" --json | jq -e -s --argjson n "$mints" \
+    'length == $n and all(.state == "dead")' >/dev/null || fail "a refused retry changed the dead letters"
 # Fixed: one by id, then all.
 touch "$WORK/fixed"
 "$TROVECTL" webhooks retry "$one" --dir "$DIR" >/dev/null || fail "webhooks retry $one failed"
