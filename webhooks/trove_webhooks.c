@@ -79,6 +79,7 @@ struct s_hook_t {
     trove_counter_t *ok, *failed, *dead, *retries;
     trove_gauge_t *pending;
     trove_histogram_t *latency;
+    trove_lograte_t failed_log;  //  failed attempts: one line per 10 s
 };
 
 typedef struct {
@@ -353,6 +354,8 @@ s_finish (s_hooks_t *self, s_delivery_t *d, bool ok)
         trove_counter_inc (hook->retries);
     if (!ok && d->attempts < self->w->max_attempts) {
         trove_counter_inc (hook->failed);
+        trove_log_limited (&hook->failed_log, 10000000, 'W', "delivery %s attempt %ld failed: %s (retried)",
+                           d->id, d->attempts, d->error);
         uint32_t r = randombytes_random ();
         d->due_us =
             trove_mono_us ()

@@ -16,6 +16,7 @@
 #   - a URL on another host is refused at start (no allow_remote).
 source "$(dirname "$0")/lib.sh"
 command -v python3 >/dev/null || fail "python3 is needed"
+command -v curl >/dev/null || fail "curl is needed"
 
 # A first start writes the cluster's config (CURVE on); the webhooks
 # section goes in before the real start.
@@ -34,7 +35,7 @@ webhooks
     metrics = "127.0.0.1:$((PORT_BASE + 296))"
     curve_key = "$HOST_KEY"
     timeout_ms = 1000
-    max_attempts = 3
+    max_attempts = 5
     backoff_ms = 50
     backoff_max_ms = 200
     endpoint
@@ -53,6 +54,13 @@ python3 "$HERE/webhook_receiver.py" "$RECEIVER_PORT" "$LOG" "$WORK/fixed" \
     flaky="$WORK/flaky.secret" broken="$WORK/broken.secret" &
 RECEIVER=$!
 trap 'rc=$?; kill $RECEIVER 2>/dev/null || true; set +e; (exit $rc); cleanup' EXIT
+# The receiver listens before any award exists (a loaded machine may take
+# a while to start Python).
+deadline=$((SECONDS + 20))
+until curl -s -o /dev/null "http://127.0.0.1:$RECEIVER_PORT/"; do
+    [ $SECONDS -lt $deadline ] || fail "the test receiver does not listen on $RECEIVER_PORT"
+    sleep 0.1
+done
 cluster_up   # ready: every process answered status, trove-webhooks too
 "$TROVECTL" status --dir "$DIR" --json | jq -e 'select(.role == "webhooks") | .up' >/dev/null ||
     fail "trovectl status does not show trove-webhooks up"
@@ -131,7 +139,7 @@ log "/flaky: $dups requests for $(wc -l < "$WORK/expected.txt") awards (retries 
 [ "$(jq -s '[.[] | select(.path == "/flaky" and .attempt > 1)] | length' "$LOG")" -gt 0 ] ||
     fail "no retry reached /flaky (the receiver's 500s and timeouts were not retried?)"
 
-# /broken: every mint is a dead letter after 3 attempts.
+# /broken: every mint is a dead letter after 5 attempts.
 mints=$(grep -c ' false$' "$WORK/expected.txt")
 deadline=$((SECONDS + 30))
 until [ "$("$TROVECTL" webhooks list --dir "$DIR" --json | jq -s 'map(select(.state == "dead")) | length')" = "$mints" ]; do
@@ -139,7 +147,7 @@ until [ "$("$TROVECTL" webhooks list --dir "$DIR" --json | jq -s 'map(select(.st
     sleep 0.3
 done
 "$TROVECTL" webhooks list --dir "$DIR" --json > "$WORK/dead.ndjson"
-jq -e -s 'all(.endpoint == "broken" and .attempts == 3 and .error == "HTTP status 500"
+jq -e -s 'all(.endpoint == "broken" and .attempts == 5 and .error == "HTTP status 500"
               and .id == "broken.\(.shard).\(.aseq)" and (.body | fromjson | .id) == .id)' "$WORK/dead.ndjson" >/dev/null ||
     fail "unexpected dead letters: $(head -2 "$WORK/dead.ndjson")"
 "$TROVECTL" webhooks list --dir "$DIR" | grep -q "^$mints dead letters$" || fail "webhooks list (table) miscounts"

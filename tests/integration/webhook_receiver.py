@@ -90,6 +90,7 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the default 5 resets a burst of new connections
 
     def handle_error(self, request, client_address):
         pass  # a connection the sender dropped (killed, timed out): expected here
