@@ -809,6 +809,9 @@ s_daemon_run (trove_daemon_t *daemon)
             s_control (&self);
         s_commit (&self);
     }
+    //  What settled since the last turn is kept: a clean stop re-sends
+    //  nothing that was answered.
+    s_commit (&self);
     trove_log ('I', "webhooks stopping");
     rc = 0;
 done:
