@@ -111,6 +111,7 @@ trove_http_limits_default (trove_http_limits_t *limits)
     limits->header_timeout_s = 10;
     limits->body_timeout_s = 60;
     limits->idle_timeout_s = 30;
+    limits->max_streams = 64;
 }
 
 static int
@@ -139,13 +140,14 @@ trove_http_limits_read (const trove_cfg_t *cfg, trove_http_limits_t *limits, cha
     trove_http_limits_default (limits);
     unsigned long conns = limits->max_connections, per = limits->max_per_client,
                   header = limits->header_timeout_s, body = limits->body_timeout_s,
-                  idle = limits->idle_timeout_s;
+                  idle = limits->idle_timeout_s, streams = limits->max_streams;
     char *err = NULL;
     if (s_knob (cfg, "http_max_connections", 1, 65536, &conns, &err)
         || s_knob (cfg, "http_max_per_client", 0, 65536, &per, &err)
         || s_knob (cfg, "http_header_timeout_s", 1, 3600, &header, &err)
         || s_knob (cfg, "http_body_timeout_s", 1, 3600, &body, &err)
-        || s_knob (cfg, "http_idle_timeout_s", 1, 3600, &idle, &err)) {
+        || s_knob (cfg, "http_idle_timeout_s", 1, 3600, &idle, &err)
+        || s_knob (cfg, "http_max_streams", 1, 4096, &streams, &err)) {
         if (err_p)
             *err_p = err;
         else
@@ -157,6 +159,7 @@ trove_http_limits_read (const trove_cfg_t *cfg, trove_http_limits_t *limits, cha
     limits->header_timeout_s = (unsigned) header;
     limits->body_timeout_s = (unsigned) body;
     limits->idle_timeout_s = (unsigned) idle;
+    limits->max_streams = streams;
     return 0;
 }
 
@@ -173,6 +176,7 @@ trove_http_new (size_t max_body)
     atomic_init (&self->stopping, false);
     pthread_mutex_init (&self->log_mutex, NULL);
     pthread_mutex_init (&self->mutex, NULL);
+    pthread_cond_init (&self->streams_gone, NULL);
     return self;
 }
 
@@ -196,9 +200,12 @@ trove_http_destroy (trove_http_t **self_p)
         for (int i = 0; i < 2; i++)
             if (self->wake [i] >= 0)
                 close (self->wake [i]);
-        //  Closes every connection (their socket contexts are freed on the way).
+        //  Closes every connection (their socket contexts are freed on the
+        //  way); none may be suspended waiting for a stream's bytes.
+        http_streams_stop (self);
         if (self->daemon)
             MHD_stop_daemon (self->daemon);
+        http_streams_wait (self);
         http_tls_free (self);
         for (size_t i = 0; i < self->nroutes; i++) {
             free (self->routes [i].method);
@@ -206,6 +213,7 @@ trove_http_destroy (trove_http_t **self_p)
         }
         free (self->clients);
         free (self->pending);
+        pthread_cond_destroy (&self->streams_gone);
         pthread_mutex_destroy (&self->mutex);
         pthread_mutex_destroy (&self->log_mutex);
         free (self);
@@ -274,7 +282,7 @@ trove_http_set_limits (trove_http_t *self, const trove_http_limits_t *limits)
 {
     assert (self && limits);
     if (self->daemon || limits->max_connections == 0 || limits->header_timeout_s == 0
-        || limits->body_timeout_s == 0 || limits->idle_timeout_s == 0)
+        || limits->body_timeout_s == 0 || limits->idle_timeout_s == 0 || limits->max_streams == 0)
         return -1;
     self->limits = *limits;
     return 0;
@@ -495,10 +503,15 @@ s_route (trove_http_t *self, const trove_http_request_t *req, trove_http_respons
     routed.rest = best_rest;
     routed.method = method;
     routed.path = path;
+    routed.server = self;
     if (!routed.body)
         routed.body = "", routed.body_size = 0;
     best->fn (best->arg, &routed, resp);
     if (resp->status < 100 || resp->status > 599) {
+        if (resp->stream)
+            http_stream_drop (resp->stream);
+        resp->stream = NULL;
+        resp->content_type = NULL;
         resp->nheaders = 0;
         trove_http_reply_error (resp, 500, trove_strerror (TROVE_E_INTERNAL), "the handler gave no answer");
     }
@@ -543,6 +556,10 @@ trove_http_dispatch (trove_http_t *self, const trove_http_request_t *req, trove_
     trove_http_request_t authed = *req;
     if (s_authenticate (self, &authed, resp))
         s_route (self, &authed, resp);
+    //  No socket: the client of a stream is gone before its first byte.
+    if (resp->stream)
+        http_stream_drop (resp->stream);
+    resp->stream = NULL;
     s_count_answer (self, resp);
 }
 
@@ -555,9 +572,17 @@ s_queue (trove_http_t *self, struct MHD_Connection *connection, trove_http_respo
     s_count_answer (self, resp);
     char *body = resp->body;
     resp->body = NULL;
-    struct MHD_Response *response =
-        MHD_create_response_from_buffer (body ? strlen (body) : 0, body ? body : (char *) "",
-                                         body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *response;
+    if (resp->stream) {
+        //  The body comes from the stream (it took the connection's reference).
+        free (body);
+        body = NULL;
+        response = http_stream_response (resp->stream, connection);
+        resp->stream = NULL;
+    }
+    else
+        response = MHD_create_response_from_buffer (body ? strlen (body) : 0, body ? body : (char *) "",
+                                                    body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!response) {
         free (body);
         return MHD_NO;  //  out of memory: libmicrohttpd closes the connection
@@ -924,8 +949,9 @@ trove_http_start (trove_http_t *self, const char *address, unsigned threads, cha
     self->log_direct = true;
     self->log_window_us = trove_mono_us ();
     pthread_mutex_unlock (&self->log_mutex);
-    unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+    //  Suspend and resume: a stream waiting for bytes holds no thread.
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET
+                   | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
     //  HTTPS: the certificate comes from a callback, so a reload needs no
     //  restart (trove_http_tls.c); without it the list ends early.
     struct MHD_OptionItem tls [] = {

@@ -60,6 +60,20 @@
     header_timeout_s is closed, counted as header_timeout. What
     libmicrohttpd's own parser refuses first is answered in its HTML.
 
+    Streaming responses (GET /v1/awards/stream, Server-Sent Events): a
+    handler may answer with a body that is written as it comes
+    (trove_http_reply_stream) by a thread of its own, the writer, through a
+    bounded buffer. The connection does not hold a server thread while it
+    waits for bytes (libmicrohttpd suspends it and the writer resumes it),
+    so streams never starve the pool of ordinary requests. At most
+    limits.max_streams are open at once (more: 503 `overloaded`). A client
+    that reads slower than the writer writes fills the buffer: the writer
+    waits (back-pressure, bounded memory); a client that reads nothing for
+    idle_timeout_s is closed like any other. The writer learns that the
+    client is gone (or that the server stops) from trove_http_stream_write
+    and must then release its handle soon: trove_http_destroy waits for
+    every writer to release.
+
     Caveats: behind a proxy every connection comes from the proxy's address,
     so set max_per_client for it, or 0; a client idle for the connection timeout
     (30 s) is dropped. libmicrohttpd 0.9.75 answers a malformed
@@ -85,6 +99,7 @@ extern "C" {
 #define TROVE_HTTP_MAX_HEADERS 4
 
 typedef struct _trove_http_t trove_http_t;
+typedef struct _trove_http_stream_t trove_http_stream_t;
 
 //  A request as a handler sees it. Every pointer is borrowed for the call.
 typedef struct {
@@ -98,6 +113,7 @@ typedef struct {
     const char *const *args;  //  query arguments, decoded, same layout (value may be "")
     size_t nargs;
     const void *principal;  //  what the authentication hook returned (NULL: none ran)
+    trove_http_t *server;   //  the server routing it (set by routing; for trove_http_reply_stream)
 } trove_http_request_t;
 
 //  What a handler answers. status 0 means "not set": 500 is sent.
@@ -108,7 +124,8 @@ typedef struct {
     char header_name [TROVE_HTTP_MAX_HEADERS][40];
     char header_value [TROVE_HTTP_MAX_HEADERS][160];
     size_t nheaders;
-    char error [40];  //  the error code of a refusal (trove_http_reply_error), for the counters
+    char error [40];              //  the error code of a refusal (trove_http_reply_error), for the counters
+    trove_http_stream_t *stream;  //  a streamed body (trove_http_reply_stream), instead of body
 } trove_http_response_t;
 
 typedef void (trove_http_fn) (void *arg, const trove_http_request_t *req, trove_http_response_t *resp);
@@ -126,6 +143,7 @@ typedef struct {
     unsigned header_timeout_s;  //  to send a request head (http_header_timeout_s, 10)
     unsigned body_timeout_s;    //  to send a body after its head (http_body_timeout_s, 60)
     unsigned idle_timeout_s;    //  with no byte moving (http_idle_timeout_s, 30)
+    size_t max_streams;         //  streaming responses open at once (http_max_streams, 64)
 } trove_http_limits_t;
 
 //  The defaults above.
@@ -270,6 +288,32 @@ void trove_http_reply_error (trove_http_response_t *resp, unsigned status, const
 //  Add a response header (name < 40, value < 160 bytes). Returns 0, or -1
 //  when full or too long.
 int trove_http_reply_header (trove_http_response_t *resp, const char *name, const char *value);
+
+//  ---------------------------------------------------------------------------
+//  Streaming responses
+
+//  Answer req with a streamed body (status 200, content_type static, e.g.
+//  "text/event-stream"; the handler may add headers): returns the writer's
+//  handle (the caller's until trove_http_stream_end), the body buffered up
+//  to `buffer` bytes. NULL after answering 503 `overloaded` (Retry-After: 1)
+//  when limits.max_streams are open, the server is stopping, or out of
+//  memory. Through trove_http_dispatch (no socket) the client is gone at
+//  once: the writer's first write returns -1.
+trove_http_stream_t *trove_http_reply_stream (const trove_http_request_t *req, trove_http_response_t *resp,
+                                              const char *content_type, size_t buffer);
+//  Queue len bytes of the body (all or nothing). Waits up to timeout_ms for
+//  room while the client has not read enough. Returns 0 (queued), 1 (no
+//  room yet; nothing queued), or -1: the client is gone or the server stops
+//  (stop writing, end the handle). A chunk larger than the buffer is taken
+//  once the buffer is empty (the buffer grows to it).
+int trove_http_stream_write (trove_http_stream_t *self, const char *data, size_t len, int timeout_ms);
+//  Bytes queued and not yet taken by the connection.
+size_t trove_http_stream_queued (trove_http_stream_t *self);
+//  True once the client is gone or the server stops.
+bool trove_http_stream_closed (trove_http_stream_t *self);
+//  End the body after what is queued (the connection then finishes the
+//  response) and release the handle; safe on NULL.
+void trove_http_stream_end (trove_http_stream_t **self_p);
 
 #ifdef __cplusplus
 }

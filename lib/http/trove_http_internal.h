@@ -112,6 +112,10 @@ struct _trove_http_t {
     //  HTTPS (trove_http_tls.c): NULL when plain HTTP.
     http_tls_pair_t *tls_pair;  //  the newest pair read (older ones chained behind it)
     char *tls_priorities;       //  GnuTLS priority string
+    //  Streaming responses open (trove_http_stream.c), under mutex.
+    trove_http_stream_t *streams;  //  list
+    size_t nstreams;
+    pthread_cond_t streams_gone;  //  signalled when a stream is freed
 };
 
 //  Per request state, while the body arrives.
@@ -141,6 +145,20 @@ int http_tls_claim (trove_http_t *self);
 void http_tls_release (trove_http_t *self);
 //  Give it up and free every pair read (after libmicrohttpd stopped).
 void http_tls_free (trove_http_t *self);
+//  trove_http_stream.c (lock order: self->mutex, then a stream's mutex;
+//  libmicrohttpd is called under a stream's mutex, never the other way)
+//  The libmicrohttpd response of a stream answer, for connection. Takes the
+//  connection's reference (also on failure: NULL).
+struct MHD_Response *http_stream_response (trove_http_stream_t *stream, struct MHD_Connection *connection);
+//  Release the connection's reference of an answer never sent (trove_http_dispatch,
+//  an answer replaced by an error).
+void http_stream_drop (trove_http_stream_t *stream);
+//  Before libmicrohttpd stops: close every stream and resume the
+//  connections waiting for bytes (libmicrohttpd must not stop with one
+//  suspended).
+void http_streams_stop (trove_http_t *self);
+//  After it stopped: wait until every writer has released its handle.
+void http_streams_wait (trove_http_t *self);
 
 //  trove_http_door.c (clients under self->mutex)
 void http_client_key (const struct sockaddr *addr, uint8_t key [16]);

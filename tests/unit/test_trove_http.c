@@ -11,7 +11,13 @@
     bytes after it never run as a request; the same on a kept-alive
     connection's second request), the header deadline, the per-client cap,
     authentication before routing (401 for unknown paths and OPTIONS), and
-    every refusal counted by reason. */
+    every refusal counted by reason.
+    Streaming responses: bytes arrive as the writer writes them; a stream
+    waiting for bytes holds no thread (a one-thread server answers other
+    requests meanwhile); the cap on open streams (503); a client that does
+    not read stops the writer (bounded buffer) and later gets every byte in
+    order; a client that leaves is seen by the writer; destroy ends a
+    stream whose writer waits; through dispatch the client is gone at once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +29,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <netinet/in.h>
@@ -706,6 +713,218 @@ test_auth_first (void **state)
     trove_metrics_destroy (&metrics);
 }
 
+//  ---------------------------------------------------------------------------
+//  Streaming responses
+
+#define S_FLOOD_LINES 3000  //  9-byte lines the flood writer sends (27 KB, the buffer 256 B)
+
+//  A stream's writer thread. Modes: "steps" writes "first", waits for
+//  step 1, writes "second", then keeps writing "x" until the client is
+//  gone; "flood" writes numbered lines, noting when the buffer was full.
+typedef struct {
+    trove_http_stream_t *stream;
+    bool flood;
+    pthread_t thread;
+    atomic_int step;      //  the test lets a "steps" writer go on
+    atomic_int first_rc;  //  rc of the first write (2: not yet)
+    atomic_bool full;     //  a flood write found no room
+    atomic_bool gone;     //  a write returned -1
+    atomic_bool done;     //  the thread ended the stream
+} s_writer_t;
+
+static s_writer_t s_writers [4];
+static atomic_int s_nwriters;
+
+static void *
+s_writer_run (void *arg)
+{
+    s_writer_t *w = arg;
+    int rc = trove_http_stream_write (w->stream, "first\n", 6, 1000);
+    atomic_store (&w->first_rc, rc);
+    if (w->flood) {
+        for (int i = 0; rc == 0 && i < S_FLOOD_LINES; i++) {
+            char line [16];
+            snprintf (line, sizeof line, "%08d\n", i);
+            //  No wait at first: the buffer fills while the client reads nothing.
+            rc = trove_http_stream_write (w->stream, line, 9, 0);
+            if (rc == 1) {
+                atomic_store (&w->full, true);
+                assert_true (trove_http_stream_queued (w->stream) <= 256);
+                for (int tries = 0; rc == 1 && tries < 100; tries++)
+                    rc = trove_http_stream_write (w->stream, line, 9, 100);
+            }
+        }
+    }
+    else if (rc == 0) {
+        //  Bounded: the test moves on within seconds, or the stream closes.
+        for (int i = 0; i < 1000 && !atomic_load (&w->step) && !trove_http_stream_closed (w->stream); i++)
+            usleep (10000);
+        if (atomic_load (&w->step))
+            rc = trove_http_stream_write (w->stream, "second\n", 7, 1000);
+        for (int i = 0; rc == 0 && i < 1000; i++) {
+            rc = trove_http_stream_write (w->stream, "x", 1, 100);
+            usleep (10000);
+        }
+    }
+    atomic_store (&w->gone, rc == -1);
+    trove_http_stream_end (&w->stream);
+    atomic_store (&w->done, true);
+    return NULL;
+}
+
+static void
+s_stream_handler (void *arg, const trove_http_request_t *req, trove_http_response_t *resp)
+{
+    (void) arg;
+    trove_http_stream_t *stream = trove_http_reply_stream (req, resp, "text/event-stream", 256);
+    if (!stream)
+        return;
+    int i = atomic_fetch_add (&s_nwriters, 1);
+    assert_true (i < 4);
+    s_writer_t *w = &s_writers [i];
+    memset (w, 0, sizeof *w);
+    w->stream = stream;
+    w->flood = trove_http_arg (req, "flood") != NULL;
+    atomic_store (&w->first_rc, 2);
+    assert_int_equal (pthread_create (&w->thread, NULL, s_writer_run, w), 0);
+}
+
+//  Read from fd until `want` was received (bounded: 5 s); returns all read.
+static char *
+s_read_until (int fd, const char *want)
+{
+    char *out = calloc (1, 65536);
+    size_t got = 0;
+    for (int i = 0; i < 50 && !strstr (out, want) && got < 65535; i++) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll (&p, 1, 100) == 1) {
+            ssize_t n = recv (fd, out + got, 65535 - got, 0);
+            if (n <= 0)
+                break;
+            got += (size_t) n;
+        }
+    }
+    return out;
+}
+
+static void
+s_wait_flag (atomic_bool *flag)
+{
+    for (int i = 0; i < 500 && !atomic_load (flag); i++)
+        usleep (10000);
+    assert_true (atomic_load (flag));
+}
+
+static void
+test_stream (void **state)
+{
+    (void) state;
+    atomic_store (&s_nwriters, 0);
+    trove_http_t *http = s_server ();
+    assert_int_equal (trove_http_route (http, "GET", "/stream", s_stream_handler, NULL), 0);
+    trove_http_limits_t limits;
+    trove_http_limits_default (&limits);
+    limits.max_streams = 1;
+    assert_int_equal (trove_http_set_limits (http, &limits), 0);
+    //  One thread: a stream that held it would block every other request.
+    assert_int_equal (trove_http_start (http, "127.0.0.1:0", 1, NULL), 0);
+    uint16_t port = trove_http_port (http);
+    const char *get = "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n";
+    int fd = s_connect_from (port, NULL);
+    assert_int_equal (send (fd, get, strlen (get), MSG_NOSIGNAL), (ssize_t) strlen (get));
+    char *out = s_read_until (fd, "first\n");
+    assert_non_null (strstr (out, "HTTP/1.1 200"));
+    assert_non_null (strstr (out, "Content-Type: text/event-stream"));
+    assert_non_null (strstr (out, "chunked"));
+    assert_non_null (strstr (out, "first\n"));
+    assert_null (strstr (out, "second"));
+    free (out);
+    //  The stream waits for its writer: the only thread answers others.
+    const char *user = "GET /v1/users/u1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    out = s_roundtrip (port, user, strlen (user));
+    assert_non_null (strstr (out, "users|GET|u1"));
+    free (out);
+    //  The cap: one stream open.
+    const char *get_close = "GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    out = s_roundtrip (port, get_close, strlen (get_close));
+    assert_non_null (strstr (out, "HTTP/1.1 503"));
+    assert_non_null (strstr (out, "\"overloaded\""));
+    assert_non_null (strstr (out, "Retry-After: 1"));
+    free (out);
+    //  The writer goes on; the bytes follow.
+    atomic_store (&s_writers [0].step, 1);
+    out = s_read_until (fd, "second\n");
+    assert_non_null (strstr (out, "second\n"));
+    free (out);
+    //  The client leaves: the writer learns it, its stream is freed (room
+    //  for another).
+    close (fd);
+    s_wait_flag (&s_writers [0].done);
+    assert_true (atomic_load (&s_writers [0].gone));
+    pthread_join (s_writers [0].thread, NULL);
+
+    //  A client that reads nothing: the writer finds the buffer full
+    //  (bounded), waits, and the client then gets every line, in order.
+    fd = socket (AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons (port)};
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    assert_int_equal (connect (fd, (struct sockaddr *) &addr, sizeof addr), 0);
+    const char *flood = "GET /stream?flood=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert_int_equal (send (fd, flood, strlen (flood), MSG_NOSIGNAL), (ssize_t) strlen (flood));
+    s_wait_flag (&s_writers [1].full);
+    bool closed = false;
+    struct timeval tv = {10, 0};
+    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char *all = calloc (1, 200000);
+    size_t got = 0;
+    ssize_t n;
+    while (got < 199999 && (n = recv (fd, all + got, 199999 - got, 0)) > 0)
+        got += (size_t) n;
+    closed = got < 199999;
+    assert_true (closed);
+    close (fd);
+    //  De-chunk by looking for each line in order.
+    const char *at = strstr (all, "first\n");
+    assert_non_null (at);
+    for (int i = 0; i < S_FLOOD_LINES; i++) {
+        char line [16];
+        snprintf (line, sizeof line, "%08d\n", i);
+        const char *next = strstr (at, line);
+        if (!next)
+            fail_msg ("line %d missing", i);
+        at = next + 9;
+    }
+    free (all);
+    s_wait_flag (&s_writers [1].done);
+    assert_false (atomic_load (&s_writers [1].gone));
+    pthread_join (s_writers [1].thread, NULL);
+
+    //  Destroy while a stream's writer waits: the stream closes, the
+    //  writer learns it, destroy returns once it let go.
+    fd = s_connect_from (port, NULL);
+    assert_int_equal (send (fd, get, strlen (get), MSG_NOSIGNAL), (ssize_t) strlen (get));
+    out = s_read_until (fd, "first\n");
+    assert_non_null (strstr (out, "first\n"));
+    free (out);
+    trove_http_destroy (&http);
+    assert_true (atomic_load (&s_writers [2].done));
+    assert_true (atomic_load (&s_writers [2].gone));
+    pthread_join (s_writers [2].thread, NULL);
+    close (fd);
+
+    //  Without a socket (dispatch) the client is gone at once.
+    http = s_server ();
+    assert_int_equal (trove_http_route (http, "GET", "/stream", s_stream_handler, NULL), 0);
+    char text [200];
+    assert_int_equal (s_dispatch (http, "GET", "/stream", NULL, text, sizeof text), 200);
+    s_wait_flag (&s_writers [3].done);
+    assert_int_equal (atomic_load (&s_writers [3].first_rc), -1);
+    pthread_join (s_writers [3].thread, NULL);
+    trove_http_destroy (&http);
+}
+
 int
 main (void)
 {
@@ -718,6 +937,7 @@ main (void)
         cmocka_unit_test (test_deadlines_and_caps),
         cmocka_unit_test (test_per_client_cap),
         cmocka_unit_test (test_auth_first),
+        cmocka_unit_test (test_stream),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
