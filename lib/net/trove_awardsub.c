@@ -45,6 +45,7 @@ struct _trove_awardsub_t {
     s_stream_t *streams;    //  one per shard
     trove_awardsub_fn *fn;  //  awards go here
     void *arg;              //  for fn
+    bool stopped;           //  the callback asked this poll to give no more
 };
 
 static void
@@ -96,7 +97,7 @@ s_drain (trove_awardsub_t *self, s_stream_t *stream, size_t shard)
     size_t i = 0;
     for (; i < stream->nheld; i++) {
         Trove__Coin *coin = stream->held [i]->award;
-        if (coin->aseq > stream->last + 1)
+        if (coin->aseq > stream->last + 1 || self->stopped)
             break;
         if (coin->aseq == stream->last + 1)
             s_deliver (self, stream, coin, shard);
@@ -135,7 +136,7 @@ static int
 s_catch_up (trove_awardsub_t *self, size_t shard)
 {
     s_stream_t *stream = &self->streams [shard];
-    while (stream->known && (stream->last < stream->target || stream->probe)) {
+    while (stream->known && (stream->last < stream->target || stream->probe) && !self->stopped) {
         if (trove_mono_us () < stream->retry_us)
             return -1;
         Trove__Query query = TROVE__QUERY__INIT;
@@ -154,7 +155,7 @@ s_catch_up (trove_awardsub_t *self, size_t shard)
         if (reply->last_aseq > stream->target)
             stream->target = reply->last_aseq;
         size_t delivered = 0;
-        for (size_t i = 0; i < reply->n_coins; i++) {
+        for (size_t i = 0; i < reply->n_coins && !self->stopped; i++) {
             Trove__Coin *coin = reply->coins [i];
             if (coin->aseq <= stream->last)
                 continue;
@@ -188,11 +189,12 @@ s_on_message (trove_awardsub_t *self, Trove__Msg **msg_p)
             stream->known = true;
             stream->last = stream->target = coin->aseq - 1;
         }
-        if (coin->aseq == stream->last + 1) {
+        if (coin->aseq == stream->last + 1 && !self->stopped) {
             s_deliver (self, stream, coin, coin->shard);
             s_drain (self, stream, coin->shard);
         }
-        else if (coin->aseq > stream->last + 1) {
+        else if (coin->aseq > stream->last) {
+            //  Ahead of a gap, or next in line while the caller stopped.
             if (stream->target < coin->aseq - 1)
                 stream->target = coin->aseq - 1;
             s_hold (stream, msg_p);
@@ -309,12 +311,15 @@ trove_awardsub_destroy (trove_awardsub_t **self_p)
 static void
 s_awardsub_work (trove_awardsub_t *self)
 {
-    for (size_t i = 0; i < self->nshards; i++) {
+    for (size_t i = 0; i < self->nshards && !self->stopped; i++) {
         s_stream_t *stream = &self->streams [i];
         if (!stream->known && trove_mono_us () >= stream->retry_us)
             s_stream_status (self, stream);
-        if (stream->known)
+        if (stream->known) {
+            //  Awards held while the caller had stopped a poll come first.
+            s_drain (self, stream, i);
             s_catch_up (self, i);
+        }
     }
 }
 
@@ -323,20 +328,21 @@ trove_awardsub_poll (trove_awardsub_t *self, int timeout_ms)
 {
     assert (self);
     void *handle = zsock_resolve (self->sub);
+    self->stopped = false;
     s_awardsub_work (self);
     int64_t deadline = trove_mono_us () + (int64_t) (timeout_ms > 0 ? timeout_ms : 0) * 1000;
     int rc = 0;
     while (true) {
         bool received = false;
         Trove__Msg *msg;
-        while (trove_client_recv (handle, self->max_frame, ZMQ_DONTWAIT, &msg) == 0) {
+        while (!self->stopped && trove_client_recv (handle, self->max_frame, ZMQ_DONTWAIT, &msg) == 0) {
             received = true;
             if (msg)
                 s_on_message (self, &msg);
         }
         s_awardsub_work (self);
         int64_t now = trove_mono_us ();
-        if (received || now >= deadline)
+        if (received || self->stopped || now >= deadline)
             break;
         //  Wake up for a pending catch-up retry, too.
         int64_t until = deadline;
@@ -367,6 +373,13 @@ trove_awardsub_resume (trove_awardsub_t *self, size_t shard, uint64_t last)
     stream->probe = true;
     stream->last = stream->target = last;
     return 0;
+}
+
+void
+trove_awardsub_stop (trove_awardsub_t *self)
+{
+    assert (self);
+    self->stopped = true;
 }
 
 size_t

@@ -47,6 +47,12 @@ int trove_awardsub_poll (trove_awardsub_t *self, int timeout_ms);
 //  from_now false (a resumed SSE client, a webhook sender's saved cursor).
 //  Returns 0, or -1 for a shard out of range.
 int trove_awardsub_resume (trove_awardsub_t *self, size_t shard, uint64_t last);
+//  From the callback: give nothing more in this poll, which returns soon
+//  (the caller has to stop: its client is gone, it is shutting down). What
+//  was not given yet is given by later polls, in order (a catch-up stops
+//  between two awards: without this it fetches until level, however far
+//  that is). Not sticky: the next poll goes on.
+void trove_awardsub_stop (trove_awardsub_t *self);
 //  Shards of the cluster (the size of every per-shard position).
 size_t trove_awardsub_shards (trove_awardsub_t *self);
 //  Last aseq delivered for a shard.

@@ -2,7 +2,7 @@
     (bound at broker/sub) in the test thread and fake scorer query ROUTERs
     (zactors, fake_peers.c) answering "status" and "awards" from a table,
     on loopback TCP: live delivery, gaps, duplicates, heartbeats and late
-    joins.
+    joins; a callback that stops a poll (trove_awardsub_stop).
 
     Every wait is bounded; nothing sleeps and hopes. */
 #include "fake_peers.h"
@@ -304,6 +304,59 @@ test_awardsub_start_points (void **state)
     fake_server_stop (1);
 }
 
+//  A subscriber whose callback stops the poll after every `every` awards.
+typedef struct {
+    s_awards_t log;
+    trove_awardsub_t *as;
+    size_t every;
+} s_stopper_t;
+
+static void
+s_on_award_stop (void *arg, const Trove__Coin *coin)
+{
+    s_stopper_t *self = arg;
+    s_on_award (&self->log, coin);
+    if (self->log.n % self->every == 0)
+        trove_awardsub_stop (self->as);
+}
+
+static void
+test_awardsub_stop (void **state)
+{
+    (void) state;
+    //  Shard 0 has 1..25 to catch up from; shard 1 nothing.
+    fake_server_t *scorer = fake_server_start (0, fake_cluster.query [0], 0, NULL, 0);
+    fake_server_start (1, fake_cluster.query [1], 1, NULL, 0);
+    fake_server_set_available (scorer, 25);
+    zsock_t *pub = s_broker_new ();
+    s_stopper_t stopper;
+    memset (&stopper, 0, sizeof stopper);
+    stopper.every = 10;
+    trove_awardsub_t *as = stopper.as = s_fx.as =
+        trove_awardsub_new (fake_cluster.cfg, false, s_on_award_stop, &stopper);
+    assert_non_null (as);
+    //  The catch-up stops after the 10th award and the poll returns; later
+    //  polls go on from there, nothing given twice or skipped.
+    int64_t deadline = trove_mono_us () + 5000000;
+    while (stopper.log.n == 0 && trove_mono_us () < deadline)
+        assert_int_equal (trove_awardsub_poll (as, 20), 0);
+    assert_int_equal (stopper.log.n, 10);
+    assert_int_equal (trove_awardsub_last (as, 0), 10);
+    assert_int_equal (trove_awardsub_poll (as, 20), 0);
+    assert_int_equal (stopper.log.n, 20);
+    assert_int_equal (s_await_awards (as, &stopper.log, 25, 3000), 25);
+    s_expect_run (&stopper.log, 0, 0, 1, 25);
+    //  Live: stopped at the 27th; 28 and 29 wait for the next polls.
+    stopper.every = 27;
+    fake_server_set_available (scorer, 29);
+    s_join (pub, as, &stopper.log, 0, 26);
+    s_publish_award (pub, 0, 27);
+    s_publish_award (pub, 0, 28);
+    s_publish_award (pub, 0, 29);
+    assert_int_equal (s_await_awards (as, &stopper.log, 29, 3000), 29);
+    s_expect_run (&stopper.log, 0, 0, 1, 29);
+}
+
 static void
 test_awardsub_waits_for_an_unreachable_scorer (void **state)
 {
@@ -365,6 +418,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_awardsub_gaps_duplicates_heartbeats, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_awardsub_start_points, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_awardsub_waits_for_an_unreachable_scorer, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_awardsub_stop, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_awardsub_refuses_bad_configs, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
