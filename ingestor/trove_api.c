@@ -7,6 +7,7 @@
 #include "trove_json.h"
 #include "trove_ratelimit.h"
 #include "trove_router.h"
+#include "trove_stream.h"
 #include "trove_util.h"
 
 #include <assert.h>
@@ -33,6 +34,7 @@ struct _trove_api_t {
     pthread_mutex_t sources_mutex;   //  guards the pointer only (held for a load)
     pthread_key_t routers;           //  each server thread's router
     trove_ratelimit_t *reads;        //  one bucket per source (read_rate, read_burst)
+    trove_stream_t *streams;         //  GET /v1/awards/stream's clients
 };
 
 static void
@@ -60,7 +62,8 @@ trove_api_new (const trove_cfg_t *cfg, const trove_sources_t *sources)
         return NULL;
     }
     self->reads = trove_ratelimit_new (64);
-    if (!self->reads) {
+    self->streams = trove_stream_new (cfg);
+    if (!self->reads || !self->streams) {
         trove_api_destroy (&self);
         return NULL;
     }
@@ -79,6 +82,7 @@ trove_api_destroy (trove_api_t **self_p)
         pthread_key_delete (self->routers);
         pthread_mutex_destroy (&self->sources_mutex);
         trove_ratelimit_destroy (&self->reads);
+        trove_stream_destroy (&self->streams);
         free (self);
         *self_p = NULL;
     }
@@ -245,29 +249,6 @@ s_authorized (trove_api_t *self, const trove_http_request_t *req, trove_http_res
         return NULL;
     }
     return who;
-}
-
-//  Another source's event as a key of this source sees it: its id and attrs
-//  hidden (docs/security.md, "Key scopes"). event is a JSON object with
-//  "source" and "id" (a coin's event reference, or a whole event).
-static void
-s_hide_event (json_t *event, const char *source)
-{
-    const char *from = json_string_value (json_object_get (event, "source"));
-    if (!json_is_object (event) || (from && strcmp (from, source) == 0))
-        return;
-    json_object_set_new (event, "id", json_null ());
-    json_object_del (event, "attrs");
-}
-
-//  Hide other sources' event details in a coin object (its "events").
-static void
-s_hide_coin (json_t *coin, const char *source)
-{
-    json_t *events = json_object_get (coin, "events");
-    size_t i;
-    json_t *e;
-    json_array_foreach (events, i, e) s_hide_event (e, source);
 }
 
 //  The name of the source a key reads for, or NULL when it sees everything
@@ -488,7 +469,7 @@ s_users (void *arg, const trove_http_request_t *req, trove_http_response_t *resp
             size_t i;
             json_t *coin;
             json_array_foreach (json_object_get (root, "coins"), i, coin) if (source)
-                s_hide_coin (coin, source);
+                trove_json_coin_redact (coin, source);
             s_json (resp, root);
         }
         else if (balance) {
@@ -536,10 +517,11 @@ s_coins (void *arg, const trove_http_request_t *req, trove_http_response_t *resp
         json_t *root = trove_json_coin_provenance (reply);
         const char *source = s_reader_source (self, who);
         if (source) {
-            s_hide_coin (json_object_get (root, "coin"), source);
+            trove_json_coin_redact (json_object_get (root, "coin"), source);
             size_t i;
             json_t *event;
-            json_array_foreach (json_object_get (root, "events"), i, event) s_hide_event (event, source);
+            json_array_foreach (json_object_get (root, "events"), i, event)
+                trove_json_event_redact (event, source);
         }
         s_json (resp, root);
     }
@@ -614,13 +596,75 @@ s_boards (void *arg, const trove_http_request_t *req, trove_http_response_t *res
     trove_client_reply_free (&reply);
 }
 
+//  A rule id as hunt files spell it: 1..64 of A-Z a-z 0-9 . _ -
+static bool
+s_id_ok (const char *id)
+{
+    size_t len = strlen (id);
+    return len >= 1 && len <= S_HUNT_MAX
+        && strspn (id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == len;
+}
+
+//  GET /v1/awards/stream?user=U&hunt=H&rule=R&last_event_id=ID (docs/queries.md,
+//  "The award stream"; the stream itself: trove_stream)
+static void
+s_awards_stream (void *arg, const trove_http_request_t *req, trove_http_response_t *resp)
+{
+    trove_api_t *self = arg;
+    const trove_source_key_t *who = s_authorized (self, req, resp, TROVE_SCOPE_USERS_READ);
+    if (!who || !s_params (req, resp, "user hunt rule last_event_id"))
+        return;
+    const char *user = trove_http_arg (req, "user"), *hunt = trove_http_arg (req, "hunt"),
+               *rule = trove_http_arg (req, "rule");
+    if (user && !s_check_user (resp, user))
+        return;
+    if (hunt && !s_id_ok (hunt)) {
+        s_error (resp, 400, trove_strerror (TROVE_E_BAD_HUNT),
+                 "a hunt id is 1 to %d characters of A-Z a-z 0-9 . _ -", S_HUNT_MAX);
+        return;
+    }
+    if (rule && !s_id_ok (rule)) {
+        s_error (resp, 400, trove_strerror (TROVE_E_BAD_PARAM),
+                 "rule: a rule id is 1 to %d characters of A-Z a-z 0-9 . _ -", S_HUNT_MAX);
+        return;
+    }
+    //  The header wins: a browser's EventSource reconnects with the URL it
+    //  was given and the id of the last event it got in the header.
+    const char *last = trove_http_header (req, "Last-Event-ID");
+    if (!last || !*last)
+        last = trove_http_arg (req, "last_event_id");
+    size_t nshards = trove_stream_shards (self->streams);
+    uint64_t *after = NULL;
+    if (last && *last) {
+        after = calloc (nshards ? nshards : 1, sizeof *after);
+        if (!after) {
+            s_unavailable (resp, trove_strerror (TROVE_E_OVERLOADED), "out of memory; retry later");
+            return;
+        }
+        if (trove_stream_parse_id (self->streams, last, after)) {
+            free (after);
+            s_error (
+                resp, 400, trove_strerror (TROVE_E_BAD_PARAM),
+                "Last-Event-ID or last_event_id: want SHARD:ASEQ for each of the %zu shards, joined by ',' "
+                "(the id of the last event received)",
+                nshards);
+            return;
+        }
+    }
+    trove_stream_want_t want = {
+        .user = user, .hunt = hunt, .rule = rule, .source = s_reader_source (self, who), .after = after};
+    trove_stream_open (self->streams, req, resp, &want);
+    free (after);
+}
+
 int
 trove_api_routes (trove_api_t *self, trove_http_t *http)
 {
     assert (self && http);
     if (trove_http_route (http, "GET", "/v1/users/", s_users, self)
         || trove_http_route (http, "GET", "/v1/coins/", s_coins, self)
-        || trove_http_route (http, "GET", "/v1/leaderboards/", s_boards, self))
+        || trove_http_route (http, "GET", "/v1/leaderboards/", s_boards, self)
+        || trove_http_route (http, "GET", "/v1/awards/stream", s_awards_stream, self))
         return -1;
     return 0;
 }

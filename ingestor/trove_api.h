@@ -8,12 +8,14 @@
       GET /v1/leaderboards/{hunt}?period=P&limit=N&after=SCORE:USER
       GET /v1/leaderboards/{hunt}/around/{user}?period=P&k=K
       GET /v1/leaderboards/{hunt}/periods?limit=N
+      GET /v1/awards/stream?user=U&hunt=H&rule=R&last_event_id=ID
+          (Server-Sent Events: ingestor/trove_stream)
     Path segments are percent-decoded one by one (a user "a/b" is
     /v1/users/a%2Fb/balance). Every request needs "Authorization: Bearer
     KEY" with a key of a declared source (401 otherwise, checked first:
     the server's hook, trove_ingest_auth, or here when none ran), with the
     scope of the route (403 forbidden otherwise): users:read for
-    /v1/users/... and /v1/coins/..., boards:read for /v1/leaderboards/...;
+    /v1/users/..., /v1/coins/... and /v1/awards/stream, boards:read for /v1/leaderboards/...;
     then a read token of the key's source (sources/S/read_rate, read_burst;
     429 rate_limited with scope "read" and Retry-After otherwise). A key
     without admin sees only its own source's events in detail: in a coin's

@@ -4,6 +4,7 @@
 #include "trove_util.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static json_t *
 s_str (const char *text)
@@ -30,6 +31,25 @@ trove_json_coin (const Trove__Coin *coin)
     if (obj && coin->run && *coin->run)
         json_object_set_new (obj, "run", json_string (coin->run));
     return obj;
+}
+
+void
+trove_json_event_redact (json_t *event, const char *source)
+{
+    const char *from = json_string_value (json_object_get (event, "source"));
+    if (!json_is_object (event) || (from && strcmp (from, source) == 0))
+        return;
+    json_object_set_new (event, "id", json_null ());
+    json_object_del (event, "attrs");
+}
+
+void
+trove_json_coin_redact (json_t *coin, const char *source)
+{
+    json_t *events = json_object_get (coin, "events");
+    size_t i;
+    json_t *e;
+    json_array_foreach (events, i, e) trove_json_event_redact (e, source);
 }
 
 json_t *

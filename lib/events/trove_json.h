@@ -14,6 +14,12 @@ extern "C" {
 //  One coin: id, user, hunt, rule, rule_version, value, reason, minted
 //  (RFC 3339), minted_ms, shard, aseq, events [{source, id}], revoked, run.
 json_t *trove_json_coin (const Trove__Coin *coin);
+//  What a reader of another source may see (docs/security.md, "Key
+//  scopes"): an event object ({"source", "id", ...}: a coin's event
+//  reference or a whole event) of another source than `source` gets
+//  "id": null and loses "attrs"; in a coin object, each of its "events".
+void trove_json_event_redact (json_t *event, const char *source);
+void trove_json_coin_redact (json_t *coin, const char *source);
 //  A coin and its provenance: {"coin": .., "events": [event, ...]} from a
 //  "coin" answer.
 json_t *trove_json_coin_provenance (const Trove__QueryReply *reply);

@@ -282,7 +282,7 @@ trove_http_set_limits (trove_http_t *self, const trove_http_limits_t *limits)
 {
     assert (self && limits);
     if (self->daemon || limits->max_connections == 0 || limits->header_timeout_s == 0
-        || limits->body_timeout_s == 0 || limits->idle_timeout_s == 0 || limits->max_streams == 0)
+        || limits->body_timeout_s == 0 || limits->idle_timeout_s == 0)
         return -1;
     self->limits = *limits;
     return 0;

@@ -143,7 +143,7 @@ typedef struct {
     unsigned header_timeout_s;  //  to send a request head (http_header_timeout_s, 10)
     unsigned body_timeout_s;    //  to send a body after its head (http_body_timeout_s, 60)
     unsigned idle_timeout_s;    //  with no byte moving (http_idle_timeout_s, 30)
-    size_t max_streams;         //  streaming responses open at once (http_max_streams, 64)
+    size_t max_streams;         //  streaming responses open at once (http_max_streams, 64; 0: none)
 } trove_http_limits_t;
 
 //  The defaults above.
