@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zmq.h>
 
 #define S_BUFFER 65536           //  bytes buffered per client (its HTTP stream)
 #define S_KEEPALIVE_US 15000000  //  a comment when nothing was sent this long
@@ -262,7 +263,9 @@ s_client_run (void *arg)
     char *id = malloc (idsize);
     char *line = malloc (idsize + 16);
     while (id && line && !client->gone && !atomic_load (&owner->stopping)) {
-        if (trove_awardsub_poll (client->sub, S_POLL_MS))
+        //  A signal for the process (SIGHUP: keys reloaded) may land in
+        //  this thread: only the end of ZeroMQ ends the stream.
+        if (trove_awardsub_poll (client->sub, S_POLL_MS) && errno == ETERM)
             break;
         if (client->gone || trove_http_stream_closed (client->http))
             break;

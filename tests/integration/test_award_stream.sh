@@ -11,6 +11,7 @@
 #     what it missed: no gap, no duplicate; also across a scorer's SIGKILL
 #     and restart, for a client connected through it and one resumed after;
 #   - a key without admin sees other sources' events with "id": null;
+#   - open streams survive a SIGHUP (keys reloaded) of the ingestor;
 #   - refusals: 401 without a key, 403 a key without users:read, 400 for a
 #     malformed id, an unknown parameter, a bad user or hunt.
 source "$(dirname "$0")/lib.sh"
@@ -163,6 +164,8 @@ send() {
 start all ""
 start user "?user=su1"
 start rule "?hunt=demo&rule=purchase"
+# A key reload (SIGHUP) while they are open does not end them.
+kill -HUP "$(cat "$DIR/pids/i0.pid")"
 batch b1 1 60 >"$WORK/b1.ndjson"
 send "$WORK/b1.ndjson"
 ledger_read
