@@ -23,7 +23,7 @@ cluster_up
 wait_healthy
 API="http://127.0.0.1:$((PORT_BASE + 250))"
 KEY=$(cat "$DIR/web.key") || fail "trovectl up wrote no demo key"
-USERS=$(seq 0 9 | sed 's/^/su/')
+USERS=$(seq 0 4 | sed 's/^/su/')
 
 # A key of source web that may read boards only (for the 403), by SIGHUP.
 BOARDS_KEY=$("$INGESTOR" --new-key | awk '$1 == "key" {print $3}')
@@ -141,7 +141,7 @@ await() {
     done
 }
 
-# batch NAME FROM TO: events NAME-FROM..NAME-TO of users su0..su9 (every
+# batch NAME FROM TO: events NAME-FROM..NAME-TO of users su0..su4 (every
 # seventh from source partner), checkin / visit / purchase in turn
 NOW=$(($(date +%s) * 1000))
 batch() {
@@ -150,7 +150,7 @@ batch() {
         source=web
         [ $((i % 7)) = 0 ] && source=partner
         printf '{"source":"%s","id":"%s-%d","user":"su%d","type":"%s","ts":%d}\n' \
-            "$source" "$1" "$i" $((i % 10)) "${users[$((i % 3))]}" "$NOW"
+            "$source" "$1" "$i" $((i % 5)) "${users[$((i % 3))]}" "$NOW"
     done
 }
 send() {
