@@ -315,6 +315,9 @@ trove_http_set_metrics (trove_http_t *self, trove_metrics_t *registry)
     }
     self->connections = trove_metrics_gauge (registry, "trove_ingestor_http_connections",
                                              "Open HTTP connections (reading a head or served).", NULL, NULL);
+    self->streams_open = trove_metrics_gauge (
+        registry, "trove_ingestor_http_streams",
+        "Streaming responses open (GET /v1/awards/stream), at most limits/http_max_streams.", NULL, NULL);
     return 0;
 }
 

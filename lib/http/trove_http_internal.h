@@ -102,6 +102,7 @@ struct _trove_http_t {
     //  Counters (NULL when no registry).
     trove_counter_t *refused [HTTP_NREASONS];
     trove_gauge_t *connections;
+    trove_gauge_t *streams_open;  //  streaming responses open
     //  Log lines about dropped connections, at most one a minute, under log_mutex.
     pthread_mutex_t log_mutex;
     char last_error [256];                     //  libmicrohttpd's last message, for start errors

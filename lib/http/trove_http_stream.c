@@ -66,6 +66,7 @@ s_release (trove_http_stream_t *self)
     server->nstreams--;
     pthread_cond_broadcast (&server->streams_gone);
     pthread_mutex_unlock (&server->mutex);
+    trove_gauge_add_int (server->streams_open, -1);
     pthread_cond_destroy (&self->room);
     pthread_mutex_destroy (&self->mutex);
     free (self->buf);
@@ -115,7 +116,9 @@ trove_http_reply_stream (const trove_http_request_t *req, trove_http_response_t 
         }
         pthread_mutex_unlock (&server->mutex);
     }
-    if (!room) {
+    if (room)
+        trove_gauge_add_int (server->streams_open, 1);
+    else {
         free (buf);
         free (self);
         trove_http_reply_error (resp, 503, trove_strerror (TROVE_E_OVERLOADED),

@@ -826,6 +826,8 @@ test_stream (void **state)
     trove_http_limits_default (&limits);
     limits.max_streams = 1;
     assert_int_equal (trove_http_set_limits (http, &limits), 0);
+    trove_metrics_t *metrics = trove_metrics_new ();
+    assert_int_equal (trove_http_set_metrics (http, metrics), 0);
     //  One thread: a stream that held it would block every other request.
     assert_int_equal (trove_http_start (http, "127.0.0.1:0", 1, NULL), 0);
     uint16_t port = trove_http_port (http);
@@ -839,6 +841,9 @@ test_stream (void **state)
     assert_non_null (strstr (out, "first\n"));
     assert_null (strstr (out, "second"));
     free (out);
+    char *text = trove_metrics_render (metrics);
+    assert_non_null (strstr (text, "\ntrove_ingestor_http_streams 1\n"));
+    free (text);
     //  The stream waits for its writer: the only thread answers others.
     const char *user = "GET /v1/users/u1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     out = s_roundtrip (port, user, strlen (user));
@@ -862,6 +867,9 @@ test_stream (void **state)
     s_wait_flag (&s_writers [0].done);
     assert_true (atomic_load (&s_writers [0].gone));
     pthread_join (s_writers [0].thread, NULL);
+    text = trove_metrics_render (metrics);
+    assert_non_null (strstr (text, "\ntrove_ingestor_http_streams 0\n"));
+    free (text);
 
     //  A client that reads nothing: the writer finds the buffer full
     //  (bounded), waits, and the client then gets every line, in order.
@@ -913,12 +921,13 @@ test_stream (void **state)
     assert_true (atomic_load (&s_writers [2].gone));
     pthread_join (s_writers [2].thread, NULL);
     close (fd);
+    trove_metrics_destroy (&metrics);
 
     //  Without a socket (dispatch) the client is gone at once.
     http = s_server ();
     assert_int_equal (trove_http_route (http, "GET", "/stream", s_stream_handler, NULL), 0);
-    char text [200];
-    assert_int_equal (s_dispatch (http, "GET", "/stream", NULL, text, sizeof text), 200);
+    char answer [200];
+    assert_int_equal (s_dispatch (http, "GET", "/stream", NULL, answer, sizeof answer), 200);
     s_wait_flag (&s_writers [3].done);
     assert_int_equal (atomic_load (&s_writers [3].first_rc), -1);
     pthread_join (s_writers [3].thread, NULL);
