@@ -657,6 +657,14 @@ s_awards_stream (void *arg, const trove_http_request_t *req, trove_http_response
     free (after);
 }
 
+const trove_source_key_t *
+trove_api_authorize (trove_api_t *self, const trove_http_request_t *req, trove_http_response_t *resp,
+                     unsigned scope)
+{
+    assert (self && req && resp);
+    return s_authorized (self, req, resp, scope);
+}
+
 int
 trove_api_routes (trove_api_t *self, trove_http_t *http)
 {

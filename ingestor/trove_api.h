@@ -56,6 +56,12 @@ int trove_api_routes (trove_api_t *self, trove_http_t *http);
 //  key may still read the previous set, so keep that alive until the server
 //  is destroyed (the ingestor frees replaced sets at exit).
 void trove_api_set_sources (trove_api_t *self, const trove_sources_t *sources);
+//  Check a request for another module's route as these routes check theirs:
+//  a key of a source (401), with scope (a TROVE_SCOPE_ bit; 403 forbidden),
+//  and a read token of its source (429). Returns the key, or NULL after
+//  filling resp with the refusal.
+const trove_source_key_t *trove_api_authorize (trove_api_t *self, const trove_http_request_t *req,
+                                               trove_http_response_t *resp, unsigned scope);
 
 #ifdef __cplusplus
 }

@@ -37,8 +37,10 @@
 #include "trove_hash.h"
 #include "trove_http.h"
 #include "trove_ingest.h"
+#include "trove_admin.h"
 #include "trove_api.h"
 #include "trove_openapi.h"
+#include "trove_console.h"
 #include "trove_metrics.h"
 #include "trove_msg.h"
 #include "trove_outbox.h"
@@ -124,6 +126,7 @@ typedef struct {
     const char *config;              //  config file path, for reloads
     trove_ingest_t *ingest;          //  POST /v1/events, or NULL
     trove_api_t *api;                //  GET query routes, or NULL
+    trove_admin_t *admin;            //  operator routes, or NULL
     trove_http_t *http;              //  HTTP server, or NULL
     size_t pending_events;           //  events received and unanswered
     //  Requests in flight by req_id and size: a producer that resends one
@@ -950,13 +953,15 @@ s_http_build (s_ingestor_t *self, const char *inproc, const char **address_p, tr
     if (!self->ingest)
         return -1;
     self->api = trove_api_new (self->cfg, self->sources);
+    self->admin = self->api ? trove_admin_new (self->cfg, self->api) : NULL;
     self->http = trove_http_new (trove_ingest_max_body (self->ingest));
     //  The key before the route: no path or method is told to a stranger.
-    if (!self->api || !self->http || trove_http_set_limits (self->http, limits)
+    if (!self->api || !self->admin || !self->http || trove_http_set_limits (self->http, limits)
         || trove_http_set_auth (self->http, trove_ingest_auth, self->ingest)
         || (self->m.registry && trove_http_set_metrics (self->http, self->m.registry))
         || trove_http_route (self->http, "POST", "/v1/events", trove_ingest_handle, self->ingest)
-        || trove_api_routes (self->api, self->http) || trove_openapi_route (self->http)) {
+        || trove_api_routes (self->api, self->http) || trove_admin_routes (self->admin, self->http)
+        || trove_console_routes (self->http) || trove_openapi_route (self->http)) {
         *err = strdup ("out of memory");
         return -1;
     }
@@ -1132,6 +1137,7 @@ done:
             trove_ingest_stop (self->ingest);
         trove_http_destroy (&self->http);
         //  After the server: its threads' routers are gone with them.
+        trove_admin_destroy (&self->admin);
         trove_api_destroy (&self->api);
         trove_ingest_destroy (&self->ingest);
         trove_sources_destroy (&self->sources);

@@ -7,6 +7,7 @@
     rules; preview re-derives the stored events with the candidate and
     reports the differences with the ledger without writing anything. */
 #include "trovectl.h"
+#include "trove_json.h"
 #include "trove_rules.h"
 #include "trove_util.h"
 
@@ -145,48 +146,16 @@ s_on_applied (void *arg, size_t shard, json_t *report)
                 (long long) json_integer_value (json_object_get (report, "versions_loaded")));
 }
 
-//  Preview reports of every shard, merged.
+//  Preview reports of every shard (merged by trove_json_preview_merge).
 typedef struct {
-    json_t *rules;    //  "hunt/rule" -> {hunt, rule, mint, revoke, coins_delta}
-    json_t *changes;  //  array
-    json_int_t users, events, mint, revoke, delta;
-    bool truncated;
-} s_merge_t;
-
-static void
-s_add_int (json_t *obj, const char *key, json_int_t by)
-{
-    json_object_set_new (obj, key, json_integer (json_integer_value (json_object_get (obj, key)) + by));
-}
+    json_t **reports;  //  one per shard (NULL: not asked)
+} s_reports_t;
 
 static void
 s_on_preview (void *arg, size_t shard, json_t *report)
 {
-    (void) shard;
-    s_merge_t *m = arg;
-    m->users += json_integer_value (json_object_get (report, "users"));
-    m->events += json_integer_value (json_object_get (report, "events"));
-    m->mint += json_integer_value (json_object_get (report, "mint"));
-    m->revoke += json_integer_value (json_object_get (report, "revoke"));
-    m->delta += json_integer_value (json_object_get (report, "coins_delta"));
-    m->truncated |= json_is_true (json_object_get (report, "truncated"));
-    size_t i;
-    json_t *r;
-    json_array_foreach (json_object_get (report, "rules"), i, r)
-    {
-        char key [200];
-        snprintf (key, sizeof key, "%s/%s", json_string_value (json_object_get (r, "hunt")),
-                  json_string_value (json_object_get (r, "rule")));
-        json_t *into = json_object_get (m->rules, key);
-        if (!into)
-            json_object_set (m->rules, key, r);
-        else {
-            s_add_int (into, "mint", json_integer_value (json_object_get (r, "mint")));
-            s_add_int (into, "revoke", json_integer_value (json_object_get (r, "revoke")));
-            s_add_int (into, "coins_delta", json_integer_value (json_object_get (r, "coins_delta")));
-        }
-    }
-    json_array_extend (m->changes, json_object_get (report, "changes"));
+    s_reports_t *m = arg;
+    m->reports [shard] = json_incref (report);
 }
 
 int
@@ -217,52 +186,52 @@ trovectl_rules (const trovectl_opts_t *opts)
             s_send_all (cfg, "rules_apply", opts->args [1], NULL, -1, S_APPLY_TIMEOUT_MS, s_on_applied, &p);
     }
     else {
-        s_merge_t m = {json_object (), json_array (), 0, 0, 0, 0, 0, false};
+        size_t shards = trove_cfg_shards (cfg);
+        s_reports_t m = {calloc (shards, sizeof (json_t *))};
         long only = opts->user ? (long) trove_cfg_shard_of_user (cfg, opts->user) : -1;
-        failures = s_send_all (cfg, "rules_preview", opts->args [1], opts->user, only, S_PREVIEW_TIMEOUT_MS,
-                               s_on_preview, &m);
-        if (failures == 0) {
-            json_t *rules = json_array ();
-            const char *key;
-            json_t *value;
-            json_object_foreach (m.rules, key, value) json_array_append (rules, value);
-            if (opts->json) {
-                json_t *out = json_pack ("{s:I,s:I,s:I,s:I,s:I,s:O,s:O,s:b}", "users", m.users, "events",
-                                         m.events, "mint", m.mint, "revoke", m.revoke, "coins_delta", m.delta,
-                                         "rules", rules, "changes", m.changes, "truncated", m.truncated);
-                char *line = json_dumps (out, JSON_COMPACT);
-                puts (line ? line : "{}");
-                free (line);
-                json_decref (out);
-            }
-            else {
-                printf (
-                    "preview of %s: %lld user(s), %lld event(s) replayed; would mint %lld and revoke %lld "
-                    "coin(s), balance change %+lld\n",
-                    opts->args [1], (long long) m.users, (long long) m.events, (long long) m.mint,
-                    (long long) m.revoke, (long long) m.delta);
-                size_t i;
-                json_array_foreach (rules, i, value)
-                    printf ("  rule %s/%s: mint %lld, revoke %lld, coins %+lld\n",
-                            json_string_value (json_object_get (value, "hunt")),
-                            json_string_value (json_object_get (value, "rule")),
-                            (long long) json_integer_value (json_object_get (value, "mint")),
-                            (long long) json_integer_value (json_object_get (value, "revoke")),
-                            (long long) json_integer_value (json_object_get (value, "coins_delta")));
-                json_array_foreach (m.changes, i, value)
-                    printf ("  %s %s %s/%s %s %lld\n", json_string_value (json_object_get (value, "user")),
-                            json_string_value (json_object_get (value, "action")),
-                            json_string_value (json_object_get (value, "hunt")),
-                            json_string_value (json_object_get (value, "rule")),
-                            json_string_value (json_object_get (value, "id")),
-                            (long long) json_integer_value (json_object_get (value, "value")));
-                if (m.truncated)
-                    printf ("  (list truncated: 200 changes per shard)\n");
-            }
-            json_decref (rules);
+        failures = m.reports ? s_send_all (cfg, "rules_preview", opts->args [1], opts->user, only,
+                                           S_PREVIEW_TIMEOUT_MS, s_on_preview, &m)
+                             : trovectl_fail ("out of memory");
+        json_t *out = failures == 0 ? trove_json_preview_merge (m.reports, shards) : NULL;
+        if (failures == 0 && !out)
+            failures = trovectl_fail ("out of memory");
+        if (out && opts->json) {
+            char *line = json_dumps (out, JSON_COMPACT);
+            puts (line ? line : "{}");
+            free (line);
         }
-        json_decref (m.rules);
-        json_decref (m.changes);
+        else if (out) {
+            json_t *rules = json_object_get (out, "rules"), *changes = json_object_get (out, "changes"),
+                   *value;
+            printf ("preview of %s: %lld user(s), %lld event(s) replayed; would mint %lld and revoke %lld "
+                    "coin(s), balance change %+lld\n",
+                    opts->args [1], (long long) json_integer_value (json_object_get (out, "users")),
+                    (long long) json_integer_value (json_object_get (out, "events")),
+                    (long long) json_integer_value (json_object_get (out, "mint")),
+                    (long long) json_integer_value (json_object_get (out, "revoke")),
+                    (long long) json_integer_value (json_object_get (out, "coins_delta")));
+            size_t i;
+            json_array_foreach (rules, i, value)
+                printf ("  rule %s/%s: mint %lld, revoke %lld, coins %+lld\n",
+                        json_string_value (json_object_get (value, "hunt")),
+                        json_string_value (json_object_get (value, "rule")),
+                        (long long) json_integer_value (json_object_get (value, "mint")),
+                        (long long) json_integer_value (json_object_get (value, "revoke")),
+                        (long long) json_integer_value (json_object_get (value, "coins_delta")));
+            json_array_foreach (changes, i, value)
+                printf ("  %s %s %s/%s %s %lld\n", json_string_value (json_object_get (value, "user")),
+                        json_string_value (json_object_get (value, "action")),
+                        json_string_value (json_object_get (value, "hunt")),
+                        json_string_value (json_object_get (value, "rule")),
+                        json_string_value (json_object_get (value, "id")),
+                        (long long) json_integer_value (json_object_get (value, "value")));
+            if (json_is_true (json_object_get (out, "truncated")))
+                printf ("  (list truncated: 200 changes per shard)\n");
+        }
+        json_decref (out);
+        for (size_t k = 0; m.reports && k < shards; k++)
+            json_decref (m.reports [k]);
+        free (m.reports);
     }
     trove_cfg_destroy (&cfg);
     return failures ? 1 : 0;

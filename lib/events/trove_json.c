@@ -3,6 +3,7 @@
 #include "trove_event.h"
 #include "trove_util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,4 +137,62 @@ trove_json_progress (const char *user, const Trove__QueryReply *reply)
         json_array_append_new (rules, o);
     }
     return json_pack ("{s:s,s:o,s:I}", "user", user, "rules", rules, "cost", (json_int_t) reply->cost);
+}
+
+static void
+s_add_int (json_t *obj, const char *key, json_int_t by)
+{
+    json_object_set_new (obj, key, json_integer (json_integer_value (json_object_get (obj, key)) + by));
+}
+
+json_t *
+trove_json_preview_merge (json_t *const *reports, size_t n)
+{
+    json_t *by_rule = json_object (), *changes = json_array ();
+    json_int_t users = 0, events = 0, mint = 0, revoke = 0, delta = 0;
+    bool truncated = false;
+    for (size_t k = 0; k < n && by_rule && changes; k++) {
+        const json_t *report = reports [k];
+        if (!report)
+            continue;
+        users += json_integer_value (json_object_get (report, "users"));
+        events += json_integer_value (json_object_get (report, "events"));
+        mint += json_integer_value (json_object_get (report, "mint"));
+        revoke += json_integer_value (json_object_get (report, "revoke"));
+        delta += json_integer_value (json_object_get (report, "coins_delta"));
+        truncated |= json_is_true (json_object_get (report, "truncated"));
+        size_t i;
+        json_t *r;
+        json_array_foreach (json_object_get (report, "rules"), i, r)
+        {
+            char key [200];
+            snprintf (key, sizeof key, "%s/%s", json_string_value (json_object_get (r, "hunt")),
+                      json_string_value (json_object_get (r, "rule")));
+            json_t *into = json_object_get (by_rule, key);
+            if (!into)
+                json_object_set_new (by_rule, key, json_deep_copy (r));
+            else {
+                s_add_int (into, "mint", json_integer_value (json_object_get (r, "mint")));
+                s_add_int (into, "revoke", json_integer_value (json_object_get (r, "revoke")));
+                s_add_int (into, "coins_delta", json_integer_value (json_object_get (r, "coins_delta")));
+            }
+        }
+        json_t *more = json_deep_copy (json_object_get (report, "changes"));
+        if (json_is_array (more))
+            json_array_extend (changes, more);
+        json_decref (more);
+    }
+    json_t *rules = json_array ();
+    const char *key;
+    json_t *value;
+    json_object_foreach (by_rule, key, value) json_array_append (rules, value);
+    json_decref (by_rule);
+    if (!rules || !changes) {
+        json_decref (rules);
+        json_decref (changes);
+        return NULL;
+    }
+    return json_pack ("{s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:b}", "users", users, "events", events, "mint", mint,
+                      "revoke", revoke, "coins_delta", delta, "rules", rules, "changes", changes, "truncated",
+                      truncated);
 }

@@ -37,6 +37,14 @@ json_t *trove_json_around (const char *user, const Trove__QueryReply *reply);
 //  A progress answer: {"user", "rules": [{hunt, rule, kind, have, need,
 //  done[, period, left]}], "cost"}.
 json_t *trove_json_progress (const char *user, const Trove__QueryReply *reply);
+//  The rules_preview reports of several shards (the JSON objects of
+//  trove_preview_run; NULL ones skipped) as one: {"users", "events",
+//  "mint", "revoke", "coins_delta" (sums), "rules": [{hunt, rule, mint,
+//  revoke, coins_delta}] (summed per hunt and rule, in order of first
+//  appearance), "changes": [...] (each shard's, in shard order),
+//  "truncated" (any shard's)}. What `trovectl rules preview --json` prints
+//  and POST /v1/rules/preview answers.
+json_t *trove_json_preview_merge (json_t *const *reports, size_t n);
 
 #ifdef __cplusplus
 }
