@@ -17,6 +17,8 @@ PACKAGES=(
     python3-jsonschema              # tests/openapi: docs/openapi.json checked (test_openapi)
     curl clang libclang-rt-14-dev
     ansible-core ansible-lint openssh-server openssh-client runit supervisor systemd util-linux python3-apt
+    chromium chromium-driver python3-selenium   # tests/integration/test_console.sh (headless browser)
+    nodejs                                      # tests/js: the console's JS client and metrics module
 )
 
 missing=()
