@@ -232,6 +232,45 @@ test_progress (void **state)
         "\"need\":1,\"done\":3,\"period\":\"d2024-01-02\",\"left\":7}],\"cost\":2}");
 }
 
+//  Shard reports merged: counts summed, rules summed by hunt and rule in
+//  order of first appearance, changes concatenated, truncated if any is,
+//  a shard not asked (NULL) skipped.
+static void
+test_preview_merge (void **state)
+{
+    (void) state;
+    json_t *reports [3];
+    reports [0] =
+        json_loads ("{\"users\":2,\"events\":10,\"mint\":3,\"revoke\":1,\"coins_delta\":4,"
+                    "\"rules\":[{\"hunt\":\"h\",\"rule\":\"a\",\"mint\":3,\"revoke\":1,\"coins_delta\":4}],"
+                    "\"changes\":[{\"user\":\"u1\",\"action\":\"mint\"}],\"truncated\":false}",
+                    0, NULL);
+    reports [1] = NULL;
+    reports [2] =
+        json_loads ("{\"users\":1,\"events\":5,\"mint\":1,\"revoke\":2,\"coins_delta\":-7,"
+                    "\"rules\":[{\"hunt\":\"h\",\"rule\":\"b\",\"mint\":0,\"revoke\":1,\"coins_delta\":-5},"
+                    "{\"hunt\":\"h\",\"rule\":\"a\",\"mint\":1,\"revoke\":1,\"coins_delta\":-2}],"
+                    "\"changes\":[{\"user\":\"u7\",\"action\":\"revoke\"}],\"truncated\":true}",
+                    0, NULL);
+    assert_non_null (reports [0]);
+    assert_non_null (reports [2]);
+    s_expect (trove_json_preview_merge (reports, 3),
+              "{\"users\":3,\"events\":15,\"mint\":4,\"revoke\":3,\"coins_delta\":-3,\"rules\":["
+              "{\"hunt\":\"h\",\"rule\":\"a\",\"mint\":4,\"revoke\":2,\"coins_delta\":2},"
+              "{\"hunt\":\"h\",\"rule\":\"b\",\"mint\":0,\"revoke\":1,\"coins_delta\":-5}],"
+              "\"changes\":[{\"user\":\"u1\",\"action\":\"mint\"},{\"user\":\"u7\",\"action\":\"revoke\"}],"
+              "\"truncated\":true}");
+    //  The inputs are not changed.
+    assert_int_equal (json_integer_value (json_object_get (
+                          json_array_get (json_object_get (reports [0], "rules"), 0), "mint")),
+                      3);
+    s_expect (trove_json_preview_merge (reports, 0),
+              "{\"users\":0,\"events\":0,\"mint\":0,\"revoke\":0,\"coins_delta\":0,\"rules\":[],"
+              "\"changes\":[],\"truncated\":false}");
+    json_decref (reports [0]);
+    json_decref (reports [2]);
+}
+
 int
 main (void)
 {
@@ -243,6 +282,7 @@ main (void)
         cmocka_unit_test (test_coins_page),
         cmocka_unit_test (test_board_list_and_around),
         cmocka_unit_test (test_progress),
+        cmocka_unit_test (test_preview_merge),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
