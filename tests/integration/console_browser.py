@@ -22,6 +22,7 @@ import urllib.request
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.file_detector import UselessFileDetector
 from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM_FLAGS = [
@@ -69,7 +70,7 @@ def main():
     for a in ("wrong-key", "bad-key", "live-events", "web-key"):
         ap.add_argument(f"--{a}")
     # pages: what the query API answered (fetched by the shell test with curl)
-    for a in ("board", "coin", "balance"):
+    for a in ("board", "coin", "balance", "hunt-file", "preview"):
         ap.add_argument(f"--{a}")
     ap.add_argument("--chromedriver-port", type=int, required=True)
     args = ap.parse_args()
@@ -246,12 +247,27 @@ def pages(driver, args):
                  ".map(r => r.dataset.event)") == want_events)
     shot("6-player")
 
+    # Rule preview: upload the hunt file; the rows are the route's answer.
+    preview = json.load(open(args.preview))
+    driver.find_element(By.CSS_SELECTOR, "nav button[data-view=preview]").click()
+    # chromedriver runs here: give it the path, do not upload a copy.
+    driver.file_detector = UselessFileDetector()
+    driver.find_element(By.ID, "preview-file").send_keys(args.hunt_file)
+    driver.find_element(By.ID, "preview-run").click()
+    want_rules = [[r["hunt"], r["rule"], str(r["mint"]), str(r["revoke"]), str(r["coins_delta"])]
+                  for r in preview["rules"]]
+    wait_for(driver, f"the preview per rule {want_rules}",
+             lambda d: d.execute_script("return [...document.querySelectorAll('#preview-rules tbody tr')]"
+                                        ".map(r => [...r.cells].map(c => c.textContent))") == want_rules,
+             timeout=30)
+    shot("7-preview")
+
     # Reconciler view: one row per shard.
     driver.find_element(By.CSS_SELECTOR, "nav button[data-view=reconciler]").click()
     wait_for(driver, "a report row per shard",
              lambda d: sorted(d.execute_script("return [...document.querySelectorAll('#reports tbody tr')]"
                                                ".map(r => r.dataset.shard)")) == ["s0", "s1"])
-    shot("7-reconciler")
+    shot("8-reconciler")
     print(f"browser: leaderboard, player and reconciler pages, screenshots in {args.artifacts}", file=sys.stderr)
 
 

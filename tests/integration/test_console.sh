@@ -111,7 +111,8 @@ timeout 150 "$PYTHON" "$HERE/console_browser.py" --url "$API/console/" --key "$A
     --ready "$WORK/browser.ready" --go "$WORK/browser.go" \
     --wrong-key "$WEB_KEY" --bad-key "trk_not_a_key_of_any_source_123456" \
     --live-events "$WORK/live.json" --web-key "$WEB_KEY" \
-    --board "$WORK/board.json" --coin "$WORK/coin.json" --balance "$WORK/balance.json" &
+    --board "$WORK/board.json" --coin "$WORK/coin.json" --balance "$WORK/balance.json" \
+    --hunt-file "$WORK/demo-v2.yaml" --preview "$WORK/preview.json" &
 BROWSER=$!
 # A failure of this script stops the browser first (it quits Chromium).
 stop_browser() {
@@ -167,6 +168,7 @@ expect 200 "" "POST /v1/rules/preview"
 # trovectl names the file by its path's base name: the same name here.
 cp "$WORK/demo.yaml" "$WORK/demo-v2.yaml"
 want=$("$TROVECTL" rules preview --dir "$DIR" --json "$WORK/demo-v2.yaml") || fail "trovectl rules preview failed"
+cp "$WORK/body" "$WORK/preview.json"
 [ "$(cat "$WORK/body")" = "$want" ] || fail "preview over HTTP: $(head -c 600 "$WORK/body")
     trovectl: ${want:0:600}"
 # 3 purchases (alice 2, dave 1) change value: each revoked and minted again.
