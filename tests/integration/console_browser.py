@@ -73,6 +73,11 @@ def main():
     for a in ("board", "coin", "balance", "hunt-file", "preview"):
         ap.add_argument(f"--{a}")
     ap.add_argument("--chromedriver-port", type=int, required=True)
+    # tests/noroute: LD_PRELOADed into chromedriver and the Chromium it
+    # starts, so the browser's own probes of the internet (its IPv6
+    # reachability check) fail in-process; each refusal is logged there.
+    ap.add_argument("--noroute-shim", required=True)
+    ap.add_argument("--noroute-log", required=True)
     args = ap.parse_args()
     # Stopped by the shell test (its failure, timeout): still quit Chromium.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
@@ -81,7 +86,8 @@ def main():
     driver_proc = subprocess.Popen(
         ["chromedriver", f"--port={args.chromedriver_port}", "--allowed-ips=127.0.0.1",
          f"--log-path={args.profile}.chromedriver.log"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=dict(os.environ, LD_PRELOAD=args.noroute_shim, TROVE_NOROUTE_LOG=args.noroute_log))
     try:
         deadline = time.monotonic() + 20
         while True:

@@ -15,15 +15,18 @@
 #     the player page. Screenshots: BUILD/artifacts/console/*.png.
 # Chromium talks only to 127.0.0.1 (every background service off, every
 # host name mapped to nothing): the suite runs in a loopback-only namespace.
-# KNOWN PROBLEM: Chromium 156 still probes IPv6 reachability with a UDP
-# connect() to 2001:4860:4860::8888 port 443 (its host resolver, before it
-# resolves even 127.0.0.1). No packet leaves (ENETUNREACH), but
-# `scripts/loopback-only.sh --guard` counts 1-8 such attempts per run and
-# fails the run. --disable-ipv6, --enable-features=
-# EnableIPv6ReachabilityOverride and NetworkServiceInProcess did not stop it.
+# Chromium 156 also probes IPv6 reachability with a UDP connect() to
+# 2001:4860:4860::8888 port 443 (its host resolver, before it resolves even
+# 127.0.0.1), which no flag stops (--disable-ipv6, --enable-features=
+# EnableIPv6ReachabilityOverride, NetworkServiceInProcess were tried); in
+# the suite's loopback-only namespace that would be an attempt to leave it,
+# counted by `scripts/loopback-only.sh --guard`. So chromedriver and Chromium
+# run with tests/noroute's shim preloaded: such a call fails in the browser
+# with ENETUNREACH before the kernel sees it (what it refused is printed).
 source "$(dirname "$0")/lib.sh"
 INGESTOR="$BUILD/trove-ingestor"
 PYTHON=/usr/bin/python3 # Debian's, with python3-selenium
+[ -f "$BUILD/tests/libtrove-noroute.so" ] || fail "no $BUILD/tests/libtrove-noroute.so (built with the tests)"
 for tool in curl jq chromium chromedriver; do
     command -v "$tool" >/dev/null || fail "$tool is needed (scripts/install-deps.sh)"
 done
@@ -112,7 +115,8 @@ timeout 150 "$PYTHON" "$HERE/console_browser.py" --url "$API/console/" --key "$A
     --wrong-key "$WEB_KEY" --bad-key "trk_not_a_key_of_any_source_123456" \
     --live-events "$WORK/live.json" --web-key "$WEB_KEY" \
     --board "$WORK/board.json" --coin "$WORK/coin.json" --balance "$WORK/balance.json" \
-    --hunt-file "$WORK/demo-v2.yaml" --preview "$WORK/preview.json" &
+    --hunt-file "$WORK/demo-v2.yaml" --preview "$WORK/preview.json" \
+    --noroute-shim "$BUILD/tests/libtrove-noroute.so" --noroute-log "$WORK/noroute.log" &
 BROWSER=$!
 # A failure of this script stops the browser first (it quits Chromium).
 stop_browser() {
@@ -199,5 +203,8 @@ touch "$WORK/browser.go"
 wait $BROWSER || fail "the browser test failed (screenshots: $ART)"
 echo "console screenshots: $ART" >&2
 ls "$ART"/*.png >/dev/null || fail "no screenshots in $ART"
+if [ -s "$WORK/noroute.log" ]; then
+    log "the browser's own attempts to leave loopback, refused in-process: $(sort -u -k3 "$WORK/noroute.log" | awk '{print $3, $4, $5, $6}' | sort -u | tr '\n' ';')"
+fi
 cluster_down_checked
 log "console: files, operator routes, and the pages in headless Chromium"
