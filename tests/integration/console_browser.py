@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import ssl
 import urllib.request
 
 from selenium import webdriver
@@ -78,6 +79,10 @@ def main():
     # reachability check) fail in-process; each refusal is logged there.
     ap.add_argument("--noroute-shim", required=True)
     ap.add_argument("--noroute-log", required=True)
+    # base64 SHA-256 of the HTTPS certificate's public key: Chromium trusts it
+    ap.add_argument("--spki")
+    # ... and the same certificate's file, for the events this script sends
+    ap.add_argument("--cafile")
     args = ap.parse_args()
     # Stopped by the shell test (its failure, timeout): still quit Chromium.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
@@ -103,6 +108,8 @@ def main():
         for f in CHROMIUM_FLAGS:
             opts.add_argument(f)
         opts.add_argument(f"--user-data-dir={args.profile}")
+        if args.spki:
+            opts.add_argument(f"--ignore-certificate-errors-spki-list={args.spki}")
         driver = webdriver.Remote(command_executor=f"http://127.0.0.1:{args.chromedriver_port}", options=opts)
         try:
             overview(driver, args, api)
@@ -184,7 +191,8 @@ def overview(driver, args, api):
     req = urllib.request.Request(f"{api}/v1/events", data=events, method="POST",
                                  headers={"Authorization": f"Bearer {args.web_key}",
                                           "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
+    ctx = ssl.create_default_context(cafile=args.cafile) if args.cafile else None
+    with urllib.request.urlopen(req, timeout=10, context=ctx) as resp:
         answer = json.load(resp)
         if answer["accepted"] != len(json.loads(events)):
             fail(f"live events not all accepted: {answer}")

@@ -13,6 +13,8 @@
 #     rates on the overview while events arrive, the leaderboard the query
 #     API gives (fetched here with curl), and a coin's earning events on
 #     the player page. Screenshots: BUILD/artifacts/console/*.png.
+# All of it over HTTPS (the ingestor's tls_cert/tls_key; curl trusts the
+# test's certificate file, Chromium its key's hash).
 # Chromium talks only to 127.0.0.1 (every background service off, every
 # host name mapped to nothing): the suite runs in a loopback-only namespace.
 # Chromium 156 also probes IPv6 reachability with a UDP connect() to
@@ -34,14 +36,25 @@ done
 
 cluster_up
 wait_healthy
-API="http://127.0.0.1:$((PORT_BASE + 250))"
+# The console over HTTPS (docs/security.md, "HTTPS"): a certificate for
+# 127.0.0.1 that curl trusts by its file and Chromium by its key's hash.
+CERT="$WORK/api.crt"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=trove-console-test" \
+    -addext "subjectAltName=IP:127.0.0.1" -keyout "$WORK/api.key" -out "$CERT" 2>/dev/null ||
+    fail "openssl cannot make a certificate"
+SPKI=$(openssl x509 -pubkey -noout -in "$CERT" | openssl pkey -pubin -outform der |
+    openssl dgst -sha256 -binary | base64)
+API="https://127.0.0.1:$((PORT_BASE + 250))"
 WEB_KEY=$(cat "$DIR/web.key")
-# An operator key: source partner gets a key with the admin scope (SIGHUP).
+# An operator key: source partner gets a key with the admin scope; i0 gets
+# the certificate. Its restart (the supervisor's) reads both.
 ADMIN_KEY=$("$INGESTOR" --new-key | awk '$1 == "key" {print $3}')
 ADMIN_HASH=$(echo "$ADMIN_KEY" | "$INGESTOR" --hash-key)
 sed -i "s/^    partner\$/    partner\n        keys = \"$ADMIN_HASH=admin\"/" "$DIR/trove.cfg"
 grep -q "$ADMIN_HASH=admin" "$DIR/trove.cfg" || fail "could not add the admin key to trove.cfg"
-kill -HUP "$(cat "$DIR/pids/i0.pid")"
+sed -i "s|^        http = \"127.0.0.1:$((PORT_BASE + 250))\"\$|&\n        tls_cert = \"$CERT\"\n        tls_key = \"$WORK/api.key\"|" "$DIR/trove.cfg"
+grep -q "tls_cert = \"$CERT\"" "$DIR/trove.cfg" || fail "could not give i0 its certificate in trove.cfg"
+kill9 i0
 
 # req METHOD PATH KEY [curl args...]: CODE; body in $WORK/body, headers in $WORK/hdr
 req() {
@@ -49,7 +62,8 @@ req() {
     shift 3
     local auth=()
     [ -n "$key" ] && auth=(-H "Authorization: Bearer $key")
-    CODE=$(curl -s -o "$WORK/body" -D "$WORK/hdr" -w '%{http_code}' -X "$method" "${auth[@]}" "$@" "$API$path") ||
+    CODE=$(curl -s --cacert "$CERT" -o "$WORK/body" -D "$WORK/hdr" -w '%{http_code}' -X "$method" "${auth[@]}" \
+        "$@" "$API$path") ||
         fail "curl $method $path failed"
 }
 expect() { # expect CODE [ERROR] WHAT
@@ -116,7 +130,7 @@ timeout 150 "$PYTHON" "$HERE/console_browser.py" --url "$API/console/" --key "$A
     --live-events "$WORK/live.json" --web-key "$WEB_KEY" \
     --board "$WORK/board.json" --coin "$WORK/coin.json" --balance "$WORK/balance.json" \
     --hunt-file "$WORK/demo-v2.yaml" --preview "$WORK/preview.json" \
-    --noroute-shim "$BUILD/tests/libtrove-noroute.so" --noroute-log "$WORK/noroute.log" &
+    --noroute-shim "$BUILD/tests/libtrove-noroute.so" --noroute-log "$WORK/noroute.log" --spki "$SPKI" --cafile "$CERT" &
 BROWSER=$!
 # A failure of this script stops the browser first (it quits Chromium).
 stop_browser() {
