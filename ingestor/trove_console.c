@@ -10,14 +10,10 @@
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; " \
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-const trove_console_file_t *
+const trove_embed_file_t *
 trove_console_file (const char *name)
 {
-    assert (name);
-    for (size_t i = 0; i < trove_console_nfiles; i++)
-        if (strcmp (trove_console_files [i].name, name) == 0)
-            return &trove_console_files [i];
-    return NULL;
+    return trove_embed_find (trove_console_files, trove_console_files_count, name);
 }
 
 const char *
@@ -40,7 +36,7 @@ s_file (void *arg, const trove_http_request_t *req, trove_http_response_t *resp)
 {
     (void) arg;
     const char *name = *req->rest ? req->rest : "index.html";
-    const trove_console_file_t *file = trove_console_file (name);
+    const trove_embed_file_t *file = trove_console_file (name);
     if (!file) {
         trove_http_reply_error (resp, 404, "not_found", "no such console file");
         return;

@@ -1,7 +1,7 @@
 /*  trove_console - the operator console's static files (console/ in the
     source tree: index.html, console.js, trove.js, metrics.js, style.css),
-    compiled into the ingestor by the build (console/embed.cmake writes them
-    into a generated C file) and served on the HTTP listener:
+    compiled into the ingestor by the build (cmake/embed.cmake writes them
+    into a generated C file, lib/core/trove_embed) and served on the HTTP listener:
       GET /console/       index.html
       GET /console/NAME   a file by its name (404 for any other)
       GET /console        301 to /console/
@@ -13,6 +13,7 @@
     talk only to this listener. */
 #ifndef TROVE_CONSOLE_H_INCLUDED
 #define TROVE_CONSOLE_H_INCLUDED
+#include "trove_embed.h"
 #include "trove_http.h"
 
 #include <stddef.h>
@@ -21,19 +22,12 @@
 extern "C" {
 #endif
 
-//  One embedded file.
-typedef struct {
-    const char *name;  //  "index.html"
-    const char *data;  //  its bytes, NUL-terminated
-    size_t size;       //  bytes, without the NUL
-} trove_console_file_t;
-
-//  The files, written by console/embed.cmake.
-extern const trove_console_file_t trove_console_files [];
-extern const size_t trove_console_nfiles;
+//  The files, written by cmake/embed.cmake.
+extern const trove_embed_file_t trove_console_files [];
+extern const size_t trove_console_files_count;
 
 //  The embedded file of this name, or NULL.
-const trove_console_file_t *trove_console_file (const char *name);
+const trove_embed_file_t *trove_console_file (const char *name);
 //  The content type of a file name by its extension (static).
 const char *trove_console_type (const char *name);
 //  Add the console's open GET routes to http (before trove_http_start).

@@ -17,13 +17,14 @@ s_serve (void *arg, const trove_http_request_t *req, trove_http_response_t *resp
                                 "this path takes no parameter");
         return;
     }
-    char *body = malloc (trove_openapi_json_size + 1);
+    const trove_embed_file_t *doc = &trove_openapi_files [0];
+    char *body = malloc (doc->size + 1);
     if (!body) {
         trove_http_reply_error (resp, 503, trove_strerror (TROVE_E_OVERLOADED), "out of memory; retry later");
         trove_http_reply_header (resp, "Retry-After", "1");
         return;
     }
-    memcpy (body, trove_openapi_json, trove_openapi_json_size + 1);
+    memcpy (body, doc->data, doc->size + 1);
     trove_http_reply (resp, 200, body);
 }
 

@@ -13,6 +13,7 @@
     schemas. */
 #ifndef TROVE_OPENAPI_H_INCLUDED
 #define TROVE_OPENAPI_H_INCLUDED
+#include "trove_embed.h"
 #include "trove_http.h"
 
 #include <stddef.h>
@@ -21,9 +22,10 @@
 extern "C" {
 #endif
 
-//  The document (NUL-terminated JSON text) and its size without the NUL.
-extern const char trove_openapi_json [];
-extern const size_t trove_openapi_json_size;
+//  The document: docs/openapi.json, the one file of this table (written by
+//  cmake/embed.cmake).
+extern const trove_embed_file_t trove_openapi_files [];
+extern const size_t trove_openapi_files_count;
 
 //  Add GET /v1/openapi.json to http as an open route (before
 //  trove_http_start). Returns 0 or -1 (see trove_http_route).

@@ -58,9 +58,9 @@ test_files_are_the_sources (void **state)
 {
     (void) state;
     const char *names [] = {"index.html", "console.js", "trove.js", "metrics.js", "style.css"};
-    assert_int_equal (trove_console_nfiles, 5);
+    assert_int_equal (trove_console_files_count, 5);
     for (size_t i = 0; i < 5; i++) {
-        const trove_console_file_t *f = trove_console_file (names [i]);
+        const trove_embed_file_t *f = trove_console_file (names [i]);
         assert_non_null (f);
         char path [512];
         snprintf (path, sizeof path, "%s/console/%s", TROVE_SOURCE_DIR, names [i]);

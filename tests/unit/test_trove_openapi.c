@@ -45,8 +45,10 @@ test_served_open (void **state)
     assert_int_equal (trove_openapi_route (http), 0);
     char *body = NULL;
     assert_int_equal (s_get (http, "GET", "/v1/openapi.json", 0, &body), 200);
-    assert_int_equal (strlen (body), trove_openapi_json_size);
-    assert_memory_equal (body, trove_openapi_json, trove_openapi_json_size);
+    assert_int_equal (trove_openapi_files_count, 1);
+    assert_string_equal (trove_openapi_files [0].name, "openapi.json");
+    assert_int_equal (strlen (body), trove_openapi_files [0].size);
+    assert_memory_equal (body, trove_openapi_files [0].data, trove_openapi_files [0].size);
     json_error_t jerr;
     json_t *doc = json_loads (body, JSON_REJECT_DUPLICATES, &jerr);
     assert_non_null (doc);
