@@ -37,4 +37,7 @@ The cluster is still running (data in $DIR). Try:
   build/trovectl coin    --dir $DIR ${coin:-<coin id>}
   curl -s -H "Authorization: Bearer \$(cat $DIR/web.key)" http://127.0.0.1:$((${TROVE_PORT_BASE:-7400} + 250))/v1/users/${user:-<user>}/balance
   build/trovectl down    --dir $DIR
+The operator console: http://127.0.0.1:$((${TROVE_PORT_BASE:-7400} + 250))/console/ (it asks for a key with
+the admin scope: docs/console.md says how to make one); live awards:
+  curl -N -H "Authorization: Bearer \$(cat $DIR/web.key)" http://127.0.0.1:$((${TROVE_PORT_BASE:-7400} + 250))/v1/awards/stream
 TXT
