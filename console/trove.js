@@ -169,9 +169,10 @@ export class TroveClient {
    * each award; reconnects after a drop (after the server's `retry:` or
    * 1 s) sending Last-Event-ID, so no award is missed or repeated. The
    * browser's EventSource cannot send an Authorization header, so this reads
-   * the stream with fetch in both browsers and Node. Returns stop().
+   * the stream with fetch in both browsers and Node. Filters user, hunt,
+   * rule (the route's parameters). Returns stop().
    */
-  awards({ lastEventId = '', onAward, onError, onOpen } = {}) {
+  awards({ lastEventId = '', user, hunt, rule, onAward, onError, onOpen } = {}) {
     const ctl = new AbortController();
     let last = lastEventId;
     let retryMs = 1000;
@@ -181,7 +182,10 @@ export class TroveClient {
         try {
           const headers = this.headers({ Accept: 'text/event-stream' });
           if (last) headers['Last-Event-ID'] = last;
-          const resp = await this.fetch(this.url('/v1/awards/stream'), { headers, signal: ctl.signal });
+          const resp = await this.fetch(this.url('/v1/awards/stream', { user, hunt, rule }), {
+            headers,
+            signal: ctl.signal,
+          });
           if (!resp.ok) {
             let code = 'http_' + resp.status;
             let detail = '';

@@ -16,7 +16,31 @@ const ts = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 const user = 'js/ü 1'; // a '/', a space and UTF-8: one path segment
 const ev = (id, type) => ({ source: 'web', id, user, type, ts });
 
+// Follow the user's awards from now on (resolves once the stream is open).
+function follow(options) {
+  const got = [];
+  let opened;
+  const open = new Promise((r) => (opened = r));
+  const stop = trove.awards({
+    user,
+    ...options,
+    onOpen: () => opened(),
+    onAward: (coin, id) => got.push({ coin, id }),
+    onError: (e) => console.error('award stream:', e),
+  });
+  return { got, open, stop };
+}
+async function until(what, cond, ms = 10000) {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 try {
+  const live = follow({});
+  await live.open;
   const r = await trove.submit([ev('js-1', 'checkin'), ev('js-2', 'purchase'), ev('js-3', 'visit')], {
     idempotencyKey: 'js-test-1',
   });
@@ -53,6 +77,24 @@ try {
   const progress = await trove.progress(user);
   assert.ok(Array.isArray(progress.rules));
 
+  // The award stream: the user's four coins, each once, as the ledger has them.
+  await until('four awards on the stream', () => live.got.length >= 4);
+  live.stop();
+  assert.deepEqual(live.got.map((a) => a.coin.id).sort(), c.coins.map((x) => x.id).sort());
+  assert.ok(live.got.every((a) => a.coin.user === user && a.coin.revoked === false));
+  // Stopped, one more event, then resumed from the last id: exactly the new award.
+  const lastId = live.got[live.got.length - 1].id;
+  assert.match(lastId, /^\d+:\d+(,\d+:\d+)*$/);
+  assert.equal((await trove.submit([ev('js-6', 'purchase')])).accepted, 1);
+  const resumed = follow({ lastEventId: lastId });
+  await resumed.open;
+  // A marker after it: the user's awards come in order (one shard), so once
+  // the marker is in, anything repeated or missing would show before it.
+  assert.equal((await trove.submit([ev('js-7', 'visit')])).accepted, 1);
+  await until('the award made while stopped, then the marker', () => resumed.got.length >= 2);
+  resumed.stop();
+  assert.deepEqual(resumed.got.map((a) => a.coin.events.map((e) => e.id)), [['js-6'], ['js-7']]);
+
   // Refusals arrive as TroveError with the API's code.
   await assert.rejects(trove.coin('xyz'), (e) => e instanceof TroveError && e.status === 400 && e.code === 'bad_coin_id');
   await assert.rejects(trove.metricsTargets(), (e) => e instanceof TroveError && e.status === 403 && e.code === 'forbidden');
@@ -62,4 +104,4 @@ try {
   console.error('FAIL test_client:', err);
   process.exit(1);
 }
-console.log('test_client: submit, balance, coins, provenance, board and refusals as expected');
+console.log('test_client: submit, balance, coins, provenance, board, the award stream and refusals as expected');
