@@ -87,20 +87,37 @@ s_cursor_key (const char *endpoint, uint32_t shard, uint8_t *key, size_t size)
     return len + 5;
 }
 
-uint64_t
-trove_hookstore_cursor (trove_hookstore_t *self, const char *endpoint, uint32_t shard)
+//  A saved position: 1 found (in *through), 0 none, -1 unreadable.
+static int
+s_cursor_get (trove_hookstore_t *self, const char *endpoint, uint32_t shard, uint64_t *through)
 {
     assert (self && endpoint);
     uint8_t k [80];
     MDB_val key = {s_cursor_key (endpoint, shard, k, sizeof k), k}, val;
     MDB_txn *txn;
-    uint64_t through = 0;
+    *through = 0;
     if (mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn))
-        return 0;
-    if (mdb_get (txn, self->cursors, &key, &val) == 0 && val.mv_size == 8)
-        through = trove_get_be64 (val.mv_data);
+        return -1;
+    int rc = mdb_get (txn, self->cursors, &key, &val);
+    int found = rc == MDB_NOTFOUND ? 0 : rc || val.mv_size != 8 ? -1 : 1;
+    if (found == 1)
+        *through = trove_get_be64 (val.mv_data);
     mdb_txn_abort (txn);
-    return through;
+    return found;
+}
+
+uint64_t
+trove_hookstore_cursor (trove_hookstore_t *self, const char *endpoint, uint32_t shard)
+{
+    uint64_t through;
+    return s_cursor_get (self, endpoint, shard, &through) == 1 ? through : 0;
+}
+
+int
+trove_hookstore_has_cursor (trove_hookstore_t *self, const char *endpoint, uint32_t shard)
+{
+    uint64_t through;
+    return s_cursor_get (self, endpoint, shard, &through);
 }
 
 char *

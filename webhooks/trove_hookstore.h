@@ -35,6 +35,9 @@ void trove_hookstore_destroy (trove_hookstore_t **self_p);
 
 //  The saved position of an endpoint on a shard, 0 when none.
 uint64_t trove_hookstore_cursor (trove_hookstore_t *self, const char *endpoint, uint32_t shard);
+//  1 when a position of the endpoint on the shard was ever saved (a new
+//  endpoint has none: 0), -1 when the store cannot be read.
+int trove_hookstore_has_cursor (trove_hookstore_t *self, const char *endpoint, uint32_t shard);
 
 //  A dead letter's JSON text (caller frees), or NULL when there is none.
 char *trove_hookstore_dead (trove_hookstore_t *self, const char *id);

@@ -22,6 +22,7 @@
 #include "trove.pb-c.h"
 #include "trove_awardsub.h"
 #include "trove_cfg.h"
+#include "trove_client.h"
 #include "trove_curve.h"
 #include "trove_daemon.h"
 #include "trove_error.h"
@@ -74,6 +75,7 @@ struct s_hook_t {
     size_t secret_len;
     trove_hookcursor_t *cursor;  //  position per shard
     uint64_t *saved;             //  position per shard last committed
+    bool fresh;                  //  from = now and no saved position: starts at the present
     zlistx_t *waiting;           //  s_delivery_t not in flight (owned)
     size_t inflight;
     trove_counter_t *ok, *failed, *dead, *retries;
@@ -193,6 +195,89 @@ s_hook_free (s_hook_t *hook)
     trove_hookcursor_destroy (&hook->cursor);
     free (hook->saved);
     zlistx_destroy (&hook->waiting);
+}
+
+//  `from = now`: an endpoint with no saved position starts at the award
+//  stream's present. Each scorer is asked its last aseq (every shard must
+//  answer), and those positions are saved durably before anything is
+//  delivered, so a restart resumes there rather than at a later "now".
+//  Returns 0, or -1 (logged): the start is refused and retried by the
+//  supervisor.
+static int
+s_from_now (s_hooks_t *self)
+{
+    size_t fresh = 0;
+    for (size_t i = 0; i < self->nhooks; i++) {
+        s_hook_t *hook = &self->hooks [i];
+        hook->fresh = false;
+        if (!hook->cfg->from_now)
+            continue;
+        int known = 0;
+        for (size_t s = 0; s < self->nshards && known == 0; s++)
+            known = trove_hookstore_has_cursor (self->store, hook->cfg->name, (uint32_t) s);
+        if (known < 0) {
+            trove_log ('E', "webhooks endpoint %s: cannot read its saved position", hook->cfg->name);
+            return -1;
+        }
+        hook->fresh = known == 0;
+        fresh += hook->fresh;
+    }
+    if (!fresh)
+        return 0;
+    size_t n = self->nshards;
+    const char **endpoints = calloc (n, sizeof *endpoints);
+    Trove__QueryReply **replies = calloc (n, sizeof *replies);
+    uint64_t *now = calloc (n, sizeof *now);
+    int rc = endpoints && replies && now ? 0 : -1;
+    for (size_t s = 0; rc == 0 && s < n; s++)
+        endpoints [s] = trove_cfg_shard_query (self->cfg, s);
+    if (rc == 0) {
+        Trove__Query query = TROVE__QUERY__INIT;
+        query.kind = "status";
+        trove_client_call_all (endpoints, n, &query, 2000, 1, trove_cfg_limits (self->cfg)->max_frame,
+                               replies);
+    }
+    for (size_t s = 0; rc == 0 && s < n; s++) {
+        Trove__QueryReply *reply = replies [s];
+        if (!reply || (reply->error && *reply->error)) {
+            trove_log ('E',
+                       "webhooks: an endpoint with from = now starts at the award stream's present, and "
+                       "scorer %s did not say where it is (%s); retrying at the next start",
+                       trove_cfg_shard_name (self->cfg, s),
+                       reply && reply->error ? reply->error : "no answer");
+            rc = -1;
+            break;
+        }
+        now [s] = reply->last_aseq;
+        if (reply->status && reply->status->last_aseq > now [s])
+            now [s] = reply->status->last_aseq;
+    }
+    for (size_t s = 0; replies && s < n; s++)
+        trove_client_reply_free (&replies [s]);
+    if (rc == 0 && trove_hookstore_begin (self->store) == 0) {
+        for (size_t i = 0; i < self->nhooks; i++)
+            for (size_t s = 0; self->hooks [i].fresh && s < n; s++)
+                trove_hookstore_set_cursor (self->store, self->hooks [i].cfg->name, (uint32_t) s, now [s]);
+        rc = trove_hookstore_commit (self->store);
+        if (rc)
+            trove_log ('E', "webhooks: cannot save the starting positions of the from = now endpoints");
+    }
+    for (size_t i = 0; rc == 0 && i < self->nhooks; i++) {
+        s_hook_t *hook = &self->hooks [i];
+        if (!hook->fresh)
+            continue;
+        for (size_t s = 0; s < n; s++) {
+            hook->saved [s] = now [s];
+            trove_hookcursor_start (hook->cursor, s, now [s]);
+        }
+        trove_log ('I',
+                   "webhooks endpoint %s is new and starts now (from = now): at the next award of each shard",
+                   hook->cfg->name);
+    }
+    free (endpoints);
+    free (replies);
+    free (now);
+    return rc;
 }
 
 //  --------------------------------------------------------------------------
@@ -765,6 +850,8 @@ s_daemon_run (trove_daemon_t *daemon)
     //  Bind before connecting (docs/protocol.md, "Start-up").
     size_t max_frame = trove_cfg_limits (self.cfg)->max_frame;
     if (!(self.control = trove_sock_bound (ZMQ_ROUTER, TROVE_SOCK_LINK, self.w->control, max_frame)))
+        goto done;
+    if (s_from_now (&self))
         goto done;
     self.sub = trove_awardsub_new (self.cfg, false, s_on_award, &self);
     if (!self.sub) {

@@ -287,6 +287,13 @@ s_load_webhooks (trove_cfg_t *self, char **err)
             *err = trove_strdupf ("%s: kinds is empty", where);
             return -1;
         }
+        //  Where a new endpoint starts (one with no saved position).
+        const char *from = zconfig_get (e, "from", "start");
+        if (strcmp (from, "start") && strcmp (from, "now")) {
+            *err = trove_strdupf ("%s: from '%s': want start (every award ever made) or now", where, from);
+            return -1;
+        }
+        hook->from_now = strcmp (from, "now") == 0;
         w->nhooks++;
     }
     if (w->nhooks == 0) {

@@ -137,6 +137,7 @@ typedef struct {
     const char *secret;       //  HMAC key, or NULL (then secret_file)
     const char *secret_file;  //  resolved path of a file holding the key, or NULL
     unsigned kinds;           //  TROVE_HOOK_* it wants
+    bool from_now;            //  from = now: a new endpoint starts at the stream's present
 } trove_cfg_hook_t;
 
 typedef struct {

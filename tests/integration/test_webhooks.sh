@@ -13,6 +13,9 @@
 #     retry ID` and then `--all` deliver them and empty the list;
 #   - a retry needs the operator role (CURVE): role daemon is refused;
 #   - per-endpoint metrics, and `trovectl status` shows the daemon;
+#   - `late`, added to the config after all that with `from = now`, gets
+#     exactly the awards made after it joined (none of the history), and
+#     its starting position survives a restart;
 #   - a URL on another host is refused at start (no allow_remote).
 source "$(dirname "$0")/lib.sh"
 command -v python3 >/dev/null || fail "python3 is needed"
@@ -27,6 +30,7 @@ HOST_KEY=$(sed -n 's/^ *curve_key = "\(.*\)"$/\1/p' "$DIR/trove.cfg" | head -1)
 RECEIVER_PORT=$((PORT_BASE + 297))
 head -c 32 /dev/urandom | base64 > "$WORK/flaky.secret"
 head -c 32 /dev/urandom | base64 > "$WORK/broken.secret"
+head -c 32 /dev/urandom | base64 > "$WORK/late.secret"
 cat >> "$DIR/trove.cfg" <<EOF2
 
 webhooks
@@ -51,7 +55,7 @@ EOF2
 LOG="$WORK/received.ndjson"
 touch "$LOG"
 python3 "$HERE/webhook_receiver.py" "$RECEIVER_PORT" "$LOG" "$WORK/fixed" \
-    flaky="$WORK/flaky.secret" broken="$WORK/broken.secret" &
+    flaky="$WORK/flaky.secret" broken="$WORK/broken.secret" late="$WORK/late.secret" &
 RECEIVER=$!
 trap 'rc=$?; kill $RECEIVER 2>/dev/null || true; set +e; (exit $rc); cleanup' EXIT
 # The receiver listens before any award exists (a loaded machine may take
@@ -191,6 +195,43 @@ done
 received /broken > "$WORK/broken.txt"
 cmp -s <(grep ' false$' "$WORK/expected.txt") "$WORK/broken.txt" ||
     fail "/broken did not get every mint after the retries"
+# `late` joins with from = now (the supervisor restarts the sender on the
+# new config): none of the history reaches it, every later award does.
+before=$(wc -l < "$WORK/expected.txt")
+cat >> "$DIR/trove.cfg" <<EOF2
+        late
+            url = "http://127.0.0.1:$RECEIVER_PORT/late"
+            secret_file = "$WORK/late.secret"
+            from = now
+EOF2
+kill9 webhooks
+deadline=$((SECONDS + 20))
+until grep -q "webhooks endpoint late is new and starts now" "$DIR"/logs/webhooks*.log 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || fail "the restarted sender did not start late at the present"
+    sleep 0.1
+done
+# Restarted once more before any new award: its saved start holds (a later
+# "now" would be the same here; the log says it is not new any more).
+kill9 webhooks
+deadline=$((SECONDS + 20))
+until [ "$(cat "$DIR"/logs/webhooks*.log | grep -c "webhooks ready")" -ge 4 ]; do
+    [ $SECONDS -lt $deadline ] || fail "the sender did not come back after its second restart"
+    sleep 0.1
+done
+[ "$(cat "$DIR"/logs/webhooks*.log | grep -c "webhooks endpoint late is new")" = 1 ] ||
+    fail "late was taken for new again after a restart"
+gen 300 330 > "$WORK/c.ndjson"
+"$TROVECTL" send --dir "$DIR" --quiet --strict "$WORK/c.ndjson" || fail "send c failed"
+expected > "$WORK/expected-after.txt"
+comm -13 "$WORK/expected.txt" "$WORK/expected-after.txt" > "$WORK/new.txt"
+[ "$(wc -l < "$WORK/new.txt")" -ge 30 ] || fail "batch c made $(wc -l < "$WORK/new.txt") awards, want 30"
+deadline=$((SECONDS + 30))
+until received /late > "$WORK/late.txt"; cmp -s "$WORK/late.txt" "$WORK/new.txt"; do
+    [ $SECONDS -lt $deadline ] || fail "/late got $(wc -l < "$WORK/late.txt") awards, want exactly the $(wc -l < "$WORK/new.txt") made after it joined: $(comm -3 "$WORK/new.txt" "$WORK/late.txt" | head -3 | tr '\n' ';')"
+    sleep 0.3
+done
+log "/late (from = now) got exactly the $(wc -l < "$WORK/new.txt") awards made after it joined, none of the $before before"
+
 # A URL on another host is refused at start, before anything is bound or
 # sent (192.0.2.1 is TEST-NET-1; nothing is connected to it).
 sed -e 's|url = "http://127.0.0.1:[0-9]*/broken"|url = "http://192.0.2.1:80/broken"|' \

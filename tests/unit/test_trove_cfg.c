@@ -438,7 +438,8 @@ test_webhooks_section (void **state)
               "        b_2\n"
               "            url = \"https://hooks.example/x\"\n"
               "            secret_file = \"b.secret\"\n"
-              "            kinds = \"revoke\"\n",
+              "            kinds = \"revoke\"\n"
+              "            from = \"now\"\n",
               base);
     cfg = s_load_ok (text);
     const trove_cfg_webhooks_t *w = trove_cfg_webhooks (cfg);
@@ -460,6 +461,8 @@ test_webhooks_section (void **state)
     assert_null (w->hooks [1].secret);
     assert_string_equal (w->hooks [1].secret_file + strlen (w->hooks [1].secret_file) - 9, "/b.secret");
     assert_int_equal (w->hooks [1].kinds, TROVE_HOOK_REVOKE);
+    assert_false (w->hooks [0].from_now);  //  the default: from = start
+    assert_true (w->hooks [1].from_now);
     trove_cfg_destroy (&cfg);
     assert_string_equal (trove_cfg_hook_kind_name (TROVE_HOOK_MINT), "mint");
     assert_int_equal (trove_cfg_hook_kind ("revoke"), TROVE_HOOK_REVOKE);
@@ -490,6 +493,9 @@ test_webhooks_section (void **state)
         {"webhooks\n    control = \"tcp://127.0.0.1:1\"\n    endpoint\n        a\n            url = "
          "\"http://h/\"\n            secret = \"0123456789abcdef\"\n            kinds = \"mint,spend\"\n",
          "kinds 'mint,spend': want a comma-separated list of mint, revoke"},
+        {"webhooks\n    control = \"tcp://127.0.0.1:1\"\n    endpoint\n        a\n            url = "
+         "\"http://h/\"\n            secret = \"0123456789abcdef\"\n            from = \"later\"\n",
+         "from 'later': want start (every award ever made) or now"},
         {"webhooks\n    control = \"tcp://127.0.0.1:1\"\n    max_attempts = 0\n    endpoint\n        a\n"
          "            url = \"http://h/\"\n            secret = \"0123456789abcdef\"\n",
          "webhooks/max_attempts = '0': want an integer in 1..1000"},

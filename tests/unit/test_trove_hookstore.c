@@ -65,6 +65,7 @@ test_commit_survives_reopen (void **state)
     (void) state;
     trove_hookstore_t *store = s_open ();
     assert_int_equal (trove_hookstore_cursor (store, "a", 0), 0);
+    assert_int_equal (trove_hookstore_has_cursor (store, "a", 0), 0);
     assert_int_equal (trove_hookstore_begin (store), 0);
     assert_int_equal (trove_hookstore_set_cursor (store, "a", 0, 41), 0);
     assert_int_equal (trove_hookstore_set_cursor (store, "a", 1, 7), 0);
@@ -80,6 +81,14 @@ test_commit_survives_reopen (void **state)
     assert_int_equal (trove_hookstore_cursor (store, "a", 1), 7);
     assert_int_equal (trove_hookstore_cursor (store, "ab", 0), 99);
     assert_int_equal (trove_hookstore_cursor (store, "b", 0), 0);
+    //  A saved 0 is a position (a new endpoint has none).
+    assert_int_equal (trove_hookstore_has_cursor (store, "a", 0), 1);
+    assert_int_equal (trove_hookstore_has_cursor (store, "b", 0), 0);
+    assert_int_equal (trove_hookstore_begin (store), 0);
+    assert_int_equal (trove_hookstore_set_cursor (store, "z", 0, 0), 0);
+    assert_int_equal (trove_hookstore_commit (store), 0);
+    assert_int_equal (trove_hookstore_has_cursor (store, "z", 0), 1);
+    assert_int_equal (trove_hookstore_cursor (store, "z", 0), 0);
     char *json = trove_hookstore_dead (store, "a.0.9");
     assert_string_equal (json, "{\"id\":\"a.0.9\"}");
     free (json);
