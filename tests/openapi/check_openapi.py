@@ -409,6 +409,53 @@ def schema_errors(doc, schema, instance):
             for e in validator.iter_errors(instance)]
 
 
+def sse_events(text):
+    """The complete events of a Server-Sent Events text (as the WHATWG
+    parser reads them; an unfinished last block is left out): a list of
+    {"event", "data", "id"} (each None when the block had no such field)."""
+    events = []
+    blocks = text.replace("\r\n", "\n").replace("\r", "\n").split("\n\n")
+    for block in blocks[:-1]:
+        ev = {"event": None, "data": None, "id": None}
+        for line in block.split("\n"):
+            if not line or line.startswith(":"):
+                continue
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "data":
+                ev["data"] = value if ev["data"] is None else ev["data"] + "\n" + value
+            elif field in ("event", "id"):
+                ev[field] = value
+        events.append(ev)
+    return events
+
+
+def sse_problems(doc, media, body):
+    """A text/event-stream body against its media object: every `id:`
+    valid against x-sse-id, every event that dispatches (has data) named
+    in x-sse-events and its data (JSON) valid against that schema."""
+    problems = []
+    named = media.get("x-sse-events", {})
+    for i, ev in enumerate(sse_events(body.decode("utf-8", "replace"))):
+        if ev["id"] is not None and "x-sse-id" in media:
+            problems += ["event %d: id %r: %s" % (i, ev["id"], e) for e in schema_errors(doc, media["x-sse-id"], ev["id"])]
+        if ev["data"] is None:
+            if ev["event"] is not None:
+                problems.append("event %d: `event: %s` without data" % (i, ev["event"]))
+            continue
+        name = ev["event"] or "message"
+        if name not in named:
+            problems.append("event %d: event %r is not documented (x-sse-events)" % (i, name))
+            continue
+        try:
+            data = json.loads(ev["data"])
+        except ValueError as e:
+            problems.append("event %d (%s): data is not JSON: %s" % (i, name, e))
+            continue
+        problems += ["event %d (%s): %s" % (i, name, e) for e in schema_errors(doc, named[name], data)]
+    return problems
+
+
 def check_answer(doc, method, raw_path, answer):
     """Problems of one answer against its operation in the document."""
     path, op = find_operation(doc, method, raw_path)
@@ -462,6 +509,8 @@ def check_answer(doc, method, raw_path, answer):
             problems.append("%s: HEAD answered with a body" % name)
         return problems
     schema = content[media].get("schema", {})
+    if media.split(";")[0].strip().lower() == "text/event-stream":
+        problems += ["%s: %s" % (name, p) for p in sse_problems(doc, content[media], answer.body)]
     if media.startswith("application/json"):
         try:
             instance = answer.json()
@@ -739,8 +788,12 @@ def run_live(doc, doc_bytes, args):
     # --- coverage -----------------------------------------------------------------------------------
     for method, path, op in operations(doc):
         statuses = live.seen.get(op["operationId"], set())
-        if not any(200 <= s < 300 for s in statuses) or (method != "HEAD" and not any(400 <= s < 500 for s in statuses)):
-            live.problems.append("%s %s (%s) was not seen answering both 2xx and 4xx: %s" % (
+        # Success is 2xx, or 3xx for an operation that only redirects.
+        ok_codes = [c for c in op.get("responses", {}) if c[0] in "23"]
+        ok = any(200 <= s < 300 for s in statuses) or (
+            all(c[0] == "3" for c in ok_codes) and any(300 <= s < 400 for s in statuses))
+        if not ok or (method != "HEAD" and not any(400 <= s < 500 for s in statuses)):
+            live.problems.append("%s %s (%s) was not seen answering both success and 4xx: %s" % (
                 method, path, op["operationId"], sorted(statuses)))
     return live
 
@@ -769,7 +822,7 @@ def selftest(doc):
     bad["components"]["schemas"]["Cost"]["type"] = "integr"
     must_fail("an invalid schema", any("2020-12" in x for x in lint(bad)))
     routes = [(m, p, op.get("security") == []) for m, p, op in operations(doc)]
-    must_fail("an undocumented route", check_routes(doc, routes + [("GET", "/v1/awards/stream", False)]))
+    must_fail("an undocumented route", check_routes(doc, routes + [("GET", "/v1/nosuch", False)]))
     must_fail("a documented route the server lacks", check_routes(doc, [r for r in routes if r[1] != "/v1/openapi.json"]))
     must_fail("a keyed route documented as open",
               check_routes(doc, [(m, p, False) for m, p, _ in routes]))
@@ -790,6 +843,29 @@ def selftest(doc):
     must_fail("an error code the operation does not list", check_answer(doc, "GET", "/v1/users/u/balance", answer))
     answer = Answer(429, json_headers, b'{"error":"rate_limited","detail":"y","scope":"read","retry_after_s":1}')
     must_fail("a missing required header (Retry-After)", check_answer(doc, "GET", "/v1/users/u/balance", answer))
+    # The award stream: its opening, an event's data and id against the document.
+    sse_headers = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-store"), ("X-Accel-Buffering", "no")]
+    coin = {"id": "0" * 32, "user": "u", "hunt": "demo", "rule": "r", "rule_version": 1, "value": 1,
+            "reason": "scored", "minted": "2026-01-01T00:00:00Z", "minted_ms": 1, "shard": 0, "aseq": 3,
+            "events": [{"source": "web", "id": "e1"}], "revoked": False}
+    opening = "retry: 1000\nid: 0:2,1:0\n\n"
+    award = lambda c, i="0:3,1:0": ("id: %s\nevent: award\ndata: %s\n\n" % (i, json.dumps(c))).encode()
+    found = check_answer(doc, "GET", "/v1/awards/stream", Answer(200, sse_headers, opening.encode() + award(coin)))
+    if found:
+        problems.append("selftest: a good award stream was refused: %s" % found)
+    must_fail("a stream without its opening retry/id",
+              check_answer(doc, "GET", "/v1/awards/stream", Answer(200, sse_headers, award(coin))))
+    must_fail("a missing X-Accel-Buffering",
+              check_answer(doc, "GET", "/v1/awards/stream", Answer(200, sse_headers[:2], opening.encode())))
+    bad_coin = dict(coin)
+    del bad_coin["aseq"]
+    must_fail("an award whose data is outside Coin",
+              check_answer(doc, "GET", "/v1/awards/stream", Answer(200, sse_headers, opening.encode() + award(bad_coin))))
+    must_fail("an event id that is no position",
+              check_answer(doc, "GET", "/v1/awards/stream", Answer(200, sse_headers, opening.encode() + award(coin, "0-3"))))
+    must_fail("an undocumented event name", check_answer(
+        doc, "GET", "/v1/awards/stream",
+        Answer(200, sse_headers, opening.encode() + award(coin).replace(b"event: award", b"event: other"))))
     return problems
 
 
