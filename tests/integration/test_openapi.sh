@@ -12,7 +12,10 @@
 #   3. against a running cluster, every documented operation is called with
 #      valid and invalid inputs (listener refusals on raw sockets included:
 #      413, 400 framing, 431, 505, 408; 401, 403, 422, 429, 404 excluded and
-#      503 from a stopped shard): each answer's status is one the operation
+#      503 from a stopped shard; the award stream read until its opening
+#      position and an award, resumed by header and by parameter; the
+#      operator routes with an admin key and without; the console's files):
+#      each answer's status is one the operation
 #      documents, with the error code the docs give for that input, and its
 #      body and required headers validate against the documented schemas;
 #      GET /v1/openapi.json (no key) is docs/openapi.json byte for byte.
@@ -51,16 +54,20 @@ WRITE_KEY=$(new_key key)
 WRITE_HASH=$(echo "$WRITE_KEY" | "$BUILD/trove-ingestor" --hash-key)
 READ_KEY=$(new_key key)
 READ_HASH=$(echo "$READ_KEY" | "$BUILD/trove-ingestor" --hash-key)
-[ -n "$WRITE_KEY" ] && [ -n "$READ_KEY" ] || fail "trove-ingestor --new-key printed no key"
+ADMIN_KEY=$(new_key key)
+ADMIN_HASH=$(echo "$ADMIN_KEY" | "$BUILD/trove-ingestor" --hash-key)
+[ -n "$WRITE_KEY" ] && [ -n "$READ_KEY" ] && [ -n "$ADMIN_KEY" ] || fail "trove-ingestor --new-key printed no key"
 # /metrics on the API's listener; a write-only source with a burst of 3 and
-# a read-only one with 2 reads, both refilled too slowly to matter; queries
+# a read-only one with 2 reads, both refilled too slowly to matter; an
+# operator key (admin) of source load; queries
 # of at most 150 units; a request head within 1 s.
 sed -i -e "s|metrics = \"127.0.0.1:$((PORT_BASE + 210))\"|metrics = \"127.0.0.1:$HTTP_PORT\"|" \
     -e "s|^    mobile\$|    mobile\n        keys = \"$WRITE_HASH=events:write\"\n        rate = 0.01\n        burst = 3|" \
     -e "s|^    partner\$|    partner\n        keys = \"$READ_HASH=users:read\"\n        read_rate = 0.01\n        read_burst = 2|" \
+    -e "s|^    load\$|    load\n        keys = \"$ADMIN_HASH=admin\"|" \
     -e "s|^limits\$|limits\n    max_query_cost = 150\n    http_header_timeout_s = 1|" "$CFG"
 grep -q "metrics = \"127.0.0.1:$HTTP_PORT\"" "$CFG" && grep -q "read_burst = 2" "$CFG" &&
-    grep -q "max_query_cost = 150" "$CFG" || fail "test setup: the config was not edited as expected"
+    grep -q "max_query_cost = 150" "$CFG" && grep -q "$ADMIN_HASH=admin" "$CFG" || fail "test setup: the config was not edited as expected"
 cluster_up
 wait_healthy
 log "openapi: the cluster is up with the edited config"
@@ -82,7 +89,7 @@ until [ "$(curl -s -o /dev/null -w '%{http_code}' "$API/v1/openapi.json")" = 200
     sleep 0.2
 done
 python3 "$CHECK" live "$DOC" --base "$API" --dir "$DIR" --trovectl "$TROVECTL" \
-    --key "$KEY" --write-key "$WRITE_KEY" --read-key "$READ_KEY" ||
+    --key "$KEY" --write-key "$WRITE_KEY" --read-key "$READ_KEY" --admin-key "$ADMIN_KEY" ||
     fail "answers of the running server disagree with docs/openapi.json"
 log "openapi: live answers checked"
 cluster_down_checked

@@ -601,6 +601,45 @@ class Live:
         answer = self.request(method, path, key=key, body=body, headers=headers)
         return self.record(method, path, answer, want, error, label)
 
+    def stream(self, path, key="default", headers=None, until=None, timeout=10, label=""):
+        """GET an award stream: the status and headers, then for a 200 the
+        stream's text until until(text) holds (by default: the opening
+        retry/id block) or the timeout passes; then the connection is
+        closed. The answer is recorded like any other (want: the status
+        the caller checks itself). Returns the Answer."""
+        if key == "default":
+            key = self.args.key
+        h = dict(headers or {})
+        if key:
+            h["Authorization"] = "Bearer " + key
+        h["Accept"] = "text/event-stream"
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        deadline = time.monotonic() + timeout
+        try:
+            conn.request("GET", path, headers=h)
+            resp = conn.getresponse()
+            if resp.status != 200:
+                return Answer(resp.status, resp.getheaders(), resp.read())
+            until = until or (lambda text: "\n\n" in text)
+            body = b""
+            while not until(body.decode("utf-8", "replace")):
+                if time.monotonic() >= deadline:
+                    self.problems.append("GET %s%s: the stream did not show what was awaited within %d s: %r" % (
+                        path[:120], " [%s]" % label if label else "", timeout, body[:300]))
+                    break
+                conn.sock.settimeout(max(0.1, deadline - time.monotonic()))
+                try:
+                    line = resp.readline()
+                except socket.timeout:
+                    continue
+                if not line:
+                    self.problems.append("GET %s: the stream ended: %r" % (path[:120], body[:300]))
+                    break
+                body += line
+            return Answer(resp.status, resp.getheaders(), body)
+        finally:
+            conn.close()
+
     def expect(self, cond, what):
         if not cond:
             self.problems.append(what)
@@ -776,12 +815,25 @@ def run_live(doc, doc_bytes, args):
     live.call("GET", "/v1/leaderboards/demo", 403, "forbidden", key=R)
     live.call("GET", "/v1/users/u1/balance", 429, "rate_limited", key=R)
 
+    # The stream with the read key: its source's read bucket is empty now.
+    a = live.stream("/v1/awards/stream", key=R)
+    live.record("GET", "/v1/awards/stream", a, 429, "rate_limited", label="no read token")
+
+    live_stream(live, doc, ev, enc)
+    live_operator(live, args, today)
+    live_console(live)
+
     # --- a shard that does not answer: 503 ------------------------------------------------------------
     with open(os.path.join(args.dir, "pids", "s1.pid")) as f:
         pid = int(f.read().strip())
     os.kill(pid, signal.SIGSTOP)
     try:
         live.call("GET", "/v1/leaderboards/demo/periods", 503, "shard_unavailable")
+        # Without an id the stream asks each scorer its position.
+        a = live.stream("/v1/awards/stream")
+        live.record("GET", "/v1/awards/stream", a, 503, "shard_unavailable", label="a scorer stopped")
+        live.call("GET", "/v1/metrics/scorer/s1", 503, "shard_unavailable", key=args.admin_key,
+                  label="a scorer stopped")
     finally:
         os.kill(pid, signal.SIGCONT)
 
@@ -796,6 +848,188 @@ def run_live(doc, doc_bytes, args):
             live.problems.append("%s %s (%s) was not seen answering both success and 4xx: %s" % (
                 method, path, op["operationId"], sorted(statuses)))
     return live
+
+
+def stream_opening(live, answer, what):
+    """The position the stream opened at (its first block: retry, id)."""
+    text = answer.body.decode("utf-8", "replace")
+    lines = text.split("\n")
+    live.expect(answer.headers.get("content-type") == "text/event-stream", "%s: Content-Type %r" % (
+        what, answer.headers.get("content-type")))
+    ok = len(lines) >= 3 and lines[0] == "retry: 1000" and lines[1].startswith("id: ") and lines[2] == ""
+    live.expect(ok, "%s: the stream does not open with retry: and id: lines: %r" % (what, text[:300]))
+    return lines[1][4:] if ok else None
+
+
+def first_award(text):
+    for ev in sse_events(text):
+        if ev["event"] == "award" and ev["data"]:
+            return ev
+    return None
+
+
+def live_stream(live, doc, ev, enc):
+    """GET /v1/awards/stream: open, an award, a resume, the refusals."""
+    user = "sse-%s" % ev(0, "x")["id"]
+    path = "/v1/awards/stream?user=" + enc(user)
+    # Open, then an event of that user: its awards arrive on the open stream.
+    h = dict(Authorization="Bearer " + live.args.key, Accept="text/event-stream")
+    conn = http.client.HTTPConnection(live.host, live.port, timeout=15)
+    opened_at, award = None, None
+    try:
+        conn.request("GET", path, headers=h)
+        resp = conn.getresponse()
+        body = b""
+        if resp.status == 200:
+            deadline = time.monotonic() + 15
+            posted = False
+            while time.monotonic() < deadline and first_award(body.decode("utf-8", "replace")) is None:
+                if not posted and b"\n\n" in body:
+                    live.call("POST", "/v1/events", 200, body=json.dumps([ev("sse", user, "checkin")]),
+                              label="an award for the stream")
+                    posted = True
+                conn.sock.settimeout(max(0.1, deadline - time.monotonic()))
+                try:
+                    line = resp.readline()
+                except socket.timeout:
+                    continue
+                if not line:
+                    break
+                body += line
+        else:
+            body = resp.read()
+        a = Answer(resp.status, resp.getheaders(), body)
+    finally:
+        conn.close()
+    live.record("GET", path, a, 200, label="an award on an open stream")
+    if a.status == 200:
+        opened_at = stream_opening(live, a, "the award stream")
+        award = first_award(a.body.decode("utf-8", "replace"))
+        live.expect(award is not None, "no award on the stream within 15 s: %r" % a.body[:500])
+    if award:
+        coin = json.loads(award["data"])
+        live.expect(coin["user"] == user and not coin["revoked"], "the streamed award: %s" % award["data"])
+    # Resumed from its opening position (header, then parameter): the stream
+    # opens at that position and the same award comes first.
+    if opened_at and award:
+        got = lambda text: first_award(text) is not None
+        for how, extra, hdrs in (("Last-Event-ID", "", {"Last-Event-ID": opened_at}),
+                                 ("last_event_id", "&last_event_id=" + enc(opened_at), None)):
+            a = live.record("GET", path + extra, live.stream(path + extra, headers=hdrs, until=got, label=how),
+                            200, label="resumed by " + how)
+            if a.status == 200:
+                at = stream_opening(live, a, "resumed by " + how)
+                again = first_award(a.body.decode("utf-8", "replace"))
+                live.expect(at == opened_at, "resumed by %s: opened at %r, not %r" % (how, at, opened_at))
+                live.expect(again is not None and json.loads(again["data"])["id"] == json.loads(award["data"])["id"],
+                            "resumed by %s: the first award is not the one streamed before: %r" % (how, a.body[:500]))
+    a = live.record("GET", "/v1/awards/stream?hunt=oa&rule=daily",
+                    live.stream("/v1/awards/stream?hunt=oa&rule=daily"), 200, label="hunt and rule")
+    if a.status == 200:
+        stream_opening(live, a, "the stream of oa/daily")
+    # Refusals.
+    for query, error in (("x=1", "bad_param"), ("user=a&user=b", "bad_param"), ("user=" + "u" * 129, "bad_user"),
+                         ("hunt=%2A", "bad_hunt"), ("hunt=a%20b", "bad_hunt"), ("rule=a%20b", "bad_param"),
+                         ("last_event_id=0:1", "bad_param"), ("last_event_id=0:1,0:2", "bad_param"),
+                         ("last_event_id=9:1,0:1", "bad_param"), ("user=%zz", "bad_query")):
+        a = live.stream("/v1/awards/stream?" + query)
+        live.record("GET", "/v1/awards/stream?" + query, a, 400, error)
+    a = live.stream("/v1/awards/stream", headers={"Last-Event-ID": "0:1;1:1"})
+    live.record("GET", "/v1/awards/stream", a, 400, "bad_param", label="Last-Event-ID not a position")
+    live.record("GET", "/v1/awards/stream", live.stream("/v1/awards/stream", key=None), 401, "unauthorized")
+    live.record("GET", "/v1/awards/stream", live.stream("/v1/awards/stream", key=live.args.write_key), 403,
+                "forbidden", label="a write-only key")
+
+
+HUNT_PV = """hunt: pv
+version: 1
+effective: 2020-01-01T00:00:00Z
+rules:
+  - {id: every, kind: each, match: {type: checkin}, coins: 2}
+"""
+
+
+def live_operator(live, args, today):
+    """The operator routes: with the admin key, without admin (403), without a key."""
+    A, K, W = args.admin_key, args.key, args.write_key
+    a = live.call("GET", "/v1/metrics", 200, key=A)
+    if a.status == 200:
+        targets = {(t["role"], t["name"]) for t in a.json()["targets"]}
+        live.expect({("broker", "broker"), ("ingestor", "i0"), ("scorer", "s0"), ("scorer", "s1")} <= targets,
+                    "GET /v1/metrics: %s" % a.body)
+    live.call("GET", "/v1/metrics?x=1", 400, "bad_param", key=A)
+    live.call("GET", "/v1/metrics", 403, "forbidden", key=K)
+    live.call("GET", "/v1/metrics", 401, "unauthorized", key=None)
+    a = live.call("GET", "/v1/metrics/scorer/s0", 200, key=A)
+    live.expect(a.status != 200 or b"trove_scorer_" in a.body, "GET /v1/metrics/scorer/s0 without scorer metrics")
+    live.call("GET", "/v1/metrics/broker/broker", 200, key=A)
+    live.call("GET", "/v1/metrics/scorer/nope", 404, "not_found", key=A)
+    live.call("GET", "/v1/metrics/nope/s0", 404, "not_found", key=A)
+    live.call("GET", "/v1/metrics/scorer/s%zz", 404, "not_found", key=A)
+    live.call("GET", "/v1/metrics/scorer/s0/x", 404, "not_found", key=A)
+    live.call("GET", "/v1/metrics/scorer/s0?x=1", 400, "bad_param", key=A)
+    live.call("GET", "/v1/metrics/scorer/s0", 403, "forbidden", key=W)
+
+    pv = HUNT_PV.encode()
+    a = live.call("POST", "/v1/rules/preview?file=pv.yaml", 200, key=A, body=pv,
+                  headers={"Content-Type": "application/yaml"})
+    if a.status == 200:
+        p = a.json()
+        live.expect(p["mint"] > 0 and p["revoke"] == 0 and [(r["hunt"], r["rule"]) for r in p["rules"]] == [("pv", "every")]
+                    and all(c["action"] == "mint" and c["hunt"] == "pv" and c["value"] == 2 for c in p["changes"]),
+                    "preview of a new hunt paying 2 per checkin: %s" % a.body[:500])
+    a = live.call("POST", "/v1/rules/preview?file=pv.yaml&user=u1", 200, key=A, body=pv, label="one user")
+    if a.status == 200:
+        p = a.json()
+        live.expect(p["mint"] > 0 and {c["user"] for c in p["changes"]} == {"u1"},
+                    "preview for u1: %s" % a.body[:500])
+    live.call("POST", "/v1/rules/preview?file=pv.txt", 422, "rules_refused", key=A, body=pv, label="not .yaml")
+    live.call("POST", "/v1/rules/preview", 400, "bad_param", key=A, body=pv, label="no file")
+    live.call("POST", "/v1/rules/preview?file=", 400, "bad_param", key=A, body=pv, label="empty file")
+    live.call("POST", "/v1/rules/preview?file=pv.yaml&x=1", 400, "bad_param", key=A, body=pv)
+    live.call("POST", "/v1/rules/preview?file=pv.yaml&file=pv.yaml", 400, "bad_param", key=A, body=pv)
+    live.call("POST", "/v1/rules/preview?file=pv.yaml&user=", 400, "bad_user", key=A, body=pv)
+    live.call("POST", "/v1/rules/preview?file=pv.yaml&user=" + "u" * 129, 400, "bad_user", key=A, body=pv)
+    live.call("POST", "/v1/rules/preview?file=pv.yaml", 400, "bad_rules", key=A, body=b"", label="empty body")
+    live.call("POST", "/v1/rules/preview?file=pv.yaml", 400, "bad_rules", key=A, body=pv + b"\0x",
+              label="a NUL byte")
+    live.call("POST", "/v1/rules/preview?file=pv.yaml", 400, "bad_rules", key=A, body=b"hunt: [pv\n",
+              label="does not parse")
+    live.call("POST", "/v1/rules/preview?file=pv.yaml", 403, "forbidden", key=K, body=pv)
+    live.call("POST", "/v1/rules/preview?file=pv.yaml", 401, "unauthorized", key=None, body=pv)
+
+    # Reports: shard s0 gets a run now (trovectl, the operator's), so it has
+    # one to show whatever the schedule did before.
+    subprocess.run([args.trovectl, "reconcile", "--dir", args.dir, "--shard", "s0"], check=True,
+                   stdout=subprocess.DEVNULL, timeout=60)
+    a = live.call("GET", "/v1/reconciler/reports", 200, key=A)
+    if a.status == 200:
+        shards = {e["shard"]: e for e in a.json()["shards"]}
+        live.expect(sorted(shards) == ["s0", "s1"] and "report" in shards["s0"] and shards["s0"]["report"]["shard"] == "s0",
+                    "GET /v1/reconciler/reports after a run of s0: %s" % a.body[:500])
+    live.call("GET", "/v1/reconciler/reports?x=1", 400, "bad_param", key=A)
+    live.call("GET", "/v1/reconciler/reports", 403, "forbidden", key=K)
+    live.call("GET", "/v1/reconciler/reports", 401, "unauthorized", key=None)
+
+
+def live_console(live):
+    """The console's files: open, with their types; 404, the redirect."""
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "console")
+    for path, name in (("/console/", "index.html"), ("/console/trove.js", "trove.js"), ("/console/style.css", "style.css")):
+        a = live.call("GET", path, 200, key=None)
+        with open(os.path.join(src, name), "rb") as f:
+            live.expect(a.body == f.read(), "GET %s is not console/%s byte for byte" % (path, name))
+    live.call("GET", "/console/index.html?ignored=1", 200, key=None, label="parameters ignored")
+    live.call("GET", "/console/nope.js", 404, "not_found", key=None)
+    live.call("GET", "/console/trove%2Ejs", 404, "not_found", key=None, label="matched as sent")
+    live.call("GET", "/console/?a=%zz", 400, "bad_query", key=None)
+    live.call("GET", "/console/trove.js?a=%zz", 400, "bad_query", key=None)
+    a = live.call("GET", "/console", 301, "moved", key=None)
+    live.expect(a.headers.get("location") == "/console/", "GET /console: Location %r" % a.headers.get("location"))
+    live.call("GET", "/console?a=%zz", 400, "bad_query", key=None)
+    # Other methods are not open: a key first, then 405.
+    live.call("POST", "/console/", 401, "unauthorized", key=None, body=b"")
+    live.call("POST", "/console/", 405, "method_not_allowed", body=b"")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -880,6 +1114,7 @@ def main():
     parser.add_argument("--key")
     parser.add_argument("--write-key")
     parser.add_argument("--read-key")
+    parser.add_argument("--admin-key")
     args = parser.parse_args()
     with open(args.doc, "rb") as f:
         doc_bytes = f.read()
