@@ -69,8 +69,13 @@ s_params (const trove_http_request_t *req, trove_http_response_t *resp, const ch
     for (size_t i = 0; i < req->nargs; i++) {
         const char *name = req->args [2 * i] ? req->args [2 * i] : "";
         size_t len = strlen (name);
-        const char *hit = len ? strstr (allowed, name) : NULL;
-        bool known = hit && (hit == allowed || hit [-1] == ' ') && (hit [len] == ' ' || hit [len] == 0);
+        //  A whole word of allowed ("file user" must not take "file user").
+        bool known = false;
+        for (const char *a = allowed; *a && !known;) {
+            size_t alen = strcspn (a, " ");
+            known = len && alen == len && strncmp (a, name, len) == 0;
+            a += alen + (a [alen] == ' ');
+        }
         for (size_t j = 0; known && j < i; j++)
             known = !req->args [2 * j] || strcmp (req->args [2 * j], name) != 0;
         if (!known) {

@@ -782,9 +782,12 @@ s_access (void *cls, struct MHD_Connection *connection, const char *url, const c
         if (decoded == -1)
             trove_http_reply_error (&resp, 400, "bad_query",
                                     "a query argument is not percent-encoded UTF-8 text");
-        else
+        else {
             trove_http_reply_error (&resp, 503, trove_strerror (TROVE_E_OVERLOADED),
                                     "out of memory; retry later");
+            //  As every 503 of the API (docs/openapi.json requires it).
+            trove_http_reply_header (&resp, "Retry-After", "1");
+        }
         c->answered = true;
         return s_queue (self, connection, &resp, false);
     }

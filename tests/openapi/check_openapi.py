@@ -988,6 +988,8 @@ def live_operator(live, args, today):
     live.call("POST", "/v1/rules/preview?file=", 400, "bad_param", key=A, body=pv, label="empty file")
     live.call("POST", "/v1/rules/preview?file=pv.yaml&x=1", 400, "bad_param", key=A, body=pv)
     live.call("POST", "/v1/rules/preview?file=pv.yaml&file=pv.yaml", 400, "bad_param", key=A, body=pv)
+    live.call("POST", "/v1/rules/preview?file=pv.yaml&file+user=x", 400, "bad_param", key=A, body=pv,
+              label="a parameter named by two words")
     live.call("POST", "/v1/rules/preview?file=pv.yaml&user=", 400, "bad_user", key=A, body=pv)
     live.call("POST", "/v1/rules/preview?file=pv.yaml&user=" + "u" * 129, 400, "bad_user", key=A, body=pv)
     live.call("POST", "/v1/rules/preview?file=pv.yaml", 400, "bad_rules", key=A, body=b"", label="empty body")
