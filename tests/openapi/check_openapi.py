@@ -536,6 +536,14 @@ class Live:
         self.problems = []
         self.seen = {}  # operationId -> set of statuses
         self.calls = 0
+        self.times = []  # (section, seconds), to keep the test within its time budget
+        self._section = None
+
+    def section(self, name):
+        now = time.monotonic()
+        if self._section:
+            self.times.append((self._section[0], now - self._section[1]))
+        self._section = (name, now) if name else None
 
     def request(self, method, path, key=None, body=None, headers=None):
         h = dict(headers or {})
@@ -654,6 +662,7 @@ def run_live(doc, doc_bytes, args):
     today = now.strftime("%Y-%m-%d")
     run = str(int(time.time() * 1000))
 
+    live.section("meta")
     # --- meta: open, no key --------------------------------------------------------------------
     a = live.call("GET", "/v1/openapi.json", 200, key=None)
     live.expect(a.body == doc_bytes, "GET /v1/openapi.json is not docs/openapi.json byte for byte")
@@ -669,6 +678,7 @@ def run_live(doc, doc_bytes, args):
     live.call("POST", "/v1/users/u/balance", 405, "method_not_allowed")
     live.call("GET", "/v1/users//balance", 404, "not_found")
 
+    live.section("events")
     # --- POST /v1/events ------------------------------------------------------------------------
     def ev(i, user, typ="checkin", **extra):
         e = {"id": "oa-%s-%s" % (run, i), "user": user, "type": typ, "ts": stamp}
@@ -730,6 +740,7 @@ def run_live(doc, doc_bytes, args):
     a = live.raw(b"GET /v1/users/u1/balance HTTP/1.1\r\nHost: x\r\n")
     live.record("GET", "/v1/users/u1/balance", a, 408, "header_timeout")
 
+    live.section("users")
     # --- users ------------------------------------------------------------------------------------
     subprocess.run([args.trovectl, "exclude", "--dir", args.dir, "u2", "--reason", "staff"], check=True,
                    stdout=subprocess.DEVNULL)
@@ -772,6 +783,7 @@ def run_live(doc, doc_bytes, args):
         live.expect({"each", "count", "sequence"} <= kinds and capped, "progress of u1: %s" % a.body)
     live.call("GET", "/v1/users/u1/progress?limit=1", 400, "bad_param")
 
+    live.section("coins")
     # --- coins ----------------------------------------------------------------------------------
     if coin_id:
         live.call("GET", "/v1/coins/" + coin_id, 200)
@@ -781,6 +793,7 @@ def run_live(doc, doc_bytes, args):
     live.call("GET", "/v1/coins/ABC", 400, "bad_coin_id")
     live.call("GET", "/v1/coins/%s?x=1" % ("0" * 32), 400, "bad_param")
 
+    live.section("boards")
     # --- leaderboards -----------------------------------------------------------------------------
     a = live.call("GET", "/v1/leaderboards/demo", 200)
     if a.status == 200 and a.json()["entries"]:
@@ -805,6 +818,7 @@ def run_live(doc, doc_bytes, args):
     live.call("GET", "/v1/leaderboards/demo/periods?period=all", 400, "bad_param")
     live.call("GET", "/v1/leaderboards/a%20b/periods", 400, "bad_hunt")
 
+    live.section("read key")
     # --- the read key: another source's events hidden, then its read bucket ------------------------
     if coin_id:
         a = live.call("GET", "/v1/coins/" + coin_id, 200, key=R, label="another source's key")
@@ -819,10 +833,14 @@ def run_live(doc, doc_bytes, args):
     a = live.stream("/v1/awards/stream", key=R)
     live.record("GET", "/v1/awards/stream", a, 429, "rate_limited", label="no read token")
 
+    live.section("stream")
     live_stream(live, doc, ev, enc)
+    live.section("operator")
     live_operator(live, args, today)
+    live.section("console")
     live_console(live)
 
+    live.section("503")
     # --- a shard that does not answer: 503 ------------------------------------------------------------
     with open(os.path.join(args.dir, "pids", "s1.pid")) as f:
         pid = int(f.read().strip())
@@ -837,6 +855,7 @@ def run_live(doc, doc_bytes, args):
     finally:
         os.kill(pid, signal.SIGCONT)
 
+    live.section(None)
     # --- coverage -----------------------------------------------------------------------------------
     for method, path, op in operations(doc):
         statuses = live.seen.get(op["operationId"], set())
@@ -1135,7 +1154,8 @@ def main():
     else:
         live = run_live(doc, doc_bytes, args)
         problems = live.problems
-        summary = "%d calls, %d operations seen" % (live.calls, len(live.seen))
+        summary = "%d calls, %d operations seen; seconds: %s" % (
+            live.calls, len(live.seen), ", ".join("%s %.1f" % t for t in live.times))
     for problem in problems:
         print("openapi %s: %s" % (args.command, problem), file=sys.stderr)
     if problems:
