@@ -1226,6 +1226,7 @@ done:
     free (err);
     if (self) {
         trove_http_destroy (&self->http);
+        trove_admin_destroy (&self->admin);
         trove_api_destroy (&self->api);
         trove_ingest_destroy (&self->ingest);
         trove_sources_destroy (&self->sources);
