@@ -39,6 +39,7 @@ Exit 0 when everything holds; otherwise every problem on stderr, exit 1.
 Works with python3-jsonschema 4.10 (Debian 12) and later.
 """
 import argparse
+import concurrent.futures
 import copy
 import datetime
 import http.client
@@ -846,12 +847,17 @@ def run_live(doc, doc_bytes, args):
         pid = int(f.read().strip())
     os.kill(pid, signal.SIGSTOP)
     try:
-        live.call("GET", "/v1/leaderboards/demo/periods", 503, "shard_unavailable")
-        # Without an id the stream asks each scorer its position.
-        a = live.stream("/v1/awards/stream")
-        live.record("GET", "/v1/awards/stream", a, 503, "shard_unavailable", label="a scorer stopped")
-        live.call("GET", "/v1/metrics/scorer/s1", 503, "shard_unavailable", key=args.admin_key,
-                  label="a scorer stopped")
+        # At once: each waits for the stopped scorer (4 s, 1 s, 2 s).
+        calls = [
+            lambda: live.call("GET", "/v1/leaderboards/demo/periods", 503, "shard_unavailable"),
+            # Without an id the stream asks each scorer its position.
+            lambda: live.record("GET", "/v1/awards/stream", live.stream("/v1/awards/stream"), 503,
+                                "shard_unavailable", label="a scorer stopped"),
+            lambda: live.call("GET", "/v1/metrics/scorer/s1", 503, "shard_unavailable", key=args.admin_key,
+                              label="a scorer stopped")]
+        with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
+            for done in [pool.submit(c) for c in calls]:
+                done.result()
     finally:
         os.kill(pid, signal.SIGCONT)
 
