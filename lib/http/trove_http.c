@@ -958,31 +958,33 @@ trove_http_start (trove_http_t *self, const char *address, unsigned threads, cha
     //  Suspend and resume: a stream waiting for bytes holds no thread.
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET
                    | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
-    //  HTTPS: the certificate comes from a callback, so a reload needs no
-    //  restart (trove_http_tls.c); without it the list ends early.
-    struct MHD_OptionItem tls [] = {
-        {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, http_tls_callback ()},
-        {MHD_OPTION_HTTPS_PRIORITIES, 0, self->tls_priorities},
-        {MHD_OPTION_END, 0, NULL},
-    };
+    //  Options that depend on the server: a pool only with more than one
+    //  thread (libmicrohttpd warns at every start about a pool of one);
+    //  HTTPS with the certificate from a callback, so a reload needs no
+    //  restart (trove_http_tls.c).
+    struct MHD_OptionItem opts [4];
+    size_t nopts = 0;
+    if (threads > 1)
+        opts [nopts++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, threads, NULL};
     if (self->tls_pair) {
         if (http_tls_claim (self)) {
             message = strdup ("http: another listener of this process serves HTTPS (one per process)");
             goto fail;
         }
         flags |= MHD_USE_TLS;
+        opts [nopts++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, http_tls_callback ()};
+        opts [nopts++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, self->tls_priorities};
     }
-    else
-        tls [0].option = MHD_OPTION_END;
+    opts [nopts] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     errno = 0;
     //  Room above the door's own limit: a connection closing is counted out
     //  by the door a moment before libmicrohttpd forgets it.
-    self->daemon = MHD_start_daemon (
-        flags, 0, NULL, NULL, s_access, self, MHD_OPTION_EXTERNAL_LOGGER, s_log, self,
-        MHD_OPTION_NOTIFY_COMPLETED, s_completed, self, MHD_OPTION_NOTIFY_CONNECTION, s_notify, self,
-        MHD_OPTION_UNESCAPE_CALLBACK, s_unescape_none, NULL, MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned) (max + 64), MHD_OPTION_CONNECTION_TIMEOUT,
-        self->limits.idle_timeout_s, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+    self->daemon =
+        MHD_start_daemon (flags, 0, NULL, NULL, s_access, self, MHD_OPTION_EXTERNAL_LOGGER, s_log, self,
+                          MHD_OPTION_NOTIFY_COMPLETED, s_completed, self, MHD_OPTION_NOTIFY_CONNECTION,
+                          s_notify, self, MHD_OPTION_UNESCAPE_CALLBACK, s_unescape_none, NULL,
+                          MHD_OPTION_CONNECTION_LIMIT, (unsigned) (max + 64), MHD_OPTION_CONNECTION_TIMEOUT,
+                          self->limits.idle_timeout_s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!self->daemon) {
         int error = errno;
         pthread_mutex_lock (&self->log_mutex);
