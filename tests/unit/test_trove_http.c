@@ -917,9 +917,12 @@ test_stream (void **state)
     assert_non_null (strstr (out, "first\n"));
     free (out);
     trove_http_destroy (&http);
-    assert_true (atomic_load (&s_writers [2].done));
+    //  Destroy returned once the writer let go of its handle: it had
+    //  learnt the stream was gone by then (`gone` is set before the
+    //  release; `done` only after it, so it is read after the join).
     assert_true (atomic_load (&s_writers [2].gone));
     pthread_join (s_writers [2].thread, NULL);
+    assert_true (atomic_load (&s_writers [2].done));
     close (fd);
     trove_metrics_destroy (&metrics);
 
