@@ -62,33 +62,6 @@ s_unavailable (trove_http_response_t *resp, const char *detail)
     trove_http_reply_header (resp, "Retry-After", "1");
 }
 
-//  No query arguments but those named (space-separated), each at most once.
-static bool
-s_params (const trove_http_request_t *req, trove_http_response_t *resp, const char *allowed)
-{
-    for (size_t i = 0; i < req->nargs; i++) {
-        const char *name = req->args [2 * i] ? req->args [2 * i] : "";
-        size_t len = strlen (name);
-        //  A whole word of allowed ("file user" must not take "file user").
-        bool known = false;
-        for (const char *a = allowed; *a && !known;) {
-            size_t alen = strcspn (a, " ");
-            known = len && alen == len && strncmp (a, name, len) == 0;
-            a += alen + (a [alen] == ' ');
-        }
-        for (size_t j = 0; known && j < i; j++)
-            known = !req->args [2 * j] || strcmp (req->args [2 * j], name) != 0;
-        if (!known) {
-            char detail [200];
-            snprintf (detail, sizeof detail, "an unknown or repeated parameter; this path takes %s",
-                      *allowed ? allowed : "none");
-            trove_http_reply_error (resp, 400, trove_strerror (TROVE_E_BAD_PARAM), detail);
-            return false;
-        }
-    }
-    return true;
-}
-
 //  ---------------------------------------------------------------------------
 //  GET /v1/metrics and /v1/metrics/{role}/{name}
 
@@ -113,7 +86,7 @@ static void
 s_metrics_list (void *arg, const trove_http_request_t *req, trove_http_response_t *resp)
 {
     trove_admin_t *self = arg;
-    if (!trove_api_authorize (self->api, req, resp, TROVE_SCOPE_ADMIN) || !s_params (req, resp, ""))
+    if (!trove_api_authorize (self->api, req, resp, TROVE_SCOPE_ADMIN) || !trove_api_params (req, resp, ""))
         return;
     const trove_cfg_t *cfg = self->cfg;
     json_t *targets = json_array ();
@@ -135,7 +108,7 @@ static void
 s_metrics_one (void *arg, const trove_http_request_t *req, trove_http_response_t *resp)
 {
     trove_admin_t *self = arg;
-    if (!trove_api_authorize (self->api, req, resp, TROVE_SCOPE_ADMIN) || !s_params (req, resp, ""))
+    if (!trove_api_authorize (self->api, req, resp, TROVE_SCOPE_ADMIN) || !trove_api_params (req, resp, ""))
         return;
     //  {role}/{name}: names are config section names, no escapes needed.
     char role [S_SEGMENT_MAX + 1], name [S_SEGMENT_MAX + 1];
@@ -172,7 +145,8 @@ static void
 s_preview (void *arg, const trove_http_request_t *req, trove_http_response_t *resp)
 {
     trove_admin_t *self = arg;
-    if (!trove_api_authorize (self->api, req, resp, TROVE_SCOPE_ADMIN) || !s_params (req, resp, "file user"))
+    if (!trove_api_authorize (self->api, req, resp, TROVE_SCOPE_ADMIN)
+        || !trove_api_params (req, resp, "file user"))
         return;
     const char *file = trove_http_arg (req, "file"), *user = trove_http_arg (req, "user");
     if (!file || !*file) {
@@ -263,7 +237,7 @@ static void
 s_reports (void *arg, const trove_http_request_t *req, trove_http_response_t *resp)
 {
     trove_admin_t *self = arg;
-    if (!trove_api_authorize (self->api, req, resp, TROVE_SCOPE_ADMIN) || !s_params (req, resp, ""))
+    if (!trove_api_authorize (self->api, req, resp, TROVE_SCOPE_ADMIN) || !trove_api_params (req, resp, ""))
         return;
     json_t *shards = json_array ();
     for (size_t k = 0; shards && k < trove_cfg_shards (self->cfg); k++) {

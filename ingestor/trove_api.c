@@ -298,10 +298,8 @@ s_split (const trove_http_request_t *req, trove_http_response_t *resp, s_path_t 
     }
 }
 
-//  Only the query arguments named in `allowed` (space-separated), each at
-//  most once. Answers 400 bad_param otherwise.
-static bool
-s_params (const trove_http_request_t *req, trove_http_response_t *resp, const char *allowed)
+bool
+trove_api_params (const trove_http_request_t *req, trove_http_response_t *resp, const char *allowed)
 {
     for (size_t i = 0; i < req->nargs; i++) {
         const char *name = req->args [2 * i] ? req->args [2 * i] : "";
@@ -424,10 +422,10 @@ s_users (void *arg, const trove_http_request_t *req, trove_http_response_t *resp
     long limit = 0;
     bool balance = strcmp (what, "balance") == 0;
     if (!s_check_user (resp, user)
-        || !s_params (req, resp,
-                      coins     ? "limit cursor as_of"
-                      : balance ? "as_of"
-                                : "")
+        || !trove_api_params (req, resp,
+                              coins     ? "limit cursor as_of"
+                              : balance ? "as_of"
+                                        : "")
         || (coins && !s_number (req, resp, "limit", 1, S_MAX_LIMIT, 50, &limit)))
         return;
     //  as_of: the balance or coins as the ledger stood at that instant.
@@ -506,7 +504,7 @@ s_coins (void *arg, const trove_http_request_t *req, trove_http_response_t *resp
                  TROVE_COIN_ID_LEN);
         return;
     }
-    if (!s_params (req, resp, ""))
+    if (!trove_api_params (req, resp, ""))
         return;
     trove_router_t *router = s_router_or_503 (self, resp);
     if (!router)
@@ -549,10 +547,10 @@ s_boards (void *arg, const trove_http_request_t *req, trove_http_response_t *res
     const char *hunt = path.seg [0], *user = around ? path.seg [2] : NULL;
     long limit = 0, k = 0;
     if (!s_check_hunt (resp, hunt) || (user && !s_check_user (resp, user))
-        || !s_params (req, resp,
-                      top      ? "period limit after"
-                      : around ? "period k"
-                               : "limit")
+        || !trove_api_params (req, resp,
+                              top      ? "period limit after"
+                              : around ? "period k"
+                                       : "limit")
         || (!around && !s_number (req, resp, "limit", 1, S_MAX_LIMIT, periods ? 50 : 10, &limit))
         || (around && !s_number (req, resp, "k", 0, S_MAX_K, 5, &k)))
         return;
@@ -612,7 +610,7 @@ s_awards_stream (void *arg, const trove_http_request_t *req, trove_http_response
 {
     trove_api_t *self = arg;
     const trove_source_key_t *who = s_authorized (self, req, resp, TROVE_SCOPE_USERS_READ);
-    if (!who || !s_params (req, resp, "user hunt rule last_event_id"))
+    if (!who || !trove_api_params (req, resp, "user hunt rule last_event_id"))
         return;
     const char *user = trove_http_arg (req, "user"), *hunt = trove_http_arg (req, "hunt"),
                *rule = trove_http_arg (req, "rule");

@@ -56,6 +56,11 @@ int trove_api_routes (trove_api_t *self, trove_http_t *http);
 //  key may still read the previous set, so keep that alive until the server
 //  is destroyed (the ingestor frees replaced sets at exit).
 void trove_api_set_sources (trove_api_t *self, const trove_sources_t *sources);
+//  Only the query arguments named in `allowed` (space-separated; a name
+//  must match a whole word), each at most once: true, else false after
+//  filling resp with 400 bad_param (naming the parameter when it is short
+//  text). Every route of the API checks its arguments with it.
+bool trove_api_params (const trove_http_request_t *req, trove_http_response_t *resp, const char *allowed);
 //  Check a request for another module's route as these routes check theirs:
 //  a key of a source (401), with scope (a TROVE_SCOPE_ bit; 403 forbidden),
 //  and a read token of its source (429). Returns the key, or NULL after
